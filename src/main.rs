@@ -1,1 +1,344 @@
-fn main() {}
+//! `segflow`: the command line. Argument parsing and wiring only; the work is
+//! done by the grammar, compiler, runtime and gen crates.
+
+use segflow_compiler::{compile, explain, Compiled, SourceMap};
+use segflow_runtime::load::load_files;
+use segflow_runtime::{Clock, Decoder, Engine, EngineConfig};
+use std::io::Write;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+segflow — live segmentation: EQL compiled to differential dataflow
+
+usage:
+  segflow check FILE.eql...                     check definitions; print every error
+  segflow explain FILE.eql... [--stage ast|hir|plan] [--format text|dot|json]
+                                                show a compiler stage (default: the plan)
+  segflow run FILE.eql... --events DATA.ndjson... [--now T] [--workers N]
+              [--out PATH] [--skip-invalid] [--batch-size N] [--changes PATH]
+                                                run records through the dataflow and print
+                                                the profile dump (EQL.md §11)
+  segflow gen [--users N] [--events M] [--seed S] [--days D] [--out FILE]
+                                                synthetic data for examples/retail/retail.eql
+
+Set RUST_LOG=debug for structured logs on standard error.";
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "check" => check(rest),
+        "explain" => explain_cmd(rest),
+        "run" => run(rest),
+        "gen" => gen(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "--version" | "version" => {
+            println!("segflow {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Flags with values and positional arguments, in the simple form every command uses.
+struct Args {
+    positional: Vec<String>,
+    flags: Vec<(String, Vec<String>)>,
+}
+
+impl Args {
+    /// `multi` flags take every following non-flag argument.
+    fn parse(args: &[String], valued: &[&str], multi: &[&str], switches: &[&str]) -> Result<Args, String> {
+        let mut out = Args { positional: Vec::new(), flags: Vec::new() };
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            if let Some(name) = a.strip_prefix("--") {
+                let (name, inline) = match name.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_string())),
+                    None => (name, None),
+                };
+                if switches.contains(&name) {
+                    out.flags.push((name.to_string(), vec![]));
+                } else if valued.contains(&name) {
+                    let v = match inline {
+                        Some(v) => v,
+                        None => {
+                            i += 1;
+                            args.get(i).cloned().ok_or_else(|| format!("--{name} needs a value"))?
+                        }
+                    };
+                    out.flags.push((name.to_string(), vec![v]));
+                } else if multi.contains(&name) {
+                    let mut values: Vec<String> = inline.into_iter().collect();
+                    while i + 1 < args.len() && (!args[i + 1].starts_with("--") || args[i + 1] == "-") {
+                        i += 1;
+                        values.push(args[i].clone());
+                    }
+                    if values.is_empty() {
+                        return Err(format!("--{name} needs at least one file"));
+                    }
+                    out.flags.push((name.to_string(), values));
+                } else {
+                    let all: Vec<&str> = valued.iter().chain(multi).chain(switches).copied().collect();
+                    let hint = segflow_grammar::did_you_mean(name, all.iter().copied())
+                        .map(|s| format!(" (did you mean --{s}?)"))
+                        .unwrap_or_default();
+                    return Err(format!("unknown flag --{name}{hint}"));
+                }
+            } else {
+                out.positional.push(a.clone());
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.flags.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.first().map(String::as_str))
+    }
+    fn all(&self, name: &str) -> Vec<String> {
+        self.flags.iter().filter(|(n, _)| n == name).flat_map(|(_, v)| v.clone()).collect()
+    }
+    fn has(&self, name: &str) -> bool {
+        self.flags.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// Reads and compiles EQL files; on errors prints them all and returns `Err(exit code)`.
+fn compile_files(files: &[String]) -> Result<Result<(SourceMap, Compiled), ExitCode>, String> {
+    if files.is_empty() {
+        return Err("no EQL file given".into());
+    }
+    let mut sources = SourceMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?;
+        sources.add(f.clone(), text);
+    }
+    match compile(&sources) {
+        Ok(compiled) => {
+            if !compiled.warnings.is_empty() {
+                eprint!("{}", sources.render(&compiled.warnings));
+            }
+            Ok(Ok((sources, compiled)))
+        }
+        Err(diagnostics) => {
+            eprint!("{}", sources.render(&diagnostics));
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            eprintln!("error: {} found {errors} error{}", files.join(", "), if errors == 1 { "" } else { "s" });
+            Ok(Err(ExitCode::FAILURE))
+        }
+    }
+}
+
+fn check(args: &[String]) -> Result<ExitCode, String> {
+    let args = Args::parse(args, &[], &[], &[])?;
+    let (_, compiled) = match compile_files(&args.positional)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let p = &compiled.program;
+    let tags = p.tags.iter().filter(|t| !t.anonymous).count();
+    let lifted = p.tags.len() - tags;
+    println!(
+        "ok: {} entities, {} events, {} tags ({} lifted aggregates), {} segments, {} queries in {}",
+        p.entities.len(),
+        p.events.len(),
+        tags,
+        lifted,
+        p.segments.len(),
+        p.queries.len(),
+        args.positional.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain_cmd(args: &[String]) -> Result<ExitCode, String> {
+    let args = Args::parse(args, &["stage", "format"], &[], &[])?;
+    let stage = args.get("stage").unwrap_or("plan");
+    let format = args.get("format").unwrap_or("text");
+    let (_, compiled) = match compile_files(&args.positional)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let text = match (stage, format) {
+        ("ast", "text") => format!("{}\n", compiled.ast),
+        ("ast", "json") => json(&compiled.ast)?,
+        ("hir", "text") => explain::hir_text(&compiled.program),
+        ("hir", "json") => json(&compiled.program)?,
+        ("plan", "text") => explain::plan_text(&compiled.plan),
+        ("plan", "dot") => explain::plan_dot(&compiled.plan),
+        ("plan", "json") => json(&compiled.plan)?,
+        ("ast" | "hir" | "plan", f) => return Err(format!("--format {f} is not available for --stage {stage} (text, json; dot for the plan)")),
+        (s, _) => return Err(format!("unknown stage `{s}`: expected ast, hir or plan")),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| e.to_string())
+}
+
+fn run(args: &[String]) -> Result<ExitCode, String> {
+    let args = Args::parse(
+        args,
+        &["now", "workers", "out", "batch-size", "changes"],
+        &["events"],
+        &["skip-invalid"],
+    )?;
+    let events = args.all("events");
+    if events.is_empty() {
+        return Err("`segflow run` needs --events DATA.ndjson (one or more files; - for standard input)".into());
+    }
+    let workers: usize = match args.get("workers") {
+        Some(w) => w.parse().ok().filter(|n| (1..=64).contains(n)).ok_or("--workers takes a number from 1 to 64")?,
+        None => 1,
+    };
+    let batch_size: usize = match args.get("batch-size") {
+        Some(b) => b.parse().ok().filter(|n| *n > 0).ok_or("--batch-size takes a positive number")?,
+        None => 100_000,
+    };
+    let clock = match args.get("now") {
+        None => Clock::Event,
+        Some(t) => Clock::Fixed(parse_now(t)?),
+    };
+    let (_, compiled) = match compile_files(&args.positional)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let decoder = Decoder::new(&compiled.plan);
+    let started = std::time::Instant::now();
+    let files: Vec<String> = events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
+    let loaded = load_files(&decoder, &files).map_err(|e| e.to_string())?;
+    for w in loaded.warnings.iter().take(20) {
+        eprintln!("warning: {w}");
+    }
+    if loaded.warnings.len() > 20 {
+        eprintln!("warning: … and {} more warnings", loaded.warnings.len() - 20);
+    }
+    if !loaded.errors.is_empty() {
+        for e in loaded.errors.iter().take(1000) {
+            eprintln!("error: {e}");
+        }
+        if loaded.errors.len() > 1000 {
+            eprintln!("error: … and {} more invalid records", loaded.errors.len() - 1000);
+        }
+        if !args.has("skip-invalid") {
+            eprintln!(
+                "error: {} invalid record{}; nothing was applied (use --skip-invalid to skip them)",
+                loaded.errors.len(),
+                if loaded.errors.len() == 1 { "" } else { "s" }
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        eprintln!("warning: skipped {} invalid records", loaded.errors.len());
+    }
+    let decoded_in = started.elapsed();
+    let mut engine = Engine::start(compiled.plan.clone(), EngineConfig { workers, clock })?;
+    let mut duplicates = 0;
+    for chunk in loaded.records.chunks(batch_size) {
+        duplicates += engine.apply(chunk).duplicates;
+    }
+    if let Clock::Fixed(_) = clock {
+        engine.tick();
+    }
+    let elapsed = started.elapsed();
+    let state = engine.state();
+    let state = state.read().map_err(|_| "serving state poisoned")?;
+    let write = |path: Option<&str>, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> Result<(), String> {
+        match path {
+            None | Some("-") => {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                f(&mut out).and_then(|_| out.flush()).map_err(|e| e.to_string())
+            }
+            Some(p) => {
+                let file = std::fs::File::create(p).map_err(|e| format!("{p}: {e}"))?;
+                let mut out = std::io::BufWriter::new(file);
+                f(&mut out).and_then(|_| out.flush()).map_err(|e| format!("{p}: {e}"))
+            }
+        }
+    };
+    write(args.get("out"), &|out| state.dump(&mut DynWrite(out)))?;
+    if let Some(path) = args.get("changes") {
+        write(Some(path), &|out| state.write_changes(&mut DynWrite(out)))?;
+    }
+    let events_applied = loaded.records.len();
+    eprintln!(
+        "segflow: {events_applied} records ({duplicates} duplicate events skipped) in {:.2}s ({:.0} records/s; decode {:.2}s), now = {}, {} workers",
+        elapsed.as_secs_f64(),
+        events_applied as f64 / elapsed.as_secs_f64().max(1e-9),
+        decoded_in.as_secs_f64(),
+        segflow_compiler::value::format_timestamp(state.time),
+        workers
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Adapts `&mut dyn Write` to `impl Write`.
+struct DynWrite<'a>(&'a mut dyn Write);
+
+impl Write for DynWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+fn parse_now(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    segflow_compiler::value::parse_timestamp(text).map_err(|e| format!("--now: {e}"))
+}
+
+fn gen(args: &[String]) -> Result<ExitCode, String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", segflow_gen::USAGE);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (config, out) = segflow_gen::parse_args(args)?;
+    let started = std::time::Instant::now();
+    let stats = match &out {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            segflow_gen::generate(&config, &mut std::io::BufWriter::new(file))
+        }
+        None => segflow_gen::generate(&config, &mut std::io::stdout().lock()),
+    }
+    .map_err(|e| e.to_string())?;
+    if out.is_some() {
+        eprintln!(
+            "segflow gen: {} lines ({} events, {} entity records, {} attribute updates, {} duplicates, {} late) in {:.2}s",
+            stats.lines(),
+            stats.events,
+            stats.entity_records,
+            stats.attribute_updates,
+            stats.duplicates,
+            stats.late,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,1 +1,25 @@
-//! placeholder
+//! Stage 3 of the segflow pipeline: a plan, running.
+//!
+//! ```text
+//!  NDJSON ──decode──> Record ──Engine::apply──> input sessions ──> dataflow (render)
+//!                                                                     │ output changes
+//!                     readers <── ServingState (one lock per batch) <─┘
+//! ```
+//!
+//! [`decode`] validates records against the model; [`engine::Engine`] owns the
+//! timely workers, the clock, deduplication and window retractions, and
+//! publishes each batch whole into the [`state::ServingState`]; [`render`]
+//! turns the compiler's plan into differential operators. The runtime never
+//! looks at EQL syntax: everything it knows comes from the plan.
+
+pub mod decode;
+pub mod diff;
+pub mod engine;
+pub mod intern;
+pub mod load;
+pub mod render;
+pub mod state;
+
+pub use decode::{DecodeError, Decoder, Record, Warning};
+pub use engine::{Clock, Engine, EngineConfig};
+pub use state::ServingState;

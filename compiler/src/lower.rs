@@ -1,0 +1,377 @@
+//! Lowering the typed IR to a dataflow plan.
+//!
+//! - An aggregate becomes: its event input (one per event type and window), one
+//!   `Enrich` per reference its filter or value follows, a `Filter`, and an
+//!   `Aggregate` node. Identical nodes are built once (the plan is hash-consed),
+//!   so two tags with the same `count(page_view where channel = "app" within 7d)`
+//!   share everything.
+//! - Expression definitions (tags that are not a bare aggregate, and segments)
+//!   are evaluated in `Gather` nodes: one reduce per entity and *rank* that
+//!   assembles a dense row per instance from the columns the expressions read,
+//!   then evaluates them in dependency order. The rank of a definition is the
+//!   number of aggregates and reference hops between it and the inputs; all
+//!   definitions of an entity with one rank share a gather, so a model needs a
+//!   handful of gathers, not one per definition.
+//! - Following a reference (`home_store.revenue_7d`) joins the rows holding the
+//!   reference with a `Gather` of the referenced entity that has the target
+//!   column: a live join, so a change on either side flows through.
+
+use crate::eval::ScalarExpr;
+use crate::hir::{self, AggFunc, Column, Def, Expr, ExprKind, Program};
+use crate::plan::*;
+use crate::value::{EntityId, Type, Value};
+use std::collections::{BTreeMap, HashMap};
+
+pub fn lower(program: &Program) -> Plan {
+    let mut l = Lowerer {
+        program,
+        plan: Plan {
+            entities: program.entities.clone(),
+            events: program.events.clone(),
+            inputs: Vec::new(),
+            arrangements: Vec::new(),
+            nodes: Vec::new(),
+            outputs: Vec::new(),
+        },
+        nodes: HashMap::new(),
+        ranks: HashMap::new(),
+        def_columns: HashMap::new(),
+        gathers: HashMap::new(),
+        groups: BTreeMap::new(),
+    };
+    for &def in &program.order {
+        if !l.is_bare_aggregate(def) {
+            let rank = l.rank_def(def);
+            let entity = l.def_entity(def);
+            l.groups.entry((entity, rank)).or_default().push(def);
+        }
+    }
+    for &def in &program.order {
+        let node = l.def_column(def);
+        let (entity, name, ty, anonymous) = match def {
+            Def::Tag(t) => {
+                let tag = &program.tags[t];
+                (tag.entity, tag.name.clone(), tag.ty, tag.anonymous)
+            }
+            Def::Segment(s) => (program.segments[s].entity, program.segments[s].name.clone(), Type::Bool, false),
+        };
+        let inputs = l.plan.inputs_of(node);
+        let default = l.def_default(def);
+        l.plan.outputs.push(Output { def, entity, name, node, ty, default, anonymous, inputs });
+    }
+    l.plan
+}
+
+struct Lowerer<'a> {
+    program: &'a Program,
+    plan: Plan,
+    nodes: HashMap<Node, NodeId>,
+    ranks: HashMap<Def, u32>,
+    def_columns: HashMap<Def, NodeId>,
+    /// (entity, rank) -> the gather node and the slot of each definition in it.
+    gathers: HashMap<(EntityId, u32), (NodeId, HashMap<Def, usize>)>,
+    groups: BTreeMap<(EntityId, u32), Vec<Def>>,
+}
+
+impl Lowerer<'_> {
+    fn add(&mut self, node: Node) -> NodeId {
+        if let Some(&id) = self.nodes.get(&node) {
+            return id;
+        }
+        let id = self.plan.nodes.len();
+        self.plan.nodes.push(node.clone());
+        self.nodes.insert(node, id);
+        id
+    }
+
+    fn input(&mut self, input: Input) -> NodeId {
+        let id = match self.plan.inputs.iter().position(|i| *i == input) {
+            Some(id) => id,
+            None => {
+                self.plan.inputs.push(input);
+                self.plan.inputs.len() - 1
+            }
+        };
+        self.add(Node::Input { input: id })
+    }
+
+    fn arrangement(&mut self, node: NodeId, key_field: Option<usize>) -> ArrangementId {
+        let a = Arrangement { node, key_field };
+        match self.plan.arrangements.iter().position(|x| *x == a) {
+            Some(id) => id,
+            None => {
+                self.plan.arrangements.push(a);
+                self.plan.arrangements.len() - 1
+            }
+        }
+    }
+
+    fn def_entity(&self, def: Def) -> EntityId {
+        match def {
+            Def::Tag(t) => self.program.tags[t].entity,
+            Def::Segment(s) => self.program.segments[s].entity,
+        }
+    }
+
+    fn def_expr(&self, def: Def) -> &Expr {
+        match def {
+            Def::Tag(t) => &self.program.tags[t].expr,
+            Def::Segment(s) => &self.program.segments[s].expr,
+        }
+    }
+
+    fn is_bare_aggregate(&self, def: Def) -> bool {
+        matches!(def, Def::Tag(t) if matches!(self.program.tags[t].expr.kind, ExprKind::Aggregate(_)))
+    }
+
+    fn def_default(&self, def: Def) -> Value {
+        match def {
+            Def::Segment(_) => Value::Bool(false),
+            Def::Tag(t) => match self.program.tags[t].expr.kind {
+                ExprKind::Aggregate(a) => {
+                    let agg = &self.program.aggregates[a];
+                    agg.func.empty_value(agg.ty)
+                }
+                _ => Value::Null,
+            },
+        }
+    }
+
+    // ---------- ranks ----------
+
+    fn rank_def(&mut self, def: Def) -> u32 {
+        if let Some(&r) = self.ranks.get(&def) {
+            return r;
+        }
+        let entity = self.def_entity(def);
+        let rank = match self.def_expr(def).kind {
+            ExprKind::Aggregate(a) => self.rank_aggregate(a),
+            _ => {
+                let mut columns = Vec::new();
+                self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone()));
+                columns.iter().map(|c| self.rank_column(entity, c)).max().unwrap_or(0)
+            }
+        };
+        self.ranks.insert(def, rank);
+        rank
+    }
+
+    fn rank_column(&mut self, entity: EntityId, column: &Column) -> u32 {
+        match column {
+            Column::Field(_) => 0,
+            Column::Tag(t) => self.rank_def(Def::Tag(*t)),
+            Column::Segment(s) => self.rank_def(Def::Segment(*s)),
+            Column::Follow { via, entity: target_entity, target } => {
+                1 + self.rank_column(entity, via).max(self.rank_column(*target_entity, target))
+            }
+        }
+    }
+
+    fn rank_aggregate(&mut self, a: hir::AggId) -> u32 {
+        let agg = self.program.aggregates[a].clone();
+        let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
+        if let Some(f) = &agg.filter {
+            f.visit_columns(&mut |c| columns.push(c.clone()));
+        }
+        let mut rank = 0;
+        for c in &columns {
+            if let Column::Follow { entity, target, .. } = c {
+                rank = rank.max(self.rank_column(*entity, target));
+            }
+        }
+        rank + 1
+    }
+
+    // ---------- columns ----------
+
+    /// The sparse column holding a tag or segment.
+    fn def_column(&mut self, def: Def) -> NodeId {
+        if let Some(&n) = self.def_columns.get(&def) {
+            return n;
+        }
+        let node = if let (Def::Tag(_), ExprKind::Aggregate(a)) = (def, &self.def_expr(def).kind) {
+            self.aggregate(*a)
+        } else {
+            let entity = self.def_entity(def);
+            let rank = self.rank_def(def);
+            let (gather, slots) = self.gather(entity, rank);
+            let keep = if matches!(def, Def::Segment(_)) { Keep::True } else { Keep::NonNull };
+            self.add(Node::Project { source: gather, slot: slots[&def], keep })
+        };
+        self.def_columns.insert(def, node);
+        node
+    }
+
+    /// The gather evaluating every expression definition of `entity` at `rank`.
+    fn gather(&mut self, entity: EntityId, rank: u32) -> (NodeId, HashMap<Def, usize>) {
+        if let Some(g) = self.gathers.get(&(entity, rank)) {
+            return g.clone();
+        }
+        let defs = self.groups.get(&(entity, rank)).cloned().unwrap_or_default();
+        let key = self.program.entities[entity].key;
+        let mut external: Vec<Column> = Vec::new();
+        for &def in &defs {
+            self.def_expr(def).visit_columns(&mut |c| {
+                let in_group = match c {
+                    Column::Tag(t) => defs.contains(&Def::Tag(*t)),
+                    Column::Segment(s) => defs.contains(&Def::Segment(*s)),
+                    Column::Field(i) => *i == key,
+                    Column::Follow { .. } => false,
+                };
+                if !in_group && !external.contains(c) {
+                    external.push(c.clone());
+                }
+            });
+        }
+        let inputs: Vec<GatherInput> = external.iter().map(|c| self.gather_input(entity, c)).collect();
+        let mut slot_of: HashMap<Column, usize> =
+            external.iter().enumerate().map(|(i, c)| (c.clone(), 1 + i)).collect();
+        slot_of.insert(Column::Field(key), 0);
+        let mut def_slots = HashMap::new();
+        let mut exprs = Vec::new();
+        for (i, &def) in defs.iter().enumerate() {
+            let slot = 1 + inputs.len() + i;
+            def_slots.insert(def, slot);
+            let expr = lower_expr(self.def_expr(def), &|c| slot_of.get(c).copied());
+            exprs.push(NamedExpr { name: self.program.def_name(def), expr });
+            match def {
+                Def::Tag(t) => slot_of.insert(Column::Tag(t), slot),
+                Def::Segment(s) => slot_of.insert(Column::Segment(s), slot),
+            };
+        }
+        let instances = self.input(Input::Instances { entity });
+        let node = self.add(Node::Gather { entity, instances, inputs, exprs });
+        self.gathers.insert((entity, rank), (node, def_slots.clone()));
+        (node, def_slots)
+    }
+
+    /// Dense rows of `entity` holding `columns` in slots 1.. (slot 0 is the key).
+    fn lookup(&mut self, entity: EntityId, columns: &[Column]) -> NodeId {
+        let inputs = columns.iter().map(|c| self.gather_input(entity, c)).collect();
+        let instances = self.input(Input::Instances { entity });
+        self.add(Node::Gather { entity, instances, inputs, exprs: Vec::new() })
+    }
+
+    /// Where a gather of `entity` reads `column` from.
+    fn gather_input(&mut self, entity: EntityId, column: &Column) -> GatherInput {
+        match column {
+            Column::Field(i) => {
+                let node = self.input(Input::Attributes { entity });
+                let key_field = self.program.entities[entity].key;
+                GatherInput::Rows { node, key_field, field: *i }
+            }
+            Column::Tag(t) => {
+                let node = self.def_column(Def::Tag(*t));
+                GatherInput::Column { node, default: self.def_default(Def::Tag(*t)) }
+            }
+            Column::Segment(s) => {
+                let node = self.def_column(Def::Segment(*s));
+                GatherInput::Column { node, default: Value::Bool(false) }
+            }
+            Column::Follow { via, entity: target_entity, target } => {
+                let (node, key_field, field) = self.follow(entity, via, *target_entity, target);
+                GatherInput::Rows { node, key_field, field }
+            }
+        }
+    }
+
+    /// Rows of `entity` instances extended with `target` of the instance their
+    /// `via` column refers to: (rows node, key field, target field).
+    fn follow(&mut self, entity: EntityId, via: &Column, target_entity: EntityId, target: &Column) -> (NodeId, usize, usize) {
+        let (source, key_field, via_field, width) = match via {
+            Column::Field(i) => {
+                let e = &self.program.entities[entity];
+                let (key, width) = (e.key, e.fields.len());
+                (self.input(Input::Attributes { entity }), key, *i, width)
+            }
+            other => {
+                let column = match self.gather_input(entity, other) {
+                    GatherInput::Column { node, .. } => node,
+                    GatherInput::Rows { .. } => unreachable!("a followed reference is an attribute or a tag"),
+                };
+                (self.add(Node::ColumnRows { source: column }), 0, 1, 2)
+            }
+        };
+        let lookup = self.lookup(target_entity, std::slice::from_ref(target));
+        let left = self.arrangement(source, Some(via_field));
+        let right = self.arrangement(lookup, None);
+        let node = self.add(Node::Enrich { source, via: via_field, lookup, width: 2, left, right });
+        (node, key_field, width + 1)
+    }
+
+    // ---------- aggregates ----------
+
+    fn aggregate(&mut self, a: hir::AggId) -> NodeId {
+        let agg = self.program.aggregates[a].clone();
+        let event = &self.program.events[agg.event];
+        let mut node = self.input(Input::Events { event: agg.event, window_ms: agg.window_ms });
+        let mut width = event.fields.len();
+        let mut slot_of: HashMap<Column, usize> = (0..width).map(|i| (Column::Field(i), i)).collect();
+        // Followed references, grouped by the event field that holds the reference.
+        let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
+        if let Some(f) = &agg.filter {
+            f.visit_columns(&mut |c| columns.push(c.clone()));
+        }
+        let mut follows: BTreeMap<usize, (EntityId, Vec<Column>)> = BTreeMap::new();
+        for c in &columns {
+            if let Column::Follow { via, entity, target } = c {
+                if let Column::Field(i) = **via {
+                    let entry = follows.entry(i).or_insert((*entity, Vec::new()));
+                    if !entry.1.contains(target) {
+                        entry.1.push((**target).clone());
+                    }
+                }
+            }
+        }
+        for (via, (entity, mut targets)) in follows {
+            targets.sort();
+            let appended = targets.len();
+            let lookup = self.lookup(entity, &targets);
+            let left = self.arrangement(node, Some(via));
+            let right = self.arrangement(lookup, None);
+            node = self.add(Node::Enrich { source: node, via, lookup, width: 1 + targets.len(), left, right });
+            for (j, t) in targets.into_iter().enumerate() {
+                let column = Column::Follow { via: Box::new(Column::Field(via)), entity, target: Box::new(t) };
+                slot_of.insert(column, width + 1 + j);
+            }
+            width += 1 + appended;
+        }
+        if let Some(f) = &agg.filter {
+            let predicate = lower_expr(f, &|c| slot_of.get(c).copied());
+            node = self.add(Node::Filter { source: node, predicate });
+        }
+        let value = agg.value.as_ref().and_then(|c| slot_of.get(c).copied());
+        let strategy = match (agg.func, agg.value_ty) {
+            (AggFunc::Count | AggFunc::Exists, _) => Strategy::Diff,
+            (AggFunc::Sum | AggFunc::Avg, Some(Type::Int | Type::Decimal)) => Strategy::Diff,
+            (AggFunc::First | AggFunc::Last, _) => Strategy::Ordered,
+            _ => Strategy::Values,
+        };
+        self.add(Node::Aggregate { source: node, group: agg.group, func: agg.func, value, ty: agg.ty, strategy })
+    }
+}
+
+/// Lowers an expression, reading each column from the slot `slot_of` gives it.
+pub fn lower_expr(e: &Expr, slot_of: &dyn Fn(&Column) -> Option<usize>) -> ScalarExpr {
+    let go = |x: &Expr| Box::new(lower_expr(x, slot_of));
+    match &e.kind {
+        ExprKind::Literal(v) => ScalarExpr::Literal(v.clone()),
+        ExprKind::Column(c) => match slot_of(c) {
+            Some(s) => ScalarExpr::Slot(s),
+            None => ScalarExpr::Literal(Value::Null),
+        },
+        ExprKind::Aggregate(_) => ScalarExpr::Literal(Value::Null),
+        ExprKind::Widen(x) => ScalarExpr::Widen(go(x), e.ty),
+        ExprKind::Unary(op, x) => ScalarExpr::Unary(*op, go(x)),
+        ExprKind::Binary(op, l, r) => ScalarExpr::Binary(*op, go(l), go(r)),
+        ExprKind::IsNull { expr, negated } => ScalarExpr::IsNull(go(expr), *negated),
+        ExprKind::InList { expr, list, negated } => {
+            ScalarExpr::InList(go(expr), list.iter().map(|x| lower_expr(x, slot_of)).collect(), *negated)
+        }
+        ExprKind::Case { whens, otherwise } => ScalarExpr::Case(
+            whens.iter().map(|(c, v)| (lower_expr(c, slot_of), lower_expr(v, slot_of))).collect(),
+            otherwise.as_ref().map(|o| go(o)),
+        ),
+        ExprKind::Call(f, args) => ScalarExpr::Call(*f, args.iter().map(|x| lower_expr(x, slot_of)).collect()),
+    }
+}

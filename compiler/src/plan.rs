@@ -1,0 +1,198 @@
+//! The dataflow plan: what the runtime builds, as plain data.
+//!
+//! A plan is a list of inputs, a list of nodes in dependency order (each node
+//! reads only nodes before it), the arrangements that nodes share, and the
+//! outputs (tags and segments) with the node that computes each. It names no
+//! timely type: the runtime renders it by walking `nodes` front to back.
+//!
+//! Three collection shapes flow between nodes:
+//! - *rows*: `Row` values (events, attribute rows, enriched rows);
+//! - *columns*: `(key, Value)` per entity instance, sparse: an instance that is
+//!   absent has the column's default (0 for a count, null for a max, false for
+//!   a segment);
+//! - *dense rows*: `(key, Row)` for every instance of an entity (a gather).
+//!
+//! Keys are interned entity keys (`u64`); a row holds a reference as `Ref(id)`.
+
+use crate::eval::ScalarExpr;
+use crate::hir::{self, AggFunc, Def};
+use crate::value::{EntityId, Type, Value};
+use serde::Serialize;
+
+pub type InputId = usize;
+pub type NodeId = usize;
+pub type ArrangementId = usize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// The model the inputs are decoded against.
+    pub entities: Vec<hir::Entity>,
+    pub events: Vec<hir::Event>,
+    pub inputs: Vec<Input>,
+    pub arrangements: Vec<Arrangement>,
+    pub nodes: Vec<Node>,
+    pub outputs: Vec<Output>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Input {
+    /// Each instance of an entity, inserted once when a record first names it.
+    /// Rows `[Ref(key), key value]`. Memory: one row per instance.
+    Instances { entity: EntityId },
+    /// The current attributes of each instance that has any: rows of all declared
+    /// fields, the key field holding `Ref(key)`. An upsert retracts the old row
+    /// and inserts the new one. Memory: one row per instance with attributes.
+    Attributes { entity: EntityId },
+    /// Events of one type. With a window of `W` ms, an event at `t` is inserted
+    /// at `max(t, now)` and retracted at `t + W`, so it is present exactly while
+    /// `now - W < t <= now`. Rows `[id, at, fields...]`. Memory: one row per
+    /// event inside the window (per event ever, without a window).
+    Events { event: hir::EventId, window_ms: Option<u64> },
+}
+
+/// A collection arranged (indexed) by a key field, built once and shared by
+/// every node that names it. Memory: the rows of `node`, indexed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Arrangement {
+    pub node: NodeId,
+    /// Which field of the rows is the key; `None` for dense rows, already keyed.
+    pub key_field: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Node {
+    /// The rows of an input.
+    Input { input: InputId },
+    /// Rows extended with the lookup row of the instance referenced in field
+    /// `via` (a join on the two arrangements); a null reference extends with
+    /// `width` nulls. The lookup is live: when the referenced instance's values
+    /// change, every row joined to it changes. Memory: the two arrangements.
+    Enrich { source: NodeId, via: usize, lookup: NodeId, width: usize, left: ArrangementId, right: ArrangementId },
+    /// Rows for which the predicate is true (null counts as false).
+    Filter { source: NodeId, predicate: ScalarExpr },
+    /// An aggregate of rows grouped by the instance referenced in field `group`;
+    /// a sparse column. `value` is the aggregated field (rows where it is null are
+    /// skipped); `First`/`Last` order by (`at`, `id`).
+    Aggregate { source: NodeId, group: usize, func: AggFunc, value: Option<usize>, ty: Type, strategy: Strategy },
+    /// Dense rows for every instance of `entity`: slot 0 is the key value, then
+    /// one slot per input (its default where the instance has none), then one per
+    /// expression, evaluated in order (an expression may read earlier slots).
+    /// Memory: the inputs, arranged by key, and one output row per instance.
+    Gather { entity: EntityId, instances: NodeId, inputs: Vec<GatherInput>, exprs: Vec<NamedExpr> },
+    /// One slot of a gather as a sparse column: values that are not null (`keep`
+    /// = NonNull) or instances where the slot is true (`keep` = True, segments).
+    Project { source: NodeId, slot: usize, keep: Keep },
+    /// A sparse column as rows `[Ref(key), value]`, so a reference held in a tag
+    /// can be followed like one held in an attribute.
+    ColumnRows { source: NodeId },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Keep {
+    NonNull,
+    True,
+}
+
+/// How an aggregate is maintained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Strategy {
+    /// Carried in differential's diffs (sum, count): state is one accumulator per
+    /// instance, not per event.
+    Diff,
+    /// A reduce over the distinct (instance, value) pairs with their counts.
+    Values,
+    /// A reduce over (instance, (at, id, value)): one entry per event.
+    Ordered,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum GatherInput {
+    /// A sparse column and the value of instances that are absent from it.
+    Column { node: NodeId, default: Value },
+    /// One row per instance (at most), keyed by `key_field`; `field` is copied
+    /// (null where the instance has no row).
+    Rows { node: NodeId, key_field: usize, field: usize },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct NamedExpr {
+    pub name: String,
+    pub expr: ScalarExpr,
+}
+
+/// A tag or segment kept live, and the sparse column that holds it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Output {
+    pub def: Def,
+    pub entity: EntityId,
+    pub name: String,
+    pub node: NodeId,
+    pub ty: Type,
+    /// The value of instances absent from the column.
+    pub default: Value,
+    /// Lifted inline aggregates are computed but not shown in profiles.
+    pub anonymous: bool,
+    /// The inputs this output depends on (lineage).
+    pub inputs: Vec<InputId>,
+}
+
+impl Node {
+    /// The nodes this node reads.
+    pub fn sources(&self) -> Vec<NodeId> {
+        match self {
+            Node::Input { .. } => vec![],
+            Node::Enrich { source, lookup, .. } => vec![*source, *lookup],
+            Node::Filter { source, .. } | Node::Aggregate { source, .. } => vec![*source],
+            Node::Project { source, .. } | Node::ColumnRows { source } => vec![*source],
+            Node::Gather { instances, inputs, .. } => {
+                let mut v = vec![*instances];
+                v.extend(inputs.iter().map(|i| match i {
+                    GatherInput::Column { node, .. } | GatherInput::Rows { node, .. } => *node,
+                }));
+                v
+            }
+        }
+    }
+}
+
+impl Plan {
+    /// The inputs feeding a node, transitively.
+    pub fn inputs_of(&self, node: NodeId) -> Vec<InputId> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![node];
+        let mut inputs = Vec::new();
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            if let Node::Input { input } = &self.nodes[n] {
+                inputs.push(*input);
+            }
+            stack.extend(self.nodes[n].sources());
+        }
+        inputs.sort();
+        inputs.dedup();
+        inputs
+    }
+
+    pub fn input_name(&self, input: InputId) -> String {
+        match &self.inputs[input] {
+            Input::Instances { entity } => format!("{} instances", self.entities[*entity].name),
+            Input::Attributes { entity } => format!("{} attributes", self.entities[*entity].name),
+            Input::Events { event, window_ms: None } => format!("{} events", self.events[*event].name),
+            Input::Events { event, window_ms: Some(w) } => {
+                format!("{} events within {}", self.events[*event].name, format_duration(*w))
+            }
+        }
+    }
+}
+
+/// `2592000000` -> `30d`; the largest unit that divides the duration.
+pub fn format_duration(ms: u64) -> String {
+    for (unit, size) in [("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}

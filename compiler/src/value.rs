@@ -1,0 +1,407 @@
+//! Runtime values and their types, with SQL-style semantics.
+//!
+//! `Value` is what flows through the dataflow: attribute values, event fields,
+//! tag results. It is totally ordered (floats by `total_cmp`) and hashable so it
+//! can be a key or a value in differential's arrangements. Decimals are exact
+//! fixed-point numbers with six fractional digits carried in an `i128`, so sums
+//! of money never pass through binary floating point.
+
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// Index of an entity in the compiled model.
+pub type EntityId = usize;
+
+/// The type of a value. Nullability is tracked beside it where it matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Type {
+    Bool,
+    Int,
+    Float,
+    Decimal,
+    String,
+    Timestamp,
+    /// A reference to an instance of the entity, held as its interned key id.
+    Ref(EntityId),
+    /// The type of `null` alone; fits anywhere.
+    Null,
+}
+
+impl Type {
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Type::Int | Type::Float | Type::Decimal)
+    }
+}
+
+/// Exact decimal: the value times 10^6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Decimal(pub i128);
+
+pub const DECIMAL_SCALE: u32 = 6;
+const ONE: i128 = 1_000_000;
+/// 10^6 with 18 integer digits: the documented range (24 significant digits).
+const LIMIT: i128 = 1_000_000_000_000_000_000_000_000;
+
+impl Decimal {
+    pub const ZERO: Decimal = Decimal(0);
+
+    pub fn from_int(i: i64) -> Decimal {
+        Decimal(i as i128 * ONE)
+    }
+
+    /// Parses `-12.345`, `7`, `1e3`, `2.5E-2` exactly. More than six fractional
+    /// digits is an error rather than a silent rounding: input data must be exact.
+    pub fn parse(text: &str) -> Result<Decimal, String> {
+        let text = text.trim();
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(at) => {
+                let exp: i32 = text[at + 1..]
+                    .parse()
+                    .map_err(|_| format!("invalid exponent in `{text}`"))?;
+                (&text[..at], exp)
+            }
+            None => (text, 0),
+        };
+        let (negative, digits) = match mantissa.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+        };
+        let (int_part, frac_part) = match digits.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (digits, ""),
+        };
+        if (int_part.is_empty() && frac_part.is_empty())
+            || !int_part.bytes().all(|b| b.is_ascii_digit())
+            || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(format!("`{text}` is not a decimal number"));
+        }
+        // Shift the decimal point by the exponent, in the digit string.
+        let all: String = format!("{int_part}{frac_part}");
+        let point = int_part.len() as i64 + exponent as i64;
+        let scale = DECIMAL_SCALE as i64;
+        let mut units: i128 = 0;
+        for (i, b) in all.bytes().enumerate() {
+            let position = i as i64; // digit i has weight 10^(point - 1 - i)
+            let weight = point - 1 - position + scale;
+            let d = (b - b'0') as i128;
+            if weight < 0 {
+                if d != 0 {
+                    return Err(format!(
+                        "`{text}` has more than {DECIMAL_SCALE} digits after the decimal point"
+                    ));
+                }
+                continue;
+            }
+            if weight > 30 {
+                if d != 0 {
+                    return Err(format!("`{text}` is too large for a decimal"));
+                }
+                continue;
+            }
+            units = units
+                .checked_add(d * 10i128.pow(weight as u32))
+                .ok_or_else(|| format!("`{text}` is too large for a decimal"))?;
+        }
+        if units >= LIMIT {
+            return Err(format!("`{text}` is too large for a decimal"));
+        }
+        Ok(Decimal(if negative { -units } else { units }))
+    }
+
+    pub fn checked_add(self, o: Decimal) -> Option<Decimal> {
+        self.0.checked_add(o.0).filter(|v| v.abs() < LIMIT).map(Decimal)
+    }
+    pub fn checked_sub(self, o: Decimal) -> Option<Decimal> {
+        self.0.checked_sub(o.0).filter(|v| v.abs() < LIMIT).map(Decimal)
+    }
+    /// Product rounded half away from zero to six places.
+    pub fn checked_mul(self, o: Decimal) -> Option<Decimal> {
+        let raw = self.0.checked_mul(o.0)?;
+        Some(Decimal(div_round(raw, ONE))).filter(|d| d.0.abs() < LIMIT)
+    }
+    /// Quotient rounded half away from zero to six places; `None` on division by zero.
+    pub fn checked_div(self, o: Decimal) -> Option<Decimal> {
+        if o.0 == 0 {
+            return None;
+        }
+        let num = self.0.checked_mul(ONE)?;
+        Some(Decimal(div_round(num, o.0))).filter(|d| d.0.abs() < LIMIT)
+    }
+    pub fn checked_rem(self, o: Decimal) -> Option<Decimal> {
+        if o.0 == 0 {
+            return None;
+        }
+        Some(Decimal(self.0 % o.0))
+    }
+    /// Rounds half away from zero to `digits` fractional digits (0..=6).
+    pub fn round(self, digits: i64) -> Decimal {
+        if digits >= DECIMAL_SCALE as i64 {
+            return self;
+        }
+        let digits = digits.max(-18);
+        let unit = 10i128.pow((DECIMAL_SCALE as i64 - digits) as u32);
+        Decimal(div_round(self.0, unit) * unit)
+    }
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / ONE as f64
+    }
+    /// Average of a sum of `count` values, rounded half away from zero.
+    pub fn average(sum_units: i128, count: i64) -> Option<Decimal> {
+        if count == 0 {
+            return None;
+        }
+        Some(Decimal(div_round(sum_units, count as i128)))
+    }
+}
+
+/// `a / b` rounded half away from zero.
+fn div_round(a: i128, b: i128) -> i128 {
+    let q = a / b;
+    let r = a % b;
+    if r.abs() * 2 >= b.abs() {
+        if (a < 0) != (b < 0) {
+            q - 1
+        } else {
+            q + 1
+        }
+    } else {
+        q
+    }
+}
+
+impl fmt::Display for Decimal {
+    /// Exact, with no trailing fractional zeros: `1234.5`, `100`, `-0.000001`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let negative = self.0 < 0;
+        let abs = self.0.unsigned_abs();
+        let int = abs / ONE as u128;
+        let frac = abs % ONE as u128;
+        if negative {
+            f.write_str("-")?;
+        }
+        write!(f, "{int}")?;
+        if frac != 0 {
+            let digits = format!("{frac:06}");
+            write!(f, ".{}", digits.trim_end_matches('0'))?;
+        }
+        Ok(())
+    }
+}
+
+/// An `f64` with a total order, so that values can be keys.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct F64(pub f64);
+
+impl PartialEq for F64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0) == Ordering::Equal
+    }
+}
+impl Eq for F64 {}
+impl PartialOrd for F64 {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for F64 {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+impl Hash for F64 {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state)
+    }
+}
+
+/// One value. The order between variants is arbitrary but fixed; SQL comparisons
+/// go through [`crate::eval`], which widens numbers first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub enum Value {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(F64),
+    Decimal(Decimal),
+    Str(Arc<str>),
+    /// Milliseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    /// An entity instance, by interned key id (see the runtime's interner).
+    Ref(u64),
+}
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        Value::Str(Arc::from(s))
+    }
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+    pub fn as_ref_id(&self) -> Option<u64> {
+        match self {
+            Value::Ref(id) => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+/// Formats epoch milliseconds as RFC 3339 with milliseconds: `2026-11-20T10:00:00.000Z`.
+pub fn format_timestamp(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
+/// Parses RFC 3339 (`2026-11-20T10:00:00Z`, fractional seconds, `+08:00` offsets)
+/// into epoch milliseconds. Sub-millisecond digits must be zero: times are exact.
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    let bad = || format!("`{text}` is not an RFC 3339 timestamp (e.g. 2026-11-20T10:00:00Z)");
+    let b = text.as_bytes();
+    if b.len() < 20 {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        let s = text.get(r).ok_or_else(bad)?;
+        if !s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse::<i64>().map_err(|_| bad())
+    };
+    if b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
+        return Err(bad());
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return Err(bad());
+    }
+    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
+        return Err(bad());
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let frac = &text[start..i];
+        if frac.is_empty() {
+            return Err(bad());
+        }
+        for (k, c) in frac.bytes().enumerate() {
+            let digit = (c - b'0') as i64;
+            if k < 3 {
+                millis += digit * 10i64.pow(2 - k as u32);
+            } else if digit != 0 {
+                return Err(format!("`{text}` has sub-millisecond precision; times are kept to the millisecond"));
+            }
+        }
+    }
+    let offset_ms = match &text[i..] {
+        "Z" | "z" => 0,
+        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
+            let oh = num(i + 1..i + 3)?;
+            let om = num(i + 4..i + 6)?;
+            let sign = if tz.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3_600_000 + om * 60_000)
+        }
+        _ => return Err(bad()),
+    };
+    let days = days_from_civil(y, mo, d);
+    Ok(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + millis - offset_ms)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+// Howard Hinnant's civil calendar algorithms (public domain), restated.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_parse_and_print_exactly() {
+        for (text, shown) in [
+            ("99.50", "99.5"),
+            ("-0.000001", "-0.000001"),
+            ("1234.5", "1234.5"),
+            ("100", "100"),
+            ("1e3", "1000"),
+            ("2.5E-2", "0.025"),
+            ("123456789012345678.123456", "123456789012345678.123456"),
+        ] {
+            assert_eq!(Decimal::parse(text).unwrap().to_string(), shown, "{text}");
+        }
+        assert!(Decimal::parse("0.0000001").is_err());
+        assert!(Decimal::parse("abc").is_err());
+        assert!(Decimal::parse("1.2.3").is_err());
+        assert!(Decimal::parse("").is_err());
+    }
+
+    #[test]
+    fn decimal_arithmetic_rounds_half_away_from_zero() {
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        assert_eq!(d("1").checked_div(d("3")).unwrap().to_string(), "0.333333");
+        assert_eq!(d("2").checked_div(d("3")).unwrap().to_string(), "0.666667");
+        assert_eq!(d("-2").checked_div(d("3")).unwrap().to_string(), "-0.666667");
+        assert_eq!(d("2.5").round(0).to_string(), "3");
+        assert_eq!(d("-2.5").round(0).to_string(), "-3");
+        assert_eq!(d("0.1").checked_mul(d("0.2")).unwrap().to_string(), "0.02");
+        assert!(d("1").checked_div(d("0")).is_none());
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let ms = parse_timestamp("2026-11-20T00:00:00Z").unwrap();
+        assert_eq!(ms, 1_795_132_800_000);
+        assert_eq!(format_timestamp(ms), "2026-11-20T00:00:00.000Z");
+        assert_eq!(parse_timestamp("2026-11-20T08:00:00.5+08:00").unwrap(), ms + 500);
+        assert_eq!(format_timestamp(parse_timestamp("2024-02-29T23:59:59.999Z").unwrap()), "2024-02-29T23:59:59.999Z");
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999Z");
+        assert!(parse_timestamp("2026-02-30T00:00:00Z").is_err());
+        assert!(parse_timestamp("2026-11-20").is_err());
+        assert!(parse_timestamp("2026-11-20T00:00:00.0001Z").is_err());
+    }
+}

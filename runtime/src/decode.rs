@@ -1,0 +1,366 @@
+//! Decoding NDJSON records (EQL.md §10) against the model.
+//!
+//! Decoding is pure: it checks every field of a record against the declared
+//! types and produces a [`Record`] with typed values, or an error naming the
+//! line, the field and what was expected. Nothing is interned or applied here,
+//! so a batch can be validated whole before any of it takes effect.
+//!
+//! Values are read from the raw JSON text of each field (`RawValue`), so a
+//! decimal such as `99.50` is parsed from its digits, never through `f64`.
+
+use segflow_compiler::hir::{self, EVENT_AT, EVENT_ID};
+use segflow_compiler::plan::Plan;
+use segflow_compiler::value::{parse_timestamp, Decimal, EntityId, Type, Value, F64};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::fmt;
+
+/// A decoded record. References hold the referenced instance's key *value*;
+/// the engine interns them when it applies the record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// `row` is `[id, at, fields...]` as in the event's declaration.
+    Event { event: hir::EventId, row: Vec<Value> },
+    /// Set some attributes, unset others (`unset` applied after `set`).
+    Upsert { entity: EntityId, key: Value, set: Vec<(usize, Value)>, unset: Vec<usize> },
+    /// Remove all attributes of the instance.
+    Delete { entity: EntityId, key: Value },
+}
+
+impl Record {
+    /// The event time, for events.
+    pub fn event_time(&self) -> Option<i64> {
+        match self {
+            Record::Event { row, .. } => match row[EVENT_AT] {
+                Value::Timestamp(t) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// A record that cannot be accepted: where, which field, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// 1-based line in its source (file or request body).
+    pub line: usize,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "line {}: field `{}`: {}", self.line, field, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+/// An accepted record with something odd about it (an unknown extra field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// Decodes records against one plan's model.
+pub struct Decoder {
+    entities: HashMap<String, EntityId>,
+    events: HashMap<String, hir::EventId>,
+    model_entities: Vec<hir::Entity>,
+    model_events: Vec<hir::Event>,
+}
+
+/// Events before 1970 or after year 10000 are rejected: times are kept as
+/// unsigned milliseconds in the dataflow.
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+impl Decoder {
+    pub fn new(plan: &Plan) -> Decoder {
+        Decoder {
+            entities: plan.entities.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect(),
+            events: plan.events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect(),
+            model_entities: plan.entities.clone(),
+            model_events: plan.events.clone(),
+        }
+    }
+
+    /// Decodes one NDJSON line (`line` numbers the errors).
+    pub fn decode_line(&self, text: &str, line: usize, warnings: &mut Vec<Warning>) -> Result<Record, DecodeError> {
+        let err = |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
+        let object: HashMap<String, &RawValue> = serde_json::from_str(text).map_err(|e| {
+            err(None, format!("not a JSON object: {e}"))
+        })?;
+        self.decode_object(&object, line, warnings)
+    }
+
+    /// Decodes a record given as a JSON object's fields.
+    pub fn decode_object(
+        &self,
+        object: &HashMap<String, &RawValue>,
+        line: usize,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Record, DecodeError> {
+        let err = |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
+        match (object.get("event"), object.get("entity")) {
+            (Some(_), Some(_)) => Err(err(None, "a record has either \"event\" or \"entity\", not both".into())),
+            (None, None) => Err(err(
+                None,
+                "expected \"event\" (an event record) or \"entity\" (an entity record)".into(),
+            )),
+            (Some(name), None) => {
+                let name = string(name).map_err(|m| err(Some("event"), m))?;
+                let Some(&event) = self.events.get(name.as_str()) else {
+                    let mut known: Vec<&str> = self.events.keys().map(String::as_str).collect();
+                    known.sort();
+                    return Err(err(Some("event"), format!("unknown event `{name}`; the model has: {}", known.join(", "))));
+                };
+                self.decode_event(event, object, line, warnings)
+            }
+            (None, Some(name)) => {
+                let name = string(name).map_err(|m| err(Some("entity"), m))?;
+                let Some(&entity) = self.entities.get(name.as_str()) else {
+                    let mut known: Vec<&str> = self.entities.keys().map(String::as_str).collect();
+                    known.sort();
+                    return Err(err(Some("entity"), format!("unknown entity `{name}`; the model has: {}", known.join(", "))));
+                };
+                self.decode_entity(entity, object, line, warnings)
+            }
+        }
+    }
+
+    fn decode_event(
+        &self,
+        event: hir::EventId,
+        object: &HashMap<String, &RawValue>,
+        line: usize,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Record, DecodeError> {
+        let ev = &self.model_events[event];
+        let err = |field: &str, message: String| DecodeError { line, field: Some(field.to_string()), message };
+        let mut row = Vec::with_capacity(ev.fields.len());
+        for (i, f) in ev.fields.iter().enumerate() {
+            let value = match object.get(&f.name) {
+                None if i == EVENT_AT => return Err(err("at", "missing; every event needs its time (RFC 3339 or epoch milliseconds)".into())),
+                None if f.nullable => Value::Null,
+                None => return Err(err(&f.name, format!("missing; expected {}", self.expectation(f.ty)))),
+                Some(raw) => self.value(raw, f.ty, f.nullable).map_err(|m| err(&f.name, m))?,
+            };
+            if i == EVENT_ID {
+                if let Value::Str(s) = &value {
+                    if s.is_empty() {
+                        return Err(err("id", "must not be empty".into()));
+                    }
+                }
+            }
+            if i == EVENT_AT {
+                if let Value::Timestamp(t) = value {
+                    if !(0..=MAX_TIME_MS).contains(&t) {
+                        return Err(err("at", "event times must lie between 1970 and 9999".into()));
+                    }
+                }
+            }
+            row.push(value);
+        }
+        for name in object.keys() {
+            if name != "event" && !ev.fields.iter().any(|f| &f.name == name) {
+                warnings.push(Warning { line, message: format!("unknown field `{name}` of event `{}` ignored", ev.name) });
+            }
+        }
+        Ok(Record::Event { event, row })
+    }
+
+    fn decode_entity(
+        &self,
+        entity: EntityId,
+        object: &HashMap<String, &RawValue>,
+        line: usize,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Record, DecodeError> {
+        let e = &self.model_entities[entity];
+        let err = |field: &str, message: String| DecodeError { line, field: Some(field.to_string()), message };
+        let key_field = &e.fields[e.key];
+        let key = match object.get("id") {
+            None => return Err(err("id", format!("missing; expected the key of the {} ({})", e.name, self.expectation(key_field.ty)))),
+            Some(raw) => self.value(raw, key_field.ty, false).map_err(|m| err("id", m))?,
+        };
+        for name in object.keys() {
+            if !matches!(name.as_str(), "entity" | "id" | "set" | "unset" | "delete") {
+                warnings.push(Warning { line, message: format!("unknown field `{name}` of an entity record ignored") });
+            }
+        }
+        let delete = match object.get("delete") {
+            None => false,
+            Some(raw) => match raw.get() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(err("delete", "expected true or false".into())),
+            },
+        };
+        if delete {
+            if object.contains_key("set") || object.contains_key("unset") {
+                return Err(err("delete", "a delete cannot be combined with \"set\" or \"unset\"".into()));
+            }
+            return Ok(Record::Delete { entity, key });
+        }
+        let mut set = Vec::new();
+        if let Some(raw) = object.get("set") {
+            let fields: HashMap<String, &RawValue> = serde_json::from_str(raw.get())
+                .map_err(|_| err("set", "expected an object of attribute values".into()))?;
+            let mut names: Vec<&String> = fields.keys().collect();
+            names.sort();
+            for name in names {
+                let raw = fields[name];
+                let path = format!("set.{name}");
+                match e.fields.iter().position(|f| &f.name == name) {
+                    None => warnings.push(Warning {
+                        line,
+                        message: format!("unknown attribute `{name}` of entity `{}` ignored", e.name),
+                    }),
+                    Some(i) if i == e.key => {
+                        let v = self.value(raw, key_field.ty, false).map_err(|m| err(&path, m))?;
+                        if v != key {
+                            return Err(err(&path, "the key of an instance cannot be changed".into()));
+                        }
+                    }
+                    Some(i) => {
+                        let f = &e.fields[i];
+                        let v = self.value(raw, f.ty, f.nullable).map_err(|m| err(&path, m))?;
+                        set.push((i, v));
+                    }
+                }
+            }
+        }
+        let mut unset = Vec::new();
+        if let Some(raw) = object.get("unset") {
+            let names: Vec<String> = serde_json::from_str(raw.get())
+                .map_err(|_| err("unset", "expected a list of attribute names".into()))?;
+            for name in names {
+                match e.fields.iter().position(|f| f.name == name) {
+                    None => warnings.push(Warning {
+                        line,
+                        message: format!("unknown attribute `{name}` of entity `{}` in \"unset\" ignored", e.name),
+                    }),
+                    Some(i) if i == e.key => return Err(err("unset", "the key cannot be unset".into())),
+                    Some(i) if !e.fields[i].nullable => {
+                        return Err(err("unset", format!("`{name}` is required (declared without `?`) and cannot be unset")))
+                    }
+                    Some(i) => {
+                        if set.iter().any(|(j, _)| *j == i) {
+                            return Err(err("unset", format!("`{name}` is both set and unset")));
+                        }
+                        unset.push(i);
+                    }
+                }
+            }
+        }
+        Ok(Record::Upsert { entity, key, set, unset })
+    }
+
+    fn expectation(&self, ty: Type) -> String {
+        match ty {
+            Type::Bool => "true or false".into(),
+            Type::Int => "an integer".into(),
+            Type::Float => "a number".into(),
+            Type::Decimal => "a decimal (a JSON number or a string such as \"99.50\")".into(),
+            Type::String => "a string".into(),
+            Type::Timestamp => "a timestamp (RFC 3339 string or integer epoch milliseconds)".into(),
+            Type::Ref(e) => {
+                let ent = &self.model_entities[e];
+                format!("the key of a {} ({})", ent.name, self.expectation(ent.fields[ent.key].ty))
+            }
+            Type::Null => "null".into(),
+        }
+    }
+
+    /// Decodes one field's raw JSON as `ty`.
+    fn value(&self, raw: &RawValue, ty: Type, nullable: bool) -> Result<Value, String> {
+        let text = raw.get().trim();
+        let got = || describe(text);
+        if text == "null" {
+            return if nullable { Ok(Value::Null) } else { Err(format!("must not be null; expected {}", self.expectation(ty))) };
+        }
+        let expected = || format!("expected {}, got {}", self.expectation(ty), got());
+        match ty {
+            Type::Bool => match text {
+                "true" => Ok(Value::Bool(true)),
+                "false" => Ok(Value::Bool(false)),
+                _ => Err(expected()),
+            },
+            Type::Int => {
+                if is_json_number(text) {
+                    text.parse::<i64>().map(Value::Int).map_err(|_| format!("expected an integer, got {} (no fraction; at most 19 digits)", got()))
+                } else {
+                    Err(expected())
+                }
+            }
+            Type::Float => {
+                if is_json_number(text) {
+                    text.parse::<f64>().map(|f| Value::Float(F64(f))).map_err(|_| expected())
+                } else {
+                    Err(expected())
+                }
+            }
+            Type::Decimal => {
+                let digits = if is_json_number(text) {
+                    text.to_string()
+                } else if text.starts_with('"') {
+                    serde_json::from_str::<String>(text).map_err(|_| expected())?
+                } else {
+                    return Err(expected());
+                };
+                Decimal::parse(&digits).map(Value::Decimal)
+            }
+            Type::String => {
+                if text.starts_with('"') {
+                    serde_json::from_str::<String>(text).map(|s| Value::str(&s)).map_err(|_| expected())
+                } else {
+                    Err(expected())
+                }
+            }
+            Type::Timestamp => {
+                if text.starts_with('"') {
+                    let s: String = serde_json::from_str(text).map_err(|_| expected())?;
+                    parse_timestamp(&s).map(Value::Timestamp)
+                } else if is_json_number(text) {
+                    text.parse::<i64>().map(Value::Timestamp).map_err(|_| {
+                        format!("expected {}, got {} (epoch milliseconds are an integer)", self.expectation(ty), got())
+                    })
+                } else {
+                    Err(expected())
+                }
+            }
+            Type::Ref(e) => {
+                let key_ty = self.model_entities[e].fields[self.model_entities[e].key].ty;
+                self.value(raw, key_ty, false).map_err(|_| expected())
+            }
+            Type::Null => Err(expected()),
+        }
+    }
+}
+
+fn string(raw: &RawValue) -> Result<String, String> {
+    serde_json::from_str(raw.get()).map_err(|_| format!("expected a string, got {}", describe(raw.get())))
+}
+
+fn is_json_number(text: &str) -> bool {
+    text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+}
+
+/// A short description of a JSON value for messages: `true`, `"abc"`, `an object`.
+fn describe(text: &str) -> String {
+    match text.chars().next() {
+        Some('{') => "an object".into(),
+        Some('[') => "a list".into(),
+        _ if text.chars().count() > 40 => format!("{}…", text.chars().take(40).collect::<String>()),
+        _ => text.to_string(),
+    }
+}

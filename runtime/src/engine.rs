@@ -1,0 +1,392 @@
+//! The engine: the driver of the dataflow workers.
+//!
+//! `Engine::apply` takes one batch of decoded records and makes it visible:
+//!
+//! 1. It picks the batch's logical time `now` (the clock: latest event time,
+//!    a fixed `--now`, or the wall clock) and a dataflow time for it.
+//! 2. It turns records into input updates: instances named for the first time,
+//!    attribute rows (an upsert retracts the old row and inserts the new one),
+//!    and events — deduplicated by `id` — into every window input of their
+//!    type. A windowed event is inserted at `max(t, now)` and its retraction is
+//!    queued for `t + W`; one already outside its window is not inserted.
+//! 3. Queued updates that fall due by `now` are fed at their exact times, so an
+//!    exit caused by a window expiring is stamped with the time it happened.
+//! 4. Every worker feeds its share, advances its inputs past the batch time and
+//!    steps until the probe shows all outputs complete; the output changes come
+//!    back to the driver, which publishes them with the batch's instances and
+//!    attributes into the serving state under one lock.
+//!
+//! Dataflow times are `logical_ms << 16 | n`: the low 16 bits number batches
+//! that share a millisecond, so every batch gets a distinct time that still
+//! orders exactly like its logical time.
+
+use crate::decode::Record;
+use crate::intern::Interner;
+use crate::render::{self, OutputUpdate, Row, Time};
+use crate::state::ServingState;
+use segflow_compiler::hir::EVENT_ID;
+use segflow_compiler::plan::{Input, Plan};
+use segflow_compiler::value::{Type, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+const SUB_BITS: u32 = 16;
+
+/// Where `now` comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// `now` is the latest event time seen (batch runs, replays).
+    Event,
+    /// `now` is fixed (`segflow run --now`).
+    Fixed(i64),
+    /// `now` is the wall clock.
+    Wall,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub workers: usize,
+    pub clock: Clock,
+}
+
+/// What happened to a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Logical time (ms) the results reflect.
+    pub time: i64,
+    pub applied: usize,
+    /// Events skipped because their `id` was already accepted.
+    pub duplicates: usize,
+}
+
+enum Command {
+    Step { updates: Vec<(usize, Row, Time, isize)>, upto: Time },
+}
+
+struct Ack {
+    outputs: Vec<OutputUpdate>,
+}
+
+pub struct Engine {
+    plan: Arc<Plan>,
+    config: EngineConfig,
+    commands: Vec<Sender<Command>>,
+    acks: Receiver<Ack>,
+    guards: Option<timely::communication::initialize::WorkerGuards<()>>,
+    state: Arc<RwLock<ServingState>>,
+    // Driver-side model state.
+    keys: Vec<Interner>,
+    attributes: Vec<std::collections::HashMap<u64, Row>>,
+    seen_ids: Vec<HashSet<Value>>,
+    /// Updates due later: dataflow time -> (input, row, diff).
+    pending: BTreeMap<Time, Vec<(usize, Row, isize)>>,
+    instances_input: Vec<Option<usize>>,
+    attributes_input: Vec<Option<usize>>,
+    /// Per event type: (input, window in ms).
+    event_inputs: Vec<Vec<(usize, Option<u64>)>>,
+    now: i64,
+    next_time: Time,
+    next_worker: usize,
+}
+
+impl Engine {
+    /// Starts `config.workers` dataflow workers running `plan`.
+    pub fn start(plan: Plan, config: EngineConfig) -> Result<Engine, String> {
+        let plan = Arc::new(plan);
+        let workers = config.workers.max(1);
+        let (ack_tx, acks) = channel::<Ack>();
+        let mut commands = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = channel::<Command>();
+            commands.push(tx);
+            receivers.push(Some(rx));
+        }
+        let receivers = Arc::new(Mutex::new(receivers));
+        let ack_tx = Arc::new(Mutex::new(ack_tx));
+        let worker_plan = plan.clone();
+        let timely_config =
+            if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
+        let guards = timely::execute(timely_config, move |worker| {
+            let receiver = receivers.lock().ok().and_then(|mut r| r[worker.index()].take());
+            let Some(receiver) = receiver else { return };
+            let ack = ack_tx.lock().map(|a| a.clone());
+            let Ok(ack) = ack else { return };
+            let mut dataflow = render::build(worker, &worker_plan);
+            while let Ok(Command::Step { updates, upto }) = receiver.recv() {
+                for (input, row, time, diff) in updates {
+                    dataflow.inputs[input].update_at(row, time, diff);
+                }
+                for session in dataflow.inputs.iter_mut() {
+                    session.advance_to(upto);
+                    session.flush();
+                }
+                while dataflow.probe.less_than(&upto) {
+                    worker.step();
+                }
+                let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut());
+                if ack.send(Ack { outputs }).is_err() {
+                    break;
+                }
+            }
+        })?;
+        let mut instances_input = vec![None; plan.entities.len()];
+        let mut attributes_input = vec![None; plan.entities.len()];
+        let mut event_inputs = vec![Vec::new(); plan.events.len()];
+        for (i, input) in plan.inputs.iter().enumerate() {
+            match input {
+                Input::Instances { entity } => instances_input[*entity] = Some(i),
+                Input::Attributes { entity } => attributes_input[*entity] = Some(i),
+                Input::Events { event, window_ms } => event_inputs[*event].push((i, *window_ms)),
+            }
+        }
+        let now = match config.clock {
+            Clock::Fixed(t) => t,
+            Clock::Wall => wall_ms(),
+            Clock::Event => 0,
+        };
+        Ok(Engine {
+            state: Arc::new(RwLock::new(ServingState::new(plan.clone()))),
+            keys: vec![Interner::default(); plan.entities.len()],
+            attributes: vec![Default::default(); plan.entities.len()],
+            seen_ids: vec![HashSet::new(); plan.events.len()],
+            pending: BTreeMap::new(),
+            instances_input,
+            attributes_input,
+            event_inputs,
+            now,
+            next_time: 0,
+            next_worker: 0,
+            commands,
+            acks,
+            guards: Some(guards),
+            config: EngineConfig { workers, ..config },
+            plan,
+        })
+    }
+
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// The serving state, shared with readers.
+    pub fn state(&self) -> Arc<RwLock<ServingState>> {
+        self.state.clone()
+    }
+
+    /// Logical time (ms) of the last applied batch.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// Applies a batch of valid records atomically and waits until its effects
+    /// are visible in the serving state.
+    pub fn apply(&mut self, records: &[Record]) -> BatchOutcome {
+        let started = Instant::now();
+        let new_now = match self.config.clock {
+            Clock::Event => records.iter().filter_map(Record::event_time).fold(self.now, i64::max),
+            Clock::Fixed(t) => t,
+            Clock::Wall => wall_ms().max(self.now),
+        };
+        let batch_time = self.next_time.max(logical_to_time(new_now));
+        let mut updates: Vec<(usize, Row, Time, isize)> = Vec::new();
+        // Queued updates now due, at their own times.
+        let due: Vec<Time> = self.pending.range(..=batch_time).map(|(t, _)| *t).collect();
+        for t in due {
+            if let Some(list) = self.pending.remove(&t) {
+                updates.extend(list.into_iter().map(|(i, row, d)| (i, row, t.max(self.next_time), d)));
+            }
+        }
+        let first_new_key: Vec<usize> = self.keys.iter().map(Interner::len).collect();
+        let mut touched: Vec<HashSet<u64>> = vec![HashSet::new(); self.plan.entities.len()];
+        let mut outcome = BatchOutcome { time: new_now, ..Default::default() };
+        for record in records {
+            match record {
+                Record::Event { event, row } => {
+                    let id = &row[EVENT_ID];
+                    if !id.is_null() && !self.seen_ids[*event].insert(id.clone()) {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    let row = self.intern_row(&self.plan.events[*event].fields.iter().map(|f| f.ty).collect::<Vec<_>>(), row, batch_time, &mut updates);
+                    let t = match row[segflow_compiler::hir::EVENT_AT] {
+                        Value::Timestamp(t) => t,
+                        _ => continue,
+                    };
+                    for &(input, window) in &self.event_inputs[*event] {
+                        match window {
+                            None => updates.push((input, row.clone(), batch_time, 1)),
+                            Some(w) => {
+                                let insert = logical_to_time(t).max(batch_time);
+                                let retract = logical_to_time(t.saturating_add(w as i64));
+                                if retract <= insert {
+                                    continue;
+                                }
+                                if insert == batch_time {
+                                    updates.push((input, row.clone(), batch_time, 1));
+                                } else {
+                                    self.pending.entry(insert).or_default().push((input, row.clone(), 1));
+                                }
+                                self.pending.entry(retract).or_default().push((input, row.clone(), -1));
+                            }
+                        }
+                    }
+                    outcome.applied += 1;
+                }
+                Record::Upsert { entity, key, set, unset } => {
+                    let id = self.intern_key(*entity, key, batch_time, &mut updates);
+                    let fields: Vec<Type> = self.plan.entities[*entity].fields.iter().map(|f| f.ty).collect();
+                    let key_field = self.plan.entities[*entity].key;
+                    let old = self.attributes[*entity].get(&id).cloned();
+                    let mut row = old.clone().unwrap_or_else(|| {
+                        let mut r = vec![Value::Null; fields.len()];
+                        r[key_field] = Value::Ref(id);
+                        r
+                    });
+                    for (i, v) in set {
+                        row[*i] = match (fields[*i], v) {
+                            (Type::Ref(target), v) if !v.is_null() => {
+                                Value::Ref(self.intern_key(target, v, batch_time, &mut updates))
+                            }
+                            (_, v) => v.clone(),
+                        };
+                    }
+                    for i in unset {
+                        row[*i] = Value::Null;
+                    }
+                    let empty = row.iter().enumerate().all(|(i, v)| i == key_field || v.is_null());
+                    if old.as_ref() != Some(&row) {
+                        if let Some(input) = self.attributes_input[*entity] {
+                            if let Some(old) = &old {
+                                updates.push((input, old.clone(), batch_time, -1));
+                            }
+                            if !empty {
+                                updates.push((input, row.clone(), batch_time, 1));
+                            }
+                        }
+                        if empty {
+                            self.attributes[*entity].remove(&id);
+                        } else {
+                            self.attributes[*entity].insert(id, row);
+                        }
+                        touched[*entity].insert(id);
+                    }
+                    outcome.applied += 1;
+                }
+                Record::Delete { entity, key } => {
+                    let id = self.intern_key(*entity, key, batch_time, &mut updates);
+                    if let Some(old) = self.attributes[*entity].remove(&id) {
+                        if let Some(input) = self.attributes_input[*entity] {
+                            updates.push((input, old, batch_time, -1));
+                        }
+                        touched[*entity].insert(id);
+                    }
+                    outcome.applied += 1;
+                }
+            }
+        }
+        let outputs = self.step(updates, batch_time + 1);
+        self.now = new_now;
+        self.next_time = batch_time + 1;
+        // Publish the batch whole.
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for (e, interner) in self.keys.iter().enumerate() {
+            let table = &mut state.entities[e];
+            for key in interner.keys_from(first_new_key[e]) {
+                let id = table.keys.len() as u64;
+                table.keys.push(key.clone());
+                table.ids.insert(key.clone(), id);
+            }
+            for id in &touched[e] {
+                match self.attributes[e].get(id) {
+                    Some(row) => table.attributes.insert(*id, row.clone()),
+                    None => table.attributes.remove(id),
+                };
+            }
+        }
+        state.apply_outputs(outputs);
+        state.time = new_now;
+        state.batches += 1;
+        drop(state);
+        tracing::debug!(
+            records = records.len(),
+            applied = outcome.applied,
+            duplicates = outcome.duplicates,
+            now = new_now,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "batch applied"
+        );
+        outcome
+    }
+
+    /// Advances the clock with no new records (expires windows).
+    pub fn tick(&mut self) -> BatchOutcome {
+        self.apply(&[])
+    }
+
+    /// Interns references in an event row; registers newly named instances.
+    fn intern_row(&mut self, types: &[Type], row: &[Value], time: Time, updates: &mut Vec<(usize, Row, Time, isize)>) -> Row {
+        row.iter()
+            .zip(types)
+            .map(|(v, ty)| match (ty, v) {
+                (Type::Ref(e), v) if !v.is_null() => Value::Ref(self.intern_key(*e, v, time, updates)),
+                (_, v) => v.clone(),
+            })
+            .collect()
+    }
+
+    fn intern_key(&mut self, entity: usize, key: &Value, time: Time, updates: &mut Vec<(usize, Row, Time, isize)>) -> u64 {
+        let (id, new) = self.keys[entity].intern(key);
+        if new {
+            if let Some(input) = self.instances_input[entity] {
+                updates.push((input, vec![Value::Ref(id), key.clone()], time, 1));
+            }
+        }
+        id
+    }
+
+    /// Sends each worker its share of `updates`, waits for all to pass `upto`,
+    /// and returns the output changes.
+    fn step(&mut self, updates: Vec<(usize, Row, Time, isize)>, upto: Time) -> Vec<OutputUpdate> {
+        let n = self.commands.len();
+        let mut shares: Vec<Vec<(usize, Row, Time, isize)>> = (0..n).map(|_| Vec::new()).collect();
+        for u in updates {
+            shares[self.next_worker % n].push(u);
+            self.next_worker = self.next_worker.wrapping_add(1);
+        }
+        for (tx, share) in self.commands.iter().zip(shares) {
+            // A worker that is gone has panicked; the join in Drop reports it.
+            let _ = tx.send(Command::Step { updates: share, upto });
+        }
+        let mut outputs = Vec::new();
+        for _ in 0..n {
+            match self.acks.recv() {
+                Ok(ack) => outputs.extend(ack.outputs),
+                Err(_) => break,
+            }
+        }
+        outputs
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.commands.clear();
+        if let Some(guards) = self.guards.take() {
+            drop(guards);
+        }
+    }
+}
+
+pub fn logical_to_time(ms: i64) -> Time {
+    (ms.max(0) as u64) << SUB_BITS
+}
+
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

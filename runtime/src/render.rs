@@ -1,0 +1,329 @@
+//! Rendering a plan into one worker's differential dataflow.
+//!
+//! A straightforward walk over `plan.nodes` (already in dependency order): each
+//! node becomes a few differential operators over the collections of the nodes
+//! it reads. Arrangements named by the plan are built once and shared by every
+//! node that names them. Outputs (tag and segment columns) are inspected into a
+//! buffer that the engine drains after each step, and all are probed, so the
+//! engine knows when every output reflects a time.
+//!
+//! Times are `u64`: a logical millisecond shifted left by 16 bits, with the low
+//! bits numbering batches within the same millisecond (see `engine`).
+
+use crate::diff::SumCount;
+use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::operators::count::CountTotal;
+use differential_dataflow::trace::implementations::ValSpine;
+use differential_dataflow::VecCollection;
+use segflow_compiler::hir::{AggFunc, EVENT_AT, EVENT_ID};
+use segflow_compiler::plan::{GatherInput, Keep, Node, Plan, Strategy};
+use segflow_compiler::value::{Decimal, Type, Value, F64};
+use std::cell::RefCell;
+use std::rc::Rc;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::worker::Worker;
+
+pub type Time = u64;
+pub type Row = Vec<Value>;
+
+/// One change of an output column: (output index, instance, value, time, diff).
+pub type OutputUpdate = (usize, u64, Value, Time, isize);
+
+/// What the engine holds of one worker's dataflow.
+pub struct WorkerDataflow {
+    /// One session per plan input, in plan order.
+    pub inputs: Vec<InputSession<Time, Row, isize>>,
+    pub probe: ProbeHandle<Time>,
+    /// Output changes seen since the last drain.
+    pub outputs: Rc<RefCell<Vec<OutputUpdate>>>,
+}
+
+type Rows<'s> = VecCollection<'s, Time, Row, isize>;
+type Column<'s> = VecCollection<'s, Time, (u64, Value), isize>;
+type Dense<'s> = VecCollection<'s, Time, (u64, Row), isize>;
+type Arrangement<'s> = Arranged<'s, TraceAgent<ValSpine<u64, Row, Time, isize>>>;
+
+#[derive(Clone)]
+enum Rendered<'s> {
+    Rows(Rows<'s>),
+    Column(Column<'s>),
+    Dense(Dense<'s>),
+}
+
+impl<'s> Rendered<'s> {
+    fn rows(&self) -> Rows<'s> {
+        match self {
+            Rendered::Rows(r) => r.clone(),
+            _ => unreachable!("plan node is not row-shaped"),
+        }
+    }
+    fn column(&self) -> Column<'s> {
+        match self {
+            Rendered::Column(c) => c.clone(),
+            _ => unreachable!("plan node is not a column"),
+        }
+    }
+    fn dense(&self) -> Dense<'s> {
+        match self {
+            Rendered::Dense(d) => d.clone(),
+            _ => unreachable!("plan node is not a gather"),
+        }
+    }
+}
+
+/// Builds the dataflow of `plan` in `worker`.
+pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
+    let outputs: Rc<RefCell<Vec<OutputUpdate>>> = Rc::new(RefCell::new(Vec::new()));
+    let probe = ProbeHandle::new();
+    let sink = outputs.clone();
+    let inputs = worker.dataflow::<Time, _, _>(|scope| {
+        let mut sessions = Vec::new();
+        let mut input_collections = Vec::new();
+        for _ in &plan.inputs {
+            let (session, collection) = scope.new_collection::<Row, isize>();
+            sessions.push(session);
+            input_collections.push(collection);
+        }
+        let mut rendered: Vec<Rendered<'_>> = Vec::with_capacity(plan.nodes.len());
+        let mut arrangements: Vec<Option<Arrangement<'_>>> = vec![None; plan.arrangements.len()];
+        for node in &plan.nodes {
+            let r = match node {
+                Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
+                Node::Enrich { source, via, width, left, right, .. } => {
+                    let left = arrangement(plan, *left, &rendered, &mut arrangements);
+                    let right = arrangement(plan, *right, &rendered, &mut arrangements);
+                    let joined = left.join_core(right, |_key, row: &Row, lookup: &Row| {
+                        let mut out = Vec::with_capacity(row.len() + lookup.len());
+                        out.extend_from_slice(row);
+                        out.extend_from_slice(lookup);
+                        Some(out)
+                    });
+                    let (via, width) = (*via, *width);
+                    let nulls = rendered[*source].rows().flat_map(move |mut row: Row| {
+                        if row[via].is_null() {
+                            row.extend(std::iter::repeat_n(Value::Null, width));
+                            Some(row)
+                        } else {
+                            None
+                        }
+                    });
+                    Rendered::Rows(joined.concat(nulls))
+                }
+                Node::Filter { source, predicate } => {
+                    let predicate = predicate.clone();
+                    Rendered::Rows(rendered[*source].rows().filter(move |row| predicate.eval(row) == Value::Bool(true)))
+                }
+                Node::Aggregate { source, group, func, value, ty, strategy } => Rendered::Column(aggregate(
+                    rendered[*source].rows(),
+                    *group,
+                    *func,
+                    *value,
+                    *ty,
+                    *strategy,
+                )),
+                Node::Gather { instances, inputs, exprs, .. } => {
+                    let mut parts = rendered[*instances].rows().flat_map(|row: Row| {
+                        let key = row[0].as_ref_id()?;
+                        Some((key, (0u32, row[1].clone())))
+                    });
+                    let mut defaults = vec![Value::Null];
+                    for (i, input) in inputs.iter().enumerate() {
+                        let slot = (i + 1) as u32;
+                        match input {
+                            GatherInput::Column { node, default } => {
+                                defaults.push(default.clone());
+                                parts = parts.concat(rendered[*node].column().map(move |(k, v)| (k, (slot, v))));
+                            }
+                            GatherInput::Rows { node, key_field, field } => {
+                                defaults.push(Value::Null);
+                                let (kf, f) = (*key_field, *field);
+                                parts = parts.concat(rendered[*node].rows().flat_map(move |row: Row| {
+                                    let key = row[kf].as_ref_id()?;
+                                    let v = row[f].clone();
+                                    (!v.is_null()).then_some((key, (slot, v)))
+                                }));
+                            }
+                        }
+                    }
+                    let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
+                    let dense = parts.reduce(move |_key, input: &[(&(u32, Value), isize)], output: &mut Vec<(Row, isize)>| {
+                        // Slot 0 (the instance itself) sorts first; without it this is not an instance.
+                        if input[0].0 .0 != 0 {
+                            return;
+                        }
+                        let mut row = defaults.clone();
+                        for ((slot, value), count) in input {
+                            if *count > 0 {
+                                row[*slot as usize] = value.clone();
+                            }
+                        }
+                        for e in &exprs {
+                            let v = e.eval(&row);
+                            row.push(v);
+                        }
+                        output.push((row, 1));
+                    });
+                    Rendered::Dense(dense)
+                }
+                Node::Project { source, slot, keep } => {
+                    let (slot, keep) = (*slot, *keep);
+                    Rendered::Column(rendered[*source].dense().flat_map(move |(k, row): (u64, Row)| {
+                        let v = row.get(slot).cloned().unwrap_or(Value::Null);
+                        let kept = match keep {
+                            Keep::NonNull => !v.is_null(),
+                            Keep::True => v == Value::Bool(true),
+                        };
+                        kept.then_some((k, v))
+                    }))
+                }
+                Node::ColumnRows { source } => {
+                    Rendered::Rows(rendered[*source].column().map(|(k, v)| vec![Value::Ref(k), v]))
+                }
+            };
+            rendered.push(r);
+        }
+        let mut probed = false;
+        for (index, output) in plan.outputs.iter().enumerate() {
+            let column = rendered[output.node].column();
+            let column = if output.anonymous {
+                column
+            } else {
+                let sink = sink.clone();
+                column.inspect(move |((key, value), time, diff)| {
+                    sink.borrow_mut().push((index, *key, value.clone(), *time, *diff));
+                })
+            };
+            column.probe_with(&probe);
+            probed = true;
+        }
+        if !probed {
+            for c in &input_collections {
+                c.clone().probe_with(&probe);
+            }
+        }
+        sessions
+    });
+    WorkerDataflow { inputs, probe, outputs }
+}
+
+/// The shared arrangement `id`, built on first use.
+fn arrangement<'s>(
+    plan: &Plan,
+    id: usize,
+    rendered: &[Rendered<'s>],
+    built: &mut [Option<Arrangement<'s>>],
+) -> Arrangement<'s> {
+    if let Some(a) = &built[id] {
+        return a.clone();
+    }
+    let spec = &plan.arrangements[id];
+    let arranged = match spec.key_field {
+        Some(field) => rendered[spec.node]
+            .rows()
+            .flat_map(move |row: Row| row[field].as_ref_id().map(|k| (k, row)))
+            .arrange_by_key(),
+        None => rendered[spec.node].dense().arrange_by_key(),
+    };
+    built[id] = Some(arranged.clone());
+    arranged
+}
+
+/// Decimal units (10^-6) of a numeric value, for diff-carried sums.
+fn units(v: &Value) -> i128 {
+    match v {
+        Value::Int(i) => *i as i128 * 1_000_000,
+        Value::Decimal(d) => d.0,
+        _ => 0,
+    }
+}
+
+fn aggregate<'s>(
+    rows: Rows<'s>,
+    group: usize,
+    func: AggFunc,
+    value: Option<usize>,
+    ty: Type,
+    strategy: Strategy,
+) -> Column<'s> {
+    // Rows whose group reference or aggregated value is null do not count.
+    let rows = rows.filter(move |row| !row[group].is_null() && value.is_none_or(|v| !row[v].is_null()));
+    match strategy {
+        Strategy::Diff => rows
+            .explode(move |row: Row| {
+                let key = row[group].as_ref_id().unwrap_or(0);
+                let sum = value.map_or(0, |v| units(&row[v]));
+                Some((key, SumCount { sum, count: 1 }))
+            })
+            .count_total()
+            .flat_map(move |(key, acc): (u64, SumCount)| {
+                let v = match func {
+                    AggFunc::Count => Value::Int(acc.count),
+                    AggFunc::Exists => Value::Bool(acc.count > 0),
+                    AggFunc::Sum if ty == Type::Int => Value::Int((acc.sum / 1_000_000) as i64),
+                    AggFunc::Sum => Value::Decimal(Decimal(acc.sum)),
+                    AggFunc::Avg => Decimal::average(acc.sum, acc.count).map_or(Value::Null, Value::Decimal),
+                    _ => Value::Null,
+                };
+                (acc.count > 0).then_some((key, v))
+            }),
+        Strategy::Values => {
+            let v = value.unwrap_or(EVENT_ID);
+            rows.map(move |row: Row| (row[group].as_ref_id().unwrap_or(0), row[v].clone()))
+                .reduce(move |_key, input: &[(&Value, isize)], output: &mut Vec<(Value, isize)>| {
+                    if let Some(v) = values_aggregate(func, input) {
+                        output.push((v, 1));
+                    }
+                })
+        }
+        Strategy::Ordered => {
+            let v = value.unwrap_or(EVENT_ID);
+            rows.map(move |row: Row| {
+                (row[group].as_ref_id().unwrap_or(0), (row[EVENT_AT].clone(), row[EVENT_ID].clone(), row[v].clone()))
+            })
+            .reduce(move |_key, input: &[(&(Value, Value, Value), isize)], output: &mut Vec<(Value, isize)>| {
+                let chosen = if func == AggFunc::First { input.first() } else { input.last() };
+                if let Some(((_, _, v), _)) = chosen {
+                    output.push((v.clone(), 1));
+                }
+            })
+        }
+    }
+}
+
+/// Aggregates over the distinct values of a group with their multiplicities
+/// (sorted by value).
+pub fn values_aggregate(func: AggFunc, input: &[(&Value, isize)]) -> Option<Value> {
+    match func {
+        AggFunc::Min => input.first().map(|(v, _)| (*v).clone()),
+        AggFunc::Max => input.last().map(|(v, _)| (*v).clone()),
+        AggFunc::CountDistinct => Some(Value::Int(input.len() as i64)),
+        AggFunc::Mode => {
+            let mut best: Option<(&Value, isize)> = None;
+            for (v, n) in input {
+                if best.is_none_or(|(_, m)| *n > m) {
+                    best = Some((v, *n));
+                }
+            }
+            best.map(|(v, _)| v.clone())
+        }
+        AggFunc::Sum | AggFunc::Avg => {
+            let mut sum = 0.0;
+            let mut count = 0isize;
+            for (v, n) in input {
+                if let Value::Float(f) = v {
+                    sum += f.0 * *n as f64;
+                    count += n;
+                }
+            }
+            if func == AggFunc::Sum {
+                Some(Value::Float(F64(sum)))
+            } else if count > 0 {
+                Some(Value::Float(F64(sum / count as f64)))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}

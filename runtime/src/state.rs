@@ -1,0 +1,216 @@
+//! The serving state: what reads see.
+//!
+//! The engine publishes into it once per batch, under one write lock, after
+//! every worker has finished the batch: new instances, attribute changes, tag
+//! and segment changes, and the batch's time. A reader therefore sees each
+//! batch entirely or not at all, and never waits on the dataflow's compute:
+//! reads take a read lock on plain maps.
+
+use crate::render::{OutputUpdate, Row};
+use segflow_compiler::hir::Def;
+use segflow_compiler::plan::Plan;
+use segflow_compiler::value::{format_timestamp, Type, Value};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// One membership change of a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Index into `plan.outputs`.
+    pub output: usize,
+    pub key: Value,
+    pub enter: bool,
+    /// Logical milliseconds.
+    pub time: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EntityTable {
+    /// Key value of each interned id.
+    pub keys: Vec<Value>,
+    pub ids: HashMap<Value, u64>,
+    /// Current attribute rows (all declared fields; the key field holds `Ref(id)`).
+    pub attributes: HashMap<u64, Row>,
+}
+
+pub struct ServingState {
+    pub plan: Arc<Plan>,
+    /// Logical milliseconds that the state reflects (`now` of the last batch).
+    pub time: i64,
+    /// Number of batches applied.
+    pub batches: u64,
+    pub entities: Vec<EntityTable>,
+    /// Per output: tag values by instance (absent = the output's default).
+    pub columns: Vec<HashMap<u64, Value>>,
+    /// Per segment output: members by key, with the time they entered.
+    pub members: Vec<BTreeMap<Value, i64>>,
+    /// Every membership change, in time order.
+    pub changes: Vec<Change>,
+}
+
+impl ServingState {
+    pub fn new(plan: Arc<Plan>) -> ServingState {
+        let n = plan.outputs.len();
+        ServingState {
+            entities: vec![EntityTable::default(); plan.entities.len()],
+            columns: vec![HashMap::new(); n],
+            members: vec![BTreeMap::new(); n],
+            changes: Vec::new(),
+            time: 0,
+            batches: 0,
+            plan,
+        }
+    }
+
+    /// Applies consolidated output updates (sorted by time) of one batch.
+    pub fn apply_outputs(&mut self, mut updates: Vec<OutputUpdate>) {
+        updates.sort_by(|a, b| (a.3, a.0, a.1, &a.2).cmp(&(b.3, b.0, b.1, &b.2)));
+        // Consolidate equal (output, key, value, time).
+        let mut merged: Vec<OutputUpdate> = Vec::with_capacity(updates.len());
+        for u in updates {
+            match merged.last_mut() {
+                Some(m) if m.0 == u.0 && m.1 == u.1 && m.2 == u.2 && m.3 == u.3 => m.4 += u.4,
+                _ => merged.push(u),
+            }
+        }
+        merged.retain(|u| u.4 != 0);
+        // Within one time, retractions before insertions.
+        merged.sort_by(|a, b| (a.3, a.4 > 0).cmp(&(b.3, b.4 > 0)));
+        for (output, id, value, time, diff) in merged {
+            let out = &self.plan.outputs[output];
+            let logical = (time >> 16) as i64;
+            match out.def {
+                Def::Tag(_) => {
+                    if diff > 0 {
+                        self.columns[output].insert(id, value);
+                    } else if self.columns[output].get(&id) == Some(&value) {
+                        self.columns[output].remove(&id);
+                    }
+                }
+                Def::Segment(_) => {
+                    let key = self.entities[out.entity].keys[id as usize].clone();
+                    if diff > 0 {
+                        self.columns[output].insert(id, Value::Bool(true));
+                        self.members[output].insert(key.clone(), logical);
+                        self.changes.push(Change { output, key, enter: true, time: logical });
+                    } else {
+                        self.columns[output].remove(&id);
+                        self.members[output].remove(&key);
+                        self.changes.push(Change { output, key, enter: false, time: logical });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The value of output `output` for instance `id`.
+    pub fn value(&self, output: usize, id: u64) -> Value {
+        self.columns[output].get(&id).cloned().unwrap_or_else(|| self.plan.outputs[output].default.clone())
+    }
+
+    /// An instance's profile (EQL.md §11), or `None` if no record named it.
+    pub fn profile(&self, entity: usize, key: &Value) -> Option<serde_json::Value> {
+        let id = *self.entities[entity].ids.get(key)?;
+        Some(self.profile_of(entity, id))
+    }
+
+    pub fn profile_of(&self, entity: usize, id: u64) -> serde_json::Value {
+        let plan = &self.plan;
+        let e = &plan.entities[entity];
+        let table = &self.entities[entity];
+        let mut attributes = serde_json::Map::new();
+        if let Some(row) = table.attributes.get(&id) {
+            for (i, f) in e.fields.iter().enumerate() {
+                if i != e.key && !row[i].is_null() {
+                    attributes.insert(f.name.clone(), self.json_value(&row[i], f.ty));
+                }
+            }
+        }
+        let mut tags = serde_json::Map::new();
+        let mut segments = Vec::new();
+        for (o, out) in plan.outputs.iter().enumerate() {
+            if out.entity != entity || out.anonymous {
+                continue;
+            }
+            match out.def {
+                Def::Tag(_) => {
+                    tags.insert(out.name.clone(), self.json_value(&self.value(o, id), out.ty));
+                }
+                Def::Segment(_) => {
+                    if self.columns[o].contains_key(&id) {
+                        segments.push(out.name.clone());
+                    }
+                }
+            }
+        }
+        segments.sort();
+        json!({
+            "entity": e.name,
+            "id": self.json_value(&table.keys[id as usize], e.fields[e.key].ty),
+            "attributes": attributes,
+            "tags": tags,
+            "segments": segments,
+        })
+    }
+
+    /// A value as JSON (EQL.md §11): exact numbers, RFC 3339 times, references by key.
+    pub fn json_value(&self, v: &Value, ty: Type) -> serde_json::Value {
+        match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => json!(b),
+            Value::Int(i) => json!(i),
+            Value::Float(f) => serde_json::Number::from_f64(f.0).map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Value::Decimal(d) => exact_number(&d.to_string()),
+            Value::Str(s) => json!(s.as_ref()),
+            Value::Timestamp(t) => json!(format_timestamp(*t)),
+            Value::Ref(id) => match ty {
+                Type::Ref(e) => self.entities[e]
+                    .keys
+                    .get(*id as usize)
+                    .map_or(serde_json::Value::Null, |k| self.json_value(k, Type::String)),
+                _ => json!(id),
+            },
+        }
+    }
+
+    /// Every membership change, one JSON line each, in time order:
+    /// `{"segment":"high_value","key":"u1","change":"enter","time":"..."}`.
+    pub fn write_changes(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        for c in &self.changes {
+            let out_def = &self.plan.outputs[c.output];
+            let e = &self.plan.entities[out_def.entity];
+            let line = json!({
+                "segment": out_def.name,
+                "key": self.json_value(&c.key, e.fields[e.key].ty),
+                "change": if c.enter { "enter" } else { "exit" },
+                "time": format_timestamp(c.time),
+            });
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Every instance of every entity, sorted by entity name then key, one JSON line each.
+    pub fn dump(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut entities: Vec<usize> = (0..self.plan.entities.len()).collect();
+        entities.sort_by(|a, b| self.plan.entities[*a].name.cmp(&self.plan.entities[*b].name));
+        for e in entities {
+            let table = &self.entities[e];
+            let mut ids: Vec<u64> = (0..table.keys.len() as u64).collect();
+            ids.sort_by(|a, b| table.keys[*a as usize].cmp(&table.keys[*b as usize]));
+            for id in ids {
+                serde_json::to_writer(&mut *out, &self.profile_of(e, id))?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON number written exactly as `text`, a valid decimal literal
+/// (serde_json's `arbitrary_precision` keeps the digits, never an `f64`).
+fn exact_number(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
