@@ -59,6 +59,8 @@ pub fn lower(program: &Program) -> Plan {
         let default = l.def_default(def);
         l.plan.outputs.push(Output { def, entity, name, node, ty, default, anonymous, inputs });
     }
+    // Outputs in declaration order (tags, then segments): the order profiles print in.
+    l.plan.outputs.sort_by_key(|o| o.def);
     l.plan
 }
 
