@@ -130,6 +130,9 @@ pub struct Query {
     pub span: Span,
 }
 
+// A query has a handful of select items; boxing the expression would cost every
+// consumer a deref for no measurable saving.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum SelectItem {
     /// `*`: every attribute, tag and segment of the entity.
@@ -158,13 +161,27 @@ pub enum ExprKind {
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// `x is null` (`negated` for `is not null`).
-    IsNull { expr: Box<Expr>, negated: bool },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
     /// `x [not] in [a, b]`
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
     /// `x [not] in segment_name`
-    InSegment { expr: Box<Expr>, segment: Ident, negated: bool },
+    InSegment {
+        expr: Box<Expr>,
+        segment: Ident,
+        negated: bool,
+    },
     /// `case when c then v .. [else e] end`
-    Case { whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    Case {
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
     /// `name(args [by field] [where cond] [within duration])`, and `count(*)`.
     Call(Call),
 }
@@ -186,7 +203,7 @@ pub enum UnaryOp {
     Neg,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum BinaryOp {
     Or,
     And,
