@@ -201,9 +201,10 @@ fn input_text(plan: &Plan, i: InputId) -> String {
     match &plan.inputs[i] {
         Input::Instances { entity } => format!("Instances entity={}", plan.entities[*entity].name),
         Input::Attributes { entity } => format!("Attributes entity={}", plan.entities[*entity].name),
-        Input::Events { event, window_ms } => {
+        Input::Events { event, window_ms, fields } => {
             let w = window_ms.map_or("none".to_string(), format_duration);
-            format!("Events event={} window={w}", plan.events[*event].name)
+            let names: Vec<&str> = fields.iter().map(|&f| plan.events[*event].fields[f].name.as_str()).collect();
+            format!("Events event={} window={w} fields=[{}]", plan.events[*event].name, names.join(", "))
         }
     }
 }
@@ -219,7 +220,7 @@ pub fn row_names(plan: &Plan, node: NodeId) -> Vec<String> {
         Node::Input { input } => match &plan.inputs[*input] {
             Input::Instances { entity } => vec!["key".into(), plan.entities[*entity].fields[plan.entities[*entity].key].name.clone()],
             Input::Attributes { entity } => plan.entities[*entity].fields.iter().map(|f| f.name.clone()).collect(),
-            Input::Events { event, .. } => plan.events[*event].fields.iter().map(|f| f.name.clone()).collect(),
+            Input::Events { event, fields, .. } => fields.iter().map(|&f| plan.events[*event].fields[f].name.clone()).collect(),
         },
         Node::Enrich { source, via, lookup, .. } => {
             let mut names = row_names(plan, *source);
@@ -282,7 +283,7 @@ fn node_line(plan: &Plan, id: NodeId) -> String {
             let names = row_names(plan, *source);
             format!("Filter predicate=`{}`", predicate.display(&|i| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"))))
         }
-        Node::Aggregate { source, group, func, value, ty, strategy } => {
+        Node::Aggregate { source, group, func, value, ty, strategy, .. } => {
             let names = row_names(plan, *source);
             let v = value.map_or("-".to_string(), |v| names.get(v).cloned().unwrap_or_default());
             format!(

@@ -306,9 +306,12 @@ impl Lowerer<'_> {
     fn aggregate(&mut self, a: hir::AggId) -> NodeId {
         let agg = self.program.aggregates[a].clone();
         let event = &self.program.events[agg.event];
-        let mut node = self.input(Input::Events { event: agg.event, window_ms: agg.window_ms });
-        let mut width = event.fields.len();
-        let mut slot_of: HashMap<Column, usize> = (0..width).map(|i| (Column::Field(i), i)).collect();
+        let fields = self.event_fields(agg.event, agg.window_ms);
+        let mut node = self.input(Input::Events { event: agg.event, window_ms: agg.window_ms, fields: fields.clone() });
+        let _ = event;
+        let mut width = fields.len();
+        let mut slot_of: HashMap<Column, usize> =
+            fields.iter().enumerate().map(|(slot, &f)| (Column::Field(f), slot)).collect();
         // Followed references, grouped by the event field that holds the reference.
         let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
         if let Some(f) = &agg.filter {
@@ -329,9 +332,10 @@ impl Lowerer<'_> {
             targets.sort();
             let appended = targets.len();
             let lookup = self.lookup(entity, &targets);
-            let left = self.arrangement(node, Some(via));
+            let via_slot = slot_of[&Column::Field(via)];
+            let left = self.arrangement(node, Some(via_slot));
             let right = self.arrangement(lookup, None);
-            node = self.add(Node::Enrich { source: node, via, lookup, width: 1 + targets.len(), left, right });
+            node = self.add(Node::Enrich { source: node, via: via_slot, lookup, width: 1 + targets.len(), left, right });
             for (j, t) in targets.into_iter().enumerate() {
                 let column = Column::Follow { via: Box::new(Column::Field(via)), entity, target: Box::new(t) };
                 slot_of.insert(column, width + 1 + j);
@@ -349,7 +353,41 @@ impl Lowerer<'_> {
             (AggFunc::First | AggFunc::Last, _) => Strategy::Ordered,
             _ => Strategy::Values,
         };
-        self.add(Node::Aggregate { source: node, group: agg.group, func: agg.func, value, ty: agg.ty, strategy })
+        let order_by = (strategy == Strategy::Ordered)
+            .then(|| (slot_of[&Column::Field(hir::EVENT_AT)], slot_of[&Column::Field(hir::EVENT_ID)]));
+        let group = slot_of[&Column::Field(agg.group)];
+        self.add(Node::Aggregate { source: node, group, func: agg.func, value, order_by, ty: agg.ty, strategy })
+    }
+
+    /// The fields an event input must carry: everything any aggregate reading
+    /// it (same event and window) needs, so the input is shared and rows stay small.
+    fn event_fields(&self, event: hir::EventId, window_ms: Option<u64>) -> Vec<usize> {
+        let mut fields = std::collections::BTreeSet::new();
+        for agg in &self.program.aggregates {
+            if agg.event != event || agg.window_ms != window_ms {
+                continue;
+            }
+            fields.insert(agg.group);
+            if matches!(agg.func, AggFunc::First | AggFunc::Last) {
+                fields.insert(hir::EVENT_AT);
+                fields.insert(hir::EVENT_ID);
+            }
+            let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
+            if let Some(f) = &agg.filter {
+                f.visit_columns(&mut |c| columns.push(c.clone()));
+            }
+            for c in columns {
+                match c {
+                    Column::Field(i) => fields.insert(i),
+                    Column::Follow { via, .. } => match *via {
+                        Column::Field(i) => fields.insert(i),
+                        _ => false,
+                    },
+                    _ => false,
+                };
+            }
+        }
+        fields.into_iter().collect()
     }
 }
 

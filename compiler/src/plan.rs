@@ -45,9 +45,11 @@ pub enum Input {
     Attributes { entity: EntityId },
     /// Events of one type. With a window of `W` ms, an event at `t` is inserted
     /// at `max(t, now)` and retracted at `t + W`, so it is present exactly while
-    /// `now - W < t <= now`. Rows `[id, at, fields...]`. Memory: one row per
-    /// event inside the window (per event ever, without a window).
-    Events { event: hir::EventId, window_ms: Option<u64> },
+    /// `now - W < t <= now`. Rows hold only `fields` (indexes into the event's
+    /// `[id, at, declared...]`), the union of what the input's readers need.
+    /// Memory: one such row per event inside the window (per event ever, without
+    /// a window).
+    Events { event: hir::EventId, window_ms: Option<u64>, fields: Vec<usize> },
 }
 
 /// A collection arranged (indexed) by a key field, built once and shared by
@@ -73,7 +75,16 @@ pub enum Node {
     /// An aggregate of rows grouped by the instance referenced in field `group`;
     /// a sparse column. `value` is the aggregated field (rows where it is null are
     /// skipped); `First`/`Last` order by (`at`, `id`).
-    Aggregate { source: NodeId, group: usize, func: AggFunc, value: Option<usize>, ty: Type, strategy: Strategy },
+    Aggregate {
+        source: NodeId,
+        group: usize,
+        func: AggFunc,
+        value: Option<usize>,
+        /// For `Ordered`: the row fields holding `at` and `id`.
+        order_by: Option<(usize, usize)>,
+        ty: Type,
+        strategy: Strategy,
+    },
     /// Dense rows for every instance of `entity`: slot 0 is the key value, then
     /// one slot per input (its default where the instance has none), then one per
     /// expression, evaluated in order (an expression may read earlier slots).
@@ -179,8 +190,8 @@ impl Plan {
         match &self.inputs[input] {
             Input::Instances { entity } => format!("{} instances", self.entities[*entity].name),
             Input::Attributes { entity } => format!("{} attributes", self.entities[*entity].name),
-            Input::Events { event, window_ms: None } => format!("{} events", self.events[*event].name),
-            Input::Events { event, window_ms: Some(w) } => {
+            Input::Events { event, window_ms: None, .. } => format!("{} events", self.events[*event].name),
+            Input::Events { event, window_ms: Some(w), .. } => {
                 format!("{} events within {}", self.events[*event].name, format_duration(*w))
             }
         }

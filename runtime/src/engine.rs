@@ -84,8 +84,8 @@ pub struct Engine {
     pending: BTreeMap<Time, Vec<(usize, Row, isize)>>,
     instances_input: Vec<Option<usize>>,
     attributes_input: Vec<Option<usize>>,
-    /// Per event type: (input, window in ms).
-    event_inputs: Vec<Vec<(usize, Option<u64>)>>,
+    /// Per event type: (input, window in ms, the fields its rows carry).
+    event_inputs: Vec<Vec<(usize, Option<u64>, Vec<usize>)>>,
     now: i64,
     next_time: Time,
     next_worker: usize,
@@ -139,7 +139,7 @@ impl Engine {
             match input {
                 Input::Instances { entity } => instances_input[*entity] = Some(i),
                 Input::Attributes { entity } => attributes_input[*entity] = Some(i),
-                Input::Events { event, window_ms } => event_inputs[*event].push((i, *window_ms)),
+                Input::Events { event, window_ms, fields } => event_inputs[*event].push((i, *window_ms, fields.clone())),
             }
         }
         let now = match config.clock {
@@ -192,12 +192,15 @@ impl Engine {
         };
         let batch_time = self.next_time.max(logical_to_time(new_now));
         let mut updates: Vec<(usize, Row, Time, isize)> = Vec::new();
-        // Queued updates now due, at their own times.
-        let due: Vec<Time> = self.pending.range(..=batch_time).map(|(t, _)| *t).collect();
-        for t in due {
-            if let Some(list) = self.pending.remove(&t) {
-                updates.extend(list.into_iter().map(|(i, row, d)| (i, row, t.max(self.next_time), d)));
-            }
+        // Queued updates now due. They take effect at the batch's time: the state
+        // at every batch is exact, and a window's expiry is visible (and stamped)
+        // at the first batch or tick at or after it. Feeding each at its own
+        // millisecond would give every expiry a distinct time, which multiplies
+        // the work of every reduce downstream.
+        let later = self.pending.split_off(&(batch_time + 1));
+        let due = std::mem::replace(&mut self.pending, later);
+        for (_, list) in due {
+            updates.extend(list.into_iter().map(|(i, row, d)| (i, row, batch_time, d)));
         }
         let first_new_key: Vec<usize> = self.keys.iter().map(Interner::len).collect();
         let mut touched: Vec<HashSet<u64>> = vec![HashSet::new(); self.plan.entities.len()];
@@ -215,9 +218,11 @@ impl Engine {
                         Value::Timestamp(t) => t,
                         _ => continue,
                     };
-                    for &(input, window) in &self.event_inputs[*event] {
-                        match window {
-                            None => updates.push((input, row.clone(), batch_time, 1)),
+                    for (input, window, fields) in &self.event_inputs[*event] {
+                        let input = *input;
+                        let row: Row = fields.iter().map(|&f| row[f].clone()).collect();
+                        match *window {
+                            None => updates.push((input, row, batch_time, 1)),
                             Some(w) => {
                                 let insert = logical_to_time(t).max(batch_time);
                                 let retract = logical_to_time(t.saturating_add(w as i64));
@@ -229,7 +234,7 @@ impl Engine {
                                 } else {
                                     self.pending.entry(insert).or_default().push((input, row.clone(), 1));
                                 }
-                                self.pending.entry(retract).or_default().push((input, row.clone(), -1));
+                                self.pending.entry(retract).or_default().push((input, row, -1));
                             }
                         }
                     }

@@ -16,7 +16,7 @@ use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::VecCollection;
-use segflow_compiler::hir::{AggFunc, EVENT_AT, EVENT_ID};
+use segflow_compiler::hir::AggFunc;
 use segflow_compiler::plan::{GatherInput, Keep, Node, Plan, Strategy};
 use segflow_compiler::value::{Decimal, Type, Value, F64};
 use std::cell::RefCell;
@@ -114,14 +114,9 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                     let predicate = predicate.clone();
                     Rendered::Rows(rendered[*source].rows().filter(move |row| predicate.eval(row) == Value::Bool(true)))
                 }
-                Node::Aggregate { source, group, func, value, ty, strategy } => Rendered::Column(aggregate(
-                    rendered[*source].rows(),
-                    *group,
-                    *func,
-                    *value,
-                    *ty,
-                    *strategy,
-                )),
+                Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(
+                    aggregate(rendered[*source].rows(), *group, *func, *value, *order_by, *ty, *strategy),
+                ),
                 Node::Gather { instances, inputs, exprs, .. } => {
                     let mut parts = rendered[*instances].rows().flat_map(|row: Row| {
                         let key = row[0].as_ref_id()?;
@@ -243,6 +238,7 @@ fn aggregate<'s>(
     group: usize,
     func: AggFunc,
     value: Option<usize>,
+    order_by: Option<(usize, usize)>,
     ty: Type,
     strategy: Strategy,
 ) -> Column<'s> {
@@ -268,7 +264,7 @@ fn aggregate<'s>(
                 (acc.count > 0).then_some((key, v))
             }),
         Strategy::Values => {
-            let v = value.unwrap_or(EVENT_ID);
+            let v = value.unwrap_or(group);
             rows.map(move |row: Row| (row[group].as_ref_id().unwrap_or(0), row[v].clone()))
                 .reduce(move |_key, input: &[(&Value, isize)], output: &mut Vec<(Value, isize)>| {
                     if let Some(v) = values_aggregate(func, input) {
@@ -277,9 +273,10 @@ fn aggregate<'s>(
                 })
         }
         Strategy::Ordered => {
-            let v = value.unwrap_or(EVENT_ID);
+            let v = value.unwrap_or(group);
+            let (at, id) = order_by.unwrap_or((group, group));
             rows.map(move |row: Row| {
-                (row[group].as_ref_id().unwrap_or(0), (row[EVENT_AT].clone(), row[EVENT_ID].clone(), row[v].clone()))
+                (row[group].as_ref_id().unwrap_or(0), (row[at].clone(), row[id].clone(), row[v].clone()))
             })
             .reduce(move |_key, input: &[(&(Value, Value, Value), isize)], output: &mut Vec<(Value, isize)>| {
                 let chosen = if func == AggFunc::First { input.first() } else { input.last() };
