@@ -25,9 +25,7 @@ Set RUST_LOG=debug for structured logs on standard error.";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -187,7 +185,9 @@ fn explain_cmd(args: &[String]) -> Result<ExitCode, String> {
         ("plan", "text") => explain::plan_text(&compiled.plan),
         ("plan", "dot") => explain::plan_dot(&compiled.plan),
         ("plan", "json") => json(&compiled.plan)?,
-        ("ast" | "hir" | "plan", f) => return Err(format!("--format {f} is not available for --stage {stage} (text, json; dot for the plan)")),
+        ("ast" | "hir" | "plan", f) => {
+            return Err(format!("--format {f} is not available for --stage {stage} (text, json; dot for the plan)"))
+        }
         (s, _) => return Err(format!("unknown stage `{s}`: expected ast, hir or plan")),
     };
     print!("{text}");
@@ -199,12 +199,7 @@ fn json(value: &impl serde::Serialize) -> Result<String, String> {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
-    let args = Args::parse(
-        args,
-        &["now", "workers", "out", "batch-size", "changes"],
-        &["events"],
-        &["skip-invalid"],
-    )?;
+    let args = Args::parse(args, &["now", "workers", "out", "batch-size", "changes"], &["events"], &["skip-invalid"])?;
     let events = args.all("events");
     if events.is_empty() {
         return Err("`segflow run` needs --events DATA.ndjson (one or more files; - for standard input)".into());
@@ -227,7 +222,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     };
     let decoder = Decoder::new(&compiled.plan);
     let started = std::time::Instant::now();
-    let files: Vec<String> = events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
+    let files: Vec<String> =
+        events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
     let loaded = load_files(&decoder, &files).map_err(|e| e.to_string())?;
     for w in loaded.warnings.iter().take(20) {
         eprintln!("warning: {w}");

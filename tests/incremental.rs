@@ -107,7 +107,11 @@ fn random_model(rng: &mut Rng) -> String {
     let int = |rng: &mut Rng| if ints.is_empty() { "coalesce(level, 0)".to_string() } else { rng.pick(&ints).clone() };
     let dec = |rng: &mut Rng| if decimals.is_empty() { "0.5".to_string() } else { rng.pick(&decimals).clone() };
     let exprs = [
-        format!("tag user.band = case when {} >= 2 then \"hi\" when {} > 100 then \"mid\" else \"lo\" end;", int(rng), dec(rng)),
+        format!(
+            "tag user.band = case when {} >= 2 then \"hi\" when {} > 100 then \"mid\" else \"lo\" end;",
+            int(rng),
+            dec(rng)
+        ),
         "tag user.place = coalesce(city, home_store.region, \"none\");".to_string(),
         "tag user.store_revenue = home_store.revenue;".to_string(),
         format!("tag user.score = {} * 2 + coalesce(level, 1) % 3;", int(rng)),
@@ -123,9 +127,22 @@ fn random_model(rng: &mut Rng) -> String {
         format!("segment s_int on user = {} >= 2;", int(rng)),
         format!("segment s_dec on user = {} > 60;", dec(rng)),
         "segment s_home on user = home_store in busy_stores;".to_string(),
-        "segment s_inline on user = count(view where channel = \"app\" within 20s) >= 2 and city = \"Shanghai\";".to_string(),
+        "segment s_inline on user = count(view where channel = \"app\" within 20s) >= 2 and city = \"Shanghai\";"
+            .to_string(),
         "segment s_lapsed on user = exists(order) and not exists(order within 5s);".to_string(),
-        format!("segment s_both on user = s_int and not ({} is null);", rng.pick(&others.iter().chain(ints.iter()).cloned().collect::<Vec<_>>().into_iter().chain(["city".to_string()]).collect::<Vec<_>>())),
+        format!(
+            "segment s_both on user = s_int and not ({} is null);",
+            rng.pick(
+                &others
+                    .iter()
+                    .chain(ints.iter())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .chain(["city".to_string()])
+                    .collect::<Vec<_>>()
+            )
+        ),
         "segment s_vip on user = vip or lower(coalesce(city, \"\")) in [\"beijing\", \"shenzhen\"];".to_string(),
         "segment s_level on user = level between_placeholder;".to_string(),
     ];
@@ -168,12 +185,29 @@ fn random_records(rng: &mut Rng, n: usize) -> Vec<String> {
         };
         let u = rng.pick(&users);
         let line = match rng.below(20) {
-            0 => format!(r#"{{"entity":"user","id":"{u}","set":{{"city":{},"level":{},"vip":{}}}}}"#, rng.pick(&cities), rng.pick(&["1", "2", "3", "5", "null"]), rng.pick(&["true", "false", "null"])),
-            1 => format!(r#"{{"entity":"user","id":"{u}","set":{{"home_store":{}}}}}"#, rng.pick(&["\"s1\"", "\"s2\"", "\"s3\"", "null"])),
+            0 => format!(
+                r#"{{"entity":"user","id":"{u}","set":{{"city":{},"level":{},"vip":{}}}}}"#,
+                rng.pick(&cities),
+                rng.pick(&["1", "2", "3", "5", "null"]),
+                rng.pick(&["true", "false", "null"])
+            ),
+            1 => format!(
+                r#"{{"entity":"user","id":"{u}","set":{{"home_store":{}}}}}"#,
+                rng.pick(&["\"s1\"", "\"s2\"", "\"s3\"", "null"])
+            ),
             2 if rng.chance(30) => format!(r#"{{"entity":"user","id":"{u}","delete":true}}"#),
             2 => format!(r#"{{"entity":"user","id":"{u}","unset":["city"]}}"#),
-            3 => format!(r#"{{"entity":"product","id":"{}","set":{{"category":{},"price":{}}}}}"#, rng.pick(&products), rng.pick(&categories), rng.pick(&["10", "\"20.50\"", "99.99", "null"])),
-            4 => format!(r#"{{"entity":"store","id":"{}","set":{{"region":{}}}}}"#, rng.pick(&stores), rng.pick(&["\"east\"", "\"west\"", "null"])),
+            3 => format!(
+                r#"{{"entity":"product","id":"{}","set":{{"category":{},"price":{}}}}}"#,
+                rng.pick(&products),
+                rng.pick(&categories),
+                rng.pick(&["10", "\"20.50\"", "99.99", "null"])
+            ),
+            4 => format!(
+                r#"{{"entity":"store","id":"{}","set":{{"region":{}}}}}"#,
+                rng.pick(&stores),
+                rng.pick(&["\"east\"", "\"west\"", "null"])
+            ),
             5 if !sent.is_empty() => rng.pick(&sent).clone(),
             6..=11 => format!(
                 r#"{{"event":"order","id":"o{i}","at":{at},"user":"{u}","store":{},"product":"{}","amount":{},"quantity":{},"channel":{}}}"#,
@@ -265,7 +299,10 @@ fn check_case(seed: u64) {
         for m in before.difference(&after) {
             expected.insert(m.clone(), -1);
         }
-        assert_eq!(net, expected, "seed {seed}: batch {batch_no}: enter/exit changes differ from the membership difference\nmodel:\n{model}");
+        assert_eq!(
+            net, expected,
+            "seed {seed}: batch {batch_no}: enter/exit changes differ from the membership difference\nmodel:\n{model}"
+        );
         before = after;
     }
 }

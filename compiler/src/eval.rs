@@ -135,11 +135,9 @@ impl ScalarExpr {
                 }
                 s + " end"
             }
-            ScalarExpr::Call(f, args) => format!(
-                "{}({})",
-                f.name(),
-                args.iter().map(|x| x.display(names)).collect::<Vec<_>>().join(", ")
-            ),
+            ScalarExpr::Call(f, args) => {
+                format!("{}({})", f.name(), args.iter().map(|x| x.display(names)).collect::<Vec<_>>().join(", "))
+            }
         }
     }
 
@@ -342,8 +340,12 @@ mod tests {
         let t = lit(Value::Bool(true));
         let f = lit(Value::Bool(false));
         let n = lit(Value::Null);
-        let and = |a: &ScalarExpr, b: &ScalarExpr| ScalarExpr::Binary(BinaryOp::And, Box::new(a.clone()), Box::new(b.clone())).eval(&[]);
-        let or = |a: &ScalarExpr, b: &ScalarExpr| ScalarExpr::Binary(BinaryOp::Or, Box::new(a.clone()), Box::new(b.clone())).eval(&[]);
+        let and = |a: &ScalarExpr, b: &ScalarExpr| {
+            ScalarExpr::Binary(BinaryOp::And, Box::new(a.clone()), Box::new(b.clone())).eval(&[])
+        };
+        let or = |a: &ScalarExpr, b: &ScalarExpr| {
+            ScalarExpr::Binary(BinaryOp::Or, Box::new(a.clone()), Box::new(b.clone())).eval(&[])
+        };
         assert_eq!(and(&n, &f), Value::Bool(false));
         assert_eq!(and(&n, &t), Value::Null);
         assert_eq!(or(&n, &t), Value::Bool(true));

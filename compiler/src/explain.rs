@@ -32,13 +32,20 @@ pub fn hir_text(p: &Program) -> String {
         let _ = writeln!(out, "entity {}", e.name);
         for (i, f) in e.fields.iter().enumerate() {
             let key = if i == e.key { "key " } else { "" };
-            let _ = writeln!(out, "  {key}{}: {}{}", f.name, type_name(&p.entities, f.ty), if f.nullable { "?" } else { "" });
+            let _ = writeln!(
+                out,
+                "  {key}{}: {}{}",
+                f.name,
+                type_name(&p.entities, f.ty),
+                if f.nullable { "?" } else { "" }
+            );
         }
     }
     for ev in &p.events {
         let _ = writeln!(out, "event {}", ev.name);
         for f in &ev.fields {
-            let _ = writeln!(out, "  {}: {}{}", f.name, type_name(&p.entities, f.ty), if f.nullable { "?" } else { "" });
+            let _ =
+                writeln!(out, "  {}: {}{}", f.name, type_name(&p.entities, f.ty), if f.nullable { "?" } else { "" });
         }
     }
     let _ = writeln!(out, "definitions (in dependency order):");
@@ -184,7 +191,7 @@ pub fn plan_text(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "lineage:");
     for o in plan.outputs.iter().filter(|o| !o.anonymous) {
-        let inputs: Vec<String> = o.inputs.iter().map(|&i| input_text(plan, i)).collect();
+        let inputs: Vec<String> = o.inputs.iter().map(|&i| plan.input_name(i)).collect();
         let _ = writeln!(out, "  {}.{} <- {}", plan.entities[o.entity].name, o.name, inputs.join(", "));
     }
     out
@@ -218,9 +225,13 @@ pub fn field_name(plan: &Plan, node: NodeId, f: usize) -> String {
 pub fn row_names(plan: &Plan, node: NodeId) -> Vec<String> {
     match &plan.nodes[node] {
         Node::Input { input } => match &plan.inputs[*input] {
-            Input::Instances { entity } => vec!["key".into(), plan.entities[*entity].fields[plan.entities[*entity].key].name.clone()],
+            Input::Instances { entity } => {
+                vec!["key".into(), plan.entities[*entity].fields[plan.entities[*entity].key].name.clone()]
+            }
             Input::Attributes { entity } => plan.entities[*entity].fields.iter().map(|f| f.name.clone()).collect(),
-            Input::Events { event, fields, .. } => fields.iter().map(|&f| plan.events[*event].fields[f].name.clone()).collect(),
+            Input::Events { event, fields, .. } => {
+                fields.iter().map(|&f| plan.events[*event].fields[f].name.clone()).collect()
+            }
         },
         Node::Enrich { source, via, lookup, .. } => {
             let mut names = row_names(plan, *source);
@@ -281,7 +292,10 @@ fn node_line(plan: &Plan, id: NodeId) -> String {
         ),
         Node::Filter { source, predicate } => {
             let names = row_names(plan, *source);
-            format!("Filter predicate=`{}`", predicate.display(&|i| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"))))
+            format!(
+                "Filter predicate=`{}`",
+                predicate.display(&|i| names.get(i).cloned().unwrap_or_else(|| format!("#{i}")))
+            )
         }
         Node::Aggregate { source, group, func, value, ty, strategy, .. } => {
             let names = row_names(plan, *source);
@@ -298,7 +312,12 @@ fn node_line(plan: &Plan, id: NodeId) -> String {
             let mut s = format!("Gather entity={} slots=[{}]", plan.entities[*entity].name, names.join(", "));
             let _ = inputs;
             for e in exprs {
-                let _ = write!(s, " {}=`{}`", e.name.rsplit('.').next().unwrap_or(&e.name), e.expr.display(&|i| names.get(i).cloned().unwrap_or_default()));
+                let _ = write!(
+                    s,
+                    " {}=`{}`",
+                    e.name.rsplit('.').next().unwrap_or(&e.name),
+                    e.expr.display(&|i| names.get(i).cloned().unwrap_or_default())
+                );
             }
             s
         }
@@ -321,7 +340,8 @@ pub fn plan_dot(plan: &Plan) -> String {
         }
         let label = node_line(plan, id);
         let short: String = label.split_whitespace().next().unwrap_or("").to_string();
-        let _ = writeln!(out, "  n{id} [shape=box, label=\"%{id} {}\", tooltip=\"{}\"];", escape(&short), escape(&label));
+        let _ =
+            writeln!(out, "  n{id} [shape=box, label=\"%{id} {}\", tooltip=\"{}\"];", escape(&short), escape(&label));
         for s in node.sources() {
             let _ = writeln!(out, "  n{s} -> n{id};");
         }

@@ -238,11 +238,21 @@ pub enum ExprKind {
     Widen(Box<Expr>),
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
-    IsNull { expr: Box<Expr>, negated: bool },
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
     /// Membership of the referenced instance in a segment (`home_store in hot_stores`).
     /// Lowered as a followed segment column; kept for printing.
-    Case { whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    Case {
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
     Call(Function, Vec<Expr>),
 }
 
@@ -310,7 +320,11 @@ pub struct QueryItem {
 pub enum QueryItemKind {
     Expr(Expr),
     /// `count(*)`, `sum(expr)`, ... over the selected rows.
-    Aggregate { func: AggFunc, arg: Option<Expr>, ty: Type },
+    Aggregate {
+        func: AggFunc,
+        arg: Option<Expr>,
+        ty: Type,
+    },
 }
 
 impl Program {
@@ -326,22 +340,18 @@ impl Program {
             Column::Field(i) => self.entities[entity].fields[*i].name.clone(),
             Column::Tag(t) => self.tags[*t].name.clone(),
             Column::Segment(s) => self.segments[*s].name.clone(),
-            Column::Follow { via, entity: target_entity, target } => format!(
-                "{}.{}",
-                self.column_name(entity, via),
-                self.column_name(*target_entity, target)
-            ),
+            Column::Follow { via, entity: target_entity, target } => {
+                format!("{}.{}", self.column_name(entity, via), self.column_name(*target_entity, target))
+            }
         }
     }
     /// The readable name of a column of an event row.
     pub fn event_column_name(&self, event: EventId, column: &Column) -> String {
         match column {
             Column::Field(i) => self.events[event].fields[*i].name.clone(),
-            Column::Follow { via, entity, target } => format!(
-                "{}.{}",
-                self.event_column_name(event, via),
-                self.column_name(*entity, target)
-            ),
+            Column::Follow { via, entity, target } => {
+                format!("{}.{}", self.event_column_name(event, via), self.column_name(*entity, target))
+            }
             other => format!("{other:?}"),
         }
     }

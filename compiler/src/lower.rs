@@ -55,7 +55,9 @@ pub fn lower(program: &Program) -> Plan {
             }
             Def::Segment(s) => (program.segments[s].entity, program.segments[s].name.clone(), Type::Bool, false),
         };
-        let inputs = l.plan.inputs_of(node);
+        let mut lineage = std::collections::BTreeSet::new();
+        l.def_lineage(def, &mut lineage);
+        let inputs = lineage.into_iter().collect();
         let default = l.def_default(def);
         l.plan.outputs.push(Output { def, entity, name, node, ty, default, anonymous, inputs });
     }
@@ -139,33 +141,87 @@ impl Lowerer<'_> {
         }
     }
 
+    // ---------- lineage ----------
+
+    /// The inputs whose records can change `def`: the event inputs of the
+    /// aggregates it reads and the attributes of the entities it reads, through
+    /// every definition and reference it follows. (Computed from the IR, not the
+    /// plan, because a gather evaluates many definitions at once.)
+    fn def_lineage(&self, def: Def, acc: &mut std::collections::BTreeSet<InputId>) {
+        let entity = self.def_entity(def);
+        match &self.def_expr(def).kind {
+            ExprKind::Aggregate(a) => self.aggregate_lineage(*a, acc),
+            _ => {
+                let mut columns = Vec::new();
+                self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone()));
+                for c in columns {
+                    self.column_lineage(entity, &c, acc);
+                }
+            }
+        }
+    }
+
+    fn column_lineage(&self, entity: EntityId, column: &Column, acc: &mut std::collections::BTreeSet<InputId>) {
+        match column {
+            Column::Field(i) if *i == self.program.entities[entity].key => {}
+            Column::Field(_) => {
+                if let Some(i) = self.plan.inputs.iter().position(|x| *x == Input::Attributes { entity }) {
+                    acc.insert(i);
+                }
+            }
+            Column::Tag(t) => self.def_lineage(Def::Tag(*t), acc),
+            Column::Segment(s) => self.def_lineage(Def::Segment(*s), acc),
+            Column::Follow { via, entity: target_entity, target } => {
+                self.column_lineage(entity, via, acc);
+                self.column_lineage(*target_entity, target, acc);
+            }
+        }
+    }
+
+    fn aggregate_lineage(&self, a: hir::AggId, acc: &mut std::collections::BTreeSet<InputId>) {
+        let agg = &self.program.aggregates[a];
+        for (i, input) in self.plan.inputs.iter().enumerate() {
+            if matches!(input, Input::Events { event, window_ms, .. } if *event == agg.event && *window_ms == agg.window_ms)
+            {
+                acc.insert(i);
+            }
+        }
+        let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
+        if let Some(f) = &agg.filter {
+            f.visit_columns(&mut |c| columns.push(c.clone()));
+        }
+        for c in columns {
+            if let Column::Follow { entity, target, .. } = c {
+                self.column_lineage(entity, &target, acc);
+            }
+        }
+    }
+
     // ---------- ranks ----------
 
     fn rank_def(&mut self, def: Def) -> u32 {
         if let Some(&r) = self.ranks.get(&def) {
             return r;
         }
-        let entity = self.def_entity(def);
+
         let rank = match self.def_expr(def).kind {
             ExprKind::Aggregate(a) => self.rank_aggregate(a),
             _ => {
                 let mut columns = Vec::new();
                 self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone()));
-                columns.iter().map(|c| self.rank_column(entity, c)).max().unwrap_or(0)
+                columns.iter().map(|c| self.rank_column(c)).max().unwrap_or(0)
             }
         };
         self.ranks.insert(def, rank);
         rank
     }
 
-    fn rank_column(&mut self, entity: EntityId, column: &Column) -> u32 {
+    fn rank_column(&mut self, column: &Column) -> u32 {
         match column {
             Column::Field(_) => 0,
             Column::Tag(t) => self.rank_def(Def::Tag(*t)),
             Column::Segment(s) => self.rank_def(Def::Segment(*s)),
-            Column::Follow { via, entity: target_entity, target } => {
-                1 + self.rank_column(entity, via).max(self.rank_column(*target_entity, target))
-            }
+            Column::Follow { via, target, .. } => 1 + self.rank_column(via).max(self.rank_column(target)),
         }
     }
 
@@ -177,8 +233,8 @@ impl Lowerer<'_> {
         }
         let mut rank = 0;
         for c in &columns {
-            if let Column::Follow { entity, target, .. } = c {
-                rank = rank.max(self.rank_column(*entity, target));
+            if let Column::Follow { target, .. } = c {
+                rank = rank.max(self.rank_column(target));
             }
         }
         rank + 1
@@ -279,7 +335,13 @@ impl Lowerer<'_> {
 
     /// Rows of `entity` instances extended with `target` of the instance their
     /// `via` column refers to: (rows node, key field, target field).
-    fn follow(&mut self, entity: EntityId, via: &Column, target_entity: EntityId, target: &Column) -> (NodeId, usize, usize) {
+    fn follow(
+        &mut self,
+        entity: EntityId,
+        via: &Column,
+        target_entity: EntityId,
+        target: &Column,
+    ) -> (NodeId, usize, usize) {
         let (source, key_field, via_field, width) = match via {
             Column::Field(i) => {
                 let e = &self.program.entities[entity];
@@ -335,7 +397,8 @@ impl Lowerer<'_> {
             let via_slot = slot_of[&Column::Field(via)];
             let left = self.arrangement(node, Some(via_slot));
             let right = self.arrangement(lookup, None);
-            node = self.add(Node::Enrich { source: node, via: via_slot, lookup, width: 1 + targets.len(), left, right });
+            node =
+                self.add(Node::Enrich { source: node, via: via_slot, lookup, width: 1 + targets.len(), left, right });
             for (j, t) in targets.into_iter().enumerate() {
                 let column = Column::Follow { via: Box::new(Column::Field(via)), entity, target: Box::new(t) };
                 slot_of.insert(column, width + 1 + j);

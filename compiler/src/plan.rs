@@ -143,7 +143,7 @@ pub struct Output {
     pub default: Value,
     /// Lifted inline aggregates are computed but not shown in profiles.
     pub anonymous: bool,
-    /// The inputs this output depends on (lineage).
+    /// The inputs whose records can change this output (lineage).
     pub inputs: Vec<InputId>,
 }
 
@@ -200,8 +200,8 @@ impl Plan {
 
 /// `2592000000` -> `30d`; the largest unit that divides the duration.
 pub fn format_duration(ms: u64) -> String {
-    for (unit, size) in [("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-        if ms % size == 0 {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }

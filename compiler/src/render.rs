@@ -51,7 +51,13 @@ impl SourceMap {
     pub fn render(&self, diagnostics: &[Diagnostic]) -> String {
         let mut files = SimpleFiles::new();
         let ids: Vec<usize> = self.files.iter().map(|(n, t, _)| files.add(n.clone(), t.clone())).collect();
-        let config = Config { start_context_lines: 0, end_context_lines: 0, before_label_lines: 0, after_label_lines: 0, ..Config::default() };
+        let config = Config {
+            start_context_lines: 0,
+            end_context_lines: 0,
+            before_label_lines: 0,
+            after_label_lines: 0,
+            ..Config::default()
+        };
         let mut buffer = Buffer::no_color();
         for d in diagnostics {
             let report = self.report(d, &ids);

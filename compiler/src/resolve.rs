@@ -108,13 +108,8 @@ impl<'a> Resolver<'a> {
             match item {
                 ast::Item::Entity(e) => {
                     let fields = self.fields(&e.fields, true, &e.name);
-                    let keys: Vec<usize> = e
-                        .fields
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, f)| f.is_key)
-                        .map(|(i, _)| i)
-                        .collect();
+                    let keys: Vec<usize> =
+                        e.fields.iter().enumerate().filter(|(_, f)| f.is_key).map(|(i, _)| i).collect();
                     let key = match keys.as_slice() {
                         [k] => *k,
                         [] => {
@@ -144,12 +139,7 @@ impl<'a> Resolver<'a> {
                         }
                     }
                     if self.entity_names.get(&e.name.name) == Some(&self.entities.len()) {
-                        self.entities.push(hir::Entity {
-                            name: e.name.name.clone(),
-                            fields,
-                            key,
-                            span: e.name.span,
-                        });
+                        self.entities.push(hir::Entity { name: e.name.name.clone(), fields, key, span: e.name.span });
                     } else {
                         // a duplicate: keep indexes aligned with the first declaration only
                     }
@@ -173,7 +163,9 @@ impl<'a> Resolver<'a> {
                                     format!("`{}` is an implicit field of every event", f.name),
                                     f.name.span,
                                 )
-                                .with_help(format!("remove this line; every event already has `id: string?` and `at: timestamp`")),
+                                .with_help(
+                                    "remove this line; every event already has `id: string?` and `at: timestamp`",
+                                ),
                             );
                         }
                     }
@@ -244,13 +236,10 @@ impl<'a> Resolver<'a> {
         if let Some(&e) = self.entity_names.get(name) {
             return Type::Ref(e);
         }
-        let candidates: Vec<&str> = BUILTIN_TYPES
-            .iter()
-            .copied()
-            .chain(self.entity_names.keys().map(String::as_str))
-            .collect();
-        let mut d = Diagnostic::error(format!("unknown type `{name}`"), t.name.span)
-            .with_label("not a type or an entity");
+        let candidates: Vec<&str> =
+            BUILTIN_TYPES.iter().copied().chain(self.entity_names.keys().map(String::as_str)).collect();
+        let mut d =
+            Diagnostic::error(format!("unknown type `{name}`"), t.name.span).with_label("not a type or an entity");
         d = match did_you_mean(name, candidates.iter().copied()) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help("types are bool, int, float, decimal, string, timestamp, or an entity name"),
@@ -287,7 +276,13 @@ impl<'a> Resolver<'a> {
         let written_ty = t.ty.as_ref();
         let declared = written_ty.map(|ty| self.type_expr(ty));
         self.tag_names.insert(key, self.pending_tags.len());
-        self.pending_tags.push(Pending { entity: Some(entity), name: t.name.clone(), written_ty, expr: &t.expr, span: t.span });
+        self.pending_tags.push(Pending {
+            entity: Some(entity),
+            name: t.name.clone(),
+            written_ty,
+            expr: &t.expr,
+            span: t.span,
+        });
         self.tag_state.push(State::Pending);
         self.tags.push(None);
         self.tag_types.push(declared);
@@ -325,13 +320,20 @@ impl<'a> Resolver<'a> {
             }
         }
         self.segment_names.insert(s.name.name.clone(), self.pending_segments.len());
-        self.pending_segments.push(Pending { entity, name: s.name.clone(), written_ty: None, expr: &s.expr, span: s.span });
+        self.pending_segments.push(Pending {
+            entity,
+            name: s.name.clone(),
+            written_ty: None,
+            expr: &s.expr,
+            span: s.span,
+        });
         self.segment_state.push(State::Pending);
         self.segments.push(None);
     }
 
     fn unknown_entity(&mut self, name: &Ident) {
-        let mut d = Diagnostic::error(format!("unknown entity `{name}`"), name.span).with_label("no entity of this name");
+        let mut d =
+            Diagnostic::error(format!("unknown entity `{name}`"), name.span).with_label("no entity of this name");
         let names: Vec<String> = self.entity_names.keys().cloned().collect();
         if let Some(s) = did_you_mean(&name.name, names.iter().map(String::as_str)) {
             d = d.with_help(format!("did you mean `{s}`?"));
@@ -454,12 +456,8 @@ impl<'a> Resolver<'a> {
         let p = &self.pending_segments[s];
         let (entity, name, expr_ast, span) = (p.entity, p.name.clone(), p.expr, p.span);
         let Some(entity) = entity else {
-            self.segments[s] = Some(hir::Segment {
-                entity: 0,
-                name: name.name,
-                expr: Expr::literal(Value::Null, Type::Null),
-                span,
-            });
+            self.segments[s] =
+                Some(hir::Segment { entity: 0, name: name.name, expr: Expr::literal(Value::Null, Type::Null), span });
             return;
         };
         let expr = self.top_expr(Scope::Entity(entity), expr_ast);
@@ -503,7 +501,11 @@ impl<'a> Resolver<'a> {
                     }
                     ast::UnaryOp::Neg => {
                         if !inner_e.ty.is_numeric() && inner_e.ty != Type::Null {
-                            self.mismatch(inner.span, format!("cannot negate {}", self.type_name(inner_e.ty)), "a number is needed here");
+                            self.mismatch(
+                                inner.span,
+                                format!("cannot negate {}", self.type_name(inner_e.ty)),
+                                "a number is needed here",
+                            );
                         }
                         let ty = inner_e.ty;
                         Expr { kind: ExprKind::Unary(UnaryOp::Neg, Box::new(inner_e)), ty }
@@ -581,7 +583,8 @@ impl<'a> Resolver<'a> {
             }
             LiteralKind::List(_) => {
                 self.error(
-                    Diagnostic::error("a list is only allowed after `in`", l.span).with_help("write `x in [\"a\", \"b\"]`"),
+                    Diagnostic::error("a list is only allowed after `in`", l.span)
+                        .with_help("write `x in [\"a\", \"b\"]`"),
                 );
                 error_expr()
             }
@@ -607,7 +610,14 @@ impl<'a> Resolver<'a> {
     }
 
     /// Follows `rest` of a path from a column of reference type.
-    fn follow(&mut self, column: Column, ty: Type, rest: &[Ident], previous: &Ident, _span: Span) -> Option<(Column, Type)> {
+    fn follow(
+        &mut self,
+        column: Column,
+        ty: Type,
+        rest: &[Ident],
+        previous: &Ident,
+        _span: Span,
+    ) -> Option<(Column, Type)> {
         let Some((next, rest)) = rest.split_first() else { return Some((column, ty)) };
         let Type::Ref(target) = ty else {
             if ty != Type::Null {
@@ -662,7 +672,7 @@ impl<'a> Resolver<'a> {
         } else {
             None
         };
-        let mut d = Diagnostic::error(format!("unknown field `{}` on entity `{}`", name, e.name), name.span)
+        let mut d = Diagnostic::error(format!("unknown name `{}` in entity `{}`", name, e.name), name.span)
             .with_label(format!("`{}` has no attribute, tag or segment of this name", e.name));
         if let Some(s) = did_you_mean(&name.name, candidates.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
@@ -703,11 +713,9 @@ impl<'a> Resolver<'a> {
         self.ensure(Def::Segment(s), segment.span);
         let seg_entity = self.pending_segments[s].entity;
         let membership = match (&x.kind, x.ty) {
-            (ExprKind::Column(c), Type::Ref(target)) if Some(target) == seg_entity => Column::Follow {
-                via: Box::new(c.clone()),
-                entity: target,
-                target: Box::new(Column::Segment(s)),
-            },
+            (ExprKind::Column(c), Type::Ref(target)) if Some(target) == seg_entity => {
+                Column::Follow { via: Box::new(c.clone()), entity: target, target: Box::new(Column::Segment(s)) }
+            }
             (_, Type::Null) => return error_expr(),
             _ => {
                 let seg_name = seg_entity.map(|e| self.entities[e].name.clone()).unwrap_or_default();
@@ -743,8 +751,11 @@ impl<'a> Resolver<'a> {
                 match self.unify(le.clone(), re.clone()) {
                     Ok((a, b, _)) => Expr { kind: ExprKind::Binary(op, Box::new(a), Box::new(b)), ty: Type::Bool },
                     Err(msg) => {
-                        let mut d = Diagnostic::error(format!("type mismatch: {msg}"), span)
-                            .with_label(format!("cannot compare {} with {}", self.type_name(le.ty), self.type_name(re.ty)));
+                        let mut d = Diagnostic::error(format!("type mismatch: {msg}"), span).with_label(format!(
+                            "cannot compare {} with {}",
+                            self.type_name(le.ty),
+                            self.type_name(re.ty)
+                        ));
                         if let Some(help) = self.compare_help(&le, &re) {
                             d = d.with_help(help);
                         }
@@ -761,12 +772,15 @@ impl<'a> Resolver<'a> {
                     self.mismatch(bad_ast.span, msg, "arithmetic works on int, decimal and float");
                     return error_expr();
                 }
+                let label = format!("{} {} {}", self.type_name(le.ty), op.symbol(), self.type_name(re.ty));
                 match self.unify(le, re) {
                     Ok((a, b, ty)) => Expr { kind: ExprKind::Binary(op, Box::new(a), Box::new(b)), ty },
                     Err(msg) => {
                         self.error(
                             Diagnostic::error(format!("type mismatch: {msg}"), span)
-                                .with_help("convert explicitly: decimals are exact and floats are not, so they do not mix silently"),
+                                .with_label(label)
+                                .with_note("Decimals are exact and floats are not, so EQL does not mix them silently.")
+                                .with_help("declare the fields involved with one type: both decimal (exact money) or both float"),
                         );
                         error_expr()
                     }
@@ -806,19 +820,13 @@ impl<'a> Resolver<'a> {
 
     fn merge_type(&mut self, current: Type, next: &Expr, span: Span) -> Type {
         match self.unify(Expr::literal(Value::Null, current), next.clone()) {
-            Ok((_, _, t)) => {
-                if current == Type::Null {
-                    t
-                } else if current == Type::Int && t != Type::Int {
-                    t
-                } else if current.is_numeric() && next.ty.is_numeric() {
-                    if current == Type::Int { next.ty } else { current }
-                } else {
-                    current
-                }
-            }
+            Ok((_, _, t)) => t,
             Err(msg) => {
-                self.mismatch(span, format!("the branches have different types: {msg}"), "every branch must have one type");
+                self.mismatch(
+                    span,
+                    format!("the branches have different types: {msg}"),
+                    "every branch must have one type",
+                );
                 current
             }
         }
@@ -870,8 +878,23 @@ impl<'a> Resolver<'a> {
         }
         let Some(func) = Function::from_name(name) else {
             let known = [
-                "count", "sum", "avg", "min", "max", "count_distinct", "first", "last", "mode", "exists",
-                "coalesce", "lower", "upper", "starts_with", "contains", "abs", "round",
+                "count",
+                "sum",
+                "avg",
+                "min",
+                "max",
+                "count_distinct",
+                "first",
+                "last",
+                "mode",
+                "exists",
+                "coalesce",
+                "lower",
+                "upper",
+                "starts_with",
+                "contains",
+                "abs",
+                "round",
             ];
             let mut d = Diagnostic::error(format!("unknown function `{name}`"), call.name.span);
             if let Some(s) = did_you_mean(name, known) {
@@ -914,7 +937,11 @@ impl<'a> Resolver<'a> {
         };
         let string_arg = |s: &mut Self, e: &Expr, a: &ast::Expr| {
             if !matches!(e.ty, Type::String | Type::Null) {
-                s.mismatch(a.span, format!("`{}` needs a string, but this is {}", func.name(), s.type_name(e.ty)), "a string is needed here");
+                s.mismatch(
+                    a.span,
+                    format!("`{}` needs a string, but this is {}", func.name(), s.type_name(e.ty)),
+                    "a string is needed here",
+                );
             }
         };
         match func {
@@ -949,7 +976,11 @@ impl<'a> Resolver<'a> {
                     return arity_error(self, "one argument");
                 }
                 if !args[0].ty.is_numeric() && args[0].ty != Type::Null {
-                    self.mismatch(asts[0].span, format!("`abs` needs a number, but this is {}", self.type_name(args[0].ty)), "a number is needed here");
+                    self.mismatch(
+                        asts[0].span,
+                        format!("`abs` needs a number, but this is {}", self.type_name(args[0].ty)),
+                        "a number is needed here",
+                    );
                 }
                 let ty = args[0].ty;
                 Expr { kind: ExprKind::Call(func, args), ty }
@@ -959,11 +990,19 @@ impl<'a> Resolver<'a> {
                     return arity_error(self, "one or two arguments: `round(x)` or `round(x, digits)`");
                 }
                 if !args[0].ty.is_numeric() && args[0].ty != Type::Null {
-                    self.mismatch(asts[0].span, format!("`round` needs a number, but this is {}", self.type_name(args[0].ty)), "a number is needed here");
+                    self.mismatch(
+                        asts[0].span,
+                        format!("`round` needs a number, but this is {}", self.type_name(args[0].ty)),
+                        "a number is needed here",
+                    );
                 }
                 if let Some(d) = args.get(1) {
                     if !matches!(d.ty, Type::Int | Type::Null) {
-                        self.mismatch(asts[1].span, "the number of digits must be an int".into(), "an int is needed here");
+                        self.mismatch(
+                            asts[1].span,
+                            "the number of digits must be an int".into(),
+                            "an int is needed here",
+                        );
                     }
                 }
                 let ty = args[0].ty;
@@ -1067,7 +1106,12 @@ impl<'a> Resolver<'a> {
             self.error(
                 Diagnostic::error(format!("`{}` needs an event field", func.name()), arg.span)
                     .with_label(format!("this is the whole event `{event_name}`"))
-                    .with_help(format!("name the field, e.g. `{}({}.{})`", func.name(), event_name, self.sample_field(event))),
+                    .with_help(format!(
+                        "name the field, e.g. `{}({}.{})`",
+                        func.name(),
+                        event_name,
+                        self.sample_field(event)
+                    )),
             );
             return None;
         }
@@ -1079,7 +1123,8 @@ impl<'a> Resolver<'a> {
             e
         });
         let window_ms = match &call.within {
-            Some(d) if d.millis == 0 => {
+            // A duration the lexer rejected arrives as 0ms with its text; it was reported there.
+            Some(d) if d.millis == 0 && d.text.starts_with('0') => {
                 self.error(Diagnostic::error("a window must be longer than zero", d.span));
                 return None;
             }
@@ -1093,7 +1138,11 @@ impl<'a> Resolver<'a> {
             (AggFunc::Avg, Some(Type::Int | Type::Decimal)) => Type::Decimal,
             (AggFunc::Avg, Some(Type::Float)) => Type::Float,
             (AggFunc::Sum | AggFunc::Avg, Some(t)) => {
-                self.mismatch(arg.span, format!("`{}` needs a numeric field, but this is {}", func.name(), self.type_name(t)), "not a number");
+                self.mismatch(
+                    arg.span,
+                    format!("`{}` needs a numeric field, but this is {}", func.name(), self.type_name(t)),
+                    "not a number",
+                );
                 return None;
             }
             (AggFunc::Min | AggFunc::Max | AggFunc::First | AggFunc::Last | AggFunc::Mode, Some(t)) => t,
@@ -1115,13 +1164,8 @@ impl<'a> Resolver<'a> {
     fn grouping(&mut self, entity: EntityId, event: hir::EventId, by: Option<&Ident>, span: Span) -> Option<usize> {
         let ev = &self.events[event];
         let entity_name = self.entities[entity].name.clone();
-        let candidates: Vec<usize> = ev
-            .fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.ty == Type::Ref(entity))
-            .map(|(i, _)| i)
-            .collect();
+        let candidates: Vec<usize> =
+            ev.fields.iter().enumerate().filter(|(_, f)| f.ty == Type::Ref(entity)).map(|(i, _)| i).collect();
         if let Some(by) = by {
             let Some(i) = ev.fields.iter().position(|f| f.name == by.name) else {
                 let mut d = Diagnostic::error(format!("unknown field `{}` on event `{}`", by, ev.name), by.span);
@@ -1143,12 +1187,9 @@ impl<'a> Resolver<'a> {
             [one] => Some(*one),
             [] => {
                 self.error(
-                    Diagnostic::error(
-                        format!("event `{}` has no field referring to `{}`", ev.name, entity_name),
-                        span,
-                    )
-                    .with_label(format!("cannot group `{}` by `{}`", ev.name, entity_name))
-                    .with_note(format!(
+                    Diagnostic::error(format!("event `{}` has no field referring to `{}`", ev.name, entity_name), span)
+                        .with_label(format!("cannot group `{}` by `{}`", ev.name, entity_name))
+                        .with_note(format!(
                         "An aggregate in a tag of `{entity_name}` groups events by their field of type `{entity_name}`."
                     )),
                 );
@@ -1158,7 +1199,12 @@ impl<'a> Resolver<'a> {
                 let names: Vec<String> = many.iter().map(|&i| format!("`{}`", ev.fields[i].name)).collect();
                 self.error(
                     Diagnostic::error(
-                        format!("ambiguous grouping: event `{}` refers to `{}` through {}", ev.name, entity_name, names.join(" and ")),
+                        format!(
+                            "ambiguous grouping: event `{}` refers to `{}` through {}",
+                            ev.name,
+                            entity_name,
+                            names.join(" and ")
+                        ),
                         span,
                     )
                     .with_label("which field says whose event this is?")

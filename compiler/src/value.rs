@@ -58,9 +58,7 @@ impl Decimal {
         let text = text.trim();
         let (mantissa, exponent) = match text.find(['e', 'E']) {
             Some(at) => {
-                let exp: i32 = text[at + 1..]
-                    .parse()
-                    .map_err(|_| format!("invalid exponent in `{text}`"))?;
+                let exp: i32 = text[at + 1..].parse().map_err(|_| format!("invalid exponent in `{text}`"))?;
                 (&text[..at], exp)
             }
             None => (text, 0),
@@ -90,9 +88,7 @@ impl Decimal {
             let d = (b - b'0') as i128;
             if weight < 0 {
                 if d != 0 {
-                    return Err(format!(
-                        "`{text}` has more than {DECIMAL_SCALE} digits after the decimal point"
-                    ));
+                    return Err(format!("`{text}` has more than {DECIMAL_SCALE} digits after the decimal point"));
                 }
                 continue;
             }
@@ -255,12 +251,7 @@ pub fn format_timestamp(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
+    let (h, mi, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 

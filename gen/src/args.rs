@@ -62,8 +62,7 @@ pub fn parse_args(args: &[String]) -> Result<(GenConfig, Option<PathBuf>), Strin
             }
             "--seed" => config.seed = number(flag, value, 0, u64::MAX, "an integer seed")?,
             "--days" => {
-                config.days =
-                    number(flag, value, 1, u64::from(MAX_DAYS), "a number of days")? as u32;
+                config.days = number(flag, value, 1, u64::from(MAX_DAYS), "a number of days")? as u32;
             }
             _ => {
                 if value.is_empty() {
@@ -79,45 +78,24 @@ pub fn parse_args(args: &[String]) -> Result<(GenConfig, Option<PathBuf>), Strin
 /// Parses a non-negative integer (with optional `_` separators) in `min..=max`.
 fn number(flag: &str, value: &str, min: u64, max: u64, what: &str) -> Result<u64, String> {
     let digits: String = value.chars().filter(|&c| c != '_').collect();
-    let valid =
-        !digits.is_empty() && !value.starts_with('_') && digits.bytes().all(|b| b.is_ascii_digit());
-    let parsed = if valid {
-        digits.parse::<u64>().ok()
-    } else {
-        None
-    };
+    let valid = !digits.is_empty() && !value.starts_with('_') && digits.bytes().all(|b| b.is_ascii_digit());
+    let parsed = if valid { digits.parse::<u64>().ok() } else { None };
     match parsed {
         Some(n) if (min..=max).contains(&n) => Ok(n),
-        Some(_) => Err(format!(
-            "invalid value '{value}' for {flag}: expected {what} from {min} to {max}"
-        )),
-        None if valid => Err(format!(
-            "invalid value '{value}' for {flag}: too large (at most {max})"
-        )),
-        None => Err(format!(
-            "invalid value '{value}' for {flag}: expected {what} (a whole number, like 10000)"
-        )),
+        Some(_) => Err(format!("invalid value '{value}' for {flag}: expected {what} from {min} to {max}")),
+        None if valid => Err(format!("invalid value '{value}' for {flag}: too large (at most {max})")),
+        None => Err(format!("invalid value '{value}' for {flag}: expected {what} (a whole number, like 10000)")),
     }
 }
 
 fn unknown_argument(arg: &str, flag: &str) -> String {
     if !flag.starts_with('-') {
-        return format!(
-            "unexpected argument '{arg}': gen takes only flags ({})",
-            FLAGS.join(", ")
-        );
+        return format!("unexpected argument '{arg}': gen takes only flags ({})", FLAGS.join(", "));
     }
-    let nearest = FLAGS
-        .iter()
-        .map(|&f| (edit_distance(flag, f), f))
-        .min()
-        .filter(|&(distance, _)| distance <= 2);
+    let nearest = FLAGS.iter().map(|&f| (edit_distance(flag, f), f)).min().filter(|&(distance, _)| distance <= 2);
     match nearest {
         Some((_, f)) => format!("unknown flag '{flag}' (did you mean {f}?)"),
-        None => format!(
-            "unknown flag '{flag}' (expected one of {})",
-            FLAGS.join(", ")
-        ),
+        None => format!("unknown flag '{flag}' (expected one of {})", FLAGS.join(", ")),
     }
 }
 
@@ -163,13 +141,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             config,
-            GenConfig {
-                users: 1_000_000,
-                events: 10_000_000,
-                seed: 7,
-                days: 30,
-                ..GenConfig::default()
-            }
+            GenConfig { users: 1_000_000, events: 10_000_000, seed: 7, days: 30, ..GenConfig::default() }
         );
         assert_eq!(out, Some(PathBuf::from("x.ndjson")));
         assert_eq!(parse(&["--days=7"]).unwrap().0.days, 7);
@@ -180,10 +152,7 @@ mod tests {
     fn clear_errors() {
         let err = |args: &[&str]| parse(args).unwrap_err();
         assert_eq!(err(&["--users"]), "missing value for --users");
-        assert_eq!(
-            err(&["--users", "--events", "5"]),
-            "missing value for --users"
-        );
+        assert_eq!(err(&["--users", "--events", "5"]), "missing value for --users");
         assert_eq!(err(&["--out="]), "missing value for --out");
         assert_eq!(
             err(&["--users", "ten"]),
@@ -201,10 +170,7 @@ mod tests {
             err(&["--seed", "99999999999999999999"]),
             "invalid value '99999999999999999999' for --seed: too large (at most 18446744073709551615)"
         );
-        assert_eq!(
-            err(&["--user", "5"]),
-            "unknown flag '--user' (did you mean --users?)"
-        );
+        assert_eq!(err(&["--user", "5"]), "unknown flag '--user' (did you mean --users?)");
         assert_eq!(
             err(&["--verbose"]),
             "unknown flag '--verbose' (expected one of --users, --events, --seed, --days, --out)"

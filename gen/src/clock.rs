@@ -38,26 +38,17 @@ impl Clock {
             let day = local.div_euclid(MS_PER_DAY);
             let hour = (local.rem_euclid(MS_PER_DAY) / MS_PER_HOUR) as usize;
             let (_, month, dom) = civil_from_days(day);
-            let festival = FESTIVALS
-                .iter()
-                .find(|&&(m, d, _)| m == month && d == dom)
-                .map_or(100, |&(_, _, percent)| percent);
+            let festival =
+                FESTIVALS.iter().find(|&&(m, d, _)| m == month && d == dom).map_or(100, |&(_, _, percent)| percent);
             // Up to +20% growth from the first slot to the last.
             let trend = 1000 + 200 * slot as u64 / slots as u64;
-            let weight = WEEKDAY_WEIGHTS[weekday(day) as usize] * festival / 100 * trend / 1000
-                * HOUR_WEIGHTS[hour];
+            let weight = WEEKDAY_WEIGHTS[weekday(day) as usize] * festival / 100 * trend / 1000 * HOUR_WEIGHTS[hour];
             weights.push(weight);
             starts.push(position);
             position += weight * MS_PER_HOUR as u64;
         }
         starts.push(position);
-        Clock {
-            start_ms,
-            events,
-            weights,
-            starts,
-            cursor: 0,
-        }
+        Clock { start_ms, events, weights, starts, cursor: 0 }
     }
 
     pub(crate) fn start_ms(&self) -> i64 {
@@ -68,8 +59,8 @@ impl Clock {
     pub(crate) fn time_of(&mut self, i: u64, rng: &mut Rng) -> i64 {
         let total = *self.starts.last().unwrap_or(&0);
         let jitter = rng.below(total.max(1));
-        let position = ((u128::from(i) * u128::from(total) + u128::from(jitter))
-            / u128::from(self.events.max(1))) as u64;
+        let position =
+            ((u128::from(i) * u128::from(total) + u128::from(jitter)) / u128::from(self.events.max(1))) as u64;
         while self.cursor + 1 < self.weights.len() && self.starts[self.cursor + 1] <= position {
             self.cursor += 1;
         }
@@ -93,14 +84,10 @@ mod tests {
             let t = clock.time_of(i, &mut rng);
             assert!(t >= last, "event {i} went back in time");
             assert!(t >= end - 30 * MS_PER_DAY && t < end);
-            by_local_hour[((t + LOCAL_OFFSET_MS).rem_euclid(MS_PER_DAY) / MS_PER_HOUR) as usize] +=
-                1;
+            by_local_hour[((t + LOCAL_OFFSET_MS).rem_euclid(MS_PER_DAY) / MS_PER_HOUR) as usize] += 1;
             last = t;
         }
         // 21:00 local is the busiest hour, 04:00 the quietest.
-        assert!(
-            by_local_hour[21] > 10 * by_local_hour[4],
-            "{by_local_hour:?}"
-        );
+        assert!(by_local_hour[21] > 10 * by_local_hour[4], "{by_local_hour:?}");
     }
 }

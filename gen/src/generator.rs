@@ -9,9 +9,7 @@
 use std::io::{self, Write};
 
 use crate::clock::Clock;
-use crate::json::{
-    push_cents, push_i64, push_key, push_str, push_thousandths, push_u64, push_utf8,
-};
+use crate::json::{push_cents, push_i64, push_key, push_str, push_thousandths, push_u64, push_utf8};
 use crate::model::*;
 use crate::rng::{mix64, PowerLaw, Rng};
 use crate::time::{push_padded, TimestampWriter, MS_PER_DAY, MS_PER_SECOND};
@@ -194,11 +192,7 @@ impl Generator {
     }
 
     fn store(&mut self, s: u64) {
-        let city = if (s as usize) < CITIES.len() {
-            s as usize
-        } else {
-            self.rng.weighted(&CITY_WEIGHTS)
-        };
+        let city = if (s as usize) < CITIES.len() { s as usize } else { self.rng.weighted(&CITY_WEIGHTS) };
         self.stores_by_city[city].push(s as u32);
         self.entity_head("store", STORE_KEY, s);
         self.buf.extend_from_slice(b",\"set\":{\"city\":");
@@ -217,11 +211,7 @@ impl Generator {
     fn product(&mut self, p: u64) {
         let category = self.rng.weighted(&CATEGORY_WEIGHTS);
         self.product_category.push(category as u8);
-        let price = if self.rng.percent(7) {
-            0
-        } else {
-            self.list_price(category)
-        };
+        let price = if self.rng.percent(7) { 0 } else { self.list_price(category) };
         self.product_price.push(price as u32);
 
         self.entity_head("product", PRODUCT_KEY, p);
@@ -246,8 +236,7 @@ impl Generator {
     /// A shelf price in cents for a product of `category`, ending in .00, .90,
     /// .99 or .50 like real price tags.
     fn list_price(&mut self, category: usize) -> u64 {
-        let rung =
-            self.rng.weighted(&PRICE_BUCKET_WEIGHTS) as i32 + CATEGORIES[category].price_shift;
+        let rung = self.rng.weighted(&PRICE_BUCKET_WEIGHTS) as i32 + CATEGORIES[category].price_shift;
         let (lo, hi) = PRICE_BUCKETS[rung.clamp(0, PRICE_BUCKETS.len() as i32 - 1) as usize];
         let yuan = self.rng.between(lo, hi) / 100;
         let cents = match self.rng.below(10) {
@@ -260,11 +249,7 @@ impl Generator {
     }
 
     fn user(&mut self, u: u64, start_ms: i64) {
-        let city = if self.rng.percent(10) {
-            NO_CITY
-        } else {
-            self.rng.weighted(&CITY_WEIGHTS) as u8
-        };
+        let city = if self.rng.percent(10) { NO_CITY } else { self.rng.weighted(&CITY_WEIGHTS) as u8 };
         let home = self.choose_home_store(city);
         self.user_city.push(city);
         self.user_home_store.push(home);
@@ -314,11 +299,7 @@ impl Generator {
             push_u64(&mut self.buf, year);
         }
         let vip = self.rng.percent(5);
-        self.buf.extend_from_slice(if vip {
-            b",\"vip\":true}}"
-        } else {
-            b",\"vip\":false}}"
-        });
+        self.buf.extend_from_slice(if vip { b",\"vip\":true}}" } else { b",\"vip\":false}}" });
     }
 
     /// A home store for a user in `city`: usually one in that city, sometimes
@@ -401,8 +382,7 @@ impl Generator {
             AtForm::EpochMs => push_i64(&mut self.buf, at),
             AtForm::Millis | AtForm::Seconds => {
                 self.buf.push(b'"');
-                self.timestamps
-                    .write(&mut self.buf, at, form == AtForm::Millis);
+                self.timestamps.write(&mut self.buf, at, form == AtForm::Millis);
                 self.buf.push(b'"');
             }
         }
@@ -425,11 +405,7 @@ impl Generator {
         self.scratch.clear();
         match product {
             Some(p) => {
-                let path = if channel == MINI_PROGRAM {
-                    "/pages/product/index?sku="
-                } else {
-                    "/p/"
-                };
+                let path = if channel == MINI_PROGRAM { "/pages/product/index?sku=" } else { "/p/" };
                 self.scratch.extend_from_slice(path.as_bytes());
                 self.scratch.extend_from_slice(PRODUCT_KEY.0.as_bytes());
                 push_padded(&mut self.scratch, u64::from(p) + 1, PRODUCT_KEY.1);
@@ -441,8 +417,7 @@ impl Generator {
                     None => {
                         self.scratch.extend_from_slice(b"/c/");
                         let c = self.rng.weighted(&CATEGORY_WEIGHTS);
-                        self.scratch
-                            .extend_from_slice(CATEGORIES[c].name.as_bytes());
+                        self.scratch.extend_from_slice(CATEGORIES[c].name.as_bytes());
                     }
                 }
             }
@@ -497,8 +472,7 @@ impl Generator {
         while quantity > 1 && unit * quantity > MAX_AMOUNT_CENTS {
             quantity -= 1;
         }
-        let amount =
-            ((unit * quantity * discount + 50) / 100).clamp(MIN_AMOUNT_CENTS, MAX_AMOUNT_CENTS);
+        let amount = ((unit * quantity * discount + 50) / 100).clamp(MIN_AMOUNT_CENTS, MAX_AMOUNT_CENTS);
 
         self.event_head("order", 2, "o-", at, form);
         self.buf.extend_from_slice(b",\"user\":");
@@ -661,12 +635,7 @@ impl Generator {
     }
 
     fn push_product(&mut self, p: u32) {
-        push_key(
-            &mut self.buf,
-            PRODUCT_KEY.0,
-            u64::from(p) + 1,
-            PRODUCT_KEY.1,
-        );
+        push_key(&mut self.buf, PRODUCT_KEY.0, u64::from(p) + 1, PRODUCT_KEY.1);
     }
 
     fn push_store(&mut self, s: u32) {

@@ -47,9 +47,7 @@ pub(crate) fn push_utf8(buf: &mut Vec<u8>, bytes: &[u8]) {
 /// Appends an entity key such as `"u0000042"`: an ASCII prefix and a zero-padded
 /// number, which never need escaping.
 pub(crate) fn push_key(buf: &mut Vec<u8>, prefix: &str, n: u64, width: usize) {
-    debug_assert!(prefix
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    debug_assert!(prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     buf.push(b'"');
     buf.extend_from_slice(prefix.as_bytes());
     push_padded(buf, n, width);
@@ -110,14 +108,8 @@ mod tests {
     fn strings_are_escaped() {
         assert_eq!(s(|b| push_str(b, "Shanghai")), r#""Shanghai""#);
         assert_eq!(s(|b| push_str(b, "")), r#""""#);
-        assert_eq!(
-            s(|b| push_str(b, "a\"b\\c\nd\te\u{1}f\u{1f}")),
-            r#""a\"b\\c\nd\te\u0001f\u001f""#
-        );
-        assert_eq!(
-            s(|b| push_str(b, "王芳 Xi'an /p?x=1")),
-            "\"王芳 Xi'an /p?x=1\""
-        );
+        assert_eq!(s(|b| push_str(b, "a\"b\\c\nd\te\u{1}f\u{1f}")), r#""a\"b\\c\nd\te\u0001f\u001f""#);
+        assert_eq!(s(|b| push_str(b, "王芳 Xi'an /p?x=1")), "\"王芳 Xi'an /p?x=1\"");
     }
 
     #[test]

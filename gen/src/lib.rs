@@ -75,13 +75,7 @@ const MAX_END_MS: i64 = 253_402_300_799_999;
 
 impl Default for GenConfig {
     fn default() -> Self {
-        GenConfig {
-            users: 10_000,
-            events: 100_000,
-            seed: 42,
-            days: 90,
-            end_ms: DEFAULT_END_MS,
-        }
+        GenConfig { users: 10_000, events: 100_000, seed: 42, days: 90, end_ms: DEFAULT_END_MS }
     }
 }
 
@@ -121,27 +115,16 @@ impl GenStats {
 pub fn generate(config: &GenConfig, out: &mut impl std::io::Write) -> std::io::Result<GenStats> {
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
     if !(2..=MAX_USERS).contains(&config.users) {
-        return Err(invalid(format!(
-            "users must be between 2 and {MAX_USERS}, got {}",
-            config.users
-        )));
+        return Err(invalid(format!("users must be between 2 and {MAX_USERS}, got {}", config.users)));
     }
     if !(1..=MAX_DAYS).contains(&config.days) {
-        return Err(invalid(format!(
-            "days must be between 1 and {MAX_DAYS}, got {}",
-            config.days
-        )));
+        return Err(invalid(format!("days must be between 1 and {MAX_DAYS}, got {}", config.days)));
     }
     // Signups go back up to three years before the first event; keep every
     // timestamp within RFC 3339's years 0001..=9999.
-    let earliest = config
-        .end_ms
-        .saturating_sub(i64::from(config.days + 4 * 366) * 86_400_000);
+    let earliest = config.end_ms.saturating_sub(i64::from(config.days + 4 * 366) * 86_400_000);
     if !(MIN_END_MS..=MAX_END_MS).contains(&config.end_ms) || earliest < MIN_END_MS {
-        return Err(invalid(format!(
-            "end_ms {} puts timestamps outside the years 0001..=9999",
-            config.end_ms
-        )));
+        return Err(invalid(format!("end_ms {} puts timestamps outside the years 0001..=9999", config.end_ms)));
     }
     generator::Generator::new(config).run(config, out)
 }

@@ -38,66 +38,16 @@ pub(crate) struct Category {
 }
 
 pub(crate) const CATEGORIES: [Category; 10] = [
-    Category {
-        name: "apparel",
-        weight: 18,
-        price_shift: 0,
-        grams: (100, 1_200),
-    },
-    Category {
-        name: "grocery",
-        weight: 16,
-        price_shift: -1,
-        grams: (100, 5_000),
-    },
-    Category {
-        name: "shoes",
-        weight: 12,
-        price_shift: 1,
-        grams: (350, 1_800),
-    },
-    Category {
-        name: "beauty",
-        weight: 12,
-        price_shift: 0,
-        grams: (30, 600),
-    },
-    Category {
-        name: "electronics",
-        weight: 10,
-        price_shift: 2,
-        grams: (50, 8_000),
-    },
-    Category {
-        name: "home",
-        weight: 10,
-        price_shift: 0,
-        grams: (200, 15_000),
-    },
-    Category {
-        name: "sports",
-        weight: 7,
-        price_shift: 1,
-        grams: (100, 12_000),
-    },
-    Category {
-        name: "toys",
-        weight: 6,
-        price_shift: 0,
-        grams: (50, 3_000),
-    },
-    Category {
-        name: "books",
-        weight: 5,
-        price_shift: -1,
-        grams: (150, 1_500),
-    },
-    Category {
-        name: "jewelry",
-        weight: 4,
-        price_shift: 2,
-        grams: (5, 300),
-    },
+    Category { name: "apparel", weight: 18, price_shift: 0, grams: (100, 1_200) },
+    Category { name: "grocery", weight: 16, price_shift: -1, grams: (100, 5_000) },
+    Category { name: "shoes", weight: 12, price_shift: 1, grams: (350, 1_800) },
+    Category { name: "beauty", weight: 12, price_shift: 0, grams: (30, 600) },
+    Category { name: "electronics", weight: 10, price_shift: 2, grams: (50, 8_000) },
+    Category { name: "home", weight: 10, price_shift: 0, grams: (200, 15_000) },
+    Category { name: "sports", weight: 7, price_shift: 1, grams: (100, 12_000) },
+    Category { name: "toys", weight: 6, price_shift: 0, grams: (50, 3_000) },
+    Category { name: "books", weight: 5, price_shift: -1, grams: (150, 1_500) },
+    Category { name: "jewelry", weight: 4, price_shift: 2, grams: (5, 300) },
 ];
 
 pub(crate) const CATEGORY_WEIGHTS: [u32; 10] = {
@@ -190,14 +140,12 @@ pub(crate) const OTHER_PAGES: [Option<&str>; 9] = [
 
 /// Relative activity by local hour (UTC+8), 00:00 … 23:00: quiet nights, a lunch
 /// peak, and the evening rush.
-pub(crate) const HOUR_WEIGHTS: [u64; 24] = [
-    30, 15, 8, 5, 4, 6, 15, 35, 55, 65, 75, 80, 90, 80, 75, 75, 78, 85, 95, 110, 130, 140, 120, 70,
-];
+pub(crate) const HOUR_WEIGHTS: [u64; 24] =
+    [30, 15, 8, 5, 4, 6, 15, 35, 55, 65, 75, 80, 90, 80, 75, 75, 78, 85, 95, 110, 130, 140, 120, 70];
 
 /// Relative activity by weekday, Monday … Sunday.
 pub(crate) const WEEKDAY_WEIGHTS: [u64; 7] = [100, 100, 100, 102, 112, 130, 125];
 
 /// Shopping festivals `(month, day, percent)`: 11.11 Singles' Day and its eve,
 /// 6.18, and 12.12.
-pub(crate) const FESTIVALS: [(u32, u32, u64); 4] =
-    [(11, 10, 140), (11, 11, 300), (6, 18, 200), (12, 12, 150)];
+pub(crate) const FESTIVALS: [(u32, u32, u64); 4] = [(11, 10, 140), (11, 11, 300), (6, 18, 200), (12, 12, 150)];

@@ -133,14 +133,7 @@ impl PowerLaw {
         } else {
             (1, 0)
         };
-        PowerLaw {
-            n,
-            k,
-            span,
-            uniform_ppm,
-            mult,
-            offset,
-        }
+        PowerLaw { n, k, span, uniform_ppm, mult, offset }
     }
 
     pub(crate) fn sample(&self, rng: &mut Rng) -> u64 {
@@ -158,8 +151,7 @@ impl PowerLaw {
 
     /// The item at popularity rank `rank` (0 = the most popular).
     pub(crate) fn item_of_rank(&self, rank: u64) -> u64 {
-        ((u128::from(rank) * u128::from(self.mult) + u128::from(self.offset)) % u128::from(self.n))
-            as u64
+        ((u128::from(rank) * u128::from(self.mult) + u128::from(self.offset)) % u128::from(self.n)) as u64
     }
 }
 

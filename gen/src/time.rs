@@ -34,16 +34,11 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let era = z.div_euclid(DAYS_PER_400_YEARS);
     let day_of_era = z.rem_euclid(DAYS_PER_400_YEARS);
     // Subtract the leap days seen so far (every 4 years, not every 100, every 400).
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
     let year = era * 400 + year_of_era + i64::from(month <= 2);
     (year, month as u32, day as u32)
 }
@@ -64,10 +59,7 @@ pub(crate) struct TimestampWriter {
 
 impl Default for TimestampWriter {
     fn default() -> Self {
-        TimestampWriter {
-            cached_day: i64::MIN,
-            date: Vec::with_capacity(16),
-        }
+        TimestampWriter { cached_day: i64::MIN, date: Vec::with_capacity(16) }
     }
 }
 
@@ -162,14 +154,8 @@ mod tests {
     fn known_instants() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2026, 11, 20), 20_777);
-        assert_eq!(
-            days_from_civil(2026, 11, 20) * MS_PER_DAY,
-            1_795_132_800_000
-        );
-        assert_eq!(
-            days_from_civil(2026, 11, 20) * MS_PER_DAY,
-            crate::DEFAULT_END_MS
-        );
+        assert_eq!(days_from_civil(2026, 11, 20) * MS_PER_DAY, 1_795_132_800_000);
+        assert_eq!(days_from_civil(2026, 11, 20) * MS_PER_DAY, crate::DEFAULT_END_MS);
         assert_eq!(format(1_795_132_800_000, true), "2026-11-20T00:00:00.000Z");
         assert_eq!(format(0, true), "1970-01-01T00:00:00.000Z");
         assert_eq!(format(-1, true), "1969-12-31T23:59:59.999Z");
@@ -177,14 +163,8 @@ mod tests {
         assert_eq!(format(1_709_210_096_789, true), "2024-02-29T12:34:56.789Z");
         assert_eq!(format(4_107_542_399_999, true), "2100-02-28T23:59:59.999Z");
         assert_eq!(civil_from_days(days_from_civil(2100, 3, 1)), (2100, 3, 1));
-        assert_eq!(
-            days_from_civil(2100, 3, 1) - days_from_civil(2100, 2, 28),
-            1
-        );
-        assert_eq!(
-            days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28),
-            2
-        );
+        assert_eq!(days_from_civil(2100, 3, 1) - days_from_civil(2100, 2, 28), 1);
+        assert_eq!(days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28), 2);
         assert_eq!(weekday(days_from_civil(2026, 11, 20)), 4); // a Friday
         assert_eq!(weekday(days_from_civil(2024, 2, 29)), 3); // a Thursday
     }
@@ -195,11 +175,7 @@ mod tests {
         for year in 1600..2400 {
             for month in 1..=12 {
                 for day in 1..=days_in_month(year, month) {
-                    assert_eq!(
-                        days_from_civil(year, month, day),
-                        days,
-                        "{year}-{month}-{day}"
-                    );
+                    assert_eq!(days_from_civil(year, month, day), days, "{year}-{month}-{day}");
                     assert_eq!(civil_from_days(days), (year, month, day));
                     days += 1;
                 }

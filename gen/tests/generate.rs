@@ -16,13 +16,7 @@ fn run(config: &GenConfig) -> (Vec<u8>, GenStats) {
 }
 
 fn small() -> GenConfig {
-    GenConfig {
-        users: 3_000,
-        events: 60_000,
-        seed: 7,
-        days: 30,
-        ..GenConfig::default()
-    }
+    GenConfig { users: 3_000, events: 60_000, seed: 7, days: 30, ..GenConfig::default() }
 }
 
 /// RFC 3339 `YYYY-MM-DDTHH:MM:SS[.mmm]Z` to epoch ms, counting days naively
@@ -31,9 +25,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
+        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
         return None;
@@ -97,9 +89,7 @@ fn cents(raw: &str) -> u64 {
 }
 
 fn key_index(v: &Value, prefix: char, width: usize) -> u64 {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a key string, got {v}"));
+    let s = v.as_str().unwrap_or_else(|| panic!("expected a key string, got {v}"));
     assert!(s.starts_with(prefix) && s.len() > width, "bad key {s}");
     s[1..].parse::<u64>().unwrap()
 }
@@ -143,8 +133,7 @@ fn check(out: &[u8], config: &GenConfig) -> Observed {
     let mut initial: HashSet<(String, u64)> = HashSet::new();
 
     for (n, line) in text.lines().enumerate() {
-        let v: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {n}: {e}: {line}"));
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {n}: {e}: {line}"));
         let obj = v.as_object().expect("object");
         if let Some(entity) = obj.get("entity") {
             let entity = entity.as_str().unwrap();
@@ -156,19 +145,13 @@ fn check(out: &[u8], config: &GenConfig) -> Observed {
             };
             let id = key_index(&obj["id"], prefix, width);
             assert!((1..=count).contains(&id), "line {n}: {line}");
-            let ops = ["set", "unset", "delete"]
-                .iter()
-                .filter(|k| obj.contains_key(**k))
-                .count();
+            let ops = ["set", "unset", "delete"].iter().filter(|k| obj.contains_key(**k)).count();
             assert_eq!(ops, 1, "line {n}: {line}");
             if in_events {
                 seen.stats.attribute_updates += 1;
             } else {
                 seen.stats.entity_records += 1;
-                assert!(
-                    initial.insert((entity.to_string(), id)),
-                    "entity listed twice: {line}"
-                );
+                assert!(initial.insert((entity.to_string(), id)), "entity listed twice: {line}");
                 assert!(obj.contains_key("set"));
             }
             if let Some(fields) = obj.get("unset") {
@@ -192,12 +175,8 @@ fn check(out: &[u8], config: &GenConfig) -> Observed {
                         let t = timestamp(value);
                         t < start && t > start - 4 * 366 * DAY_MS
                     }
-                    ("user", "home_store") => {
-                        value.is_null() || (1..=stores).contains(&key_index(value, 's', 4))
-                    }
-                    ("user", "birth_year") => {
-                        value.as_i64().is_some_and(|y| (1950..=2010).contains(&y))
-                    }
+                    ("user", "home_store") => value.is_null() || (1..=stores).contains(&key_index(value, 's', 4)),
+                    ("user", "birth_year") => value.as_i64().is_some_and(|y| (1950..=2010).contains(&y)),
                     ("user", "vip") => value.is_boolean(),
                     ("store", "city") | ("product", "category") => value.is_string(),
                     ("product", "price") => {
@@ -215,10 +194,7 @@ fn check(out: &[u8], config: &GenConfig) -> Observed {
                 assert!(set.contains_key("city"), "store without city: {line}");
             }
             if !in_events && entity == "product" {
-                assert!(
-                    set.contains_key("category"),
-                    "product without category: {line}"
-                );
+                assert!(set.contains_key("category"), "product without category: {line}");
             }
             continue;
         }
@@ -241,10 +217,7 @@ fn check(out: &[u8], config: &GenConfig) -> Observed {
         } else {
             seen.at_numbers += 1;
         }
-        assert!(
-            at < config.end_ms && at >= start - 3 * DAY_MS,
-            "line {n}: at out of range: {line}"
-        );
+        assert!(at < config.end_ms && at >= start - 3 * DAY_MS, "line {n}: at out of range: {line}");
         if at < watermark {
             seen.stats.late += 1;
             assert!(watermark - at <= 3 * DAY_MS, "too late: {line}");
@@ -276,9 +249,7 @@ fn check(out: &[u8], config: &GenConfig) -> Observed {
             "add_to_cart" => {
                 *seen.events_per_user.entry(user_key("user")).or_default() += 1;
                 product_key(&obj["product"]);
-                assert!(obj["quantity"]
-                    .as_i64()
-                    .is_some_and(|q| (1..=5).contains(&q)));
+                assert!(obj["quantity"].as_i64().is_some_and(|q| (1..=5).contains(&q)));
                 &["user", "product", "quantity"]
             }
             "order" => {
@@ -290,18 +261,13 @@ fn check(out: &[u8], config: &GenConfig) -> Observed {
                 }
                 let amount = raw(line, "amount");
                 assert!(is_decimal_2(amount), "amount {amount}");
-                assert!(
-                    (1_000..=300_000).contains(&cents(amount)),
-                    "amount {amount}"
-                );
+                assert!((1_000..=300_000).contains(&cents(amount)), "amount {amount}");
                 if amount.starts_with('"') {
                     seen.amount_strings += 1;
                 } else {
                     seen.amount_numbers += 1;
                 }
-                assert!(obj["quantity"]
-                    .as_i64()
-                    .is_some_and(|q| (1..=5).contains(&q)));
+                assert!(obj["quantity"].as_i64().is_some_and(|q| (1..=5).contains(&q)));
                 &["user", "store", "product", "amount", "quantity"]
             }
             "referral" => {
@@ -314,11 +280,7 @@ fn check(out: &[u8], config: &GenConfig) -> Observed {
         };
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        let mut expected: Vec<&str> = ["event", "id", "at"]
-            .iter()
-            .chain(expected_fields)
-            .copied()
-            .collect();
+        let mut expected: Vec<&str> = ["event", "id", "at"].iter().chain(expected_fields).copied().collect();
         expected.sort_unstable();
         assert_eq!(keys, expected, "line {n}: {line}");
     }
@@ -334,27 +296,18 @@ fn same_config_same_bytes() {
     assert!(a == b, "two runs differ");
     assert_eq!(stats_a, stats_b);
 
-    let (c, _) = run(&GenConfig {
-        seed: 8,
-        ..config.clone()
-    });
+    let (c, _) = run(&GenConfig { seed: 8, ..config.clone() });
     assert!(a != c, "the seed changes nothing");
 }
 
 #[test]
 fn entity_block_does_not_depend_on_the_number_of_events() {
     let (a, sa) = run(&small());
-    let (b, sb) = run(&GenConfig {
-        events: 10,
-        ..small()
-    });
+    let (b, sb) = run(&GenConfig { events: 10, ..small() });
     assert_eq!(sa.entity_records, sb.entity_records);
     let block = |out: &[u8], lines: u64| {
         let text = std::str::from_utf8(out).unwrap();
-        text.lines()
-            .take(lines as usize)
-            .collect::<Vec<_>>()
-            .join("\n")
+        text.lines().take(lines as usize).collect::<Vec<_>>().join("\n")
     };
     assert!(block(&a, sa.entity_records) == block(&b, sb.entity_records));
 }
@@ -365,9 +318,8 @@ fn entity_block_does_not_depend_on_the_number_of_events() {
 #[test]
 fn default_output_is_stable() {
     let (out, stats) = run(&GenConfig::default());
-    let fnv1a = out.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let fnv1a =
+        out.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
     let expected = GenStats {
         entity_records: 10_105,
         events: 100_000,
@@ -388,18 +340,12 @@ fn every_line_is_a_valid_record_and_stats_match() {
     assert_eq!(seen.stats, stats);
     assert_eq!(stats.entity_records, 5 + 50 + 3_000);
     assert_eq!(stats.events, config.events);
-    assert_eq!(
-        stats.lines(),
-        out.iter().filter(|&&b| b == b'\n').count() as u64
-    );
+    assert_eq!(stats.lines(), out.iter().filter(|&&b| b == b'\n').count() as u64);
 }
 
 #[test]
 fn mix_and_untidiness_are_roughly_as_documented() {
-    let config = GenConfig {
-        events: 200_000,
-        ..GenConfig::default()
-    };
+    let config = GenConfig { events: 200_000, ..GenConfig::default() };
     let (out, stats) = run(&config);
     let seen = check(&out, &config);
     assert_eq!(seen.stats, stats);
@@ -407,10 +353,7 @@ fn mix_and_untidiness_are_roughly_as_documented() {
     let share = |n: u64| n as f64 / stats.events as f64;
     let near = |what: &str, n: u64, expected: f64, tolerance: f64| {
         let got = share(n);
-        assert!(
-            (got - expected).abs() <= tolerance,
-            "{what}: {got:.4}, expected ~{expected}"
-        );
+        assert!((got - expected).abs() <= tolerance, "{what}: {got:.4}, expected ~{expected}");
     };
     near("page_view", seen.by_event["page_view"], 0.70, 0.01);
     near("add_to_cart", seen.by_event["add_to_cart"], 0.15, 0.01);
@@ -435,39 +378,16 @@ fn mix_and_untidiness_are_roughly_as_documented() {
     per_user.sort_unstable_by(|a, b| b.cmp(a));
     let top: u64 = per_user[..(config.users / 100) as usize].iter().sum();
     let active: u64 = per_user.iter().sum();
-    assert!(
-        top as f64 > 0.15 * active as f64,
-        "top 1% share {top}/{active}"
-    );
-    assert!(
-        per_user.len() as u64 > config.users / 2,
-        "{} active users",
-        per_user.len()
-    );
+    assert!(top as f64 > 0.15 * active as f64, "top 1% share {top}/{active}");
+    assert!(per_user.len() as u64 > config.users / 2, "{} active users", per_user.len());
 }
 
 #[test]
 fn tiny_and_empty_runs() {
     for config in [
-        GenConfig {
-            users: 2,
-            events: 0,
-            days: 1,
-            ..GenConfig::default()
-        },
-        GenConfig {
-            users: 2,
-            events: 500,
-            days: 1,
-            ..GenConfig::default()
-        },
-        GenConfig {
-            users: 10,
-            events: 3,
-            days: 365,
-            seed: 0,
-            end_ms: 0,
-        },
+        GenConfig { users: 2, events: 0, days: 1, ..GenConfig::default() },
+        GenConfig { users: 2, events: 500, days: 1, ..GenConfig::default() },
+        GenConfig { users: 10, events: 3, days: 365, seed: 0, end_ms: 0 },
     ] {
         let (out, stats) = run(&config);
         assert_eq!(check(&out, &config).stats, stats, "{config:?}");
@@ -478,22 +398,10 @@ fn tiny_and_empty_runs() {
 fn bad_configs_are_rejected() {
     let mut out = Vec::new();
     for config in [
-        GenConfig {
-            users: 1,
-            ..GenConfig::default()
-        },
-        GenConfig {
-            days: 0,
-            ..GenConfig::default()
-        },
-        GenConfig {
-            end_ms: i64::MIN,
-            ..GenConfig::default()
-        },
-        GenConfig {
-            end_ms: i64::MAX,
-            ..GenConfig::default()
-        },
+        GenConfig { users: 1, ..GenConfig::default() },
+        GenConfig { days: 0, ..GenConfig::default() },
+        GenConfig { end_ms: i64::MIN, ..GenConfig::default() },
+        GenConfig { end_ms: i64::MAX, ..GenConfig::default() },
     ] {
         let err = generate(&config, &mut out).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{config:?}");
@@ -518,18 +426,9 @@ fn write_errors_are_returned() {
 
 #[test]
 fn independent_timestamp_parser_agrees_on_known_dates() {
-    assert_eq!(
-        parse_rfc3339("2026-11-20T00:00:00.000Z"),
-        Some(1_795_132_800_000)
-    );
-    assert_eq!(
-        parse_rfc3339("2026-11-20T00:00:00Z"),
-        Some(1_795_132_800_000)
-    );
-    assert_eq!(
-        parse_rfc3339("2024-02-29T12:34:56.789Z"),
-        Some(1_709_210_096_789)
-    );
+    assert_eq!(parse_rfc3339("2026-11-20T00:00:00.000Z"), Some(1_795_132_800_000));
+    assert_eq!(parse_rfc3339("2026-11-20T00:00:00Z"), Some(1_795_132_800_000));
+    assert_eq!(parse_rfc3339("2024-02-29T12:34:56.789Z"), Some(1_709_210_096_789));
     assert_eq!(parse_rfc3339("2023-02-29T00:00:00Z"), None);
     assert_eq!(parse_rfc3339("1970-01-01T00:00:00.000Z"), Some(0));
     assert_eq!(parse_rfc3339("1969-12-31T23:59:59.999Z"), Some(-1));

@@ -73,11 +73,8 @@ impl Sink {
         for field in fields.iter().filter(|f| f.is_key) {
             let start = field.span.start;
             self.diagnostics.push(
-                Diagnostic::error(
-                    "`key` is only allowed in an entity",
-                    Span::new(start, start + 3),
-                )
-                .with_help("remove `key`: an event is identified by its implicit `id` field"),
+                Diagnostic::error("`key` is only allowed in an entity", Span::new(start, start + 3))
+                    .with_help("remove `key`: an event is identified by its implicit `id` field"),
             );
         }
     }
@@ -88,11 +85,7 @@ impl Sink {
 
     /// Records a node of the given children's depth; `false` if it is too deep.
     fn record_depth(&mut self, span: Span, children: impl IntoIterator<Item = Span>) -> bool {
-        let depth = 1 + children
-            .into_iter()
-            .map(|c| self.depth(c))
-            .max()
-            .unwrap_or(0);
+        let depth = 1 + children.into_iter().map(|c| self.depth(c)).max().unwrap_or(0);
         if depth <= MAX_EXPR_DEPTH {
             self.depths.insert(span, depth);
             return true;
@@ -109,14 +102,8 @@ impl Sink {
         if self.record_depth(span, child_spans(&kind)) {
             Expr { kind, span }
         } else {
-            let null = Literal {
-                kind: LiteralKind::Null,
-                span,
-            };
-            Expr {
-                kind: ExprKind::Literal(null),
-                span,
-            }
+            let null = Literal { kind: LiteralKind::Null, span };
+            Expr { kind: ExprKind::Literal(null), span }
         }
     }
 
@@ -125,21 +112,8 @@ impl Sink {
     }
 
     pub fn call(&mut self, name: Ident, args: CallArgs, l: usize, r: usize) -> Expr {
-        let CallArgs {
-            star,
-            args,
-            by,
-            filter,
-            within,
-        } = args;
-        let call = Call {
-            name,
-            star,
-            args,
-            by,
-            filter,
-            within,
-        };
+        let CallArgs { star, args, by, filter, within } = args;
+        let call = Call { name, star, args, by, filter, within };
         self.expr(ExprKind::Call(call), l, r)
     }
 
@@ -158,10 +132,7 @@ impl Sink {
             self.overflowing.push(span);
             i64::MIN
         });
-        Literal {
-            kind: LiteralKind::Int(value),
-            span,
-        }
+        Literal { kind: LiteralKind::Int(value), span }
     }
 
     /// Unary minus. On a number literal it folds into the literal (`-7` is
@@ -171,10 +142,7 @@ impl Sink {
         let span = Span::new(l, r);
         if let ExprKind::Literal(literal) = &e.kind {
             if let Some(kind) = self.negated(literal) {
-                return Expr {
-                    kind: ExprKind::Literal(Literal { kind, span }),
-                    span,
-                };
+                return Expr { kind: ExprKind::Literal(Literal { kind, span }), span };
             }
         }
         self.expr(ExprKind::Unary(UnaryOp::Neg, Box::new(e)), l, r)
@@ -183,10 +151,7 @@ impl Sink {
     /// `-1` inside a list literal.
     pub fn negate_literal(&mut self, literal: Literal, l: usize, r: usize) -> Literal {
         match self.negated(&literal) {
-            Some(kind) => Literal {
-                kind,
-                span: Span::new(l, r),
-            },
+            Some(kind) => Literal { kind, span: Span::new(l, r) },
             None => literal,
         }
     }
@@ -223,25 +188,14 @@ fn child_spans(kind: &ExprKind) -> Vec<Span> {
     match kind {
         ExprKind::Literal(literal) => vec![literal.span],
         ExprKind::Path(_) => Vec::new(),
-        ExprKind::Unary(_, e)
-        | ExprKind::IsNull { expr: e, .. }
-        | ExprKind::InSegment { expr: e, .. } => {
+        ExprKind::Unary(_, e) | ExprKind::IsNull { expr: e, .. } | ExprKind::InSegment { expr: e, .. } => {
             vec![e.span]
         }
         ExprKind::Binary(_, a, b) => vec![a.span, b.span],
-        ExprKind::InList { expr, list, .. } => std::iter::once(expr.span)
-            .chain(list.iter().map(|e| e.span))
-            .collect(),
-        ExprKind::Case { whens, otherwise } => whens
-            .iter()
-            .flat_map(|(c, v)| [c.span, v.span])
-            .chain(otherwise.iter().map(|e| e.span))
-            .collect(),
-        ExprKind::Call(call) => call
-            .args
-            .iter()
-            .map(|e| e.span)
-            .chain(call.filter.iter().map(|e| e.span))
-            .collect(),
+        ExprKind::InList { expr, list, .. } => std::iter::once(expr.span).chain(list.iter().map(|e| e.span)).collect(),
+        ExprKind::Case { whens, otherwise } => {
+            whens.iter().flat_map(|(c, v)| [c.span, v.span]).chain(otherwise.iter().map(|e| e.span)).collect()
+        }
+        ExprKind::Call(call) => call.args.iter().map(|e| e.span).chain(call.filter.iter().map(|e| e.span)).collect(),
     }
 }

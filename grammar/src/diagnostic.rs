@@ -50,20 +50,14 @@ impl Diagnostic {
         }
     }
     pub fn warning(message: impl Into<String>, span: Span) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(message, span)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message, span) }
     }
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self
     }
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.secondary.push(Label {
-            span,
-            message: message.into(),
-        });
+        self.secondary.push(Label { span, message: message.into() });
         self
     }
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
@@ -81,10 +75,7 @@ impl Diagnostic {
 
 /// The closest candidate to `name` by edit distance, if it is close enough to be
 /// a plausible typo. Used for every "did you mean" in the front end.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_ascii_lowercase();
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
@@ -130,10 +121,7 @@ mod tests {
     #[test]
     fn suggests_near_names_only() {
         assert_eq!(did_you_mean("citty", ["city", "name"]), Some("city"));
-        assert_eq!(
-            did_you_mean("segmnt", ["segment", "select"]),
-            Some("segment")
-        );
+        assert_eq!(did_you_mean("segmnt", ["segment", "select"]), Some("segment"));
         assert_eq!(did_you_mean("zzz", ["city", "name"]), None);
         assert_eq!(did_you_mean("form", ["from", "as"]), Some("from"));
     }

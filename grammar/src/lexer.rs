@@ -132,14 +132,8 @@ const KEYWORDS: &[(&str, Tok)] = &[
 ];
 
 /// Duration units and their length in milliseconds.
-const DURATION_UNITS: &[(&str, u64)] = &[
-    ("ms", 1),
-    ("s", 1_000),
-    ("m", 60_000),
-    ("h", 3_600_000),
-    ("d", 86_400_000),
-    ("w", 604_800_000),
-];
+const DURATION_UNITS: &[(&str, u64)] =
+    &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)];
 
 const UNITS_HELP: &str = "duration units are `ms`, `s`, `m`, `h`, `d` and `w`, as in `30d`";
 
@@ -175,10 +169,7 @@ pub enum LexErrorKind {
 
 impl LexError {
     fn new(kind: LexErrorKind, start: usize, end: usize) -> Self {
-        LexError {
-            kind,
-            span: Span::new(start, end),
-        }
+        LexError { kind, span: Span::new(start, end) }
     }
 
     pub fn to_diagnostic(&self) -> Diagnostic {
@@ -186,20 +177,14 @@ impl LexError {
         let d = |message: String| Diagnostic::error(message, self.span);
         match &self.kind {
             UnexpectedChars(text) => {
-                let noun = if text.chars().count() == 1 {
-                    "character"
-                } else {
-                    "characters"
-                };
+                let noun = if text.chars().count() == 1 { "character" } else { "characters" };
                 let diagnostic = d(format!("unexpected {noun} `{text}`"));
                 match unexpected_char_help(text) {
                     Some(help) => diagnostic.with_help(help),
                     None => diagnostic,
                 }
             }
-            DoubleEquals => {
-                d("`==` is not an operator".into()).with_help("compare with a single `=`")
-            }
+            DoubleEquals => d("`==` is not an operator".into()).with_help("compare with a single `=`"),
             SlashComment => d("`//` does not start a comment".into())
                 .with_help("comments start with `--` or are written `/* .. */`"),
             UnterminatedString => d("unterminated string".into())
@@ -209,19 +194,20 @@ impl LexError {
             UnterminatedComment => d("unterminated block comment".into())
                 .with_label("this comment is never closed")
                 .with_help("close the comment with `*/`"),
-            UnknownEscape(text) => d(format!("unknown escape `{text}`")).with_help(
-                "the escapes are `\\n`, `\\t`, `\\r`, `\\0`, `\\\\`, `\\\"`, `\\'` and `\\u{..}`",
-            ),
-            InvalidUnicodeEscape => d("invalid unicode escape".into())
-                .with_help("write one to six hex digits, as in `\\u{e9}`"),
+            UnknownEscape(text) => d(format!("unknown escape `{text}`"))
+                .with_help("the escapes are `\\n`, `\\t`, `\\r`, `\\0`, `\\\\`, `\\\"`, `\\'` and `\\u{..}`"),
+            InvalidUnicodeEscape => {
+                d("invalid unicode escape".into()).with_help("write one to six hex digits, as in `\\u{e9}`")
+            }
             IntTooLarge => d("integer literal is too large".into())
                 .with_label("does not fit in an int")
                 .with_note("The largest int is 9223372036854775807."),
-            UnknownDurationUnit(unit) => d(format!("unknown duration unit `{unit}`"))
-                .with_label("not a duration unit")
-                .with_help(UNITS_HELP),
-            DurationTooLarge => d("duration is too large".into())
-                .with_note("A duration must fit in 9223372036854775807 milliseconds."),
+            UnknownDurationUnit(unit) => {
+                d(format!("unknown duration unit `{unit}`")).with_label("not a duration unit").with_help(UNITS_HELP)
+            }
+            DurationTooLarge => {
+                d("duration is too large".into()).with_note("A duration must fit in 9223372036854775807 milliseconds.")
+            }
             NumberSuffix(suffix) => {
                 let diagnostic = d(format!("unexpected `{suffix}` after a number"));
                 if DURATION_UNITS.iter().any(|(u, _)| u == suffix) {
@@ -241,10 +227,7 @@ fn unexpected_char_help(text: &str) -> Option<&'static str> {
         "|" | "||" => Some("use `or`"),
         "#" => Some("comments start with `--`"),
         "`" => Some("names are written without quotes; strings use `\"` or `'`"),
-        _ if text
-            .chars()
-            .any(|c| matches!(c, '\u{2018}' | '\u{2019}' | '\u{201C}' | '\u{201D}')) =>
-        {
+        _ if text.chars().any(|c| matches!(c, '\u{2018}' | '\u{2019}' | '\u{201C}' | '\u{201D}')) => {
             Some("use a straight quote (`\"` or `'`) instead of a typographic one")
         }
         _ => None,
@@ -261,11 +244,7 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str) -> Self {
-        Lexer {
-            src,
-            pos: 0,
-            queue: VecDeque::new(),
-        }
+        Lexer { src, pos: 0, queue: VecDeque::new() }
     }
 
     fn peek_byte(&self, offset: usize) -> Option<u8> {
@@ -297,11 +276,7 @@ impl<'a> Lexer<'a> {
                         Some(i) => self.pos = start + 2 + i + 2,
                         None => {
                             self.pos = self.src.len();
-                            return Some(LexError::new(
-                                LexErrorKind::UnterminatedComment,
-                                start,
-                                start + 2,
-                            ));
+                            return Some(LexError::new(LexErrorKind::UnterminatedComment, start, start + 2));
                         }
                     }
                 }
@@ -339,8 +314,7 @@ impl<'a> Lexer<'a> {
             ('/', Some(b'/')) => {
                 self.skip_line();
                 let end = start + 2;
-                self.queue
-                    .push_back(Err(LexError::new(LexErrorKind::SlashComment, start, end)));
+                self.queue.push_back(Err(LexError::new(LexErrorKind::SlashComment, start, end)));
             }
             _ => self.lex_unexpected(start),
         }
@@ -391,8 +365,7 @@ impl<'a> Lexer<'a> {
     fn lex_number(&mut self, start: usize) {
         self.eat_while(|b| b.is_ascii_digit());
         let digits_end = self.pos;
-        let fraction = self.peek_byte(0) == Some(b'.')
-            && self.peek_byte(1).is_some_and(|b| b.is_ascii_digit());
+        let fraction = self.peek_byte(0) == Some(b'.') && self.peek_byte(1).is_some_and(|b| b.is_ascii_digit());
         if fraction {
             self.pos += 1;
             self.eat_while(|b| b.is_ascii_digit());
@@ -400,11 +373,7 @@ impl<'a> Lexer<'a> {
             if let Some(suffix) = self.word_suffix() {
                 self.push_err(LexErrorKind::NumberSuffix(suffix), number_end);
             }
-            return self.push_tok_to(
-                start,
-                number_end,
-                Tok::Number(self.src[start..number_end].to_string()),
-            );
+            return self.push_tok_to(start, number_end, Tok::Number(self.src[start..number_end].to_string()));
         }
         let digits = &self.src[start..digits_end];
         match self.word_suffix() {
@@ -422,10 +391,7 @@ impl<'a> Lexer<'a> {
     /// Letters, digits and `_` directly after a number (a duration unit, normally).
     fn word_suffix(&mut self) -> Option<String> {
         let start = self.pos;
-        if !self
-            .peek_byte(0)
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        {
+        if !self.peek_byte(0).is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') {
             return None;
         }
         self.eat_while(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -436,11 +402,7 @@ impl<'a> Lexer<'a> {
         let millis = match DURATION_UNITS.iter().find(|(u, _)| *u == unit) {
             None => {
                 let unit_start = start + digits.len();
-                self.queue.push_back(Err(LexError::new(
-                    LexErrorKind::UnknownDurationUnit(unit),
-                    unit_start,
-                    self.pos,
-                )));
+                self.queue.push_back(Err(LexError::new(LexErrorKind::UnknownDurationUnit(unit), unit_start, self.pos)));
                 0
             }
             Some((_, per_unit)) => {
@@ -474,11 +436,7 @@ impl<'a> Lexer<'a> {
             }
         }
         // Unterminated: the stand-in string is what the line held.
-        self.queue.push_back(Err(LexError::new(
-            LexErrorKind::UnterminatedString,
-            start,
-            start + 1,
-        )));
+        self.queue.push_back(Err(LexError::new(LexErrorKind::UnterminatedString, start, start + 1)));
         self.push_tok(start, Tok::Str(value));
     }
 
@@ -529,9 +487,7 @@ impl<'a> Lexer<'a> {
         if digits.is_empty() || digits.len() > 6 {
             return None;
         }
-        u32::from_str_radix(digits, 16)
-            .ok()
-            .and_then(char::from_u32)
+        u32::from_str_radix(digits, 16).ok().and_then(char::from_u32)
     }
 
     /// Skips a run of characters that start no token: the one at `start`, and those
@@ -553,8 +509,7 @@ impl<'a> Lexer<'a> {
 
     /// Queues an error spanning `start..self.pos`.
     fn push_err(&mut self, kind: LexErrorKind, start: usize) {
-        self.queue
-            .push_back(Err(LexError::new(kind, start, self.pos)));
+        self.queue.push_back(Err(LexError::new(kind, start, self.pos)));
     }
 
     fn push_tok(&mut self, start: usize, tok: Tok) {
@@ -608,23 +563,14 @@ mod tests {
 
     fn errs(src: &str) -> Vec<(LexErrorKind, &str)> {
         let (_, errors) = tokenize(src);
-        errors
-            .into_iter()
-            .map(|e| (e.kind, &src[e.span.start..e.span.end]))
-            .collect()
+        errors.into_iter().map(|e| (e.kind, &src[e.span.start..e.span.end])).collect()
     }
 
     #[test]
     fn keywords_are_case_insensitive_and_identifiers_are_not() {
         assert_eq!(
             toks("SELECT Select sElEcT userId _x1"),
-            vec![
-                Tok::Select,
-                Tok::Select,
-                Tok::Select,
-                Tok::Ident("userId".into()),
-                Tok::Ident("_x1".into())
-            ]
+            vec![Tok::Select, Tok::Select, Tok::Select, Tok::Ident("userId".into()), Tok::Ident("_x1".into())]
         );
     }
 
@@ -730,24 +676,15 @@ mod tests {
 
     #[test]
     fn duration_overflow_is_an_error() {
-        assert_eq!(
-            errs("99999999999999w"),
-            vec![(LexErrorKind::DurationTooLarge, "99999999999999w")]
-        );
+        assert_eq!(errs("99999999999999w"), vec![(LexErrorKind::DurationTooLarge, "99999999999999w")]);
     }
 
     #[test]
     fn unicode_spaces_are_whitespace_and_other_characters_errors() {
-        assert_eq!(
-            toks("a\u{a0}\u{2028}b"),
-            vec![Tok::Ident("a".into()), Tok::Ident("b".into())]
-        );
+        assert_eq!(toks("a\u{a0}\u{2028}b"), vec![Tok::Ident("a".into()), Tok::Ident("b".into())]);
         assert_eq!(
             errs("a é€ b ∑"),
-            vec![
-                (LexErrorKind::UnexpectedChars("é€".into()), "é€"),
-                (LexErrorKind::UnexpectedChars("∑".into()), "∑")
-            ]
+            vec![(LexErrorKind::UnexpectedChars("é€".into()), "é€"), (LexErrorKind::UnexpectedChars("∑".into()), "∑")]
         );
     }
 

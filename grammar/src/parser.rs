@@ -60,10 +60,7 @@ pub fn parse(source: &str) -> Parsed {
         // Unreachable in practice: the file level recovers from any error, even at
         // the end of input. Should it happen, report it rather than panic.
         Err(error) => {
-            sink.recover(ErrorRecovery {
-                error,
-                dropped_tokens: Vec::new(),
-            });
+            sink.recover(ErrorRecovery { error, dropped_tokens: Vec::new() });
             File { items: Vec::new() }
         }
     };
@@ -94,19 +91,13 @@ fn syntax_diagnostics(
         let token = error_token(&recovery.error);
         let index = token.and_then(|(start, _)| syntax.token_index(start));
         let is_identifier = matches!(token, Some((_, Tok::Ident(_))));
-        let follows_error =
-            matches!((index, last_error_token), (Some(i), Some(last)) if i <= last + 1);
-        let follows_lex_error = lex_errors
-            .iter()
-            .any(|e| blame.start <= e.span.start && e.span.start <= blame.end);
+        let follows_error = matches!((index, last_error_token), (Some(i), Some(last)) if i <= last + 1);
+        let follows_lex_error = lex_errors.iter().any(|e| blame.start <= e.span.start && e.span.start <= blame.end);
         let echo = follows_lex_error || (follows_error && !is_identifier);
         if !echo && !diagnostics.contains(&diagnostic) {
             diagnostics.push(diagnostic);
         }
-        let last_dropped = recovery
-            .dropped_tokens
-            .last()
-            .and_then(|(start, _, _)| syntax.token_index(*start));
+        let last_dropped = recovery.dropped_tokens.last().and_then(|(start, _, _)| syntax.token_index(*start));
         last_error_token = index.max(last_dropped).or(last_error_token);
     }
     diagnostics
@@ -115,13 +106,8 @@ fn syntax_diagnostics(
 /// The unexpected token of a syntax error, if it was a token and not the end of input.
 fn error_token(error: &ParseError<usize, Tok, LexError>) -> Option<(usize, &Tok)> {
     match error {
-        ParseError::UnrecognizedToken {
-            token: (start, tok, _),
-            ..
-        }
-        | ParseError::ExtraToken {
-            token: (start, tok, _),
-        } => Some((*start, tok)),
+        ParseError::UnrecognizedToken { token: (start, tok, _), .. }
+        | ParseError::ExtraToken { token: (start, tok, _) } => Some((*start, tok)),
         _ => None,
     }
 }

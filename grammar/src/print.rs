@@ -26,9 +26,7 @@ fn binary_prec(op: BinaryOp) -> Prec {
     match op {
         BinaryOp::Or => Prec::Or,
         BinaryOp::And => Prec::And,
-        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-            Prec::Comparison
-        }
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => Prec::Comparison,
         BinaryOp::Add | BinaryOp::Sub => Prec::Sum,
         BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => Prec::Product,
     }
@@ -40,13 +38,8 @@ impl Expr {
             ExprKind::Binary(op, _, _) => binary_prec(*op),
             ExprKind::Unary(UnaryOp::Not, _) => Prec::Not,
             ExprKind::Unary(UnaryOp::Neg, _) => Prec::Negation,
-            ExprKind::IsNull { .. } | ExprKind::InList { .. } | ExprKind::InSegment { .. } => {
-                Prec::Comparison
-            }
-            ExprKind::Literal(_)
-            | ExprKind::Path(_)
-            | ExprKind::Case { .. }
-            | ExprKind::Call(_) => Prec::Primary,
+            ExprKind::IsNull { .. } | ExprKind::InList { .. } | ExprKind::InSegment { .. } => Prec::Comparison,
+            ExprKind::Literal(_) | ExprKind::Path(_) | ExprKind::Case { .. } | ExprKind::Call(_) => Prec::Primary,
         }
     }
 
@@ -112,11 +105,7 @@ impl Display for Expr {
                 // Left-associative (comparisons not at all): the left operand may bind
                 // as loosely as the operator, the right one must bind tighter.
                 let prec = binary_prec(*op);
-                let left_min = if prec == Prec::Comparison {
-                    Prec::Sum
-                } else {
-                    prec
-                };
+                let left_min = if prec == Prec::Comparison { Prec::Sum } else { prec };
                 child(f, left, left_min)?;
                 write!(f, " {} ", op.symbol())?;
                 child(f, right, next(prec))
@@ -125,21 +114,13 @@ impl Display for Expr {
                 child(f, expr, Prec::Sum)?;
                 f.write_str(if *negated { " is not null" } else { " is null" })
             }
-            ExprKind::InList {
-                expr,
-                list,
-                negated,
-            } => {
+            ExprKind::InList { expr, list, negated } => {
                 child(f, expr, Prec::Sum)?;
                 f.write_str(if *negated { " not in [" } else { " in [" })?;
                 comma_list(f, list)?;
                 f.write_char(']')
             }
-            ExprKind::InSegment {
-                expr,
-                segment,
-                negated,
-            } => {
+            ExprKind::InSegment { expr, segment, negated } => {
                 child(f, expr, Prec::Sum)?;
                 write!(f, "{}{segment}", if *negated { " not in " } else { " in " })
             }
@@ -254,12 +235,7 @@ impl Display for FieldDecl {
     }
 }
 
-fn write_body(
-    f: &mut Formatter<'_>,
-    keyword: &str,
-    name: &Ident,
-    fields: &[FieldDecl],
-) -> fmt::Result {
+fn write_body(f: &mut Formatter<'_>, keyword: &str, name: &Ident, fields: &[FieldDecl]) -> fmt::Result {
     writeln!(f, "{keyword} {name} {{")?;
     for field in fields {
         writeln!(f, "  {field}")?;
@@ -291,11 +267,7 @@ impl Display for TagDecl {
 
 impl Display for SegmentDecl {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "segment {} on {} = {};",
-            self.name, self.entity, self.expr
-        )
+        write!(f, "segment {} on {} = {};", self.name, self.entity, self.expr)
     }
 }
 
@@ -304,22 +276,14 @@ impl Display for SelectItem {
         match self {
             SelectItem::Star(_) => f.write_char('*'),
             SelectItem::Expr { expr, alias: None } => write!(f, "{expr}"),
-            SelectItem::Expr {
-                expr,
-                alias: Some(alias),
-            } => write!(f, "{expr} as {alias}"),
+            SelectItem::Expr { expr, alias: Some(alias) } => write!(f, "{expr} as {alias}"),
         }
     }
 }
 
 impl Display for OrderItem {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{}",
-            self.expr,
-            if self.descending { " desc" } else { "" }
-        )
+        write!(f, "{}{}", self.expr, if self.descending { " desc" } else { "" })
     }
 }
 
@@ -388,22 +352,13 @@ mod tests {
             canonical("segment s on u = (a or b) and not (c and d) or (x = 1) = true;"),
             "segment s on u = (a or b) and not (c and d) or (x = 1) = true;\n"
         );
-        assert_eq!(
-            canonical("tag a.b = (not x) is null;"),
-            "tag a.b = (not x) is null;\n"
-        );
+        assert_eq!(canonical("tag a.b = (not x) is null;"), "tag a.b = (not x) is null;\n");
     }
 
     #[test]
     fn never_prints_a_comment_marker() {
-        assert_eq!(
-            canonical("tag a.b = - -x - -1 - (-(-2));"),
-            "tag a.b = -(-x) - -1 - 2;\n"
-        );
-        assert_eq!(
-            canonical("tag a.b = -(-9223372036854775808);"),
-            "tag a.b = -(-9223372036854775808);\n"
-        );
+        assert_eq!(canonical("tag a.b = - -x - -1 - (-(-2));"), "tag a.b = -(-x) - -1 - 2;\n");
+        assert_eq!(canonical("tag a.b = -(-9223372036854775808);"), "tag a.b = -(-9223372036854775808);\n");
     }
 
     #[test]
@@ -416,9 +371,6 @@ mod tests {
 
     #[test]
     fn prints_strings_with_escapes() {
-        assert_eq!(
-            canonical(r#"tag a.b = 'say "hi"\n\u{1}';"#),
-            "tag a.b = \"say \\\"hi\\\"\\n\\u{1}\";\n"
-        );
+        assert_eq!(canonical(r#"tag a.b = 'say "hi"\n\u{1}';"#), "tag a.b = \"say \\\"hi\\\"\\n\\u{1}\";\n");
     }
 }

@@ -18,24 +18,9 @@ use lalrpop_util::ParseError;
 
 /// Terminals that begin an expression; listed as "an expression" when all of the
 /// distinctive ones are expected.
-const EXPRESSION_START: &[&str] = &[
-    "identifier",
-    "integer",
-    "number",
-    "string",
-    "duration",
-    "true",
-    "false",
-    "null",
-    "case",
-    "not",
-    "(",
-    "[",
-    "-",
-];
-const OPERATORS: &[&str] = &[
-    "and", "or", "not", "in", "is", "=", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%",
-];
+const EXPRESSION_START: &[&str] =
+    &["identifier", "integer", "number", "string", "duration", "true", "false", "null", "case", "not", "(", "[", "-"];
+const OPERATORS: &[&str] = &["and", "or", "not", "in", "is", "=", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%"];
 /// Keywords that are also names (see the grammar); noise in a list that has "identifier".
 const SOFT_KEYWORDS: &[&str] = &["order", "key", "group", "limit", "asc", "desc"];
 const LITERAL_TERMINALS: &[&str] = &["identifier", "integer", "number", "string", "duration"];
@@ -54,33 +39,22 @@ impl<'a> SyntaxErrors<'a> {
     /// the token before it: a lexical error in that range is the likely cause.
     pub fn diagnose(&self, error: &ParseError<usize, Tok, LexError>) -> (Diagnostic, Span) {
         match error {
-            ParseError::UnrecognizedToken {
-                token: (start, tok, end),
-                expected,
-            } => {
+            ParseError::UnrecognizedToken { token: (start, tok, end), expected } => {
                 let span = Span::new(*start, *end);
-                (
-                    self.unexpected(Some((tok, span)), expected),
-                    self.blame_range(span),
-                )
+                (self.unexpected(Some((tok, span)), expected), self.blame_range(span))
             }
             ParseError::UnrecognizedEof { expected, .. } => {
                 let end = Span::new(self.source.len(), self.source.len());
                 (self.unexpected(None, expected), self.blame_range(end))
             }
-            ParseError::ExtraToken {
-                token: (start, tok, end),
-            } => {
+            ParseError::ExtraToken { token: (start, tok, end) } => {
                 let span = Span::new(*start, *end);
                 let message = format!("unexpected {}", self.describe(tok, span));
                 (Diagnostic::error(message, span), self.blame_range(span))
             }
             ParseError::InvalidToken { location } => {
                 let span = Span::new(*location, *location);
-                (
-                    Diagnostic::error("invalid token", span),
-                    self.blame_range(span),
-                )
+                (Diagnostic::error("invalid token", span), self.blame_range(span))
             }
             ParseError::User { error } => (error.to_diagnostic(), error.span),
         }
@@ -93,9 +67,7 @@ impl<'a> SyntaxErrors<'a> {
 
     /// The index of the token starting at `offset`, if one does.
     pub fn token_index(&self, offset: usize) -> Option<usize> {
-        self.tokens
-            .binary_search_by_key(&offset, |(start, _, _)| *start)
-            .ok()
+        self.tokens.binary_search_by_key(&offset, |(start, _, _)| *start).ok()
     }
 
     /// The last token that ends at or before `offset`.
@@ -123,12 +95,9 @@ impl<'a> SyntaxErrors<'a> {
 
         if let (Some((tok, _)), Some((_, _, end))) = (token, previous) {
             if starts_item(tok) && expected.contains(&"}") {
-                return Diagnostic::error(
-                    "expected \"}\" after the last field",
-                    Span::new(*end, *end),
-                )
-                .with_label("`}` missing here")
-                .with_help("entity and event bodies end with `}`");
+                return Diagnostic::error("expected \"}\" after the last field", Span::new(*end, *end))
+                    .with_label("`}` missing here")
+                    .with_help("entity and event bodies end with `}`");
             }
         }
 
@@ -146,8 +115,7 @@ impl<'a> SyntaxErrors<'a> {
         if let Some((tok, _)) = token {
             let after_body = previous.is_some_and(|(_, previous, _)| *previous == Tok::RBrace);
             if *tok == Tok::Semi && after_body && expected.contains(&"entity") {
-                diagnostic = diagnostic
-                    .with_help("remove this `;`: an entity or event body ends with `}` alone");
+                diagnostic = diagnostic.with_help("remove this `;`: an entity or event body ends with `}` alone");
             } else if let Some(help) = help_for(tok, &expected) {
                 diagnostic = diagnostic.with_help(help);
             }
@@ -171,19 +139,12 @@ impl<'a> SyntaxErrors<'a> {
     /// What the text before `offset` is part of: the nearest item keyword or brace.
     fn enclosing(&self, offset: usize) -> Option<Tok> {
         let count = self.tokens.partition_point(|(_, _, end)| *end <= offset);
-        self.tokens[..count]
-            .iter()
-            .rev()
-            .find_map(|(_, tok, _)| match tok {
-                Tok::Tag
-                | Tok::Segment
-                | Tok::Select
-                | Tok::Entity
-                | Tok::Event
-                | Tok::LBrace
-                | Tok::RBrace => Some(tok.clone()),
-                _ => None,
-            })
+        self.tokens[..count].iter().rev().find_map(|(_, tok, _)| match tok {
+            Tok::Tag | Tok::Segment | Tok::Select | Tok::Entity | Tok::Event | Tok::LBrace | Tok::RBrace => {
+                Some(tok.clone())
+            }
+            _ => None,
+        })
     }
 
     /// "identifier `x`", "integer `42`", "keyword `end`", "`;`".
@@ -203,18 +164,12 @@ impl<'a> SyntaxErrors<'a> {
 }
 
 fn starts_item(tok: &Tok) -> bool {
-    matches!(
-        tok,
-        Tok::Entity | Tok::Event | Tok::Tag | Tok::Segment | Tok::Select
-    )
+    matches!(tok, Tok::Entity | Tok::Event | Tok::Tag | Tok::Segment | Tok::Select)
 }
 
 /// `"\"entity\""` -> `entity`.
 fn terminal_name(terminal: &str) -> &str {
-    terminal
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(terminal)
+    terminal.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(terminal)
 }
 
 fn shorten(text: &str) -> String {
@@ -229,16 +184,12 @@ fn shorten(text: &str) -> String {
 fn help_for(tok: &Tok, expected: &[&str]) -> Option<String> {
     match tok {
         Tok::Ident(name) => {
-            let keywords = expected
-                .iter()
-                .copied()
-                .filter(|e| e.chars().all(|c| c.is_ascii_lowercase()));
+            let keywords = expected.iter().copied().filter(|e| e.chars().all(|c| c.is_ascii_lowercase()));
             did_you_mean(name, keywords).map(|k| format!("did you mean `{k}`?"))
         }
-        Tok::By | Tok::Where | Tok::Within if expected.contains(&")") => Some(
-            "in a call, `by`, `where` and `within` follow the first argument, in that order"
-                .to_string(),
-        ),
+        Tok::By | Tok::Where | Tok::Within if expected.contains(&")") => {
+            Some("in a call, `by`, `where` and `within` follow the first argument, in that order".to_string())
+        }
         _ if tok.is_keyword() && expected.contains(&"identifier") => {
             Some("this keyword is reserved and cannot be used as a name".to_string())
         }
@@ -271,15 +222,11 @@ fn readable_expected(expected: &[&str]) -> Vec<String> {
         }
     };
     for &terminal in expected {
-        if expression && (EXPRESSION_START.contains(&terminal) || SOFT_KEYWORDS.contains(&terminal))
-        {
+        if expression && (EXPRESSION_START.contains(&terminal) || SOFT_KEYWORDS.contains(&terminal)) {
             push("an expression".into());
         } else if operator && OPERATORS.contains(&terminal) {
             push("an operator".into());
-        } else if SOFT_KEYWORDS.contains(&terminal)
-            && has("identifier")
-            && !(terminal == "key" && has("}"))
-        {
+        } else if SOFT_KEYWORDS.contains(&terminal) && has("identifier") && !(terminal == "key" && has("}")) {
             // a name, already covered by "identifier"
         } else if LITERAL_TERMINALS.contains(&terminal) {
             push(terminal.into());
@@ -302,17 +249,7 @@ mod tests {
             Some("expected one of: `where`, `group`, `order`, `limit`, `;`")
         );
         assert_eq!(
-            expected_label(&[
-                "case",
-                "not",
-                "identifier",
-                "integer",
-                "string",
-                "(",
-                "*",
-                ")"
-            ])
-            .as_deref(),
+            expected_label(&["case", "not", "identifier", "integer", "string", "(", "*", ")"]).as_deref(),
             Some("expected one of: an expression, `*`, `)`")
         );
         assert_eq!(

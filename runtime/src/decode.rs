@@ -95,10 +95,10 @@ impl Decoder {
 
     /// Decodes one NDJSON line (`line` numbers the errors).
     pub fn decode_line(&self, text: &str, line: usize, warnings: &mut Vec<Warning>) -> Result<Record, DecodeError> {
-        let err = |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
-        let object: HashMap<String, &RawValue> = serde_json::from_str(text).map_err(|e| {
-            err(None, format!("not a JSON object: {e}"))
-        })?;
+        let err =
+            |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
+        let object: HashMap<String, &RawValue> =
+            serde_json::from_str(text).map_err(|e| err(None, format!("not a JSON object: {e}")))?;
         self.decode_object(&object, line, warnings)
     }
 
@@ -109,19 +109,22 @@ impl Decoder {
         line: usize,
         warnings: &mut Vec<Warning>,
     ) -> Result<Record, DecodeError> {
-        let err = |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
+        let err =
+            |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
         match (object.get("event"), object.get("entity")) {
             (Some(_), Some(_)) => Err(err(None, "a record has either \"event\" or \"entity\", not both".into())),
-            (None, None) => Err(err(
-                None,
-                "expected \"event\" (an event record) or \"entity\" (an entity record)".into(),
-            )),
+            (None, None) => {
+                Err(err(None, "expected \"event\" (an event record) or \"entity\" (an entity record)".into()))
+            }
             (Some(name), None) => {
                 let name = string(name).map_err(|m| err(Some("event"), m))?;
                 let Some(&event) = self.events.get(name.as_str()) else {
                     let mut known: Vec<&str> = self.events.keys().map(String::as_str).collect();
                     known.sort();
-                    return Err(err(Some("event"), format!("unknown event `{name}`; the model has: {}", known.join(", "))));
+                    return Err(err(
+                        Some("event"),
+                        format!("unknown event `{name}`; the model has: {}", known.join(", ")),
+                    ));
                 };
                 self.decode_event(event, object, line, warnings)
             }
@@ -130,7 +133,10 @@ impl Decoder {
                 let Some(&entity) = self.entities.get(name.as_str()) else {
                     let mut known: Vec<&str> = self.entities.keys().map(String::as_str).collect();
                     known.sort();
-                    return Err(err(Some("entity"), format!("unknown entity `{name}`; the model has: {}", known.join(", "))));
+                    return Err(err(
+                        Some("entity"),
+                        format!("unknown entity `{name}`; the model has: {}", known.join(", ")),
+                    ));
                 };
                 self.decode_entity(entity, object, line, warnings)
             }
@@ -149,7 +155,12 @@ impl Decoder {
         let mut row = Vec::with_capacity(ev.fields.len());
         for (i, f) in ev.fields.iter().enumerate() {
             let value = match object.get(&f.name) {
-                None if i == EVENT_AT => return Err(err("at", "missing; every event needs its time (RFC 3339 or epoch milliseconds)".into())),
+                None if i == EVENT_AT => {
+                    return Err(err(
+                        "at",
+                        "missing; every event needs its time (RFC 3339 or epoch milliseconds)".into(),
+                    ))
+                }
                 None if f.nullable => Value::Null,
                 None => return Err(err(&f.name, format!("missing; expected {}", self.expectation(f.ty)))),
                 Some(raw) => self.value(raw, f.ty, f.nullable).map_err(|m| err(&f.name, m))?,
@@ -172,7 +183,8 @@ impl Decoder {
         }
         for name in object.keys() {
             if name != "event" && !ev.fields.iter().any(|f| &f.name == name) {
-                warnings.push(Warning { line, message: format!("unknown field `{name}` of event `{}` ignored", ev.name) });
+                warnings
+                    .push(Warning { line, message: format!("unknown field `{name}` of event `{}` ignored", ev.name) });
             }
         }
         Ok(Record::Event { event, row })
@@ -189,7 +201,12 @@ impl Decoder {
         let err = |field: &str, message: String| DecodeError { line, field: Some(field.to_string()), message };
         let key_field = &e.fields[e.key];
         let key = match object.get("id") {
-            None => return Err(err("id", format!("missing; expected the key of the {} ({})", e.name, self.expectation(key_field.ty)))),
+            None => {
+                return Err(err(
+                    "id",
+                    format!("missing; expected the key of the {} ({})", e.name, self.expectation(key_field.ty)),
+                ))
+            }
             Some(raw) => self.value(raw, key_field.ty, false).map_err(|m| err("id", m))?,
         };
         for name in object.keys() {
@@ -251,7 +268,10 @@ impl Decoder {
                     }),
                     Some(i) if i == e.key => return Err(err("unset", "the key cannot be unset".into())),
                     Some(i) if !e.fields[i].nullable => {
-                        return Err(err("unset", format!("`{name}` is required (declared without `?`) and cannot be unset")))
+                        return Err(err(
+                            "unset",
+                            format!("`{name}` is required (declared without `?`) and cannot be unset"),
+                        ))
                     }
                     Some(i) => {
                         if set.iter().any(|(j, _)| *j == i) {
@@ -286,7 +306,11 @@ impl Decoder {
         let text = raw.get().trim();
         let got = || describe(text);
         if text == "null" {
-            return if nullable { Ok(Value::Null) } else { Err(format!("must not be null; expected {}", self.expectation(ty))) };
+            return if nullable {
+                Ok(Value::Null)
+            } else {
+                Err(format!("must not be null; expected {}", self.expectation(ty)))
+            };
         }
         let expected = || format!("expected {}, got {}", self.expectation(ty), got());
         match ty {
@@ -297,7 +321,9 @@ impl Decoder {
             },
             Type::Int => {
                 if is_json_number(text) {
-                    text.parse::<i64>().map(Value::Int).map_err(|_| format!("expected an integer, got {} (no fraction; at most 19 digits)", got()))
+                    text.parse::<i64>()
+                        .map(Value::Int)
+                        .map_err(|_| format!("expected an integer, got {} (no fraction; at most 19 digits)", got()))
                 } else {
                     Err(expected())
                 }

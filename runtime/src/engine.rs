@@ -61,6 +61,9 @@ pub struct BatchOutcome {
     pub duplicates: usize,
 }
 
+/// An input fed by one event type: (input, window in ms, the fields its rows carry).
+type EventInput = (usize, Option<u64>, Vec<usize>);
+
 enum Command {
     Step { updates: Vec<(usize, Row, Time, isize)>, upto: Time },
 }
@@ -85,7 +88,7 @@ pub struct Engine {
     instances_input: Vec<Option<usize>>,
     attributes_input: Vec<Option<usize>>,
     /// Per event type: (input, window in ms, the fields its rows carry).
-    event_inputs: Vec<Vec<(usize, Option<u64>, Vec<usize>)>>,
+    event_inputs: Vec<Vec<EventInput>>,
     now: i64,
     next_time: Time,
     next_worker: usize,
@@ -107,8 +110,7 @@ impl Engine {
         let receivers = Arc::new(Mutex::new(receivers));
         let ack_tx = Arc::new(Mutex::new(ack_tx));
         let worker_plan = plan.clone();
-        let timely_config =
-            if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
+        let timely_config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
         let guards = timely::execute(timely_config, move |worker| {
             let receiver = receivers.lock().ok().and_then(|mut r| r[worker.index()].take());
             let Some(receiver) = receiver else { return };
@@ -139,7 +141,9 @@ impl Engine {
             match input {
                 Input::Instances { entity } => instances_input[*entity] = Some(i),
                 Input::Attributes { entity } => attributes_input[*entity] = Some(i),
-                Input::Events { event, window_ms, fields } => event_inputs[*event].push((i, *window_ms, fields.clone())),
+                Input::Events { event, window_ms, fields } => {
+                    event_inputs[*event].push((i, *window_ms, fields.clone()))
+                }
             }
         }
         let now = match config.clock {
@@ -213,7 +217,12 @@ impl Engine {
                         outcome.duplicates += 1;
                         continue;
                     }
-                    let row = self.intern_row(&self.plan.events[*event].fields.iter().map(|f| f.ty).collect::<Vec<_>>(), row, batch_time, &mut updates);
+                    let row = self.intern_row(
+                        &self.plan.events[*event].fields.iter().map(|f| f.ty).collect::<Vec<_>>(),
+                        row,
+                        batch_time,
+                        &mut updates,
+                    );
                     let t = match row[segflow_compiler::hir::EVENT_AT] {
                         Value::Timestamp(t) => t,
                         _ => continue,
@@ -332,7 +341,13 @@ impl Engine {
     }
 
     /// Interns references in an event row; registers newly named instances.
-    fn intern_row(&mut self, types: &[Type], row: &[Value], time: Time, updates: &mut Vec<(usize, Row, Time, isize)>) -> Row {
+    fn intern_row(
+        &mut self,
+        types: &[Type],
+        row: &[Value],
+        time: Time,
+        updates: &mut Vec<(usize, Row, Time, isize)>,
+    ) -> Row {
         row.iter()
             .zip(types)
             .map(|(v, ty)| match (ty, v) {
@@ -342,7 +357,13 @@ impl Engine {
             .collect()
     }
 
-    fn intern_key(&mut self, entity: usize, key: &Value, time: Time, updates: &mut Vec<(usize, Row, Time, isize)>) -> u64 {
+    fn intern_key(
+        &mut self,
+        entity: usize,
+        key: &Value,
+        time: Time,
+        updates: &mut Vec<(usize, Row, Time, isize)>,
+    ) -> u64 {
         let (id, new) = self.keys[entity].intern(key);
         if new {
             if let Some(input) = self.instances_input[entity] {
@@ -390,8 +411,5 @@ pub fn logical_to_time(ms: i64) -> Time {
 }
 
 pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -29,8 +29,8 @@ pub struct Loaded {
 pub fn load_files(decoder: &Decoder, paths: &[String]) -> std::io::Result<Loaded> {
     let mut loaded = Loaded::default();
     for path in paths {
-        let file = std::fs::File::open(path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {path}: {e}")))?;
+        let file =
+            std::fs::File::open(path).map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {path}: {e}")))?;
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
         let mut warnings = Vec::new();
         for (i, line) in reader.lines().enumerate() {

@@ -88,94 +88,99 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
         let mut rendered: Vec<Rendered<'_>> = Vec::with_capacity(plan.nodes.len());
         let mut arrangements: Vec<Option<Arrangement<'_>>> = vec![None; plan.arrangements.len()];
         for node in &plan.nodes {
-            let r = match node {
-                Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
-                Node::Enrich { source, via, width, left, right, .. } => {
-                    let left = arrangement(plan, *left, &rendered, &mut arrangements);
-                    let right = arrangement(plan, *right, &rendered, &mut arrangements);
-                    let joined = left.join_core(right, |_key, row: &Row, lookup: &Row| {
-                        let mut out = Vec::with_capacity(row.len() + lookup.len());
-                        out.extend_from_slice(row);
-                        out.extend_from_slice(lookup);
-                        Some(out)
-                    });
-                    let (via, width) = (*via, *width);
-                    let nulls = rendered[*source].rows().flat_map(move |mut row: Row| {
-                        if row[via].is_null() {
-                            row.extend(std::iter::repeat_n(Value::Null, width));
-                            Some(row)
-                        } else {
-                            None
-                        }
-                    });
-                    Rendered::Rows(joined.concat(nulls))
-                }
-                Node::Filter { source, predicate } => {
-                    let predicate = predicate.clone();
-                    Rendered::Rows(rendered[*source].rows().filter(move |row| predicate.eval(row) == Value::Bool(true)))
-                }
-                Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(
-                    aggregate(rendered[*source].rows(), *group, *func, *value, *order_by, *ty, *strategy),
-                ),
-                Node::Gather { instances, inputs, exprs, .. } => {
-                    let mut parts = rendered[*instances].rows().flat_map(|row: Row| {
-                        let key = row[0].as_ref_id()?;
-                        Some((key, (0u32, row[1].clone())))
-                    });
-                    let mut defaults = vec![Value::Null];
-                    for (i, input) in inputs.iter().enumerate() {
-                        let slot = (i + 1) as u32;
-                        match input {
-                            GatherInput::Column { node, default } => {
-                                defaults.push(default.clone());
-                                parts = parts.concat(rendered[*node].column().map(move |(k, v)| (k, (slot, v))));
+            let r =
+                match node {
+                    Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
+                    Node::Enrich { source, via, width, left, right, .. } => {
+                        let left = arrangement(plan, *left, &rendered, &mut arrangements);
+                        let right = arrangement(plan, *right, &rendered, &mut arrangements);
+                        let joined = left.join_core(right, |_key, row: &Row, lookup: &Row| {
+                            let mut out = Vec::with_capacity(row.len() + lookup.len());
+                            out.extend_from_slice(row);
+                            out.extend_from_slice(lookup);
+                            Some(out)
+                        });
+                        let (via, width) = (*via, *width);
+                        let nulls = rendered[*source].rows().flat_map(move |mut row: Row| {
+                            if row[via].is_null() {
+                                row.extend(std::iter::repeat_n(Value::Null, width));
+                                Some(row)
+                            } else {
+                                None
                             }
-                            GatherInput::Rows { node, key_field, field } => {
-                                defaults.push(Value::Null);
-                                let (kf, f) = (*key_field, *field);
-                                parts = parts.concat(rendered[*node].rows().flat_map(move |row: Row| {
-                                    let key = row[kf].as_ref_id()?;
-                                    let v = row[f].clone();
-                                    (!v.is_null()).then_some((key, (slot, v)))
-                                }));
-                            }
-                        }
+                        });
+                        Rendered::Rows(joined.concat(nulls))
                     }
-                    let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
-                    let dense = parts.reduce(move |_key, input: &[(&(u32, Value), isize)], output: &mut Vec<(Row, isize)>| {
-                        // Slot 0 (the instance itself) sorts first; without it this is not an instance.
-                        if input[0].0 .0 != 0 {
-                            return;
-                        }
-                        let mut row = defaults.clone();
-                        for ((slot, value), count) in input {
-                            if *count > 0 {
-                                row[*slot as usize] = value.clone();
+                    Node::Filter { source, predicate } => {
+                        let predicate = predicate.clone();
+                        Rendered::Rows(
+                            rendered[*source].rows().filter(move |row| predicate.eval(row) == Value::Bool(true)),
+                        )
+                    }
+                    Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(
+                        aggregate(rendered[*source].rows(), *group, *func, *value, *order_by, *ty, *strategy),
+                    ),
+                    Node::Gather { instances, inputs, exprs, .. } => {
+                        let mut parts = rendered[*instances].rows().flat_map(|row: Row| {
+                            let key = row[0].as_ref_id()?;
+                            Some((key, (0u32, row[1].clone())))
+                        });
+                        let mut defaults = vec![Value::Null];
+                        for (i, input) in inputs.iter().enumerate() {
+                            let slot = (i + 1) as u32;
+                            match input {
+                                GatherInput::Column { node, default } => {
+                                    defaults.push(default.clone());
+                                    parts = parts.concat(rendered[*node].column().map(move |(k, v)| (k, (slot, v))));
+                                }
+                                GatherInput::Rows { node, key_field, field } => {
+                                    defaults.push(Value::Null);
+                                    let (kf, f) = (*key_field, *field);
+                                    parts = parts.concat(rendered[*node].rows().flat_map(move |row: Row| {
+                                        let key = row[kf].as_ref_id()?;
+                                        let v = row[f].clone();
+                                        (!v.is_null()).then_some((key, (slot, v)))
+                                    }));
+                                }
                             }
                         }
-                        for e in &exprs {
-                            let v = e.eval(&row);
-                            row.push(v);
-                        }
-                        output.push((row, 1));
-                    });
-                    Rendered::Dense(dense)
-                }
-                Node::Project { source, slot, keep } => {
-                    let (slot, keep) = (*slot, *keep);
-                    Rendered::Column(rendered[*source].dense().flat_map(move |(k, row): (u64, Row)| {
-                        let v = row.get(slot).cloned().unwrap_or(Value::Null);
-                        let kept = match keep {
-                            Keep::NonNull => !v.is_null(),
-                            Keep::True => v == Value::Bool(true),
-                        };
-                        kept.then_some((k, v))
-                    }))
-                }
-                Node::ColumnRows { source } => {
-                    Rendered::Rows(rendered[*source].column().map(|(k, v)| vec![Value::Ref(k), v]))
-                }
-            };
+                        let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
+                        let dense = parts.reduce(
+                            move |_key, input: &[(&(u32, Value), isize)], output: &mut Vec<(Row, isize)>| {
+                                // Slot 0 (the instance itself) sorts first; without it this is not an instance.
+                                if input[0].0 .0 != 0 {
+                                    return;
+                                }
+                                let mut row = defaults.clone();
+                                for ((slot, value), count) in input {
+                                    if *count > 0 {
+                                        row[*slot as usize] = value.clone();
+                                    }
+                                }
+                                for e in &exprs {
+                                    let v = e.eval(&row);
+                                    row.push(v);
+                                }
+                                output.push((row, 1));
+                            },
+                        );
+                        Rendered::Dense(dense)
+                    }
+                    Node::Project { source, slot, keep } => {
+                        let (slot, keep) = (*slot, *keep);
+                        Rendered::Column(rendered[*source].dense().flat_map(move |(k, row): (u64, Row)| {
+                            let v = row.get(slot).cloned().unwrap_or(Value::Null);
+                            let kept = match keep {
+                                Keep::NonNull => !v.is_null(),
+                                Keep::True => v == Value::Bool(true),
+                            };
+                            kept.then_some((k, v))
+                        }))
+                    }
+                    Node::ColumnRows { source } => {
+                        Rendered::Rows(rendered[*source].column().map(|(k, v)| vec![Value::Ref(k), v]))
+                    }
+                };
             rendered.push(r);
         }
         let mut probed = false;
@@ -265,12 +270,13 @@ fn aggregate<'s>(
             }),
         Strategy::Values => {
             let v = value.unwrap_or(group);
-            rows.map(move |row: Row| (row[group].as_ref_id().unwrap_or(0), row[v].clone()))
-                .reduce(move |_key, input: &[(&Value, isize)], output: &mut Vec<(Value, isize)>| {
+            rows.map(move |row: Row| (row[group].as_ref_id().unwrap_or(0), row[v].clone())).reduce(
+                move |_key, input: &[(&Value, isize)], output: &mut Vec<(Value, isize)>| {
                     if let Some(v) = values_aggregate(func, input) {
                         output.push((v, 1));
                     }
-                })
+                },
+            )
         }
         Strategy::Ordered => {
             let v = value.unwrap_or(group);
@@ -278,12 +284,14 @@ fn aggregate<'s>(
             rows.map(move |row: Row| {
                 (row[group].as_ref_id().unwrap_or(0), (row[at].clone(), row[id].clone(), row[v].clone()))
             })
-            .reduce(move |_key, input: &[(&(Value, Value, Value), isize)], output: &mut Vec<(Value, isize)>| {
-                let chosen = if func == AggFunc::First { input.first() } else { input.last() };
-                if let Some(((_, _, v), _)) = chosen {
-                    output.push((v.clone(), 1));
-                }
-            })
+            .reduce(
+                move |_key, input: &[(&(Value, Value, Value), isize)], output: &mut Vec<(Value, isize)>| {
+                    let chosen = if func == AggFunc::First { input.first() } else { input.last() };
+                    if let Some(((_, _, v), _)) = chosen {
+                        output.push((v.clone(), 1));
+                    }
+                },
+            )
         }
     }
 }

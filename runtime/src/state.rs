@@ -76,7 +76,7 @@ impl ServingState {
         }
         merged.retain(|u| u.4 != 0);
         // Within one time, retractions before insertions.
-        merged.sort_by(|a, b| (a.3, a.4 > 0).cmp(&(b.3, b.4 > 0)));
+        merged.sort_by_key(|u| (u.3, u.4 > 0));
         for (output, id, value, time, diff) in merged {
             let out = &self.plan.outputs[output];
             let logical = (time >> 16) as i64;
@@ -160,7 +160,9 @@ impl ServingState {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => json!(b),
             Value::Int(i) => json!(i),
-            Value::Float(f) => serde_json::Number::from_f64(f.0).map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Value::Float(f) => {
+                serde_json::Number::from_f64(f.0).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
             Value::Decimal(d) => exact_number(&d.to_string()),
             Value::Str(s) => json!(s.as_ref()),
             Value::Timestamp(t) => json!(format_timestamp(*t)),

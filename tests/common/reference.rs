@@ -65,10 +65,8 @@ impl<'p> World<'p> {
                 Record::Upsert { entity, key, set, unset } => {
                     self.name(*entity, key);
                     let e = &self.program.entities[*entity];
-                    let mut row = self.attributes[*entity]
-                        .get(key)
-                        .cloned()
-                        .unwrap_or_else(|| vec![Value::Null; e.fields.len()]);
+                    let mut row =
+                        self.attributes[*entity].get(key).cloned().unwrap_or_else(|| vec![Value::Null; e.fields.len()]);
                     for (i, v) in set {
                         if let (Type::Ref(target), false) = (e.fields[*i].ty, v.is_null()) {
                             self.instances[target].insert(v.clone());
@@ -100,7 +98,13 @@ impl<'p> World<'p> {
     }
 
     /// The value of `column` for instance `key` of `entity`.
-    fn column(&self, entity: EntityId, key: &Value, column: &Column, memo: &mut HashMap<(EntityId, Value, Column), Value>) -> Value {
+    fn column(
+        &self,
+        entity: EntityId,
+        key: &Value,
+        column: &Column,
+        memo: &mut HashMap<(EntityId, Value, Column), Value>,
+    ) -> Value {
         let memo_key = (entity, key.clone(), column.clone());
         if let Some(v) = memo.get(&memo_key) {
             return v.clone();
@@ -128,7 +132,13 @@ impl<'p> World<'p> {
         v
     }
 
-    fn eval(&self, entity: EntityId, key: &Value, e: &Expr, memo: &mut HashMap<(EntityId, Value, Column), Value>) -> Value {
+    fn eval(
+        &self,
+        entity: EntityId,
+        key: &Value,
+        e: &Expr,
+        memo: &mut HashMap<(EntityId, Value, Column), Value>,
+    ) -> Value {
         let mut columns = Vec::new();
         e.visit_columns(&mut |c| columns.push(c.clone()));
         let row: Vec<Value> = columns.iter().map(|c| self.column(entity, key, c, memo)).collect();
@@ -208,7 +218,8 @@ impl<'p> World<'p> {
                             _ => counts.push((v, 1)),
                         }
                     }
-                    let sum: f64 = counts.iter().map(|(v, n)| if let Value::Float(f) = v { f.0 * *n as f64 } else { 0.0 }).sum();
+                    let sum: f64 =
+                        counts.iter().map(|(v, n)| if let Value::Float(f) = v { f.0 * *n as f64 } else { 0.0 }).sum();
                     if agg.func == AggFunc::Sum {
                         Value::Float(F64(sum))
                     } else {
@@ -265,10 +276,11 @@ impl<'p> World<'p> {
                             let v = self.column(entity, key, &Column::Tag(t), &mut memo);
                             tags.insert(p.tags[t].name.clone(), to_json(&v));
                         }
-                        Def::Segment(s) if p.segments[s].entity == entity => {
-                            if self.column(entity, key, &Column::Segment(s), &mut memo) == Value::Bool(true) {
-                                segments.push(p.segments[s].name.clone());
-                            }
+                        Def::Segment(s)
+                            if p.segments[s].entity == entity
+                                && self.column(entity, key, &Column::Segment(s), &mut memo) == Value::Bool(true) =>
+                        {
+                            segments.push(p.segments[s].name.clone());
                         }
                         _ => {}
                     }

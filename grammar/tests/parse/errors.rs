@@ -88,9 +88,7 @@ fn missing_semicolon_points_after_the_statement() {
     // Each statement is kept despite the missing `;`.
     assert_eq!(parse("tag a.b = 1\ntag a.c = 2").file.items.len(), 2);
     assert_eq!(
-        parse("entity user { key id: string\n  name: string?\n}")
-            .file
-            .to_string(),
+        parse("entity user { key id: string\n  name: string?\n}").file.to_string(),
         "entity user {\n  key id: string;\n  name: string?;\n}\n"
     );
 }
@@ -122,13 +120,7 @@ fn unterminated_string_points_at_the_opening_quote() {
         errors("tag user.x = \"never closed;\ntag user.y = 'ok';"),
         "1:14: unterminated string @ \"\\\"\" [this string is never closed] (help: close the string with a matching quote)\n"
     );
-    assert_eq!(
-        parse("tag user.x = \"never closed;\ntag user.y = 'ok';")
-            .file
-            .items
-            .len(),
-        2
-    );
+    assert_eq!(parse("tag user.x = \"never closed;\ntag user.y = 'ok';").file.items.len(), 2);
 }
 
 #[test]
@@ -153,10 +145,7 @@ fn bad_duration_unit() {
 
 #[test]
 fn bad_characters() {
-    assert_eq!(
-        errors("tag user.x = a @ b;"),
-        "1:16: unexpected character `@` @ \"@\"\n"
-    );
+    assert_eq!(errors("tag user.x = a @ b;"), "1:16: unexpected character `@` @ \"@\"\n");
     assert_eq!(
         errors("tag a.b = x!y;"),
         "1:12: unexpected character `!` @ \"!\" (help: use `not` to negate, or `!=` to compare)\n"
@@ -177,10 +166,7 @@ fn bad_characters() {
         "1:14: `//` does not start a comment @ \"//\" (help: comments start with `--` or are written `/* .. */`)\n"
     );
     // A run of bad characters is one error.
-    assert_eq!(
-        errors("tag a.b = 1 $$$;"),
-        "1:13: unexpected characters `$$$` @ \"$$$\"\n"
-    );
+    assert_eq!(errors("tag a.b = 1 $$$;"), "1:13: unexpected characters `$$$` @ \"$$$\"\n");
 }
 
 #[test]
@@ -206,10 +192,7 @@ fn bad_escapes_and_literals() {
 
 #[test]
 fn expected_tokens_read_as_words() {
-    assert_eq!(
-        errors("tag a.b = ;"),
-        "1:11: unexpected `;` @ \";\" [expected an expression]\n"
-    );
+    assert_eq!(errors("tag a.b = ;"), "1:11: unexpected `;` @ \";\" [expected an expression]\n");
     assert_eq!(
         errors("tag user.x = 1;\n  tag user.y = a ? b;"),
         "2:18: unexpected `?` @ \"?\" [expected one of: an operator, `;`, `.`, `(`]\n"
@@ -263,13 +246,7 @@ fn semicolon_after_a_body() {
         errors("entity user { key id: string; };\nentity store { key id: string; }"),
         "1:32: unexpected `;` @ \";\" [expected one of: `entity`, `event`, `tag`, `segment`, `select`] (help: remove this `;`: an entity or event body ends with `}` alone)\n"
     );
-    assert_eq!(
-        parse("entity user { key id: string; };\nentity store { key id: string; }")
-            .file
-            .items
-            .len(),
-        2
-    );
+    assert_eq!(parse("entity user { key id: string; };\nentity store { key id: string; }").file.items.len(), 2);
 }
 
 #[test]
@@ -277,20 +254,13 @@ fn too_deep_is_an_error_not_a_crash() {
     let source = format!("tag a.b = {}1;", "1 + ".repeat(100_000));
     let parsed = parse(&source);
     assert_eq!(parsed.diagnostics.len(), 1);
-    assert_eq!(
-        parsed.diagnostics[0].message,
-        "expression is nested too deeply"
-    );
+    assert_eq!(parsed.diagnostics[0].message, "expression is nested too deeply");
 
     for source in [
         format!("tag a.b = {}x;", "not ".repeat(100_000)),
         format!("tag a.b = {}x;", "- ".repeat(100_000)),
         format!("tag a.b = {}x{};", "(".repeat(100_000), ")".repeat(100_000)),
-        format!(
-            "tag a.b = {}x{};",
-            "f(".repeat(100_000),
-            ")".repeat(100_000)
-        ),
+        format!("tag a.b = {}x{};", "f(".repeat(100_000), ")".repeat(100_000)),
         format!("tag a.b = {}1{};", "[".repeat(100_000), "]".repeat(100_000)),
         format!("tag a.b = {}", "(".repeat(100_000)),
     ] {

@@ -71,16 +71,7 @@ select count(*) from store where hot_stores;
 pub const RETAIL: &str = include_str!("../../../examples/retail/retail.eql");
 pub const RETAIL_QUERIES: &str = include_str!("../../../examples/retail/queries.eql");
 
-pub const ALL: &[&str] = &[
-    ENTITIES,
-    EVENTS,
-    TAGS,
-    PROSE,
-    SEGMENTS,
-    QUERIES,
-    RETAIL,
-    RETAIL_QUERIES,
-];
+pub const ALL: &[&str] = &[ENTITIES, EVENTS, TAGS, PROSE, SEGMENTS, QUERIES, RETAIL, RETAIL_QUERIES];
 
 #[test]
 fn every_example_parses_cleanly_and_round_trips() {
@@ -104,22 +95,10 @@ fn item_counts() {
 #[test]
 fn entity_fields() {
     let file = parse_clean(ENTITIES);
-    let Item::Entity(user) = &file.items[0] else {
-        panic!("not an entity")
-    };
+    let Item::Entity(user) = &file.items[0] else { panic!("not an entity") };
     assert_eq!(user.name.name, "user");
-    let fields: Vec<_> = user
-        .fields
-        .iter()
-        .map(|f| {
-            (
-                f.is_key,
-                f.name.name.as_str(),
-                f.ty.name.name.as_str(),
-                f.ty.nullable,
-            )
-        })
-        .collect();
+    let fields: Vec<_> =
+        user.fields.iter().map(|f| (f.is_key, f.name.name.as_str(), f.ty.name.name.as_str(), f.ty.nullable)).collect();
     assert_eq!(
         fields,
         vec![
@@ -135,9 +114,7 @@ fn entity_fields() {
 #[test]
 fn order_is_a_name_as_well_as_a_keyword() {
     let file = parse_clean(EVENTS);
-    let Item::Event(order) = &file.items[2] else {
-        panic!("not an event")
-    };
+    let Item::Event(order) = &file.items[2] else { panic!("not an event") };
     assert_eq!(order.name.name, "order");
     assert_eq!(order.fields.len(), 5);
 }
@@ -145,46 +122,28 @@ fn order_is_a_name_as_well_as_a_keyword() {
 #[test]
 fn aggregate_clauses() {
     let file = parse_clean(TAGS);
-    let Item::Tag(shoes) = &file.items[3] else {
-        panic!("not a tag")
-    };
-    let ExprKind::Call(call) = &shoes.expr.kind else {
-        panic!("not a call")
-    };
+    let Item::Tag(shoes) = &file.items[3] else { panic!("not a tag") };
+    let ExprKind::Call(call) = &shoes.expr.kind else { panic!("not a call") };
     assert_eq!(call.name.name, "sum");
     assert!(!call.star);
     assert_eq!(call.args.len(), 1);
     assert_eq!(call.args[0].to_string(), "order.amount");
-    assert_eq!(
-        call.filter.as_ref().unwrap().to_string(),
-        "product.category = \"shoes\""
-    );
+    assert_eq!(call.filter.as_ref().unwrap().to_string(), "product.category = \"shoes\"");
     let within = call.within.as_ref().unwrap();
-    assert_eq!(
-        (within.millis, within.text.as_str()),
-        (90 * 86_400_000, "90d")
-    );
+    assert_eq!((within.millis, within.text.as_str()), (90 * 86_400_000, "90d"));
 
     let file = parse_clean(PROSE);
-    let Item::Tag(received) = &file.items[0] else {
-        panic!("not a tag")
-    };
-    let ExprKind::Call(call) = &received.expr.kind else {
-        panic!("not a call")
-    };
+    let Item::Tag(received) = &file.items[0] else { panic!("not a tag") };
+    let ExprKind::Call(call) = &received.expr.kind else { panic!("not a call") };
     assert_eq!(call.by.as_ref().unwrap().name, "receiver");
 }
 
 #[test]
 fn typed_tag_with_case() {
     let file = parse_clean(TAGS);
-    let Item::Tag(tier) = &file.items[9] else {
-        panic!("not a tag")
-    };
+    let Item::Tag(tier) = &file.items[9] else { panic!("not a tag") };
     assert_eq!(tier.ty.as_ref().unwrap().name.name, "string");
-    let ExprKind::Case { whens, otherwise } = &tier.expr.kind else {
-        panic!("not a case")
-    };
+    let ExprKind::Case { whens, otherwise } = &tier.expr.kind else { panic!("not a case") };
     assert_eq!(whens.len(), 2);
     assert_eq!(otherwise.as_ref().unwrap().to_string(), "\"bronze\"");
 }
@@ -192,65 +151,37 @@ fn typed_tag_with_case() {
 #[test]
 fn segment_membership_tests() {
     let file = parse_clean(SEGMENTS);
-    let Item::Segment(regulars) = &file.items[3] else {
-        panic!("not a segment")
-    };
-    assert_eq!(
-        (regulars.name.name.as_str(), regulars.entity.name.as_str()),
-        ("hot_store_regulars", "user")
-    );
-    let ExprKind::Binary(BinaryOp::And, left, _) = &regulars.expr.kind else {
-        panic!("not and")
-    };
-    let ExprKind::InSegment {
-        segment, negated, ..
-    } = &left.kind
-    else {
-        panic!("not in segment")
-    };
+    let Item::Segment(regulars) = &file.items[3] else { panic!("not a segment") };
+    assert_eq!((regulars.name.name.as_str(), regulars.entity.name.as_str()), ("hot_store_regulars", "user"));
+    let ExprKind::Binary(BinaryOp::And, left, _) = &regulars.expr.kind else { panic!("not and") };
+    let ExprKind::InSegment { segment, negated, .. } = &left.kind else { panic!("not in segment") };
     assert_eq!((segment.name.as_str(), *negated), ("hot_stores", false));
 }
 
 #[test]
 fn query_clauses() {
     let file = parse_clean(QUERIES);
-    let Item::Query(first) = &file.items[0] else {
-        panic!("not a query")
-    };
+    let Item::Query(first) = &file.items[0] else { panic!("not a query") };
     assert_eq!(first.items.len(), 3);
     assert_eq!(first.from.name, "user");
-    assert_eq!(
-        first.filter.as_ref().unwrap().to_string(),
-        "high_value and city = \"Shanghai\""
-    );
+    assert_eq!(first.filter.as_ref().unwrap().to_string(), "high_value and city = \"Shanghai\"");
     assert_eq!(first.order_by.len(), 1);
     assert!(first.order_by[0].descending);
     assert_eq!(first.limit.as_ref().unwrap().kind, LiteralKind::Int(20));
 
-    let Item::Query(second) = &file.items[1] else {
-        panic!("not a query")
-    };
-    let SelectItem::Expr { expr, alias: None } = &second.items[1] else {
-        panic!("not an expr")
-    };
-    let ExprKind::Call(count) = &expr.kind else {
-        panic!("not a call")
-    };
+    let Item::Query(second) = &file.items[1] else { panic!("not a query") };
+    let SelectItem::Expr { expr, alias: None } = &second.items[1] else { panic!("not an expr") };
+    let ExprKind::Call(count) = &expr.kind else { panic!("not a call") };
     assert!(count.star && count.args.is_empty());
     assert_eq!(second.group_by.len(), 1);
 
     let file = parse_clean(RETAIL_QUERIES);
-    let Item::Query(star) = &file.items[3] else {
-        panic!("not a query")
-    };
+    let Item::Query(star) = &file.items[3] else { panic!("not a query") };
     assert!(matches!(star.items[..], [SelectItem::Star(_)]));
 }
 
 #[test]
 fn keywords_ignore_case() {
     let file = parse_clean("SELECT Id AS x FROM User WHERE A AND NOT b ORDER BY x DESC LIMIT 1;");
-    assert_eq!(
-        file.to_string(),
-        "select Id as x from User where A and not b order by x desc limit 1;\n"
-    );
+    assert_eq!(file.to_string(), "select Id as x from User where A and not b order by x desc limit 1;\n");
 }

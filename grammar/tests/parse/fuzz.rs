@@ -7,12 +7,7 @@ use proptest::test_runner::TestCaseError;
 use segflow_grammar::{parse, Span};
 
 fn check_span(source: &str, span: Span) -> Result<(), TestCaseError> {
-    prop_assert!(
-        span.start <= span.end && span.end <= source.len(),
-        "span {:?} outside 0..{}",
-        span,
-        source.len()
-    );
+    prop_assert!(span.start <= span.end && span.end <= source.len(), "span {:?} outside 0..{}", span, source.len());
     prop_assert!(
         source.is_char_boundary(span.start) && source.is_char_boundary(span.end),
         "span {:?} splits a char",
@@ -30,13 +25,7 @@ fn check(source: &str) -> Result<(), TestCaseError> {
             check_span(source, label.span)?;
         }
     }
-    prop_assert!(
-        parsed
-            .diagnostics
-            .windows(2)
-            .all(|w| w[0].span.start <= w[1].span.start),
-        "diagnostics out of order"
-    );
+    prop_assert!(parsed.diagnostics.windows(2).all(|w| w[0].span.start <= w[1].span.start), "diagnostics out of order");
     for item in &parsed.file.items {
         check_span(source, item.span())?;
     }
@@ -153,35 +142,16 @@ const TOKENS: &[&str] = &[
 ];
 
 fn soup() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        (
-            prop::sample::select(TOKENS),
-            prop::sample::select(vec![" ", "\n", ""]),
-        ),
-        0..60,
-    )
-    .prop_map(|parts| parts.into_iter().flat_map(|(t, sep)| [t, sep]).collect())
+    prop::collection::vec((prop::sample::select(TOKENS), prop::sample::select(vec![" ", "\n", ""])), 0..60)
+        .prop_map(|parts| parts.into_iter().flat_map(|(t, sep)| [t, sep]).collect())
 }
 
 /// A statement-shaped soup: more likely to get deep into the grammar.
 fn statement_soup() -> impl Strategy<Value = String> {
-    let head = prop::sample::select(vec![
-        "tag user.x = ",
-        "segment s on user = ",
-        "select ",
-        "entity e { ",
-        "event e { ",
-    ]);
-    prop::collection::vec(
-        (head, soup(), prop::sample::select(vec![";", "}", ""])),
-        1..5,
-    )
-    .prop_map(|items| {
-        items
-            .into_iter()
-            .map(|(h, body, end)| format!("{h}{body}{end}\n"))
-            .collect()
-    })
+    let head =
+        prop::sample::select(vec!["tag user.x = ", "segment s on user = ", "select ", "entity e { ", "event e { "]);
+    prop::collection::vec((head, soup(), prop::sample::select(vec![";", "}", ""])), 1..5)
+        .prop_map(|items| items.into_iter().map(|(h, body, end)| format!("{h}{body}{end}\n")).collect())
 }
 
 /// The retail example with a random range removed and a random token put in.

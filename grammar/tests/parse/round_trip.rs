@@ -26,41 +26,27 @@ fn tricky_text_round_trips() {
 
 #[test]
 fn minus_folds_into_number_literals() {
-    let file = parse_clean(
-        "tag a.b = -7 + - 7.5 + -(8) + -9223372036854775808 + -(-9223372036854775808);",
-    );
-    assert_eq!(
-        file.to_string(),
-        "tag a.b = -7 + -7.5 + -8 + -9223372036854775808 + -(-9223372036854775808);\n"
-    );
+    let file = parse_clean("tag a.b = -7 + - 7.5 + -(8) + -9223372036854775808 + -(-9223372036854775808);");
+    assert_eq!(file.to_string(), "tag a.b = -7 + -7.5 + -8 + -9223372036854775808 + -(-9223372036854775808);\n");
 }
 
 const RESERVED: &[&str] = &[
-    "entity", "event", "tag", "segment", "on", "select", "from", "where", "by", "within", "and",
-    "or", "not", "in", "is", "null", "true", "false", "case", "when", "then", "else", "end", "as",
+    "entity", "event", "tag", "segment", "on", "select", "from", "where", "by", "within", "and", "or", "not", "in",
+    "is", "null", "true", "false", "case", "when", "then", "else", "end", "as",
 ];
 
 fn ident() -> impl Strategy<Value = Ident> {
     prop_oneof![
-        prop::sample::select(vec![
-            "order", "key", "group", "limit", "asc", "desc", "Order", "KEY", "_", "x1"
-        ])
-        .prop_map(String::from),
-        "[a-zA-Z_][a-zA-Z0-9_]{0,5}".prop_filter("a reserved keyword", |s| {
-            !RESERVED.iter().any(|k| k.eq_ignore_ascii_case(s))
-        }),
+        prop::sample::select(vec!["order", "key", "group", "limit", "asc", "desc", "Order", "KEY", "_", "x1"])
+            .prop_map(String::from),
+        "[a-zA-Z_][a-zA-Z0-9_]{0,5}"
+            .prop_filter("a reserved keyword", |s| { !RESERVED.iter().any(|k| k.eq_ignore_ascii_case(s)) }),
     ]
-    .prop_map(|name| Ident {
-        name,
-        span: Span::default(),
-    })
+    .prop_map(|name| Ident { name, span: Span::default() })
 }
 
 fn literal(kind: LiteralKind) -> Literal {
-    Literal {
-        kind,
-        span: Span::default(),
-    }
+    Literal { kind, span: Span::default() }
 }
 
 fn duration() -> impl Strategy<Value = Duration> {
@@ -102,23 +88,16 @@ fn any_literal() -> impl Strategy<Value = Literal> {
 }
 
 fn expr(kind: ExprKind) -> Expr {
-    Expr {
-        kind,
-        span: Span::default(),
-    }
+    Expr { kind, span: Span::default() }
 }
 
 /// `-` on a number literal parses as a negative literal, so build it that way.
 fn negate(e: Expr) -> Expr {
     if let ExprKind::Literal(Literal { kind, .. }) = &e.kind {
         match kind {
-            LiteralKind::Int(i) if *i != i64::MIN => {
-                return expr(ExprKind::Literal(literal(LiteralKind::Int(-i))))
-            }
+            LiteralKind::Int(i) if *i != i64::MIN => return expr(ExprKind::Literal(literal(LiteralKind::Int(-i)))),
             LiteralKind::Number(text) => {
-                let negated = text
-                    .strip_prefix('-')
-                    .map_or_else(|| format!("-{text}"), str::to_string);
+                let negated = text.strip_prefix('-').map_or_else(|| format!("-{text}"), str::to_string);
                 return expr(ExprKind::Literal(literal(LiteralKind::Number(negated))));
             }
             _ => {}
@@ -151,37 +130,19 @@ fn any_expr() -> impl Strategy<Value = Expr> {
     leaf.prop_recursive(5, 40, 4, |inner| {
         let boxed = inner.clone().prop_map(Box::new);
         prop_oneof![
-            inner
-                .clone()
-                .prop_map(|e| expr(ExprKind::Unary(UnaryOp::Not, Box::new(e)))),
+            inner.clone().prop_map(|e| expr(ExprKind::Unary(UnaryOp::Not, Box::new(e)))),
             inner.clone().prop_map(negate),
             (prop::sample::select(OPS), boxed.clone(), boxed.clone())
                 .prop_map(|(op, a, b)| expr(ExprKind::Binary(op, a, b))),
-            (boxed.clone(), any::<bool>()).prop_map(|(expr_, negated)| expr(ExprKind::IsNull {
-                expr: expr_,
+            (boxed.clone(), any::<bool>()).prop_map(|(expr_, negated)| expr(ExprKind::IsNull { expr: expr_, negated })),
+            (boxed.clone(), prop::collection::vec(inner.clone(), 0..3), any::<bool>())
+                .prop_map(|(e, list, negated)| expr(ExprKind::InList { expr: e, list, negated })),
+            (boxed.clone(), ident(), any::<bool>()).prop_map(|(e, segment, negated)| expr(ExprKind::InSegment {
+                expr: e,
+                segment,
                 negated
             })),
-            (
-                boxed.clone(),
-                prop::collection::vec(inner.clone(), 0..3),
-                any::<bool>()
-            )
-                .prop_map(|(e, list, negated)| expr(ExprKind::InList {
-                    expr: e,
-                    list,
-                    negated
-                })),
-            (boxed.clone(), ident(), any::<bool>()).prop_map(|(e, segment, negated)| expr(
-                ExprKind::InSegment {
-                    expr: e,
-                    segment,
-                    negated
-                }
-            )),
-            (
-                prop::collection::vec((inner.clone(), inner.clone()), 1..3),
-                prop::option::of(boxed.clone())
-            )
+            (prop::collection::vec((inner.clone(), inner.clone()), 1..3), prop::option::of(boxed.clone()))
                 .prop_map(|(whens, otherwise)| expr(ExprKind::Case { whens, otherwise })),
             call(inner),
         ]
@@ -189,39 +150,18 @@ fn any_expr() -> impl Strategy<Value = Expr> {
 }
 
 fn call(inner: impl Strategy<Value = Expr> + Clone + 'static) -> impl Strategy<Value = Expr> {
-    let clauses = (
-        prop::option::of(ident()),
-        prop::option::of(inner.clone().prop_map(Box::new)),
-        prop::option::of(duration()),
-    );
-    (
-        ident(),
-        any::<bool>(),
-        prop::collection::vec(inner, 0..3),
-        clauses,
-    )
-        .prop_map(|(name, star, args, (by, filter, within))| {
+    let clauses =
+        (prop::option::of(ident()), prop::option::of(inner.clone().prop_map(Box::new)), prop::option::of(duration()));
+    (ident(), any::<bool>(), prop::collection::vec(inner, 0..3), clauses).prop_map(
+        |(name, star, args, (by, filter, within))| {
             let call = if star || args.is_empty() {
-                Call {
-                    name,
-                    star,
-                    args: Vec::new(),
-                    by: None,
-                    filter: None,
-                    within: None,
-                }
+                Call { name, star, args: Vec::new(), by: None, filter: None, within: None }
             } else {
-                Call {
-                    name,
-                    star: false,
-                    args,
-                    by,
-                    filter,
-                    within,
-                }
+                Call { name, star: false, args, by, filter, within }
             };
             expr(ExprKind::Call(call))
-        })
+        },
+    )
 }
 
 proptest! {

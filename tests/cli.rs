@@ -1,0 +1,161 @@
+//! The command line, as a user meets it: golden files of rendered diagnostics
+//! and `explain` output, and `check` on valid files.
+//!
+//! Golden files sit beside their inputs; run with `UPDATE_GOLDEN=1` to rewrite
+//! them after an intended change, and review the diff.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn segflow(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("segflow runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+        .expect("test directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Compares `actual` with the golden file, or rewrites it under UPDATE_GOLDEN.
+fn golden(path: &Path, actual: &str) -> Result<(), String> {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, actual).expect("write golden");
+        return Ok(());
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} differs (UPDATE_GOLDEN=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        ))
+    }
+}
+
+fn relative(p: &Path) -> String {
+    p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(p).display().to_string()
+}
+
+#[test]
+fn every_error_file_gives_its_golden_diagnostics() {
+    let mut failures = Vec::new();
+    let inputs = files("tests/eql/errors", "eql");
+    assert!(inputs.len() >= 12, "the error corpus is missing files");
+    for input in inputs {
+        let (code, stdout, stderr) = segflow(&["check", &relative(&input)]);
+        assert_eq!(code, 1, "{}: check must fail\n{stderr}", input.display());
+        assert!(stdout.is_empty());
+        assert!(stderr.contains(&format!("{}:", relative(&input))), "errors name file:line:col");
+        if let Err(e) = golden(&input.with_extension("stderr"), &stderr) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn valid_files_check_clean() {
+    for input in files("tests/eql/valid", "eql") {
+        let (code, stdout, stderr) = segflow(&["check", &relative(&input)]);
+        assert_eq!(code, 0, "{}:\n{stderr}", input.display());
+        assert!(stdout.starts_with("ok: "), "{stdout}");
+    }
+    let (code, stdout, stderr) = segflow(&["check", "examples/retail/retail.eql", "examples/retail/queries.eql"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("3 entities, 4 events"), "{stdout}");
+}
+
+#[test]
+fn several_files_compile_as_one_program_and_errors_name_their_file() {
+    let (code, _, stderr) = segflow(&["check", "examples/retail/retail.eql", "tests/eql/errors/unknown_field.eql"]);
+    assert_eq!(code, 1);
+    // The second file redeclares the model: duplicates are reported in that file.
+    assert!(stderr.contains("tests/eql/errors/unknown_field.eql:1:8"), "{stderr}");
+}
+
+#[test]
+fn explain_output_is_golden() {
+    let mut failures = Vec::new();
+    for (args, file) in [
+        (vec!["explain", "examples/retail/retail.eql"], "tests/golden/retail.plan.txt"),
+        (vec!["explain", "examples/retail/retail.eql", "--stage", "hir"], "tests/golden/retail.hir.txt"),
+        (vec!["explain", "examples/retail/retail.eql", "--format", "dot"], "tests/golden/retail.plan.dot"),
+        (
+            vec!["explain", "tests/eql/valid/eql_md_examples.eql", "--stage", "ast"],
+            "tests/golden/eql_md_examples.ast.txt",
+        ),
+    ] {
+        let (code, stdout, stderr) = segflow(&args);
+        assert_eq!(code, 0, "{stderr}");
+        if let Err(e) = golden(&Path::new(env!("CARGO_MANIFEST_DIR")).join(file), &stdout) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn explain_shows_lineage_and_shared_arrangements() {
+    let (_, stdout, _) = segflow(&["explain", "examples/retail/retail.eql"]);
+    assert!(stdout.contains("lineage:"));
+    assert!(stdout.contains("user.shoe_spend_90d <- "));
+    assert!(stdout.contains("(shared, see above)"));
+    assert!(stdout.contains("ArrangeBy"));
+}
+
+#[test]
+fn bad_usage_is_explained() {
+    let (code, _, stderr) = segflow(&["explain", "examples/retail/retail.eql", "--stag", "hir"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("did you mean --stage?"), "{stderr}");
+    let (code, _, stderr) = segflow(&["frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown command"));
+}
+
+#[test]
+fn run_refuses_invalid_records_and_lists_them_all() {
+    let dir = std::env::temp_dir().join(format!("segflow-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("bad.ndjson");
+    std::fs::write(
+        &data,
+        concat!(
+            r#"{"event":"order","id":"o1","at":"2026-11-20T10:00:00Z","user":"u1","store":null,"product":"p1","amount":"9.99","quantity":1}"#, "\n",
+            r#"{"event":"order","id":"o2","at":"yesterday","user":"u1","store":null,"product":"p1","amount":1,"quantity":1}"#, "\n",
+            r#"{"event":"order","id":"o3","at":1795132800000,"user":"u1","product":"p1","amount":true,"quantity":1}"#, "\n",
+            r#"{"event":"orders","id":"o4"}"#, "\n",
+            r#"{"entity":"user","id":"u1","set":{"city":"Shanghai","shoe_size":42}}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let data = data.display().to_string();
+    let (code, stdout, stderr) = segflow(&["run", "examples/retail/retail.eql", "--events", &data]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "nothing applied, nothing printed");
+    assert!(stderr.contains("bad.ndjson: line 2: field `at`"), "{stderr}");
+    assert!(stderr.contains("line 3: field `amount`: expected a decimal"), "{stderr}");
+    assert!(stderr.contains("line 4: field `event`: unknown event `orders`"), "{stderr}");
+    assert!(stderr.contains("3 invalid records; nothing was applied"), "{stderr}");
+    assert!(stderr.contains("unknown attribute `shoe_size`"), "{stderr}");
+    let (code, stdout, stderr) = segflow(&["run", "examples/retail/retail.eql", "--events", &data, "--skip-invalid"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""id":"u1","attributes":{"city":"Shanghai"}"#), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
