@@ -1,0 +1,255 @@
+//! Incremental behaviour as step scripts: records in, then the expected state
+//! and changes out. Each test names the rule of EQL.md it pins down.
+
+mod common;
+
+use segflow_runtime::{Clock, Decoder};
+use serde_json::{json, Value};
+
+const MODEL: &str = r#"
+entity user { key id: string; city: string?; home_store: store?; }
+entity store { key id: string; region: string?; }
+entity product { key sku: string; category: string?; }
+event order { user: user; store: store?; product: product; amount: decimal; }
+tag user.orders_10s = count(order within 10s);
+tag user.spend_10s = sum(order.amount within 10s);
+tag user.spend = sum(order.amount);
+tag user.last_at = max(order.at);
+tag user.shoe_orders = count(order where product.category = "shoes");
+tag store.revenue = sum(order.amount within 10s);
+segment active on user = orders_10s >= 1;
+segment shanghai_big on user = city = "Shanghai" and spend >= 100;
+segment hot on store = revenue >= 50;
+segment near_hot on user = home_store in hot;
+"#;
+
+const T0: i64 = 1_795_132_800_000; // 2026-11-20T00:00:00Z
+
+fn order(id: &str, at_offset_ms: i64, user: &str, amount: &str) -> String {
+    format!(
+        r#"{{"event":"order","id":"{id}","at":{},"user":"{user}","store":"s1","product":"p1","amount":{amount}}}"#,
+        T0 + at_offset_ms
+    )
+}
+
+struct Script {
+    compiled: segflow_compiler::Compiled,
+    engine: segflow_runtime::Engine,
+}
+
+impl Script {
+    fn new(model: &str, workers: usize, clock: Clock) -> Script {
+        let compiled = common::compile(model);
+        let engine = common::engine(&compiled, workers, clock);
+        Script { compiled, engine }
+    }
+    fn apply(&mut self, lines: &[String]) -> i64 {
+        let records = common::decode(&self.compiled, lines);
+        self.engine.apply(&records).time
+    }
+    fn profile(&self, entity: &str, key: &str) -> Value {
+        common::dump(&self.engine)
+            .into_iter()
+            .find(|p| p["entity"] == entity && p["id"] == key)
+            .unwrap_or_else(|| panic!("no profile {entity}/{key}"))
+    }
+    fn tag(&self, entity: &str, key: &str, tag: &str) -> Value {
+        self.profile(entity, key)["tags"][tag].clone()
+    }
+    fn segments(&self, entity: &str, key: &str) -> Vec<String> {
+        serde_json::from_value(self.profile(entity, key)["segments"].clone()).unwrap()
+    }
+    /// (segment, key, enter?) of every change so far.
+    fn changes(&self) -> Vec<(String, String, bool, i64)> {
+        let state = self.engine.state();
+        let state = state.read().unwrap();
+        state
+            .changes
+            .iter()
+            .map(|c| (state.plan.outputs[c.output].name.clone(), format!("{:?}", c.key), c.enter, c.time))
+            .collect()
+    }
+}
+
+#[test]
+fn window_includes_now_minus_w_plus_1ms_and_excludes_now_minus_w() {
+    // Inside `within W` at `now` iff now - W < t <= now (EQL.md §9).
+    let mut s = Script::new(MODEL, 1, Clock::Fixed(T0 + 10_000));
+    s.apply(&[order("a", 0, "u1", "5"), order("b", 1, "u1", "7"), order("c", 10_000, "u1", "11")]);
+    // At now = T0 + 10s: `a` (t = now - 10s) is out, `b` (now - 10s + 1ms) and `c` are in.
+    assert_eq!(s.tag("user", "u1", "orders_10s"), json!(2));
+    assert_eq!(s.tag("user", "u1", "spend_10s"), json!(18));
+    assert_eq!(s.tag("user", "u1", "spend"), json!(23));
+}
+
+#[test]
+fn windows_expire_as_the_event_clock_advances() {
+    let mut s = Script::new(MODEL, 1, Clock::Event);
+    s.apply(&[order("a", 0, "u1", "5")]);
+    assert_eq!(s.segments("user", "u1"), vec!["active"]);
+    // Another user's event moves the clock to exactly t + W: `a` leaves the window.
+    s.apply(&[order("b", 10_000, "u2", "1")]);
+    assert_eq!(s.tag("user", "u1", "orders_10s"), json!(0));
+    assert!(s.segments("user", "u1").is_empty());
+    assert_eq!(s.tag("user", "u1", "spend"), json!(5), "unwindowed sums keep it");
+    let changes = s.changes();
+    assert!(changes.contains(&("active".into(), "Str(\"u1\")".into(), true, T0)));
+    assert!(changes.contains(&("active".into(), "Str(\"u1\")".into(), false, T0 + 10_000)));
+}
+
+#[test]
+fn late_events_count_only_where_their_window_still_covers_them() {
+    let mut s = Script::new(MODEL, 1, Clock::Event);
+    s.apply(&[order("a", 60_000, "u1", "5")]);
+    // 20s late: outside the 10s window, but it counts for unwindowed aggregates.
+    s.apply(&[order("late", 40_000, "u1", "100")]);
+    assert_eq!(s.tag("user", "u1", "orders_10s"), json!(1));
+    assert_eq!(s.tag("user", "u1", "spend"), json!(105));
+    assert_eq!(s.tag("user", "u1", "last_at"), json!("2026-11-20T00:01:00.000Z"));
+    // 3s late: inside the window until its own t + W.
+    s.apply(&[order("late2", 57_000, "u1", "1")]);
+    assert_eq!(s.tag("user", "u1", "orders_10s"), json!(2));
+    s.apply(&[order("tick", 67_000, "u9", "1")]);
+    assert_eq!(s.tag("user", "u1", "orders_10s"), json!(1), "late2 expired at 57s + 10s");
+}
+
+#[test]
+fn a_redelivered_event_is_applied_once() {
+    let mut s = Script::new(MODEL, 2, Clock::Event);
+    let a = order("o-1", 0, "u1", "10.50");
+    s.apply(&[a.clone(), a.clone()]);
+    s.apply(&[a.clone()]);
+    assert_eq!(s.tag("user", "u1", "spend"), json!(10.5));
+    assert_eq!(s.tag("user", "u1", "orders_10s"), json!(1));
+    // Events without an id are never deduplicated.
+    let no_id = format!(r#"{{"event":"order","at":{T0},"user":"u2","product":"p1","amount":1}}"#);
+    s.apply(&[no_id.clone(), no_id]);
+    assert_eq!(s.tag("user", "u2", "spend"), json!(2));
+}
+
+#[test]
+fn attribute_changes_move_instances_in_and_out_of_segments() {
+    let mut s = Script::new(MODEL, 1, Clock::Event);
+    s.apply(&[
+        r#"{"entity":"user","id":"u1","set":{"city":"Shanghai","home_store":"s1"}}"#.into(),
+        order("a", 0, "u1", "150"),
+    ]);
+    assert!(s.segments("user", "u1").contains(&"shanghai_big".to_string()));
+    s.apply(&[r#"{"entity":"user","id":"u1","set":{"city":"Beijing"}}"#.into()]);
+    assert!(!s.segments("user", "u1").contains(&"shanghai_big".to_string()));
+    s.apply(&[r#"{"entity":"user","id":"u1","set":{"city":"Shanghai"}}"#.into()]);
+    assert!(s.segments("user", "u1").contains(&"shanghai_big".to_string()));
+    s.apply(&[r#"{"entity":"user","id":"u1","unset":["city"]}"#.into()]);
+    assert!(!s.segments("user", "u1").contains(&"shanghai_big".to_string()));
+    assert_eq!(s.profile("user", "u1")["attributes"], json!({"home_store": "s1"}));
+    s.apply(&[r#"{"entity":"user","id":"u1","delete":true}"#.into()]);
+    assert_eq!(s.profile("user", "u1")["attributes"], json!({}));
+    assert_eq!(s.tag("user", "u1", "spend"), json!(150), "tags from events survive a delete");
+}
+
+#[test]
+fn references_follow_changes_on_either_side() {
+    let mut s = Script::new(MODEL, 2, Clock::Event);
+    s.apply(&[
+        r#"{"entity":"user","id":"u1","set":{"home_store":"s1"}}"#.into(),
+        r#"{"entity":"product","id":"p1","set":{"category":"hats"}}"#.into(),
+        order("a", 0, "u2", "60"),
+    ]);
+    // s1 is hot (revenue 60 >= 50), so u1 (home store s1) is near_hot.
+    assert_eq!(s.segments("store", "s1"), vec!["hot"]);
+    assert_eq!(s.segments("user", "u1"), vec!["near_hot"]);
+    assert_eq!(s.tag("user", "u2", "shoe_orders"), json!(0));
+    // The product's category changes: every tag reading it follows.
+    s.apply(&[r#"{"entity":"product","id":"p1","set":{"category":"shoes"}}"#.into()]);
+    assert_eq!(s.tag("user", "u2", "shoe_orders"), json!(1));
+    // The user's reference moves: membership follows.
+    s.apply(&[r#"{"entity":"user","id":"u1","set":{"home_store":"s2"}}"#.into()]);
+    assert!(s.segments("user", "u1").is_empty());
+    // The store cools down as the window passes.
+    s.apply(&[r#"{"entity":"user","id":"u1","set":{"home_store":"s1"}}"#.into()]);
+    assert_eq!(s.segments("user", "u1"), vec!["near_hot"]);
+    s.apply(&[order("b", 10_000, "u3", "1")]);
+    assert!(s.segments("user", "u1").is_empty());
+    assert_eq!(s.tag("user", "u1", "spend"), json!(0), "empty sum is 0");
+    assert_eq!(s.tag("user", "u1", "last_at"), Value::Null, "empty max is null");
+}
+
+#[test]
+fn decimals_and_times_decode_exactly_in_every_accepted_form() {
+    let compiled = common::compile(MODEL);
+    let decoder = Decoder::new(&compiled.plan);
+    let mut warnings = Vec::new();
+    let lines = [
+        format!(r#"{{"event":"order","id":"1","at":"2026-11-20T08:00:00.123+08:00","user":"u1","product":"p1","amount":0.1}}"#),
+        format!(r#"{{"event":"order","id":"2","at":{},"user":"u1","product":"p1","amount":"0.2","extra":1}}"#, T0 + 123),
+        format!(r#"{{"event":"order","id":"3","at":"2026-11-20T00:00:00.123Z","user":"u1","store":null,"product":"p1","amount":123456789012.000001}}"#),
+    ];
+    let records: Vec<_> =
+        lines.iter().enumerate().map(|(i, l)| decoder.decode_line(l, i + 1, &mut warnings).unwrap()).collect();
+    assert_eq!(warnings.len(), 1, "the unknown field is a warning");
+    assert!(warnings[0].to_string().contains("unknown field `extra`"));
+    assert!(records.iter().all(|r| r.event_time() == Some(T0 + 123)));
+    let mut engine = common::engine(&compiled, 1, Clock::Event);
+    engine.apply(&records);
+    let text = common::dump_text(&engine);
+    assert!(text.contains(r#""spend":123456789012.300001"#), "{text}");
+    // Errors name the line, the field and the expectation.
+    for (line, want) in [
+        (r#"{"event":"order","at":1,"user":"u1","product":"p1","amount":1e400}"#, "field `amount`"),
+        (r#"{"event":"order","at":"soon","user":"u1","product":"p1","amount":1}"#, "field `at`: `soon` is not an RFC 3339"),
+        (r#"{"event":"order","at":1,"user":7,"product":"p1","amount":1}"#, "field `user`: expected the key of a user"),
+        (r#"{"event":"order","at":1,"user":"u1","product":"p1"}"#, "field `amount`: missing"),
+        (r#"{"event":"order","at":1,"user":"u1","product":"p1","amount":"1.0000001"}"#, "more than 6 digits"),
+        (r#"{"entity":"store","id":"s1","set":{"region":5}}"#, "field `set.region`: expected a string, got 5"),
+        (r#"[1,2]"#, "not a JSON object"),
+    ] {
+        let e = decoder.decode_line(line, 7, &mut warnings).unwrap_err().to_string();
+        assert!(e.starts_with("line 7: "), "{e}");
+        assert!(e.contains(want), "{e} should contain {want}");
+    }
+}
+
+#[test]
+fn one_and_two_workers_give_byte_identical_dumps() {
+    let model = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retail/retail.eql")).unwrap();
+    let config = segflow_gen::GenConfig { users: 300, events: 6_000, seed: 7, ..Default::default() };
+    let mut data = Vec::new();
+    segflow_gen::generate(&config, &mut data).unwrap();
+    let lines: Vec<String> = String::from_utf8(data).unwrap().lines().map(str::to_string).collect();
+    let compiled = common::compile(&model);
+    let records = common::decode(&compiled, &lines);
+    let mut dumps = Vec::new();
+    for (workers, batch) in [(1, 1000), (2, 1000), (2, 777)] {
+        let mut engine = common::engine(&compiled, workers, Clock::Event);
+        for chunk in records.chunks(batch) {
+            engine.apply(chunk);
+        }
+        dumps.push(common::dump_text(&engine));
+    }
+    assert!(dumps[0].lines().count() > 300);
+    assert_eq!(dumps[0], dumps[1], "1 vs 2 workers");
+    assert_eq!(dumps[1], dumps[2], "batch boundaries do not change the final state");
+}
+
+#[test]
+fn retail_example_matches_the_reference_evaluator() {
+    let model = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retail/retail.eql")).unwrap();
+    let config = segflow_gen::GenConfig { users: 200, events: 4_000, seed: 11, ..Default::default() };
+    let mut data = Vec::new();
+    segflow_gen::generate(&config, &mut data).unwrap();
+    let lines: Vec<String> = String::from_utf8(data).unwrap().lines().map(str::to_string).collect();
+    let compiled = common::compile(&model);
+    let records = common::decode(&compiled, &lines);
+    let mut engine = common::engine(&compiled, 2, Clock::Event);
+    let mut world = common::reference::World::new(&compiled.program);
+    for chunk in records.chunks(1500) {
+        engine.apply(chunk);
+        world.apply(chunk, None);
+        let got = common::dump(&engine);
+        let want = world.dump();
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w);
+        }
+        assert_eq!(got.len(), want.len());
+    }
+}
