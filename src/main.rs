@@ -18,6 +18,10 @@ usage:
               [--out PATH] [--skip-invalid] [--batch-size N] [--changes PATH]
                                                 run records through the dataflow and print
                                                 the profile dump (EQL.md §11)
+  segflow serve FILE.eql... [--listen 127.0.0.1:7878] [--workers N] [--clock wall|event]
+              [--load DATA.ndjson...] [--data-dir DIR]
+                                                serve the v1 HTTP API (profiles, segments,
+                                                change streams, metrics) until Ctrl-C
   segflow gen [--users N] [--events M] [--seed S] [--days D] [--out FILE]
                                                 synthetic data for examples/retail/retail.eql
 
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         "explain" => explain_cmd(rest),
         "run" => run(rest),
         "gen" => gen(rest),
+        "serve" => serve(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -307,6 +312,70 @@ fn parse_now(text: &str) -> Result<i64, String> {
         return Ok(ms);
     }
     segflow_compiler::value::parse_timestamp(text).map_err(|e| format!("--now: {e}"))
+}
+
+fn serve(args: &[String]) -> Result<ExitCode, String> {
+    let args = Args::parse(args, &["listen", "workers", "clock", "data-dir", "max-body-bytes"], &["load"], &[])?;
+    let mut config = segflow_server::ServerConfig::default();
+    if let Some(listen) = args.get("listen") {
+        config.listen =
+            listen.parse().map_err(|_| format!("--listen takes an address like 127.0.0.1:7878, not `{listen}`"))?;
+    }
+    if let Some(w) = args.get("workers") {
+        config.workers =
+            w.parse().ok().filter(|n| (1..=64).contains(n)).ok_or("--workers takes a number from 1 to 64")?;
+    }
+    config.clock = match args.get("clock").unwrap_or("wall") {
+        "wall" => Clock::Wall,
+        "event" => Clock::Event,
+        other => return Err(format!("--clock takes `wall` or `event`, not `{other}`")),
+    };
+    if let Some(b) = args.get("max-body-bytes") {
+        config.max_body_bytes = b.parse().ok().filter(|n| *n > 0).ok_or("--max-body-bytes takes a positive number")?;
+    }
+    if args.has("data-dir") {
+        eprintln!("warning: --data-dir is accepted but durability is not implemented yet; state lives in memory");
+    }
+    config.load = args.all("load");
+    let (_, compiled) = match compile_files(&args.positional)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let server = segflow_server::Server::bind(compiled.plan, config).await?;
+        eprintln!("segflow: serving {} on http://{}", args.positional.join(", "), server.addr);
+        server.run(shutdown_signal()).await;
+        eprintln!("segflow: shut down");
+        Ok::<_, String>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }
 
 fn gen(args: &[String]) -> Result<ExitCode, String> {

@@ -118,7 +118,7 @@ fn a_redelivered_event_is_applied_once() {
     let mut s = Script::new(MODEL, 2, Clock::Event);
     let a = order("o-1", 0, "u1", "10.50");
     s.apply(&[a.clone(), a.clone()]);
-    s.apply(&[a.clone()]);
+    s.apply(std::slice::from_ref(&a));
     assert_eq!(s.tag("user", "u1", "spend"), json!(10.5));
     assert_eq!(s.tag("user", "u1", "orders_10s"), json!(1));
     // Events without an id are never deduplicated.
@@ -180,9 +180,13 @@ fn decimals_and_times_decode_exactly_in_every_accepted_form() {
     let decoder = Decoder::new(&compiled.plan);
     let mut warnings = Vec::new();
     let lines = [
-        format!(r#"{{"event":"order","id":"1","at":"2026-11-20T08:00:00.123+08:00","user":"u1","product":"p1","amount":0.1}}"#),
-        format!(r#"{{"event":"order","id":"2","at":{},"user":"u1","product":"p1","amount":"0.2","extra":1}}"#, T0 + 123),
-        format!(r#"{{"event":"order","id":"3","at":"2026-11-20T00:00:00.123Z","user":"u1","store":null,"product":"p1","amount":123456789012.000001}}"#),
+        r#"{"event":"order","id":"1","at":"2026-11-20T08:00:00.123+08:00","user":"u1","product":"p1","amount":0.1}"#
+            .to_string(),
+        format!(
+            r#"{{"event":"order","id":"2","at":{},"user":"u1","product":"p1","amount":"0.2","extra":1}}"#,
+            T0 + 123
+        ),
+        r#"{"event":"order","id":"3","at":"2026-11-20T00:00:00.123Z","user":"u1","store":null,"product":"p1","amount":123456789012.000001}"#.to_string(),
     ];
     let records: Vec<_> =
         lines.iter().enumerate().map(|(i, l)| decoder.decode_line(l, i + 1, &mut warnings).unwrap()).collect();
@@ -196,7 +200,10 @@ fn decimals_and_times_decode_exactly_in_every_accepted_form() {
     // Errors name the line, the field and the expectation.
     for (line, want) in [
         (r#"{"event":"order","at":1,"user":"u1","product":"p1","amount":1e400}"#, "field `amount`"),
-        (r#"{"event":"order","at":"soon","user":"u1","product":"p1","amount":1}"#, "field `at`: `soon` is not an RFC 3339"),
+        (
+            r#"{"event":"order","at":"soon","user":"u1","product":"p1","amount":1}"#,
+            "field `at`: `soon` is not an RFC 3339",
+        ),
         (r#"{"event":"order","at":1,"user":7,"product":"p1","amount":1}"#, "field `user`: expected the key of a user"),
         (r#"{"event":"order","at":1,"user":"u1","product":"p1"}"#, "field `amount`: missing"),
         (r#"{"event":"order","at":1,"user":"u1","product":"p1","amount":"1.0000001"}"#, "more than 6 digits"),

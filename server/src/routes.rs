@@ -1,0 +1,280 @@
+//! The v1 API: one function per route, all answering JSON.
+
+use crate::http::{self, error, json, Body};
+use crate::Shared;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use segflow_compiler::hir::Def;
+use segflow_compiler::value::{Type, Value};
+use segflow_runtime::ServingState;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    shared.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = request.uri().path().to_string();
+    let segments: Vec<String> =
+        path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(|s| http::percent_decode(s, false)).collect();
+    let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = request.method().clone();
+    let allowed = |m: &[Method]| m.contains(&method);
+    match parts.as_slice() {
+        ["healthz"] if allowed(&[Method::GET]) => http::text(StatusCode::OK, "text/plain", "ok\n".into()),
+        ["metrics"] if allowed(&[Method::GET]) => {
+            let state = read(&shared);
+            let body = shared.metrics.render(&state, segflow_runtime::engine::wall_ms());
+            http::text(StatusCode::OK, "text/plain; version=0.0.4", body)
+        }
+        ["v1", "records"] if allowed(&[Method::POST]) => post_records(shared, request).await,
+        ["v1", "entities", entity, key] if allowed(&[Method::GET]) => {
+            let (entity, key) = (entity.to_string(), key.to_string());
+            with_min_time(&shared, &request, move |state| profile(state, &entity, &key)).await
+        }
+        ["v1", "segments"] if allowed(&[Method::GET]) => with_min_time(&shared, &request, segments_list).await,
+        ["v1", "segments", name, "members"] if allowed(&[Method::GET]) => {
+            let name = name.to_string();
+            let q = params(&request);
+            with_min_time(&shared, &request, move |state| members(state, &name, &q)).await
+        }
+        ["v1", "segments", name, "members", key] if allowed(&[Method::GET]) => {
+            let (name, key) = (name.to_string(), key.to_string());
+            with_min_time(&shared, &request, move |state| membership(state, &name, &key)).await
+        }
+        ["v1", "segments", name, "changes"] if allowed(&[Method::GET]) => crate::sse::changes(shared, &request, name),
+        ["healthz"]
+        | ["metrics"]
+        | ["v1", "records"]
+        | ["v1", "entities", _, _]
+        | ["v1", "segments"]
+        | ["v1", "segments", _, "members"]
+        | ["v1", "segments", _, "members", _]
+        | ["v1", "segments", _, "changes"] => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}"))
+        }
+        _ => error(StatusCode::NOT_FOUND, "not_found", format!("no route {path}")),
+    }
+}
+
+fn params(request: &Request<Incoming>) -> HashMap<String, String> {
+    http::query(request).into_iter().collect()
+}
+
+pub fn read(shared: &Shared) -> std::sync::RwLockReadGuard<'_, ServingState> {
+    shared.state.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits (bounded by `timeout_ms`) until the state reflects `min_time`, then
+/// answers from one consistent view of it, adding `"time"`.
+async fn with_min_time(
+    shared: &Arc<Shared>,
+    request: &Request<Incoming>,
+    answer: impl FnOnce(&ServingState) -> Result<serde_json::Value, Rejection>,
+) -> Response<Body> {
+    let q = params(request);
+    let min_time = match q.get("min_time").map(|t| t.parse::<i64>()) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "bad_parameter", "min_time takes epoch milliseconds"),
+    };
+    let timeout = match q.get("timeout_ms").map(|t| t.parse::<u64>()) {
+        None => Duration::from_millis(5000),
+        Some(Ok(t)) => Duration::from_millis(t.min(60_000)),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "bad_parameter", "timeout_ms takes milliseconds"),
+    };
+    if let Some(min_time) = min_time {
+        let mut published = shared.ingest.published.clone();
+        let deadline = Instant::now() + timeout;
+        while published.borrow_and_update().0 < min_time {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, published.changed()).await.is_err() {
+                let now = read(shared).time;
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_yet",
+                    format!("the state reflects time {now}, not yet {min_time}; retry or raise timeout_ms"),
+                );
+            }
+        }
+    }
+    let state = read(shared);
+    match answer(&state) {
+        Ok(mut value) => {
+            if let Some(o) = value.as_object_mut() {
+                o.insert("time".into(), json!(state.time));
+            }
+            json(StatusCode::OK, &value)
+        }
+        Err(response) => *response,
+    }
+}
+
+async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let received = Instant::now();
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ndjson = match content_type.as_str() {
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
+        "application/json" => false,
+        other => {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type `{other}`: send application/x-ndjson (one record per line) or application/json (an array)"),
+            )
+        }
+    };
+    let body = match http::read_body(request, shared.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "bad_body", "the body is not UTF-8");
+    };
+    let mut warnings = Vec::new();
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    if ndjson {
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match shared.decoder.decode_line(line, i + 1, &mut warnings) {
+                Ok(r) => records.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+    } else {
+        let items: Vec<&serde_json::value::RawValue> = match serde_json::from_str(text) {
+            Ok(items) => items,
+            Err(e) => {
+                return error(StatusCode::BAD_REQUEST, "bad_json", format!("expected a JSON array of records: {e}"))
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            match shared.decoder.decode_line(item.get(), i + 1, &mut warnings) {
+                Ok(r) => records.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    let metrics = &shared.metrics;
+    use std::sync::atomic::Ordering::Relaxed;
+    if !errors.is_empty() {
+        metrics.records_rejected.fetch_add(errors.len() as u64, Relaxed);
+        let details: Vec<serde_json::Value> =
+            errors.iter().take(1000).map(|e| json!({"line": e.line, "field": e.field, "message": e.message})).collect();
+        let unit = if ndjson { "line" } else { "item" };
+        return json(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": {
+                "code": "invalid_records",
+                "message": format!("{} invalid record(s); nothing was applied (each error names its {unit})", errors.len()),
+                "errors": details,
+            }}),
+        );
+    }
+    let accepted = records.len();
+    let Some(outcome) = shared.ingest.apply(records).await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "engine_stopped", "the engine is not running");
+    };
+    metrics.records_accepted.fetch_add(accepted as u64, Relaxed);
+    metrics.ingest_batches.fetch_add(1, Relaxed);
+    metrics.ingest_micros.fetch_add(received.elapsed().as_micros() as u64, Relaxed);
+    let warnings: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    json(StatusCode::OK, &json!({"accepted": accepted, "warnings": warnings, "time": outcome.time}))
+}
+
+/// An error answer, boxed: it is large and rare.
+type Rejection = Box<Response<Body>>;
+
+fn not_found(what: &str) -> Rejection {
+    Box::new(error(StatusCode::NOT_FOUND, "not_found", what.to_string()))
+}
+
+fn bad(code: &str, message: String) -> Rejection {
+    Box::new(error(StatusCode::BAD_REQUEST, code, message))
+}
+
+fn entity_index(state: &ServingState, name: &str) -> Result<usize, Rejection> {
+    state.plan.entities.iter().position(|e| e.name == name).ok_or_else(|| not_found(&format!("no entity `{name}`")))
+}
+
+/// A key from the URL, typed as the entity's key.
+fn parse_key(state: &ServingState, entity: usize, key: &str) -> Result<Value, Rejection> {
+    let e = &state.plan.entities[entity];
+    match e.fields[e.key].ty {
+        Type::Int => key
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| bad("bad_key", format!("the key of `{}` is an integer, not `{key}`", e.name))),
+        _ => Ok(Value::str(key)),
+    }
+}
+
+fn profile(state: &ServingState, entity: &str, key: &str) -> Result<serde_json::Value, Rejection> {
+    let e = entity_index(state, entity)?;
+    let key_value = parse_key(state, e, key)?;
+    state.profile(e, &key_value).ok_or_else(|| not_found(&format!("no {entity} `{key}`")))
+}
+
+fn segment_index(state: &ServingState, name: &str) -> Result<usize, Rejection> {
+    state
+        .plan
+        .outputs
+        .iter()
+        .position(|o| o.name == name && matches!(o.def, Def::Segment(_)))
+        .ok_or_else(|| not_found(&format!("no segment `{name}`")))
+}
+
+fn segments_list(state: &ServingState) -> Result<serde_json::Value, Rejection> {
+    let list: Vec<serde_json::Value> = state
+        .plan
+        .outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o.def, Def::Segment(_)))
+        .map(|(i, o)| json!({"name": o.name, "entity": state.plan.entities[o.entity].name, "size": state.members[i].len()}))
+        .collect();
+    Ok(json!({ "segments": list }))
+}
+
+fn members(state: &ServingState, name: &str, q: &HashMap<String, String>) -> Result<serde_json::Value, Rejection> {
+    let s = segment_index(state, name)?;
+    let entity = state.plan.outputs[s].entity;
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(l)) if (1..=10_000).contains(&l) => l,
+        _ => return Err(bad("bad_parameter", "limit takes a number from 1 to 10000".into())),
+    };
+    let key_ty = state.plan.entities[entity].fields[state.plan.entities[entity].key].ty;
+    let members = &state.members[s];
+    let range: Box<dyn Iterator<Item = (&Value, &i64)>> = match q.get("after") {
+        Some(after) => {
+            let after = parse_key(state, entity, after)?;
+            Box::new(members.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)))
+        }
+        None => Box::new(members.iter()),
+    };
+    let page: Vec<&Value> = range.take(limit + 1).map(|(k, _)| k).collect();
+    let more = page.len() > limit;
+    let keys: Vec<serde_json::Value> = page.iter().take(limit).map(|k| state.json_value(k, key_ty)).collect();
+    let next = if more { keys.last().cloned() } else { None };
+    Ok(json!({"segment": name, "members": keys, "next": next}))
+}
+
+fn membership(state: &ServingState, name: &str, key: &str) -> Result<serde_json::Value, Rejection> {
+    let s = segment_index(state, name)?;
+    let key = parse_key(state, state.plan.outputs[s].entity, key)?;
+    let since = state.members[s].get(&key);
+    Ok(json!({"member": since.is_some(), "since": since}))
+}

@@ -1,0 +1,143 @@
+//! `GET /v1/segments/{name}/changes`: membership changes as Server-Sent Events.
+//!
+//! Every change in the serving state's log has a position; an event's `id:` is
+//! that position + 1, so a client that reconnects with `Last-Event-ID: n`
+//! receives exactly the changes after the n-th, with no gap and no duplicate.
+//! `?from=snapshot` first sends the current members as `enter` events (marked
+//! `"snapshot": true`), then follows the log from that point. A stream task per
+//! client reads the log under the read lock after each published batch.
+
+use crate::http::{error, Body};
+use crate::routes::read;
+use crate::Shared;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use segflow_compiler::hir::Def;
+use serde_json::json;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A response body fed from a channel: one frame per message.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|m| m.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> Response<Body> {
+    let state = read(&shared);
+    let Some(output) = state.plan.outputs.iter().position(|o| o.name == name && matches!(o.def, Def::Segment(_)))
+    else {
+        return error(StatusCode::NOT_FOUND, "not_found", format!("no segment `{name}`"));
+    };
+    let last_id = request.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
+    let snapshot = crate::http::query(request).iter().any(|(k, v)| k == "from" && v == "snapshot");
+    let log_len = state.changes.len();
+    let mut first = Vec::new();
+    let cursor = match last_id {
+        Some(id) => match id.parse::<usize>() {
+            Ok(n) if n <= log_len => n,
+            Ok(n) => {
+                // An id from the future: the log was lost (e.g. a restart without durability).
+                first.push(event(None, "error", &json!({"code": "unknown_event_id", "message": format!("event id {n} is beyond the change log ({log_len} changes); reconnect with ?from=snapshot")})));
+                log_len
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_last_event_id",
+                    "Last-Event-ID must be a number from this stream",
+                )
+            }
+        },
+        None => log_len,
+    };
+    if snapshot && last_id.is_none() {
+        let key_ty = {
+            let e = &state.plan.entities[state.plan.outputs[output].entity];
+            e.fields[e.key].ty
+        };
+        let n = state.members[output].len();
+        for (i, (key, since)) in state.members[output].iter().enumerate() {
+            let id = (i + 1 == n).then_some(cursor);
+            let data =
+                json!({"key": state.json_value(key, key_ty), "change": "enter", "time": since, "snapshot": true});
+            first.push(event(id, "change", &data));
+        }
+    }
+    drop(state);
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(stream(shared, output, cursor, first, tx));
+    let mut response = Response::new(ChannelBody(rx).boxed());
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn event(id: Option<usize>, kind: &str, data: &serde_json::Value) -> Bytes {
+    let mut text = String::new();
+    if let Some(id) = id {
+        text.push_str(&format!("id: {id}\n"));
+    }
+    text.push_str(&format!("event: {kind}\ndata: {data}\n\n"));
+    Bytes::from(text)
+}
+
+async fn stream(shared: Arc<Shared>, output: usize, mut cursor: usize, first: Vec<Bytes>, tx: mpsc::Sender<Bytes>) {
+    for b in first {
+        if tx.send(b).await.is_err() {
+            return;
+        }
+    }
+    let mut published = shared.ingest.published.clone();
+    loop {
+        let batch: Vec<Bytes> = {
+            let state = read(&shared);
+            let e = &state.plan.entities[state.plan.outputs[output].entity];
+            let key_ty = e.fields[e.key].ty;
+            let out = state.changes[cursor.min(state.changes.len())..]
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.output == output)
+                .map(|(i, c)| {
+                    let data = json!({
+                        "key": state.json_value(&c.key, key_ty),
+                        "change": if c.enter { "enter" } else { "exit" },
+                        "time": c.time,
+                    });
+                    event(Some(cursor + i + 1), "change", &data)
+                })
+                .collect();
+            cursor = state.changes.len();
+            out
+        };
+        for b in batch {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        // Wait for the next batch; a comment every 15 s notices a client that left.
+        match tokio::time::timeout(Duration::from_secs(15), published.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The live server end to end, over real HTTP on a random loopback port.
+
+mod common;
+
+use segflow_runtime::Clock;
+use segflow_server::{Server, ServerConfig};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Starts a server in the background; it stops when the test process ends.
+fn start(model: &str, clock: Clock, tick_ms: u64, max_body_bytes: usize) -> SocketAddr {
+    let compiled = common::compile(model);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let config = ServerConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                clock,
+                tick_ms,
+                max_body_bytes,
+                ..ServerConfig::default()
+            };
+            let server = Server::bind(compiled.plan, config).await.unwrap();
+            tx.send(server.addr).unwrap();
+            server.run(std::future::pending()).await;
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(30)).expect("server starts")
+}
+
+/// One HTTP/1.1 request; returns (status, body as JSON or a string).
+fn request(addr: SocketAddr, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status: u16 = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string())))
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    request(addr, "GET", path, None, b"")
+}
+
+fn post(addr: SocketAddr, lines: &[String]) -> (u16, Value) {
+    request(addr, "POST", "/v1/records", Some("application/x-ndjson"), lines.join("\n").as_bytes())
+}
+
+/// Follows an SSE stream in the background, collecting (id, data) of each event.
+fn follow(addr: SocketAddr, path: &str, last_event_id: Option<u64>) -> std::sync::mpsc::Receiver<(Option<u64>, Value)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
+    if let Some(id) = last_event_id {
+        head.push_str(&format!("Last-Event-ID: {id}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    std::thread::spawn(move || {
+        let reader = BufReader::new(stream);
+        let mut id = None;
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = v.trim().parse().ok();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                if tx.send((id.take(), serde_json::from_str(data).unwrap())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+const T0: i64 = 1_795_132_800_000;
+
+fn retail_lines(users: u64, events: u64, seed: u64) -> Vec<String> {
+    let config = segflow_gen::GenConfig { users, events, seed, ..Default::default() };
+    let mut data = Vec::new();
+    segflow_gen::generate(&config, &mut data).unwrap();
+    String::from_utf8(data).unwrap().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn posted_batches_give_the_same_profiles_members_and_change_streams_as_a_batch_run() {
+    let model = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retail/retail.eql")).unwrap();
+    let addr = start(&model, Clock::Event, 1000, 16 << 20);
+    let hv = follow(addr, "/v1/segments/high_value/changes", None);
+    let lines = retail_lines(300, 5000, 3);
+    let mut last_time = 0;
+    for chunk in lines.chunks(700) {
+        let (status, answer) = post(addr, chunk);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["accepted"], json!(chunk.len()));
+        last_time = answer["time"].as_i64().unwrap();
+    }
+    // The same records through the engine in one process: the reference for every read.
+    let compiled = common::compile(&model);
+    let mut engine = common::engine(&compiled, 1, Clock::Event);
+    engine.apply(&common::decode(&compiled, &lines));
+    let expected = common::dump(&engine);
+    for profile in expected.iter().step_by(7) {
+        let path = format!(
+            "/v1/entities/{}/{}?min_time={last_time}",
+            profile["entity"].as_str().unwrap(),
+            profile["id"].as_str().unwrap()
+        );
+        let (status, mut got) = get(addr, &path);
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(got["time"], json!(last_time));
+        got.as_object_mut().unwrap().remove("time");
+        assert_eq!(&got, profile);
+    }
+    // Every member of high_value, paged 10 at a time.
+    let want: Vec<Value> = expected
+        .iter()
+        .filter(|p| p["entity"] == "user" && p["segments"].as_array().unwrap().contains(&json!("high_value")))
+        .map(|p| p["id"].clone())
+        .collect();
+    let mut got = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/v1/segments/high_value/members?limit=10&after={a}"),
+            None => "/v1/segments/high_value/members?limit=10".to_string(),
+        };
+        let (status, page) = get(addr, &path);
+        assert_eq!(status, 200);
+        got.extend(page["members"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    let (_, one) = get(addr, &format!("/v1/segments/high_value/members/{}", want[0].as_str().unwrap()));
+    assert_eq!(one["member"], json!(true));
+    let (_, list) = get(addr, "/v1/segments");
+    let size = list["segments"].as_array().unwrap().iter().find(|s| s["name"] == "high_value").unwrap()["size"].clone();
+    assert_eq!(size, json!(want.len()));
+    // Replaying the change stream reconstructs exactly the final membership.
+    let mut members = BTreeSet::new();
+    let mut last_id = 0;
+    while members.len() != want.len() || last_id == 0 {
+        let (id, change) = hv.recv_timeout(Duration::from_secs(10)).expect("change events arrive");
+        last_id = id.expect("every change has an id");
+        let key = change["key"].as_str().unwrap().to_string();
+        match change["change"].as_str() {
+            Some("enter") => assert!(members.insert(key)),
+            _ => assert!(members.remove(&key)),
+        }
+    }
+    while let Ok((id, change)) = hv.recv_timeout(Duration::from_millis(300)) {
+        last_id = id.unwrap();
+        let key = change["key"].as_str().unwrap().to_string();
+        if change["change"] == "enter" {
+            members.insert(key)
+        } else {
+            members.remove(&key)
+        };
+    }
+    let want_set: BTreeSet<String> = want.iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    assert_eq!(members, want_set);
+    // A new order enters a user; a client resuming from the last id sees exactly that.
+    let resumed = follow(addr, "/v1/segments/high_value/changes", Some(last_id));
+    let outsider = expected.iter().find(|p| p["entity"] == "user" && !want.contains(&p["id"])).unwrap()["id"].clone();
+    let orders: Vec<String> = (0..3)
+        .map(|i| format!(r#"{{"event":"order","id":"rw-{i}","at":{},"user":{outsider},"product":"p000001","amount":"2000","quantity":1}}"#, T0 + i))
+        .collect();
+    let (status, answer) = post(addr, &orders);
+    assert_eq!(status, 200);
+    let t = answer["time"].as_i64().unwrap();
+    let (_, m) = get(addr, &format!("/v1/segments/high_value/members/{}?min_time={t}", outsider.as_str().unwrap()));
+    assert_eq!(m["member"], json!(true), "read-your-writes");
+    let (id, change) = resumed.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Ids are positions in the log of every segment's changes: the next one for
+    // this segment is the first after the resumed id, with nothing skipped before it.
+    assert!(id.unwrap() > last_id, "resumes after the last id");
+    assert_eq!((change["key"].clone(), change["change"].clone()), (outsider.clone(), json!("enter")));
+    // ?from=snapshot starts with the current members.
+    let snap = follow(addr, "/v1/segments/high_value/changes?from=snapshot", None);
+    let mut snapshot = BTreeSet::new();
+    while snapshot.len() < want.len() + 1 {
+        let (_, c) = snap.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(c["snapshot"], json!(true));
+        snapshot.insert(c["key"].as_str().unwrap().to_string());
+    }
+    assert!(snapshot.contains(outsider.as_str().unwrap()));
+}
+
+#[test]
+fn wall_clock_windows_expire_with_no_new_events() {
+    let model = r#"
+        entity user { key id: string; }
+        event ping { user: user; }
+        tag user.recent = count(ping within 2s);
+        segment active on user = recent >= 1;
+    "#;
+    let addr = start(model, Clock::Wall, 100, 1 << 20);
+    let changes = follow(addr, "/v1/segments/active/changes", None);
+    let now = segflow_runtime::engine::wall_ms();
+    let (status, answer) = post(addr, &[format!(r#"{{"event":"ping","id":"p1","at":{now},"user":"u1"}}"#)]);
+    assert_eq!(status, 200, "{answer}");
+    let (_, m) = get(addr, "/v1/segments/active/members/u1");
+    assert_eq!(m["member"], json!(true));
+    let (_, enter) = changes.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(enter["change"], json!("enter"));
+    // No more records: the clock alone moves u1 out after 2 s.
+    let (_, exit) = changes.recv_timeout(Duration::from_secs(10)).expect("an exit arrives with no new events");
+    assert_eq!(exit["change"], json!("exit"));
+    let exit_time = exit["time"].as_i64().unwrap();
+    assert!(exit_time >= now + 2000 && exit_time <= now + 2000 + 1500, "exit at {exit_time}, event at {now}");
+    let (_, m) = get(addr, "/v1/segments/active/members/u1");
+    assert_eq!(m["member"], json!(false));
+    let (_, p) = get(addr, "/v1/entities/user/u1");
+    assert_eq!(p["tags"]["recent"], json!(0));
+}
+
+#[test]
+fn bad_requests_get_json_errors_with_the_right_status() {
+    let model =
+        "entity user { key id: string; city: string?; } event ping { user: user; n: int; } tag user.c = count(ping);";
+    let addr = start(model, Clock::Event, 1000, 2048);
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or("").to_string();
+    // Invalid records: every error listed, nothing applied.
+    let (status, v) = post(
+        addr,
+        &[
+            r#"{"event":"ping","at":1795132800000,"user":"u1","n":1}"#.to_string(),
+            r#"{"event":"ping","at":1795132800000,"user":"u2","n":"one"}"#.to_string(),
+            r#"{"event":"pong","at":1}"#.to_string(),
+        ],
+    );
+    assert_eq!((status, code(&v)), (400, "invalid_records".to_string()), "{v}");
+    let errors = v["error"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!((errors[0]["line"].clone(), errors[0]["field"].clone()), (json!(2), json!("n")));
+    assert_eq!(get(addr, "/v1/entities/user/u1").0, 404, "nothing was applied");
+    // A JSON array works too, and is all-or-nothing.
+    let (status, v) = request(
+        addr,
+        "POST",
+        "/v1/records",
+        Some("application/json"),
+        br#"[{"event":"ping","at":1795132800000,"user":"u1","n":1},{"entity":"user","id":"u1","set":{"city":"Shanghai","zip":1}}]"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "unknown attribute is a warning");
+    assert_eq!(get(addr, "/v1/entities/user/u1").1["attributes"]["city"], json!("Shanghai"));
+    assert_eq!(code(&request(addr, "POST", "/v1/records", Some("text/plain"), b"{}").1), "unsupported_media_type");
+    assert_eq!(request(addr, "POST", "/v1/records", Some("text/plain"), b"{}").0, 415);
+    let big = vec![b' '; 4096];
+    assert_eq!(request(addr, "POST", "/v1/records", Some("application/x-ndjson"), &big).0, 413);
+    assert_eq!(get(addr, "/v1/entities/store/s1").0, 404);
+    assert_eq!(get(addr, "/v1/nothing").0, 404);
+    assert_eq!(get(addr, "/v1/segments/nope/members").0, 404);
+    assert_eq!(request(addr, "DELETE", "/v1/segments", None, b"").0, 405);
+    assert_eq!(get(addr, "/v1/records").0, 405);
+    assert_eq!(get(addr, "/v1/entities/user/u1?min_time=abc").0, 400);
+    let (status, v) = get(addr, "/v1/entities/user/u1?min_time=9999999999999&timeout_ms=200");
+    assert_eq!((status, code(&v)), (503, "not_yet".to_string()));
+    assert_eq!(request(addr, "POST", "/v1/records", Some("application/json"), b"[1, 2").0, 400);
+    let (status, health) = get(addr, "/healthz");
+    assert_eq!((status, health), (200, json!("ok\n")));
+    let (status, metrics) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains("segflow_records_rejected_total 2"), "{metrics}");
+    assert!(metrics.contains("segflow_records_accepted_total 2"), "{metrics}");
+    // Garbage never takes the server down.
+    for junk in [&b"\x00\xff\xfe"[..], b"{\"event\":", b"[[[[[[[[", b"null"] {
+        let (status, _) = request(addr, "POST", "/v1/records", Some("application/x-ndjson"), junk);
+        assert_eq!(status, 400);
+    }
+    assert_eq!(get(addr, "/healthz").0, 200);
+}
