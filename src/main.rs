@@ -19,7 +19,7 @@ usage:
                                                 run records through the dataflow and print
                                                 the profile dump (EQL.md §11)
   segflow serve FILE.eql... [--listen 127.0.0.1:7878] [--workers N] [--clock wall|event]
-              [--load DATA.ndjson...] [--data-dir DIR]
+              [--load DATA.ndjson...] [--demo-data] [--data-dir DIR]
                                                 serve the v1 HTTP API (profiles, segments,
                                                 change streams, metrics) until Ctrl-C
   segflow gen [--users N] [--events M] [--seed S] [--days D] [--out FILE]
@@ -270,7 +270,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             None | Some("-") => {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
-                f(&mut out).and_then(|_| out.flush()).map_err(|e| e.to_string())
+                match f(&mut out).and_then(|_| out.flush()) {
+                    // `segflow run ... | head` closes the pipe early: not an error.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                    other => other.map_err(|e| e.to_string()),
+                }
             }
             Some(p) => {
                 let file = std::fs::File::create(p).map_err(|e| format!("{p}: {e}"))?;
@@ -315,7 +319,8 @@ fn parse_now(text: &str) -> Result<i64, String> {
 }
 
 fn serve(args: &[String]) -> Result<ExitCode, String> {
-    let args = Args::parse(args, &["listen", "workers", "clock", "data-dir", "max-body-bytes"], &["load"], &[])?;
+    let args =
+        Args::parse(args, &["listen", "workers", "clock", "data-dir", "max-body-bytes"], &["load"], &["demo-data"])?;
     let mut config = segflow_server::ServerConfig::default();
     if let Some(listen) = args.get("listen") {
         config.listen =
@@ -337,6 +342,12 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
         eprintln!("warning: --data-dir is accepted but durability is not implemented yet; state lives in memory");
     }
     config.load = args.all("load");
+    if args.has("demo-data") {
+        // The retail example's synthetic data (`segflow gen` defaults), made in memory.
+        let mut data = Vec::new();
+        segflow_gen::generate(&segflow_gen::GenConfig::default(), &mut data).map_err(|e| e.to_string())?;
+        config.preload = String::from_utf8_lossy(&data).lines().map(str::to_string).collect();
+    }
     let (_, compiled) = match compile_files(&args.positional)? {
         Ok(c) => c,
         Err(code) => return Ok(code),

@@ -159,3 +159,30 @@ fn run_refuses_invalid_records_and_lists_them_all() {
     assert!(stdout.contains(r#""id":"u1","attributes":{"city":"Shanghai"}"#), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn run_with_one_or_two_workers_prints_byte_identical_dumps() {
+    let dir = std::env::temp_dir().join(format!("segflow-workers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("retail.ndjson").display().to_string();
+    let (code, _, stderr) = segflow(&["gen", "--users", "400", "--events", "8000", "--seed", "5", "--out", &data]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut dumps = Vec::new();
+    for workers in ["1", "2"] {
+        let (code, stdout, stderr) = segflow(&[
+            "run",
+            "examples/retail/retail.eql",
+            "--events",
+            &data,
+            "--workers",
+            workers,
+            "--batch-size",
+            "1500",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        dumps.push(stdout);
+    }
+    assert!(dumps[0].lines().count() > 400);
+    assert!(dumps[0] == dumps[1], "--workers 1 and --workers 2 differ");
+    let _ = std::fs::remove_dir_all(&dir);
+}

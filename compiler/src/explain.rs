@@ -24,6 +24,18 @@ pub fn type_name(entities: &[hir::Entity], t: Type) -> String {
     }
 }
 
+impl std::fmt::Display for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hir_text(self))
+    }
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&plan_text(self))
+    }
+}
+
 // ---------- HIR ----------
 
 pub fn hir_text(p: &Program) -> String {

@@ -873,6 +873,14 @@ impl<'a> Resolver<'a> {
                 );
                 return error_expr();
             };
+            if self.current.is_none() {
+                self.error(
+                    Diagnostic::error("event aggregates cannot be computed ad hoc in a query", span)
+                        .with_note("Queries read the live state; an aggregate over events must be kept live as a tag.")
+                        .with_help("define the aggregate as a tag, then use the tag in the query"),
+                );
+                return error_expr();
+            }
             let Some(id) = self.aggregate(entity, call, span) else { return error_expr() };
             return self.lift(entity, id);
         }

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub clock: Clock,
     /// NDJSON files applied before serving.
     pub load: Vec<String>,
+    /// NDJSON records (already in memory) applied before serving, after `load`.
+    pub preload: Vec<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// How often the wall clock advances the state with no new records.
@@ -48,6 +50,7 @@ impl Default for ServerConfig {
             workers: 1,
             clock: Clock::Wall,
             load: Vec::new(),
+            preload: Vec::new(),
             max_body_bytes: 16 << 20,
             tick_ms: 1000,
         }
@@ -89,6 +92,19 @@ impl Server {
                 engine.apply(chunk);
             }
             tracing::info!(records = loaded.records.len(), "loaded");
+        }
+        if !config.preload.is_empty() {
+            let mut warnings = Vec::new();
+            let mut records = Vec::with_capacity(config.preload.len());
+            for (i, line) in config.preload.iter().enumerate() {
+                let record = decoder.decode_line(line, i + 1, &mut warnings).map_err(|e| {
+                    format!("the demo data does not fit this model ({e}); it is for examples/retail/retail.eql")
+                })?;
+                records.push(record);
+            }
+            for chunk in records.chunks(100_000) {
+                engine.apply(chunk);
+            }
         }
         let state = engine.state();
         let metrics = metrics::Metrics::default();
