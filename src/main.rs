@@ -19,7 +19,7 @@ usage:
                                                 run records through the dataflow and print
                                                 the profile dump (EQL.md §11)
   segflow serve FILE.eql... [--listen 127.0.0.1:7878] [--workers N] [--clock wall|event]
-              [--load DATA.ndjson...] [--demo-data] [--data-dir DIR]
+              [--load DATA.ndjson...] [--demo-data] [--data-dir DIR] [--snapshot-secs N]
                                                 serve the v1 HTTP API (profiles, segments,
                                                 change streams, metrics) until Ctrl-C
   segflow gen [--users N] [--events M] [--seed S] [--days D] [--out FILE]
@@ -319,8 +319,12 @@ fn parse_now(text: &str) -> Result<i64, String> {
 }
 
 fn serve(args: &[String]) -> Result<ExitCode, String> {
-    let args =
-        Args::parse(args, &["listen", "workers", "clock", "data-dir", "max-body-bytes"], &["load"], &["demo-data"])?;
+    let args = Args::parse(
+        args,
+        &["listen", "workers", "clock", "data-dir", "max-body-bytes", "snapshot-secs"],
+        &["load"],
+        &["demo-data"],
+    )?;
     let mut config = segflow_server::ServerConfig::default();
     if let Some(listen) = args.get("listen") {
         config.listen =
@@ -338,8 +342,11 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
     if let Some(b) = args.get("max-body-bytes") {
         config.max_body_bytes = b.parse().ok().filter(|n| *n > 0).ok_or("--max-body-bytes takes a positive number")?;
     }
-    if args.has("data-dir") {
-        eprintln!("warning: --data-dir is accepted but durability is not implemented yet; state lives in memory");
+    config.data_dir = Some(args.get("data-dir").unwrap_or("./segflow-data").into());
+    if let Some(s) = args.get("snapshot-secs") {
+        let secs: u64 =
+            s.parse().ok().filter(|n| *n > 0).ok_or("--snapshot-secs takes a positive number of seconds")?;
+        config.snapshot_every = std::time::Duration::from_secs(secs);
     }
     config.load = args.all("load");
     if args.has("demo-data") {

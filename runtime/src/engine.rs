@@ -51,6 +51,17 @@ pub struct EngineConfig {
     pub clock: Clock,
 }
 
+/// The engine's inputs in record form: everything needed to rebuild it.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct EngineSnapshot {
+    pub now: i64,
+    /// Per entity, in interning order: (key, attribute row with references by key).
+    pub entities: Vec<Vec<(Value, Option<Row>)>>,
+    /// Per event type: retained events as `[id, at, fields...]`, references by key.
+    pub events: Vec<Vec<Row>>,
+    pub seen_ids: Vec<Vec<Value>>,
+}
+
 /// What happened to a batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
@@ -83,6 +94,13 @@ pub struct Engine {
     keys: Vec<Interner>,
     attributes: Vec<std::collections::HashMap<u64, Row>>,
     seen_ids: Vec<HashSet<Value>>,
+    /// Events a restart (or a changed model) may still need, as they arrived:
+    /// per event type, by (time, arrival). See `retention_ms`.
+    retained: Vec<BTreeMap<(i64, u64), Row>>,
+    /// Per event type: `None` keeps every event (an unwindowed aggregate reads
+    /// it); `Some(W)` keeps events until `t + W <= now` (W the longest window).
+    retention_ms: Vec<Option<u64>>,
+    arrivals: u64,
     /// Updates due later: dataflow time -> (input, row, diff).
     pending: BTreeMap<Time, Vec<(usize, Row, isize)>>,
     instances_input: Vec<Option<usize>>,
@@ -156,6 +174,18 @@ impl Engine {
             keys: vec![Interner::default(); plan.entities.len()],
             attributes: vec![Default::default(); plan.entities.len()],
             seen_ids: vec![HashSet::new(); plan.events.len()],
+            retained: vec![BTreeMap::new(); plan.events.len()],
+            retention_ms: (0..plan.events.len())
+                .map(|e| {
+                    let windows: Vec<Option<u64>> = event_inputs[e].iter().map(|(_, w, _)| *w).collect();
+                    if windows.contains(&None) {
+                        None
+                    } else {
+                        Some(windows.into_iter().flatten().max().unwrap_or(0))
+                    }
+                })
+                .collect(),
+            arrivals: 0,
             pending: BTreeMap::new(),
             instances_input,
             attributes_input,
@@ -188,12 +218,29 @@ impl Engine {
     /// Applies a batch of valid records atomically and waits until its effects
     /// are visible in the serving state.
     pub fn apply(&mut self, records: &[Record]) -> BatchOutcome {
-        let started = Instant::now();
-        let new_now = match self.config.clock {
+        let now = self.now_for(records);
+        self.apply_at(records, now)
+    }
+
+    /// The logical time the clock gives a batch of `records` now.
+    pub fn now_for(&self, records: &[Record]) -> i64 {
+        match self.config.clock {
             Clock::Event => records.iter().filter_map(Record::event_time).fold(self.now, i64::max),
             Clock::Fixed(t) => t,
             Clock::Wall => wall_ms().max(self.now),
-        };
+        }
+    }
+
+    /// Whether advancing to `now` would expire or insert anything queued.
+    pub fn has_due(&self, now: i64) -> bool {
+        self.pending.range(..=logical_to_time(now) | ((1 << SUB_BITS) - 1)).next().is_some()
+    }
+
+    /// Applies a batch at a given logical time (a replay of the log gives each
+    /// batch the time it had). Time never goes backwards: `now` is clamped.
+    pub fn apply_at(&mut self, records: &[Record], now: i64) -> BatchOutcome {
+        let started = Instant::now();
+        let new_now = now.max(self.now);
         let batch_time = self.next_time.max(logical_to_time(new_now));
         let mut updates: Vec<(usize, Row, Time, isize)> = Vec::new();
         // Queued updates now due. They take effect at the batch's time: the state
@@ -216,6 +263,10 @@ impl Engine {
                     if !id.is_null() && !self.seen_ids[*event].insert(id.clone()) {
                         outcome.duplicates += 1;
                         continue;
+                    }
+                    if let Value::Timestamp(t) = row[segflow_compiler::hir::EVENT_AT] {
+                        self.arrivals += 1;
+                        self.retained[*event].insert((t, self.arrivals), row.clone());
                     }
                     let row = self.intern_row(
                         &self.plan.events[*event].fields.iter().map(|f| f.ty).collect::<Vec<_>>(),
@@ -303,6 +354,14 @@ impl Engine {
         }
         let outputs = self.step(updates, batch_time + 1);
         self.now = new_now;
+        // Forget events no window can read any more.
+        for (e, retention) in self.retention_ms.iter().enumerate() {
+            if let Some(w) = retention {
+                let horizon = new_now.saturating_sub(*w as i64);
+                let keep = self.retained[e].split_off(&(horizon + 1, 0));
+                self.retained[e] = keep;
+            }
+        }
         self.next_time = batch_time + 1;
         // Publish the batch whole.
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
@@ -333,6 +392,94 @@ impl Engine {
             "batch applied"
         );
         outcome
+    }
+
+    /// What a restart needs, in the form records arrive in (references by key),
+    /// so it can be re-applied under the same or a changed model.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        let entities = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(e, interner)| {
+                let fields: Vec<Type> = self.plan.entities[e].fields.iter().map(|f| f.ty).collect();
+                (0..interner.len() as u64)
+                    .map(|id| {
+                        let row = self.attributes[e].get(&id).map(|row| {
+                            row.iter()
+                                .zip(&fields)
+                                .map(|(v, ty)| match (ty, v) {
+                                    (Type::Ref(target), Value::Ref(r)) => self.keys[*target].key(*r).clone(),
+                                    _ => v.clone(),
+                                })
+                                .collect()
+                        });
+                        (interner.key(id).clone(), row)
+                    })
+                    .collect()
+            })
+            .collect();
+        EngineSnapshot {
+            now: self.now,
+            entities,
+            events: self.retained.iter().map(|m| m.values().cloned().collect()).collect(),
+            seen_ids: self.seen_ids.iter().map(|s| s.iter().cloned().collect()).collect(),
+        }
+    }
+
+    /// Rebuilds from a snapshot taken by the same or an earlier model: instances
+    /// in their original order, then attributes and retained events, applied as
+    /// one batch at the snapshot's time. Names the snapshot's model does not
+    /// share with this one are skipped.
+    pub fn restore(&mut self, snapshot: &EngineSnapshot, entity_names: &[String], event_names: &[String]) {
+        let mut records = Vec::new();
+        for (old_e, instances) in snapshot.entities.iter().enumerate() {
+            let Some(e) = entity_names.get(old_e).and_then(|n| self.plan.entities.iter().position(|x| &x.name == n))
+            else {
+                continue;
+            };
+            for (key, _) in instances {
+                records.push(Record::Upsert { entity: e, key: key.clone(), set: Vec::new(), unset: Vec::new() });
+            }
+        }
+        for (old_e, instances) in snapshot.entities.iter().enumerate() {
+            let Some(e) = entity_names.get(old_e).and_then(|n| self.plan.entities.iter().position(|x| &x.name == n))
+            else {
+                continue;
+            };
+            let key_field = self.plan.entities[e].key;
+            for (key, row) in instances {
+                if let Some(row) = row {
+                    let set = row
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, v)| *i != key_field && !v.is_null() && *i < self.plan.entities[e].fields.len())
+                        .map(|(i, v)| (i, v.clone()))
+                        .collect();
+                    records.push(Record::Upsert { entity: e, key: key.clone(), set, unset: Vec::new() });
+                }
+            }
+        }
+        for (old_ev, rows) in snapshot.events.iter().enumerate() {
+            let Some(ev) = event_names.get(old_ev).and_then(|n| self.plan.events.iter().position(|x| &x.name == n))
+            else {
+                continue;
+            };
+            if self.plan.events[ev].fields.len() != rows.first().map_or(0, Vec::len) && !rows.is_empty() {
+                continue; // the event's shape changed; its retained rows no longer fit
+            }
+            for row in rows {
+                records.push(Record::Event { event: ev, row: row.clone() });
+            }
+        }
+        // Re-applying registers the ids of retained events; ids of events no longer
+        // retained are added after, so later redeliveries of those are still caught.
+        self.apply_at(&records, snapshot.now);
+        for (old_ev, ids) in snapshot.seen_ids.iter().enumerate() {
+            if let Some(ev) = event_names.get(old_ev).and_then(|n| self.plan.events.iter().position(|x| &x.name == n)) {
+                self.seen_ids[ev].extend(ids.iter().cloned());
+            }
+        }
     }
 
     /// Advances the clock with no new records (expires windows).

@@ -18,7 +18,9 @@ pub mod engine;
 pub mod intern;
 pub mod load;
 pub mod render;
+pub mod snapshot;
 pub mod state;
+pub mod wal;
 
 pub use decode::{DecodeError, Decoder, Record, Warning};
 pub use engine::{Clock, Engine, EngineConfig};

@@ -63,6 +63,51 @@ impl ServingState {
         }
     }
 
+    /// The history part of the state, for a snapshot.
+    pub fn history(&self) -> crate::snapshot::ServingSnapshot {
+        let name = |o: usize| self.plan.outputs[o].name.clone();
+        crate::snapshot::ServingSnapshot {
+            time: self.time,
+            batches: self.batches,
+            changes: self.changes.iter().map(|c| (name(c.output), c.key.clone(), c.enter, c.time)).collect(),
+            members: self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(o, _)| matches!(self.plan.outputs[*o].def, Def::Segment(_)))
+                .map(|(o, m)| (name(o), m.iter().map(|(k, t)| (k.clone(), *t)).collect()))
+                .collect(),
+        }
+    }
+
+    /// Puts back the change log and membership times of a snapshot taken under
+    /// the same definitions (the rest of the state is recomputed from inputs).
+    pub fn restore_history(&mut self, history: &crate::snapshot::ServingSnapshot) {
+        let index =
+            |name: &str| self.plan.outputs.iter().position(|o| o.name == name && matches!(o.def, Def::Segment(_)));
+        let changes: Option<Vec<Change>> = history
+            .changes
+            .iter()
+            .map(|(name, key, enter, time)| {
+                index(name).map(|output| Change { output, key: key.clone(), enter: *enter, time: *time })
+            })
+            .collect();
+        if let Some(changes) = changes {
+            self.changes = changes;
+        }
+        for (name, members) in &history.members {
+            if let Some(o) = index(name) {
+                for (key, since) in members {
+                    if let Some(t) = self.members[o].get_mut(key) {
+                        *t = *since;
+                    }
+                }
+            }
+        }
+        self.time = history.time;
+        self.batches = history.batches;
+    }
+
     /// Applies consolidated output updates (sorted by time) of one batch.
     pub fn apply_outputs(&mut self, mut updates: Vec<OutputUpdate>) {
         updates.sort_by(|a, b| (a.3, a.0, a.1, &a.2).cmp(&(b.3, b.0, b.1, &b.2)));

@@ -1,73 +1,179 @@
 //! The engine thread and the queue in front of it.
 //!
-//! Requests wait in a queue; the thread takes everything queued, applies it as
-//! one batch (group commit), answers each request with the batch's time, and
-//! announces the new time on a watch channel that `min_time` readers and change
-//! streams wait on. With the wall clock it also ticks when idle, so windows
-//! expire with no new records.
+//! Requests wait in a queue; the thread takes everything queued and, with
+//! durability on, appends it to the write-ahead log as one entry and fsyncs
+//! once (group commit: concurrent writers share the fsync), then applies it as
+//! one batch, answers each request with the batch's time, and announces the new
+//! time on a watch channel that `min_time` readers and change streams wait on.
+//! A request is acknowledged only after its records are durable and visible.
+//! With the wall clock the thread also ticks when idle, so windows expire with
+//! no new records; a tick that expires anything is logged too, so a replay
+//! reproduces the same changes at the same times.
 
+use segflow_runtime::snapshot::{self, Snapshot};
+use segflow_runtime::wal::WalWriter;
 use segflow_runtime::{engine::BatchOutcome, Clock, Engine, Record};
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::{oneshot, watch};
+
+enum Message {
+    Apply(Request),
+    /// Take a final snapshot and stop.
+    Shutdown(oneshot::Sender<()>),
+}
 
 struct Request {
     records: Vec<Record>,
-    reply: oneshot::Sender<BatchOutcome>,
+    /// The records' JSON text, as logged.
+    lines: Vec<String>,
+    reply: oneshot::Sender<Result<BatchOutcome, String>>,
 }
 
 #[derive(Clone)]
 pub struct IngestHandle {
-    queue: Sender<Request>,
+    queue: Sender<Message>,
     /// (logical time, batches applied) of the serving state.
     pub published: watch::Receiver<(i64, u64)>,
 }
 
 impl IngestHandle {
-    /// Applies `records` (already validated) and returns once they are visible.
-    pub async fn apply(&self, records: Vec<Record>) -> Option<BatchOutcome> {
+    /// Logs and applies `records` (already validated); returns once they are
+    /// durable and visible, or why they could not be.
+    pub async fn apply(&self, records: Vec<Record>, lines: Vec<String>) -> Result<BatchOutcome, String> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Request { records, reply }).ok()?;
-        answer.await.ok()
+        self.queue
+            .send(Message::Apply(Request { records, lines, reply }))
+            .map_err(|_| "the engine is not running".to_string())?;
+        answer.await.map_err(|_| "the engine is not running".to_string())?
+    }
+
+    /// Snapshots (with durability on) and stops the engine thread.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.queue.send(Message::Shutdown(reply)).is_ok() {
+            let _ = done.await;
+        }
     }
 }
 
 /// Most records applied as one batch; the rest waits for the next.
 const MAX_BATCH_RECORDS: usize = 200_000;
 
-pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64) -> IngestHandle {
-    let (queue, requests) = channel::<Request>();
+/// Where and how often the engine thread persists.
+pub struct Durability {
+    pub dir: PathBuf,
+    pub wal: WalWriter,
+    pub model: String,
+    pub snapshot_every: Duration,
+}
+
+impl Durability {
+    /// Writes a snapshot covering the whole log so far, then deletes what it covers.
+    fn snapshot(&mut self, engine: &Engine) -> Result<(), String> {
+        let started = Instant::now();
+        let seq = self.wal.next_seq() - 1;
+        let plan = engine.plan();
+        let serving = engine.state().read().map(|s| s.history()).map_err(|_| "serving state poisoned".to_string())?;
+        let snap = Snapshot {
+            seq,
+            model: self.model.clone(),
+            entity_names: plan.entities.iter().map(|e| e.name.clone()).collect(),
+            event_names: plan.events.iter().map(|e| e.name.clone()).collect(),
+            engine: engine.snapshot(),
+            serving,
+        };
+        let path = snapshot::write(&self.dir, &snap).map_err(|e| format!("cannot write a snapshot: {e}"))?;
+        self.wal.rotate().map_err(|e| e.to_string())?;
+        let removed = self.wal.remove_covered(seq).map_err(|e| e.to_string())?;
+        snapshot::remove_older(&self.dir, seq).map_err(|e| e.to_string())?;
+        tracing::info!(path = %path.display(), seq, removed_segments = removed, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot written");
+        Ok(())
+    }
+}
+
+pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Option<Durability>) -> IngestHandle {
+    let (queue, requests) = channel::<Message>();
     let initial = engine.state().read().map(|s| (s.time, s.batches)).unwrap_or((0, 0));
     let (publish, published) = watch::channel(initial);
     std::thread::Builder::new()
         .name("segflow-engine".into())
         .spawn(move || {
             let tick = Duration::from_millis(tick_ms.max(1));
+            let mut last_snapshot = Instant::now();
+            let mut dirty = false;
+            let mut stopping = None;
             loop {
                 let mut batch = match requests.recv_timeout(tick) {
-                    Ok(r) => vec![r],
+                    Ok(Message::Apply(r)) => vec![r],
+                    Ok(Message::Shutdown(done)) => {
+                        stopping = Some(done);
+                        Vec::new()
+                    }
                     Err(RecvTimeoutError::Timeout) => Vec::new(),
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
                 let mut size: usize = batch.iter().map(|r| r.records.len()).sum();
-                while size < MAX_BATCH_RECORDS {
+                while size < MAX_BATCH_RECORDS && stopping.is_none() {
                     match requests.try_recv() {
-                        Ok(r) => {
+                        Ok(Message::Apply(r)) => {
                             size += r.records.len();
                             batch.push(r);
                         }
+                        Ok(Message::Shutdown(done)) => stopping = Some(done),
                         Err(_) => break,
                     }
+                }
+                if let Some(d) = durability.as_mut() {
+                    // Before this batch is logged, so the snapshot covers exactly the log so far.
+                    if (stopping.is_some() || last_snapshot.elapsed() >= d.snapshot_every) && dirty {
+                        if let Err(e) = d.snapshot(&engine) {
+                            tracing::error!(error = %e, "snapshot failed; the log is kept");
+                        }
+                        last_snapshot = Instant::now();
+                        dirty = false;
+                    }
+                }
+                if let Some(done) = stopping.take() {
+                    if batch.is_empty() {
+                        let _ = done.send(());
+                        break;
+                    }
+                    stopping = Some(done);
                 }
                 if batch.is_empty() && clock != Clock::Wall {
                     continue;
                 }
                 let records: Vec<Record> = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.records)).collect();
-                let outcome = engine.apply(&records);
+                let now = engine.now_for(&records);
+                if let Some(wal) = durability.as_mut().map(|d| &mut d.wal) {
+                    let logged = if batch.is_empty() {
+                        if engine.has_due(now) {
+                            wal.append_tick(now).and_then(|_| wal.sync())
+                        } else {
+                            Ok(())
+                        }
+                    } else {
+                        let lines = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.lines)).collect();
+                        wal.append_batch(now, lines).and_then(|_| wal.sync())
+                    };
+                    if let Err(e) = logged {
+                        // Nothing is applied that is not durable; the writers hear why.
+                        tracing::error!(error = %e, "write-ahead log failed");
+                        for r in batch {
+                            let _ = r.reply.send(Err(format!("the write-ahead log failed: {e}")));
+                        }
+                        continue;
+                    }
+                }
+                dirty |= !batch.is_empty() || engine.has_due(now);
+                let outcome = engine.apply_at(&records, now);
                 let batches = engine.state().read().map(|s| s.batches).unwrap_or(0);
                 publish.send_replace((outcome.time, batches));
                 for r in batch {
-                    let _ = r.reply.send(outcome.clone());
+                    let _ = r.reply.send(Ok(outcome.clone()));
                 }
             }
         })

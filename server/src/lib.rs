@@ -20,7 +20,7 @@ mod routes;
 mod sse;
 
 use segflow_compiler::plan::Plan;
-use segflow_runtime::load::load_files;
+use segflow_runtime::wal::{Entry, WalWriter};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig, ServingState};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -41,6 +41,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How often the wall clock advances the state with no new records.
     pub tick_ms: u64,
+    /// Where the write-ahead log and snapshots live; `None` keeps state in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// How often a snapshot is taken while records arrive (and always at shutdown).
+    pub snapshot_every: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +57,8 @@ impl Default for ServerConfig {
             preload: Vec::new(),
             max_body_bytes: 16 << 20,
             tick_ms: 1000,
+            data_dir: None,
+            snapshot_every: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -74,41 +80,108 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the engine, applies `config.load`, and binds the listener.
+    /// Starts the engine, recovers the data directory (or applies `config.load`
+    /// to a fresh one), and binds the listener.
     pub async fn bind(plan: Plan, config: ServerConfig) -> Result<Server, String> {
         let decoder = Decoder::new(&plan);
+        let model_hash = model_fingerprint(&plan);
         let mut engine = Engine::start(plan, EngineConfig { workers: config.workers, clock: config.clock })?;
-        if !config.load.is_empty() {
-            let loaded = load_files(&decoder, &config.load).map_err(|e| e.to_string())?;
-            if !loaded.errors.is_empty() {
-                let shown: Vec<String> = loaded.errors.iter().take(20).map(|e| e.to_string()).collect();
+        let mut wal = None;
+        let mut fresh = true;
+        if let Some(dir) = &config.data_dir {
+            let wal_dir = dir.join("wal");
+            let started = std::time::Instant::now();
+            let snapshot = segflow_runtime::snapshot::latest(dir)?;
+            let covered = snapshot.as_ref().map_or(0, |s| s.seq);
+            if let Some(snap) = &snapshot {
+                engine.restore(&snap.engine, &snap.entity_names, &snap.event_names);
+                if snap.model == model_hash {
+                    engine.state().write().map_err(|_| "serving state poisoned")?.restore_history(&snap.serving);
+                }
+                eprintln!(
+                    "segflow: restored the snapshot of log entry {} ({} retained events) in {:.2}s",
+                    snap.seq,
+                    snap.engine.events.iter().map(Vec::len).sum::<usize>(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            let recovered = segflow_runtime::wal::recover(&wal_dir, covered)?;
+            let last_seq = recovered.entries.last().map_or(covered, |e| e.seq());
+            fresh = recovered.entries.is_empty() && snapshot.is_none();
+            let previous = std::fs::read_to_string(dir.join("model.fingerprint")).ok();
+            if !fresh && previous.as_deref() != Some(model_hash.as_str()) {
+                tracing::warn!(dir = %dir.display(), "the definitions changed since this data was written; recomputing every tag and segment from the retained log");
+                eprintln!("segflow: definitions changed since the last run; recomputing every tag and segment from the retained log");
+            }
+            let (batches, records, skipped) = replay(&mut engine, &decoder, recovered.entries);
+            if !fresh {
+                eprintln!(
+                    "segflow: recovered {batches} batches ({records} records{}) from {} in {:.2}s",
+                    if skipped > 0 {
+                        format!(", {skipped} that no longer fit the model skipped")
+                    } else {
+                        String::new()
+                    },
+                    wal_dir.display(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            if recovered.torn_bytes > 0 {
+                eprintln!(
+                    "segflow: cut a torn last entry ({} bytes, never acknowledged) off the log",
+                    recovered.torn_bytes
+                );
+            }
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            write_atomically(&dir.join("model.fingerprint"), model_hash.as_bytes())
+                .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
+            let writer = WalWriter::open(&wal_dir, last_seq)
+                .map_err(|e| format!("cannot open the log in {}: {e}", wal_dir.display()))?;
+            wal = Some(ingest::Durability {
+                dir: dir.clone(),
+                wal: writer,
+                model: model_hash.clone(),
+                snapshot_every: config.snapshot_every,
+            });
+        }
+        let mut initial: Vec<String> = Vec::new();
+        for path in &config.load {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            initial.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+        }
+        initial.extend(config.preload.iter().cloned());
+        if !initial.is_empty() && !fresh {
+            eprintln!("segflow: the data directory already holds data; --load/--demo-data not applied again");
+        } else if !initial.is_empty() {
+            let mut warnings = Vec::new();
+            let mut records = Vec::with_capacity(initial.len());
+            let mut errors = Vec::new();
+            for (i, line) in initial.iter().enumerate() {
+                match decoder.decode_line(line, i + 1, &mut warnings) {
+                    Ok(r) => records.push(r),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            if !errors.is_empty() {
+                let shown: Vec<&String> = errors.iter().take(20).collect();
                 return Err(format!(
-                    "{} invalid records in --load files; nothing was loaded:\n{}",
-                    loaded.errors.len(),
-                    shown.join("\n")
+                    "{} invalid records in the data to load (lines counted across --load files, then --demo-data); nothing was loaded:\n{}",
+                    errors.len(),
+                    shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
                 ));
             }
-            for chunk in loaded.records.chunks(100_000) {
-                engine.apply(chunk);
+            for (chunk, lines) in records.chunks(100_000).zip(initial.chunks(100_000)) {
+                let now = engine.now_for(chunk);
+                if let Some(d) = wal.as_mut() {
+                    d.wal.append_batch(now, lines.to_vec()).and_then(|_| d.wal.sync()).map_err(|e| e.to_string())?;
+                }
+                engine.apply_at(chunk, now);
             }
-            tracing::info!(records = loaded.records.len(), "loaded");
-        }
-        if !config.preload.is_empty() {
-            let mut warnings = Vec::new();
-            let mut records = Vec::with_capacity(config.preload.len());
-            for (i, line) in config.preload.iter().enumerate() {
-                let record = decoder.decode_line(line, i + 1, &mut warnings).map_err(|e| {
-                    format!("the demo data does not fit this model ({e}); it is for examples/retail/retail.eql")
-                })?;
-                records.push(record);
-            }
-            for chunk in records.chunks(100_000) {
-                engine.apply(chunk);
-            }
+            tracing::info!(records = records.len(), "loaded");
         }
         let state = engine.state();
         let metrics = metrics::Metrics::default();
-        let ingest = ingest::spawn(engine, config.clock, config.tick_ms);
+        let ingest = ingest::spawn(engine, config.clock, config.tick_ms, wal);
         let listener =
             TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -118,6 +191,60 @@ impl Server {
 
     /// Serves until `shutdown` completes.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        http::accept_loop(self.listener, self.shared, shutdown).await;
+        http::accept_loop(self.listener, self.shared.clone(), shutdown).await;
+        // A clean stop: the engine takes a final snapshot, so the next start is quick.
+        self.shared.ingest.shutdown().await;
     }
+}
+
+/// Re-applies logged entries, each at the time it had: (batches, records, records skipped).
+fn replay(engine: &mut Engine, decoder: &Decoder, entries: Vec<Entry>) -> (usize, usize, usize) {
+    let (mut batches, mut applied, mut skipped) = (0, 0, 0);
+    let mut warnings = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::Batch { now, records, .. } => {
+                let mut decoded = Vec::with_capacity(records.len());
+                for (i, line) in records.iter().enumerate() {
+                    match decoder.decode_line(line, i + 1, &mut warnings) {
+                        Ok(r) => decoded.push(r),
+                        // Accepted under an earlier model, invalid under this one.
+                        Err(_) => skipped += 1,
+                    }
+                }
+                applied += decoded.len();
+                batches += 1;
+                engine.apply_at(&decoded, now);
+            }
+            Entry::Tick { now, .. } => {
+                engine.apply_at(&[], now);
+            }
+        }
+    }
+    (batches, applied, skipped)
+}
+
+/// Identifies the definitions a data directory was last run with.
+fn model_fingerprint(plan: &Plan) -> String {
+    let text = serde_json::to_string(plan).unwrap_or_default();
+    format!("{:08x}-{}\n", fnv1a(text.as_bytes()), text.len())
+}
+
+/// FNV-1a: a stable, dependency-free fingerprint (not a security measure).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// Writes a small file atomically: temp file, fsync, rename, directory fsync.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        segflow_runtime::wal::sync_dir(dir)?;
+    }
+    Ok(())
 }

@@ -142,6 +142,7 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
     };
     let mut warnings = Vec::new();
     let mut records = Vec::new();
+    let mut lines = Vec::new();
     let mut errors = Vec::new();
     if ndjson {
         for (i, line) in text.lines().enumerate() {
@@ -149,7 +150,10 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
                 continue;
             }
             match shared.decoder.decode_line(line, i + 1, &mut warnings) {
-                Ok(r) => records.push(r),
+                Ok(r) => {
+                    records.push(r);
+                    lines.push(line.to_string());
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -162,7 +166,10 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
         };
         for (i, item) in items.iter().enumerate() {
             match shared.decoder.decode_line(item.get(), i + 1, &mut warnings) {
-                Ok(r) => records.push(r),
+                Ok(r) => {
+                    records.push(r);
+                    lines.push(item.get().to_string());
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -184,8 +191,9 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
         );
     }
     let accepted = records.len();
-    let Some(outcome) = shared.ingest.apply(records).await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "engine_stopped", "the engine is not running");
+    let outcome = match shared.ingest.apply(records, lines).await {
+        Ok(outcome) => outcome,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "not_applied", format!("{e}; nothing was applied")),
     };
     metrics.records_accepted.fetch_add(accepted as u64, Relaxed);
     metrics.ingest_batches.fetch_add(1, Relaxed);

@@ -1,0 +1,140 @@
+//! Snapshots: what a restart needs, so that recovery time is bounded by the
+//! live state rather than by history.
+//!
+//! A snapshot holds the engine's inputs in record form (instances, current
+//! attributes, the events some window or unwindowed aggregate can still read,
+//! the event ids seen) plus the serving state's change log and membership
+//! times, and the sequence number of the last log entry it covers. Recovery
+//! loads the newest snapshot and replays only the log after it.
+//!
+//! File: `snapshot-<seq>.bin` = magic line, u64 body length, u32 CRC32C of the
+//! body, body (bincode). It is written to a temporary file, fsync'd, renamed
+//! into place, and the directory fsync'd, so a crash leaves either the old or
+//! the new snapshot, never half of one.
+
+use crate::engine::EngineSnapshot;
+use segflow_compiler::value::Value;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8] = b"SEGFLOW-SNAPSHOT-1\n";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last log entry this snapshot includes.
+    pub seq: u64,
+    /// Fingerprint of the definitions it was taken under.
+    pub model: String,
+    pub entity_names: Vec<String>,
+    pub event_names: Vec<String>,
+    pub engine: EngineSnapshot,
+    pub serving: ServingSnapshot,
+}
+
+/// The parts of the serving state that are history, not a function of the inputs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ServingSnapshot {
+    pub time: i64,
+    pub batches: u64,
+    /// (segment, key, enter, time) in log order.
+    pub changes: Vec<(String, Value, bool, i64)>,
+    /// Per segment: members and the time each entered.
+    pub members: Vec<(String, Vec<(Value, i64)>)>,
+}
+
+pub fn file_name(seq: u64) -> String {
+    format!("snapshot-{seq:020}.bin")
+}
+
+/// Snapshot files in `dir`, oldest first.
+pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(seq) =
+            name.strip_prefix("snapshot-").and_then(|n| n.strip_suffix(".bin")).and_then(|n| n.parse().ok())
+        {
+            out.push((seq, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes `snapshot` atomically into `dir`; returns its path.
+pub fn write(dir: &Path, snapshot: &Snapshot) -> std::io::Result<PathBuf> {
+    let body = bincode::serialize(snapshot).map_err(std::io::Error::other)?;
+    let path = dir.join(file_name(snapshot.seq));
+    let tmp = dir.join(format!("{}.tmp", file_name(snapshot.seq)));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(MAGIC)?;
+    f.write_all(&(body.len() as u64).to_le_bytes())?;
+    f.write_all(&crc32c::crc32c(&body).to_le_bytes())?;
+    f.write_all(&body)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, &path)?;
+    crate::wal::sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Reads one snapshot file, checking its framing and checksum. Never panics.
+pub fn read(path: &Path) -> Result<Snapshot, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or("not a segflow snapshot (bad header)")?;
+    if rest.len() < 12 {
+        return Err("the snapshot is cut short".into());
+    }
+    let len = u64::from_le_bytes(rest[0..8].try_into().map_err(|_| "short")?) as usize;
+    let crc = u32::from_le_bytes(rest[8..12].try_into().map_err(|_| "short")?);
+    let body = &rest[12..];
+    if body.len() != len {
+        return Err(format!("the snapshot body is {} bytes, its header says {len}", body.len()));
+    }
+    if crc32c::crc32c(body) != crc {
+        return Err("checksum mismatch".into());
+    }
+    // Bounded so a forged length inside the body cannot make bincode allocate wildly.
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(len as u64 + 1024)
+        .deserialize(body)
+        .map_err(|e| format!("cannot decode the snapshot: {e}"))
+}
+
+/// The newest snapshot, if any. A damaged newest snapshot is an error naming
+/// the file: an older one cannot stand in, because the log it needs is gone.
+pub fn latest(dir: &Path) -> Result<Option<Snapshot>, String> {
+    let files = list(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    match files.last() {
+        None => Ok(None),
+        Some((_, path)) => read(path).map(Some),
+    }
+}
+
+/// Deletes snapshots older than `keep_seq` (and leftover temporary files).
+pub fn remove_older(dir: &Path, keep_seq: u64) -> std::io::Result<()> {
+    for (seq, path) in list(dir)? {
+        if seq < keep_seq {
+            std::fs::remove_file(path)?;
+        }
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
+}

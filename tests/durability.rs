@@ -1,0 +1,387 @@
+//! Acknowledged means durable: crash the server with SIGKILL under load and
+//! check every acknowledged record is there after restart, none twice; damage
+//! the log in the ways a crash or a disk can, and check recovery's answer.
+
+use segflow_runtime::wal::{recover, Entry, WalWriter};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const MODEL: &str = r#"
+entity user { key id: string; }
+entity item { key id: string; v: int?; }
+event ping { user: user; n: int; }
+tag user.pings = count(ping);
+tag user.distinct_pings = count_distinct(ping.n);
+"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("segflow-durability-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `segflow serve` on a free port; returns the child and its address.
+fn start(model: &Path, data: &Path) -> (Child, SocketAddr) {
+    start_with(model, data, "1")
+}
+
+/// As `start`, snapshotting every `snapshot_secs` seconds while records arrive.
+fn start_with(model: &Path, data: &Path, snapshot_secs: &str) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0"])
+        .args(["--snapshot-secs", snapshot_secs, "--data-dir"])
+        .arg(data)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("segflow serve starts");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("server prints its address").expect("stderr");
+        if let Some(rest) = line.split("on http://").nth(1) {
+            break rest.trim().parse().expect("address");
+        }
+        assert!(!line.contains("error"), "server failed: {line}");
+    };
+    // Keep draining stderr so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1;
+    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_record_and_applies_none_twice() {
+    let dir = temp_dir("kill");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, MODEL).unwrap();
+    let data = dir.join("data");
+    let next = Arc::new(AtomicU64::new(0));
+    // Acknowledged: (request number, per-user ping counts) of every 200 answer.
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    for cycle in 0..4 {
+        let (mut child, addr) = start(&model, &data);
+        let stop = Arc::new(AtomicU64::new(0));
+        let clients: Vec<_> = (0..3)
+            .map(|_| {
+                let (next, acked, stop) = (next.clone(), acked.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while stop.load(Ordering::Relaxed) == 0 {
+                        let r = next.fetch_add(1, Ordering::Relaxed);
+                        let body: String = (0..4)
+                            .map(|k| {
+                                format!(
+                                    r#"{{"event":"ping","at":{},"user":"u{}","n":{}}}"#,
+                                    1_795_132_800_000u64 + r,
+                                    k % 3,
+                                    r * 4 + k
+                                )
+                            })
+                            .chain(std::iter::once(format!(r#"{{"entity":"item","id":"i{r}","set":{{"v":{r}}}}}"#)))
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        match http(addr, "POST", "/v1/records", &body) {
+                            Some((200, _)) => acked.lock().unwrap().push(r),
+                            Some((status, v)) => panic!("unexpected answer {status}: {v}"),
+                            None => return, // the server is gone
+                        }
+                    }
+                })
+            })
+            .collect();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(150 + seed % 500));
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        stop.store(1, Ordering::Relaxed);
+        for c in clients {
+            c.join().expect("client");
+        }
+        assert!(!acked.lock().unwrap().is_empty(), "cycle {cycle}: no request was acknowledged");
+    }
+    let (mut child, addr) = start(&model, &data);
+    let acked = acked.lock().unwrap().clone();
+    let mut per_user = [0u64; 3];
+    for r in &acked {
+        let (status, item) = http(addr, "GET", &format!("/v1/entities/item/i{r}"), "").unwrap();
+        assert_eq!(status, 200, "acknowledged request {r} is missing after restart");
+        assert_eq!(item["attributes"]["v"], Value::from(*r));
+        for k in 0..4 {
+            per_user[k % 3] += 1;
+        }
+    }
+    for (u, acked_pings) in per_user.iter().enumerate() {
+        let (_, p) = http(addr, "GET", &format!("/v1/entities/user/u{u}"), "").unwrap();
+        let pings = p["tags"]["pings"].as_u64().unwrap();
+        let distinct = p["tags"]["distinct_pings"].as_u64().unwrap();
+        assert_eq!(pings, distinct, "user u{u}: some ping was applied twice");
+        assert!(pings >= *acked_pings, "user u{u}: {pings} pings applied, {acked_pings} acknowledged");
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn batch(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!(r#"{{"event":"ping","at":{},"user":"u{}","n":{i}}}"#, 1_795_132_800_000u64 + i as u64, i % 3))
+        .collect()
+}
+
+#[test]
+fn unsynced_writes_are_lost_but_every_synced_entry_survives() {
+    let dir = temp_dir("fault");
+    let mut w = WalWriter::open(&dir, 0).unwrap();
+    for i in 0..10 {
+        w.append_batch(i, batch(3)).unwrap();
+    }
+    w.sync().unwrap();
+    let synced = w.synced_len();
+    for i in 10..15 {
+        w.append_batch(i, batch(3)).unwrap();
+    }
+    drop(w);
+    // The crash: the file keeps only what was fsync'd, plus part of a later write.
+    let file = segflow_runtime::wal::segments(&dir).unwrap()[0].1.clone();
+    let bytes = std::fs::read(&file).unwrap();
+    for partial in [0usize, 1, 5, 9, 40] {
+        let mut torn = bytes[..synced as usize].to_vec();
+        torn.extend_from_slice(&bytes[synced as usize..synced as usize + partial]);
+        std::fs::write(&file, &torn).unwrap();
+        let r = recover(&dir, 0).unwrap();
+        assert_eq!(r.entries.len(), 10, "partial write of {partial} bytes");
+        assert_eq!(r.torn_bytes, partial as u64);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), synced, "the torn tail is cut off");
+        // And appending continues cleanly after recovery.
+        let mut w = WalWriter::open(&dir, 10).unwrap();
+        w.append_tick(99).unwrap();
+        w.sync().unwrap();
+        let again = recover(&dir, 0).unwrap();
+        assert_eq!(again.entries.last(), Some(&Entry::Tick { seq: 11, now: 99 }));
+        std::fs::write(&file, &bytes[..synced as usize]).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn damage_in_the_middle_stops_recovery_naming_file_and_offset() {
+    let dir = temp_dir("bitflip");
+    let mut w = WalWriter::open(&dir, 0).unwrap();
+    for i in 0..5 {
+        w.append_batch(i, batch(4)).unwrap();
+    }
+    w.sync().unwrap();
+    drop(w);
+    let file = segflow_runtime::wal::segments(&dir).unwrap()[0].1.clone();
+    let bytes = std::fs::read(&file).unwrap();
+    let entry_len = bytes.len() / 5;
+    let mut flipped = bytes.clone();
+    flipped[entry_len + 20] ^= 0x10; // inside the second entry's payload
+    std::fs::write(&file, &flipped).unwrap();
+    let err = recover(&dir, 0).unwrap_err();
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains(&format!("offset {entry_len}")), "{err}");
+    assert!(err.contains("checksum"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), flipped, "nothing is cut off on real damage");
+    // An empty segment and a missing directory are simply empty logs.
+    std::fs::write(&file, b"").unwrap();
+    assert!(recover(&dir, 0).unwrap().entries.is_empty());
+    assert!(recover(&dir.join("nowhere"), 0).unwrap().entries.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_torn_tail_is_cut_on_restart_and_the_server_starts() {
+    let dir = temp_dir("torn-server");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, MODEL).unwrap();
+    let data = dir.join("data");
+    let (mut child, addr) = start(&model, &data);
+    let (status, _) = http(addr, "POST", "/v1/records", &batch(5).join("\n")).unwrap();
+    assert_eq!(status, 200);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let file = segflow_runtime::wal::segments(&data.join("wal")).unwrap()[0].1.clone();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    f.write_all(&[200, 1, 0, 0, 1, 2, 3]).unwrap(); // half a header of a write that never finished
+    drop(f);
+    let (mut child, addr) = start(&model, &data);
+    let (_, p) = http(addr, "GET", "/v1/entities/user/u1", "").unwrap();
+    assert_eq!(p["tags"]["pings"], Value::from(2));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn decoding_random_bytes_never_panics() {
+    let dir = temp_dir("fuzz");
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut rand = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut w = WalWriter::open(&dir, 0).unwrap();
+    w.append_batch(1, batch(2)).unwrap();
+    w.sync().unwrap();
+    drop(w);
+    let file = segflow_runtime::wal::segments(&dir).unwrap()[0].1.clone();
+    let good = std::fs::read(&file).unwrap();
+    for round in 0..2000 {
+        let len = (rand() % 200) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| rand() as u8).collect();
+        if round % 2 == 0 {
+            // Mutate a valid log instead of pure noise, to get past the checksum sometimes.
+            bytes = good.clone();
+            for _ in 0..1 + rand() % 4 {
+                let i = (rand() as usize) % bytes.len();
+                bytes[i] = rand() as u8;
+            }
+        }
+        let _ = Entry::decode(&bytes);
+        std::fs::write(&file, &bytes).unwrap();
+        let _ = recover(&dir, 0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every profile of the test model, and every segment list, from one server.
+fn everything(addr: SocketAddr, users: usize, items: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    for u in 0..users {
+        out.push(http(addr, "GET", &format!("/v1/entities/user/u{u}"), "").unwrap().1);
+    }
+    for i in 0..items {
+        out.push(http(addr, "GET", &format!("/v1/entities/item/i{i}"), "").unwrap().1);
+    }
+    out.push(http(addr, "GET", "/v1/segments/busy/members?limit=1000", "").unwrap().1);
+    out
+}
+
+const SEGMENT_MODEL: &str = r#"
+entity user { key id: string; }
+entity item { key id: string; v: int?; }
+event ping { user: user; n: int; }
+tag user.pings = count(ping);
+tag user.recent = count(ping within 5s);
+tag user.distinct_pings = count_distinct(ping.n);
+segment busy on user = recent >= 2;
+"#;
+
+fn pings(from: u64, to: u64) -> String {
+    (from..to)
+        .map(|r| {
+            format!(
+                r#"{{"event":"ping","id":"p{r}","at":{},"user":"u{}","n":{r}}}"#,
+                1_795_132_800_000u64 + r * 700,
+                r % 4
+            )
+        })
+        .chain((from..to).map(|r| format!(r#"{{"entity":"item","id":"i{}","set":{{"v":{r}}}}}"#, r % 10)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn snapshot_plus_log_recovers_exactly_what_the_log_alone_does() {
+    let dir = temp_dir("snapshot");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let (with_snap, log_only) = (dir.join("with-snapshot"), dir.join("log-only"));
+    for (data, secs) in [(&with_snap, "1"), (&log_only, "100000")] {
+        let (mut child, addr) = start_with(&model, data, secs);
+        assert_eq!(http(addr, "POST", "/v1/records", &pings(0, 30)).unwrap().0, 200);
+        std::thread::sleep(Duration::from_millis(2300)); // a snapshot is due
+        assert_eq!(http(addr, "POST", "/v1/records", &pings(20, 45)).unwrap().0, 200, "redeliveries included");
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+    let snapshots = segflow_runtime::snapshot::list(&with_snap).unwrap();
+    assert_eq!(snapshots.len(), 1, "one snapshot, older ones removed");
+    assert!(segflow_runtime::snapshot::list(&log_only).unwrap().is_empty());
+    let (mut a, addr_a) = start_with(&model, &with_snap, "100000");
+    let (mut b, addr_b) = start_with(&model, &log_only, "100000");
+    let (got, want) = (everything(addr_a, 4, 10), everything(addr_b, 4, 10));
+    assert_eq!(got, want);
+    assert_eq!(got[0]["tags"]["pings"], Value::from(12), "45 distinct pings over 4 users, deduplicated");
+    // The change history survives too: the same log of enter/exit positions.
+    let (_, sa) = http(addr_a, "GET", "/v1/segments", "").unwrap();
+    let (_, sb) = http(addr_b, "GET", "/v1/segments", "").unwrap();
+    assert_eq!(sa["segments"], sb["segments"]);
+    for c in [&mut a, &mut b] {
+        c.kill().unwrap();
+        let _ = c.wait();
+    }
+    // A snapshot without its log (the log directory lost) still starts, with the snapshot's state.
+    std::fs::remove_dir_all(with_snap.join("wal")).unwrap();
+    let (mut c, addr_c) = start_with(&model, &with_snap, "100000");
+    let (_, p) = http(addr_c, "GET", "/v1/entities/user/u0", "").unwrap();
+    assert!(p["tags"]["pings"].as_u64().unwrap() >= 8, "{p}");
+    c.kill().unwrap();
+    let _ = c.wait();
+    // A damaged snapshot stops the start with an error naming the file.
+    let (_, snap) = &segflow_runtime::snapshot::list(&with_snap).unwrap()[0];
+    let mut bytes = std::fs::read(snap).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    std::fs::write(snap, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&with_snap)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&snap.display().to_string()) && stderr.contains("checksum"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn snapshot_decoding_never_panics_on_random_bytes() {
+    let snap = segflow_runtime::snapshot::Snapshot::default();
+    let dir = temp_dir("snapfuzz");
+    let path = segflow_runtime::snapshot::write(&dir, &snap).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    assert!(segflow_runtime::snapshot::decode(&good).is_ok());
+    let mut state = 0x9E3779B97F4A7C15u64;
+    for round in 0..3000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut bytes = good.clone();
+        if round % 3 == 0 {
+            bytes.truncate((state as usize) % bytes.len());
+        } else {
+            let i = (state as usize) % bytes.len();
+            bytes[i] = (state >> 32) as u8;
+        }
+        let _ = segflow_runtime::snapshot::decode(&bytes);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
