@@ -385,3 +385,43 @@ fn snapshot_decoding_never_panics_on_random_bytes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn changed_definitions_are_recomputed_from_the_retained_data() {
+    let dir = temp_dir("redefine");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let data = dir.join("data");
+    let (mut child, addr) = start_with(&model, &data, "100000");
+    assert_eq!(http(addr, "POST", "/v1/records", &pings(0, 20)).unwrap().0, 200);
+    // A clean stop (SIGTERM) takes a snapshot; the log it covers is deleted.
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let _ = child.wait();
+    assert_eq!(segflow_runtime::snapshot::list(&data).unwrap().len(), 1);
+    // New definitions: a new tag over the same events, and a changed segment.
+    let changed = SEGMENT_MODEL.replace("segment busy on user = recent >= 2;", "segment busy on user = pings >= 5;")
+        + "tag user.max_n = max(ping.n);\n";
+    std::fs::write(&model, changed).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    let addr: SocketAddr = loop {
+        let line = lines.next().unwrap().unwrap();
+        said.push_str(&line);
+        if let Some(rest) = line.split("on http://").nth(1) {
+            break rest.trim().parse().unwrap();
+        }
+    };
+    assert!(said.contains("definitions changed"), "{said}");
+    let (_, p) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
+    assert_eq!(p["tags"]["max_n"], Value::from(16), "computed over events from before the change");
+    assert_eq!(p["segments"], serde_json::json!(["busy"]), "{p}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -260,3 +260,31 @@ fn retail_example_matches_the_reference_evaluator() {
         assert_eq!(got.len(), want.len());
     }
 }
+
+#[test]
+fn a_segment_read_two_references_away_follows_both_hops() {
+    // Regression: `shop.city in big_cities` crashed the lowering.
+    let model = r#"
+        entity city { key name: string; pop: int?; }
+        entity shop { key id: string; city: city?; }
+        entity member { key id: string; shop: shop?; }
+        segment big_cities on city = pop > 1000000;
+        segment big_city_members on member = shop.city in big_cities;
+        tag member.city_is_big = shop.city in big_cities;
+    "#;
+    let mut s = Script::new(model, 2, Clock::Event);
+    s.apply(&[
+        r#"{"entity":"city","id":"Shanghai","set":{"pop":24000000}}"#.into(),
+        r#"{"entity":"city","id":"Lhasa","set":{"pop":900000}}"#.into(),
+        r#"{"entity":"shop","id":"s1","set":{"city":"Shanghai"}}"#.into(),
+        r#"{"entity":"member","id":"m1","set":{"shop":"s1"}}"#.into(),
+        r#"{"entity":"member","id":"m2"}"#.into(),
+    ]);
+    assert_eq!(s.segments("member", "m1"), vec!["big_city_members"]);
+    assert_eq!(s.tag("member", "m2", "city_is_big"), Value::Null, "no shop: null, not false");
+    s.apply(&[r#"{"entity":"shop","id":"s1","set":{"city":"Lhasa"}}"#.into()]);
+    assert!(s.segments("member", "m1").is_empty());
+    assert_eq!(s.tag("member", "m1", "city_is_big"), json!(false));
+    s.apply(&[r#"{"entity":"city","id":"Lhasa","set":{"pop":1000001}}"#.into()]);
+    assert_eq!(s.segments("member", "m1"), vec!["big_city_members"]);
+}

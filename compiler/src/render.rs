@@ -21,7 +21,11 @@ impl SourceMap {
         Self::default()
     }
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) {
-        let text = text.into();
+        let mut text = text.into();
+        // A UTF-8 byte order mark is not part of the program; blank it (same length).
+        if text.starts_with('\u{feff}') {
+            text.replace_range(..3, "   ");
+        }
         let base = self.text.len();
         self.text.push_str(&text);
         self.text.push('\n');

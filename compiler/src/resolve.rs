@@ -444,8 +444,12 @@ impl<'a> Resolver<'a> {
             }
             ty = declared;
         }
-        if ty == Type::Null {
+        let null_literal =
+            matches!(expr_ast.kind, ast::ExprKind::Literal(ast::Literal { kind: LiteralKind::Null, .. }));
+        if ty == Type::Null && null_literal {
             // `tag x = null`: a string column of nulls is the least surprising reading.
+            // An expression that failed to resolve keeps the error type instead, so
+            // it causes no second error where it is read.
             ty = Type::String;
         }
         self.tag_types[t] = Some(ty);
@@ -714,7 +718,7 @@ impl<'a> Resolver<'a> {
         let seg_entity = self.pending_segments[s].entity;
         let membership = match (&x.kind, x.ty) {
             (ExprKind::Column(c), Type::Ref(target)) if Some(target) == seg_entity => {
-                Column::Follow { via: Box::new(c.clone()), entity: target, target: Box::new(Column::Segment(s)) }
+                append_follow(c.clone(), target, Column::Segment(s))
             }
             (_, Type::Null) => return error_expr(),
             _ => {
@@ -796,7 +800,11 @@ impl<'a> Resolver<'a> {
                 return Some(format!("a reference is compared by its key: read `.{}` of it", ent.fields[ent.key].name));
             }
             if let (Type::String, Type::Int | Type::Decimal | Type::Float) = (a.ty, b.ty) {
-                return Some("compare a string with a string literal, e.g. `city = \"Shanghai\"`".into());
+                return Some(if matches!(b.kind, ExprKind::Literal(_)) {
+                    "the other side is a string: compare it with a string literal, e.g. `city = \"Shanghai\"`".into()
+                } else {
+                    "a string and a number are never equal; compare values of one type".into()
+                });
             }
         }
         None
@@ -1102,13 +1110,20 @@ impl<'a> Resolver<'a> {
             self.error(d);
             return None;
         };
-        // The aggregated value.
-        let (value, value_ty) = if path.len() > 1 {
-            let (c, t) = self.event_field(event, &path[1])?;
-            let (c, t) = self.follow(c, t, &path[2..], &path[1], arg.span)?;
-            (Some(c), Some(t))
+        // The aggregated value. On an error the `where` clause is still checked, so
+        // every mistake in the aggregate is reported at once.
+        let value_result = if path.len() > 1 {
+            self.event_field(event, &path[1])
+                .and_then(|(c, t)| self.follow(c, t, &path[2..], &path[1], arg.span))
+                .map(|(c, t)| (Some(c), Some(t)))
         } else {
-            (None, None)
+            Some((None, None))
+        };
+        let Some((value, value_ty)) = value_result else {
+            if let Some(f) = &call.filter {
+                self.expr(Scope::Event(event), f);
+            }
+            return None;
         };
         if value.is_none() && !matches!(func, AggFunc::Count | AggFunc::Exists) {
             self.error(
@@ -1343,6 +1358,17 @@ fn display_name(e: &ast::Expr) -> String {
         ast::ExprKind::Path(p) => p.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join("."),
         ast::ExprKind::Call(c) => c.name.name.clone(),
         _ => "expr".into(),
+    }
+}
+
+/// Reads `last` of the instance that `column` refers to, following any hops
+/// already in `column` first (`shop.city in big_cities`: shop, then city).
+fn append_follow(column: Column, entity: EntityId, last: Column) -> Column {
+    match column {
+        Column::Follow { via, entity: hop, target } => {
+            Column::Follow { via, entity: hop, target: Box::new(append_follow(*target, entity, last)) }
+        }
+        other => Column::Follow { via: Box::new(other), entity, target: Box::new(last) },
     }
 }
 

@@ -15,7 +15,7 @@ use lalrpop_util::ErrorRecovery;
 use std::collections::HashMap;
 
 /// How deeply expressions may nest; deeper ones are replaced by `null` and reported.
-pub const MAX_EXPR_DEPTH: u32 = 128;
+pub const MAX_EXPR_DEPTH: u32 = 512;
 
 /// The arguments of a call before its name is attached.
 #[derive(Default)]

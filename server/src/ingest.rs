@@ -68,6 +68,8 @@ pub struct Durability {
     pub wal: WalWriter,
     pub model: String,
     pub snapshot_every: Duration,
+    /// The last log entry the newest snapshot covers.
+    pub covered: u64,
 }
 
 impl Durability {
@@ -103,7 +105,9 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
         .spawn(move || {
             let tick = Duration::from_millis(tick_ms.max(1));
             let mut last_snapshot = Instant::now();
-            let mut dirty = false;
+            // Log entries past the newest snapshot (recovered or loaded at start) are
+            // worth a snapshot too, so the next start does not replay them again.
+            let mut dirty = durability.as_ref().is_some_and(|d| d.wal.next_seq() > d.covered + 1);
             let mut stopping = None;
             loop {
                 let mut batch = match requests.recv_timeout(tick) {

@@ -142,6 +142,7 @@ impl Server {
                 wal: writer,
                 model: model_hash.clone(),
                 snapshot_every: config.snapshot_every,
+                covered,
             });
         }
         let mut initial: Vec<String> = Vec::new();
