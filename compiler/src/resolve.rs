@@ -569,6 +569,10 @@ impl<'a> Resolver<'a> {
             LiteralKind::Int(i) => Expr::literal(Value::Int(*i), Type::Int),
             LiteralKind::Number(text) => match Decimal::parse(text) {
                 Ok(d) => Expr::literal(Value::Decimal(d), Type::Decimal),
+                // Finer than a decimal can hold: it can only be meant as a float.
+                Err(_) if text.parse::<f64>().is_ok_and(f64::is_finite) && !text.contains(['e', 'E']) => {
+                    Expr::literal(Value::Float(F64(text.parse().unwrap_or_default())), Type::Float)
+                }
                 Err(msg) => {
                     self.error(Diagnostic::error(format!("invalid number: {msg}"), l.span));
                     error_expr()
@@ -832,7 +836,7 @@ impl<'a> Resolver<'a> {
             Err(msg) => {
                 self.mismatch(
                     span,
-                    format!("the branches have different types: {msg}"),
+                    format!("the values have different types: {msg}"),
                     "every branch must have one type",
                 );
                 current
@@ -912,10 +916,16 @@ impl<'a> Resolver<'a> {
                 "abs",
                 "round",
             ];
-            let mut d = Diagnostic::error(format!("unknown function `{name}`"), call.name.span);
-            if let Some(s) = did_you_mean(name, known) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
+            let mut d = Diagnostic::error(format!("unknown function `{name}`"), call.name.span)
+                .with_label("not an aggregate or a function of EQL");
+            d = if name.eq_ignore_ascii_case("now") {
+                d.with_note("EQL has no `now()`: everything stays incrementally maintainable.")
+                    .with_help("write recency with a window, e.g. `exists(order within 7d)`")
+            } else if let Some(s) = did_you_mean(name, known) {
+                d.with_help(format!("did you mean `{s}`?"))
+            } else {
+                d.with_help(format!("the functions are: {}", known.join(", ")))
+            };
             self.error(d);
             return error_expr();
         };
@@ -947,6 +957,7 @@ impl<'a> Resolver<'a> {
         let arity_error = |s: &mut Self, expected: &str| {
             s.error(
                 Diagnostic::error(format!("`{}` takes {expected}", func.name()), span)
+                    .with_help(format!("the form is `{}`", signature(func)))
                     .with_label(format!("called with {} argument(s)", args.len())),
             );
             error_expr()
@@ -1133,7 +1144,7 @@ impl<'a> Resolver<'a> {
                         "name the field, e.g. `{}({}.{})`",
                         func.name(),
                         event_name,
-                        self.sample_field(event)
+                        self.sample_field(event, func)
                     )),
             );
             return None;
@@ -1179,8 +1190,16 @@ impl<'a> Resolver<'a> {
         Some(self.aggregates.len() - 1)
     }
 
-    fn sample_field(&self, event: hir::EventId) -> String {
-        self.events[event].fields.get(2).map(|f| f.name.clone()).unwrap_or_else(|| "at".into())
+    /// A field to show in an example for `func`: numeric for sum/avg.
+    fn sample_field(&self, event: hir::EventId, func: AggFunc) -> String {
+        let fields = &self.events[event].fields;
+        let numeric = matches!(func, AggFunc::Sum | AggFunc::Avg);
+        fields
+            .iter()
+            .skip(2)
+            .find(|f| !numeric || f.ty.is_numeric())
+            .map(|f| f.name.clone())
+            .unwrap_or_else(|| "at".into())
     }
 
     /// The event field that says which `entity` instance an event belongs to.
@@ -1358,6 +1377,18 @@ fn display_name(e: &ast::Expr) -> String {
         ast::ExprKind::Path(p) => p.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join("."),
         ast::ExprKind::Call(c) => c.name.name.clone(),
         _ => "expr".into(),
+    }
+}
+
+fn signature(f: Function) -> &'static str {
+    match f {
+        Function::Coalesce => "coalesce(a, b, ...)",
+        Function::Lower => "lower(s)",
+        Function::Upper => "upper(s)",
+        Function::StartsWith => "starts_with(s, prefix)",
+        Function::Contains => "contains(s, part)",
+        Function::Abs => "abs(x)",
+        Function::Round => "round(x, digits) or round(x)",
     }
 }
 
