@@ -288,3 +288,43 @@ fn a_segment_read_two_references_away_follows_both_hops() {
     s.apply(&[r#"{"entity":"city","id":"Lhasa","set":{"pop":1000001}}"#.into()]);
     assert_eq!(s.segments("member", "m1"), vec!["big_city_members"]);
 }
+
+#[test]
+fn a_redelivery_with_another_time_does_not_move_the_event_clock() {
+    // Regression (review): a skipped duplicate used to advance `now` and empty windows.
+    let mut s = Script::new(MODEL, 1, Clock::Event);
+    s.apply(&[order("x", 0, "u1", "100"), order("x", 3_600_000, "u1", "100")]);
+    assert_eq!(s.tag("user", "u1", "orders_10s"), json!(1));
+    let t = s.apply(&[order("x", 7_200_000, "u1", "100")]);
+    assert_eq!(t, T0, "the clock stays at the accepted event");
+    assert_eq!(s.tag("user", "u1", "orders_10s"), json!(1));
+}
+
+#[test]
+fn an_int_sum_that_overflows_is_null_not_wrapped() {
+    // Regression (review): sums of ints wrapped around i64.
+    let model = r#"
+        entity user { key id: string; }
+        event cart { user: user; quantity: int; }
+        tag user.units = sum(cart.quantity);
+        segment positive on user = units > 0;
+    "#;
+    let mut s = Script::new(model, 1, Clock::Event);
+    let line = |id: &str, user: &str, q: i64| {
+        format!(r#"{{"event":"cart","id":"{id}","at":{T0},"user":"{user}","quantity":{q}}}"#)
+    };
+    s.apply(&[
+        line("a", "u1", i64::MIN),
+        line("b", "u1", -1),
+        line("c", "u2", i64::MAX),
+        line("d", "u2", 1),
+        line("e", "u3", i64::MAX),
+    ]);
+    assert_eq!(s.tag("user", "u1", "units"), Value::Null);
+    assert_eq!(s.tag("user", "u2", "units"), Value::Null);
+    assert!(s.segments("user", "u1").is_empty());
+    assert_eq!(s.tag("user", "u3", "units"), json!(i64::MAX));
+    // Back in range once the sum comes down.
+    s.apply(&[line("f", "u2", -1)]);
+    assert_eq!(s.tag("user", "u2", "units"), json!(i64::MAX));
+}

@@ -225,7 +225,23 @@ impl Engine {
     /// The logical time the clock gives a batch of `records` now.
     pub fn now_for(&self, records: &[Record]) -> i64 {
         match self.config.clock {
-            Clock::Event => records.iter().filter_map(Record::event_time).fold(self.now, i64::max),
+            // Only events that will be applied move the clock: a redelivery (an id
+            // already accepted, or seen earlier in this batch) is skipped entirely.
+            Clock::Event => {
+                let mut batch_ids: HashSet<(usize, &Value)> = HashSet::new();
+                let mut now = self.now;
+                for r in records {
+                    if let Record::Event { event, row } = r {
+                        let id = &row[EVENT_ID];
+                        let redelivered =
+                            !id.is_null() && (self.seen_ids[*event].contains(id) || !batch_ids.insert((*event, id)));
+                        if !redelivered {
+                            now = now.max(r.event_time().unwrap_or(now));
+                        }
+                    }
+                }
+                now
+            }
             Clock::Fixed(t) => t,
             Clock::Wall => wall_ms().max(self.now),
         }

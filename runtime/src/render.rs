@@ -261,7 +261,10 @@ fn aggregate<'s>(
                 let v = match func {
                     AggFunc::Count => Value::Int(acc.count),
                     AggFunc::Exists => Value::Bool(acc.count > 0),
-                    AggFunc::Sum if ty == Type::Int => Value::Int((acc.sum / 1_000_000) as i64),
+                    // An int sum that does not fit an int is null (overflow never wraps).
+                    AggFunc::Sum if ty == Type::Int => {
+                        i64::try_from(acc.sum / 1_000_000).map_or(Value::Null, Value::Int)
+                    }
                     AggFunc::Sum => Value::Decimal(Decimal(acc.sum)),
                     AggFunc::Avg => Decimal::average(acc.sum, acc.count).map_or(Value::Null, Value::Decimal),
                     _ => Value::Null,

@@ -229,7 +229,7 @@ impl<'p> World<'p> {
                 _ => {
                     let total: i128 = vals.iter().map(units).sum();
                     match (agg.func, agg.ty) {
-                        (AggFunc::Sum, Type::Int) => Value::Int((total / 1_000_000) as i64),
+                        (AggFunc::Sum, Type::Int) => i64::try_from(total / 1_000_000).map_or(Value::Null, Value::Int),
                         (AggFunc::Sum, _) => Value::Decimal(Decimal(total)),
                         _ => Decimal::average(total, vals.len() as i64).map_or(Value::Null, Value::Decimal),
                     }
