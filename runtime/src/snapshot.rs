@@ -49,21 +49,7 @@ pub fn file_name(seq: u64) -> String {
 
 /// Snapshot files in `dir`, oldest first.
 pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if let Some(seq) =
-            name.strip_prefix("snapshot-").and_then(|n| n.strip_suffix(".bin")).and_then(|n| n.parse().ok())
-        {
-            out.push((seq, path));
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::wal::numbered_files(dir, "snapshot-", ".bin")
 }
 
 /// Writes `snapshot` atomically into `dir`; returns its path.

@@ -121,6 +121,11 @@ impl<'a> Reader<'a> {
 
 /// The segment files of a log directory, in order.
 pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    numbered_files(dir, "wal-", ".log")
+}
+
+/// Files named `<prefix><number><suffix>` in `dir`, by number.
+pub(crate) fn numbered_files(dir: &Path, prefix: &str, suffix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     if !dir.exists() {
         return Ok(out);
@@ -128,8 +133,8 @@ pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if let Some(seq) = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log")).and_then(|n| n.parse().ok()) {
-            out.push((seq, path));
+        if let Some(n) = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(suffix)).and_then(|n| n.parse().ok()) {
+            out.push((n, path));
         }
     }
     out.sort();
