@@ -11,9 +11,74 @@
 use segflow_compiler::hir::{self, EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::Plan;
 use segflow_compiler::value::{parse_timestamp, Decimal, EntityId, Type, Value, F64};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+
+/// The fields of one JSON object in input order, borrowed from the input
+/// where possible (records are small: a linear scan beats a hash map, and no
+/// field name is copied unless it has escapes).
+pub struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Fields<'a> {
+    /// The value of `name` (the last one, if a name repeats, as JSON parsers do).
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_ref())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    fields.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// A field name: borrowed unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
 
 /// A decoded record. References hold the referenced instance's key *value*;
 /// the engine interns them when it applies the record.
@@ -97,7 +162,7 @@ impl Decoder {
     pub fn decode_line(&self, text: &str, line: usize, warnings: &mut Vec<Warning>) -> Result<Record, DecodeError> {
         let err =
             |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
-        let object: HashMap<String, &RawValue> =
+        let object: Fields<'_> =
             serde_json::from_str(text).map_err(|e| err(None, format!("not a JSON object: {e}")))?;
         self.decode_object(&object, line, warnings)
     }
@@ -105,7 +170,7 @@ impl Decoder {
     /// Decodes a record given as a JSON object's fields.
     pub fn decode_object(
         &self,
-        object: &HashMap<String, &RawValue>,
+        object: &Fields<'_>,
         line: usize,
         warnings: &mut Vec<Warning>,
     ) -> Result<Record, DecodeError> {
@@ -146,7 +211,7 @@ impl Decoder {
     fn decode_event(
         &self,
         event: hir::EventId,
-        object: &HashMap<String, &RawValue>,
+        object: &Fields<'_>,
         line: usize,
         warnings: &mut Vec<Warning>,
     ) -> Result<Record, DecodeError> {
@@ -182,7 +247,7 @@ impl Decoder {
             row.push(value);
         }
         for name in object.keys() {
-            if name != "event" && !ev.fields.iter().any(|f| &f.name == name) {
+            if name != "event" && !ev.fields.iter().any(|f| f.name == name) {
                 warnings
                     .push(Warning { line, message: format!("unknown field `{name}` of event `{}` ignored", ev.name) });
             }
@@ -193,7 +258,7 @@ impl Decoder {
     fn decode_entity(
         &self,
         entity: EntityId,
-        object: &HashMap<String, &RawValue>,
+        object: &Fields<'_>,
         line: usize,
         warnings: &mut Vec<Warning>,
     ) -> Result<Record, DecodeError> {
@@ -210,7 +275,7 @@ impl Decoder {
             Some(raw) => self.value(raw, key_field.ty, false).map_err(|m| err("id", m))?,
         };
         for name in object.keys() {
-            if !matches!(name.as_str(), "entity" | "id" | "set" | "unset" | "delete") {
+            if !matches!(name, "entity" | "id" | "set" | "unset" | "delete") {
                 warnings.push(Warning { line, message: format!("unknown field `{name}` of an entity record ignored") });
             }
         }
@@ -230,14 +295,15 @@ impl Decoder {
         }
         let mut set = Vec::new();
         if let Some(raw) = object.get("set") {
-            let fields: HashMap<String, &RawValue> = serde_json::from_str(raw.get())
+            let fields: Fields<'_> = serde_json::from_str(raw.get())
                 .map_err(|_| err("set", "expected an object of attribute values".into()))?;
-            let mut names: Vec<&String> = fields.keys().collect();
+            let mut names: Vec<&str> = fields.keys().collect();
             names.sort();
+            names.dedup();
             for name in names {
-                let raw = fields[name];
+                let Some(raw) = fields.get(name) else { continue };
                 let path = format!("set.{name}");
-                match e.fields.iter().position(|f| &f.name == name) {
+                match e.fields.iter().position(|f| f.name == name) {
                     None => warnings.push(Warning {
                         line,
                         message: format!("unknown attribute `{name}` of entity `{}` ignored", e.name),

@@ -24,10 +24,11 @@ use crate::decode::Record;
 use crate::intern::Interner;
 use crate::render::{self, OutputUpdate, Row, Time};
 use crate::state::ServingState;
+use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::EVENT_ID;
 use segflow_compiler::plan::{Input, Plan};
 use segflow_compiler::value::{Type, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -92,7 +93,7 @@ pub struct Engine {
     state: Arc<RwLock<ServingState>>,
     // Driver-side model state.
     keys: Vec<Interner>,
-    attributes: Vec<std::collections::HashMap<u64, Row>>,
+    attributes: Vec<HashMap<u64, Row>>,
     seen_ids: Vec<HashSet<Value>>,
     /// Events a restart (or a changed model) may still need, as they arrived:
     /// per event type, by (time, arrival). See `retention_ms`.
@@ -173,7 +174,7 @@ impl Engine {
             state: Arc::new(RwLock::new(ServingState::new(plan.clone()))),
             keys: vec![Interner::default(); plan.entities.len()],
             attributes: vec![Default::default(); plan.entities.len()],
-            seen_ids: vec![HashSet::new(); plan.events.len()],
+            seen_ids: vec![HashSet::default(); plan.events.len()],
             retained: vec![BTreeMap::new(); plan.events.len()],
             retention_ms: (0..plan.events.len())
                 .map(|e| {
@@ -228,7 +229,7 @@ impl Engine {
             // Only events that will be applied move the clock: a redelivery (an id
             // already accepted, or seen earlier in this batch) is skipped entirely.
             Clock::Event => {
-                let mut batch_ids: HashSet<(usize, &Value)> = HashSet::new();
+                let mut batch_ids: HashSet<(usize, &Value)> = HashSet::default();
                 let mut now = self.now;
                 for r in records {
                     if let Record::Event { event, row } = r {
@@ -270,7 +271,7 @@ impl Engine {
             updates.extend(list.into_iter().map(|(i, row, d)| (i, row, batch_time, d)));
         }
         let first_new_key: Vec<usize> = self.keys.iter().map(Interner::len).collect();
-        let mut touched: Vec<HashSet<u64>> = vec![HashSet::new(); self.plan.entities.len()];
+        let mut touched: Vec<HashSet<u64>> = vec![HashSet::default(); self.plan.entities.len()];
         let mut outcome = BatchOutcome { time: new_now, ..Default::default() };
         for record in records {
             match record {

@@ -6,8 +6,8 @@
 //! is deterministic for a given input, so results do not depend on the number
 //! of workers. Anything that orders by key (dumps, paging) maps ids back first.
 
+use foldhash::HashMap;
 use segflow_compiler::value::Value;
-use std::collections::HashMap;
 
 #[derive(Clone, Debug, Default)]
 pub struct Interner {

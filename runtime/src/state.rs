@@ -7,11 +7,12 @@
 //! reads take a read lock on plain maps.
 
 use crate::render::{OutputUpdate, Row};
+use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::Plan;
 use segflow_compiler::value::{format_timestamp, Type, Value};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One membership change of a segment.
@@ -54,7 +55,7 @@ impl ServingState {
         let n = plan.outputs.len();
         ServingState {
             entities: vec![EntityTable::default(); plan.entities.len()],
-            columns: vec![HashMap::new(); n],
+            columns: vec![HashMap::default(); n],
             members: vec![BTreeMap::new(); n],
             changes: Vec::new(),
             time: 0,
