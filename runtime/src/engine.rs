@@ -22,7 +22,7 @@
 
 use crate::decode::Record;
 use crate::intern::Interner;
-use crate::render::{self, OutputUpdate, Row, Time};
+use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
 use crate::state::ServingState;
 use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::EVENT_ID;
@@ -76,8 +76,11 @@ pub struct BatchOutcome {
 /// An input fed by one event type: (input, window in ms, the fields its rows carry).
 type EventInput = (usize, Option<u64>, Vec<usize>);
 
+/// An input update: (input, row, time, diff).
+type Update = (usize, SharedRow, Time, isize);
+
 enum Command {
-    Step { updates: Vec<(usize, Row, Time, isize)>, upto: Time },
+    Step { updates: Vec<Update>, upto: Time },
 }
 
 struct Ack {
@@ -103,7 +106,7 @@ pub struct Engine {
     retention_ms: Vec<Option<u64>>,
     arrivals: u64,
     /// Updates due later: dataflow time -> (input, row, diff).
-    pending: BTreeMap<Time, Vec<(usize, Row, isize)>>,
+    pending: BTreeMap<Time, Vec<(usize, SharedRow, isize)>>,
     instances_input: Vec<Option<usize>>,
     attributes_input: Vec<Option<usize>>,
     /// Per event type: (input, window in ms, the fields its rows carry).
@@ -259,7 +262,7 @@ impl Engine {
         let started = Instant::now();
         let new_now = now.max(self.now);
         let batch_time = self.next_time.max(logical_to_time(new_now));
-        let mut updates: Vec<(usize, Row, Time, isize)> = Vec::new();
+        let mut updates: Vec<Update> = Vec::new();
         // Queued updates now due. They take effect at the batch's time: the state
         // at every batch is exact, and a window's expiry is visible (and stamped)
         // at the first batch or tick at or after it. Feeding each at its own
@@ -297,7 +300,7 @@ impl Engine {
                     };
                     for (input, window, fields) in &self.event_inputs[*event] {
                         let input = *input;
-                        let row: Row = fields.iter().map(|&f| row[f].clone()).collect();
+                        let row: SharedRow = fields.iter().map(|&f| row[f].clone()).collect();
                         match *window {
                             None => updates.push((input, row, batch_time, 1)),
                             Some(w) => {
@@ -342,10 +345,10 @@ impl Engine {
                     if old.as_ref() != Some(&row) {
                         if let Some(input) = self.attributes_input[*entity] {
                             if let Some(old) = &old {
-                                updates.push((input, old.clone(), batch_time, -1));
+                                updates.push((input, old.clone().into(), batch_time, -1));
                             }
                             if !empty {
-                                updates.push((input, row.clone(), batch_time, 1));
+                                updates.push((input, row.clone().into(), batch_time, 1));
                             }
                         }
                         if empty {
@@ -361,7 +364,7 @@ impl Engine {
                     let id = self.intern_key(*entity, key, batch_time, &mut updates);
                     if let Some(old) = self.attributes[*entity].remove(&id) {
                         if let Some(input) = self.attributes_input[*entity] {
-                            updates.push((input, old, batch_time, -1));
+                            updates.push((input, old.into(), batch_time, -1));
                         }
                         touched[*entity].insert(id);
                     }
@@ -505,13 +508,7 @@ impl Engine {
     }
 
     /// Interns references in an event row; registers newly named instances.
-    fn intern_row(
-        &mut self,
-        types: &[Type],
-        row: &[Value],
-        time: Time,
-        updates: &mut Vec<(usize, Row, Time, isize)>,
-    ) -> Row {
+    fn intern_row(&mut self, types: &[Type], row: &[Value], time: Time, updates: &mut Vec<Update>) -> Row {
         row.iter()
             .zip(types)
             .map(|(v, ty)| match (ty, v) {
@@ -521,17 +518,11 @@ impl Engine {
             .collect()
     }
 
-    fn intern_key(
-        &mut self,
-        entity: usize,
-        key: &Value,
-        time: Time,
-        updates: &mut Vec<(usize, Row, Time, isize)>,
-    ) -> u64 {
+    fn intern_key(&mut self, entity: usize, key: &Value, time: Time, updates: &mut Vec<Update>) -> u64 {
         let (id, new) = self.keys[entity].intern(key);
         if new {
             if let Some(input) = self.instances_input[entity] {
-                updates.push((input, vec![Value::Ref(id), key.clone()], time, 1));
+                updates.push((input, vec![Value::Ref(id), key.clone()].into(), time, 1));
             }
         }
         id
@@ -539,9 +530,9 @@ impl Engine {
 
     /// Sends each worker its share of `updates`, waits for all to pass `upto`,
     /// and returns the output changes.
-    fn step(&mut self, updates: Vec<(usize, Row, Time, isize)>, upto: Time) -> Vec<OutputUpdate> {
+    fn step(&mut self, updates: Vec<Update>, upto: Time) -> Vec<OutputUpdate> {
         let n = self.commands.len();
-        let mut shares: Vec<Vec<(usize, Row, Time, isize)>> = (0..n).map(|_| Vec::new()).collect();
+        let mut shares: Vec<Vec<Update>> = (0..n).map(|_| Vec::new()).collect();
         for u in updates {
             shares[self.next_worker % n].push(u);
             self.next_worker = self.next_worker.wrapping_add(1);

@@ -25,7 +25,11 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
 
 pub type Time = u64;
+/// A row as the driver builds it (attributes, snapshots).
 pub type Row = Vec<Value>;
+/// A row inside the dataflow: shared, so the arrangements' merges and the
+/// driver's pending expiries clone a pointer, not every value.
+pub type SharedRow = std::sync::Arc<[Value]>;
 
 /// One change of an output column: (output index, instance, value, time, diff).
 pub type OutputUpdate = (usize, u64, Value, Time, isize);
@@ -33,16 +37,16 @@ pub type OutputUpdate = (usize, u64, Value, Time, isize);
 /// What the engine holds of one worker's dataflow.
 pub struct WorkerDataflow {
     /// One session per plan input, in plan order.
-    pub inputs: Vec<InputSession<Time, Row, isize>>,
+    pub inputs: Vec<InputSession<Time, SharedRow, isize>>,
     pub probe: ProbeHandle<Time>,
     /// Output changes seen since the last drain.
     pub outputs: Rc<RefCell<Vec<OutputUpdate>>>,
 }
 
-type Rows<'s> = VecCollection<'s, Time, Row, isize>;
+type Rows<'s> = VecCollection<'s, Time, SharedRow, isize>;
 type Column<'s> = VecCollection<'s, Time, (u64, Value), isize>;
-type Dense<'s> = VecCollection<'s, Time, (u64, Row), isize>;
-type Arrangement<'s> = Arranged<'s, TraceAgent<ValSpine<u64, Row, Time, isize>>>;
+type Dense<'s> = VecCollection<'s, Time, (u64, SharedRow), isize>;
+type Arrangement<'s> = Arranged<'s, TraceAgent<ValSpine<u64, SharedRow, Time, isize>>>;
 
 #[derive(Clone)]
 enum Rendered<'s> {
@@ -81,106 +85,106 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
         let mut sessions = Vec::new();
         let mut input_collections = Vec::new();
         for _ in &plan.inputs {
-            let (session, collection) = scope.new_collection::<Row, isize>();
+            let (session, collection) = scope.new_collection::<SharedRow, isize>();
             sessions.push(session);
             input_collections.push(collection);
         }
         let mut rendered: Vec<Rendered<'_>> = Vec::with_capacity(plan.nodes.len());
         let mut arrangements: Vec<Option<Arrangement<'_>>> = vec![None; plan.arrangements.len()];
         for node in &plan.nodes {
-            let r =
-                match node {
-                    Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
-                    Node::Enrich { source, via, width, left, right, .. } => {
-                        let left = arrangement(plan, *left, &rendered, &mut arrangements);
-                        let right = arrangement(plan, *right, &rendered, &mut arrangements);
-                        let joined = left.join_core(right, |_key, row: &Row, lookup: &Row| {
-                            let mut out = Vec::with_capacity(row.len() + lookup.len());
-                            out.extend_from_slice(row);
-                            out.extend_from_slice(lookup);
-                            Some(out)
-                        });
-                        let (via, width) = (*via, *width);
-                        let nulls = rendered[*source].rows().flat_map(move |mut row: Row| {
-                            if row[via].is_null() {
-                                row.extend(std::iter::repeat_n(Value::Null, width));
-                                Some(row)
-                            } else {
-                                None
+            let r = match node {
+                Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
+                Node::Enrich { source, via, width, left, right, .. } => {
+                    let left = arrangement(plan, *left, &rendered, &mut arrangements);
+                    let right = arrangement(plan, *right, &rendered, &mut arrangements);
+                    let joined = left.join_core(right, |_key, row: &SharedRow, lookup: &SharedRow| {
+                        let mut out = Vec::with_capacity(row.len() + lookup.len());
+                        out.extend_from_slice(row);
+                        out.extend_from_slice(lookup);
+                        Some(SharedRow::from(out))
+                    });
+                    let (via, width) = (*via, *width);
+                    let nulls = rendered[*source].rows().flat_map(move |row: SharedRow| {
+                        row[via].is_null().then(|| {
+                            row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width)).collect::<SharedRow>()
+                        })
+                    });
+                    Rendered::Rows(joined.concat(nulls))
+                }
+                Node::Filter { source, predicate } => {
+                    let predicate = predicate.clone();
+                    Rendered::Rows(rendered[*source].rows().filter(move |row| predicate.eval(row) == Value::Bool(true)))
+                }
+                Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(aggregate(
+                    rendered[*source].rows(),
+                    *group,
+                    *func,
+                    *value,
+                    *order_by,
+                    *ty,
+                    *strategy,
+                )),
+                Node::Gather { instances, inputs, exprs, .. } => {
+                    let mut parts = rendered[*instances].rows().flat_map(|row: SharedRow| {
+                        let key = row[0].as_ref_id()?;
+                        Some((key, (0u32, row[1].clone())))
+                    });
+                    let mut defaults = vec![Value::Null];
+                    for (i, input) in inputs.iter().enumerate() {
+                        let slot = (i + 1) as u32;
+                        match input {
+                            GatherInput::Column { node, default } => {
+                                defaults.push(default.clone());
+                                parts = parts.concat(rendered[*node].column().map(move |(k, v)| (k, (slot, v))));
                             }
-                        });
-                        Rendered::Rows(joined.concat(nulls))
-                    }
-                    Node::Filter { source, predicate } => {
-                        let predicate = predicate.clone();
-                        Rendered::Rows(
-                            rendered[*source].rows().filter(move |row| predicate.eval(row) == Value::Bool(true)),
-                        )
-                    }
-                    Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(
-                        aggregate(rendered[*source].rows(), *group, *func, *value, *order_by, *ty, *strategy),
-                    ),
-                    Node::Gather { instances, inputs, exprs, .. } => {
-                        let mut parts = rendered[*instances].rows().flat_map(|row: Row| {
-                            let key = row[0].as_ref_id()?;
-                            Some((key, (0u32, row[1].clone())))
-                        });
-                        let mut defaults = vec![Value::Null];
-                        for (i, input) in inputs.iter().enumerate() {
-                            let slot = (i + 1) as u32;
-                            match input {
-                                GatherInput::Column { node, default } => {
-                                    defaults.push(default.clone());
-                                    parts = parts.concat(rendered[*node].column().map(move |(k, v)| (k, (slot, v))));
-                                }
-                                GatherInput::Rows { node, key_field, field } => {
-                                    defaults.push(Value::Null);
-                                    let (kf, f) = (*key_field, *field);
-                                    parts = parts.concat(rendered[*node].rows().flat_map(move |row: Row| {
-                                        let key = row[kf].as_ref_id()?;
-                                        let v = row[f].clone();
-                                        (!v.is_null()).then_some((key, (slot, v)))
-                                    }));
-                                }
+                            GatherInput::Rows { node, key_field, field } => {
+                                defaults.push(Value::Null);
+                                let (kf, f) = (*key_field, *field);
+                                parts = parts.concat(rendered[*node].rows().flat_map(move |row: SharedRow| {
+                                    let key = row[kf].as_ref_id()?;
+                                    let v = row[f].clone();
+                                    (!v.is_null()).then_some((key, (slot, v)))
+                                }));
                             }
                         }
-                        let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
-                        let dense = parts.reduce(
-                            move |_key, input: &[(&(u32, Value), isize)], output: &mut Vec<(Row, isize)>| {
-                                // Slot 0 (the instance itself) sorts first; without it this is not an instance.
-                                if input[0].0 .0 != 0 {
-                                    return;
-                                }
-                                let mut row = defaults.clone();
-                                for ((slot, value), count) in input {
-                                    if *count > 0 {
-                                        row[*slot as usize] = value.clone();
-                                    }
-                                }
-                                for e in &exprs {
-                                    let v = e.eval(&row);
-                                    row.push(v);
-                                }
-                                output.push((row, 1));
-                            },
-                        );
-                        Rendered::Dense(dense)
                     }
-                    Node::Project { source, slot, keep } => {
-                        let (slot, keep) = (*slot, *keep);
-                        Rendered::Column(rendered[*source].dense().flat_map(move |(k, row): (u64, Row)| {
-                            let v = row.get(slot).cloned().unwrap_or(Value::Null);
-                            let kept = match keep {
-                                Keep::NonNull => !v.is_null(),
-                                Keep::True => v == Value::Bool(true),
-                            };
-                            kept.then_some((k, v))
-                        }))
-                    }
-                    Node::ColumnRows { source } => {
-                        Rendered::Rows(rendered[*source].column().map(|(k, v)| vec![Value::Ref(k), v]))
-                    }
-                };
+                    let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
+                    let dense = parts.reduce(
+                        move |_key, input: &[(&(u32, Value), isize)], output: &mut Vec<(SharedRow, isize)>| {
+                            // Slot 0 (the instance itself) sorts first; without it this is not an instance.
+                            if input[0].0 .0 != 0 {
+                                return;
+                            }
+                            let mut row = defaults.clone();
+                            for ((slot, value), count) in input {
+                                if *count > 0 {
+                                    row[*slot as usize] = value.clone();
+                                }
+                            }
+                            for e in &exprs {
+                                let v = e.eval(&row);
+                                row.push(v);
+                            }
+                            output.push((SharedRow::from(row), 1));
+                        },
+                    );
+                    Rendered::Dense(dense)
+                }
+                Node::Project { source, slot, keep } => {
+                    let (slot, keep) = (*slot, *keep);
+                    Rendered::Column(rendered[*source].dense().flat_map(move |(k, row): (u64, SharedRow)| {
+                        let v = row.get(slot).cloned().unwrap_or(Value::Null);
+                        let kept = match keep {
+                            Keep::NonNull => !v.is_null(),
+                            Keep::True => v == Value::Bool(true),
+                        };
+                        kept.then_some((k, v))
+                    }))
+                }
+                Node::ColumnRows { source } => {
+                    Rendered::Rows(rendered[*source].column().map(|(k, v)| SharedRow::from(vec![Value::Ref(k), v])))
+                }
+            };
             rendered.push(r);
         }
         let mut probed = false;
@@ -221,7 +225,7 @@ fn arrangement<'s>(
     let arranged = match spec.key_field {
         Some(field) => rendered[spec.node]
             .rows()
-            .flat_map(move |row: Row| row[field].as_ref_id().map(|k| (k, row)))
+            .flat_map(move |row: SharedRow| row[field].as_ref_id().map(|k| (k, row)))
             .arrange_by_key(),
         None => rendered[spec.node].dense().arrange_by_key(),
     };
@@ -251,7 +255,7 @@ fn aggregate<'s>(
     let rows = rows.filter(move |row| !row[group].is_null() && value.is_none_or(|v| !row[v].is_null()));
     match strategy {
         Strategy::Diff => rows
-            .explode(move |row: Row| {
+            .explode(move |row: SharedRow| {
                 let key = row[group].as_ref_id().unwrap_or(0);
                 let sum = value.map_or(0, |v| units(&row[v]));
                 Some((key, SumCount { sum, count: 1 }))
@@ -273,7 +277,7 @@ fn aggregate<'s>(
             }),
         Strategy::Values => {
             let v = value.unwrap_or(group);
-            rows.map(move |row: Row| (row[group].as_ref_id().unwrap_or(0), row[v].clone())).reduce(
+            rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone())).reduce(
                 move |_key, input: &[(&Value, isize)], output: &mut Vec<(Value, isize)>| {
                     if let Some(v) = values_aggregate(func, input) {
                         output.push((v, 1));
@@ -284,7 +288,7 @@ fn aggregate<'s>(
         Strategy::Ordered => {
             let v = value.unwrap_or(group);
             let (at, id) = order_by.unwrap_or((group, group));
-            rows.map(move |row: Row| {
+            rows.map(move |row: SharedRow| {
                 (row[group].as_ref_id().unwrap_or(0), (row[at].clone(), row[id].clone(), row[v].clone()))
             })
             .reduce(
