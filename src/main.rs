@@ -256,8 +256,16 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let decoded_in = started.elapsed();
     let mut engine = Engine::start(compiled.plan.clone(), EngineConfig { workers, clock })?;
     let mut duplicates = 0;
+    // Prepare batch k+1 while the workers compute batch k.
+    let mut in_flight = None;
     for chunk in loaded.records.chunks(batch_size) {
-        duplicates += engine.apply(chunk).duplicates;
+        let submitted = engine.submit(chunk);
+        if let Some(previous) = in_flight.replace(submitted) {
+            duplicates += engine.complete(previous).duplicates;
+        }
+    }
+    if let Some(last) = in_flight {
+        duplicates += engine.complete(last).duplicates;
     }
     if let Clock::Fixed(_) = clock {
         engine.tick();

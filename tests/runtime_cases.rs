@@ -233,9 +233,26 @@ fn one_and_two_workers_give_byte_identical_dumps() {
         }
         dumps.push(common::dump_text(&engine));
     }
+    // Pipelined: each batch submitted before the previous one is completed.
+    for workers in [1, 2] {
+        let mut engine = common::engine(&compiled, workers, Clock::Event);
+        let mut in_flight = None;
+        for chunk in records.chunks(500) {
+            let submitted = engine.submit(chunk);
+            if let Some(previous) = in_flight.replace(submitted) {
+                engine.complete(previous);
+            }
+        }
+        if let Some(last) = in_flight {
+            engine.complete(last);
+        }
+        dumps.push(common::dump_text(&engine));
+    }
     assert!(dumps[0].lines().count() > 300);
     assert_eq!(dumps[0], dumps[1], "1 vs 2 workers");
     assert_eq!(dumps[1], dumps[2], "batch boundaries do not change the final state");
+    assert_eq!(dumps[0], dumps[3], "pipelined batches, 1 worker");
+    assert_eq!(dumps[0], dumps[4], "pipelined batches, 2 workers");
 }
 
 #[test]

@@ -84,7 +84,21 @@ enum Command {
 }
 
 struct Ack {
+    upto: Time,
     outputs: Vec<OutputUpdate>,
+}
+
+/// A batch on its way through the workers (see `Engine::submit`).
+pub struct Submitted {
+    upto: Time,
+    new_now: i64,
+    /// Keys first named by this batch, per entity, in id order.
+    new_keys: Vec<Vec<Value>>,
+    /// Attribute rows this batch changed, per entity (None: removed).
+    attributes: Vec<Vec<(u64, Option<Row>)>>,
+    outcome: BatchOutcome,
+    records: usize,
+    started: Instant,
 }
 
 pub struct Engine {
@@ -92,6 +106,8 @@ pub struct Engine {
     config: EngineConfig,
     commands: Vec<Sender<Command>>,
     acks: Receiver<Ack>,
+    /// Worker answers that arrived before their batch was waited for.
+    early: Vec<Ack>,
     guards: Option<timely::communication::initialize::WorkerGuards<()>>,
     state: Arc<RwLock<ServingState>>,
     // Driver-side model state.
@@ -151,7 +167,7 @@ impl Engine {
                     worker.step();
                 }
                 let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut());
-                if ack.send(Ack { outputs }).is_err() {
+                if ack.send(Ack { upto, outputs }).is_err() {
                     break;
                 }
             }
@@ -199,6 +215,7 @@ impl Engine {
             next_worker: 0,
             commands,
             acks,
+            early: Vec::new(),
             guards: Some(guards),
             config: EngineConfig { workers, ..config },
             plan,
@@ -259,6 +276,20 @@ impl Engine {
     /// Applies a batch at a given logical time (a replay of the log gives each
     /// batch the time it had). Time never goes backwards: `now` is clamped.
     pub fn apply_at(&mut self, records: &[Record], now: i64) -> BatchOutcome {
+        let submitted = self.submit_at(records, now);
+        self.complete(submitted)
+    }
+
+    /// Sends a batch to the workers without waiting for it (the clock picks its
+    /// time). The driver can prepare the next batch while the workers compute
+    /// this one; `complete` each submitted batch, in order, to publish it.
+    pub fn submit(&mut self, records: &[Record]) -> Submitted {
+        let now = self.now_for(records);
+        self.submit_at(records, now)
+    }
+
+    /// `submit` at a given logical time.
+    pub fn submit_at(&mut self, records: &[Record], now: i64) -> Submitted {
         let started = Instant::now();
         let new_now = now.max(self.now);
         let batch_time = self.next_time.max(logical_to_time(new_now));
@@ -372,7 +403,7 @@ impl Engine {
                 }
             }
         }
-        let outputs = self.step(updates, batch_time + 1);
+        self.send(updates, batch_time + 1);
         self.now = new_now;
         // Forget events no window can read any more.
         for (e, retention) in self.retention_ms.iter().enumerate() {
@@ -383,32 +414,49 @@ impl Engine {
             }
         }
         self.next_time = batch_time + 1;
-        // Publish the batch whole.
+        // What this batch publishes, as of now (a later submit may change it).
+        let new_keys = self.keys.iter().enumerate().map(|(e, i)| i.keys_from(first_new_key[e]).to_vec()).collect();
+        let attributes = touched
+            .iter()
+            .enumerate()
+            .map(|(e, ids)| ids.iter().map(|id| (*id, self.attributes[e].get(id).cloned())).collect())
+            .collect();
+        Submitted { upto: batch_time + 1, new_now, new_keys, attributes, outcome, records: records.len(), started }
+    }
+
+    /// Waits until the workers have finished a submitted batch, then publishes
+    /// it whole: instances, attributes, tag and segment changes, time.
+    pub fn complete(&mut self, submitted: Submitted) -> BatchOutcome {
+        let outputs = self.receive(submitted.upto);
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        for (e, interner) in self.keys.iter().enumerate() {
+        for (e, keys) in submitted.new_keys.into_iter().enumerate() {
             let table = &mut state.entities[e];
-            for key in interner.keys_from(first_new_key[e]) {
+            for key in keys {
                 let id = table.keys.len() as u64;
-                table.keys.push(key.clone());
                 table.ids.insert(key.clone(), id);
+                table.keys.push(key);
             }
-            for id in &touched[e] {
-                match self.attributes[e].get(id) {
-                    Some(row) => table.attributes.insert(*id, row.clone()),
-                    None => table.attributes.remove(id),
+        }
+        for (e, rows) in submitted.attributes.into_iter().enumerate() {
+            let table = &mut state.entities[e];
+            for (id, row) in rows {
+                match row {
+                    Some(row) => table.attributes.insert(id, row),
+                    None => table.attributes.remove(&id),
                 };
             }
         }
         state.apply_outputs(outputs);
-        state.time = new_now;
+        state.time = submitted.new_now;
         state.batches += 1;
         drop(state);
+        let outcome = submitted.outcome;
         tracing::debug!(
-            records = records.len(),
+            records = submitted.records,
             applied = outcome.applied,
             duplicates = outcome.duplicates,
-            now = new_now,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            now = submitted.new_now,
+            elapsed_ms = submitted.started.elapsed().as_millis() as u64,
             "batch applied"
         );
         outcome
@@ -528,9 +576,8 @@ impl Engine {
         id
     }
 
-    /// Sends each worker its share of `updates`, waits for all to pass `upto`,
-    /// and returns the output changes.
-    fn step(&mut self, updates: Vec<Update>, upto: Time) -> Vec<OutputUpdate> {
+    /// Sends each worker its share of `updates`, to be complete at `upto`.
+    fn send(&mut self, updates: Vec<Update>, upto: Time) {
         let n = self.commands.len();
         let mut shares: Vec<Vec<Update>> = (0..n).map(|_| Vec::new()).collect();
         for u in updates {
@@ -541,10 +588,30 @@ impl Engine {
             // A worker that is gone has panicked; the join in Drop reports it.
             let _ = tx.send(Command::Step { updates: share, upto });
         }
+    }
+
+    /// Waits for every worker's answer to the batch complete at `upto`; answers
+    /// for later batches (a worker can run ahead) are kept for their turn.
+    fn receive(&mut self, upto: Time) -> Vec<OutputUpdate> {
+        let n = self.commands.len();
         let mut outputs = Vec::new();
-        for _ in 0..n {
+        let mut got = 0;
+        let mut i = 0;
+        while i < self.early.len() {
+            if self.early[i].upto == upto {
+                outputs.extend(self.early.swap_remove(i).outputs);
+                got += 1;
+            } else {
+                i += 1;
+            }
+        }
+        while got < n {
             match self.acks.recv() {
-                Ok(ack) => outputs.extend(ack.outputs),
+                Ok(ack) if ack.upto == upto => {
+                    outputs.extend(ack.outputs);
+                    got += 1;
+                }
+                Ok(ack) => self.early.push(ack),
                 Err(_) => break,
             }
         }
