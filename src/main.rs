@@ -291,16 +291,19 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             }
         }
     };
+    let dump_started = std::time::Instant::now();
     write(args.get("out"), &|out| state.dump(&mut DynWrite(out)))?;
+    let dumped_in = dump_started.elapsed();
     if let Some(path) = args.get("changes") {
         write(Some(path), &|out| state.write_changes(&mut DynWrite(out)))?;
     }
     let events_applied = loaded.records.len();
     eprintln!(
-        "segflow: {events_applied} records ({duplicates} duplicate events skipped) in {:.2}s ({:.0} records/s; decode {:.2}s), now = {}, {} workers",
+        "segflow: {events_applied} records ({duplicates} duplicate events skipped) in {:.2}s ({:.0} records/s; decode {:.2}s; dump {:.2}s), now = {}, {} workers",
         elapsed.as_secs_f64(),
         events_applied as f64 / elapsed.as_secs_f64().max(1e-9),
         decoded_in.as_secs_f64(),
+        dumped_in.as_secs_f64(),
         segflow_compiler::value::format_timestamp(state.time),
         workers
     );

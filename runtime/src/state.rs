@@ -248,13 +248,95 @@ impl ServingState {
             let table = &self.entities[e];
             let mut ids: Vec<u64> = (0..table.keys.len() as u64).collect();
             ids.sort_by(|a, b| table.keys[*a as usize].cmp(&table.keys[*b as usize]));
+            // Written directly rather than through `profile_of`'s JSON tree: the
+            // same bytes, without building a map per instance.
+            let ent = &self.plan.entities[e];
+            let tags: Vec<usize> = (0..self.plan.outputs.len())
+                .filter(|&o| {
+                    let out = &self.plan.outputs[o];
+                    out.entity == e && !out.anonymous && matches!(out.def, Def::Tag(_))
+                })
+                .collect();
+            let mut segments: Vec<usize> = (0..self.plan.outputs.len())
+                .filter(|&o| self.plan.outputs[o].entity == e && matches!(self.plan.outputs[o].def, Def::Segment(_)))
+                .collect();
+            segments.sort_by(|a, b| self.plan.outputs[*a].name.cmp(&self.plan.outputs[*b].name));
+            let mut line = Vec::with_capacity(1024);
             for id in ids {
-                serde_json::to_writer(&mut *out, &self.profile_of(e, id))?;
-                out.write_all(b"\n")?;
+                line.clear();
+                line.extend_from_slice(b"{\"entity\":");
+                write_json_str(&mut line, &ent.name);
+                line.extend_from_slice(b",\"id\":");
+                self.write_value(&mut line, &table.keys[id as usize], ent.fields[ent.key].ty);
+                line.extend_from_slice(b",\"attributes\":{");
+                let mut first = true;
+                if let Some(row) = table.attributes.get(&id) {
+                    for (i, f) in ent.fields.iter().enumerate() {
+                        if i != ent.key && !row[i].is_null() {
+                            if !first {
+                                line.push(b',');
+                            }
+                            first = false;
+                            write_json_str(&mut line, &f.name);
+                            line.push(b':');
+                            self.write_value(&mut line, &row[i], f.ty);
+                        }
+                    }
+                }
+                line.extend_from_slice(b"},\"tags\":{");
+                for (n, &o) in tags.iter().enumerate() {
+                    if n > 0 {
+                        line.push(b',');
+                    }
+                    let output = &self.plan.outputs[o];
+                    write_json_str(&mut line, &output.name);
+                    line.push(b':');
+                    match self.columns[o].get(&id) {
+                        Some(v) => self.write_value(&mut line, v, output.ty),
+                        None => self.write_value(&mut line, &output.default, output.ty),
+                    }
+                }
+                line.extend_from_slice(b"},\"segments\":[");
+                let mut first = true;
+                for &o in &segments {
+                    if self.columns[o].contains_key(&id) {
+                        if !first {
+                            line.push(b',');
+                        }
+                        first = false;
+                        write_json_str(&mut line, &self.plan.outputs[o].name);
+                    }
+                }
+                line.extend_from_slice(b"]}\n");
+                out.write_all(&line)?;
             }
         }
         Ok(())
     }
+
+    /// Appends a value as JSON, exactly as `json_value` renders it.
+    fn write_value(&self, out: &mut Vec<u8>, v: &Value, ty: Type) {
+        use std::io::Write as _;
+        match v {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Decimal(d) => {
+                let _ = write!(out, "{d}");
+            }
+            Value::Str(s) => write_json_str(out, s),
+            Value::Timestamp(t) => write_json_str(out, &format_timestamp(*t)),
+            Value::Float(_) | Value::Ref(_) => {
+                let _ = serde_json::to_writer(&mut *out, &self.json_value(v, ty));
+            }
+        }
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// A JSON number written exactly as `text`, a valid decimal literal
