@@ -267,9 +267,6 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     if let Some(last) = in_flight {
         duplicates += engine.complete(last).duplicates;
     }
-    if let Clock::Fixed(_) = clock {
-        engine.tick();
-    }
     let elapsed = started.elapsed();
     let state = engine.state();
     let state = state.read().map_err(|_| "serving state poisoned")?;

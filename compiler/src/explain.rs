@@ -319,10 +319,9 @@ fn node_line(plan: &Plan, id: NodeId) -> String {
                 type_name(&plan.entities, *ty)
             )
         }
-        Node::Gather { entity, inputs, exprs, .. } => {
+        Node::Gather { entity, exprs, .. } => {
             let names = row_names(plan, id);
             let mut s = format!("Gather entity={} slots=[{}]", plan.entities[*entity].name, names.join(", "));
-            let _ = inputs;
             for e in exprs {
                 let _ = write!(
                     s,

@@ -117,20 +117,21 @@ pub enum AggFunc {
 }
 
 impl AggFunc {
+    pub const ALL: [AggFunc; 10] = [
+        AggFunc::Count,
+        AggFunc::Sum,
+        AggFunc::Avg,
+        AggFunc::Min,
+        AggFunc::Max,
+        AggFunc::CountDistinct,
+        AggFunc::First,
+        AggFunc::Last,
+        AggFunc::Mode,
+        AggFunc::Exists,
+    ];
+
     pub fn from_name(name: &str) -> Option<AggFunc> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "count" => AggFunc::Count,
-            "sum" => AggFunc::Sum,
-            "avg" => AggFunc::Avg,
-            "min" => AggFunc::Min,
-            "max" => AggFunc::Max,
-            "count_distinct" => AggFunc::CountDistinct,
-            "first" => AggFunc::First,
-            "last" => AggFunc::Last,
-            "mode" => AggFunc::Mode,
-            "exists" => AggFunc::Exists,
-            _ => return None,
-        })
+        AggFunc::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name))
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -203,17 +204,18 @@ pub enum Function {
 }
 
 impl Function {
+    pub const ALL: [Function; 7] = [
+        Function::Coalesce,
+        Function::Lower,
+        Function::Upper,
+        Function::StartsWith,
+        Function::Contains,
+        Function::Abs,
+        Function::Round,
+    ];
+
     pub fn from_name(name: &str) -> Option<Function> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "coalesce" => Function::Coalesce,
-            "lower" => Function::Lower,
-            "upper" => Function::Upper,
-            "starts_with" => Function::StartsWith,
-            "contains" => Function::Contains,
-            "abs" => Function::Abs,
-            "round" => Function::Round,
-            _ => return None,
-        })
+        Function::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
     }
     pub fn name(self) -> &'static str {
         match self {

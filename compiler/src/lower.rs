@@ -367,10 +367,8 @@ impl Lowerer<'_> {
 
     fn aggregate(&mut self, a: hir::AggId) -> NodeId {
         let agg = self.program.aggregates[a].clone();
-        let event = &self.program.events[agg.event];
         let fields = self.event_fields(agg.event, agg.window_ms);
         let mut node = self.input(Input::Events { event: agg.event, window_ms: agg.window_ms, fields: fields.clone() });
-        let _ = event;
         let mut width = fields.len();
         let mut slot_of: HashMap<Column, usize> =
             fields.iter().enumerate().map(|(slot, &f)| (Column::Field(f), slot)).collect();

@@ -107,7 +107,7 @@ impl<'a> Resolver<'a> {
         for item in &file.items {
             match item {
                 ast::Item::Entity(e) => {
-                    let fields = self.fields(&e.fields, true, &e.name);
+                    let fields = self.fields(&e.fields, &e.name);
                     let keys: Vec<usize> =
                         e.fields.iter().enumerate().filter(|(_, f)| f.is_key).map(|(i, _)| i).collect();
                     let key = match keys.as_slice() {
@@ -169,7 +169,7 @@ impl<'a> Resolver<'a> {
                             );
                         }
                     }
-                    fields.extend(self.fields(&e.fields, false, &e.name));
+                    fields.extend(self.fields(&e.fields, &e.name));
                     if self.event_names.get(&e.name.name) == Some(&self.events.len()) {
                         self.events.push(hir::Event { name: e.name.name.clone(), fields, span: e.name.span });
                     }
@@ -205,7 +205,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn fields(&mut self, decls: &[ast::FieldDecl], _entity: bool, owner: &Ident) -> Vec<hir::Field> {
+    fn fields(&mut self, decls: &[ast::FieldDecl], owner: &Ident) -> Vec<hir::Field> {
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let mut out = Vec::new();
         for f in decls {
@@ -495,7 +495,7 @@ impl<'a> Resolver<'a> {
     fn expr(&mut self, scope: Scope, e: &ast::Expr) -> Expr {
         match &e.kind {
             ast::ExprKind::Literal(l) => self.literal(l),
-            ast::ExprKind::Path(path) => self.path(scope, path, e.span),
+            ast::ExprKind::Path(path) => self.path(scope, path),
             ast::ExprKind::Unary(op, inner) => {
                 let inner_e = self.expr(scope, inner);
                 match op {
@@ -599,7 +599,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn path(&mut self, scope: Scope, path: &[Ident], span: Span) -> Expr {
+    fn path(&mut self, scope: Scope, path: &[Ident]) -> Expr {
         let Some((first, rest)) = path.split_first() else { return error_expr() };
         let (column, ty) = match scope {
             Scope::Entity(entity) => match self.entity_column(entity, first) {
@@ -611,21 +611,14 @@ impl<'a> Resolver<'a> {
                 None => return error_expr(),
             },
         };
-        match self.follow(column, ty, rest, first, span) {
+        match self.follow(column, ty, rest, first) {
             Some((column, ty)) => Expr { kind: ExprKind::Column(column), ty },
             None => error_expr(),
         }
     }
 
     /// Follows `rest` of a path from a column of reference type.
-    fn follow(
-        &mut self,
-        column: Column,
-        ty: Type,
-        rest: &[Ident],
-        previous: &Ident,
-        _span: Span,
-    ) -> Option<(Column, Type)> {
+    fn follow(&mut self, column: Column, ty: Type, rest: &[Ident], previous: &Ident) -> Option<(Column, Type)> {
         let Some((next, rest)) = rest.split_first() else { return Some((column, ty)) };
         let Type::Ref(target) = ty else {
             if ty != Type::Null {
@@ -638,7 +631,7 @@ impl<'a> Resolver<'a> {
             return None;
         };
         let (inner, inner_ty) = self.entity_column(target, next)?;
-        let (inner, inner_ty) = self.follow(inner, inner_ty, rest, next, _span)?;
+        let (inner, inner_ty) = self.follow(inner, inner_ty, rest, next)?;
         Some((Column::Follow { via: Box::new(column), entity: target, target: Box::new(inner) }, inner_ty))
     }
 
@@ -861,14 +854,8 @@ impl<'a> Resolver<'a> {
 
     fn type_name(&self, t: Type) -> String {
         match t {
-            Type::Bool => "bool".into(),
-            Type::Int => "int".into(),
-            Type::Float => "float".into(),
-            Type::Decimal => "decimal".into(),
-            Type::String => "string".into(),
-            Type::Timestamp => "timestamp".into(),
             Type::Ref(e) => format!("a reference to `{}`", self.entities[e].name),
-            Type::Null => "null".into(),
+            _ => crate::explain::type_name(&self.entities, t),
         }
     }
 
@@ -897,31 +884,14 @@ impl<'a> Resolver<'a> {
             return self.lift(entity, id);
         }
         let Some(func) = Function::from_name(name) else {
-            let known = [
-                "count",
-                "sum",
-                "avg",
-                "min",
-                "max",
-                "count_distinct",
-                "first",
-                "last",
-                "mode",
-                "exists",
-                "coalesce",
-                "lower",
-                "upper",
-                "starts_with",
-                "contains",
-                "abs",
-                "round",
-            ];
+            let known: Vec<&str> =
+                AggFunc::ALL.iter().map(|a| a.name()).chain(Function::ALL.iter().map(|f| f.name())).collect();
             let mut d = Diagnostic::error(format!("unknown function `{name}`"), call.name.span)
                 .with_label("not an aggregate or a function of EQL");
             d = if name.eq_ignore_ascii_case("now") {
                 d.with_note("EQL has no `now()`: everything stays incrementally maintainable.")
                     .with_help("write recency with a window, e.g. `exists(order within 7d)`")
-            } else if let Some(s) = did_you_mean(name, known) {
+            } else if let Some(s) = did_you_mean(name, known.iter().copied()) {
                 d.with_help(format!("did you mean `{s}`?"))
             } else {
                 d.with_help(format!("the functions are: {}", known.join(", ")))
@@ -1052,7 +1022,6 @@ impl<'a> Resolver<'a> {
                 self.current = Some((owner, n + 1));
                 let name = format!("{owner_name}#{}", n + 1);
                 let id = self.tags.len();
-                let func = self.aggregates[agg].func;
                 self.tags.push(Some(hir::Tag {
                     entity,
                     name: name.clone(),
@@ -1061,7 +1030,6 @@ impl<'a> Resolver<'a> {
                     expr: Expr { kind: ExprKind::Aggregate(agg), ty },
                     span: Span::default(),
                 }));
-                let _ = func;
                 self.tag_state.push(State::Done);
                 self.tag_types.push(Some(ty));
                 self.pending_tags.push(Pending {
@@ -1125,7 +1093,7 @@ impl<'a> Resolver<'a> {
         // every mistake in the aggregate is reported at once.
         let value_result = if path.len() > 1 {
             self.event_field(event, &path[1])
-                .and_then(|(c, t)| self.follow(c, t, &path[2..], &path[1], arg.span))
+                .and_then(|(c, t)| self.follow(c, t, &path[2..], &path[1]))
                 .map(|(c, t)| (Some(c), Some(t)))
         } else {
             Some((None, None))

@@ -550,11 +550,6 @@ impl Engine {
         }
     }
 
-    /// Advances the clock with no new records (expires windows).
-    pub fn tick(&mut self) -> BatchOutcome {
-        self.apply(&[])
-    }
-
     /// Interns references in an event row; registers newly named instances.
     fn intern_row(&mut self, types: &[Type], row: &[Value], time: Time, updates: &mut Vec<Update>) -> Row {
         row.iter()
