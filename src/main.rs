@@ -229,7 +229,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let started = std::time::Instant::now();
     let files: Vec<String> =
         events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
-    let loaded = load_files(&decoder, &files).map_err(|e| e.to_string())?;
+    let loaded = load_files(&decoder, &files, false).map_err(|e| e.to_string())?;
     for w in loaded.warnings.iter().take(20) {
         eprintln!("warning: {w}");
     }

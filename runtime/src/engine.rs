@@ -56,11 +56,29 @@ pub struct EngineConfig {
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct EngineSnapshot {
     pub now: i64,
+    /// Per entity of the model it was taken under: its name and field names.
+    pub entity_schema: Vec<(String, Vec<String>)>,
+    /// Per event type likewise (`id` and `at` first).
+    pub event_schema: Vec<(String, Vec<String>)>,
     /// Per entity, in interning order: (key, attribute row with references by key).
     pub entities: Vec<Vec<(Value, Option<Row>)>>,
     /// Per event type: retained events as `[id, at, fields...]`, references by key.
     pub events: Vec<Vec<Row>>,
     pub seen_ids: Vec<Vec<Value>>,
+}
+
+/// Whether a (non-null) value restored from a snapshot has type `ty` here.
+fn fits(plan: &Plan, v: &Value, ty: Type) -> bool {
+    match (ty, v) {
+        (Type::Bool, Value::Bool(_))
+        | (Type::Int, Value::Int(_))
+        | (Type::Float, Value::Float(_))
+        | (Type::Decimal, Value::Decimal(_))
+        | (Type::String, Value::Str(_))
+        | (Type::Timestamp, Value::Timestamp(_)) => true,
+        (Type::Ref(e), v) => fits(plan, v, plan.entities[e].fields[plan.entities[e].key].ty),
+        _ => false,
+    }
 }
 
 /// What happened to a batch.
@@ -487,67 +505,91 @@ impl Engine {
                     .collect()
             })
             .collect();
+        let schema = |name: &String, fields: &[segflow_compiler::hir::Field]| {
+            (name.clone(), fields.iter().map(|f| f.name.clone()).collect())
+        };
         EngineSnapshot {
             now: self.now,
+            entity_schema: self.plan.entities.iter().map(|e| schema(&e.name, &e.fields)).collect(),
+            event_schema: self.plan.events.iter().map(|e| schema(&e.name, &e.fields)).collect(),
             entities,
             events: self.retained.iter().map(|m| m.values().cloned().collect()).collect(),
             seen_ids: self.seen_ids.iter().map(|s| s.iter().cloned().collect()).collect(),
         }
     }
 
-    /// Rebuilds from a snapshot taken by the same or an earlier model: instances
-    /// in their original order, then attributes and retained events, applied as
-    /// one batch at the snapshot's time. Names the snapshot's model does not
-    /// share with this one are skipped.
-    pub fn restore(&mut self, snapshot: &EngineSnapshot, entity_names: &[String], event_names: &[String]) {
+    /// Rebuilds from a snapshot taken by the same or an earlier model:
+    /// instances in their original order, then attributes and retained events,
+    /// applied as one batch at the snapshot's time. Fields are matched by name
+    /// and every value is checked against this model's type; what no longer
+    /// fits (a removed entity, event or field, a changed type, a new required
+    /// field) is not restored. Returns how many values and events were dropped.
+    pub fn restore(&mut self, snapshot: &EngineSnapshot) -> usize {
+        let plan = self.plan.clone();
+        let mut dropped = 0;
         let mut records = Vec::new();
-        for (old_e, instances) in snapshot.entities.iter().enumerate() {
-            let Some(e) = entity_names.get(old_e).and_then(|n| self.plan.entities.iter().position(|x| &x.name == n))
-            else {
+        let mut attribute_records = Vec::new();
+        for ((name, old_fields), instances) in snapshot.entity_schema.iter().zip(&snapshot.entities) {
+            let Some(e) = plan.entities.iter().position(|x| &x.name == name) else {
+                dropped += instances.len();
                 continue;
             };
-            for (key, _) in instances {
-                records.push(Record::Upsert { entity: e, key: key.clone(), set: Vec::new(), unset: Vec::new() });
-            }
-        }
-        for (old_e, instances) in snapshot.entities.iter().enumerate() {
-            let Some(e) = entity_names.get(old_e).and_then(|n| self.plan.entities.iter().position(|x| &x.name == n))
-            else {
-                continue;
-            };
-            let key_field = self.plan.entities[e].key;
+            let entity = &plan.entities[e];
+            let key_ty = entity.fields[entity.key].ty;
             for (key, row) in instances {
-                if let Some(row) = row {
-                    let set = row
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, v)| *i != key_field && !v.is_null() && *i < self.plan.entities[e].fields.len())
-                        .map(|(i, v)| (i, v.clone()))
-                        .collect();
-                    records.push(Record::Upsert { entity: e, key: key.clone(), set, unset: Vec::new() });
+                if !fits(&plan, key, key_ty) {
+                    dropped += 1;
+                    continue;
                 }
+                records.push(Record::Upsert { entity: e, key: key.clone(), set: Vec::new(), unset: Vec::new() });
+                let Some(row) = row else { continue };
+                let mut set = Vec::new();
+                for (old_i, v) in row.iter().enumerate() {
+                    let new_i = old_fields.get(old_i).and_then(|n| entity.fields.iter().position(|f| &f.name == n));
+                    match new_i {
+                        Some(i) if i == entity.key || v.is_null() => {}
+                        Some(i) if fits(&plan, v, entity.fields[i].ty) => set.push((i, v.clone())),
+                        _ if v.is_null() => {}
+                        _ => dropped += 1,
+                    }
+                }
+                attribute_records.push(Record::Upsert { entity: e, key: key.clone(), set, unset: Vec::new() });
             }
         }
-        for (old_ev, rows) in snapshot.events.iter().enumerate() {
-            let Some(ev) = event_names.get(old_ev).and_then(|n| self.plan.events.iter().position(|x| &x.name == n))
-            else {
+        records.extend(attribute_records);
+        for ((name, old_fields), rows) in snapshot.event_schema.iter().zip(&snapshot.events) {
+            let Some(ev) = plan.events.iter().position(|x| &x.name == name) else {
+                dropped += rows.len();
                 continue;
             };
-            if self.plan.events[ev].fields.len() != rows.first().map_or(0, Vec::len) && !rows.is_empty() {
-                continue; // the event's shape changed; its retained rows no longer fit
-            }
+            let fields = &plan.events[ev].fields;
+            let positions: Vec<Option<usize>> =
+                fields.iter().map(|f| old_fields.iter().position(|n| *n == f.name)).collect();
             for row in rows {
-                records.push(Record::Event { event: ev, row: row.clone() });
+                let new_row: Option<Row> = fields
+                    .iter()
+                    .zip(&positions)
+                    .map(|(f, p)| {
+                        let v = p.and_then(|p| row.get(p)).cloned().unwrap_or(Value::Null);
+                        let ok = if v.is_null() { f.nullable } else { fits(&plan, &v, f.ty) };
+                        ok.then_some(v)
+                    })
+                    .collect();
+                match new_row {
+                    Some(r) => records.push(Record::Event { event: ev, row: r }),
+                    None => dropped += 1,
+                }
             }
         }
         // Re-applying registers the ids of retained events; ids of events no longer
         // retained are added after, so later redeliveries of those are still caught.
         self.apply_at(&records, snapshot.now);
-        for (old_ev, ids) in snapshot.seen_ids.iter().enumerate() {
-            if let Some(ev) = event_names.get(old_ev).and_then(|n| self.plan.events.iter().position(|x| &x.name == n)) {
+        for ((name, _), ids) in snapshot.event_schema.iter().zip(&snapshot.seen_ids) {
+            if let Some(ev) = plan.events.iter().position(|x| &x.name == name) {
                 self.seen_ids[ev].extend(ids.iter().cloned());
             }
         }
+        dropped
     }
 
     /// Interns references in an event row; registers newly named instances.

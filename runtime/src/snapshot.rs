@@ -8,14 +8,12 @@
 //! loads the newest snapshot and replays only the log after it.
 //!
 //! File: `snapshot-<seq>.bin` = magic line, u64 body length, u32 CRC32C of the
-//! body, body (bincode). It is written to a temporary file, fsync'd, renamed
-//! into place, and the directory fsync'd, so a crash leaves either the old or
-//! the new snapshot, never half of one.
+//! body, body (bincode), written atomically (`wal::write_atomically`), so a
+//! crash leaves either the old or the new snapshot, never half of one.
 
 use crate::engine::EngineSnapshot;
 use segflow_compiler::value::Value;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8] = b"SEGFLOW-SNAPSHOT-1\n";
@@ -26,8 +24,6 @@ pub struct Snapshot {
     pub seq: u64,
     /// Fingerprint of the definitions it was taken under.
     pub model: String,
-    pub entity_names: Vec<String>,
-    pub event_names: Vec<String>,
     pub engine: EngineSnapshot,
     pub serving: ServingSnapshot,
 }
@@ -56,16 +52,9 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
 pub fn write(dir: &Path, snapshot: &Snapshot) -> std::io::Result<PathBuf> {
     let body = bincode::serialize(snapshot).map_err(std::io::Error::other)?;
     let path = dir.join(file_name(snapshot.seq));
-    let tmp = dir.join(format!("{}.tmp", file_name(snapshot.seq)));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(MAGIC)?;
-    f.write_all(&(body.len() as u64).to_le_bytes())?;
-    f.write_all(&crc32c::crc32c(&body).to_le_bytes())?;
-    f.write_all(&body)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, &path)?;
-    crate::wal::sync_dir(dir)?;
+    let len = (body.len() as u64).to_le_bytes();
+    let crc = crc32c::crc32c(&body).to_le_bytes();
+    crate::wal::write_atomically(&path, &[MAGIC, &len, &crc, &body])?;
     Ok(path)
 }
 

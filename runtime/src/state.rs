@@ -35,6 +35,12 @@ pub struct EntityTable {
     pub attributes: HashMap<u64, Row>,
 }
 
+/// The outputs a profile shows: tags in declaration order, segments by name.
+struct Layout {
+    tags: Vec<usize>,
+    segments: Vec<usize>,
+}
+
 pub struct ServingState {
     pub plan: Arc<Plan>,
     /// Logical milliseconds that the state reflects (`now` of the last batch).
@@ -162,42 +168,74 @@ impl ServingState {
     }
 
     pub fn profile_of(&self, entity: usize, id: u64) -> serde_json::Value {
-        let plan = &self.plan;
-        let e = &plan.entities[entity];
+        let mut line = Vec::new();
+        self.write_profile(&mut line, entity, id, &self.layout(entity));
+        serde_json::from_slice(&line).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Which outputs a profile of `entity` shows, in the order it shows them.
+    fn layout(&self, entity: usize) -> Layout {
+        let outputs = &self.plan.outputs;
+        let of = |segment: bool| {
+            (0..outputs.len()).filter(move |&o| {
+                let out = &outputs[o];
+                out.entity == entity && !out.anonymous && matches!(out.def, Def::Segment(_)) == segment
+            })
+        };
+        let mut segments: Vec<usize> = of(true).collect();
+        segments.sort_by(|a, b| outputs[*a].name.cmp(&outputs[*b].name));
+        Layout { tags: of(false).collect(), segments }
+    }
+
+    /// Appends one profile (EQL.md §11) as a JSON object: the one renderer of
+    /// profiles, for the dump and the API alike.
+    fn write_profile(&self, line: &mut Vec<u8>, entity: usize, id: u64, layout: &Layout) {
+        let ent = &self.plan.entities[entity];
         let table = &self.entities[entity];
-        let mut attributes = serde_json::Map::new();
+        line.extend_from_slice(b"{\"entity\":");
+        write_json_str(line, &ent.name);
+        line.extend_from_slice(b",\"id\":");
+        self.write_value(line, &table.keys[id as usize], ent.fields[ent.key].ty);
+        line.extend_from_slice(b",\"attributes\":{");
+        let mut first = true;
         if let Some(row) = table.attributes.get(&id) {
-            for (i, f) in e.fields.iter().enumerate() {
-                if i != e.key && !row[i].is_null() {
-                    attributes.insert(f.name.clone(), self.json_value(&row[i], f.ty));
-                }
-            }
-        }
-        let mut tags = serde_json::Map::new();
-        let mut segments = Vec::new();
-        for (o, out) in plan.outputs.iter().enumerate() {
-            if out.entity != entity || out.anonymous {
-                continue;
-            }
-            match out.def {
-                Def::Tag(_) => {
-                    tags.insert(out.name.clone(), self.json_value(&self.value(o, id), out.ty));
-                }
-                Def::Segment(_) => {
-                    if self.columns[o].contains_key(&id) {
-                        segments.push(out.name.clone());
+            for (i, f) in ent.fields.iter().enumerate() {
+                if i != ent.key && !row[i].is_null() {
+                    if !first {
+                        line.push(b',');
                     }
+                    first = false;
+                    write_json_str(line, &f.name);
+                    line.push(b':');
+                    self.write_value(line, &row[i], f.ty);
                 }
             }
         }
-        segments.sort();
-        json!({
-            "entity": e.name,
-            "id": self.json_value(&table.keys[id as usize], e.fields[e.key].ty),
-            "attributes": attributes,
-            "tags": tags,
-            "segments": segments,
-        })
+        line.extend_from_slice(b"},\"tags\":{");
+        for (n, &o) in layout.tags.iter().enumerate() {
+            if n > 0 {
+                line.push(b',');
+            }
+            let output = &self.plan.outputs[o];
+            write_json_str(line, &output.name);
+            line.push(b':');
+            match self.columns[o].get(&id) {
+                Some(v) => self.write_value(line, v, output.ty),
+                None => self.write_value(line, &output.default, output.ty),
+            }
+        }
+        line.extend_from_slice(b"},\"segments\":[");
+        let mut first = true;
+        for &o in &layout.segments {
+            if self.columns[o].contains_key(&id) {
+                if !first {
+                    line.push(b',');
+                }
+                first = false;
+                write_json_str(line, &self.plan.outputs[o].name);
+            }
+        }
+        line.extend_from_slice(b"]}");
     }
 
     /// A value as JSON (EQL.md §11): exact numbers, RFC 3339 times, references by key.
@@ -248,66 +286,12 @@ impl ServingState {
             let table = &self.entities[e];
             let mut ids: Vec<u64> = (0..table.keys.len() as u64).collect();
             ids.sort_by(|a, b| table.keys[*a as usize].cmp(&table.keys[*b as usize]));
-            // Written directly rather than through `profile_of`'s JSON tree: the
-            // same bytes, without building a map per instance.
-            let ent = &self.plan.entities[e];
-            let tags: Vec<usize> = (0..self.plan.outputs.len())
-                .filter(|&o| {
-                    let out = &self.plan.outputs[o];
-                    out.entity == e && !out.anonymous && matches!(out.def, Def::Tag(_))
-                })
-                .collect();
-            let mut segments: Vec<usize> = (0..self.plan.outputs.len())
-                .filter(|&o| self.plan.outputs[o].entity == e && matches!(self.plan.outputs[o].def, Def::Segment(_)))
-                .collect();
-            segments.sort_by(|a, b| self.plan.outputs[*a].name.cmp(&self.plan.outputs[*b].name));
+            let layout = self.layout(e);
             let mut line = Vec::with_capacity(1024);
             for id in ids {
                 line.clear();
-                line.extend_from_slice(b"{\"entity\":");
-                write_json_str(&mut line, &ent.name);
-                line.extend_from_slice(b",\"id\":");
-                self.write_value(&mut line, &table.keys[id as usize], ent.fields[ent.key].ty);
-                line.extend_from_slice(b",\"attributes\":{");
-                let mut first = true;
-                if let Some(row) = table.attributes.get(&id) {
-                    for (i, f) in ent.fields.iter().enumerate() {
-                        if i != ent.key && !row[i].is_null() {
-                            if !first {
-                                line.push(b',');
-                            }
-                            first = false;
-                            write_json_str(&mut line, &f.name);
-                            line.push(b':');
-                            self.write_value(&mut line, &row[i], f.ty);
-                        }
-                    }
-                }
-                line.extend_from_slice(b"},\"tags\":{");
-                for (n, &o) in tags.iter().enumerate() {
-                    if n > 0 {
-                        line.push(b',');
-                    }
-                    let output = &self.plan.outputs[o];
-                    write_json_str(&mut line, &output.name);
-                    line.push(b':');
-                    match self.columns[o].get(&id) {
-                        Some(v) => self.write_value(&mut line, v, output.ty),
-                        None => self.write_value(&mut line, &output.default, output.ty),
-                    }
-                }
-                line.extend_from_slice(b"},\"segments\":[");
-                let mut first = true;
-                for &o in &segments {
-                    if self.columns[o].contains_key(&id) {
-                        if !first {
-                            line.push(b',');
-                        }
-                        first = false;
-                        write_json_str(&mut line, &self.plan.outputs[o].name);
-                    }
-                }
-                line.extend_from_slice(b"]}\n");
+                self.write_profile(&mut line, e, id, &layout);
+                line.push(b'\n');
                 out.write_all(&line)?;
             }
         }

@@ -346,6 +346,26 @@ impl WalWriter {
     }
 }
 
+/// Writes `parts` as the whole content of `path`, atomically: a temporary file,
+/// fsync, rename over `path`, directory fsync. A crash leaves the old content or
+/// the new, never a mix.
+pub fn write_atomically(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = File::create(&tmp)?;
+    for part in parts {
+        f.write_all(part)?;
+    }
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }

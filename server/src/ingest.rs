@@ -77,16 +77,8 @@ impl Durability {
     fn snapshot(&mut self, engine: &Engine) -> Result<(), String> {
         let started = Instant::now();
         let seq = self.wal.next_seq() - 1;
-        let plan = engine.plan();
         let serving = engine.state().read().map(|s| s.history()).map_err(|_| "serving state poisoned".to_string())?;
-        let snap = Snapshot {
-            seq,
-            model: self.model.clone(),
-            entity_names: plan.entities.iter().map(|e| e.name.clone()).collect(),
-            event_names: plan.events.iter().map(|e| e.name.clone()).collect(),
-            engine: engine.snapshot(),
-            serving,
-        };
+        let snap = Snapshot { seq, model: self.model.clone(), engine: engine.snapshot(), serving };
         let path = snapshot::write(&self.dir, &snap).map_err(|e| format!("cannot write a snapshot: {e}"))?;
         self.wal.rotate().map_err(|e| e.to_string())?;
         let removed = self.wal.remove_covered(seq).map_err(|e| e.to_string())?;

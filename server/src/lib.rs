@@ -20,6 +20,7 @@ mod routes;
 mod sse;
 
 use segflow_compiler::plan::Plan;
+use segflow_runtime::load::load_files;
 use segflow_runtime::wal::{Entry, WalWriter};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig, ServingState};
 use std::net::SocketAddr;
@@ -94,7 +95,12 @@ impl Server {
             let snapshot = segflow_runtime::snapshot::latest(dir)?;
             let covered = snapshot.as_ref().map_or(0, |s| s.seq);
             if let Some(snap) = &snapshot {
-                engine.restore(&snap.engine, &snap.entity_names, &snap.event_names);
+                let dropped = engine.restore(&snap.engine);
+                if dropped > 0 {
+                    eprintln!(
+                        "segflow: {dropped} retained values or events in the snapshot do not fit the changed definitions and were not restored"
+                    );
+                }
                 if snap.model == model_hash {
                     engine.state().write().map_err(|_| "serving state poisoned")?.restore_history(&snap.serving);
                 }
@@ -133,7 +139,7 @@ impl Server {
                 );
             }
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            write_atomically(&dir.join("model.fingerprint"), model_hash.as_bytes())
+            segflow_runtime::wal::write_atomically(&dir.join("model.fingerprint"), &[model_hash.as_bytes()])
                 .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
             let writer = WalWriter::open(&wal_dir, last_seq)
                 .map_err(|e| format!("cannot open the log in {}: {e}", wal_dir.display()))?;
@@ -145,40 +151,33 @@ impl Server {
                 covered,
             });
         }
-        let mut initial: Vec<String> = Vec::new();
-        for path in &config.load {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-            initial.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
-        }
-        initial.extend(config.preload.iter().cloned());
-        if !initial.is_empty() && !fresh {
+        let has_initial = !config.load.is_empty() || !config.preload.is_empty();
+        if has_initial && !fresh {
             eprintln!("segflow: the data directory already holds data; --load/--demo-data not applied again");
-        } else if !initial.is_empty() {
-            let mut warnings = Vec::new();
-            let mut records = Vec::with_capacity(initial.len());
-            let mut errors = Vec::new();
-            for (i, line) in initial.iter().enumerate() {
-                match decoder.decode_line(line, i + 1, &mut warnings) {
-                    Ok(r) => records.push(r),
-                    Err(e) => errors.push(e.to_string()),
-                }
+        } else if has_initial {
+            let keep_text = wal.is_some();
+            let mut loaded = load_files(&decoder, &config.load, keep_text).map_err(|e| e.to_string())?;
+            for (i, line) in config.preload.iter().enumerate() {
+                loaded.decode(&decoder, "demo data", i + 1, line, keep_text);
             }
-            if !errors.is_empty() {
-                let shown: Vec<&String> = errors.iter().take(20).collect();
+            if !loaded.errors.is_empty() {
+                let shown: Vec<String> = loaded.errors.iter().take(20).map(|e| e.to_string()).collect();
                 return Err(format!(
-                    "{} invalid records in the data to load (lines counted across --load files, then --demo-data); nothing was loaded:\n{}",
-                    errors.len(),
-                    shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+                    "{} invalid records in the data to load; nothing was loaded:\n{}",
+                    loaded.errors.len(),
+                    shown.join("\n")
                 ));
             }
-            for (chunk, lines) in records.chunks(100_000).zip(initial.chunks(100_000)) {
+            const CHUNK: usize = 100_000;
+            for (k, chunk) in loaded.records.chunks(CHUNK).enumerate() {
                 let now = engine.now_for(chunk);
                 if let Some(d) = wal.as_mut() {
-                    d.wal.append_batch(now, lines.to_vec()).and_then(|_| d.wal.sync()).map_err(|e| e.to_string())?;
+                    let lines = loaded.lines[k * CHUNK..(k * CHUNK + chunk.len())].to_vec();
+                    d.wal.append_batch(now, lines).and_then(|_| d.wal.sync()).map_err(|e| e.to_string())?;
                 }
                 engine.apply_at(chunk, now);
             }
-            tracing::info!(records = records.len(), "loaded");
+            tracing::info!(records = loaded.records.len(), "loaded");
         }
         let state = engine.state();
         let metrics = metrics::Metrics::default();
@@ -234,18 +233,4 @@ fn model_fingerprint(plan: &Plan) -> String {
 /// FNV-1a: a stable, dependency-free fingerprint (not a security measure).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
-}
-
-/// Writes a small file atomically: temp file, fsync, rename, directory fsync.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        segflow_runtime::wal::sync_dir(dir)?;
-    }
-    Ok(())
 }
