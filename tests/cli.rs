@@ -186,3 +186,36 @@ fn run_with_one_or_two_workers_prints_byte_identical_dumps() {
     assert!(dumps[0] == dumps[1], "--workers 1 and --workers 2 differ");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_program() {
+    let path = std::env::temp_dir().join(format!("segflow-bom-{}.eql", std::process::id()));
+    std::fs::write(&path, "\u{feff}entity user { key id: string; }\nsegment all on user = id is not null;\n").unwrap();
+    let (code, stdout, stderr) = segflow(&["check", &path.display().to_string()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("ok: 1 entities"), "{stdout}");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn run_piped_into_a_reader_that_stops_early_is_not_an_error() {
+    let dir = std::env::temp_dir().join(format!("segflow-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("retail.ndjson").display().to_string();
+    assert_eq!(segflow(&["gen", "--users", "300", "--events", "2000", "--out", &data]).0, 0);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' run examples/retail/retail.eql --events '{data}' | head -n 1",
+            env!("CARGO_BIN_EXE_segflow")
+        ))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(!stderr.contains("error"), "a closed pipe is not reported as an error: {stderr}");
+    assert!(stderr.contains("segflow: "), "the summary is still printed: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -465,3 +465,134 @@ fn retained_values_that_no_longer_fit_a_changed_model_are_dropped_and_reported()
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Starts `segflow serve` with extra arguments; returns the child, its address
+/// and everything it said on stderr before serving.
+fn start_args(model: &Path, data: &Path, extra: &[&str]) -> (Child, SocketAddr, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    let addr = loop {
+        let line = lines.next().expect("server prints its address").unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if let Some(rest) = line.split("on http://").nth(1) {
+            break rest.trim().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr, said)
+}
+
+#[test]
+fn load_files_go_into_a_fresh_data_directory_once_and_bad_ones_name_file_and_line() {
+    let dir = temp_dir("load");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let file = dir.join("seed.ndjson");
+    std::fs::write(&file, pings(0, 8)).unwrap();
+    let load = file.display().to_string();
+    let data = dir.join("data");
+    let (mut child, addr, _) = start_args(&model, &data, &["--clock", "event", "--load", &load]);
+    let (_, p) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
+    assert_eq!(p["tags"]["pings"], Value::from(2));
+    child.kill().unwrap();
+    let _ = child.wait();
+    // The same --load on the next start is not applied again (nor even read).
+    let (mut child, addr, said) = start_args(&model, &data, &["--clock", "event", "--load", &load]);
+    assert!(said.contains("not applied again"), "{said}");
+    let (_, p) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
+    assert_eq!(p["tags"]["pings"], Value::from(2));
+    child.kill().unwrap();
+    let _ = child.wait();
+    // A bad record: the start fails naming the file and its own line number.
+    let bad = dir.join("bad.ndjson");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n{}\n",
+            r#"{"event":"ping","at":1,"user":"u1","n":1}"#, r#"{"event":"ping","at":1,"user":"u1","n":"x"}"#
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("fresh"))
+        .args(["--load", &load, "--load", &bad.display().to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("{}: line 2: field `n`", bad.display())), "{stderr}");
+    assert!(stderr.contains("nothing was loaded"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_log_recovered_at_start_is_snapshotted_at_the_next_clean_stop() {
+    let dir = temp_dir("resnap");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let data = dir.join("data");
+    let (mut child, addr) = start_with(&model, &data, "100000");
+    assert_eq!(http(addr, "POST", "/v1/records", &pings(0, 6)).unwrap().0, 200);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let (child, _) = start_with(&model, &data, "100000");
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let mut child = child;
+    let _ = child.wait();
+    assert_eq!(
+        segflow_runtime::snapshot::list(&data).unwrap().len(),
+        1,
+        "no new records, but the replayed log is covered"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wall_clock_expiries_are_logged_so_a_replay_keeps_their_times() {
+    let dir = temp_dir("tick");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, SEGMENT_MODEL.replace("within 5s", "within 1s")).unwrap();
+    let data = dir.join("data");
+    let (mut child, addr, _) = start_args(&model, &data, &["--clock", "wall", "--snapshot-secs", "100000"]);
+    let now = segflow_runtime::engine::wall_ms();
+    // Slightly in the past, so both are inside the 1 s window when the batch lands.
+    let body =
+        (0..2).map(|i| format!(r#"{{"event":"ping","at":{},"user":"u1","n":{i}}}"#, now - 100 + i)).collect::<Vec<_>>();
+    assert_eq!(http(addr, "POST", "/v1/records", &body.join("\n")).unwrap().0, 200);
+    std::thread::sleep(Duration::from_millis(2600)); // the window runs out; a tick expires it
+    child.kill().unwrap();
+    let _ = child.wait();
+    let restarted_at = segflow_runtime::engine::wall_ms();
+    let (mut child, addr, _) = start_args(&model, &data, &["--clock", "wall", "--snapshot-secs", "100000"]);
+    // Read the whole change log of `busy` from the start.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /v1/segments/busy/changes HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 0\r\n\r\n").unwrap();
+    let mut changes = Vec::new();
+    for line in BufReader::new(s).lines() {
+        let Ok(line) = line else { break };
+        if let Some(data) = line.strip_prefix("data: ") {
+            changes.push(serde_json::from_str::<Value>(data).unwrap());
+            if changes.len() == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[1]["change"], Value::from("exit"));
+    let exit = changes[1]["time"].as_i64().unwrap();
+    assert!(exit < restarted_at, "the exit keeps its original time ({exit}), not the restart's ({restarted_at})");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

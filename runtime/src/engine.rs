@@ -202,10 +202,12 @@ impl Engine {
                 }
             }
         }
+        // The wall clock starts at zero too, not at the current time: a recovery
+        // replays logged batches at the (past) times they had, and the first
+        // batch or tick after it brings `now` to the wall clock.
         let now = match config.clock {
             Clock::Fixed(t) => t,
-            Clock::Wall => wall_ms(),
-            Clock::Event => 0,
+            Clock::Wall | Clock::Event => 0,
         };
         Ok(Engine {
             state: Arc::new(RwLock::new(ServingState::new(plan.clone()))),
