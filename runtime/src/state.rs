@@ -161,16 +161,13 @@ impl ServingState {
         self.columns[output].get(&id).cloned().unwrap_or_else(|| self.plan.outputs[output].default.clone())
     }
 
-    /// An instance's profile (EQL.md §11), or `None` if no record named it.
-    pub fn profile(&self, entity: usize, key: &Value) -> Option<serde_json::Value> {
+    /// An instance's profile (EQL.md §11) as a JSON object, or `None` if no
+    /// record named it.
+    pub fn profile(&self, entity: usize, key: &Value) -> Option<Vec<u8>> {
         let id = *self.entities[entity].ids.get(key)?;
-        Some(self.profile_of(entity, id))
-    }
-
-    pub fn profile_of(&self, entity: usize, id: u64) -> serde_json::Value {
-        let mut line = Vec::new();
+        let mut line = Vec::with_capacity(512);
         self.write_profile(&mut line, entity, id, &self.layout(entity));
-        serde_json::from_slice(&line).unwrap_or(serde_json::Value::Null)
+        Some(line)
     }
 
     /// Which outputs a profile of `entity` shows, in the order it shows them.

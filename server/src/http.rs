@@ -46,6 +46,11 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: i
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let mut body = serde_json::to_vec(value).unwrap_or_default();
     body.push(b'\n');
+    json_bytes(status, body)
+}
+
+/// A JSON body already rendered.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -70,7 +70,7 @@ pub fn read(shared: &Shared) -> std::sync::RwLockReadGuard<'_, ServingState> {
 async fn with_min_time(
     shared: &Arc<Shared>,
     request: &Request<Incoming>,
-    answer: impl FnOnce(&ServingState) -> Result<serde_json::Value, Rejection>,
+    answer: impl FnOnce(&ServingState) -> Result<Reply, Rejection>,
 ) -> Response<Body> {
     let q = params(request);
     let min_time = match q.get("min_time").map(|t| t.parse::<i64>()) {
@@ -100,14 +100,27 @@ async fn with_min_time(
     }
     let state = read(shared);
     match answer(&state) {
-        Ok(mut value) => {
+        Ok(Reply::Json(mut value)) => {
             if let Some(o) = value.as_object_mut() {
                 o.insert("time".into(), json!(state.time));
             }
             json(StatusCode::OK, &value)
         }
+        Ok(Reply::Object(mut bytes)) => {
+            // A rendered JSON object: add `"time"` before its closing brace.
+            bytes.pop();
+            bytes.extend_from_slice(format!(",\"time\":{}}}\n", state.time).as_bytes());
+            http::json_bytes(StatusCode::OK, bytes)
+        }
         Err(response) => *response,
     }
+}
+
+/// What a read answers, before `"time"` is added.
+enum Reply {
+    Json(serde_json::Value),
+    /// A JSON object already rendered (profiles: one renderer for dump and API).
+    Object(Vec<u8>),
 }
 
 async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
@@ -229,10 +242,10 @@ fn parse_key(state: &ServingState, entity: usize, key: &str) -> Result<Value, Re
     }
 }
 
-fn profile(state: &ServingState, entity: &str, key: &str) -> Result<serde_json::Value, Rejection> {
+fn profile(state: &ServingState, entity: &str, key: &str) -> Result<Reply, Rejection> {
     let e = entity_index(state, entity)?;
     let key_value = parse_key(state, e, key)?;
-    state.profile(e, &key_value).ok_or_else(|| not_found(&format!("no {entity} `{key}`")))
+    state.profile(e, &key_value).map(Reply::Object).ok_or_else(|| not_found(&format!("no {entity} `{key}`")))
 }
 
 fn segment_index(state: &ServingState, name: &str) -> Result<usize, Rejection> {
@@ -244,7 +257,7 @@ fn segment_index(state: &ServingState, name: &str) -> Result<usize, Rejection> {
         .ok_or_else(|| not_found(&format!("no segment `{name}`")))
 }
 
-fn segments_list(state: &ServingState) -> Result<serde_json::Value, Rejection> {
+fn segments_list(state: &ServingState) -> Result<Reply, Rejection> {
     let list: Vec<serde_json::Value> = state
         .plan
         .outputs
@@ -253,10 +266,10 @@ fn segments_list(state: &ServingState) -> Result<serde_json::Value, Rejection> {
         .filter(|(_, o)| matches!(o.def, Def::Segment(_)))
         .map(|(i, o)| json!({"name": o.name, "entity": state.plan.entities[o.entity].name, "size": state.members[i].len()}))
         .collect();
-    Ok(json!({ "segments": list }))
+    Ok(Reply::Json(json!({ "segments": list })))
 }
 
-fn members(state: &ServingState, name: &str, q: &HashMap<String, String>) -> Result<serde_json::Value, Rejection> {
+fn members(state: &ServingState, name: &str, q: &HashMap<String, String>) -> Result<Reply, Rejection> {
     let s = segment_index(state, name)?;
     let entity = state.plan.outputs[s].entity;
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
@@ -277,12 +290,12 @@ fn members(state: &ServingState, name: &str, q: &HashMap<String, String>) -> Res
     let more = page.len() > limit;
     let keys: Vec<serde_json::Value> = page.iter().take(limit).map(|k| state.json_value(k, key_ty)).collect();
     let next = if more { keys.last().cloned() } else { None };
-    Ok(json!({"segment": name, "members": keys, "next": next}))
+    Ok(Reply::Json(json!({"segment": name, "members": keys, "next": next})))
 }
 
-fn membership(state: &ServingState, name: &str, key: &str) -> Result<serde_json::Value, Rejection> {
+fn membership(state: &ServingState, name: &str, key: &str) -> Result<Reply, Rejection> {
     let s = segment_index(state, name)?;
     let key = parse_key(state, state.plan.outputs[s].entity, key)?;
     let since = state.members[s].get(&key);
-    Ok(json!({"member": since.is_some(), "since": since}))
+    Ok(Reply::Json(json!({"member": since.is_some(), "since": since})))
 }
