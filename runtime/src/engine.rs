@@ -22,6 +22,7 @@
 
 use crate::decode::Record;
 use crate::intern::Interner;
+use crate::profile::OperatorProfile;
 use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
 use crate::state::ServingState;
 use foldhash::{HashMap, HashSet};
@@ -172,6 +173,7 @@ impl Engine {
             let Some(receiver) = receiver else { return };
             let ack = ack_tx.lock().map(|a| a.clone());
             let Ok(ack) = ack else { return };
+            let profile = if crate::profile::enabled() { OperatorProfile::install(worker) } else { None };
             let mut dataflow = render::build(worker, &worker_plan);
             while let Ok(Command::Step { updates, upto }) = receiver.recv() {
                 for (input, row, time, diff) in updates {
@@ -188,6 +190,9 @@ impl Engine {
                 if ack.send(Ack { upto, outputs }).is_err() {
                     break;
                 }
+            }
+            if let Some(profile) = profile {
+                profile.report(worker.index(), &dataflow.node_operators);
             }
         })?;
         let mut instances_input = vec![None; plan.entities.len()];

@@ -17,6 +17,7 @@ pub mod diff;
 pub mod engine;
 pub mod intern;
 pub mod load;
+pub mod profile;
 pub mod render;
 pub mod snapshot;
 pub mod state;
