@@ -16,6 +16,7 @@ use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::VecCollection;
+use segflow_compiler::eval::ScalarExpr;
 use segflow_compiler::hir::AggFunc;
 use segflow_compiler::plan::{GatherInput, Keep, Node, Plan, Strategy};
 use segflow_compiler::value::{Decimal, Type, Value, F64};
@@ -41,6 +42,9 @@ pub struct WorkerDataflow {
     pub probe: ProbeHandle<Time>,
     /// Output changes seen since the last drain.
     pub outputs: Rc<RefCell<Vec<OutputUpdate>>>,
+    /// (first operator id, plan node) for each node, in order; the outputs'
+    /// operators come last, under `plan.nodes.len()` (see `profile`).
+    pub node_operators: Vec<(usize, usize)>,
 }
 
 type Rows<'s> = VecCollection<'s, Time, SharedRow, isize>;
@@ -48,11 +52,16 @@ type Column<'s> = VecCollection<'s, Time, (u64, Value), isize>;
 type Dense<'s> = VecCollection<'s, Time, (u64, SharedRow), isize>;
 type Arrangement<'s> = Arranged<'s, TraceAgent<ValSpine<u64, SharedRow, Time, isize>>>;
 
+/// A gather's projected slots: `(projection, value)` per instance, only the
+/// values its projections keep (see `Node::Gather` in `build`).
+type Slots<'s> = VecCollection<'s, Time, (u64, (u32, Value)), isize>;
+
 #[derive(Clone)]
 enum Rendered<'s> {
     Rows(Rows<'s>),
     Column(Column<'s>),
     Dense(Dense<'s>),
+    Slots(Slots<'s>),
 }
 
 impl<'s> Rendered<'s> {
@@ -81,6 +90,7 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
     let outputs: Rc<RefCell<Vec<OutputUpdate>>> = Rc::new(RefCell::new(Vec::new()));
     let probe = ProbeHandle::new();
     let sink = outputs.clone();
+    let mut node_operators = Vec::with_capacity(plan.nodes.len() + 1);
     let inputs = worker.dataflow::<Time, _, _>(|scope| {
         let mut sessions = Vec::new();
         let mut input_collections = Vec::new();
@@ -91,7 +101,15 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
         }
         let mut rendered: Vec<Rendered<'_>> = Vec::with_capacity(plan.nodes.len());
         let mut arrangements: Vec<Option<Arrangement<'_>>> = vec![None; plan.arrangements.len()];
-        for node in &plan.nodes {
+        // Per node: the projections reading it, as (project node, slot, keep).
+        let mut projections: Vec<Vec<(usize, usize, Keep)>> = vec![Vec::new(); plan.nodes.len()];
+        for (n, node) in plan.nodes.iter().enumerate() {
+            if let Node::Project { source, slot, keep } = node {
+                projections[*source].push((n, *slot, *keep));
+            }
+        }
+        for (n, node) in plan.nodes.iter().enumerate() {
+            node_operators.push((scope.worker().peek_identifier(), n));
             let r = match node {
                 Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
                 Node::Enrich { source, via, width, left, right, .. } => {
@@ -149,37 +167,47 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                         }
                     }
                     let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
-                    let dense = parts.reduce(
-                        move |_key, input: &[(&(u32, Value), isize)], output: &mut Vec<(SharedRow, isize)>| {
-                            // Slot 0 (the instance itself) sorts first; without it this is not an instance.
-                            if input[0].0 .0 != 0 {
-                                return;
+                    let row_of = move |input: &[(&(u32, Value), isize)]| gather_row(&defaults, &exprs, input);
+                    // A gather read only by projections (tags and segments, not a
+                    // lookup of a join) outputs just the values they keep, one per
+                    // (instance, projection): a change then carries the slots that
+                    // changed, not a retraction and re-insertion of the whole row.
+                    let dense_needed = plan.arrangements.iter().any(|a| a.node == n && a.key_field.is_none());
+                    if dense_needed {
+                        Rendered::Dense(parts.reduce(move |_key, input, output: &mut Vec<(SharedRow, isize)>| {
+                            if let Some(row) = row_of(input) {
+                                output.push((SharedRow::from(row), 1));
                             }
-                            let mut row = defaults.clone();
-                            for ((slot, value), count) in input {
-                                if *count > 0 {
-                                    row[*slot as usize] = value.clone();
+                        }))
+                    } else {
+                        let kept_slots: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
+                        Rendered::Slots(parts.reduce(move |_key, input, output: &mut Vec<((u32, Value), isize)>| {
+                            let Some(row) = row_of(input) else { return };
+                            for (j, &(slot, keep)) in kept_slots.iter().enumerate() {
+                                let v = row.get(slot).cloned().unwrap_or(Value::Null);
+                                if kept(keep, &v) {
+                                    output.push(((j as u32, v), 1));
                                 }
                             }
-                            for e in &exprs {
-                                let v = e.eval(&row);
-                                row.push(v);
-                            }
-                            output.push((SharedRow::from(row), 1));
-                        },
-                    );
-                    Rendered::Dense(dense)
+                        }))
+                    }
                 }
                 Node::Project { source, slot, keep } => {
                     let (slot, keep) = (*slot, *keep);
-                    Rendered::Column(rendered[*source].dense().flat_map(move |(k, row): (u64, SharedRow)| {
-                        let v = row.get(slot).cloned().unwrap_or(Value::Null);
-                        let kept = match keep {
-                            Keep::NonNull => !v.is_null(),
-                            Keep::True => v == Value::Bool(true),
-                        };
-                        kept.then_some((k, v))
-                    }))
+                    match &rendered[*source] {
+                        Rendered::Slots(slots) => {
+                            let j = projections[*source].iter().position(|p| p.0 == n).unwrap_or(0) as u32;
+                            Rendered::Column(
+                                slots
+                                    .clone()
+                                    .flat_map(move |(k, (p, v)): (u64, (u32, Value))| (p == j).then_some((k, v))),
+                            )
+                        }
+                        _ => Rendered::Column(rendered[*source].dense().flat_map(move |(k, row): (u64, SharedRow)| {
+                            let v = row.get(slot).cloned().unwrap_or(Value::Null);
+                            kept(keep, &v).then_some((k, v))
+                        })),
+                    }
                 }
                 Node::ColumnRows { source } => {
                     Rendered::Rows(rendered[*source].column().map(|(k, v)| SharedRow::from(vec![Value::Ref(k), v])))
@@ -187,6 +215,7 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
             };
             rendered.push(r);
         }
+        node_operators.push((scope.worker().peek_identifier(), plan.nodes.len()));
         let mut probed = false;
         for (index, output) in plan.outputs.iter().enumerate() {
             let column = rendered[output.node].column();
@@ -208,7 +237,35 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
         }
         sessions
     });
-    WorkerDataflow { inputs, probe, outputs }
+    WorkerDataflow { inputs, probe, outputs, node_operators }
+}
+
+/// A gather's row for one instance from its `(slot, value)` inputs: slot 0 is
+/// the instance itself (it sorts first; without it there is no instance), the
+/// inputs' slots hold their values or defaults, then each expression in turn.
+fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &[(&(u32, Value), isize)]) -> Option<Row> {
+    if input.first()?.0 .0 != 0 {
+        return None;
+    }
+    let mut row = defaults.to_vec();
+    for ((slot, value), count) in input {
+        if *count > 0 {
+            row[*slot as usize] = value.clone();
+        }
+    }
+    for e in exprs {
+        let v = e.eval(&row);
+        row.push(v);
+    }
+    Some(row)
+}
+
+/// Whether a projection keeps `v`: a value that is not null, or a segment's true.
+fn kept(keep: Keep, v: &Value) -> bool {
+    match keep {
+        Keep::NonNull => !v.is_null(),
+        Keep::True => *v == Value::Bool(true),
+    }
 }
 
 /// The shared arrangement `id`, built on first use.
