@@ -182,8 +182,12 @@ fn run_with_one_or_two_workers_prints_byte_identical_dumps() {
         assert_eq!(code, 0, "{stderr}");
         dumps.push(stdout);
     }
+    // The default applies everything as one batch; the final state is the same.
+    let (code, one_batch, stderr) = segflow(&["run", "examples/retail/retail.eql", "--events", &data]);
+    assert_eq!(code, 0, "{stderr}");
     assert!(dumps[0].lines().count() > 400);
     assert!(dumps[0] == dumps[1], "--workers 1 and --workers 2 differ");
+    assert!(dumps[0] == one_batch, "batches of 1500 and one batch differ");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
