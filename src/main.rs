@@ -257,7 +257,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         eprintln!("warning: skipped {} invalid records", loaded.errors.len());
     }
     let decoded_in = started.elapsed();
-    let mut engine = Engine::start(compiled.plan.clone(), EngineConfig { workers, clock })?;
+    let mut engine = Engine::start(compiled.plan.clone(), EngineConfig { workers, clock, retain_events: false })?;
     let mut duplicates = 0;
     // Prepare batch k+1 while the workers compute batch k.
     let mut in_flight = None;
@@ -307,6 +307,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         segflow_compiler::value::format_timestamp(state.time),
         workers
     );
+    // The process ends here: freeing millions of rows and arrangements one by
+    // one, and joining the workers, would take most of a second for nothing.
+    drop(state);
+    std::mem::forget(engine);
+    std::mem::forget(loaded);
     Ok(ExitCode::SUCCESS)
 }
 

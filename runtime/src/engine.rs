@@ -26,7 +26,7 @@ use crate::profile::OperatorProfile;
 use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
 use crate::state::ServingState;
 use foldhash::{HashMap, HashSet};
-use segflow_compiler::hir::EVENT_ID;
+use segflow_compiler::hir::{EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
 use segflow_compiler::value::{Type, Value};
 use std::collections::BTreeMap;
@@ -51,6 +51,8 @@ pub enum Clock {
 pub struct EngineConfig {
     pub workers: usize,
     pub clock: Clock,
+    /// Keep the events a snapshot needs (`serve`); a batch run does not.
+    pub retain_events: bool,
 }
 
 /// The engine's inputs in record form: everything needed to rebuild it.
@@ -99,8 +101,15 @@ type EventInput = (usize, Option<u64>, Vec<usize>);
 type Update = (usize, SharedRow, Time, isize);
 
 enum Command {
+    /// Updates of the batch being built: workers start sorting them while the
+    /// driver prepares the rest.
+    Feed { updates: Vec<Update> },
+    /// The batch's last updates; the workers then compute it through `upto`.
     Step { updates: Vec<Update>, upto: Time },
 }
+
+/// Updates sent to the workers in pieces of this size while a batch is built.
+const FEED_CHUNK: usize = 1 << 16;
 
 struct Ack {
     upto: Time,
@@ -175,7 +184,20 @@ impl Engine {
             let Ok(ack) = ack else { return };
             let profile = if crate::profile::enabled() { OperatorProfile::install(worker) } else { None };
             let mut dataflow = render::build(worker, &worker_plan);
-            while let Ok(Command::Step { updates, upto }) = receiver.recv() {
+            while let Ok(command) = receiver.recv() {
+                let (updates, upto) = match command {
+                    Command::Feed { updates } => {
+                        for (input, row, time, diff) in updates {
+                            dataflow.inputs[input].update_at(row, time, diff);
+                        }
+                        for session in dataflow.inputs.iter_mut() {
+                            session.flush();
+                        }
+                        worker.step();
+                        continue;
+                    }
+                    Command::Step { updates, upto } => (updates, upto),
+                };
                 for (input, row, time, diff) in updates {
                     dataflow.inputs[input].update_at(row, time, diff);
                 }
@@ -264,8 +286,23 @@ impl Engine {
     /// Applies a batch of valid records atomically and waits until its effects
     /// are visible in the serving state.
     pub fn apply(&mut self, records: &[Record]) -> BatchOutcome {
-        let now = self.now_for(records);
-        self.apply_at(records, now)
+        let submitted = self.submit(records);
+        self.complete(submitted)
+    }
+
+    /// Registers the ids of a batch's events: per record, whether it applies
+    /// (false for an event whose id was accepted before or earlier in the batch).
+    fn accept(&mut self, records: &[Record]) -> Vec<bool> {
+        records
+            .iter()
+            .map(|r| match r {
+                Record::Event { event, row } => {
+                    let id = &row[EVENT_ID];
+                    id.is_null() || self.seen_ids[*event].insert(id.clone())
+                }
+                _ => true,
+            })
+            .collect()
     }
 
     /// The logical time the clock gives a batch of `records` now.
@@ -309,13 +346,29 @@ impl Engine {
     /// time). The driver can prepare the next batch while the workers compute
     /// this one; `complete` each submitted batch, in order, to publish it.
     pub fn submit(&mut self, records: &[Record]) -> Submitted {
-        let now = self.now_for(records);
-        self.submit_at(records, now)
+        let started = Instant::now();
+        let accepted = self.accept(records);
+        let now = match self.config.clock {
+            // Only events that apply move the clock (not a redelivery).
+            Clock::Event => records
+                .iter()
+                .zip(&accepted)
+                .filter(|(_, a)| **a)
+                .filter_map(|(r, _)| r.event_time())
+                .fold(self.now, i64::max),
+            _ => self.now_for(records),
+        };
+        self.submit_accepted(records, &accepted, now, started)
     }
 
     /// `submit` at a given logical time.
     pub fn submit_at(&mut self, records: &[Record], now: i64) -> Submitted {
         let started = Instant::now();
+        let accepted = self.accept(records);
+        self.submit_accepted(records, &accepted, now, started)
+    }
+
+    fn submit_accepted(&mut self, records: &[Record], accepted: &[bool], now: i64, started: Instant) -> Submitted {
         let new_now = now.max(self.now);
         let batch_time = self.next_time.max(logical_to_time(new_now));
         let mut updates: Vec<Update> = Vec::new();
@@ -332,17 +385,19 @@ impl Engine {
         let first_new_key: Vec<usize> = self.keys.iter().map(Interner::len).collect();
         let mut touched: Vec<HashSet<u64>> = vec![HashSet::default(); self.plan.entities.len()];
         let mut outcome = BatchOutcome { time: new_now, ..Default::default() };
-        for record in records {
+        for (record, accepted) in records.iter().zip(accepted) {
+            if updates.len() >= FEED_CHUNK {
+                self.send(std::mem::take(&mut updates), None);
+            }
             match record {
                 Record::Event { event, row } => {
-                    let id = &row[EVENT_ID];
-                    if !id.is_null() && !self.seen_ids[*event].insert(id.clone()) {
+                    if !accepted {
                         outcome.duplicates += 1;
                         continue;
                     }
-                    if let Value::Timestamp(t) = row[segflow_compiler::hir::EVENT_AT] {
+                    if let (true, Value::Timestamp(t)) = (self.config.retain_events, &row[EVENT_AT]) {
                         self.arrivals += 1;
-                        self.retained[*event].insert((t, self.arrivals), row.clone());
+                        self.retained[*event].insert((*t, self.arrivals), row.clone());
                     }
                     let row = self.intern_row(
                         &self.plan.events[*event].fields.iter().map(|f| f.ty).collect::<Vec<_>>(),
@@ -350,7 +405,7 @@ impl Engine {
                         batch_time,
                         &mut updates,
                     );
-                    let t = match row[segflow_compiler::hir::EVENT_AT] {
+                    let t = match row[EVENT_AT] {
                         Value::Timestamp(t) => t,
                         _ => continue,
                     };
@@ -428,7 +483,7 @@ impl Engine {
                 }
             }
         }
-        self.send(updates, batch_time + 1);
+        self.send(updates, Some(batch_time + 1));
         self.now = new_now;
         // Forget events no window can read any more.
         for (e, retention) in self.retention_ms.iter().enumerate() {
@@ -620,8 +675,9 @@ impl Engine {
         id
     }
 
-    /// Sends each worker its share of `updates`, to be complete at `upto`.
-    fn send(&mut self, updates: Vec<Update>, upto: Time) {
+    /// Sends each worker its share of `updates`; with `upto`, the batch is
+    /// complete and the workers compute it.
+    fn send(&mut self, updates: Vec<Update>, upto: Option<Time>) {
         let n = self.commands.len();
         let mut shares: Vec<Vec<Update>> = (0..n).map(|_| Vec::new()).collect();
         for u in updates {
@@ -630,7 +686,10 @@ impl Engine {
         }
         for (tx, share) in self.commands.iter().zip(shares) {
             // A worker that is gone has panicked; the join in Drop reports it.
-            let _ = tx.send(Command::Step { updates: share, upto });
+            let _ = tx.send(match upto {
+                Some(upto) => Command::Step { updates: share, upto },
+                None => Command::Feed { updates: share },
+            });
         }
     }
 

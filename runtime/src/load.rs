@@ -1,7 +1,7 @@
 //! Reading NDJSON files of records, validating all of them before any applies.
 
 use crate::decode::{DecodeError, Decoder, Record, Warning};
-use std::io::BufRead;
+use std::io::Read;
 
 /// An error or warning with the file it came from.
 #[derive(Clone, Debug)]
@@ -49,16 +49,105 @@ impl Loaded {
 
 /// Decodes every line of every file. Errors do not stop the reading: every
 /// invalid record is reported. `keep_text` also keeps each accepted line.
+/// A large file is decoded by several threads, each taking a run of whole
+/// lines; the results are joined in file order, so nothing else can tell.
 pub fn load_files(decoder: &Decoder, paths: &[String], keep_text: bool) -> std::io::Result<Loaded> {
     let mut loaded = Loaded::default();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     for path in paths {
-        let file =
+        let mut file =
             std::fs::File::open(path).map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {path}: {e}")))?;
-        let reader = std::io::BufReader::with_capacity(1 << 20, file);
-        for (i, line) in reader.lines().enumerate() {
-            let line = line.map_err(|e| std::io::Error::new(e.kind(), format!("{path}:{}: {e}", i + 1)))?;
-            loaded.decode(decoder, path, i + 1, &line, keep_text);
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
+        let pieces = split_lines(&bytes, if bytes.len() < PARALLEL_BYTES { 1 } else { threads });
+        let parts: Vec<std::io::Result<Loaded>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .iter()
+                .map(|&(first_line, piece)| {
+                    scope.spawn(move || decode_piece(decoder, path, first_line, piece, keep_text))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        for part in parts {
+            let part = part?;
+            loaded.records.extend(part.records);
+            loaded.lines.extend(part.lines);
+            loaded.errors.extend(part.errors);
+            loaded.warnings.extend(part.warnings);
         }
     }
     Ok(loaded)
+}
+
+/// Below this size a file is decoded by one thread.
+const PARALLEL_BYTES: usize = 4 << 20;
+
+/// Splits `bytes` into at most `n` runs of whole lines: (number of the first
+/// line, the run).
+fn split_lines(bytes: &[u8], n: usize) -> Vec<(usize, &[u8])> {
+    let mut pieces = Vec::with_capacity(n);
+    let (mut start, mut line) = (0, 1);
+    for i in 1..=n {
+        let mut end = if i == n { bytes.len() } else { (bytes.len() * i / n).max(start) };
+        while end < bytes.len() && end > 0 && bytes[end - 1] != b'\n' {
+            end += 1;
+        }
+        if end > start {
+            pieces.push((line, &bytes[start..end]));
+            line += bytes[start..end].iter().filter(|&&b| b == b'\n').count();
+        }
+        start = end;
+    }
+    pieces
+}
+
+/// Decodes a run of lines starting at line `first_line` of `path`.
+fn decode_piece(
+    decoder: &Decoder,
+    path: &str,
+    first_line: usize,
+    piece: &[u8],
+    keep_text: bool,
+) -> std::io::Result<Loaded> {
+    let mut loaded = Loaded::default();
+    let mut lines = piece.split(|&b| b == b'\n').enumerate().peekable();
+    while let Some((i, line)) = lines.next() {
+        // The piece ends with a newline (or the file does not): no line after it.
+        if lines.peek().is_none() && line.is_empty() {
+            break;
+        }
+        let number = first_line + i;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = std::str::from_utf8(line).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{path}:{number}: stream did not contain valid UTF-8"),
+            )
+        })?;
+        loaded.decode(decoder, path, number, line, keep_text);
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_lines;
+
+    #[test]
+    fn pieces_are_whole_lines_numbered_from_their_first() {
+        let text = b"a\nbb\n\nccc\r\ndddd\ne";
+        for n in 1..=8 {
+            let pieces = split_lines(text, n);
+            let joined: Vec<u8> = pieces.iter().flat_map(|p| p.1.iter().copied()).collect();
+            assert_eq!(joined, text.to_vec(), "{n} pieces");
+            for (i, (first_line, piece)) in pieces.iter().enumerate() {
+                let before: usize = pieces[..i].iter().map(|p| p.1.iter().filter(|&&b| b == b'\n').count()).sum();
+                assert_eq!(*first_line, before + 1);
+                if i + 1 < pieces.len() {
+                    assert!(piece.ends_with(b"\n"), "{n} pieces: {piece:?}");
+                }
+            }
+        }
+    }
 }

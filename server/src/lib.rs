@@ -86,7 +86,8 @@ impl Server {
     pub async fn bind(plan: Plan, config: ServerConfig) -> Result<Server, String> {
         let decoder = Decoder::new(&plan);
         let model_hash = model_fingerprint(&plan);
-        let mut engine = Engine::start(plan, EngineConfig { workers: config.workers, clock: config.clock })?;
+        let mut engine =
+            Engine::start(plan, EngineConfig { workers: config.workers, clock: config.clock, retain_events: true })?;
         let mut wal = None;
         let mut fresh = true;
         if let Some(dir) = &config.data_dir {
