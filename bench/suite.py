@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""The benchmark suite of issue 6: every figure, its target and how far it is,
+appended to BENCHMARKS.md as one dated section (with the commands).
+
+    python3 bench/suite.py            # 1M events (about 5 minutes on 2 cores)
+    python3 bench/suite.py --big      # also backfill 10M events
+    python3 bench/suite.py --dry-run  # print the section, do not write it
+
+Needs a release build (`cargo build --release`; CARGO_TARGET_DIR is honoured),
+`wrk` and `/usr/bin/time` from Debian's packages, and Python's `duckdb` for the
+peer (`pip install duckdb`); a missing tool skips its figures and says so.
+Figures are medians of --repeat runs where a run is cheap enough to repeat.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = "examples/retail/retail.eql"
+TARGETS = {
+    "backfill": 1_000_000,   # events/s on 2 workers
+    "ratio": 100,            # DuckDB recompute / segflow refresh
+    "freshness_p99_ms": 50,  # at 100k events/s with durability
+    "lookups": 100_000,      # requests/s, with p99 <= 2 ms
+    "lookup_p99_ms": 2,
+    "bytes_per_event": 100,
+}
+
+
+def binary():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    path = os.path.join(target, "release", "segflow")
+    if not os.path.exists(path):
+        sys.exit(f"{path} is missing: run `cargo build --release` first")
+    return path
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+def gen(seg, users, events, path):
+    if not os.path.exists(path):
+        r = sh([seg, "gen", "--users", str(users), "--events", str(events), "--out", path])
+        if r.returncode != 0:
+            sys.exit(r.stderr)
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def backfill(seg, data, workers):
+    """(engine seconds, process seconds, peak RSS bytes, records) of one `segflow run`."""
+    cmd = ["/usr/bin/time", "-f", "TIME %e %M", seg, "run", MODEL, "--events", data, "--out", "/dev/null",
+           "--workers", str(workers)]
+    r = sh(cmd)
+    if r.returncode != 0:
+        sys.exit(r.stderr)
+    m = re.search(r"segflow: (\d+) records .* in ([\d.]+)s", r.stderr)
+    t = re.search(r"TIME ([\d.]+) (\d+)", r.stderr)
+    return float(m.group(2)), float(t.group(1)), int(t.group(2)) * 1024, int(m.group(1))
+
+
+class Server:
+    def __init__(self, seg, port, load, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="segflow-bench-")
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [seg, "serve", MODEL, "--clock", "event", "--data-dir", self.dir, "--listen", f"127.0.0.1:{port}",
+               "--load", load, *extra]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = time.time()
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if self.proc.poll() is not None or time.time() - started > 600:
+                    sys.exit("the server did not start")
+                time.sleep(0.5)
+        self.load_s = time.time() - started
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def script(name, *args):
+    r = sh([sys.executable, os.path.join("bench", name), *args])
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip()[-300:] or r.stdout.strip()[-300:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def wrk(url, seconds):
+    r = sh(["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url])
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", r.stdout).group(1))
+
+    def ms(label):
+        v, unit = re.search(rf"\s{label}\s+([\d.]+)(us|ms|s)", r.stdout).groups()
+        return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    return rps, ms("50%"), ms("99%")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--big", action="store_true", help="also backfill 10M events")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--data", default="/tmp/segflow-bench", help="where generated data is kept")
+    args = ap.parse_args()
+    seg = binary()
+    os.makedirs(args.data, exist_ok=True)
+    rows = []  # (figure, value, target, distance, command)
+
+    def row(figure, value, target, distance, command):
+        rows.append((figure, value, target, distance, command))
+        print(f"{figure}: {value}   target {target}   {distance}", flush=True)
+
+    sizes = [("200k", 20_000, 200_000), ("1M", 100_000, 1_000_000)] + ([("10M", 1_000_000, 10_000_000)] if args.big else [])
+    files = {}
+    for name, users, events in sizes:
+        path = os.path.join(args.data, f"{name}.ndjson")
+        files[name] = (path, gen(seg, users, events, path), events, users)
+
+    # Backfill and memory.
+    peak = {}
+    for name in [s[0] for s in sizes]:
+        path, lines, events, users = files[name]
+        for workers in ([2, 1] if name != "200k" else [2]):
+            runs = [backfill(seg, path, workers) for _ in range(1 if name == "10M" else args.repeat)]
+            engine = statistics.median(r[0] for r in runs)
+            process = statistics.median(r[1] for r in runs)
+            rss = max(r[2] for r in runs)
+            peak[(name, workers)] = rss
+            rate = events / process
+            cmd = f"segflow gen --users {users} --events {events} --out D && segflow run {MODEL} --events D --workers {workers}"
+            row(f"backfill {name} events, {workers} worker{'s' if workers > 1 else ''}",
+                f"{rate:,.0f} events/s (process {process:.2f} s, engine {engine:.2f} s, {lines:,} lines; peak RSS {rss / 1e9:.2f} GB)",
+                "≥ 1,000,000 events/s on 2 workers" if workers == 2 else "—",
+                f"{TARGETS['backfill'] / rate:.1f}× short" if workers == 2 else "", cmd)
+    small, large = peak[("200k", 2)], peak[("1M", 2)]
+    per_event = (large - small) / (files["1M"][2] - files["200k"][2])
+    row("memory per event (peak RSS, 1M vs 200k, 2 workers)", f"{per_event:,.0f} bytes/event (users scale with events)",
+        "≤ 100 bytes per in-window event", f"{per_event / TARGETS['bytes_per_event']:.0f}× over",
+        "peak RSS of the two backfills above")
+
+    # The server: refresh, freshness, lookups.
+    path_1m = files["1M"][0]
+    refresh = None
+    server = Server(seg, 7991, path_1m)
+    try:
+        row("server start with --load 1M (through the log)", f"{server.load_s:.1f} s", "—", "",
+            f"segflow serve {MODEL} --clock event --load D")
+        r = script("refresh.py", "--url", server.url, "--batches", "100", "--size", "1000")
+        refresh = r
+        row("refresh: 1,000 events over 1.1M records, visible (durable)",
+            f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms", "DuckDB recompute / 100", "see the ratio",
+            "python3 bench/refresh.py --batches 100 --size 1000")
+        for i, rate in enumerate([10_000, 50_000, 100_000]):
+            try:
+                f = script("freshness.py", "--url", server.url, "--rate", str(rate), "--seconds", "10",
+                           "--seed", str(11 + i))
+            except RuntimeError as e:
+                row(f"freshness at {rate:,} events/s", f"failed: {e}", "", "", "")
+                continue
+            target = "p99 ≤ 50 ms at 100k/s" if rate == 100_000 else "—"
+            row(f"freshness at {rate:,} events/s (send -> visible, durable)",
+                f"achieved {f['achieved']:,}/s ({'sustained' if f['sustained'] else 'NOT sustained'}); "
+                f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms",
+                target, f"p99 {f['p99_ms'] / TARGETS['freshness_p99_ms']:.0f}× over" if rate == 100_000 else "",
+                f"python3 bench/freshness.py --rate {rate} --seconds 10")
+        if shutil.which("wrk"):
+            for label, p in [("/healthz (HTTP ceiling)", "/healthz"),
+                             ("membership lookup", "/v1/segments/high_value/members/u0000022"),
+                             ("profile lookup", "/v1/entities/user/u0000022")]:
+                rps, p50, p99 = wrk(server.url + p, 10)
+                ok = rps >= TARGETS["lookups"] and p99 <= TARGETS["lookup_p99_ms"]
+                row(f"lookups: {label}", f"{rps:,.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+                    "≥ 100k/s, p99 ≤ 2 ms" if p != "/healthz" else "—",
+                    ("met" if ok else f"{max(TARGETS['lookups'] / rps, p99 / TARGETS['lookup_p99_ms']):.1f}× short")
+                    if p != "/healthz" else "", f"wrk -t2 -c32 -d10s --latency URL{p}")
+        else:
+            row("lookups", "skipped: wrk is not installed", "", "", "")
+    finally:
+        server.stop()
+
+    # The peer.
+    try:
+        import duckdb  # noqa: F401
+        r = sh([sys.executable, "bench/peer_duckdb.py", "--events", path_1m, "--threads", "2", "--repeat", "5"])
+        recompute = float(re.search(r"recompute .*median ([\d.]+)s", r.stdout).group(1))
+        row("DuckDB recompute of every tag and segment, 1M events", f"{recompute * 1000:.0f} ms (median of 5)", "—", "",
+            f"python3 bench/peer_duckdb.py --events D --threads 2 --repeat 5")
+        if refresh:
+            ratio = recompute * 1000 / refresh["p50_ms"]
+            row("ratio: DuckDB recompute / segflow refresh p50", f"{ratio:.1f}×", "≥ 100×",
+                f"{TARGETS['ratio'] / ratio:.1f}× short", "the two rows above")
+    except ImportError:
+        row("DuckDB peer", "skipped: `pip install duckdb`", "", "", "")
+
+    today = datetime.date.today().isoformat()
+    commit = sh(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
+    lines = [f"\n## Suite run {today} (commit {commit})\n",
+             f"`python3 bench/suite.py{' --big' if args.big else ''}` on {os.cpu_count()} cores, "
+             f"{platform.machine()}, {platform.system()}; D is the generated data file.\n",
+             "| figure | value | target | distance | command |", "|---|---|---|---|---|"]
+    code = lambda e: f"`{e}`" if e.split(" ")[0] in ("segflow", "python3", "wrk") else e
+    lines += [f"| {a} | {b} | {c} | {d} | {code(e)} |" for a, b, c, d, e in rows]
+    text = "\n".join(lines) + "\n"
+    if args.dry_run:
+        print(text)
+    else:
+        with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as f:
+            f.write(text)
+        print("appended to BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
