@@ -307,24 +307,35 @@ impl Engine {
 
     /// The logical time the clock gives a batch of `records` now.
     pub fn now_for(&self, records: &[Record]) -> i64 {
-        match self.config.clock {
-            // Only events that will be applied move the clock: a redelivery (an id
-            // already accepted, or seen earlier in this batch) is skipped entirely.
-            Clock::Event => {
-                let mut batch_ids: HashSet<(usize, &Value)> = HashSet::default();
-                let mut now = self.now;
-                for r in records {
-                    if let Record::Event { event, row } = r {
-                        let id = &row[EVENT_ID];
-                        let redelivered =
-                            !id.is_null() && (self.seen_ids[*event].contains(id) || !batch_ids.insert((*event, id)));
-                        if !redelivered {
-                            now = now.max(r.event_time().unwrap_or(now));
-                        }
-                    }
+        if self.config.clock != Clock::Event {
+            return self.clock_time(records, &[]);
+        }
+        // As `accept` would decide, without registering anything.
+        let mut batch_ids: HashSet<(usize, &Value)> = HashSet::default();
+        let applies: Vec<bool> = records
+            .iter()
+            .map(|r| match r {
+                Record::Event { event, row } => {
+                    let id = &row[EVENT_ID];
+                    id.is_null() || (!self.seen_ids[*event].contains(id) && batch_ids.insert((*event, id)))
                 }
-                now
-            }
+                _ => true,
+            })
+            .collect();
+        self.clock_time(records, &applies)
+    }
+
+    /// The clock's time for a batch whose applying records are marked in
+    /// `applies`: only events that apply move the event clock (a redelivery
+    /// with a later `at` does not).
+    fn clock_time(&self, records: &[Record], applies: &[bool]) -> i64 {
+        match self.config.clock {
+            Clock::Event => records
+                .iter()
+                .zip(applies)
+                .filter(|(_, a)| **a)
+                .filter_map(|(r, _)| r.event_time())
+                .fold(self.now, i64::max),
             Clock::Fixed(t) => t,
             Clock::Wall => wall_ms().max(self.now),
         }
@@ -348,16 +359,7 @@ impl Engine {
     pub fn submit(&mut self, records: &[Record]) -> Submitted {
         let started = Instant::now();
         let accepted = self.accept(records);
-        let now = match self.config.clock {
-            // Only events that apply move the clock (not a redelivery).
-            Clock::Event => records
-                .iter()
-                .zip(&accepted)
-                .filter(|(_, a)| **a)
-                .filter_map(|(r, _)| r.event_time())
-                .fold(self.now, i64::max),
-            _ => self.now_for(records),
-        };
+        let now = self.clock_time(records, &accepted);
         self.submit_accepted(records, &accepted, now, started)
     }
 

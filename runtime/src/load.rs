@@ -27,6 +27,14 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Adds what a later part of the input decoded.
+    fn append(&mut self, later: Loaded) {
+        self.records.extend(later.records);
+        self.lines.extend(later.lines);
+        self.errors.extend(later.errors);
+        self.warnings.extend(later.warnings);
+    }
+
     /// Decodes line `number` of `source` (a blank line is skipped); an invalid
     /// record is kept as an error naming the source, the line and the field.
     pub fn decode(&mut self, decoder: &Decoder, source: &str, number: usize, line: &str, keep_text: bool) {
@@ -70,11 +78,7 @@ pub fn load_files(decoder: &Decoder, paths: &[String], keep_text: bool) -> std::
             handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
         });
         for part in parts {
-            let part = part?;
-            loaded.records.extend(part.records);
-            loaded.lines.extend(part.lines);
-            loaded.errors.extend(part.errors);
-            loaded.warnings.extend(part.warnings);
+            loaded.append(part?);
         }
     }
     Ok(loaded)
