@@ -310,7 +310,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     // The process ends here: freeing millions of rows and arrangements one by
     // one, and joining the workers, would take most of a second for nothing.
     drop(state);
-    std::mem::forget(engine);
+    if segflow_runtime::profile::enabled() {
+        drop(engine); // the workers print their operator profiles as they stop
+    } else {
+        std::mem::forget(engine);
+    }
     std::mem::forget(loaded);
     Ok(ExitCode::SUCCESS)
 }

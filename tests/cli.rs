@@ -161,11 +161,12 @@ fn run_refuses_invalid_records_and_lists_them_all() {
 }
 
 #[test]
-fn run_with_one_or_two_workers_prints_byte_identical_dumps() {
+fn run_with_one_or_two_workers_and_any_batch_size_prints_byte_identical_dumps() {
     let dir = std::env::temp_dir().join(format!("segflow-workers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("retail.ndjson").display().to_string();
-    let (code, _, stderr) = segflow(&["gen", "--users", "400", "--events", "8000", "--seed", "5", "--out", &data]);
+    // Enough events that one batch's updates reach the workers in several pieces.
+    let (code, _, stderr) = segflow(&["gen", "--users", "2000", "--events", "60000", "--seed", "5", "--out", &data]);
     assert_eq!(code, 0, "{stderr}");
     let mut dumps = Vec::new();
     for workers in ["1", "2"] {
@@ -177,18 +178,67 @@ fn run_with_one_or_two_workers_prints_byte_identical_dumps() {
             "--workers",
             workers,
             "--batch-size",
-            "1500",
+            "6000",
         ]);
         assert_eq!(code, 0, "{stderr}");
         dumps.push(stdout);
     }
     // The default applies everything as one batch; the final state is the same.
-    let (code, one_batch, stderr) = segflow(&["run", "examples/retail/retail.eql", "--events", &data]);
+    let (code, one_batch, stderr) =
+        segflow(&["run", "examples/retail/retail.eql", "--events", &data, "--workers", "2"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(dumps[0].lines().count() > 400);
     assert!(dumps[0] == dumps[1], "--workers 1 and --workers 2 differ");
-    assert!(dumps[0] == one_batch, "batches of 1500 and one batch differ");
+    assert!(dumps[0] == one_batch, "batches of 6000 and one batch differ");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_large_file_decoded_in_parallel_names_the_right_lines() {
+    let dir = std::env::temp_dir().join(format!("segflow-parallel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.ndjson");
+    let data = path.display().to_string();
+    let (code, _, stderr) = segflow(&["gen", "--users", "2000", "--events", "40000", "--seed", "2", "--out", &data]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.len() > 4 << 20, "the file must be large enough to be split ({} bytes)", text.len());
+    // One bad record in the middle (in a later piece than the first) and one at the end.
+    let lines: Vec<&str> = text.lines().collect();
+    let middle = lines.len() * 3 / 4;
+    let bad = r#"{"event":"order","id":"bad","at":"never"}"#;
+    let mut edited: Vec<&str> = lines[..middle].to_vec();
+    edited.push(bad);
+    edited.extend_from_slice(&lines[middle..]);
+    edited.push(bad);
+    std::fs::write(&path, edited.join("\n") + "\n").unwrap();
+    let (code, stdout, stderr) = segflow(&["run", "examples/retail/retail.eql", "--events", &data]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "nothing applied, nothing printed");
+    assert!(stderr.contains(&format!("big.ndjson: line {}: field `at`", middle + 1)), "{stderr}");
+    assert!(stderr.contains(&format!("big.ndjson: line {}: field `at`", edited.len())), "{stderr}");
+    assert!(stderr.contains("2 invalid records; nothing was applied"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn operator_profile_names_plan_nodes() {
+    let data = std::env::temp_dir().join(format!("segflow-profile-{}.ndjson", std::process::id()));
+    let data = data.display().to_string();
+    let (code, _, stderr) = segflow(&["gen", "--users", "100", "--events", "1000", "--out", &data]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["run", "examples/retail/retail.eql", "--events", &data, "--out", "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SEGFLOW_PROFILE", "operators")
+        .output()
+        .expect("segflow runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("worker 0:") && stderr.contains("in operators"), "{stderr}");
+    // Rows name an operator and the plan node that made it.
+    assert!(stderr.lines().any(|l| l.contains(" op ") && l.contains(" %") && l.contains("Reduce")), "{stderr}");
+    let _ = std::fs::remove_file(&data);
 }
 
 #[test]
