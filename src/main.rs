@@ -7,6 +7,12 @@ use segflow_runtime::{Clock, Decoder, Engine, EngineConfig};
 use std::io::Write;
 use std::process::ExitCode;
 
+// Rows, batches and decoded records are many small, short-lived allocations
+// spread over several threads; mimalloc serves those with less locking and
+// fewer page faults than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 segflow — live segmentation: EQL compiled to differential dataflow
 
