@@ -215,10 +215,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     if events.is_empty() {
         return Err("`segflow run` needs --events DATA.ndjson (one or more files; - for standard input)".into());
     }
-    let workers: usize = match args.get("workers") {
-        Some(w) => w.parse().ok().filter(|n| (1..=64).contains(n)).ok_or("--workers takes a number from 1 to 64")?,
-        None => 1,
-    };
+    let workers = workers(&args)?;
     // By default every record is one batch: the dump depends only on the final
     // state, and each batch costs a pass over every instance it touches (with
     // batches of 100k records a 1M-event backfill took 2.4x as long).
@@ -337,6 +334,16 @@ impl Write for DynWrite<'_> {
     }
 }
 
+/// `--workers N`, or one dataflow worker per core (results are the same for any N).
+fn workers(args: &Args) -> Result<usize, String> {
+    match args.get("workers") {
+        Some(w) => {
+            w.parse().ok().filter(|n| (1..=64).contains(n)).ok_or("--workers takes a number from 1 to 64".into())
+        }
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get()).min(64)),
+    }
+}
+
 fn parse_now(text: &str) -> Result<i64, String> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
@@ -356,10 +363,7 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
         config.listen =
             listen.parse().map_err(|_| format!("--listen takes an address like 127.0.0.1:7878, not `{listen}`"))?;
     }
-    if let Some(w) = args.get("workers") {
-        config.workers =
-            w.parse().ok().filter(|n| (1..=64).contains(n)).ok_or("--workers takes a number from 1 to 64")?;
-    }
+    config.workers = workers(&args)?;
     config.clock = match args.get("clock").unwrap_or("wall") {
         "wall" => Clock::Wall,
         "event" => Clock::Event,
