@@ -5,7 +5,8 @@ rate and measure how long each batch takes to become visible.
     python3 bench/freshness.py --url http://127.0.0.1:7878 --rate 50000 --seconds 10
 
 Every `--interval-ms` a request with rate * interval events is sent (on one of
-`--connections` keep-alive connections). POST /v1/records answers only once
+`--connections` keep-alive connections; each waits for its answer, so
+few connections would cap the rate the client can offer). POST /v1/records answers only once
 its batch is durable (fsync'd) and visible to reads, so the time from the
 moment a request was *due* to its answer is the send -> visible latency; the
 ack -> visible gap is zero by construction, which a `min_time` read after each
@@ -28,11 +29,11 @@ import urllib.parse
 END_MS = 1_795_132_800_000  # where `segflow gen` data ends (2026-11-20)
 
 
-def bodies(rate, seconds, interval_ms, users, seed):
+def bodies(rate, seconds, interval_ms, users, seed, start_ms):
     rng = random.Random(seed)
     per_request = max(1, rate * interval_ms // 1000)
     requests = max(1, seconds * 1000 // interval_ms)
-    t = END_MS + (seed % 1000) * 100_000_000
+    t = start_ms
     out = []
     for r in range(requests):
         lines = []
@@ -52,12 +53,18 @@ def main():
     ap.add_argument("--rate", type=int, default=10_000, help="events per second")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--interval-ms", type=int, default=10, help="one request every this many ms")
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     host = urllib.parse.urlparse(args.url)
-    payloads, per_request = bodies(args.rate, args.seconds, args.interval_ms, args.users, args.seed)
+    # Event times continue from the server's clock: a jump would expire whole
+    # windows in the first batch and measure that instead.
+    conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+    conn.request("GET", "/v1/segments")
+    start_ms = max(END_MS, json.loads(conn.getresponse().read())["time"]) + 1
+    conn.close()
+    payloads, per_request = bodies(args.rate, args.seconds, args.interval_ms, args.users, args.seed, start_ms)
 
     due = queue.Queue()
     results = []  # (due, answered)

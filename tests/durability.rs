@@ -114,7 +114,9 @@ fn sigkill_under_load_loses_no_acknowledged_record_and_applies_none_twice() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(150 + seed % 500));
+        // Up to ~2 s: past the 1 s snapshot interval, so some kills land while or
+        // after a snapshot is written beside the appending log.
+        std::thread::sleep(Duration::from_millis(150 + seed % 1800));
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         stop.store(1, Ordering::Relaxed);

@@ -323,27 +323,35 @@ impl WalWriter {
         Ok(())
     }
 
+    /// The directory of the segments.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Bytes of the current segment known durable (for fault-injection tests).
     pub fn synced_len(&self) -> u64 {
         self.synced
     }
+}
 
-    /// Deletes whole segments whose entries all have `seq <= covered` (a snapshot has them).
-    pub fn remove_covered(&mut self, covered: u64) -> io::Result<usize> {
-        let files = segments(&self.dir)?;
-        let mut removed = 0;
-        // A segment is covered when the next segment starts at or before covered + 1.
-        for pair in files.windows(2) {
-            if pair[1].0 <= covered + 1 {
-                std::fs::remove_file(&pair[0].1)?;
-                removed += 1;
-            }
+/// Deletes the whole segments in `dir` whose entries all have `seq <= covered`
+/// (a snapshot has them). The segment being written is never one of them: it
+/// is the last, and a segment goes only when a later one exists. So this can
+/// run beside a writer that keeps appending.
+pub fn remove_covered(dir: &Path, covered: u64) -> io::Result<usize> {
+    let files = segments(dir)?;
+    let mut removed = 0;
+    // A segment is covered when the next segment starts at or before covered + 1.
+    for pair in files.windows(2) {
+        if pair[1].0 <= covered + 1 {
+            std::fs::remove_file(&pair[0].1)?;
+            removed += 1;
         }
-        if removed > 0 {
-            sync_dir(&self.dir)?;
-        }
-        Ok(removed)
     }
+    if removed > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
 }
 
 /// Writes `parts` as the whole content of `path`, atomically: a temporary file,

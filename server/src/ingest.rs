@@ -11,7 +11,7 @@
 //! reproduces the same changes at the same times.
 
 use segflow_runtime::snapshot::{self, Snapshot};
-use segflow_runtime::wal::WalWriter;
+use segflow_runtime::wal::{self, WalWriter};
 use segflow_runtime::{engine::BatchOutcome, Clock, Engine, Record};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
@@ -70,21 +70,55 @@ pub struct Durability {
     pub snapshot_every: Duration,
     /// The last log entry the newest snapshot covers.
     pub covered: u64,
+    /// The thread writing the latest snapshot, if it may still be running.
+    pub writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Durability {
-    /// Writes a snapshot covering the whole log so far, then deletes what it covers.
+    /// Takes a snapshot covering the whole log so far. The engine thread only
+    /// copies the state and starts a new log segment; another thread encodes
+    /// and writes the snapshot, then deletes the segments and snapshots it
+    /// covers, so ingest pauses for the copy, not for the write. One snapshot
+    /// is written at a time.
     fn snapshot(&mut self, engine: &Engine) -> Result<(), String> {
+        self.finish_snapshot();
         let started = Instant::now();
         let seq = self.wal.next_seq() - 1;
         let serving = engine.state().read().map(|s| s.history()).map_err(|_| "serving state poisoned".to_string())?;
         let snap = Snapshot { seq, model: self.model.clone(), engine: engine.snapshot(), serving };
-        let path = snapshot::write(&self.dir, &snap).map_err(|e| format!("cannot write a snapshot: {e}"))?;
+        // Entries after the snapshot go to a new segment, so the covered ones
+        // can be deleted whole once the snapshot is durable.
         self.wal.rotate().map_err(|e| e.to_string())?;
-        let removed = self.wal.remove_covered(seq).map_err(|e| e.to_string())?;
-        snapshot::remove_older(&self.dir, seq).map_err(|e| e.to_string())?;
-        tracing::info!(path = %path.display(), seq, removed_segments = removed, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot written");
+        let copied_ms = started.elapsed().as_millis() as u64;
+        let (dir, wal_dir) = (self.dir.clone(), self.wal.dir().to_path_buf());
+        let write = move || -> Result<(std::path::PathBuf, usize), String> {
+            let path = snapshot::write(&dir, &snap).map_err(|e| format!("cannot write a snapshot: {e}"))?;
+            let removed = wal::remove_covered(&wal_dir, seq).map_err(|e| e.to_string())?;
+            snapshot::remove_older(&dir, seq).map_err(|e| e.to_string())?;
+            Ok((path, removed))
+        };
+        let writer = std::thread::Builder::new()
+            .name("segflow-snapshot".into())
+            .spawn(move || match write() {
+                Ok((path, removed)) => tracing::info!(path = %path.display(), seq, removed_segments = removed, copied_ms, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot written"),
+                Err(e) => tracing::error!(error = %e, "snapshot failed; the log is kept"),
+            })
+            .map_err(|e| format!("cannot start the snapshot writer: {e}"))?;
+        self.writer = Some(writer);
         Ok(())
+    }
+
+    /// Waits until the snapshot being written (if any) is on disk.
+    fn finish_snapshot(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for Durability {
+    fn drop(&mut self) {
+        self.finish_snapshot();
     }
 }
 
@@ -134,6 +168,9 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                 }
                 if let Some(done) = stopping.take() {
                     if batch.is_empty() {
+                        if let Some(d) = durability.as_mut() {
+                            d.finish_snapshot();
+                        }
                         let _ = done.send(());
                         break;
                     }

@@ -150,6 +150,7 @@ impl Server {
                 model: model_hash.clone(),
                 snapshot_every: config.snapshot_every,
                 covered,
+                writer: None,
             });
         }
         let has_initial = !config.load.is_empty() || !config.preload.is_empty();
