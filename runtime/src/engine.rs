@@ -65,8 +65,9 @@ pub struct EngineSnapshot {
     pub event_schema: Vec<(String, Vec<String>)>,
     /// Per entity, in interning order: (key, attribute row with references by key).
     pub entities: Vec<Vec<(Value, Option<Row>)>>,
-    /// Per event type: retained events as `[id, at, fields...]`, references by key.
-    pub events: Vec<Vec<Row>>,
+    /// Per event type: retained events as `[id, at, fields...]`, references by key
+    /// (shared with the engine, so taking a snapshot copies pointers, not rows).
+    pub events: Vec<Vec<SharedRow>>,
     pub seen_ids: Vec<Vec<Value>>,
 }
 
@@ -144,7 +145,7 @@ pub struct Engine {
     seen_ids: Vec<HashSet<Value>>,
     /// Events a restart (or a changed model) may still need, as they arrived:
     /// per event type, by (time, arrival). See `retention_ms`.
-    retained: Vec<BTreeMap<(i64, u64), Row>>,
+    retained: Vec<BTreeMap<(i64, u64), SharedRow>>,
     /// Per event type: `None` keeps every event (an unwindowed aggregate reads
     /// it); `Some(W)` keeps events until `t + W <= now` (W the longest window).
     retention_ms: Vec<Option<u64>>,
@@ -399,7 +400,7 @@ impl Engine {
                     }
                     if let (true, Value::Timestamp(t)) = (self.config.retain_events, &row[EVENT_AT]) {
                         self.arrivals += 1;
-                        self.retained[*event].insert((*t, self.arrivals), row.clone());
+                        self.retained[*event].insert((*t, self.arrivals), SharedRow::from(row.as_slice()));
                     }
                     let row = self.intern_row(
                         &self.plan.events[*event].fields.iter().map(|f| f.ty).collect::<Vec<_>>(),
