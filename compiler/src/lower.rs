@@ -412,6 +412,7 @@ impl Lowerer<'_> {
             (AggFunc::Count | AggFunc::Exists, _) => Strategy::Diff,
             (AggFunc::Sum | AggFunc::Avg, Some(Type::Int | Type::Decimal)) => Strategy::Diff,
             (AggFunc::First | AggFunc::Last, _) => Strategy::Ordered,
+            (AggFunc::CountDistinct, _) => Strategy::Distinct,
             _ => Strategy::Values,
         };
         let order_by = (strategy == Strategy::Ordered)

@@ -112,6 +112,9 @@ pub enum Strategy {
     Diff,
     /// A reduce over the distinct (instance, value) pairs with their counts.
     Values,
+    /// `count_distinct`: the distinct (instance, value) pairs, counted in diffs.
+    /// A change costs a look at its own pair, not at every value of the instance.
+    Distinct,
     /// A reduce over (instance, (at, id, value)): one entry per event.
     Ordered,
 }

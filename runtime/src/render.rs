@@ -14,6 +14,7 @@ use crate::diff::SumCount;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::count::CountTotal;
+use differential_dataflow::operators::threshold::ThresholdTotal;
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::VecCollection;
 use segflow_compiler::eval::ScalarExpr;
@@ -332,6 +333,14 @@ fn aggregate<'s>(
                 };
                 (acc.count > 0).then_some((key, v))
             }),
+        Strategy::Distinct => {
+            let v = value.unwrap_or(group);
+            rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone()))
+                .distinct_total()
+                .map(|(key, _)| key)
+                .count_total()
+                .map(|(key, count)| (key, Value::Int(count as i64)))
+        }
         Strategy::Values => {
             let v = value.unwrap_or(group);
             rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone())).reduce(
