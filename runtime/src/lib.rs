@@ -16,6 +16,7 @@ pub mod decode;
 pub mod diff;
 pub mod engine;
 pub mod intern;
+pub mod keyed;
 pub mod load;
 pub mod profile;
 pub mod render;

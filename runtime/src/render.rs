@@ -11,6 +11,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::diff::SumCount;
+use crate::keyed::by_key;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::count::CountTotal;
@@ -168,26 +169,26 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                         }
                     }
                     let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
-                    let row_of = move |input: &[(&(u32, Value), isize)]| gather_row(&defaults, &exprs, input);
+                    let row_of = move |input: &[((u32, Value), isize)]| gather_row(&defaults, &exprs, input);
                     // A gather read only by projections (tags and segments, not a
                     // lookup of a join) outputs just the values they keep, one per
                     // (instance, projection): a change then carries the slots that
                     // changed, not a retraction and re-insertion of the whole row.
                     let dense_needed = plan.arrangements.iter().any(|a| a.node == n && a.key_field.is_none());
                     if dense_needed {
-                        Rendered::Dense(parts.reduce(move |_key, input, output: &mut Vec<(SharedRow, isize)>| {
+                        Rendered::Dense(by_key(parts, "Gather", move |input, output: &mut Vec<SharedRow>| {
                             if let Some(row) = row_of(input) {
-                                output.push((SharedRow::from(row), 1));
+                                output.push(SharedRow::from(row));
                             }
                         }))
                     } else {
                         let kept_slots: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
-                        Rendered::Slots(parts.reduce(move |_key, input, output: &mut Vec<((u32, Value), isize)>| {
+                        Rendered::Slots(by_key(parts, "Gather", move |input, output: &mut Vec<(u32, Value)>| {
                             let Some(row) = row_of(input) else { return };
                             for (j, &(slot, keep)) in kept_slots.iter().enumerate() {
                                 let v = row.get(slot).cloned().unwrap_or(Value::Null);
                                 if kept(keep, &v) {
-                                    output.push(((j as u32, v), 1));
+                                    output.push((j as u32, v));
                                 }
                             }
                         }))
@@ -244,7 +245,7 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
 /// A gather's row for one instance from its `(slot, value)` inputs: slot 0 is
 /// the instance itself (it sorts first; without it there is no instance), the
 /// inputs' slots hold their values or defaults, then each expression in turn.
-fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &[(&(u32, Value), isize)]) -> Option<Row> {
+fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &[((u32, Value), isize)]) -> Option<Row> {
     if input.first()?.0 .0 != 0 {
         return None;
     }
@@ -343,35 +344,30 @@ fn aggregate<'s>(
         }
         Strategy::Values => {
             let v = value.unwrap_or(group);
-            rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone())).reduce(
-                move |_key, input: &[(&Value, isize)], output: &mut Vec<(Value, isize)>| {
-                    if let Some(v) = values_aggregate(func, input) {
-                        output.push((v, 1));
-                    }
-                },
-            )
+            let values = rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone()));
+            by_key(values, "Aggregate", move |input: &[(Value, isize)], output: &mut Vec<Value>| {
+                output.extend(values_aggregate(func, input));
+            })
         }
         Strategy::Ordered => {
             let v = value.unwrap_or(group);
             let (at, id) = order_by.unwrap_or((group, group));
-            rows.map(move |row: SharedRow| {
+            let values = rows.map(move |row: SharedRow| {
                 (row[group].as_ref_id().unwrap_or(0), (row[at].clone(), row[id].clone(), row[v].clone()))
+            });
+            by_key(values, "Aggregate", move |input: &[((Value, Value, Value), isize)], output: &mut Vec<Value>| {
+                let chosen = if func == AggFunc::First { input.first() } else { input.last() };
+                if let Some(((_, _, v), _)) = chosen {
+                    output.push(v.clone());
+                }
             })
-            .reduce(
-                move |_key, input: &[(&(Value, Value, Value), isize)], output: &mut Vec<(Value, isize)>| {
-                    let chosen = if func == AggFunc::First { input.first() } else { input.last() };
-                    if let Some(((_, _, v), _)) = chosen {
-                        output.push((v.clone(), 1));
-                    }
-                },
-            )
         }
     }
 }
 
 /// Aggregates over the distinct values of a group with their multiplicities
 /// (sorted by value).
-pub fn values_aggregate(func: AggFunc, input: &[(&Value, isize)]) -> Option<Value> {
+pub fn values_aggregate(func: AggFunc, input: &[(Value, isize)]) -> Option<Value> {
     match func {
         AggFunc::Min => input.first().map(|(v, _)| (*v).clone()),
         AggFunc::Max => input.last().map(|(v, _)| (*v).clone()),
