@@ -6,7 +6,7 @@
 //!   so two tags with the same `count(page_view where channel = "app" within 7d)`
 //!   share everything.
 //! - Expression definitions (tags that are not a bare aggregate, and segments)
-//!   are evaluated in `Gather` nodes: one reduce per entity and *rank* that
+//!   are evaluated in `Gather` nodes: one per entity and *rank* that
 //!   assembles a dense row per instance from the columns the expressions read,
 //!   then evaluates them in dependency order. The rank of a definition is the
 //!   number of aggregates and reference hops between it and the inputs; all

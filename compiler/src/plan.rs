@@ -88,7 +88,7 @@ pub enum Node {
     /// Dense rows for every instance of `entity`: slot 0 is the key value, then
     /// one slot per input (its default where the instance has none), then one per
     /// expression, evaluated in order (an expression may read earlier slots).
-    /// Memory: the inputs, arranged by key, and one output row per instance.
+    /// Memory: per instance, its input values and what it produced last.
     Gather { entity: EntityId, instances: NodeId, inputs: Vec<GatherInput>, exprs: Vec<NamedExpr> },
     /// One slot of a gather as a sparse column: values that are not null (`keep`
     /// = NonNull) or instances where the slot is true (`keep` = True, segments).
@@ -110,12 +110,12 @@ pub enum Strategy {
     /// Carried in differential's diffs (sum, count): state is one accumulator per
     /// instance, not per event.
     Diff,
-    /// A reduce over the distinct (instance, value) pairs with their counts.
+    /// Per instance, the multiset of its values (distinct values with counts).
     Values,
     /// `count_distinct`: the distinct (instance, value) pairs, counted in diffs.
     /// A change costs a look at its own pair, not at every value of the instance.
     Distinct,
-    /// A reduce over (instance, (at, id, value)): one entry per event.
+    /// Per instance, its (at, id, value) entries sorted: one entry per event.
     Ordered,
 }
 
