@@ -264,8 +264,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let mut duplicates = 0;
     // Prepare batch k+1 while the workers compute batch k.
     let mut in_flight = None;
-    for chunk in loaded.records.chunks(batch_size.unwrap_or(loaded.records.len()).max(1)) {
-        let submitted = engine.submit(chunk);
+    let chunks: Vec<&[segflow_runtime::decode::Record]> =
+        loaded.records.chunks(batch_size.unwrap_or(loaded.records.len()).max(1)).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        // Nothing reads past the last batch: its future expiries are not queued.
+        let submitted = if i + 1 == chunks.len() { engine.submit_last(chunk) } else { engine.submit(chunk) };
         if let Some(previous) = in_flight.replace(submitted) {
             duplicates += engine.complete(previous).duplicates;
         }

@@ -233,12 +233,14 @@ fn one_and_two_workers_give_byte_identical_dumps() {
         }
         dumps.push(common::dump_text(&engine));
     }
-    // Pipelined: each batch submitted before the previous one is completed.
+    // Pipelined: each batch submitted before the previous one is completed;
+    // the last one as `segflow run` submits it (nothing queued past it).
     for workers in [1, 2] {
         let mut engine = common::engine(&compiled, workers, Clock::Event);
         let mut in_flight = None;
-        for chunk in records.chunks(500) {
-            let submitted = engine.submit(chunk);
+        let chunks: Vec<_> = records.chunks(500).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let submitted = if i + 1 == chunks.len() { engine.submit_last(chunk) } else { engine.submit(chunk) };
             if let Some(previous) = in_flight.replace(submitted) {
                 engine.complete(previous);
             }

@@ -156,6 +156,12 @@ pub struct Engine {
     attributes_input: Vec<Option<usize>>,
     /// Per event type: (input, window in ms, the fields its rows carry).
     event_inputs: Vec<Vec<EventInput>>,
+    /// Per event type: the types of its fields.
+    event_types: Vec<Vec<Type>>,
+    /// An event row with its references interned (reused per event).
+    row_buffer: Row,
+    /// Set by `submit_last`: no batch may follow.
+    closed: bool,
     now: i64,
     next_time: Time,
     next_worker: usize,
@@ -258,6 +264,9 @@ impl Engine {
             instances_input,
             attributes_input,
             event_inputs,
+            event_types: plan.events.iter().map(|e| e.fields.iter().map(|f| f.ty).collect()).collect(),
+            row_buffer: Row::new(),
+            closed: false,
             now,
             next_time: 0,
             next_worker: 0,
@@ -361,17 +370,36 @@ impl Engine {
         let started = Instant::now();
         let accepted = self.accept(records);
         let now = self.clock_time(records, &accepted);
-        self.submit_accepted(records, &accepted, now, started)
+        self.submit_accepted(records, &accepted, now, started, false)
     }
 
     /// `submit` at a given logical time.
     pub fn submit_at(&mut self, records: &[Record], now: i64) -> Submitted {
         let started = Instant::now();
         let accepted = self.accept(records);
-        self.submit_accepted(records, &accepted, now, started)
+        self.submit_accepted(records, &accepted, now, started, false)
     }
 
-    fn submit_accepted(&mut self, records: &[Record], accepted: &[bool], now: i64, started: Instant) -> Submitted {
+    /// `submit` for a batch that no other follows (a batch run's last): what
+    /// would fall due after it — window expiries, late inserts — is not queued,
+    /// since nothing will read it. The engine takes no batch after this one.
+    pub fn submit_last(&mut self, records: &[Record]) -> Submitted {
+        let started = Instant::now();
+        let accepted = self.accept(records);
+        let now = self.clock_time(records, &accepted);
+        self.submit_accepted(records, &accepted, now, started, true)
+    }
+
+    fn submit_accepted(
+        &mut self,
+        records: &[Record],
+        accepted: &[bool],
+        now: i64,
+        started: Instant,
+        last: bool,
+    ) -> Submitted {
+        assert!(!self.closed, "a batch was submitted after the last one");
+        self.closed = last;
         let new_now = now.max(self.now);
         let batch_time = self.next_time.max(logical_to_time(new_now));
         let mut updates: Vec<Update> = Vec::new();
@@ -402,12 +430,9 @@ impl Engine {
                         self.arrivals += 1;
                         self.retained[*event].insert((*t, self.arrivals), SharedRow::from(row.as_slice()));
                     }
-                    let row = self.intern_row(
-                        &self.plan.events[*event].fields.iter().map(|f| f.ty).collect::<Vec<_>>(),
-                        row,
-                        batch_time,
-                        &mut updates,
-                    );
+                    let mut interned = std::mem::take(&mut self.row_buffer);
+                    self.intern_row(*event, row, batch_time, &mut updates, &mut interned);
+                    let row = &interned;
                     let t = match row[EVENT_AT] {
                         Value::Timestamp(t) => t,
                         _ => continue,
@@ -425,13 +450,16 @@ impl Engine {
                                 }
                                 if insert == batch_time {
                                     updates.push((input, row.clone(), batch_time, 1));
-                                } else {
+                                } else if !last {
                                     self.pending.entry(insert).or_default().push((input, row.clone(), 1));
                                 }
-                                self.pending.entry(retract).or_default().push((input, row, -1));
+                                if !last {
+                                    self.pending.entry(retract).or_default().push((input, row, -1));
+                                }
                             }
                         }
                     }
+                    self.row_buffer = interned;
                     outcome.applied += 1;
                 }
                 Record::Upsert { entity, key, set, unset } => {
@@ -657,15 +685,16 @@ impl Engine {
         dropped
     }
 
-    /// Interns references in an event row; registers newly named instances.
-    fn intern_row(&mut self, types: &[Type], row: &[Value], time: Time, updates: &mut Vec<Update>) -> Row {
-        row.iter()
-            .zip(types)
-            .map(|(v, ty)| match (ty, v) {
-                (Type::Ref(e), v) if !v.is_null() => Value::Ref(self.intern_key(*e, v, time, updates)),
-                (_, v) => v.clone(),
-            })
-            .collect()
+    /// Writes `row` of an `event` into `out` with its references interned;
+    /// registers newly named instances.
+    fn intern_row(&mut self, event: usize, row: &[Value], time: Time, updates: &mut Vec<Update>, out: &mut Row) {
+        out.clear();
+        for (f, v) in row.iter().enumerate() {
+            out.push(match self.event_types[event][f] {
+                Type::Ref(e) if !v.is_null() => Value::Ref(self.intern_key(e, v, time, updates)),
+                _ => v.clone(),
+            });
+        }
     }
 
     fn intern_key(&mut self, entity: usize, key: &Value, time: Time, updates: &mut Vec<Update>) -> u64 {
