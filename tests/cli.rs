@@ -165,8 +165,9 @@ fn run_with_one_or_two_workers_and_any_batch_size_prints_byte_identical_dumps() 
     let dir = std::env::temp_dir().join(format!("segflow-workers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("retail.ndjson").display().to_string();
-    // Enough events that one batch's updates reach the workers in several pieces.
-    let (code, _, stderr) = segflow(&["gen", "--users", "2000", "--events", "60000", "--seed", "5", "--out", &data]);
+    // Enough events that one batch's updates reach the workers in several
+    // pieces, and enough users that the dump renders them in several runs.
+    let (code, _, stderr) = segflow(&["gen", "--users", "20000", "--events", "60000", "--seed", "5", "--out", &data]);
     assert_eq!(code, 0, "{stderr}");
     let mut dumps = Vec::new();
     for workers in ["1", "2"] {
@@ -187,7 +188,16 @@ fn run_with_one_or_two_workers_and_any_batch_size_prints_byte_identical_dumps() 
     let (code, one_batch, stderr) =
         segflow(&["run", "examples/retail/retail.eql", "--events", &data, "--workers", "2"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(dumps[0].lines().count() > 400);
+    // Every instance once, ordered by entity, then key.
+    let order: Vec<(String, String)> = dumps[0]
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["entity"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(order.len() > 20_000, "{} profiles", order.len());
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "the dump is not in (entity, key) order");
     assert!(dumps[0] == dumps[1], "--workers 1 and --workers 2 differ");
     assert!(dumps[0] == one_batch, "batches of 6000 and one batch differ");
     let _ = std::fs::remove_dir_all(&dir);
