@@ -61,7 +61,7 @@ fn user_aggregate(rng: &mut Rng) -> (String, &'static str) {
     ];
     let view_filters = ["", " where channel = \"app\"", " where score > 0.5", " where product.category = \"toys\""];
     let w = rng.pick(&windows).to_string();
-    match rng.below(16) {
+    match rng.below(17) {
         0 => (format!("count(order{}{w})", rng.pick(&order_filters)), "int"),
         1 => (format!("sum(order.amount{}{w})", rng.pick(&order_filters)), "decimal"),
         2 => (format!("sum(order.quantity{}{w})", rng.pick(&order_filters)), "int"),
@@ -77,6 +77,7 @@ fn user_aggregate(rng: &mut Rng) -> (String, &'static str) {
         12 => (format!("avg(view.score{w})"), "float"),
         13 => (format!("count(transfer by receiver{w})"), "int"),
         14 => (format!("sum(transfer.amount by sender{w})"), "decimal"),
+        15 => (format!("last(order.channel{}{w})", rng.pick(&order_filters)), "string"),
         _ => (format!("count_distinct(order.store{w})"), "int"),
     }
 }

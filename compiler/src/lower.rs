@@ -388,6 +388,7 @@ impl Lowerer<'_> {
                 }
             }
         }
+        let follows_any = !follows.is_empty();
         for (via, (entity, mut targets)) in follows {
             targets.sort();
             let appended = targets.len();
@@ -408,15 +409,21 @@ impl Lowerer<'_> {
             node = self.add(Node::Filter { source: node, predicate });
         }
         let value = agg.value.as_ref().and_then(|c| slot_of.get(c).copied());
+        // Events without a window are never retracted, and a row that follows no
+        // reference never changes: over such rows, the best value so far is all
+        // that min, max, first and last need.
+        let insert_only = agg.window_ms.is_none() && !follows_any;
         let strategy = match (agg.func, agg.value_ty) {
+            (AggFunc::Min | AggFunc::Max | AggFunc::First | AggFunc::Last, _) if insert_only => Strategy::Running,
             (AggFunc::Count | AggFunc::Exists, _) => Strategy::Diff,
             (AggFunc::Sum | AggFunc::Avg, Some(Type::Int | Type::Decimal)) => Strategy::Diff,
             (AggFunc::First | AggFunc::Last, _) => Strategy::Ordered,
             (AggFunc::CountDistinct, _) => Strategy::Distinct,
             _ => Strategy::Values,
         };
-        let order_by = (strategy == Strategy::Ordered)
-            .then(|| (slot_of[&Column::Field(hir::EVENT_AT)], slot_of[&Column::Field(hir::EVENT_ID)]));
+        let ordered = matches!(agg.func, AggFunc::First | AggFunc::Last);
+        let order_by =
+            ordered.then(|| (slot_of[&Column::Field(hir::EVENT_AT)], slot_of[&Column::Field(hir::EVENT_ID)]));
         let group = slot_of[&Column::Field(agg.group)];
         self.add(Node::Aggregate { source: node, group, func: agg.func, value, order_by, ty: agg.ty, strategy })
     }

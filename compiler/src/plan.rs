@@ -80,7 +80,7 @@ pub enum Node {
         group: usize,
         func: AggFunc,
         value: Option<usize>,
-        /// For `Ordered`: the row fields holding `at` and `id`.
+        /// For `first` and `last`: the row fields holding `at` and `id`.
         order_by: Option<(usize, usize)>,
         ty: Type,
         strategy: Strategy,
@@ -117,6 +117,10 @@ pub enum Strategy {
     Distinct,
     /// Per instance, its (at, id, value) entries sorted: one entry per event.
     Ordered,
+    /// Min, max, first or last over rows that are only ever inserted (events
+    /// without a window, following no reference): per instance, the best
+    /// value so far (with its `at` and `id` for first and last).
+    Running,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]

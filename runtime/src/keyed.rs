@@ -9,37 +9,46 @@
 //! instance), recomputes the touched instances and emits only the differences
 //! from what they produced before. The engine's times are totally ordered and
 //! applied in order, so the output is exactly the collection `reduce` gives.
+//!
+//! Values that are only ever inserted need less: `running` keeps, per
+//! instance, just the greatest value so far (min, max, first and last over
+//! events without a window).
 
 use crate::render::Time;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use foldhash::HashMap;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 
-struct Instance<D, V> {
-    /// Consolidated values, sorted; none has multiplicity 0.
-    values: Vec<(D, isize)>,
-    /// What `logic` produced from them last, sorted.
-    produced: Vec<V>,
+/// What an operator keeps for one instance, and how a time's changes to its
+/// values update it.
+trait InstanceState<D, V> {
+    /// Applies `changes` (sorted by value) and appends the differences in what
+    /// the instance produces to `out`.
+    fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>);
+    /// Whether the instance has no values left (its state can go).
+    fn is_empty(&self) -> bool;
 }
 
 /// Changes of one time, waiting for it to complete: (instance, value, diff).
 type Waiting<D> = (Capability<Time>, Vec<(u64, D, isize)>);
 
-/// For every instance that has values, what `logic` produces from its
-/// consolidated values (sorted, with multiplicities); kept up to date.
-pub fn by_key<'s, D, V, L>(
+/// The operator behind `by_key` and `running`: exchanges values by instance,
+/// waits for each time to complete, then updates every touched instance's
+/// state once, in time order, and emits what that changed.
+fn keyed<'s, D, V, S>(
     values: VecCollection<'s, Time, (u64, D), isize>,
     name: &str,
-    logic: L,
+    new_state: impl Fn() -> S + 'static,
 ) -> VecCollection<'s, Time, (u64, V), isize>
 where
     D: ExchangeData + Ord,
     V: ExchangeData + Ord,
-    L: Fn(&[(D, isize)], &mut Vec<V>) + 'static,
+    S: InstanceState<D, V> + 'static,
 {
     let exchange = Exchange::new(|((key, _), _, _): &((u64, D), Time, isize)| *key);
     values
@@ -48,9 +57,10 @@ where
             exchange,
             name,
             move |_capability, _info| {
-                let mut instances: HashMap<u64, Instance<D, V>> = HashMap::default();
+                let mut instances: HashMap<u64, S> = HashMap::default();
                 let mut waiting: BTreeMap<Time, Waiting<D>> = BTreeMap::new();
-                let mut produced = Vec::new();
+                let mut batch = Vec::new();
+                let mut out = Vec::new();
                 move |(input, frontier), output| {
                     input.for_each_stamp(|stamp, containers| {
                         let Some(cap) = stamp.retain_least(0) else { return };
@@ -69,29 +79,19 @@ where
                         changes.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
                         let mut session = output.session(&cap);
                         let mut changes = changes.into_iter().peekable();
-                        let mut batch = Vec::new();
                         while let Some((key, value, diff)) = changes.next() {
                             batch.clear();
                             batch.push((value, diff));
                             while let Some((_, value, diff)) = changes.next_if(|c| c.0 == key) {
                                 batch.push((value, diff));
                             }
-                            let instance = instances
-                                .entry(key)
-                                .or_insert_with(|| Instance { values: Vec::new(), produced: Vec::new() });
-                            instance.values = merge(std::mem::take(&mut instance.values), batch.drain(..));
-                            produced.clear();
-                            if !instance.values.is_empty() {
-                                logic(&instance.values, &mut produced);
-                                produced.sort_unstable();
-                            }
-                            for (v, d) in differences(&instance.produced, &produced) {
+                            let state = instances.entry(key).or_insert_with(&new_state);
+                            state.update(&mut batch, &mut out);
+                            for (v, d) in out.drain(..) {
                                 session.give(((key, v), time, d));
                             }
-                            if instance.values.is_empty() {
+                            if state.is_empty() {
                                 instances.remove(&key);
-                            } else {
-                                std::mem::swap(&mut instance.produced, &mut produced);
                             }
                         }
                     }
@@ -99,6 +99,95 @@ where
             },
         )
         .as_collection()
+}
+
+/// An instance's consolidated values and what `logic` produced from them.
+struct Multiset<D, V, L> {
+    /// Consolidated values, sorted; none has multiplicity 0.
+    values: Vec<(D, isize)>,
+    /// What `logic` produced from them last, sorted.
+    produced: Vec<V>,
+    logic: Rc<L>,
+}
+
+impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D, V> for Multiset<D, V, L> {
+    fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>) {
+        self.values = merge(std::mem::take(&mut self.values), changes.drain(..));
+        let mut produced = Vec::new();
+        if !self.values.is_empty() {
+            (self.logic)(&self.values, &mut produced);
+            produced.sort_unstable();
+        }
+        out.extend(differences(&self.produced, &produced));
+        self.produced = produced;
+    }
+    fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// For every instance that has values, what `logic` produces from its
+/// consolidated values (sorted, with multiplicities); kept up to date.
+pub fn by_key<'s, D, V, L>(
+    values: VecCollection<'s, Time, (u64, D), isize>,
+    name: &str,
+    logic: L,
+) -> VecCollection<'s, Time, (u64, V), isize>
+where
+    D: ExchangeData + Ord,
+    V: ExchangeData + Ord,
+    L: Fn(&[(D, isize)], &mut Vec<V>) + 'static,
+{
+    let logic = Rc::new(logic);
+    keyed(values, name, move || Multiset { values: Vec::new(), produced: Vec::new(), logic: logic.clone() })
+}
+
+/// An instance's greatest value so far and what `project` made of it.
+struct Best<D, V, P> {
+    best: Option<(D, V)>,
+    project: Rc<P>,
+}
+
+impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<D, V, P> {
+    fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>) {
+        // Sorted: the last change is the greatest.
+        let Some((candidate, diff)) = changes.pop() else { return };
+        debug_assert!(changes.iter().all(|(_, d)| *d > 0) && diff > 0, "a running aggregate saw a retraction");
+        changes.clear();
+        if self.best.as_ref().is_some_and(|(b, _)| *b >= candidate) {
+            return;
+        }
+        let value = (self.project)(&candidate);
+        match self.best.take() {
+            Some((_, old)) if old == value => {}
+            Some((_, old)) => {
+                out.push((old, -1));
+                out.push((value.clone(), 1));
+            }
+            None => out.push((value.clone(), 1)),
+        }
+        self.best = Some((candidate, value));
+    }
+    fn is_empty(&self) -> bool {
+        self.best.is_none()
+    }
+}
+
+/// For every instance, `project` of its greatest value so far, for values
+/// that are only ever inserted (the plan's `Running` strategy guarantees it):
+/// one value per instance is kept, not all of them.
+pub fn running<'s, D, V, P>(
+    values: VecCollection<'s, Time, (u64, D), isize>,
+    name: &str,
+    project: P,
+) -> VecCollection<'s, Time, (u64, V), isize>
+where
+    D: ExchangeData + Ord,
+    V: ExchangeData + Ord,
+    P: Fn(&D) -> V + 'static,
+{
+    let project = Rc::new(project);
+    keyed(values, name, move || Best { best: None, project: project.clone() })
 }
 
 /// Sorted, consolidated `values` with sorted `changes` added: one pass over both.

@@ -11,7 +11,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::diff::SumCount;
-use crate::keyed::by_key;
+use crate::keyed::{by_key, running};
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::count::CountTotal;
@@ -23,6 +23,7 @@ use segflow_compiler::hir::AggFunc;
 use segflow_compiler::plan::{GatherInput, Keep, Node, Plan, Strategy};
 use segflow_compiler::value::{Decimal, Type, Value, F64};
 use std::cell::RefCell;
+use std::cmp::Reverse;
 use std::rc::Rc;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
@@ -348,6 +349,23 @@ fn aggregate<'s>(
             by_key(values, "Aggregate", move |input: &[(Value, isize)], output: &mut Vec<Value>| {
                 output.extend(values_aggregate(func, input));
             })
+        }
+        Strategy::Running => {
+            let v = value.unwrap_or(group);
+            let key = move |row: &SharedRow| row[group].as_ref_id().unwrap_or(0);
+            let (at, id) = order_by.unwrap_or((group, group));
+            let entry = move |row: &SharedRow| (row[at].clone(), row[id].clone(), row[v].clone());
+            // The operator keeps the greatest value: min and first keep the greatest reversed.
+            match func {
+                AggFunc::Min => {
+                    running(rows.map(move |row| (key(&row), Reverse(row[v].clone()))), "Aggregate", |m| m.0.clone())
+                }
+                AggFunc::First => {
+                    running(rows.map(move |row| (key(&row), Reverse(entry(&row)))), "Aggregate", |e| e.0 .2.clone())
+                }
+                AggFunc::Last => running(rows.map(move |row| (key(&row), entry(&row))), "Aggregate", |e| e.2.clone()),
+                _ => running(rows.map(move |row| (key(&row), row[v].clone())), "Aggregate", Value::clone),
+            }
         }
         Strategy::Ordered => {
             let v = value.unwrap_or(group);
