@@ -27,8 +27,8 @@ use timely::dataflow::operators::Capability;
 /// What an operator keeps for one instance, and how a time's changes to its
 /// values update it.
 trait InstanceState<D, V> {
-    /// Applies `changes` (sorted by value) and appends the differences in what
-    /// the instance produces to `out`.
+    /// Applies `changes` (in no particular order; it may reorder or drain
+    /// them) and appends the differences in what the instance produces to `out`.
     fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>);
     /// Whether the instance has no values left (its state can go).
     fn is_empty(&self) -> bool;
@@ -76,7 +76,9 @@ where
                             break;
                         }
                         let (time, (cap, mut changes)) = entry.remove_entry();
-                        changes.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                        // Grouping needs only the instances in order; a state that
+                        // needs its values sorted sorts its own few.
+                        changes.sort_unstable_by_key(|c| c.0);
                         let mut session = output.session(&cap);
                         let mut changes = changes.into_iter().peekable();
                         while let Some((key, value, diff)) = changes.next() {
@@ -112,6 +114,7 @@ struct Multiset<D, V, L> {
 
 impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D, V> for Multiset<D, V, L> {
     fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>) {
+        changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.values = merge(std::mem::take(&mut self.values), changes.drain(..));
         let mut produced = Vec::new();
         if !self.values.is_empty() {
@@ -150,10 +153,8 @@ struct Best<D, V, P> {
 
 impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<D, V, P> {
     fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>) {
-        // Sorted: the last change is the greatest.
-        let Some((candidate, diff)) = changes.pop() else { return };
-        debug_assert!(changes.iter().all(|(_, d)| *d > 0) && diff > 0, "a running aggregate saw a retraction");
-        changes.clear();
+        debug_assert!(changes.iter().all(|(_, d)| *d > 0), "a running aggregate saw a retraction");
+        let Some(candidate) = changes.drain(..).map(|(d, _)| d).max() else { return };
         if self.best.as_ref().is_some_and(|(b, _)| *b >= candidate) {
             return;
         }
