@@ -399,34 +399,38 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let server = segflow_server::Server::bind(compiled.plan, config).await?;
+        // Handlers first: a stop requested as soon as the address is printed is
+        // still a clean stop (before, SIGTERM's default action could win the race).
+        let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
         eprintln!("segflow: serving {} on http://{}", args.positional.join(", "), server.addr);
-        server.run(shutdown_signal()).await;
+        server.run(shutdown).await;
         eprintln!("segflow: shut down");
         Ok::<_, String>(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// A future that completes on Ctrl-C or SIGTERM; the handlers are installed
+/// when this returns, not when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+/// A future that completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 fn gen(args: &[String]) -> Result<ExitCode, String> {

@@ -548,9 +548,10 @@ fn a_log_recovered_at_start_is_snapshotted_at_the_next_clean_stop() {
     child.kill().unwrap();
     let _ = child.wait();
     let (child, _) = start_with(&model, &data, "100000");
+    // SIGTERM at once: the handler is in place by the time the address is printed.
     Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     let mut child = child;
-    let _ = child.wait();
+    assert!(child.wait().unwrap().success(), "a SIGTERM right after start is a clean stop");
     assert_eq!(
         segflow_runtime::snapshot::list(&data).unwrap().len(),
         1,
