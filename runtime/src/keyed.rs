@@ -29,7 +29,8 @@ use timely::dataflow::operators::Capability;
 trait InstanceState<D, V> {
     /// Applies `changes` (in no particular order; it may reorder or drain
     /// them) and appends the differences in what the instance produces to `out`.
-    fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>);
+    /// `scratch` is the operator's buffer, for producing without allocating.
+    fn update(&mut self, changes: &mut Vec<(D, isize)>, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
     /// Whether the instance has no values left (its state can go).
     fn is_empty(&self) -> bool;
 }
@@ -60,6 +61,7 @@ where
                 let mut instances: HashMap<u64, S> = HashMap::default();
                 let mut waiting: BTreeMap<Time, Waiting<D>> = BTreeMap::new();
                 let mut batch = Vec::new();
+                let mut scratch = Vec::new();
                 let mut out = Vec::new();
                 move |(input, frontier), output| {
                     input.for_each_stamp(|stamp, containers| {
@@ -88,7 +90,7 @@ where
                                 batch.push((value, diff));
                             }
                             let state = instances.entry(key).or_insert_with(&new_state);
-                            state.update(&mut batch, &mut out);
+                            state.update(&mut batch, &mut scratch, &mut out);
                             for (v, d) in out.drain(..) {
                                 session.give(((key, v), time, d));
                             }
@@ -113,16 +115,17 @@ struct Multiset<D, V, L> {
 }
 
 impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D, V> for Multiset<D, V, L> {
-    fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>) {
+    fn update(&mut self, changes: &mut Vec<(D, isize)>, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.values = merge(std::mem::take(&mut self.values), changes.drain(..));
-        let mut produced = Vec::new();
+        merge(&mut self.values, changes);
+        scratch.clear();
         if !self.values.is_empty() {
-            (self.logic)(&self.values, &mut produced);
-            produced.sort_unstable();
+            (self.logic)(&self.values, scratch);
+            scratch.sort_unstable();
         }
-        out.extend(differences(&self.produced, &produced));
-        self.produced = produced;
+        differences(&self.produced, scratch, out);
+        // The instance keeps the new buffer; the old one is the next scratch.
+        std::mem::swap(&mut self.produced, scratch);
     }
     fn is_empty(&self) -> bool {
         self.values.is_empty()
@@ -152,7 +155,7 @@ struct Best<D, V, P> {
 }
 
 impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<D, V, P> {
-    fn update(&mut self, changes: &mut Vec<(D, isize)>, out: &mut Vec<(V, isize)>) {
+    fn update(&mut self, changes: &mut Vec<(D, isize)>, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
         debug_assert!(changes.iter().all(|(_, d)| *d > 0), "a running aggregate saw a retraction");
         let Some(candidate) = changes.drain(..).map(|(d, _)| d).max() else { return };
         if self.best.as_ref().is_some_and(|(b, _)| *b >= candidate) {
@@ -191,32 +194,50 @@ where
     keyed(values, name, move || Best { best: None, project: project.clone() })
 }
 
-/// Sorted, consolidated `values` with sorted `changes` added: one pass over both.
-fn merge<D: Ord>(values: Vec<(D, isize)>, changes: impl Iterator<Item = (D, isize)>) -> Vec<(D, isize)> {
-    let mut out: Vec<(D, isize)> = Vec::with_capacity(values.len() + 1);
-    let mut values = values.into_iter().peekable();
+/// Adds sorted `changes` (drained) to sorted, consolidated `values`, which
+/// stay sorted and consolidated. A few changes are placed by binary search in
+/// place (the common case: an instance touched by one or two events); many are
+/// merged in one pass over both.
+fn merge<D: Ord>(values: &mut Vec<(D, isize)>, changes: &mut Vec<(D, isize)>) {
+    if changes.len() <= 8 {
+        for (d, n) in changes.drain(..) {
+            match values.binary_search_by(|v| v.0.cmp(&d)) {
+                Ok(i) => {
+                    values[i].1 += n;
+                    if values[i].1 == 0 {
+                        values.remove(i);
+                    }
+                }
+                Err(i) if n != 0 => values.insert(i, (d, n)),
+                Err(_) => {}
+            }
+        }
+        return;
+    }
+    let mut out: Vec<(D, isize)> = Vec::with_capacity(values.len() + changes.len());
+    let mut old = std::mem::take(values).into_iter().peekable();
     let push = |out: &mut Vec<(D, isize)>, (d, n): (D, isize)| match out.last_mut() {
         Some(last) if last.0 == d => last.1 += n,
         _ => out.push((d, n)),
     };
-    for change in changes {
-        while let Some(v) = values.next_if(|v| v.0 < change.0) {
+    for change in changes.drain(..) {
+        while let Some(v) = old.next_if(|v| v.0 < change.0) {
             push(&mut out, v);
         }
-        if let Some(v) = values.next_if(|v| v.0 == change.0) {
+        if let Some(v) = old.next_if(|v| v.0 == change.0) {
             push(&mut out, v);
         }
         push(&mut out, change);
     }
-    out.extend(values);
+    out.extend(old);
     out.retain(|(_, n)| *n != 0);
-    out
+    *values = out;
 }
 
-/// What turns sorted `old` into sorted `new`: retractions and insertions.
-fn differences<V: Ord + Clone>(old: &[V], new: &[V]) -> Vec<(V, isize)> {
+/// Appends to `out` what turns sorted `old` into sorted `new`: retractions
+/// and insertions.
+fn differences<V: Ord + Clone>(old: &[V], new: &[V], out: &mut Vec<(V, isize)>) {
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
     loop {
         match (old.get(i), new.get(j)) {
             (Some(a), Some(b)) if a == b => {
@@ -235,7 +256,7 @@ fn differences<V: Ord + Clone>(old: &[V], new: &[V]) -> Vec<(V, isize)> {
                 out.push((b.clone(), 1));
                 j += 1;
             }
-            (None, None) => return out,
+            (None, None) => return,
         }
     }
 }
@@ -244,18 +265,32 @@ fn differences<V: Ord + Clone>(old: &[V], new: &[V]) -> Vec<(V, isize)> {
 mod tests {
     use super::*;
 
+    fn diff<V: Ord + Clone>(old: &[V], new: &[V]) -> Vec<(V, isize)> {
+        let mut out = Vec::new();
+        differences(old, new, &mut out);
+        out
+    }
+
     #[test]
     fn differences_retract_what_went_and_insert_what_came() {
-        assert_eq!(differences(&[1, 3, 5], &[1, 4, 5, 6]), vec![(3, -1), (4, 1), (6, 1)]);
-        assert_eq!(differences::<i32>(&[], &[]), vec![]);
-        assert_eq!(differences(&[2], &[]), vec![(2, -1)]);
+        assert_eq!(diff(&[1, 3, 5], &[1, 4, 5, 6]), vec![(3, -1), (4, 1), (6, 1)]);
+        assert_eq!(diff::<i32>(&[], &[]), vec![]);
+        assert_eq!(diff(&[2], &[]), vec![(2, -1)]);
     }
 
     #[test]
     fn merged_values_stay_sorted_and_consolidated() {
-        let values = vec![(1, 1), (3, 2), (5, 1)];
-        let changes = vec![(0, 1), (3, -2), (3, 1), (4, 1), (5, -1), (9, 0)];
-        assert_eq!(merge(values, changes.into_iter()), vec![(0, 1), (1, 1), (3, 1), (4, 1)]);
-        assert_eq!(merge(Vec::<(i32, isize)>::new(), vec![(2, 1), (2, 1)].into_iter()), vec![(2, 2)]);
+        // Few changes (placed in place) and many (merged), same expectations.
+        let few = vec![(0, 1), (3, -2), (3, 1), (4, 1), (5, -1), (9, 0)];
+        let mut many = few.clone();
+        many.extend([(10, 1), (10, -1), (11, 0), (12, 0)]);
+        for changes in [few, many] {
+            let mut values = vec![(1, 1), (3, 2), (5, 1)];
+            merge(&mut values, &mut changes.clone());
+            assert_eq!(values, vec![(0, 1), (1, 1), (3, 1), (4, 1)], "{changes:?}");
+        }
+        let mut values = Vec::<(i32, isize)>::new();
+        merge(&mut values, &mut vec![(2, 1), (2, 1)]);
+        assert_eq!(values, vec![(2, 2)]);
     }
 }

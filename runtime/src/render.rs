@@ -170,7 +170,14 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                         }
                     }
                     let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
-                    let row_of = move |input: &[((u32, Value), isize)]| gather_row(&defaults, &exprs, input);
+                    // One row buffer per gather, reused for every instance it recomputes.
+                    let buffer = RefCell::new(Row::new());
+                    let row_of = move |input: &[((u32, Value), isize)], f: &mut dyn FnMut(&Row)| {
+                        let mut row = buffer.borrow_mut();
+                        if gather_row(&defaults, &exprs, input, &mut row) {
+                            f(&row);
+                        }
+                    };
                     // A gather read only by projections (tags and segments, not a
                     // lookup of a join) outputs just the values they keep, one per
                     // (instance, projection): a change then carries the slots that
@@ -178,20 +185,19 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                     let dense_needed = plan.arrangements.iter().any(|a| a.node == n && a.key_field.is_none());
                     if dense_needed {
                         Rendered::Dense(by_key(parts, "Gather", move |input, output: &mut Vec<SharedRow>| {
-                            if let Some(row) = row_of(input) {
-                                output.push(SharedRow::from(row));
-                            }
+                            row_of(input, &mut |row| output.push(SharedRow::from(row.as_slice())));
                         }))
                     } else {
                         let kept_slots: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
                         Rendered::Slots(by_key(parts, "Gather", move |input, output: &mut Vec<(u32, Value)>| {
-                            let Some(row) = row_of(input) else { return };
-                            for (j, &(slot, keep)) in kept_slots.iter().enumerate() {
-                                let v = row.get(slot).cloned().unwrap_or(Value::Null);
-                                if kept(keep, &v) {
-                                    output.push((j as u32, v));
+                            row_of(input, &mut |row| {
+                                for (j, &(slot, keep)) in kept_slots.iter().enumerate() {
+                                    let v = row.get(slot).unwrap_or(&Value::Null);
+                                    if kept(keep, v) {
+                                        output.push((j as u32, v.clone()));
+                                    }
                                 }
-                            }
+                            });
                         }))
                     }
                 }
@@ -243,24 +249,26 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
     WorkerDataflow { inputs, probe, outputs, node_operators }
 }
 
-/// A gather's row for one instance from its `(slot, value)` inputs: slot 0 is
-/// the instance itself (it sorts first; without it there is no instance), the
-/// inputs' slots hold their values or defaults, then each expression in turn.
-fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &[((u32, Value), isize)]) -> Option<Row> {
-    if input.first()?.0 .0 != 0 {
-        return None;
+/// Writes into `row` a gather's row for one instance from its `(slot, value)`
+/// inputs: slot 0 is the instance itself (it sorts first; without it there is
+/// no instance, and the answer is false), the inputs' slots hold their values
+/// or defaults, then each expression in turn.
+fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &[((u32, Value), isize)], row: &mut Row) -> bool {
+    if input.first().is_none_or(|first| first.0 .0 != 0) {
+        return false;
     }
-    let mut row = defaults.to_vec();
+    row.clear();
+    row.extend_from_slice(defaults);
     for ((slot, value), count) in input {
         if *count > 0 {
             row[*slot as usize] = value.clone();
         }
     }
     for e in exprs {
-        let v = e.eval(&row);
+        let v = e.eval(row);
         row.push(v);
     }
-    Some(row)
+    true
 }
 
 /// Whether a projection keeps `v`: a value that is not null, or a segment's true.
