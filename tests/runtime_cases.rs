@@ -347,3 +347,44 @@ fn an_int_sum_that_overflows_is_null_not_wrapped() {
     s.apply(&[line("f", "u2", -1)]);
     assert_eq!(s.tag("user", "u2", "units"), json!(i64::MAX));
 }
+
+#[test]
+fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
+    use segflow_runtime::load::{for_each_run, load_files};
+    let compiled = common::compile(MODEL);
+    let decoder = Decoder::new(&compiled.plan);
+    let dir = std::env::temp_dir().join(format!("segflow-runs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two files, a blank line, a bad record in the middle of a run and one at
+    // the end of the second file (no newline after it).
+    let mut first: Vec<String> = (0..10).map(|i| order(&format!("a{i}"), i, "u1", "1.5")).collect();
+    first.insert(4, String::new());
+    first.insert(7, r#"{"event":"order","id":"bad1","at":"never"}"#.into());
+    let second =
+        [order("b0", 20, "u2", "2"), order("b1", 21, "u3", "3"), r#"{"event":"nope"}"#.to_string()].join("\n");
+    let paths = [dir.join("one.ndjson"), dir.join("two.ndjson")];
+    std::fs::write(&paths[0], first.join("\n") + "\n").unwrap();
+    std::fs::write(&paths[1], second).unwrap();
+    let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let whole = load_files(&decoder, &paths, true).unwrap();
+    for lines in [1, 3, 5, 100] {
+        let (mut records, mut texts, mut errors, mut runs) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for_each_run(&decoder, &paths, true, lines, |run| {
+            runs += 1;
+            records.extend(run.records);
+            texts.extend(run.lines);
+            errors.extend(run.errors.iter().map(|e| e.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(records, whole.records, "runs of {lines} lines");
+        assert_eq!(texts, whole.lines, "runs of {lines} lines");
+        assert_eq!(errors, whole.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(), "runs of {lines}");
+        assert!(runs >= 15 / lines, "{runs} runs of {lines} lines");
+    }
+    assert_eq!(whole.records.len(), 12);
+    let errors: Vec<String> = whole.errors.iter().map(|e| e.to_string()).collect();
+    assert!(errors[0].contains("one.ndjson: line 8: field `at`"), "{errors:?}");
+    assert!(errors[1].contains("two.ndjson: line 3:"), "{errors:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,7 +20,7 @@ mod routes;
 mod sse;
 
 use segflow_compiler::plan::Plan;
-use segflow_runtime::load::load_files;
+use segflow_runtime::load::{for_each_run, Loaded};
 use segflow_runtime::wal::{Entry, WalWriter};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig, ServingState};
 use std::net::SocketAddr;
@@ -28,6 +28,9 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 
 pub use ingest::IngestHandle;
+
+/// Records per batch when loading files at start (`--load`).
+const LOAD_RUN: usize = 100_000;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -157,29 +160,44 @@ impl Server {
         if has_initial && !fresh {
             eprintln!("segflow: the data directory already holds data; --load/--demo-data not applied again");
         } else if has_initial {
+            // Two passes over the files: every record is validated before any
+            // applies, and only one run of records is held decoded at a time.
             let keep_text = wal.is_some();
-            let mut loaded = load_files(&decoder, &config.load, keep_text).map_err(|e| e.to_string())?;
+            let mut demo = Loaded::default();
             for (i, line) in config.preload.iter().enumerate() {
-                loaded.decode(&decoder, "demo data", i + 1, line, keep_text);
+                demo.decode(&decoder, "demo data", i + 1, line, keep_text);
             }
-            if !loaded.errors.is_empty() {
-                let shown: Vec<String> = loaded.errors.iter().take(20).map(|e| e.to_string()).collect();
+            let (mut invalid, mut shown) = (0, Vec::new());
+            let mut count = |run: &Loaded| {
+                invalid += run.errors.len();
+                shown.extend(run.errors.iter().take(20 - shown.len()).map(|e| e.to_string()));
+            };
+            for_each_run(&decoder, &config.load, false, LOAD_RUN, |run| {
+                count(&run);
+                Ok(())
+            })?;
+            count(&demo);
+            if invalid > 0 {
                 return Err(format!(
-                    "{} invalid records in the data to load; nothing was loaded:\n{}",
-                    loaded.errors.len(),
+                    "{invalid} invalid records in the data to load; nothing was loaded:\n{}",
                     shown.join("\n")
                 ));
             }
-            const CHUNK: usize = 100_000;
-            for (k, chunk) in loaded.records.chunks(CHUNK).enumerate() {
-                let now = engine.now_for(chunk);
+            let mut loaded = 0;
+            let mut apply = |run: Loaded| -> Result<(), String> {
+                let now = engine.now_for(&run.records);
                 if let Some(d) = wal.as_mut() {
-                    let lines = loaded.lines[k * CHUNK..(k * CHUNK + chunk.len())].to_vec();
-                    d.wal.append_batch(now, lines).and_then(|_| d.wal.sync()).map_err(|e| e.to_string())?;
+                    d.wal.append_batch(now, run.lines).and_then(|_| d.wal.sync()).map_err(|e| e.to_string())?;
                 }
-                engine.apply_at(chunk, now);
+                engine.apply_at(&run.records, now);
+                loaded += run.records.len();
+                Ok(())
+            };
+            for_each_run(&decoder, &config.load, keep_text, LOAD_RUN, &mut apply)?;
+            if !demo.records.is_empty() {
+                apply(demo)?;
             }
-            tracing::info!(records = loaded.records.len(), "loaded");
+            tracing::info!(records = loaded, "loaded");
         }
         let state = engine.state();
         let metrics = metrics::Metrics::default();
