@@ -360,8 +360,7 @@ fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
     let mut first: Vec<String> = (0..10).map(|i| order(&format!("a{i}"), i, "u1", "1.5")).collect();
     first.insert(4, String::new());
     first.insert(7, r#"{"event":"order","id":"bad1","at":"never"}"#.into());
-    let second =
-        [order("b0", 20, "u2", "2"), order("b1", 21, "u3", "3"), r#"{"event":"nope"}"#.to_string()].join("\n");
+    let second = [order("b0", 20, "u2", "2"), order("b1", 21, "u3", "3"), r#"{"event":"nope"}"#.to_string()].join("\n");
     let paths = [dir.join("one.ndjson"), dir.join("two.ndjson")];
     std::fs::write(&paths[0], first.join("\n") + "\n").unwrap();
     std::fs::write(&paths[1], second).unwrap();
