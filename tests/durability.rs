@@ -404,21 +404,7 @@ fn changed_definitions_are_recomputed_from_the_retained_data() {
     let changed = SEGMENT_MODEL.replace("segment busy on user = recent >= 2;", "segment busy on user = pings >= 5;")
         + "tag user.max_n = max(ping.n);\n";
     std::fs::write(&model, changed).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
-        .args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut said = String::new();
-    let addr: SocketAddr = loop {
-        let line = lines.next().unwrap().unwrap();
-        said.push_str(&line);
-        if let Some(rest) = line.split("on http://").nth(1) {
-            break rest.trim().parse().unwrap();
-        }
-    };
+    let (mut child, addr, said) = start_args(&model, &data, &["--clock", "event"]);
     assert!(said.contains("definitions changed"), "{said}");
     let (_, p) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
     assert_eq!(p["tags"]["max_n"], Value::from(16), "computed over events from before the change");
@@ -442,21 +428,7 @@ fn retained_values_that_no_longer_fit_a_changed_model_are_dropped_and_reported()
     // `item.v` becomes a string: the snapshot's int values must not be restored as
     // ints into a string field. Pings keep their shape and come back.
     std::fs::write(&model, SEGMENT_MODEL.replace("v: int?", "v: string?")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
-        .args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut said = String::new();
-    let addr: SocketAddr = loop {
-        let line = lines.next().unwrap().unwrap();
-        said.push_str(&line);
-        if let Some(rest) = line.split("on http://").nth(1) {
-            break rest.trim().parse().unwrap();
-        }
-    };
+    let (mut child, addr, said) = start_args(&model, &data, &["--clock", "event"]);
     assert!(said.contains("10 retained values or events in the snapshot do not fit"), "{said}");
     let (status, item) = http(addr, "GET", "/v1/entities/item/i3", "").unwrap();
     assert_eq!(status, 200, "the instance itself is kept");
