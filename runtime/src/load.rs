@@ -27,8 +27,13 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Adds what a later part of the input decoded.
+    /// Adds what a later part of the input decoded (taken whole, not copied,
+    /// when nothing came before it).
     fn append(&mut self, later: Loaded) {
+        if self.records.is_empty() && self.lines.is_empty() && self.errors.is_empty() && self.warnings.is_empty() {
+            *self = later;
+            return;
+        }
         self.records.extend(later.records);
         self.lines.extend(later.lines);
         self.errors.extend(later.errors);
@@ -83,14 +88,20 @@ pub fn for_each_run(
         let bytes = read(path).map_err(|e| e.to_string())?;
         let (mut start, mut first_line) = (0, 1);
         while start < bytes.len() {
-            let end = bytes[start..]
-                .iter()
-                .enumerate()
-                .filter(|(_, &b)| b == b'\n')
-                .nth(lines.max(1) - 1)
-                .map_or(bytes.len(), |(i, _)| start + i + 1);
+            // The run ends after its `lines`-th newline, or with the file.
+            let mut newlines = 0;
+            let mut end = bytes.len();
+            for (i, &b) in bytes[start..].iter().enumerate() {
+                if b == b'\n' {
+                    newlines += 1;
+                    if newlines == lines.max(1) {
+                        end = start + i + 1;
+                        break;
+                    }
+                }
+            }
             apply(decode_run(decoder, path, first_line, &bytes[start..end], keep_text).map_err(|e| e.to_string())?)?;
-            first_line += bytes[start..end].iter().filter(|&&b| b == b'\n').count();
+            first_line += newlines;
             start = end;
         }
     }
