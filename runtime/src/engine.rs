@@ -367,39 +367,29 @@ impl Engine {
     /// time). The driver can prepare the next batch while the workers compute
     /// this one; `complete` each submitted batch, in order, to publish it.
     pub fn submit(&mut self, records: &[Record]) -> Submitted {
-        let started = Instant::now();
-        let accepted = self.accept(records);
-        let now = self.clock_time(records, &accepted);
-        self.submit_accepted(records, &accepted, now, started, false)
+        self.submit_batch(records, None, false)
     }
 
     /// `submit` at a given logical time.
     pub fn submit_at(&mut self, records: &[Record], now: i64) -> Submitted {
-        let started = Instant::now();
-        let accepted = self.accept(records);
-        self.submit_accepted(records, &accepted, now, started, false)
+        self.submit_batch(records, Some(now), false)
     }
 
     /// `submit` for a batch that no other follows (a batch run's last): what
     /// would fall due after it — window expiries, late inserts — is not queued,
     /// since nothing will read it. The engine takes no batch after this one.
     pub fn submit_last(&mut self, records: &[Record]) -> Submitted {
-        let started = Instant::now();
-        let accepted = self.accept(records);
-        let now = self.clock_time(records, &accepted);
-        self.submit_accepted(records, &accepted, now, started, true)
+        self.submit_batch(records, None, true)
     }
 
-    fn submit_accepted(
-        &mut self,
-        records: &[Record],
-        accepted: &[bool],
-        now: i64,
-        started: Instant,
-        last: bool,
-    ) -> Submitted {
+    /// Registers the batch's event ids, takes `now` (the clock's, unless
+    /// given) and sends the batch's updates to the workers.
+    fn submit_batch(&mut self, records: &[Record], now: Option<i64>, last: bool) -> Submitted {
         assert!(!self.closed, "a batch was submitted after the last one");
         self.closed = last;
+        let started = Instant::now();
+        let accepted = self.accept(records);
+        let now = now.unwrap_or_else(|| self.clock_time(records, &accepted));
         let new_now = now.max(self.now);
         let batch_time = self.next_time.max(logical_to_time(new_now));
         let mut updates: Vec<Update> = Vec::new();
@@ -416,7 +406,7 @@ impl Engine {
         let first_new_key: Vec<usize> = self.keys.iter().map(Interner::len).collect();
         let mut touched: Vec<HashSet<u64>> = vec![HashSet::default(); self.plan.entities.len()];
         let mut outcome = BatchOutcome { time: new_now, ..Default::default() };
-        for (record, accepted) in records.iter().zip(accepted) {
+        for (record, accepted) in records.iter().zip(&accepted) {
             if updates.len() >= FEED_CHUNK {
                 self.send(std::mem::take(&mut updates), None);
             }
