@@ -303,7 +303,8 @@ impl ServingState {
                             })
                         })
                         .collect();
-                    handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+                    // A render that panicked must not leave a dump silently short.
+                    handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
                 });
                 for buffer in buffers {
                     out.write_all(&buffer)?;
