@@ -372,6 +372,7 @@ fn aggregate<'s>(
                     running(rows.map(move |row| (key(&row), Reverse(entry(&row)))), "Aggregate", |e| e.0 .2.clone())
                 }
                 AggFunc::Last => running(rows.map(move |row| (key(&row), entry(&row))), "Aggregate", |e| e.2.clone()),
+                // Max (the compiler chooses Running only for min, max, first and last).
                 _ => running(rows.map(move |row| (key(&row), row[v].clone())), "Aggregate", Value::clone),
             }
         }
