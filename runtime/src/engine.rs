@@ -117,6 +117,39 @@ struct Ack {
     outputs: Vec<OutputUpdate>,
 }
 
+/// A batch being fed in pieces (see `Engine::begin`).
+pub struct Batch {
+    batch_time: Time,
+    new_now: i64,
+    last: bool,
+    /// The time `Clock::Event` gives the records fed so far.
+    event_clock: i64,
+    /// Updates not yet sent to the workers.
+    updates: Vec<Update>,
+    /// Per entity, the first id this batch interned.
+    first_new_key: Vec<usize>,
+    /// Per entity, the instances whose attributes this batch changed.
+    touched: Vec<HashSet<u64>>,
+    outcome: BatchOutcome,
+    records: usize,
+    started: Instant,
+}
+
+impl Submitted {
+    /// Records in the batch (duplicates included).
+    pub fn records(&self) -> usize {
+        self.records
+    }
+}
+
+impl Batch {
+    /// The time the event clock gives the records fed so far: a caller that
+    /// fixed `now` ahead (from a scan of the input) checks it here.
+    pub fn event_clock(&self) -> i64 {
+        self.event_clock
+    }
+}
+
 /// A batch on its way through the workers (see `Engine::submit`).
 pub struct Submitted {
     upto: Time,
@@ -385,11 +418,21 @@ impl Engine {
     /// Registers the batch's event ids, takes `now` (the clock's, unless
     /// given) and sends the batch's updates to the workers.
     fn submit_batch(&mut self, records: &[Record], now: Option<i64>, last: bool) -> Submitted {
-        assert!(!self.closed, "a batch was submitted after the last one");
-        self.closed = last;
         let started = Instant::now();
         let accepted = self.accept(records);
         let now = now.unwrap_or_else(|| self.clock_time(records, &accepted));
+        let mut batch = self.begin(now, last);
+        batch.started = started;
+        self.feed_accepted(&mut batch, records, &accepted);
+        self.finish(batch)
+    }
+
+    /// Starts a batch at logical time `now` whose records are given in pieces
+    /// (`feed`) and which `finish` sends on: a file too large to hold decoded
+    /// at once streams through it. `last` is as for `submit_last`.
+    pub fn begin(&mut self, now: i64, last: bool) -> Batch {
+        assert!(!self.closed, "a batch was submitted after the last one");
+        self.closed = last;
         let new_now = now.max(self.now);
         let batch_time = self.next_time.max(logical_to_time(new_now));
         let mut updates: Vec<Update> = Vec::new();
@@ -403,10 +446,38 @@ impl Engine {
         for (_, list) in due {
             updates.extend(list.into_iter().map(|(i, row, d)| (i, row, batch_time, d)));
         }
-        let first_new_key: Vec<usize> = self.keys.iter().map(Interner::len).collect();
-        let mut touched: Vec<HashSet<u64>> = vec![HashSet::default(); self.plan.entities.len()];
-        let mut outcome = BatchOutcome { time: new_now, ..Default::default() };
-        for (record, accepted) in records.iter().zip(&accepted) {
+        Batch {
+            batch_time,
+            new_now,
+            last,
+            event_clock: self.now,
+            updates,
+            first_new_key: self.keys.iter().map(Interner::len).collect(),
+            touched: vec![HashSet::default(); self.plan.entities.len()],
+            outcome: BatchOutcome { time: new_now, ..Default::default() },
+            records: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Adds records to a batch begun with `begin`, in order: ids are
+    /// registered as they come, so a redelivery within or across pieces is
+    /// skipped as it would be in one piece.
+    pub fn feed(&mut self, batch: &mut Batch, records: &[Record]) {
+        let accepted = self.accept(records);
+        batch.event_clock = self.clock_time(records, &accepted).max(batch.event_clock);
+        self.feed_accepted(batch, records, &accepted);
+    }
+
+    /// Turns records whose ids are registered (`accepted` says which apply)
+    /// into the batch's updates, sending them on in pieces as they grow.
+    fn feed_accepted(&mut self, batch: &mut Batch, records: &[Record], accepted: &[bool]) {
+        let (batch_time, last) = (batch.batch_time, batch.last);
+        let mut updates = std::mem::take(&mut batch.updates);
+        let touched = &mut batch.touched;
+        let outcome = &mut batch.outcome;
+        batch.records += records.len();
+        for (record, accepted) in records.iter().zip(accepted) {
             if updates.len() >= FEED_CHUNK {
                 self.send(std::mem::take(&mut updates), None);
             }
@@ -504,6 +575,12 @@ impl Engine {
                 }
             }
         }
+        batch.updates = updates;
+    }
+
+    /// Sends a batch begun with `begin` to the workers, like `submit`.
+    pub fn finish(&mut self, batch: Batch) -> Submitted {
+        let Batch { batch_time, new_now, updates, first_new_key, touched, outcome, records, started, .. } = batch;
         self.send(updates, Some(batch_time + 1));
         self.now = new_now;
         // Forget events no window can read any more.
@@ -522,7 +599,7 @@ impl Engine {
             .enumerate()
             .map(|(e, ids)| ids.iter().map(|id| (*id, self.attributes[e].get(id).cloned())).collect())
             .collect();
-        Submitted { upto: batch_time + 1, new_now, new_keys, attributes, outcome, records: records.len(), started }
+        Submitted { upto: batch_time + 1, new_now, new_keys, attributes, outcome, records, started }
     }
 
     /// Waits until the workers have finished a submitted batch, then publishes
