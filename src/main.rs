@@ -2,7 +2,7 @@
 //! done by the grammar, compiler, runtime and gen crates.
 
 use segflow_compiler::{compile, explain, Compiled, SourceMap};
-use segflow_runtime::load::load_files;
+use segflow_runtime::load::{load_files, Loaded};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig};
 use std::io::Write;
 use std::process::ExitCode;
@@ -233,49 +233,23 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     };
     let decoder = Decoder::new(&compiled.plan);
     let started = std::time::Instant::now();
-    let files: Vec<String> =
-        events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
-    let loaded = load_files(&decoder, &files, false).map_err(|e| e.to_string())?;
-    for w in loaded.warnings.iter().take(20) {
-        eprintln!("warning: {w}");
-    }
-    if loaded.warnings.len() > 20 {
-        eprintln!("warning: … and {} more warnings", loaded.warnings.len() - 20);
-    }
-    if !loaded.errors.is_empty() {
-        for e in loaded.errors.iter().take(1000) {
-            eprintln!("error: {e}");
-        }
-        if loaded.errors.len() > 1000 {
-            eprintln!("error: … and {} more invalid records", loaded.errors.len() - 1000);
-        }
-        if !args.has("skip-invalid") {
-            eprintln!(
-                "error: {} invalid record{}; nothing was applied (use --skip-invalid to skip them)",
-                loaded.errors.len(),
-                if loaded.errors.len() == 1 { "" } else { "s" }
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-        eprintln!("warning: skipped {} invalid records", loaded.errors.len());
-    }
-    let decoded_in = started.elapsed();
-    let mut engine = Engine::start(compiled.plan.clone(), EngineConfig { workers, clock, retain_events: false })?;
-    let mut duplicates = 0;
-    // Prepare batch k+1 while the workers compute batch k.
-    let mut in_flight = None;
-    let chunks: Vec<&[segflow_runtime::decode::Record]> =
-        loaded.records.chunks(batch_size.unwrap_or(loaded.records.len()).max(1)).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        // Nothing reads past the last batch: its future expiries are not queued.
-        let submitted = if i + 1 == chunks.len() { engine.submit_last(chunk) } else { engine.submit(chunk) };
-        if let Some(previous) = in_flight.replace(submitted) {
-            duplicates += engine.complete(previous).duplicates;
-        }
-    }
-    if let Some(last) = in_flight {
-        duplicates += engine.complete(last).duplicates;
-    }
+    let config = EngineConfig { workers, clock, retain_events: false };
+    // Files are streamed: decoded a run at a time and fed to the engine as they
+    // are decoded, so the decoded records are never all held. Standard input
+    // cannot be read twice (the event clock scans first) and --batch-size
+    // batches each need their own clock, so those are loaded whole first.
+    let streamed = batch_size.is_none() && events.iter().all(|f| f != "-");
+    let applied = if streamed {
+        run_streamed(&compiled.plan, &decoder, config, &events, args.has("skip-invalid"))?
+    } else {
+        let files: Vec<String> =
+            events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
+        run_loaded(&compiled.plan, &decoder, config, &files, batch_size, args.has("skip-invalid"))?
+    };
+    let Applied { engine, records: events_applied, duplicates, before: (before_label, before_time) } = match applied {
+        Ok(applied) => applied,
+        Err(code) => return Ok(code),
+    };
     let elapsed = started.elapsed();
     let state = engine.state();
     let state = state.read().map_err(|_| "serving state poisoned")?;
@@ -303,12 +277,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     if let Some(path) = args.get("changes") {
         write(Some(path), &|out| state.write_changes(&mut DynWrite(out)))?;
     }
-    let events_applied = loaded.records.len();
     eprintln!(
-        "segflow: {events_applied} records ({duplicates} duplicate events skipped) in {:.2}s ({:.0} records/s; decode {:.2}s; dump {:.2}s), now = {}, {} workers",
+        "segflow: {events_applied} records ({duplicates} duplicate events skipped) in {:.2}s ({:.0} records/s; {before_label} {:.2}s; dump {:.2}s), now = {}, {} workers",
         elapsed.as_secs_f64(),
         events_applied as f64 / elapsed.as_secs_f64().max(1e-9),
-        decoded_in.as_secs_f64(),
+        before_time.as_secs_f64(),
         dumped_in.as_secs_f64(),
         segflow_compiler::value::format_timestamp(state.time),
         workers
@@ -321,8 +294,172 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     } else {
         std::mem::forget(engine);
     }
-    std::mem::forget(loaded);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A batch run's engine, once every record is applied.
+struct Applied {
+    engine: Engine,
+    /// Records applied (or skipped as duplicates).
+    records: usize,
+    duplicates: usize,
+    /// What was done before any record was fed, and how long it took:
+    /// decoding everything, or reading and scanning for the clock.
+    before: (&'static str, std::time::Duration),
+}
+
+/// Lines decoded (and fed) at a time by a streamed run.
+const STREAM_RUN_LINES: usize = 1 << 16;
+
+/// Runs the files as one batch, streamed. Its `now` must be known before the
+/// first record is fed (it decides which events are already outside their
+/// windows), so with the event clock a quick scan reads every event's time
+/// first. The scan cannot tell a redelivered or invalid event from one that
+/// applies; the engine's own clock can, and in the rare case they disagree the
+/// run is done again at the engine's time. Every invalid record is reported;
+/// without --skip-invalid nothing is written.
+fn run_streamed(
+    plan: &segflow_compiler::plan::Plan,
+    decoder: &Decoder,
+    config: EngineConfig,
+    files: &[String],
+    skip_invalid: bool,
+) -> Result<Result<Applied, ExitCode>, String> {
+    let scan_started = std::time::Instant::now();
+    // The text is read whole (about a third of the size of its decoded records).
+    let texts = segflow_runtime::load::read_files(files)?;
+    let mut now = match config.clock {
+        Clock::Fixed(t) => t,
+        _ => segflow_runtime::load::latest_event_time(decoder, &texts).unwrap_or(0).max(0),
+    };
+    let scanned = scan_started.elapsed();
+    loop {
+        let mut engine = Engine::start(plan.clone(), config.clone())?;
+        let mut batch = engine.begin(now, true);
+        let (mut errors, mut warnings, mut shown_warnings) = (0, 0, 0);
+        // One thread decodes the next run while this one feeds the engine, and
+        // frees the runs fed (freeing a million records takes a while).
+        let (decoded, runs) = std::sync::mpsc::sync_channel::<Loaded>(1);
+        let (spent, to_free) = std::sync::mpsc::channel::<Loaded>();
+        let texts = &texts;
+        std::thread::scope(|scope| {
+            let decoding = scope.spawn(move || {
+                segflow_runtime::load::for_each_run_in(decoder, texts, false, STREAM_RUN_LINES, |run| {
+                    to_free.try_iter().for_each(drop);
+                    decoded.send(run).map_err(|_| "the engine stopped".to_string())
+                })
+            });
+            for run in runs {
+                for w in &run.warnings {
+                    if shown_warnings < 20 {
+                        eprintln!("warning: {w}");
+                        shown_warnings += 1;
+                    }
+                }
+                warnings += run.warnings.len();
+                for e in &run.errors {
+                    if errors < 1000 {
+                        eprintln!("error: {e}");
+                    }
+                    errors += 1;
+                }
+                engine.feed(&mut batch, &run.records);
+                // The last runs are not freed at all: the process ends soon after.
+                if let Err(unfreed) = spent.send(run) {
+                    std::mem::forget(unfreed.0);
+                }
+            }
+            std::mem::forget(spent);
+            decoding.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })?;
+        if warnings > 20 {
+            eprintln!("warning: … and {} more warnings", warnings - 20);
+        }
+        if errors > 0 {
+            if errors > 1000 {
+                eprintln!("error: … and {} more invalid records", errors - 1000);
+            }
+            if !skip_invalid {
+                eprintln!(
+                    "error: {errors} invalid record{}; nothing was applied (use --skip-invalid to skip them)",
+                    if errors == 1 { "" } else { "s" }
+                );
+                return Ok(Err(ExitCode::FAILURE));
+            }
+            eprintln!("warning: skipped {errors} invalid records");
+        }
+        if config.clock == Clock::Event && batch.event_clock() != now {
+            tracing::info!(
+                scanned = now,
+                clock = batch.event_clock(),
+                "the latest event time is a redelivery's or an invalid record's; decoding again at the clock's time"
+            );
+            now = batch.event_clock();
+            continue;
+        }
+        let submitted = engine.finish(batch);
+        let records = submitted.records();
+        let duplicates = engine.complete(submitted).duplicates;
+        return Ok(Ok(Applied { engine, records, duplicates, before: ("read and scan", scanned) }));
+    }
+}
+
+/// Runs the files (or standard input) decoded whole first, as one batch or
+/// in batches of `batch_size` records, each taking its own time.
+fn run_loaded(
+    plan: &segflow_compiler::plan::Plan,
+    decoder: &Decoder,
+    config: EngineConfig,
+    files: &[String],
+    batch_size: Option<usize>,
+    skip_invalid: bool,
+) -> Result<Result<Applied, ExitCode>, String> {
+    let started = std::time::Instant::now();
+    let loaded = load_files(decoder, files, false).map_err(|e| e.to_string())?;
+    for w in loaded.warnings.iter().take(20) {
+        eprintln!("warning: {w}");
+    }
+    if loaded.warnings.len() > 20 {
+        eprintln!("warning: … and {} more warnings", loaded.warnings.len() - 20);
+    }
+    if !loaded.errors.is_empty() {
+        for e in loaded.errors.iter().take(1000) {
+            eprintln!("error: {e}");
+        }
+        if loaded.errors.len() > 1000 {
+            eprintln!("error: … and {} more invalid records", loaded.errors.len() - 1000);
+        }
+        if !skip_invalid {
+            eprintln!(
+                "error: {} invalid record{}; nothing was applied (use --skip-invalid to skip them)",
+                loaded.errors.len(),
+                if loaded.errors.len() == 1 { "" } else { "s" }
+            );
+            return Ok(Err(ExitCode::FAILURE));
+        }
+        eprintln!("warning: skipped {} invalid records", loaded.errors.len());
+    }
+    let decode = started.elapsed();
+    let mut engine = Engine::start(plan.clone(), config)?;
+    let mut duplicates = 0;
+    // Prepare batch k+1 while the workers compute batch k.
+    let mut in_flight = None;
+    let chunks: Vec<&[segflow_runtime::decode::Record]> =
+        loaded.records.chunks(batch_size.unwrap_or(loaded.records.len()).max(1)).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        // Nothing reads past the last batch: its future expiries are not queued.
+        let submitted = if i + 1 == chunks.len() { engine.submit_last(chunk) } else { engine.submit(chunk) };
+        if let Some(previous) = in_flight.replace(submitted) {
+            duplicates += engine.complete(previous).duplicates;
+        }
+    }
+    if let Some(last) = in_flight {
+        duplicates += engine.complete(last).duplicates;
+    }
+    let records = loaded.records.len();
+    // Freeing millions of records one by one would take a while for nothing.
+    std::mem::forget(loaded);
+    Ok(Ok(Applied { engine, records, duplicates, before: ("decode", decode) }))
 }
 
 /// Adapts `&mut dyn Write` to `impl Write`.

@@ -231,6 +231,78 @@ fn a_large_file_decoded_in_parallel_names_the_right_lines() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `segflow run FILE` with its stdout, stderr and exit code (info logs on),
+/// the data read from standard input (`--events -`) instead when `stdin` is set.
+fn run_events(data: &Path, stdin: bool, extra: &[&str]) -> (i32, String, String) {
+    let path = data.display().to_string();
+    let mut args = vec!["run", "examples/retail/retail.eql", "--events", if stdin { "-" } else { &path }];
+    args.extend_from_slice(extra);
+    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::fs::File::open(data).unwrap())
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("segflow runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_streamed_file_gives_what_its_records_loaded_whole_give() {
+    // A file is decoded and fed in runs of 65,536 lines after a scan guesses
+    // `now`; standard input is decoded whole first and the clock reads the
+    // decoded batch. The file has more than one run, a redelivery in a later
+    // run than its first delivery, and records whose time the scan takes but
+    // the clock must not: the redelivery's later time, an invalid event's.
+    let dir = std::env::temp_dir().join(format!("segflow-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data.ndjson");
+    let data = path.display().to_string();
+    let (code, _, stderr) = segflow(&["gen", "--users", "2000", "--events", "70000", "--seed", "3", "--out", &data]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let first_order = text.lines().find(|l| l.starts_with(r#"{"event":"order""#)).unwrap();
+    let mut redelivery: serde_json::Value = serde_json::from_str(first_order).unwrap();
+    redelivery["at"] = "2030-01-01T00:00:00Z".into();
+    let invalid = r#"{"event":"order","id":"broken","at":"2031-01-01T00:00:00Z","user":"u0000001","product":"p000001","quantity":1,"amount":"lots"}"#;
+    let tricky =
+        r#"{"event":"page_view","id":"tricky","url":"/at","channel":"at","user":"u0000002","at" : 1795000000000}"#;
+    let cases = [
+        (format!("{text}{redelivery}\n{tricky}\n"), vec![]),
+        (format!("{text}{invalid}\n"), vec!["--skip-invalid"]),
+        (format!("{text}{redelivery}\n"), vec!["--now", "2026-11-01T00:00:00Z"]),
+    ];
+    for (content, extra) in cases {
+        std::fs::write(&path, &content).unwrap();
+        assert!(content.lines().count() > 65_536, "the file must take more than one run");
+        let (code, streamed, stderr) = run_events(&path, false, &extra);
+        assert_eq!(code, 0, "{extra:?}: {stderr}");
+        let summary =
+            |e: &str| e.lines().find(|l| l.starts_with("segflow: ")).unwrap().split(" in ").next().unwrap().to_string();
+        let (code, loaded, loaded_stderr) = run_events(&path, true, &extra);
+        assert_eq!(code, 0, "{extra:?}: {loaded_stderr}");
+        assert!(streamed == loaded, "{extra:?}: the streamed run differs from the run loaded whole");
+        assert_eq!(summary(&stderr), summary(&loaded_stderr), "{extra:?}");
+        // The scan's guess was the redelivery's or the invalid record's time
+        // (with --now there is no scan): the run was done again.
+        let again = stderr.contains("decoding again at the clock's time");
+        assert_eq!(again, !extra.contains(&"--now"), "{extra:?}: {stderr}");
+    }
+    // Without --skip-invalid an invalid record in a later run stops the run,
+    // named by its line, and nothing is written.
+    std::fs::write(&path, format!("{text}{invalid}\n")).unwrap();
+    let (code, stdout, stderr) = run_events(&path, false, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "nothing applied, nothing printed");
+    let line = text.lines().count() + 1;
+    assert!(stderr.contains(&format!("data.ndjson: line {line}: field `amount`")), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn operator_profile_names_plan_nodes() {
     let data = std::env::temp_dir().join(format!("segflow-profile-{}.ndjson", std::process::id()));

@@ -167,6 +167,32 @@ impl Decoder {
         self.decode_object(&object, line, warnings)
     }
 
+    /// The time of the event on `text`, found without parsing the record: the
+    /// value after the first `"at"` key of a line that names an `"event"`.
+    /// Only a guess (a scan for `now` before a streamed run, which checks it
+    /// against the engine's clock); None when nothing looks like a time.
+    pub fn event_time_hint(&self, text: &str) -> Option<i64> {
+        memchr::memmem::find(text.as_bytes(), b"\"event\"")?;
+        let mut from = 0;
+        let value = loop {
+            let at = from + memchr::memmem::find(&text.as_bytes()[from..], b"\"at\"")? + 4;
+            let rest = text[at..].trim_start();
+            if let Some(value) = rest.strip_prefix(':') {
+                break value.trim_start();
+            }
+            from = at;
+        };
+        let end = if let Some(quoted) = value.strip_prefix('"') {
+            quoted.find('"')? + 2
+        } else {
+            value.find([',', '}', ' ']).unwrap_or(value.len())
+        };
+        match self.value_text(value.get(..end)?, Type::Timestamp, false) {
+            Ok(Value::Timestamp(t)) => Some(t),
+            _ => None,
+        }
+    }
+
     /// Decodes a record given as a JSON object's fields.
     pub fn decode_object(
         &self,
@@ -369,7 +395,12 @@ impl Decoder {
 
     /// Decodes one field's raw JSON as `ty`.
     fn value(&self, raw: &RawValue, ty: Type, nullable: bool) -> Result<Value, String> {
-        let text = raw.get().trim();
+        self.value_text(raw.get(), ty, nullable)
+    }
+
+    /// `value` of a JSON value's text.
+    fn value_text(&self, text: &str, ty: Type, nullable: bool) -> Result<Value, String> {
+        let text = text.trim();
         let got = || describe(text);
         if text == "null" {
             return if nullable {
@@ -432,7 +463,7 @@ impl Decoder {
             }
             Type::Ref(e) => {
                 let key_ty = self.model_entities[e].fields[self.model_entities[e].key].ty;
-                self.value(raw, key_ty, false).map_err(|_| expected())
+                self.value_text(text, key_ty, false).map_err(|_| expected())
             }
             Type::Null => Err(expected()),
         }

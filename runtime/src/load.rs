@@ -73,35 +73,67 @@ pub fn load_files(decoder: &Decoder, paths: &[String], keep_text: bool) -> std::
     Ok(loaded)
 }
 
-/// Decodes the files in order, in runs of about `lines` lines, and hands each
+/// Decodes the files in order, in runs of `lines` lines, and hands each
 /// run's records to `apply` before decoding the next: only one run is held
-/// decoded at a time (a 10M-event history decodes to about 6 GB). Stops at the
-/// first error, of reading or of `apply`.
+/// decoded at a time (a 10M-event history decodes to about 6 GB; its text is a
+/// third of that). Stops at the first error, of reading or of `apply`.
 pub fn for_each_run(
     decoder: &Decoder,
     paths: &[String],
     keep_text: bool,
     lines: usize,
+    apply: impl FnMut(Loaded) -> Result<(), String>,
+) -> Result<(), String> {
+    for_each_run_in(decoder, &read_files(paths)?, keep_text, lines, apply)
+}
+
+/// Reads whole files: (path, text).
+pub fn read_files(paths: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    paths.iter().map(|p| Ok((p.clone(), read(p).map_err(|e| e.to_string())?))).collect()
+}
+
+/// The latest event time in the texts, as `Decoder::event_time_hint` reads
+/// it (one thread per core): the `now` a streamed run of them guesses before
+/// decoding anything.
+pub fn latest_event_time(decoder: &Decoder, texts: &[(String, Vec<u8>)]) -> Option<i64> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let mut latest = None;
+    for (_, text) in texts {
+        let pieces = split_lines(text, if text.len() < PARALLEL_BYTES { 1 } else { threads });
+        let found: Vec<Option<i64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .iter()
+                .map(|&(_, piece)| {
+                    scope.spawn(move || {
+                        piece
+                            .split(|&b| b == b'\n')
+                            .filter_map(|line| decoder.event_time_hint(std::str::from_utf8(line).ok()?))
+                            .max()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        latest = found.into_iter().flatten().chain(latest).max();
+    }
+    latest
+}
+
+/// `for_each_run` over texts already read.
+pub fn for_each_run_in(
+    decoder: &Decoder,
+    texts: &[(String, Vec<u8>)],
+    keep_text: bool,
+    lines: usize,
     mut apply: impl FnMut(Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
-    for path in paths {
-        let bytes = read(path).map_err(|e| e.to_string())?;
+    for (path, text) in texts {
         let (mut start, mut first_line) = (0, 1);
-        while start < bytes.len() {
-            // The run ends after its `lines`-th newline, or with the file.
-            let mut newlines = 0;
-            let mut end = bytes.len();
-            for (i, &b) in bytes[start..].iter().enumerate() {
-                if b == b'\n' {
-                    newlines += 1;
-                    if newlines == lines.max(1) {
-                        end = start + i + 1;
-                        break;
-                    }
-                }
-            }
-            apply(decode_run(decoder, path, first_line, &bytes[start..end], keep_text).map_err(|e| e.to_string())?)?;
-            first_line += newlines;
+        while start < text.len() {
+            let end =
+                memchr::memchr_iter(b'\n', &text[start..]).nth(lines.max(1) - 1).map_or(text.len(), |i| start + i + 1);
+            apply(decode_run(decoder, path, first_line, &text[start..end], keep_text).map_err(|e| e.to_string())?)?;
+            first_line += lines.max(1);
             start = end;
         }
     }
@@ -153,12 +185,12 @@ fn split_lines(bytes: &[u8], n: usize) -> Vec<(usize, &[u8])> {
     let (mut start, mut line) = (0, 1);
     for i in 1..=n {
         let mut end = if i == n { bytes.len() } else { (bytes.len() * i / n).max(start) };
-        while end < bytes.len() && end > 0 && bytes[end - 1] != b'\n' {
-            end += 1;
+        if end > 0 && end < bytes.len() && bytes[end - 1] != b'\n' {
+            end = memchr::memchr(b'\n', &bytes[end..]).map_or(bytes.len(), |i| end + i + 1);
         }
         if end > start {
             pieces.push((line, &bytes[start..end]));
-            line += bytes[start..end].iter().filter(|&&b| b == b'\n').count();
+            line += memchr::memchr_iter(b'\n', &bytes[start..end]).count();
         }
         start = end;
     }
