@@ -17,7 +17,7 @@ use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::operators::threshold::ThresholdTotal;
 use differential_dataflow::trace::implementations::ValSpine;
-use differential_dataflow::VecCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use segflow_compiler::eval::ScalarExpr;
 use segflow_compiler::hir::AggFunc;
 use segflow_compiler::plan::{GatherInput, Keep, Node, Plan, Strategy};
@@ -25,6 +25,8 @@ use segflow_compiler::value::{Decimal, Type, Value, F64};
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::rc::Rc;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::core::Partition;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
 
@@ -59,12 +61,27 @@ type Arrangement<'s> = Arranged<'s, TraceAgent<ValSpine<u64, SharedRow, Time, is
 /// values its projections keep (see `Node::Gather` in `build`).
 type Slots<'s> = VecCollection<'s, Time, (u64, (u32, Value)), isize>;
 
+/// Splits a gather's slots into one column per projection. Every change goes
+/// to the one projection it is for: reading the slots once per projection
+/// would copy every change to each of them (25 for the retail user gather).
+fn split_slots<'s>(slots: Slots<'s>, projections: usize) -> Vec<Column<'s>> {
+    slots
+        .inner
+        .partition::<CapacityContainerBuilder<Vec<_>>, _, _>(projections as u64, |((k, (p, v)), t, d)| {
+            (p as u64, ((k, v), t, d))
+        })
+        .into_iter()
+        .map(|stream| stream.as_collection())
+        .collect()
+}
+
 #[derive(Clone)]
 enum Rendered<'s> {
     Rows(Rows<'s>),
     Column(Column<'s>),
     Dense(Dense<'s>),
-    Slots(Slots<'s>),
+    /// A gather's columns, one per projection reading it, in `projections` order.
+    Projected(Vec<Column<'s>>),
 }
 
 impl<'s> Rendered<'s> {
@@ -189,7 +206,8 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                         }))
                     } else {
                         let kept_slots: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
-                        Rendered::Slots(by_key(parts, "Gather", move |input, output: &mut Vec<(u32, Value)>| {
+                        let count = kept_slots.len();
+                        let slots = by_key(parts, "Gather", move |input, output: &mut Vec<(u32, Value)>| {
                             row_of(input, &mut |row| {
                                 for (j, &(slot, keep)) in kept_slots.iter().enumerate() {
                                     let v = row.get(slot).unwrap_or(&Value::Null);
@@ -198,19 +216,16 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                                     }
                                 }
                             });
-                        }))
+                        });
+                        Rendered::Projected(split_slots(slots, count))
                     }
                 }
                 Node::Project { source, slot, keep } => {
                     let (slot, keep) = (*slot, *keep);
                     match &rendered[*source] {
-                        Rendered::Slots(slots) => {
-                            let j = projections[*source].iter().position(|p| p.0 == n).unwrap_or(0) as u32;
-                            Rendered::Column(
-                                slots
-                                    .clone()
-                                    .flat_map(move |(k, (p, v)): (u64, (u32, Value))| (p == j).then_some((k, v))),
-                            )
+                        Rendered::Projected(columns) => {
+                            let j = projections[*source].iter().position(|p| p.0 == n).unwrap_or(0);
+                            Rendered::Column(columns[j].clone())
                         }
                         _ => Rendered::Column(rendered[*source].dense().flat_map(move |(k, row): (u64, SharedRow)| {
                             let v = row.get(slot).cloned().unwrap_or(Value::Null);
