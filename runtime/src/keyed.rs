@@ -12,7 +12,8 @@
 //!
 //! Values that are only ever inserted need less: `running` keeps, per
 //! instance, just the greatest value so far (min, max, first and last over
-//! events without a window).
+//! events without a window), and folds a time's changes into one greatest
+//! value per instance as they arrive.
 
 use crate::render::Time;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
@@ -35,13 +36,82 @@ trait InstanceState<D, V> {
     fn is_empty(&self) -> bool;
 }
 
-/// Changes of one time, waiting for it to complete: (instance, value, diff).
-type Waiting<D> = (Capability<Time>, Vec<(u64, D, isize)>);
+/// How an operator holds one time's changes until the time completes.
+trait Pending<D>: Default {
+    fn push(&mut self, key: u64, value: D, diff: isize);
+    /// Hands `f` each instance's changes (in any order; `f` may drain them).
+    fn for_each_instance(self, f: impl FnMut(u64, &mut Vec<(D, isize)>));
+}
+
+/// Every change, grouped by instance when the time completes.
+struct Changes<D>(Vec<(u64, D, isize)>);
+
+impl<D> Default for Changes<D> {
+    fn default() -> Self {
+        Changes(Vec::new())
+    }
+}
+
+impl<D> Pending<D> for Changes<D> {
+    fn push(&mut self, key: u64, value: D, diff: isize) {
+        self.0.push((key, value, diff));
+    }
+    fn for_each_instance(mut self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>)) {
+        // Grouping needs only the instances in order; a state that needs its
+        // values sorted sorts its own few.
+        self.0.sort_unstable_by_key(|c| c.0);
+        let mut batch = Vec::new();
+        let mut changes = self.0.into_iter().peekable();
+        while let Some((key, value, diff)) = changes.next() {
+            batch.clear();
+            batch.push((value, diff));
+            while let Some((_, value, diff)) = changes.next_if(|c| c.0 == key) {
+                batch.push((value, diff));
+            }
+            f(key, &mut batch);
+        }
+    }
+}
+
+/// Only each instance's greatest inserted value: what `Best` keeps of a
+/// time's changes, folded as they arrive instead of held and sorted.
+struct Greatest<D>(HashMap<u64, D>);
+
+impl<D> Default for Greatest<D> {
+    fn default() -> Self {
+        Greatest(HashMap::default())
+    }
+}
+
+impl<D: Ord> Pending<D> for Greatest<D> {
+    fn push(&mut self, key: u64, value: D, diff: isize) {
+        debug_assert!(diff > 0, "a running aggregate saw a retraction");
+        match self.0.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut best) => {
+                if value > *best.get() {
+                    best.insert(value);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+            }
+        }
+    }
+    fn for_each_instance(self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>)) {
+        let mut batch = Vec::with_capacity(1);
+        for (key, value) in self.0 {
+            batch.clear();
+            batch.push((value, 1));
+            f(key, &mut batch);
+        }
+    }
+}
 
 /// The operator behind `by_key` and `running`: exchanges values by instance,
-/// waits for each time to complete, then updates every touched instance's
-/// state once, in time order, and emits what that changed.
-fn keyed<'s, D, V, S>(
+/// holds each time's changes (`P`) until the time completes, then updates
+/// every touched instance's state once, in time order, and emits what that
+/// changed.
+fn keyed<'s, D, V, S, P>(
     values: VecCollection<'s, Time, (u64, D), isize>,
     name: &str,
     new_state: impl Fn() -> S + 'static,
@@ -50,6 +120,7 @@ where
     D: ExchangeData + Ord,
     V: ExchangeData + Ord,
     S: InstanceState<D, V> + 'static,
+    P: Pending<D> + 'static,
 {
     let exchange = Exchange::new(|((key, _), _, _): &((u64, D), Time, isize)| *key);
     values
@@ -59,8 +130,7 @@ where
             name,
             move |_capability, _info| {
                 let mut instances: HashMap<u64, S> = HashMap::default();
-                let mut waiting: BTreeMap<Time, Waiting<D>> = BTreeMap::new();
-                let mut batch = Vec::new();
+                let mut waiting: BTreeMap<Time, (Capability<Time>, P)> = BTreeMap::new();
                 let mut scratch = Vec::new();
                 let mut out = Vec::new();
                 move |(input, frontier), output| {
@@ -68,8 +138,8 @@ where
                         let Some(cap) = stamp.retain_least(0) else { return };
                         for container in containers {
                             for ((key, value), time, diff) in container.drain(..) {
-                                let entry = waiting.entry(time).or_insert_with(|| (cap.delayed(&time), Vec::new()));
-                                entry.1.push((key, value, diff));
+                                let entry = waiting.entry(time).or_insert_with(|| (cap.delayed(&time), P::default()));
+                                entry.1.push(key, value, diff);
                             }
                         }
                     });
@@ -77,27 +147,18 @@ where
                         if frontier.less_equal(entry.key()) {
                             break;
                         }
-                        let (time, (cap, mut changes)) = entry.remove_entry();
-                        // Grouping needs only the instances in order; a state that
-                        // needs its values sorted sorts its own few.
-                        changes.sort_unstable_by_key(|c| c.0);
+                        let (time, (cap, changes)) = entry.remove_entry();
                         let mut session = output.session(&cap);
-                        let mut changes = changes.into_iter().peekable();
-                        while let Some((key, value, diff)) = changes.next() {
-                            batch.clear();
-                            batch.push((value, diff));
-                            while let Some((_, value, diff)) = changes.next_if(|c| c.0 == key) {
-                                batch.push((value, diff));
-                            }
+                        changes.for_each_instance(|key, batch| {
                             let state = instances.entry(key).or_insert_with(&new_state);
-                            state.update(&mut batch, &mut scratch, &mut out);
+                            state.update(batch, &mut scratch, &mut out);
                             for (v, d) in out.drain(..) {
                                 session.give(((key, v), time, d));
                             }
                             if state.is_empty() {
                                 instances.remove(&key);
                             }
-                        }
+                        });
                     }
                 }
             },
@@ -145,7 +206,11 @@ where
     L: Fn(&[(D, isize)], &mut Vec<V>) + 'static,
 {
     let logic = Rc::new(logic);
-    keyed(values, name, move || Multiset { values: Vec::new(), produced: Vec::new(), logic: logic.clone() })
+    keyed::<_, _, _, Changes<D>>(values, name, move || Multiset {
+        values: Vec::new(),
+        produced: Vec::new(),
+        logic: logic.clone(),
+    })
 }
 
 /// An instance's greatest value so far and what `project` made of it.
@@ -191,7 +256,7 @@ where
     P: Fn(&D) -> V + 'static,
 {
     let project = Rc::new(project);
-    keyed(values, name, move || Best { best: None, project: project.clone() })
+    keyed::<_, _, _, Greatest<D>>(values, name, move || Best { best: None, project: project.clone() })
 }
 
 /// Adds sorted `changes` (drained) to sorted, consolidated `values`, which
