@@ -8,12 +8,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn segflow(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("segflow runs");
+    segflow_with(args, None, None)
+}
+
+/// `segflow ARGS` reading `stdin` (if given) with `RUST_LOG` set to `log`
+/// (unset if none): its exit code, standard output and standard error.
+fn segflow_with(args: &[&str], stdin: Option<&Path>, log: Option<&str>) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("RUST_LOG");
+    if let Some(path) = stdin {
+        command.stdin(std::fs::File::open(path).expect("stdin file"));
+    }
+    if let Some(log) = log {
+        command.env("RUST_LOG", log);
+    }
+    let out = command.output().expect("segflow runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -203,15 +212,23 @@ fn run_with_one_or_two_workers_and_any_batch_size_prints_byte_identical_dumps() 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_large_file_decoded_in_parallel_names_the_right_lines() {
-    let dir = std::env::temp_dir().join(format!("segflow-parallel-{}", std::process::id()));
+/// `segflow gen` data for 2,000 users in a fresh temporary directory `name`:
+/// (the directory, the file `file` in it, its text).
+fn generated(name: &str, file: &str, events: &str, seed: &str) -> (PathBuf, PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("segflow-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("big.ndjson");
+    let path = dir.join(file);
     let data = path.display().to_string();
-    let (code, _, stderr) = segflow(&["gen", "--users", "2000", "--events", "40000", "--seed", "2", "--out", &data]);
+    let (code, _, stderr) = segflow(&["gen", "--users", "2000", "--events", events, "--seed", seed, "--out", &data]);
     assert_eq!(code, 0, "{stderr}");
     let text = std::fs::read_to_string(&path).unwrap();
+    (dir, path, text)
+}
+
+#[test]
+fn a_large_file_decoded_in_parallel_names_the_right_lines() {
+    let (dir, path, text) = generated("parallel", "big.ndjson", "40000", "2");
+    let data = path.display().to_string();
     assert!(text.len() > 4 << 20, "the file must be large enough to be split ({} bytes)", text.len());
     // One bad record in the middle (in a later piece than the first) and one at the end.
     let lines: Vec<&str> = text.lines().collect();
@@ -231,24 +248,13 @@ fn a_large_file_decoded_in_parallel_names_the_right_lines() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `segflow run FILE` with its stdout, stderr and exit code (info logs on),
-/// the data read from standard input (`--events -`) instead when `stdin` is set.
+/// `segflow run` of the retail example over `data` (info logs on), or over
+/// the same records read from standard input (`--events -`) when `stdin`.
 fn run_events(data: &Path, stdin: bool, extra: &[&str]) -> (i32, String, String) {
     let path = data.display().to_string();
     let mut args = vec!["run", "examples/retail/retail.eql", "--events", if stdin { "-" } else { &path }];
     args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(std::fs::File::open(data).unwrap())
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("segflow runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    segflow_with(&args, Some(data), Some("info"))
 }
 
 #[test]
@@ -258,13 +264,7 @@ fn a_streamed_file_gives_what_its_records_loaded_whole_give() {
     // decoded batch. The file has more than one run, a redelivery in a later
     // run than its first delivery, and records whose time the scan takes but
     // the clock must not: the redelivery's later time, an invalid event's.
-    let dir = std::env::temp_dir().join(format!("segflow-stream-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("data.ndjson");
-    let data = path.display().to_string();
-    let (code, _, stderr) = segflow(&["gen", "--users", "2000", "--events", "70000", "--seed", "3", "--out", &data]);
-    assert_eq!(code, 0, "{stderr}");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let (dir, path, text) = generated("stream", "data.ndjson", "70000", "3");
     let first_order = text.lines().find(|l| l.starts_with(r#"{"event":"order""#)).unwrap();
     let mut redelivery: serde_json::Value = serde_json::from_str(first_order).unwrap();
     redelivery["at"] = "2030-01-01T00:00:00Z".into();
