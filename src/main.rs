@@ -234,17 +234,14 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let decoder = Decoder::new(&compiled.plan);
     let started = std::time::Instant::now();
     let config = EngineConfig { workers, clock, retain_events: false };
-    // Files are streamed: decoded a run at a time and fed to the engine as they
-    // are decoded, so the decoded records are never all held. Standard input
-    // cannot be read twice (the event clock scans first) and --batch-size
-    // batches each need their own clock, so those are loaded whole first.
-    let streamed = batch_size.is_none() && events.iter().all(|f| f != "-");
-    let applied = if streamed {
-        run_streamed(&compiled.plan, &decoder, config, &events, args.has("skip-invalid"))?
-    } else {
-        let files: Vec<String> =
-            events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
-        run_loaded(&compiled.plan, &decoder, config, &files, batch_size, args.has("skip-invalid"))?
+    let files: Vec<String> =
+        events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
+    // One batch streams: its records are decoded a run at a time and fed as they
+    // are decoded, so they are never all held decoded. Batches of --batch-size
+    // each take their own clock, so those records are decoded whole first.
+    let applied = match batch_size {
+        None => run_streamed(&compiled.plan, &decoder, config, &files, args.has("skip-invalid"))?,
+        Some(size) => run_loaded(&compiled.plan, &decoder, config, &files, size, args.has("skip-invalid"))?,
     };
     let Applied { engine, records: events_applied, duplicates, before: (before_label, before_time) } = match applied {
         Ok(applied) => applied,
@@ -311,13 +308,62 @@ struct Applied {
 /// Lines decoded (and fed) at a time by a streamed run.
 const STREAM_RUN_LINES: usize = 1 << 16;
 
-/// Runs the files as one batch, streamed. Its `now` must be known before the
-/// first record is fed (it decides which events are already outside their
-/// windows), so with the event clock a quick scan reads every event's time
-/// first. The scan cannot tell a redelivered or invalid event from one that
-/// applies; the engine's own clock can, and in the rare case they disagree the
-/// run is done again at the engine's time. Every invalid record is reported;
-/// without --skip-invalid nothing is written.
+/// The warnings and invalid records of a run's input: the first ones kept to
+/// show, all counted.
+#[derive(Default)]
+struct Diagnostics {
+    warnings: Vec<String>,
+    warning_count: usize,
+    errors: Vec<String>,
+    error_count: usize,
+}
+
+impl Diagnostics {
+    fn add(&mut self, loaded: &Loaded) {
+        self.warnings.extend(loaded.warnings.iter().take(20 - self.warnings.len()).map(|w| w.to_string()));
+        self.warning_count += loaded.warnings.len();
+        self.errors.extend(loaded.errors.iter().take(1000 - self.errors.len()).map(|e| e.to_string()));
+        self.error_count += loaded.errors.len();
+    }
+
+    /// Prints them; whether the run goes on (no invalid record, or
+    /// --skip-invalid).
+    fn report(&self, skip_invalid: bool) -> bool {
+        for w in &self.warnings {
+            eprintln!("warning: {w}");
+        }
+        if self.warning_count > self.warnings.len() {
+            eprintln!("warning: … and {} more warnings", self.warning_count - self.warnings.len());
+        }
+        for e in &self.errors {
+            eprintln!("error: {e}");
+        }
+        if self.error_count > self.errors.len() {
+            eprintln!("error: … and {} more invalid records", self.error_count - self.errors.len());
+        }
+        let n = self.error_count;
+        if n > 0 && !skip_invalid {
+            eprintln!(
+                "error: {n} invalid record{}; nothing was applied (use --skip-invalid to skip them)",
+                if n == 1 { "" } else { "s" }
+            );
+            return false;
+        }
+        if n > 0 {
+            eprintln!("warning: skipped {n} invalid records");
+        }
+        true
+    }
+}
+
+/// Runs the files as one batch, streamed. Their text is read whole (a third
+/// of the size of its decoded records). The batch's `now` must be known before
+/// the first record is fed (it decides which events are already outside their
+/// windows), so with the event clock a quick scan of the text reads every
+/// event's time first. The scan cannot tell a redelivered or invalid event
+/// from one that applies; the engine's own clock can, and in the rare case
+/// they disagree the run is done again at the engine's time. Every invalid
+/// record is reported; without --skip-invalid nothing is written.
 fn run_streamed(
     plan: &segflow_compiler::plan::Plan,
     decoder: &Decoder,
@@ -326,7 +372,6 @@ fn run_streamed(
     skip_invalid: bool,
 ) -> Result<Result<Applied, ExitCode>, String> {
     let scan_started = std::time::Instant::now();
-    // The text is read whole (about a third of the size of its decoded records).
     let texts = segflow_runtime::load::read_files(files)?;
     let mut now = match config.clock {
         Clock::Fixed(t) => t,
@@ -336,7 +381,7 @@ fn run_streamed(
     loop {
         let mut engine = Engine::start(plan.clone(), config.clone())?;
         let mut batch = engine.begin(now, true);
-        let (mut errors, mut warnings, mut shown_warnings) = (0, 0, 0);
+        let mut diagnostics = Diagnostics::default();
         // One thread decodes the next run while this one feeds the engine, and
         // frees the runs fed (freeing a million records takes a while).
         let (decoded, runs) = std::sync::mpsc::sync_channel::<Loaded>(1);
@@ -350,21 +395,9 @@ fn run_streamed(
                 })
             });
             for run in runs {
-                for w in &run.warnings {
-                    if shown_warnings < 20 {
-                        eprintln!("warning: {w}");
-                        shown_warnings += 1;
-                    }
-                }
-                warnings += run.warnings.len();
-                for e in &run.errors {
-                    if errors < 1000 {
-                        eprintln!("error: {e}");
-                    }
-                    errors += 1;
-                }
+                diagnostics.add(&run);
                 engine.feed(&mut batch, &run.records);
-                // The last runs are not freed at all: the process ends soon after.
+                // Runs fed after the decoding thread is done are not freed.
                 if let Err(unfreed) = spent.send(run) {
                     std::mem::forget(unfreed.0);
                 }
@@ -372,23 +405,9 @@ fn run_streamed(
             std::mem::forget(spent);
             decoding.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
         })?;
-        if warnings > 20 {
-            eprintln!("warning: … and {} more warnings", warnings - 20);
-        }
-        if errors > 0 {
-            if errors > 1000 {
-                eprintln!("error: … and {} more invalid records", errors - 1000);
-            }
-            if !skip_invalid {
-                eprintln!(
-                    "error: {errors} invalid record{}; nothing was applied (use --skip-invalid to skip them)",
-                    if errors == 1 { "" } else { "s" }
-                );
-                return Ok(Err(ExitCode::FAILURE));
-            }
-            eprintln!("warning: skipped {errors} invalid records");
-        }
-        if config.clock == Clock::Event && batch.event_clock() != now {
+        // A wrong guess is redone before anything is said about the input.
+        if config.clock == Clock::Event && batch.event_clock() != now && (diagnostics.error_count == 0 || skip_invalid)
+        {
             tracing::info!(
                 scanned = now,
                 clock = batch.event_clock(),
@@ -397,6 +416,9 @@ fn run_streamed(
             now = batch.event_clock();
             continue;
         }
+        if !diagnostics.report(skip_invalid) {
+            return Ok(Err(ExitCode::FAILURE));
+        }
         let submitted = engine.finish(batch);
         let records = submitted.records();
         let duplicates = engine.complete(submitted).duplicates;
@@ -404,48 +426,29 @@ fn run_streamed(
     }
 }
 
-/// Runs the files (or standard input) decoded whole first, as one batch or
-/// in batches of `batch_size` records, each taking its own time.
+/// Runs the files decoded whole first, in batches of `batch_size` records,
+/// each taking its own time.
 fn run_loaded(
     plan: &segflow_compiler::plan::Plan,
     decoder: &Decoder,
     config: EngineConfig,
     files: &[String],
-    batch_size: Option<usize>,
+    batch_size: usize,
     skip_invalid: bool,
 ) -> Result<Result<Applied, ExitCode>, String> {
     let started = std::time::Instant::now();
     let loaded = load_files(decoder, files, false).map_err(|e| e.to_string())?;
-    for w in loaded.warnings.iter().take(20) {
-        eprintln!("warning: {w}");
-    }
-    if loaded.warnings.len() > 20 {
-        eprintln!("warning: … and {} more warnings", loaded.warnings.len() - 20);
-    }
-    if !loaded.errors.is_empty() {
-        for e in loaded.errors.iter().take(1000) {
-            eprintln!("error: {e}");
-        }
-        if loaded.errors.len() > 1000 {
-            eprintln!("error: … and {} more invalid records", loaded.errors.len() - 1000);
-        }
-        if !skip_invalid {
-            eprintln!(
-                "error: {} invalid record{}; nothing was applied (use --skip-invalid to skip them)",
-                loaded.errors.len(),
-                if loaded.errors.len() == 1 { "" } else { "s" }
-            );
-            return Ok(Err(ExitCode::FAILURE));
-        }
-        eprintln!("warning: skipped {} invalid records", loaded.errors.len());
+    let mut diagnostics = Diagnostics::default();
+    diagnostics.add(&loaded);
+    if !diagnostics.report(skip_invalid) {
+        return Ok(Err(ExitCode::FAILURE));
     }
     let decode = started.elapsed();
     let mut engine = Engine::start(plan.clone(), config)?;
     let mut duplicates = 0;
     // Prepare batch k+1 while the workers compute batch k.
     let mut in_flight = None;
-    let chunks: Vec<&[segflow_runtime::decode::Record]> =
-        loaded.records.chunks(batch_size.unwrap_or(loaded.records.len()).max(1)).collect();
+    let chunks: Vec<&[segflow_runtime::decode::Record]> = loaded.records.chunks(batch_size.max(1)).collect();
     for (i, chunk) in chunks.iter().enumerate() {
         // Nothing reads past the last batch: its future expiries are not queued.
         let submitted = if i + 1 == chunks.len() { engine.submit_last(chunk) } else { engine.submit(chunk) };

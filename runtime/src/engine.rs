@@ -429,7 +429,9 @@ impl Engine {
 
     /// Starts a batch at logical time `now` whose records are given in pieces
     /// (`feed`) and which `finish` sends on: a file too large to hold decoded
-    /// at once streams through it. `last` is as for `submit_last`.
+    /// at once streams through it. `last` is as for `submit_last`. Updates
+    /// go to the workers as pieces come, so a begun batch must be finished
+    /// before the engine takes another (or dropped with the engine).
     pub fn begin(&mut self, now: i64, last: bool) -> Batch {
         assert!(!self.closed, "a batch was submitted after the last one");
         self.closed = last;

@@ -75,16 +75,20 @@ pub fn load_files(decoder: &Decoder, paths: &[String], keep_text: bool) -> std::
 
 /// Decodes the files in order, in runs of `lines` lines, and hands each
 /// run's records to `apply` before decoding the next: only one run is held
-/// decoded at a time (a 10M-event history decodes to about 6 GB; its text is a
-/// third of that). Stops at the first error, of reading or of `apply`.
+/// decoded at a time (a 10M-event history decodes to about 6 GB), and one
+/// file's text (a third of that). Stops at the first error, of reading or of
+/// `apply`.
 pub fn for_each_run(
     decoder: &Decoder,
     paths: &[String],
     keep_text: bool,
     lines: usize,
-    apply: impl FnMut(Loaded) -> Result<(), String>,
+    mut apply: impl FnMut(Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
-    for_each_run_in(decoder, &read_files(paths)?, keep_text, lines, apply)
+    for path in paths {
+        for_each_run_in(decoder, &read_files(std::slice::from_ref(path))?, keep_text, lines, &mut apply)?;
+    }
+    Ok(())
 }
 
 /// Reads whole files: (path, text).
@@ -96,23 +100,13 @@ pub fn read_files(paths: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
 /// it (one thread per core): the `now` a streamed run of them guesses before
 /// decoding anything.
 pub fn latest_event_time(decoder: &Decoder, texts: &[(String, Vec<u8>)]) -> Option<i64> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let mut latest = None;
     for (_, text) in texts {
-        let pieces = split_lines(text, if text.len() < PARALLEL_BYTES { 1 } else { threads });
-        let found: Vec<Option<i64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = pieces
-                .iter()
-                .map(|&(_, piece)| {
-                    scope.spawn(move || {
-                        piece
-                            .split(|&b| b == b'\n')
-                            .filter_map(|line| decoder.event_time_hint(std::str::from_utf8(line).ok()?))
-                            .max()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        let found = in_parallel(text, |_, piece| {
+            piece
+                .split(|&b| b == b'\n')
+                .filter_map(|line| decoder.event_time_hint(std::str::from_utf8(line).ok()?))
+                .max()
         });
         latest = found.into_iter().flatten().chain(latest).max();
     }
@@ -157,17 +151,7 @@ fn decode_run(
     bytes: &[u8],
     keep_text: bool,
 ) -> std::io::Result<Loaded> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let pieces = split_lines(bytes, if bytes.len() < PARALLEL_BYTES { 1 } else { threads });
-    let parts: Vec<std::io::Result<Loaded>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pieces
-            .iter()
-            .map(|&(line, piece)| {
-                scope.spawn(move || decode_piece(decoder, path, first_line + line - 1, piece, keep_text))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    });
+    let parts = in_parallel(bytes, |line, piece| decode_piece(decoder, path, first_line + line - 1, piece, keep_text));
     let mut loaded = Loaded::default();
     for part in parts {
         loaded.append(part?);
@@ -175,8 +159,21 @@ fn decode_run(
     Ok(loaded)
 }
 
-/// Below this size a file is decoded by one thread.
+/// Below this size a text is read by one thread.
 const PARALLEL_BYTES: usize = 4 << 20;
+
+/// `f` of each of a few runs of whole lines of `bytes` (one per core, or one
+/// for a small text), run on their own threads: (number of the run's first
+/// line within `bytes`, the run). The answers are in order.
+fn in_parallel<T: Send>(bytes: &[u8], f: impl Fn(usize, &[u8]) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let pieces = split_lines(bytes, if bytes.len() < PARALLEL_BYTES { 1 } else { threads });
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces.iter().map(|&(line, piece)| scope.spawn(move || f(line, piece))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
+}
 
 /// Splits `bytes` into at most `n` runs of whole lines: (number of the first
 /// line, the run).
