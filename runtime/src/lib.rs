@@ -22,6 +22,7 @@ pub mod profile;
 pub mod render;
 pub mod snapshot;
 pub mod state;
+pub mod threads;
 pub mod wal;
 
 pub use decode::{DecodeError, Decoder, Record, Warning};

@@ -86,7 +86,8 @@ pub fn for_each_run(
     mut apply: impl FnMut(Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
     for path in paths {
-        for_each_run_in(decoder, &read_files(std::slice::from_ref(path))?, keep_text, lines, &mut apply)?;
+        let text = read(path).map_err(|e| e.to_string())?;
+        runs_of(decoder, path, &text, keep_text, lines, &mut apply)?;
     }
     Ok(())
 }
@@ -122,14 +123,27 @@ pub fn for_each_run_in(
     mut apply: impl FnMut(Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
     for (path, text) in texts {
-        let (mut start, mut first_line) = (0, 1);
-        while start < text.len() {
-            let end =
-                memchr::memchr_iter(b'\n', &text[start..]).nth(lines.max(1) - 1).map_or(text.len(), |i| start + i + 1);
-            apply(decode_run(decoder, path, first_line, &text[start..end], keep_text).map_err(|e| e.to_string())?)?;
-            first_line += lines.max(1);
-            start = end;
-        }
+        runs_of(decoder, path, text, keep_text, lines, &mut apply)?;
+    }
+    Ok(())
+}
+
+/// Decodes `text` (of `path`) in runs of `lines` lines, handing each to `apply`.
+fn runs_of(
+    decoder: &Decoder,
+    path: &str,
+    text: &[u8],
+    keep_text: bool,
+    lines: usize,
+    apply: &mut impl FnMut(Loaded) -> Result<(), String>,
+) -> Result<(), String> {
+    let lines = lines.max(1);
+    let (mut start, mut first_line) = (0, 1);
+    while start < text.len() {
+        let end = memchr::memchr_iter(b'\n', &text[start..]).nth(lines - 1).map_or(text.len(), |i| start + i + 1);
+        apply(decode_run(decoder, path, first_line, &text[start..end], keep_text).map_err(|e| e.to_string())?)?;
+        first_line += lines;
+        start = end;
     }
     Ok(())
 }
@@ -168,11 +182,7 @@ const PARALLEL_BYTES: usize = 4 << 20;
 fn in_parallel<T: Send>(bytes: &[u8], f: impl Fn(usize, &[u8]) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let pieces = split_lines(bytes, if bytes.len() < PARALLEL_BYTES { 1 } else { threads });
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = pieces.iter().map(|&(line, piece)| scope.spawn(move || f(line, piece))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    })
+    crate::threads::map_on_threads(&pieces, |&(line, piece)| f(line, piece))
 }
 
 /// Splits `bytes` into at most `n` runs of whole lines: (number of the first

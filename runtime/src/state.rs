@@ -288,23 +288,15 @@ impl ServingState {
             // Rendering is most of a dump's time: each thread renders a run of
             // profiles into its own buffer, and the buffers are written in order.
             for round in ids.chunks(threads * DUMP_RUN) {
-                let buffers: Vec<Vec<u8>> = std::thread::scope(|scope| {
-                    let handles: Vec<_> = round
-                        .chunks(DUMP_RUN)
-                        .map(|run| {
-                            let layout = &layout;
-                            scope.spawn(move || {
-                                let mut buffer = Vec::with_capacity(run.len() * 512);
-                                for &id in run {
-                                    self.write_profile(&mut buffer, e, id, layout);
-                                    buffer.push(b'\n');
-                                }
-                                buffer
-                            })
-                        })
-                        .collect();
-                    // A render that panicked must not leave a dump silently short.
-                    handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+                let runs: Vec<&[u64]> = round.chunks(DUMP_RUN).collect();
+                // A render that panics panics here: a dump is never silently short.
+                let buffers = crate::threads::map_on_threads(&runs, |run| {
+                    let mut buffer = Vec::with_capacity(run.len() * 512);
+                    for &id in *run {
+                        self.write_profile(&mut buffer, e, id, &layout);
+                        buffer.push(b'\n');
+                    }
+                    buffer
                 });
                 for buffer in buffers {
                     out.write_all(&buffer)?;
