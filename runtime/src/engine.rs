@@ -161,6 +161,8 @@ pub struct Submitted {
     outcome: BatchOutcome,
     records: usize,
     started: Instant,
+    /// When the workers had the whole batch.
+    sent: Instant,
 }
 
 pub struct Engine {
@@ -584,6 +586,7 @@ impl Engine {
     pub fn finish(&mut self, batch: Batch) -> Submitted {
         let Batch { batch_time, new_now, updates, first_new_key, touched, outcome, records, started, .. } = batch;
         self.send(updates, Some(batch_time + 1));
+        let sent = Instant::now();
         self.now = new_now;
         // Forget events no window can read any more.
         for (e, retention) in self.retention_ms.iter().enumerate() {
@@ -601,13 +604,15 @@ impl Engine {
             .enumerate()
             .map(|(e, ids)| ids.iter().map(|id| (*id, self.attributes[e].get(id).cloned())).collect())
             .collect();
-        Submitted { upto: batch_time + 1, new_now, new_keys, attributes, outcome, records, started }
+        Submitted { upto: batch_time + 1, new_now, new_keys, attributes, outcome, records, started, sent }
     }
 
     /// Waits until the workers have finished a submitted batch, then publishes
     /// it whole: instances, attributes, tag and segment changes, time.
     pub fn complete(&mut self, submitted: Submitted) -> BatchOutcome {
         let outputs = self.receive(submitted.upto);
+        let computed = Instant::now();
+        let changes = outputs.len();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for (e, keys) in submitted.new_keys.into_iter().enumerate() {
             let table = &mut state.entities[e];
@@ -636,7 +641,13 @@ impl Engine {
             applied = outcome.applied,
             duplicates = outcome.duplicates,
             now = submitted.new_now,
+            changes,
             elapsed_ms = submitted.started.elapsed().as_millis() as u64,
+            // Where the time went: building and sending the updates, the
+            // workers' computation (after the last piece), publishing.
+            build_us = submitted.sent.duration_since(submitted.started).as_micros() as u64,
+            compute_us = computed.duration_since(submitted.sent).as_micros() as u64,
+            publish_us = computed.elapsed().as_micros() as u64,
             "batch applied"
         );
         outcome
