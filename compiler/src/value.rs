@@ -37,7 +37,12 @@ impl Type {
 }
 
 /// Exact decimal: the value times 10^6.
+///
+/// Packed to 8-byte alignment: an `i128` alone would align every `Value` to
+/// 16 bytes and make it 32 bytes long instead of 24, and rows of values are
+/// most of what the dataflow holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(C, packed(8))]
 pub struct Decimal(pub i128);
 
 pub const DECIMAL_SCALE: u32 = 6;
@@ -230,6 +235,8 @@ pub enum Value {
     /// An entity instance, by interned key id (see the runtime's interner).
     Ref(u64),
 }
+
+const _: () = assert!(std::mem::size_of::<Value>() == 24);
 
 impl Value {
     pub fn str(s: &str) -> Value {
