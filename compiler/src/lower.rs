@@ -367,7 +367,7 @@ impl Lowerer<'_> {
 
     fn aggregate(&mut self, a: hir::AggId) -> NodeId {
         let agg = self.program.aggregates[a].clone();
-        let fields = self.event_fields(agg.event, agg.window_ms);
+        let fields = self.event_fields(agg.event);
         let mut node = self.input(Input::Events { event: agg.event, window_ms: agg.window_ms, fields: fields.clone() });
         let mut width = fields.len();
         let mut slot_of: HashMap<Column, usize> =
@@ -428,12 +428,15 @@ impl Lowerer<'_> {
         self.add(Node::Aggregate { source: node, group, func: agg.func, value, order_by, ty: agg.ty, strategy })
     }
 
-    /// The fields an event input must carry: everything any aggregate reading
-    /// it (same event and window) needs, so the input is shared and rows stay small.
-    fn event_fields(&self, event: hir::EventId, window_ms: Option<u64>) -> Vec<usize> {
+    /// The fields an event's inputs carry: everything any aggregate over the
+    /// event needs, whatever its window. Every input of one event then has
+    /// the same fields, so the engine builds one row per event and shares it
+    /// among the inputs (one allocation instead of one per window), while
+    /// fields nothing reads stay out of the rows.
+    fn event_fields(&self, event: hir::EventId) -> Vec<usize> {
         let mut fields = std::collections::BTreeSet::new();
         for agg in &self.program.aggregates {
-            if agg.event != event || agg.window_ms != window_ms {
+            if agg.event != event {
                 continue;
             }
             fields.insert(agg.group);

@@ -46,9 +46,10 @@ pub enum Input {
     /// Events of one type. With a window of `W` ms, an event at `t` is inserted
     /// at `max(t, now)` and retracted at `t + W`, so it is present exactly while
     /// `now - W < t <= now`. Rows hold only `fields` (indexes into the event's
-    /// `[id, at, declared...]`), the union of what the input's readers need.
-    /// Memory: one such row per event inside the window (per event ever, without
-    /// a window).
+    /// `[id, at, declared...]`): what any reader of the event needs, the same
+    /// for each of its windows, so the engine shares one row among them.
+    /// Memory: one such row per event inside its longest window (per event
+    /// ever, without a window), pointed to by each window holding it.
     Events { event: hir::EventId, window_ms: Option<u64>, fields: Vec<usize> },
 }
 

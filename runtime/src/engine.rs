@@ -502,9 +502,19 @@ impl Engine {
                         Value::Timestamp(t) => t,
                         _ => continue,
                     };
+                    // Inputs of one event carry the same fields (see the plan), so
+                    // they share one row; built again only if fields differ.
+                    let mut shared: Option<(&[usize], SharedRow)> = None;
                     for (input, window, fields) in &self.event_inputs[*event] {
                         let input = *input;
-                        let row: SharedRow = fields.iter().map(|&f| row[f].clone()).collect();
+                        let row = match &shared {
+                            Some((f, row)) if *f == fields.as_slice() => row.clone(),
+                            _ => {
+                                let built: SharedRow = fields.iter().map(|&f| row[f].clone()).collect();
+                                shared = Some((fields, built.clone()));
+                                built
+                            }
+                        };
                         match *window {
                             None => updates.push((input, row, batch_time, 1)),
                             Some(w) => {
