@@ -6,7 +6,7 @@
 //! batch entirely or not at all, and never waits on the dataflow's compute:
 //! reads take a read lock on plain maps.
 
-use crate::render::{OutputUpdate, Row};
+use crate::render::{OutputUpdate, Row, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::Plan;
@@ -115,42 +115,54 @@ impl ServingState {
         self.batches = history.batches;
     }
 
-    /// Applies consolidated output updates (sorted by time) of one batch.
+    /// Applies the output updates of one batch: consolidated, in time order,
+    /// and within one time retractions before insertions (the order change
+    /// streams show).
     pub fn apply_outputs(&mut self, mut updates: Vec<OutputUpdate>) {
-        updates.sort_by(|a, b| (a.3, a.0, a.1, &a.2).cmp(&(b.3, b.0, b.1, &b.2)));
-        // Consolidate equal (output, key, value, time).
-        let mut merged: Vec<OutputUpdate> = Vec::with_capacity(updates.len());
-        for u in updates {
-            match merged.last_mut() {
-                Some(m) if m.0 == u.0 && m.1 == u.1 && m.2 == u.2 && m.3 == u.3 => m.4 += u.4,
-                _ => merged.push(u),
+        // Equal updates consolidate, so their relative order does not matter.
+        updates.sort_unstable_by(|a, b| (a.3, a.0, a.1, &a.2).cmp(&(b.3, b.0, b.1, &b.2)));
+        updates.dedup_by(|later, kept| {
+            let same = kept.0 == later.0 && kept.1 == later.1 && kept.2 == later.2 && kept.3 == later.3;
+            if same {
+                kept.4 += later.4;
             }
-        }
-        merged.retain(|u| u.4 != 0);
-        // Within one time, retractions before insertions.
-        merged.sort_by_key(|u| (u.3, u.4 > 0));
-        for (output, id, value, time, diff) in merged {
-            let out = &self.plan.outputs[output];
-            let logical = (time >> 16) as i64;
-            match out.def {
-                Def::Tag(_) => {
-                    if diff > 0 {
-                        self.columns[output].insert(id, value);
-                    } else if self.columns[output].get(&id) == Some(&value) {
-                        self.columns[output].remove(&id);
-                    }
+            same
+        });
+        updates.retain(|u| u.4 != 0);
+        let mut rest = updates.as_mut_slice();
+        while let Some(first) = rest.first() {
+            let time = first.3;
+            let (now, later) = rest.split_at_mut(rest.partition_point(|u| u.3 == time));
+            for retractions in [true, false] {
+                for (output, id, value, time, diff) in now.iter_mut().filter(|u| (u.4 < 0) == retractions) {
+                    self.apply_output(*output, *id, std::mem::take(value), *time, *diff);
                 }
-                Def::Segment(_) => {
-                    let key = self.entities[out.entity].keys[id as usize].clone();
-                    if diff > 0 {
-                        self.columns[output].insert(id, Value::Bool(true));
-                        self.members[output].insert(key.clone(), logical);
-                        self.changes.push(Change { output, key, enter: true, time: logical });
-                    } else {
-                        self.columns[output].remove(&id);
-                        self.members[output].remove(&key);
-                        self.changes.push(Change { output, key, enter: false, time: logical });
-                    }
+            }
+            rest = later;
+        }
+    }
+
+    fn apply_output(&mut self, output: usize, id: u64, value: Value, time: Time, diff: isize) {
+        let out = &self.plan.outputs[output];
+        let logical = (time >> 16) as i64;
+        match out.def {
+            Def::Tag(_) => {
+                if diff > 0 {
+                    self.columns[output].insert(id, value);
+                } else if self.columns[output].get(&id) == Some(&value) {
+                    self.columns[output].remove(&id);
+                }
+            }
+            Def::Segment(_) => {
+                let key = self.entities[out.entity].keys[id as usize].clone();
+                if diff > 0 {
+                    self.columns[output].insert(id, Value::Bool(true));
+                    self.members[output].insert(key.clone(), logical);
+                    self.changes.push(Change { output, key, enter: true, time: logical });
+                } else {
+                    self.columns[output].remove(&id);
+                    self.members[output].remove(&key);
+                    self.changes.push(Change { output, key, enter: false, time: logical });
                 }
             }
         }
@@ -338,4 +350,67 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 /// (serde_json's `arbitrary_precision` keeps the digits, never an `f64`).
 fn exact_number(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &str = "entity user { key id: string; }\n\
+        event visit { user: user; }\n\
+        tag user.visits = count(visit);\n\
+        segment regular on user = visits >= 2;\n";
+
+    fn key_of(key: &str) -> Value {
+        Value::Str(key.into())
+    }
+
+    fn state() -> ServingState {
+        let plan = segflow_compiler::compile_str("test.eql", MODEL).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
+        let mut state = ServingState::new(Arc::new(plan));
+        let users = &mut state.entities[0];
+        for (id, key) in ["a", "b"].into_iter().enumerate() {
+            users.ids.insert(key_of(key), id as u64);
+            users.keys.push(key_of(key));
+        }
+        state
+    }
+
+    fn output(state: &ServingState, name: &str) -> usize {
+        state.plan.outputs.iter().position(|o| o.name == name).unwrap()
+    }
+
+    #[test]
+    fn outputs_consolidate_and_retractions_come_first_within_a_time() {
+        let mut state = state();
+        let (visits, regular) = (output(&state, "visits"), output(&state, "regular"));
+        let t = 5 << 16;
+        state.apply_outputs(vec![
+            (visits, 0, Value::Int(2), t, 1),
+            (regular, 0, Value::Bool(true), t, 1),
+            (regular, 1, Value::Bool(true), t, 1),
+        ]);
+        // At the next time, a's count moves (its old value retracted after the
+        // new one arrives), b leaves and a's membership is said twice and
+        // taken back once: it stays.
+        let t2 = 6 << 16;
+        state.apply_outputs(vec![
+            (regular, 0, Value::Bool(true), t2, 1),
+            (visits, 0, Value::Int(3), t2, 1),
+            (regular, 1, Value::Bool(true), t2, -1),
+            (regular, 0, Value::Bool(true), t2, -1),
+            (visits, 0, Value::Int(2), t2, -1),
+        ]);
+        assert_eq!(state.value(visits, 0), Value::Int(3));
+        assert_eq!(state.value(regular, 0), Value::Bool(true));
+        assert_eq!(state.value(regular, 1), Value::Bool(false));
+        let changes: Vec<(Value, bool, i64)> = state.changes.iter().map(|c| (c.key.clone(), c.enter, c.time)).collect();
+        assert_eq!(changes, vec![(key_of("a"), true, 5), (key_of("b"), true, 5), (key_of("b"), false, 6)]);
+        // Exits before entries within one time, whatever the keys' order.
+        let (t3, t4) = (7 << 16, 8 << 16);
+        state.apply_outputs(vec![(regular, 1, Value::Bool(true), t3, 1), (regular, 0, Value::Bool(true), t3, -1)]);
+        state.apply_outputs(vec![(regular, 0, Value::Bool(true), t4, 1), (regular, 1, Value::Bool(true), t4, -1)]);
+        let last: Vec<(Value, bool)> = state.changes[3..].iter().map(|c| (c.key.clone(), c.enter)).collect();
+        assert_eq!(last, vec![(key_of("a"), false), (key_of("b"), true), (key_of("b"), false), (key_of("a"), true)]);
+    }
 }
