@@ -73,17 +73,22 @@ impl OperatorProfile {
         let mut rows: Vec<(&usize, &(Duration, u64))> = t.time.iter().collect();
         rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
         let all: Duration = rows.iter().map(|r| r.1 .0).sum();
-        eprintln!("segflow: worker {worker}: {:.3} s in operators; the most expensive:", all.as_secs_f64());
+        // One write, whose failure is ignored: a closed standard error (a
+        // report piped into `head`) must not panic a worker, which would
+        // leave the others waiting for it.
+        let mut report =
+            format!("segflow: worker {worker}: {:.3} s in operators; the most expensive:\n", all.as_secs_f64());
         for (id, (time, schedules)) in rows.into_iter().take(30) {
             let node = nodes.iter().rev().find(|(first, _)| first <= id).map(|(_, n)| format!("%{n}"));
-            eprintln!(
-                "  {:>8.3} s {:>5.1} % {:>8} schedules  op {id:<4} {:<6} {}",
+            report.push_str(&format!(
+                "  {:>8.3} s {:>5.1} % {:>8} schedules  op {id:<4} {:<6} {}\n",
                 time.as_secs_f64(),
                 100.0 * time.as_secs_f64() / all.as_secs_f64().max(1e-9),
                 schedules,
                 node.unwrap_or_default(),
                 t.names.get(id).map(String::as_str).unwrap_or("?"),
-            );
+            ));
         }
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
     }
 }
