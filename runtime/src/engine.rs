@@ -220,43 +220,54 @@ impl Engine {
         let worker_plan = plan.clone();
         let timely_config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
         let guards = timely::execute(timely_config, move |worker| {
-            let receiver = receivers.lock().ok().and_then(|mut r| r[worker.index()].take());
-            let Some(receiver) = receiver else { return };
-            let ack = ack_tx.lock().map(|a| a.clone());
-            let Ok(ack) = ack else { return };
-            let profile = if crate::profile::enabled() { OperatorProfile::install(worker) } else { None };
-            let mut dataflow = render::build(worker, &worker_plan);
-            while let Ok(command) = receiver.recv() {
-                let (updates, upto) = match command {
-                    Command::Feed { updates } => {
-                        for (input, row, time, diff) in updates {
-                            dataflow.inputs[input].update_at(row, time, diff);
+            // A worker that panics leaves its peers waiting for its progress and
+            // the driver for its answer: the process would hang, holding acknowledged
+            // writers and readers. Stop it instead (the panic has been printed;
+            // the write-ahead log has every acknowledged batch).
+            let worker_index = worker.index();
+            let run = std::panic::AssertUnwindSafe(|| {
+                let receiver = receivers.lock().ok().and_then(|mut r| r[worker.index()].take());
+                let Some(receiver) = receiver else { return };
+                let ack = ack_tx.lock().map(|a| a.clone());
+                let Ok(ack) = ack else { return };
+                let profile = if crate::profile::enabled() { OperatorProfile::install(worker) } else { None };
+                let mut dataflow = render::build(worker, &worker_plan);
+                while let Ok(command) = receiver.recv() {
+                    let (updates, upto) = match command {
+                        Command::Feed { updates } => {
+                            for (input, row, time, diff) in updates {
+                                dataflow.inputs[input].update_at(row, time, diff);
+                            }
+                            for session in dataflow.inputs.iter_mut() {
+                                session.flush();
+                            }
+                            worker.step();
+                            continue;
                         }
-                        for session in dataflow.inputs.iter_mut() {
-                            session.flush();
-                        }
-                        worker.step();
-                        continue;
+                        Command::Step { updates, upto } => (updates, upto),
+                    };
+                    for (input, row, time, diff) in updates {
+                        dataflow.inputs[input].update_at(row, time, diff);
                     }
-                    Command::Step { updates, upto } => (updates, upto),
-                };
-                for (input, row, time, diff) in updates {
-                    dataflow.inputs[input].update_at(row, time, diff);
+                    for session in dataflow.inputs.iter_mut() {
+                        session.advance_to(upto);
+                        session.flush();
+                    }
+                    while dataflow.probe.less_than(&upto) {
+                        worker.step();
+                    }
+                    let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut());
+                    if ack.send(Ack { upto, outputs }).is_err() {
+                        break;
+                    }
                 }
-                for session in dataflow.inputs.iter_mut() {
-                    session.advance_to(upto);
-                    session.flush();
+                if let Some(profile) = profile {
+                    profile.report(worker.index(), &dataflow.node_operators);
                 }
-                while dataflow.probe.less_than(&upto) {
-                    worker.step();
-                }
-                let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut());
-                if ack.send(Ack { upto, outputs }).is_err() {
-                    break;
-                }
-            }
-            if let Some(profile) = profile {
-                profile.report(worker.index(), &dataflow.node_operators);
+            });
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::error!(worker = worker_index, "a dataflow worker panicked; stopping");
+                std::process::exit(101);
             }
         })?;
         let mut instances_input = vec![None; plan.entities.len()];
