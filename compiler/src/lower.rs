@@ -32,6 +32,7 @@ pub fn lower(program: &Program) -> Plan {
             arrangements: Vec::new(),
             nodes: Vec::new(),
             outputs: Vec::new(),
+            definitions: fnv1a(serde_json::to_string(program).unwrap_or_default().as_bytes()),
         },
         nodes: HashMap::new(),
         ranks: HashMap::new(),
@@ -485,5 +486,31 @@ pub fn lower_expr(e: &Expr, slot_of: &dyn Fn(&Column) -> Option<usize>) -> Scala
             otherwise.as_ref().map(|o| go(o)),
         ),
         ExprKind::Call(f, args) => ScalarExpr::Call(*f, args.iter().map(|x| lower_expr(x, slot_of)).collect()),
+    }
+}
+
+/// FNV-1a: a stable, dependency-free fingerprint (not a security measure).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+}
+
+#[cfg(test)]
+mod tests {
+    const MODEL: &str =
+        "entity user { key id: string; }\nevent visit { user: user; }\ntag user.visits = count(visit within 7d);\n";
+
+    fn definitions(text: &str) -> u64 {
+        crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan.definitions
+    }
+
+    #[test]
+    fn the_definitions_fingerprint_follows_definitions_not_layout() {
+        let base = definitions(MODEL);
+        assert_eq!(
+            base,
+            definitions(&format!("-- a comment\n\n{MODEL}")),
+            "comments and blank lines are not definitions"
+        );
+        assert_ne!(base, definitions(&MODEL.replace("7d", "30d")), "a changed window is a changed definition");
     }
 }

@@ -32,6 +32,11 @@ pub struct Plan {
     pub arrangements: Vec<Arrangement>,
     pub nodes: Vec<Node>,
     pub outputs: Vec<Output>,
+    /// A fingerprint of the resolved definitions (not of this plan): what a
+    /// server's saved history depends on. A new way of planning the same
+    /// definitions keeps it; changing a definition changes it.
+    #[serde(skip)]
+    pub definitions: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]

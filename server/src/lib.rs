@@ -244,13 +244,9 @@ fn replay(engine: &mut Engine, decoder: &Decoder, entries: Vec<Entry>) -> (usize
     (batches, applied, skipped)
 }
 
-/// Identifies the definitions a data directory was last run with.
+/// Identifies the definitions a data directory was last run with: those as
+/// resolved, not the plan made of them, so a build that plans the same model
+/// differently keeps the saved history.
 fn model_fingerprint(plan: &Plan) -> String {
-    let text = serde_json::to_string(plan).unwrap_or_default();
-    format!("{:08x}-{}\n", fnv1a(text.as_bytes()), text.len())
-}
-
-/// FNV-1a: a stable, dependency-free fingerprint (not a security measure).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+    format!("{:016x}\n", plan.definitions)
 }
