@@ -818,7 +818,7 @@ impl Engine {
             self.next_worker = self.next_worker.wrapping_add(1);
         }
         for (tx, share) in self.commands.iter().zip(shares) {
-            // A worker that is gone has panicked; the join in Drop reports it.
+            // A worker that is gone has panicked, and the process is stopping (see `start`).
             let _ = tx.send(match upto {
                 Some(upto) => Command::Step { updates: share, upto },
                 None => Command::Feed { updates: share },

@@ -183,6 +183,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                 let now = engine.now_for(&records);
                 let logging = Instant::now();
                 if let Some(wal) = durability.as_mut().map(|d| &mut d.wal) {
+                    let requests = batch.len();
                     let logged = if batch.is_empty() {
                         if engine.has_due(now) {
                             wal.append_tick(now).and_then(|_| wal.sync())
@@ -201,8 +202,8 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                         }
                         continue;
                     }
+                    tracing::trace!(requests, wal_us = logging.elapsed().as_micros() as u64, "batch logged");
                 }
-                tracing::debug!(requests = batch.len(), wal_us = logging.elapsed().as_micros() as u64, "batch logged");
                 dirty |= !batch.is_empty() || engine.has_due(now);
                 let outcome = engine.apply_at(&records, now);
                 let batches = engine.state().read().map(|s| s.batches).unwrap_or(0);
