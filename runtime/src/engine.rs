@@ -135,13 +135,6 @@ pub struct Batch {
     started: Instant,
 }
 
-impl Submitted {
-    /// Records in the batch (duplicates included).
-    pub fn records(&self) -> usize {
-        self.records
-    }
-}
-
 impl Batch {
     /// The time the event clock gives the records fed so far: a caller that
     /// fixed `now` ahead (from a scan of the input) checks it here.
@@ -163,6 +156,13 @@ pub struct Submitted {
     started: Instant,
     /// When the workers had the whole batch.
     sent: Instant,
+}
+
+impl Submitted {
+    /// Records in the batch (duplicates included).
+    pub fn records(&self) -> usize {
+        self.records
+    }
 }
 
 pub struct Engine {
@@ -226,7 +226,7 @@ impl Engine {
             // the write-ahead log has every acknowledged batch).
             let worker_index = worker.index();
             let run = std::panic::AssertUnwindSafe(|| {
-                let receiver = receivers.lock().ok().and_then(|mut r| r[worker.index()].take());
+                let receiver = receivers.lock().ok().and_then(|mut r| r[worker_index].take());
                 let Some(receiver) = receiver else { return };
                 let ack = ack_tx.lock().map(|a| a.clone());
                 let Ok(ack) = ack else { return };
@@ -262,7 +262,7 @@ impl Engine {
                     }
                 }
                 if let Some(profile) = profile {
-                    profile.report(worker.index(), &dataflow.node_operators);
+                    profile.report(worker_index, &dataflow.node_operators);
                 }
             });
             if std::panic::catch_unwind(run).is_err() {

@@ -129,16 +129,12 @@ impl ServingState {
             same
         });
         updates.retain(|u| u.4 != 0);
-        let mut rest = updates.as_mut_slice();
-        while let Some(first) = rest.first() {
-            let time = first.3;
-            let (now, later) = rest.split_at_mut(rest.partition_point(|u| u.3 == time));
+        for one_time in updates.chunk_by_mut(|a, b| a.3 == b.3) {
             for retractions in [true, false] {
-                for (output, id, value, time, diff) in now.iter_mut().filter(|u| (u.4 < 0) == retractions) {
+                for (output, id, value, time, diff) in one_time.iter_mut().filter(|u| (u.4 < 0) == retractions) {
                     self.apply_output(*output, *id, std::mem::take(value), *time, *diff);
                 }
             }
-            rest = later;
         }
     }
 
@@ -361,17 +357,13 @@ mod tests {
         tag user.visits = count(visit);\n\
         segment regular on user = visits >= 2;\n";
 
-    fn key_of(key: &str) -> Value {
-        Value::Str(key.into())
-    }
-
     fn state() -> ServingState {
         let plan = segflow_compiler::compile_str("test.eql", MODEL).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
         let mut state = ServingState::new(Arc::new(plan));
         let users = &mut state.entities[0];
         for (id, key) in ["a", "b"].into_iter().enumerate() {
-            users.ids.insert(key_of(key), id as u64);
-            users.keys.push(key_of(key));
+            users.ids.insert(Value::str(key), id as u64);
+            users.keys.push(Value::str(key));
         }
         state
     }
@@ -405,12 +397,15 @@ mod tests {
         assert_eq!(state.value(regular, 0), Value::Bool(true));
         assert_eq!(state.value(regular, 1), Value::Bool(false));
         let changes: Vec<(Value, bool, i64)> = state.changes.iter().map(|c| (c.key.clone(), c.enter, c.time)).collect();
-        assert_eq!(changes, vec![(key_of("a"), true, 5), (key_of("b"), true, 5), (key_of("b"), false, 6)]);
+        assert_eq!(changes, vec![(Value::str("a"), true, 5), (Value::str("b"), true, 5), (Value::str("b"), false, 6)]);
         // Exits before entries within one time, whatever the keys' order.
         let (t3, t4) = (7 << 16, 8 << 16);
         state.apply_outputs(vec![(regular, 1, Value::Bool(true), t3, 1), (regular, 0, Value::Bool(true), t3, -1)]);
         state.apply_outputs(vec![(regular, 0, Value::Bool(true), t4, 1), (regular, 1, Value::Bool(true), t4, -1)]);
         let last: Vec<(Value, bool)> = state.changes[3..].iter().map(|c| (c.key.clone(), c.enter)).collect();
-        assert_eq!(last, vec![(key_of("a"), false), (key_of("b"), true), (key_of("b"), false), (key_of("a"), true)]);
+        assert_eq!(
+            last,
+            vec![(Value::str("a"), false), (Value::str("b"), true), (Value::str("b"), false), (Value::str("a"), true)]
+        );
     }
 }

@@ -181,9 +181,8 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                 }
                 let records: Vec<Record> = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.records)).collect();
                 let now = engine.now_for(&records);
-                let logging = Instant::now();
                 if let Some(wal) = durability.as_mut().map(|d| &mut d.wal) {
-                    let requests = batch.len();
+                    let (logging, requests) = (Instant::now(), batch.len());
                     let logged = if batch.is_empty() {
                         if engine.has_due(now) {
                             wal.append_tick(now).and_then(|_| wal.sync())
