@@ -372,10 +372,9 @@ fn run_streamed(
     skip_invalid: bool,
 ) -> Result<Result<Applied, ExitCode>, String> {
     let scan_started = std::time::Instant::now();
-    let texts = segflow_runtime::load::read_files(files)?;
     let mut now = match config.clock {
         Clock::Fixed(t) => t,
-        _ => segflow_runtime::load::latest_event_time(decoder, &texts).unwrap_or(0).max(0),
+        _ => segflow_runtime::load::latest_event_time(decoder, files)?.unwrap_or(0).max(0),
     };
     let scanned = scan_started.elapsed();
     loop {
@@ -386,10 +385,9 @@ fn run_streamed(
         // frees the runs fed (freeing a million records takes a while).
         let (decoded, runs) = std::sync::mpsc::sync_channel::<Loaded>(1);
         let (spent, to_free) = std::sync::mpsc::channel::<Loaded>();
-        let texts = &texts;
         std::thread::scope(|scope| {
             let decoding = scope.spawn(move || {
-                segflow_runtime::load::for_each_run_in(decoder, texts, false, STREAM_RUN_LINES, |run| {
+                segflow_runtime::load::for_each_run(decoder, files, false, STREAM_RUN_LINES, |run| {
                     to_free.try_iter().for_each(drop);
                     decoded.send(run).map_err(|_| "the engine stopped".to_string())
                 })

@@ -73,11 +73,18 @@ pub fn load_files(decoder: &Decoder, paths: &[String], keep_text: bool) -> std::
     Ok(loaded)
 }
 
+fn read(path: &str) -> std::io::Result<Vec<u8>> {
+    let mut file =
+        std::fs::File::open(path).map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {path}: {e}")))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    Ok(bytes)
+}
+
 /// Decodes the files in order, in runs of `lines` lines, and hands each
-/// run's records to `apply` before decoding the next: only one run is held
-/// decoded at a time (a 10M-event history decodes to about 6 GB), and one
-/// file's text (a third of that). Stops at the first error, of reading or of
-/// `apply`.
+/// run's records to `apply` before decoding the next. Only one run is held,
+/// as text and decoded: a 10M-event history decodes to about 6 GB, and its
+/// text alone is 1.6 GB. Stops at the first error, of reading or of `apply`.
 pub fn for_each_run(
     decoder: &Decoder,
     paths: &[String],
@@ -86,74 +93,116 @@ pub fn for_each_run(
     mut apply: impl FnMut(Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
     for path in paths {
-        let text = read(path).map_err(|e| e.to_string())?;
-        runs_of(decoder, path, &text, keep_text, lines, &mut apply)?;
+        let mut runs = LineRuns::open(path, lines)?;
+        while let Some((first_line, text)) = runs.next_run()? {
+            apply(decode_run(decoder, path, first_line, &text, keep_text).map_err(|e| e.to_string())?)?;
+        }
     }
     Ok(())
 }
 
-/// Reads whole files: (path, text).
-pub fn read_files(paths: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    paths.iter().map(|p| Ok((p.clone(), read(p).map_err(|e| e.to_string())?))).collect()
-}
-
-/// The latest event time in the texts, as `Decoder::event_time_hint` reads
+/// The latest event time in the files, as `Decoder::event_time_hint` reads
 /// it (one thread per core): the `now` a streamed run of them guesses before
-/// decoding anything.
-pub fn latest_event_time(decoder: &Decoder, texts: &[(String, Vec<u8>)]) -> Option<i64> {
+/// decoding anything. The files are read a run at a time, as `for_each_run`
+/// reads them again after (from the page cache, at about 6 GB/s here).
+pub fn latest_event_time(decoder: &Decoder, paths: &[String]) -> Result<Option<i64>, String> {
     let mut latest = None;
-    for (_, text) in texts {
-        let found = in_parallel(text, |_, piece| {
-            piece
-                .split(|&b| b == b'\n')
-                .filter_map(|line| decoder.event_time_hint(std::str::from_utf8(line).ok()?))
-                .max()
-        });
-        latest = found.into_iter().flatten().chain(latest).max();
+    for path in paths {
+        let mut runs = LineRuns::open(path, SCAN_RUN_LINES)?;
+        while let Some((_, text)) = runs.next_run()? {
+            let found = in_parallel(&text, |_, piece| {
+                piece
+                    .split(|&b| b == b'\n')
+                    .filter_map(|line| decoder.event_time_hint(std::str::from_utf8(line).ok()?))
+                    .max()
+            });
+            latest = found.into_iter().flatten().chain(latest).max();
+        }
     }
-    latest
+    Ok(latest)
 }
 
-/// `for_each_run` over texts already read.
-pub fn for_each_run_in(
-    decoder: &Decoder,
-    texts: &[(String, Vec<u8>)],
-    keep_text: bool,
+/// Lines per run of the scan: about 10 MB of retail records.
+const SCAN_RUN_LINES: usize = 1 << 16;
+
+/// Bytes read from a file at a time.
+const READ_BYTES: usize = 1 << 20;
+
+/// A file read a run of `lines` whole lines at a time: what was read past
+/// the run is kept for the next, and nothing else.
+struct LineRuns {
+    path: String,
+    file: std::fs::File,
     lines: usize,
-    mut apply: impl FnMut(Loaded) -> Result<(), String>,
-) -> Result<(), String> {
-    for (path, text) in texts {
-        runs_of(decoder, path, text, keep_text, lines, &mut apply)?;
-    }
-    Ok(())
+    /// Bytes read at a time (`READ_BYTES`; small in tests).
+    read_bytes: usize,
+    /// Bytes read and not handed out yet, starting at line `first_line`.
+    buffer: Vec<u8>,
+    first_line: usize,
+    /// How much of `buffer` was searched for newlines, and how many it held.
+    searched: usize,
+    newlines: usize,
+    at_end: bool,
 }
 
-/// Decodes `text` (of `path`) in runs of `lines` lines, handing each to `apply`.
-fn runs_of(
-    decoder: &Decoder,
-    path: &str,
-    text: &[u8],
-    keep_text: bool,
-    lines: usize,
-    apply: &mut impl FnMut(Loaded) -> Result<(), String>,
-) -> Result<(), String> {
-    let lines = lines.max(1);
-    let (mut start, mut first_line) = (0, 1);
-    while start < text.len() {
-        let end = memchr::memchr_iter(b'\n', &text[start..]).nth(lines - 1).map_or(text.len(), |i| start + i + 1);
-        apply(decode_run(decoder, path, first_line, &text[start..end], keep_text).map_err(|e| e.to_string())?)?;
-        first_line += lines;
-        start = end;
+impl LineRuns {
+    fn open(path: &str, lines: usize) -> Result<LineRuns, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        Ok(LineRuns {
+            path: path.to_string(),
+            file,
+            lines: lines.max(1),
+            read_bytes: READ_BYTES,
+            buffer: Vec::new(),
+            first_line: 1,
+            searched: 0,
+            newlines: 0,
+            at_end: false,
+        })
     }
-    Ok(())
-}
 
-fn read(path: &str) -> std::io::Result<Vec<u8>> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {path}: {e}")))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
-    Ok(bytes)
+    /// The next run: (number of its first line, its text), or `None` after the last.
+    fn next_run(&mut self) -> Result<Option<(usize, Vec<u8>)>, String> {
+        loop {
+            if let Some(end) = self.end_of_run() {
+                return Ok(Some(self.take(end)));
+            }
+            if self.at_end {
+                return Ok((!self.buffer.is_empty()).then(|| self.take(self.buffer.len())));
+            }
+            let read = (&mut self.file)
+                .take(self.read_bytes as u64)
+                .read_to_end(&mut self.buffer)
+                .map_err(|e| format!("{}: {e}", self.path))?;
+            self.at_end = read == 0;
+        }
+    }
+
+    /// Where the run ends in `buffer`, if `buffer` holds all of its lines.
+    fn end_of_run(&mut self) -> Option<usize> {
+        let start = self.searched;
+        for i in memchr::memchr_iter(b'\n', &self.buffer[start..]) {
+            self.newlines += 1;
+            if self.newlines == self.lines {
+                return Some(start + i + 1);
+            }
+        }
+        self.searched = self.buffer.len();
+        None
+    }
+
+    /// Hands out `buffer[..end]`; the rest starts the next run.
+    fn take(&mut self, end: usize) -> (usize, Vec<u8>) {
+        let mut rest = Vec::with_capacity(end + self.read_bytes);
+        rest.extend_from_slice(&self.buffer[end..]);
+        let mut run = std::mem::replace(&mut self.buffer, rest);
+        run.truncate(end);
+        let first_line = self.first_line;
+        self.first_line += self.lines;
+        self.searched = 0;
+        self.newlines = 0;
+        (first_line, run)
+    }
 }
 
 /// Decodes whole lines (the first is line `first_line` of `path`), large runs
@@ -234,7 +283,35 @@ fn decode_piece(
 
 #[cfg(test)]
 mod tests {
-    use super::split_lines;
+    use super::{split_lines, LineRuns};
+
+    #[test]
+    fn line_runs_hand_out_the_text_in_runs_of_whole_lines() {
+        // Lines shorter and longer than a read, a blank one, and no newline at the end.
+        let text = b"a\nbbbbbbbbbbbbbbbbbbbb\n\nccc\r\ndd\neeeeeeeeeeeeeeeeeeeeeeeeeeeee\nf\ng";
+        let path = std::env::temp_dir().join(format!("segflow-line-runs-{}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        for read_bytes in [1, 3, 7, 64, 1 << 20] {
+            for lines in [1, 2, 3, 5, 100] {
+                let mut runs = LineRuns::open(&path, lines).unwrap();
+                runs.read_bytes = read_bytes;
+                let (mut joined, mut next_line) = (Vec::new(), 1);
+                while let Some((first_line, run)) = runs.next_run().unwrap() {
+                    let at = format!("runs of {lines} lines, reads of {read_bytes} bytes: {run:?}");
+                    assert_eq!(first_line, next_line, "{at}");
+                    let newlines = run.iter().filter(|&&b| b == b'\n').count();
+                    let last = joined.len() + run.len() == text.len();
+                    assert!(newlines == lines || last && newlines < lines, "{at}");
+                    assert!(!run.is_empty(), "{at}");
+                    next_line += newlines;
+                    joined.extend(run);
+                }
+                assert_eq!(joined, text.to_vec(), "runs of {lines} lines, reads of {read_bytes} bytes");
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn pieces_are_whole_lines_numbered_from_their_first() {
