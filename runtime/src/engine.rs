@@ -102,9 +102,9 @@ type EventInput = (usize, Option<u64>, Vec<usize>);
 type Update = (usize, SharedRow, Time, isize);
 
 enum Command {
-    /// Updates of the batch being built: workers start sorting them while the
-    /// driver prepares the rest.
-    Feed { updates: Vec<Update> },
+    /// Updates of the batch being built, all at the batch's time `at`: workers
+    /// start sorting them while the driver prepares the rest.
+    Feed { updates: Vec<Update>, at: Time },
     /// The batch's last updates; the workers then compute it through `upto`.
     Step { updates: Vec<Update>, upto: Time },
 }
@@ -234,7 +234,12 @@ impl Engine {
                 let mut dataflow = render::build(worker, &worker_plan);
                 while let Ok(command) = receiver.recv() {
                     let (updates, upto) = match command {
-                        Command::Feed { updates } => {
+                        Command::Feed { updates, at } => {
+                            // Inputs at the batch's time tell operators that no
+                            // earlier change is coming (see `keyed`).
+                            for session in dataflow.inputs.iter_mut() {
+                                session.advance_to(at);
+                            }
                             for (input, row, time, diff) in updates {
                                 dataflow.inputs[input].update_at(row, time, diff);
                             }
@@ -494,7 +499,7 @@ impl Engine {
         batch.records += records.len();
         for (record, accepted) in records.iter().zip(accepted) {
             if updates.len() >= FEED_CHUNK {
-                self.send(std::mem::take(&mut updates), None);
+                self.send(std::mem::take(&mut updates), batch_time, false);
             }
             match record {
                 Record::Event { event, row } => {
@@ -606,7 +611,7 @@ impl Engine {
     /// Sends a batch begun with `begin` to the workers, like `submit`.
     pub fn finish(&mut self, batch: Batch) -> Submitted {
         let Batch { batch_time, new_now, updates, first_new_key, touched, outcome, records, started, .. } = batch;
-        self.send(updates, Some(batch_time + 1));
+        self.send(updates, batch_time, true);
         let sent = Instant::now();
         self.now = new_now;
         // Forget events no window can read any more.
@@ -808,9 +813,9 @@ impl Engine {
         id
     }
 
-    /// Sends each worker its share of `updates`; with `upto`, the batch is
-    /// complete and the workers compute it.
-    fn send(&mut self, updates: Vec<Update>, upto: Option<Time>) {
+    /// Sends each worker its share of `updates` (all at `batch_time`); when
+    /// the batch is `complete`, the workers compute it.
+    fn send(&mut self, updates: Vec<Update>, batch_time: Time, complete: bool) {
         let n = self.commands.len();
         let mut shares: Vec<Vec<Update>> = (0..n).map(|_| Vec::new()).collect();
         for u in updates {
@@ -819,9 +824,9 @@ impl Engine {
         }
         for (tx, share) in self.commands.iter().zip(shares) {
             // A worker that is gone has panicked, and the process is stopping (see `start`).
-            let _ = tx.send(match upto {
-                Some(upto) => Command::Step { updates: share, upto },
-                None => Command::Feed { updates: share },
+            let _ = tx.send(match complete {
+                true => Command::Step { updates: share, upto: batch_time + 1 },
+                false => Command::Feed { updates: share, at: batch_time },
             });
         }
     }

@@ -24,14 +24,19 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
+use timely::progress::frontier::MutableAntichain;
 
 /// What an operator keeps for one instance, and how a time's changes to its
 /// values update it.
 trait InstanceState<D, V> {
-    /// Applies `changes` (in no particular order; it may reorder or drain
-    /// them) and appends the differences in what the instance produces to `out`.
-    /// `scratch` is the operator's buffer, for producing without allocating.
-    fn update(&mut self, changes: &mut Vec<(D, isize)>, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
+    /// Adds `changes` (in no particular order; it may reorder or drain them)
+    /// to the instance's values, producing nothing yet: a time's changes may
+    /// come in several parts.
+    fn absorb(&mut self, changes: &mut Vec<(D, isize)>);
+    /// Appends to `out` the differences in what the instance produces since
+    /// it last produced. `scratch` is the operator's buffer, for producing
+    /// without allocating.
+    fn produce(&mut self, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
     /// Whether the instance has no values left (its state can go).
     fn is_empty(&self) -> bool;
 }
@@ -39,6 +44,8 @@ trait InstanceState<D, V> {
 /// How an operator holds one time's changes until the time completes.
 trait Pending<D>: Default {
     fn push(&mut self, key: u64, value: D, diff: isize);
+    /// Changes held one by one (none for a pending that folds them as they come).
+    fn held(&self) -> usize;
     /// Hands `f` each instance's changes (in any order; `f` may drain them).
     fn for_each_instance(self, f: impl FnMut(u64, &mut Vec<(D, isize)>));
 }
@@ -55,6 +62,9 @@ impl<D> Default for Changes<D> {
 impl<D> Pending<D> for Changes<D> {
     fn push(&mut self, key: u64, value: D, diff: isize) {
         self.0.push((key, value, diff));
+    }
+    fn held(&self) -> usize {
+        self.0.len()
     }
     fn for_each_instance(mut self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>)) {
         // Grouping needs only the instances in order; a state that needs its
@@ -84,6 +94,9 @@ impl<D> Default for Greatest<D> {
 }
 
 impl<D: Ord> Pending<D> for Greatest<D> {
+    fn held(&self) -> usize {
+        0
+    }
     fn push(&mut self, key: u64, value: D, diff: isize) {
         debug_assert!(diff > 0, "a running aggregate saw a retraction");
         match self.0.entry(key) {
@@ -106,6 +119,14 @@ impl<D: Ord> Pending<D> for Greatest<D> {
         }
     }
 }
+
+/// A time's changes held one by one past this many, when no change at an
+/// earlier time can come, are folded into the instances' values before the
+/// time completes: a large batch (a backfill is one) then holds each
+/// instance's values once, consolidated, instead of every change to them.
+/// Debug builds (the tests) absorb early nearly always, so that the
+/// randomized reference tests cover it.
+const ABSORB_HELD: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
 
 /// The operator behind `by_key` and `running`: exchanges values by instance,
 /// holds each time's changes (`P`) until the time completes, then updates
@@ -131,6 +152,7 @@ where
             move |_capability, _info| {
                 let mut instances: HashMap<u64, S> = HashMap::default();
                 let mut waiting: BTreeMap<Time, (Capability<Time>, P)> = BTreeMap::new();
+                let mut absorbed = Absorbed::default();
                 let mut scratch = Vec::new();
                 let mut out = Vec::new();
                 move |(input, frontier), output| {
@@ -141,6 +163,7 @@ where
                                 let entry = waiting.entry(time).or_insert_with(|| (cap.delayed(&time), P::default()));
                                 entry.1.push(key, value, diff);
                             }
+                            absorbed.absorb_ahead(&mut waiting, frontier, &mut instances, &new_state);
                         }
                     });
                     while let Some(entry) = waiting.first_entry() {
@@ -149,21 +172,92 @@ where
                         }
                         let (time, (cap, changes)) = entry.remove_entry();
                         let mut session = output.session(&cap);
-                        changes.for_each_instance(|key, batch| {
-                            let state = instances.entry(key).or_insert_with(&new_state);
-                            state.update(batch, &mut scratch, &mut out);
+                        let mut produce = |key: u64, state: &mut S| {
+                            state.produce(&mut scratch, &mut out);
                             for (v, d) in out.drain(..) {
                                 session.give(((key, v), time, d));
                             }
-                            if state.is_empty() {
-                                instances.remove(&key);
+                        };
+                        if absorbed.keys.is_empty() {
+                            changes.for_each_instance(|key, batch| {
+                                let state = instances.entry(key).or_insert_with(&new_state);
+                                state.absorb(batch);
+                                produce(key, state);
+                                if state.is_empty() {
+                                    instances.remove(&key);
+                                }
+                            });
+                        } else {
+                            absorbed.absorb(changes, &mut instances, &new_state);
+                            for key in absorbed.take() {
+                                let Some(state) = instances.get_mut(&key) else { continue };
+                                produce(key, state);
+                                if state.is_empty() {
+                                    instances.remove(&key);
+                                }
                             }
-                        });
+                        }
                     }
                 }
             },
         )
         .as_collection()
+}
+
+/// The instances that took in changes of the first waiting time ahead of
+/// its completion (see `ABSORB_HELD`): they produce when the time completes.
+struct Absorbed {
+    /// Sorted and deduplicated now and then, as it grows.
+    keys: Vec<u64>,
+    limit: usize,
+}
+
+impl Default for Absorbed {
+    fn default() -> Self {
+        Absorbed { keys: Vec::new(), limit: ABSORB_HELD }
+    }
+}
+
+impl Absorbed {
+    /// Folds the first waiting time's changes into the instances' values, if
+    /// it holds many and nothing at an earlier time can come any more.
+    fn absorb_ahead<D, V, S: InstanceState<D, V>, P: Pending<D>>(
+        &mut self,
+        waiting: &mut BTreeMap<Time, (Capability<Time>, P)>,
+        frontier: &MutableAntichain<Time>,
+        instances: &mut HashMap<u64, S>,
+        new_state: &impl Fn() -> S,
+    ) {
+        let Some(mut first) = waiting.first_entry() else { return };
+        if first.get().1.held() >= ABSORB_HELD && !frontier.less_than(first.key()) {
+            self.absorb(std::mem::take(&mut first.get_mut().1), instances, new_state);
+        }
+    }
+
+    fn absorb<D, V, S: InstanceState<D, V>, P: Pending<D>>(
+        &mut self,
+        changes: P,
+        instances: &mut HashMap<u64, S>,
+        new_state: &impl Fn() -> S,
+    ) {
+        changes.for_each_instance(|key, batch| {
+            instances.entry(key).or_insert_with(new_state).absorb(batch);
+            self.keys.push(key);
+        });
+        if self.keys.len() >= self.limit {
+            self.keys.sort_unstable();
+            self.keys.dedup();
+            self.limit = 2 * self.keys.len() + ABSORB_HELD;
+        }
+    }
+
+    /// The instances, each once, leaving none.
+    fn take(&mut self) -> Vec<u64> {
+        self.keys.sort_unstable();
+        self.keys.dedup();
+        self.limit = ABSORB_HELD;
+        std::mem::take(&mut self.keys)
+    }
 }
 
 /// An instance's consolidated values and what `logic` produced from them.
@@ -176,9 +270,11 @@ struct Multiset<D, V, L> {
 }
 
 impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D, V> for Multiset<D, V, L> {
-    fn update(&mut self, changes: &mut Vec<(D, isize)>, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
+    fn absorb(&mut self, changes: &mut Vec<(D, isize)>) {
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         merge(&mut self.values, changes);
+    }
+    fn produce(&mut self, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
         scratch.clear();
         if !self.values.is_empty() {
             (self.logic)(&self.values, scratch);
@@ -215,27 +311,34 @@ where
 
 /// An instance's greatest value so far and what `project` made of it.
 struct Best<D, V, P> {
-    best: Option<(D, V)>,
+    best: Option<D>,
+    produced: Option<V>,
+    /// Whether `best` grew since the instance last produced.
+    moved: bool,
     project: Rc<P>,
 }
 
 impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<D, V, P> {
-    fn update(&mut self, changes: &mut Vec<(D, isize)>, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
+    fn absorb(&mut self, changes: &mut Vec<(D, isize)>) {
         debug_assert!(changes.iter().all(|(_, d)| *d > 0), "a running aggregate saw a retraction");
         let Some(candidate) = changes.drain(..).map(|(d, _)| d).max() else { return };
-        if self.best.as_ref().is_some_and(|(b, _)| *b >= candidate) {
-            return;
+        if self.best.as_ref().is_none_or(|best| *best < candidate) {
+            self.best = Some(candidate);
+            self.moved = true;
         }
-        let value = (self.project)(&candidate);
-        match self.best.take() {
-            Some((_, old)) if old == value => {}
-            Some((_, old)) => {
+    }
+    fn produce(&mut self, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
+        let (Some(best), true) = (&self.best, std::mem::take(&mut self.moved)) else { return };
+        let value = (self.project)(best);
+        match self.produced.take() {
+            Some(old) if old == value => {}
+            Some(old) => {
                 out.push((old, -1));
                 out.push((value.clone(), 1));
             }
             None => out.push((value.clone(), 1)),
         }
-        self.best = Some((candidate, value));
+        self.produced = Some(value);
     }
     fn is_empty(&self) -> bool {
         self.best.is_none()
@@ -256,7 +359,12 @@ where
     P: Fn(&D) -> V + 'static,
 {
     let project = Rc::new(project);
-    keyed::<_, _, _, Greatest<D>>(values, name, move || Best { best: None, project: project.clone() })
+    keyed::<_, _, _, Greatest<D>>(values, name, move || Best {
+        best: None,
+        produced: None,
+        moved: false,
+        project: project.clone(),
+    })
 }
 
 /// Adds sorted `changes` (drained) to sorted, consolidated `values`, which
