@@ -23,7 +23,7 @@
 use crate::decode::Record;
 use crate::intern::Interner;
 use crate::profile::OperatorProfile;
-use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
+use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
 use crate::state::ServingState;
 use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::{EVENT_AT, EVENT_ID};
@@ -114,7 +114,7 @@ const FEED_CHUNK: usize = 1 << 16;
 
 struct Ack {
     upto: Time,
-    outputs: Vec<OutputUpdate>,
+    outputs: Vec<Vec<OutputUpdate>>,
 }
 
 /// A batch being fed in pieces (see `Engine::begin`).
@@ -261,7 +261,7 @@ impl Engine {
                     while dataflow.probe.less_than(&upto) {
                         worker.step();
                     }
-                    let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut());
+                    let outputs = std::mem::take(&mut dataflow.outputs.borrow_mut().0);
                     if ack.send(Ack { upto, outputs }).is_err() {
                         break;
                     }
@@ -835,12 +835,12 @@ impl Engine {
     /// for later batches (a worker can run ahead) are kept for their turn.
     fn receive(&mut self, upto: Time) -> Vec<OutputUpdate> {
         let n = self.commands.len();
-        let mut outputs = Vec::new();
+        let mut chunks = Vec::new();
         let mut got = 0;
         let mut i = 0;
         while i < self.early.len() {
             if self.early[i].upto == upto {
-                outputs.extend(self.early.swap_remove(i).outputs);
+                chunks.extend(self.early.swap_remove(i).outputs);
                 got += 1;
             } else {
                 i += 1;
@@ -849,14 +849,14 @@ impl Engine {
         while got < n {
             match self.acks.recv() {
                 Ok(ack) if ack.upto == upto => {
-                    outputs.extend(ack.outputs);
+                    chunks.extend(ack.outputs);
                     got += 1;
                 }
                 Ok(ack) => self.early.push(ack),
                 Err(_) => break,
             }
         }
-        outputs
+        OutputChunks::concat(chunks)
     }
 }
 

@@ -40,13 +40,44 @@ pub type SharedRow = std::sync::Arc<[Value]>;
 /// One change of an output column: (output index, instance, value, time, diff).
 pub type OutputUpdate = (usize, u64, Value, Time, isize);
 
+/// A worker's output changes since the engine last took them, in pieces of
+/// at most `OUTPUT_CHUNK`: one vector would be copied at every doubling and
+/// could leave half of itself unused (a backfill's outputs are ~60 MB a
+/// million changes).
+#[derive(Default)]
+pub struct OutputChunks(pub Vec<Vec<OutputUpdate>>);
+
+const OUTPUT_CHUNK: usize = 1 << 16;
+
+impl OutputChunks {
+    fn push(&mut self, update: OutputUpdate) {
+        match self.0.last_mut() {
+            Some(chunk) if chunk.len() < OUTPUT_CHUNK => chunk.push(update),
+            _ => {
+                let mut chunk = Vec::with_capacity(if self.0.is_empty() { 64 } else { OUTPUT_CHUNK });
+                chunk.push(update);
+                self.0.push(chunk);
+            }
+        }
+    }
+
+    /// All the changes, in one vector of the size they need.
+    pub fn concat(chunks: Vec<Vec<OutputUpdate>>) -> Vec<OutputUpdate> {
+        let mut all = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
+        for chunk in chunks {
+            all.extend(chunk);
+        }
+        all
+    }
+}
+
 /// What the engine holds of one worker's dataflow.
 pub struct WorkerDataflow {
     /// One session per plan input, in plan order.
     pub inputs: Vec<InputSession<Time, SharedRow, isize>>,
     pub probe: ProbeHandle<Time>,
     /// Output changes seen since the last drain.
-    pub outputs: Rc<RefCell<Vec<OutputUpdate>>>,
+    pub outputs: Rc<RefCell<OutputChunks>>,
     /// (first operator id, plan node) for each node, in order; the outputs'
     /// operators come last, under `plan.nodes.len()` (see `profile`).
     pub node_operators: Vec<(usize, usize)>,
@@ -107,7 +138,7 @@ impl<'s> Rendered<'s> {
 
 /// Builds the dataflow of `plan` in `worker`.
 pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
-    let outputs: Rc<RefCell<Vec<OutputUpdate>>> = Rc::new(RefCell::new(Vec::new()));
+    let outputs: Rc<RefCell<OutputChunks>> = Rc::default();
     let probe = ProbeHandle::new();
     let sink = outputs.clone();
     let mut node_operators = Vec::with_capacity(plan.nodes.len() + 1);
