@@ -21,6 +21,7 @@
 //! orders exactly like its logical time.
 
 use crate::decode::Record;
+use crate::ids::IdSet;
 use crate::intern::Interner;
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
@@ -177,7 +178,7 @@ pub struct Engine {
     // Driver-side model state.
     keys: Vec<Interner>,
     attributes: Vec<HashMap<u64, Row>>,
-    seen_ids: Vec<HashSet<Value>>,
+    seen_ids: Vec<IdSet>,
     /// Events a restart (or a changed model) may still need, as they arrived:
     /// per event type, by (time, arrival). See `retention_ms`.
     retained: Vec<BTreeMap<(i64, u64), SharedRow>>,
@@ -298,7 +299,7 @@ impl Engine {
             state: Arc::new(RwLock::new(ServingState::new(plan.clone()))),
             keys: vec![Interner::default(); plan.entities.len()],
             attributes: vec![Default::default(); plan.entities.len()],
-            seen_ids: vec![HashSet::default(); plan.events.len()],
+            seen_ids: vec![IdSet::default(); plan.events.len()],
             retained: vec![BTreeMap::new(); plan.events.len()],
             retention_ms: (0..plan.events.len())
                 .map(|e| {
@@ -358,8 +359,9 @@ impl Engine {
             .iter()
             .map(|r| match r {
                 Record::Event { event, row } => {
-                    let id = &row[EVENT_ID];
-                    id.is_null() || self.seen_ids[*event].insert(id.clone())
+                    // The decoder gives an event's id as a string or null.
+                    let Value::Str(id) = &row[EVENT_ID] else { return true };
+                    self.seen_ids[*event].insert(id)
                 }
                 _ => true,
             })
@@ -372,13 +374,13 @@ impl Engine {
             return self.clock_time(records, &[]);
         }
         // As `accept` would decide, without registering anything.
-        let mut batch_ids: HashSet<(usize, &Value)> = HashSet::default();
+        let mut batch_ids: HashSet<(usize, &str)> = HashSet::default();
         let applies: Vec<bool> = records
             .iter()
             .map(|r| match r {
                 Record::Event { event, row } => {
-                    let id = &row[EVENT_ID];
-                    id.is_null() || (!self.seen_ids[*event].contains(id) && batch_ids.insert((*event, id)))
+                    let Value::Str(id) = &row[EVENT_ID] else { return true };
+                    !self.seen_ids[*event].contains(id) && batch_ids.insert((*event, id))
                 }
                 _ => true,
             })
@@ -713,7 +715,7 @@ impl Engine {
             event_schema: self.plan.events.iter().map(|e| schema(&e.name, &e.fields)).collect(),
             entities,
             events: self.retained.iter().map(|m| m.values().cloned().collect()).collect(),
-            seen_ids: self.seen_ids.iter().map(|s| s.iter().cloned().collect()).collect(),
+            seen_ids: self.seen_ids.iter().map(|s| s.iter().map(Value::str).collect()).collect(),
         }
     }
 
@@ -785,7 +787,11 @@ impl Engine {
         self.apply_at(&records, snapshot.now);
         for ((name, _), ids) in snapshot.event_schema.iter().zip(&snapshot.seen_ids) {
             if let Some(ev) = plan.events.iter().position(|x| &x.name == name) {
-                self.seen_ids[ev].extend(ids.iter().cloned());
+                for id in ids {
+                    if let Value::Str(id) = id {
+                        self.seen_ids[ev].insert(id);
+                    }
+                }
             }
         }
         dropped

@@ -15,6 +15,7 @@
 pub mod decode;
 pub mod diff;
 pub mod engine;
+pub mod ids;
 pub mod intern;
 pub mod keyed;
 pub mod load;

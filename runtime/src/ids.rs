@@ -1,0 +1,95 @@
+//! The ids of accepted events, kept to skip redeliveries.
+//!
+//! Every accepted event's id stays for the life of the engine, so this is
+//! memory per event: a set of shared strings took ~86 bytes an id (a
+//! reference-counted allocation each, plus the table). Here the ids' bytes
+//! sit one after another in one buffer and the table holds their offsets,
+//! ~25 bytes an id for the retail example's. The buffer also keeps the order
+//! they came in, which a snapshot lists them in.
+
+use hashbrown::hash_table::{Entry, HashTable};
+use std::hash::BuildHasher;
+
+#[derive(Clone, Default)]
+pub struct IdSet {
+    /// Offsets into `bytes` of each id's length (4 bytes, little-endian),
+    /// which its bytes follow.
+    table: HashTable<usize>,
+    bytes: Vec<u8>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl IdSet {
+    /// Adds `id`; whether it was new.
+    pub fn insert(&mut self, id: &str) -> bool {
+        let hash = self.hasher.hash_one(id.as_bytes());
+        let (bytes, hasher) = (&self.bytes, &self.hasher);
+        match self.table.entry(hash, |&at| id_at(bytes, at) == id.as_bytes(), |&at| hasher.hash_one(id_at(bytes, at))) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                let at = self.bytes.len();
+                // An id longer than 4 GB cannot come from a line of a record.
+                self.bytes.extend_from_slice(&(id.len() as u32).to_le_bytes());
+                self.bytes.extend_from_slice(id.as_bytes());
+                slot.insert(at);
+                true
+            }
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        let hash = self.hasher.hash_one(id.as_bytes());
+        self.table.find(hash, |&at| id_at(&self.bytes, at) == id.as_bytes()).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The ids in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let id = (at < self.bytes.len()).then(|| id_at(&self.bytes, at))?;
+            at += 4 + id.len();
+            // The bytes came from a `&str`.
+            Some(std::str::from_utf8(id).unwrap_or_default())
+        })
+    }
+}
+
+/// The id whose length is at `at` in `bytes` (an offset `insert` wrote).
+fn id_at(bytes: &[u8], at: usize) -> &[u8] {
+    let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+    &bytes[at + 4..at + 4 + len]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdSet;
+
+    #[test]
+    fn ids_are_added_once_and_listed_in_order() {
+        let mut ids = IdSet::default();
+        let names: Vec<String> = (0..10_000).map(|i| format!("ev-{}", i * 7919 % 10_007)).collect();
+        for name in &names {
+            assert!(ids.insert(name), "{name}");
+        }
+        assert!(ids.insert(""), "the empty id is an id");
+        for name in &names {
+            assert!(!ids.insert(name), "{name} again");
+            assert!(ids.contains(name));
+        }
+        assert!(!ids.contains("ev-10007") && !ids.contains("ev") && ids.contains(""));
+        assert_eq!(ids.len(), names.len() + 1);
+        let listed: Vec<&str> = ids.iter().collect();
+        let mut expected: Vec<&str> = names.iter().map(String::as_str).collect();
+        expected.push("");
+        assert_eq!(listed, expected);
+        assert_eq!(IdSet::default().iter().count(), 0);
+    }
+}
