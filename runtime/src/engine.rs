@@ -501,7 +501,10 @@ impl Engine {
         batch.records += records.len();
         for (record, accepted) in records.iter().zip(accepted) {
             if updates.len() >= FEED_CHUNK {
-                self.send(std::mem::take(&mut updates), batch_time, false);
+                // A batch this large will fill more: the next piece starts at
+                // full size instead of doubling up to it.
+                let piece = std::mem::replace(&mut updates, Vec::with_capacity(FEED_CHUNK));
+                self.send(piece, batch_time, false);
             }
             match record {
                 Record::Event { event, row } => {
@@ -820,20 +823,25 @@ impl Engine {
     }
 
     /// Sends each worker its share of `updates` (all at `batch_time`); when
-    /// the batch is `complete`, the workers compute it.
+    /// the batch is `complete`, the workers compute it. A piece of a batch
+    /// being fed goes whole to one worker, in turn: they balance over many
+    /// pieces, and nothing is copied.
     fn send(&mut self, updates: Vec<Update>, batch_time: Time, complete: bool) {
         let n = self.commands.len();
-        let mut shares: Vec<Vec<Update>> = (0..n).map(|_| Vec::new()).collect();
+        if !complete {
+            let worker = self.next_worker % n;
+            self.next_worker = self.next_worker.wrapping_add(1);
+            // A worker that is gone has panicked, and the process is stopping (see `start`).
+            let _ = self.commands[worker].send(Command::Feed { updates, at: batch_time });
+            return;
+        }
+        let mut shares: Vec<Vec<Update>> = (0..n).map(|_| Vec::with_capacity(updates.len() / n + 1)).collect();
         for u in updates {
             shares[self.next_worker % n].push(u);
             self.next_worker = self.next_worker.wrapping_add(1);
         }
         for (tx, share) in self.commands.iter().zip(shares) {
-            // A worker that is gone has panicked, and the process is stopping (see `start`).
-            let _ = tx.send(match complete {
-                true => Command::Step { updates: share, upto: batch_time + 1 },
-                false => Command::Feed { updates: share, at: batch_time },
-            });
+            let _ = tx.send(Command::Step { updates: share, upto: batch_time + 1 });
         }
     }
 
