@@ -6,6 +6,7 @@
 //! batch entirely or not at all, and never waits on the dataflow's compute:
 //! reads take a read lock on plain maps.
 
+use crate::column::Column;
 use crate::render::{OutputUpdate, Row, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
@@ -49,7 +50,7 @@ pub struct ServingState {
     pub batches: u64,
     pub entities: Vec<EntityTable>,
     /// Per output: tag values by instance (absent = the output's default).
-    pub columns: Vec<HashMap<u64, Value>>,
+    pub columns: Vec<Column>,
     /// Per segment output: members by key, with the time they entered.
     pub members: Vec<BTreeMap<Value, i64>>,
     /// Every membership change, in time order.
@@ -61,7 +62,14 @@ impl ServingState {
         let n = plan.outputs.len();
         ServingState {
             entities: vec![EntityTable::default(); plan.entities.len()],
-            columns: vec![HashMap::default(); n],
+            columns: plan
+                .outputs
+                .iter()
+                .map(|o| match o.def {
+                    Def::Tag(_) => Column::dense(),
+                    Def::Segment(_) => Column::sparse(),
+                })
+                .collect(),
             members: vec![BTreeMap::new(); n],
             changes: Vec::new(),
             time: 0,
@@ -145,8 +153,8 @@ impl ServingState {
             Def::Tag(_) => {
                 if diff > 0 {
                     self.columns[output].insert(id, value);
-                } else if self.columns[output].get(&id) == Some(&value) {
-                    self.columns[output].remove(&id);
+                } else if self.columns[output].get(id) == Some(&value) {
+                    self.columns[output].remove(id);
                 }
             }
             Def::Segment(_) => {
@@ -156,7 +164,7 @@ impl ServingState {
                     self.members[output].insert(key.clone(), logical);
                     self.changes.push(Change { output, key, enter: true, time: logical });
                 } else {
-                    self.columns[output].remove(&id);
+                    self.columns[output].remove(id);
                     self.members[output].remove(&key);
                     self.changes.push(Change { output, key, enter: false, time: logical });
                 }
@@ -166,7 +174,7 @@ impl ServingState {
 
     /// The value of output `output` for instance `id`.
     pub fn value(&self, output: usize, id: u64) -> Value {
-        self.columns[output].get(&id).cloned().unwrap_or_else(|| self.plan.outputs[output].default.clone())
+        self.columns[output].get(id).cloned().unwrap_or_else(|| self.plan.outputs[output].default.clone())
     }
 
     /// An instance's profile (EQL.md §11) as a JSON object, or `None` if no
@@ -224,7 +232,7 @@ impl ServingState {
             let output = &self.plan.outputs[o];
             write_json_str(line, &output.name);
             line.push(b':');
-            match self.columns[o].get(&id) {
+            match self.columns[o].get(id) {
                 Some(v) => self.write_value(line, v, output.ty),
                 None => self.write_value(line, &output.default, output.ty),
             }
@@ -232,7 +240,7 @@ impl ServingState {
         line.extend_from_slice(b"},\"segments\":[");
         let mut first = true;
         for &o in &layout.segments {
-            if self.columns[o].contains_key(&id) {
+            if self.columns[o].get(id).is_some() {
                 if !first {
                     line.push(b',');
                 }
