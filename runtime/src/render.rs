@@ -166,11 +166,9 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                 Node::Enrich { source, via, width, left, right, .. } => {
                     let left = arrangement(plan, *left, &rendered, &mut arrangements);
                     let right = arrangement(plan, *right, &rendered, &mut arrangements);
+                    // Collected from an iterator of known length: one allocation.
                     let joined = left.join_core(right, |_key, row: &SharedRow, lookup: &SharedRow| {
-                        let mut out = Vec::with_capacity(row.len() + lookup.len());
-                        out.extend_from_slice(row);
-                        out.extend_from_slice(lookup);
-                        Some(SharedRow::from(out))
+                        Some(row.iter().chain(lookup.iter()).cloned().collect::<SharedRow>())
                     });
                     let (via, width) = (*via, *width);
                     let nulls = rendered[*source].rows().flat_map(move |row: SharedRow| {
