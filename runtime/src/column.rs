@@ -32,6 +32,17 @@ impl Column {
         Column::Sparse(HashMap::default())
     }
 
+    /// Makes room for ids below `instances` at once (a dense column), so that
+    /// a large batch's values do not grow it by doubling.
+    pub fn fit(&mut self, instances: usize) {
+        if let Column::Dense { values, .. } = self {
+            if values.len() < instances {
+                values.reserve_exact(instances - values.len());
+                values.resize(instances, None);
+            }
+        }
+    }
+
     pub fn get(&self, id: u64) -> Option<&Value> {
         match self {
             Column::Dense { values, .. } => values.get(id as usize)?.as_ref(),

@@ -44,7 +44,7 @@ trait InstanceState<D, V> {
 /// How an operator holds one time's changes until the time completes.
 trait Pending<D>: Default {
     fn push(&mut self, key: u64, value: D, diff: isize);
-    /// Changes held one by one (none for a pending that folds them as they come).
+    /// Changes (or folded values) held.
     fn held(&self) -> usize;
     /// Hands `f` each instance's changes (in any order; `f` may drain them).
     fn for_each_instance(self, f: impl FnMut(u64, &mut Vec<(D, isize)>));
@@ -95,7 +95,7 @@ impl<D> Default for Greatest<D> {
 
 impl<D: Ord> Pending<D> for Greatest<D> {
     fn held(&self) -> usize {
-        0
+        self.0.len()
     }
     fn push(&mut self, key: u64, value: D, diff: isize) {
         debug_assert!(diff > 0, "a running aggregate saw a retraction");
@@ -120,10 +120,11 @@ impl<D: Ord> Pending<D> for Greatest<D> {
     }
 }
 
-/// A time's changes held one by one past this many, when no change at an
-/// earlier time can come, are folded into the instances' values before the
-/// time completes: a large batch (a backfill is one) then holds each
-/// instance's values once, consolidated, instead of every change to them.
+/// A time's changes held past this many (or, for a running aggregate, this
+/// many instances' greatest values), when no change at an earlier time can
+/// come, are folded into the instances' states before the time completes: a
+/// large batch (a backfill is one) then holds each instance's values once,
+/// in its state, instead of also as a list of changes until the time completes.
 /// Debug builds (the tests) absorb early nearly always, so that the
 /// randomized reference tests cover it.
 const ABSORB_HELD: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
@@ -280,9 +281,14 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D,
             (self.logic)(&self.values, scratch);
             scratch.sort_unstable();
         }
+        let before = out.len();
         differences(&self.produced, scratch, out);
-        // The instance keeps the new buffer; the old one is the next scratch.
-        std::mem::swap(&mut self.produced, scratch);
+        if out.len() > before {
+            // Moved into the instance's own buffer, which grows only as far as
+            // it needs: the scratch buffer is as large as the largest instance's.
+            self.produced.clear();
+            self.produced.append(scratch);
+        }
     }
     fn is_empty(&self) -> bool {
         self.values.is_empty()

@@ -127,6 +127,9 @@ impl ServingState {
     /// and within one time retractions before insertions (the order change
     /// streams show).
     pub fn apply_outputs(&mut self, mut updates: Vec<OutputUpdate>) {
+        for (column, output) in self.columns.iter_mut().zip(&self.plan.outputs) {
+            column.fit(self.entities[output.entity].keys.len());
+        }
         // Equal updates consolidate, so their relative order does not matter.
         updates.sort_unstable_by(|a, b| (a.3, a.0, a.1, &a.2).cmp(&(b.3, b.0, b.1, &b.2)));
         updates.dedup_by(|later, kept| {
