@@ -19,7 +19,8 @@ use crate::render::Time;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use foldhash::HashMap;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::marker::PhantomData;
+use thin_vec::ThinVec;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -27,8 +28,11 @@ use timely::dataflow::operators::Capability;
 use timely::progress::frontier::MutableAntichain;
 
 /// What an operator keeps for one instance, and how a time's changes to its
-/// values update it.
-trait InstanceState<D, V> {
+/// values update it. There is one per instance, often millions, so what all
+/// of an operator's instances share (`Logic`) is not kept in each.
+trait InstanceState<D, V>: Default {
+    /// What the instance produces from its values, the operator's to hold.
+    type Logic;
     /// Adds `changes` (in no particular order; it may reorder or drain them)
     /// to the instance's values, producing nothing yet: a time's changes may
     /// come in several parts.
@@ -36,7 +40,7 @@ trait InstanceState<D, V> {
     /// Appends to `out` the differences in what the instance produces since
     /// it last produced. `scratch` is the operator's buffer, for producing
     /// without allocating.
-    fn produce(&mut self, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
+    fn produce(&mut self, logic: &Self::Logic, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
     /// Whether the instance has no values left (its state can go).
     fn is_empty(&self) -> bool;
 }
@@ -136,12 +140,13 @@ const ABSORB_HELD: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
 fn keyed<'s, D, V, S, P>(
     values: VecCollection<'s, Time, (u64, D), isize>,
     name: &str,
-    new_state: impl Fn() -> S + 'static,
+    logic: S::Logic,
 ) -> VecCollection<'s, Time, (u64, V), isize>
 where
     D: ExchangeData + Ord,
     V: ExchangeData + Ord,
     S: InstanceState<D, V> + 'static,
+    S::Logic: 'static,
     P: Pending<D> + 'static,
 {
     let exchange = Exchange::new(|((key, _), _, _): &((u64, D), Time, isize)| *key);
@@ -164,7 +169,7 @@ where
                                 let entry = waiting.entry(time).or_insert_with(|| (cap.delayed(&time), P::default()));
                                 entry.1.push(key, value, diff);
                             }
-                            absorbed.absorb_ahead(&mut waiting, frontier, &mut instances, &new_state);
+                            absorbed.absorb_ahead(&mut waiting, frontier, &mut instances);
                         }
                     });
                     while let Some(entry) = waiting.first_entry() {
@@ -174,14 +179,14 @@ where
                         let (time, (cap, changes)) = entry.remove_entry();
                         let mut session = output.session(&cap);
                         let mut produce = |key: u64, state: &mut S| {
-                            state.produce(&mut scratch, &mut out);
+                            state.produce(&logic, &mut scratch, &mut out);
                             for (v, d) in out.drain(..) {
                                 session.give(((key, v), time, d));
                             }
                         };
                         if absorbed.keys.is_empty() {
                             changes.for_each_instance(|key, batch| {
-                                let state = instances.entry(key).or_insert_with(&new_state);
+                                let state = instances.entry(key).or_default();
                                 state.absorb(batch);
                                 produce(key, state);
                                 if state.is_empty() {
@@ -189,7 +194,7 @@ where
                                 }
                             });
                         } else {
-                            absorbed.absorb(changes, &mut instances, &new_state);
+                            absorbed.absorb(changes, &mut instances);
                             for key in absorbed.take() {
                                 let Some(state) = instances.get_mut(&key) else { continue };
                                 produce(key, state);
@@ -227,22 +232,16 @@ impl Absorbed {
         waiting: &mut BTreeMap<Time, (Capability<Time>, P)>,
         frontier: &MutableAntichain<Time>,
         instances: &mut HashMap<u64, S>,
-        new_state: &impl Fn() -> S,
     ) {
         let Some(mut first) = waiting.first_entry() else { return };
         if first.get().1.held() >= ABSORB_HELD && !frontier.less_than(first.key()) {
-            self.absorb(std::mem::take(&mut first.get_mut().1), instances, new_state);
+            self.absorb(std::mem::take(&mut first.get_mut().1), instances);
         }
     }
 
-    fn absorb<D, V, S: InstanceState<D, V>, P: Pending<D>>(
-        &mut self,
-        changes: P,
-        instances: &mut HashMap<u64, S>,
-        new_state: &impl Fn() -> S,
-    ) {
+    fn absorb<D, V, S: InstanceState<D, V>, P: Pending<D>>(&mut self, changes: P, instances: &mut HashMap<u64, S>) {
         changes.for_each_instance(|key, batch| {
-            instances.entry(key).or_insert_with(new_state).absorb(batch);
+            instances.entry(key).or_default().absorb(batch);
             self.keys.push(key);
         });
         if self.keys.len() >= self.limit {
@@ -261,24 +260,34 @@ impl Absorbed {
     }
 }
 
-/// An instance's consolidated values and what `logic` produced from them.
+/// An instance's consolidated values and what `L` produced from them. Thin
+/// vectors (length and capacity live with the elements, and an empty one
+/// allocates nothing): the operator's table of instances holds two words an
+/// instance instead of six.
 struct Multiset<D, V, L> {
     /// Consolidated values, sorted; none has multiplicity 0.
-    values: Vec<(D, isize)>,
-    /// What `logic` produced from them last, sorted.
-    produced: Vec<V>,
-    logic: Rc<L>,
+    values: ThinVec<(D, isize)>,
+    /// What the logic produced from them last, sorted.
+    produced: ThinVec<V>,
+    logic: PhantomData<fn() -> L>,
+}
+
+impl<D, V, L> Default for Multiset<D, V, L> {
+    fn default() -> Self {
+        Multiset { values: ThinVec::new(), produced: ThinVec::new(), logic: PhantomData }
+    }
 }
 
 impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D, V> for Multiset<D, V, L> {
+    type Logic = L;
     fn absorb(&mut self, changes: &mut Vec<(D, isize)>) {
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         merge(&mut self.values, changes);
     }
-    fn produce(&mut self, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
+    fn produce(&mut self, logic: &L, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
         scratch.clear();
         if !self.values.is_empty() {
-            (self.logic)(&self.values, scratch);
+            logic(&self.values, scratch);
             scratch.sort_unstable();
         }
         let before = out.len();
@@ -287,7 +296,7 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D,
             // Moved into the instance's own buffer, which grows only as far as
             // it needs: the scratch buffer is as large as the largest instance's.
             self.produced.clear();
-            self.produced.append(scratch);
+            self.produced.extend(scratch.drain(..));
         }
     }
     fn is_empty(&self) -> bool {
@@ -307,12 +316,7 @@ where
     V: ExchangeData + Ord,
     L: Fn(&[(D, isize)], &mut Vec<V>) + 'static,
 {
-    let logic = Rc::new(logic);
-    keyed::<_, _, _, Changes<D>>(values, name, move || Multiset {
-        values: Vec::new(),
-        produced: Vec::new(),
-        logic: logic.clone(),
-    })
+    keyed::<_, _, Multiset<D, V, L>, Changes<D>>(values, name, logic)
 }
 
 /// An instance's greatest value so far and what `project` made of it.
@@ -321,10 +325,17 @@ struct Best<D, V, P> {
     produced: Option<V>,
     /// Whether `best` grew since the instance last produced.
     moved: bool,
-    project: Rc<P>,
+    project: PhantomData<fn() -> P>,
+}
+
+impl<D, V, P> Default for Best<D, V, P> {
+    fn default() -> Self {
+        Best { best: None, produced: None, moved: false, project: PhantomData }
+    }
 }
 
 impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<D, V, P> {
+    type Logic = P;
     fn absorb(&mut self, changes: &mut Vec<(D, isize)>) {
         debug_assert!(changes.iter().all(|(_, d)| *d > 0), "a running aggregate saw a retraction");
         let Some(candidate) = changes.drain(..).map(|(d, _)| d).max() else { return };
@@ -333,9 +344,9 @@ impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<
             self.moved = true;
         }
     }
-    fn produce(&mut self, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
+    fn produce(&mut self, project: &P, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
         let (Some(best), true) = (&self.best, std::mem::take(&mut self.moved)) else { return };
-        let value = (self.project)(best);
+        let value = project(best);
         match self.produced.take() {
             Some(old) if old == value => {}
             Some(old) => {
@@ -364,20 +375,14 @@ where
     V: ExchangeData + Ord,
     P: Fn(&D) -> V + 'static,
 {
-    let project = Rc::new(project);
-    keyed::<_, _, _, Greatest<D>>(values, name, move || Best {
-        best: None,
-        produced: None,
-        moved: false,
-        project: project.clone(),
-    })
+    keyed::<_, _, Best<D, V, P>, Greatest<D>>(values, name, project)
 }
 
 /// Adds sorted `changes` (drained) to sorted, consolidated `values`, which
 /// stay sorted and consolidated. A few changes are placed by binary search in
 /// place (the common case: an instance touched by one or two events); many are
 /// merged in one pass over both.
-fn merge<D: Ord>(values: &mut Vec<(D, isize)>, changes: &mut Vec<(D, isize)>) {
+fn merge<D: Ord>(values: &mut ThinVec<(D, isize)>, changes: &mut Vec<(D, isize)>) {
     if changes.len() <= 8 {
         for (d, n) in changes.drain(..) {
             match values.binary_search_by(|v| v.0.cmp(&d)) {
@@ -393,9 +398,9 @@ fn merge<D: Ord>(values: &mut Vec<(D, isize)>, changes: &mut Vec<(D, isize)>) {
         }
         return;
     }
-    let mut out: Vec<(D, isize)> = Vec::with_capacity(values.len() + changes.len());
+    let mut out: ThinVec<(D, isize)> = ThinVec::with_capacity(values.len() + changes.len());
     let mut old = std::mem::take(values).into_iter().peekable();
-    let push = |out: &mut Vec<(D, isize)>, (d, n): (D, isize)| match out.last_mut() {
+    let push = |out: &mut ThinVec<(D, isize)>, (d, n): (D, isize)| match out.last_mut() {
         Some(last) if last.0 == d => last.1 += n,
         _ => out.push((d, n)),
     };
@@ -464,12 +469,12 @@ mod tests {
         let mut many = few.clone();
         many.extend([(10, 1), (10, -1), (11, 0), (12, 0)]);
         for changes in [few, many] {
-            let mut values = vec![(1, 1), (3, 2), (5, 1)];
+            let mut values = ThinVec::from(vec![(1, 1), (3, 2), (5, 1)]);
             merge(&mut values, &mut changes.clone());
-            assert_eq!(values, vec![(0, 1), (1, 1), (3, 1), (4, 1)], "{changes:?}");
+            assert_eq!(values.as_slice(), [(0, 1), (1, 1), (3, 1), (4, 1)], "{changes:?}");
         }
-        let mut values = Vec::<(i32, isize)>::new();
+        let mut values = ThinVec::<(i32, isize)>::new();
         merge(&mut values, &mut vec![(2, 1), (2, 1)]);
-        assert_eq!(values, vec![(2, 2)]);
+        assert_eq!(values.as_slice(), [(2, 2)]);
     }
 }
