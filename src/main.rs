@@ -356,11 +356,11 @@ impl Diagnostics {
     }
 }
 
-/// Runs the files as one batch, streamed. Their text is read whole (a third
-/// of the size of its decoded records). The batch's `now` must be known before
-/// the first record is fed (it decides which events are already outside their
-/// windows), so with the event clock a quick scan of the text reads every
-/// event's time first. The scan cannot tell a redelivered or invalid event
+/// Runs the files as one batch, streamed: a run of lines at a time is read,
+/// decoded and fed. The batch's `now` must be known before the first record
+/// is fed (it decides which events are already outside their windows), so
+/// with the event clock a quick scan of the files reads every event's time
+/// first. The scan cannot tell a redelivered or invalid event
 /// from one that applies; the engine's own clock can, and in the rare case
 /// they disagree the run is done again at the engine's time. Every invalid
 /// record is reported; without --skip-invalid nothing is written.
@@ -372,9 +372,10 @@ fn run_streamed(
     skip_invalid: bool,
 ) -> Result<Result<Applied, ExitCode>, String> {
     let scan_started = std::time::Instant::now();
+    let inputs = segflow_runtime::load::Input::open_all(files)?;
     let mut now = match config.clock {
         Clock::Fixed(t) => t,
-        _ => segflow_runtime::load::latest_event_time(decoder, files)?.unwrap_or(0).max(0),
+        _ => segflow_runtime::load::latest_event_time(decoder, &inputs)?.unwrap_or(0).max(0),
     };
     let scanned = scan_started.elapsed();
     loop {
@@ -385,9 +386,10 @@ fn run_streamed(
         // frees the runs fed (freeing a million records takes a while).
         let (decoded, runs) = std::sync::mpsc::sync_channel::<Loaded>(1);
         let (spent, to_free) = std::sync::mpsc::channel::<Loaded>();
+        let inputs = &inputs;
         std::thread::scope(|scope| {
             let decoding = scope.spawn(move || {
-                segflow_runtime::load::for_each_run(decoder, files, false, STREAM_RUN_LINES, |run| {
+                segflow_runtime::load::for_each_run(decoder, inputs, false, STREAM_RUN_LINES, |run| {
                     to_free.try_iter().for_each(drop);
                     decoded.send(run).map_err(|_| "the engine stopped".to_string())
                 })

@@ -4,25 +4,37 @@
 //! Golden files sit beside their inputs; run with `UPDATE_GOLDEN=1` to rewrite
 //! them after an intended change, and review the diff.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 fn segflow(args: &[&str]) -> (i32, String, String) {
     segflow_with(args, None, None)
 }
 
-/// `segflow ARGS` reading `stdin` (if given) with `RUST_LOG` set to `log`
-/// (unset if none): its exit code, standard output and standard error.
+/// `segflow ARGS` reading the file `stdin` (if given) through a pipe, as
+/// `cat FILE | segflow ...` would (a pipe can be read only once), with
+/// `RUST_LOG` set to `log` (unset if none): its exit code, standard output
+/// and standard error.
 fn segflow_with(args: &[&str], stdin: Option<&Path>, log: Option<&str>) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
     command.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("RUST_LOG");
-    if let Some(path) = stdin {
-        command.stdin(std::fs::File::open(path).expect("stdin file"));
-    }
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(log) = log {
         command.env("RUST_LOG", log);
     }
-    let out = command.output().expect("segflow runs");
+    let mut child = command.spawn().expect("segflow runs");
+    let writer = stdin.map(|path| {
+        let text = std::fs::read(path).expect("stdin file");
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        // segflow may stop reading early (an error): a broken pipe is its answer.
+        std::thread::spawn(move || drop(pipe.write_all(&text)))
+    });
+    let out = child.wait_with_output().expect("segflow runs");
+    if let Some(writer) = writer {
+        writer.join().expect("stdin writer");
+    }
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

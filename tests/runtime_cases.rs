@@ -350,7 +350,7 @@ fn an_int_sum_that_overflows_is_null_not_wrapped() {
 
 #[test]
 fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
-    use segflow_runtime::load::{for_each_run, load_files};
+    use segflow_runtime::load::{for_each_run, load_files, Input};
     let compiled = common::compile(MODEL);
     let decoder = Decoder::new(&compiled.plan);
     let dir = std::env::temp_dir().join(format!("segflow-runs-{}", std::process::id()));
@@ -368,7 +368,7 @@ fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
     let whole = load_files(&decoder, &paths, true).unwrap();
     for lines in [1, 3, 5, 100] {
         let (mut records, mut texts, mut errors, mut runs) = (Vec::new(), Vec::new(), Vec::new(), 0);
-        for_each_run(&decoder, &paths, true, lines, |run| {
+        for_each_run(&decoder, &Input::open_all(&paths).unwrap(), true, lines, |run| {
             runs += 1;
             records.extend(run.records);
             texts.extend(run.lines);

@@ -87,28 +87,57 @@ fn read(path: &str) -> std::io::Result<Vec<u8>> {
 /// text alone is 1.6 GB. Stops at the first error, of reading or of `apply`.
 pub fn for_each_run(
     decoder: &Decoder,
-    paths: &[String],
+    inputs: &[Input],
     keep_text: bool,
     lines: usize,
     mut apply: impl FnMut(Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
-    for path in paths {
-        let mut runs = LineRuns::open(path, lines)?;
+    for input in inputs {
+        let mut runs = input.runs(lines)?;
         while let Some((first_line, text)) = runs.next_run()? {
-            apply(decode_run(decoder, path, first_line, &text, keep_text).map_err(|e| e.to_string())?)?;
+            apply(decode_run(decoder, &input.path, first_line, &text, keep_text).map_err(|e| e.to_string())?)?;
         }
     }
     Ok(())
+}
+
+/// A file to read more than once (a scan or a validation first, then the
+/// records): a regular file is read again each time, a run at a time;
+/// anything else (a pipe, standard input) can be read only once, so its
+/// text is read whole when opened and held.
+pub struct Input {
+    pub path: String,
+    held: Option<Vec<u8>>,
+}
+
+impl Input {
+    pub fn open(path: &str) -> Result<Input, String> {
+        let regular = std::fs::metadata(path).map_err(|e| format!("cannot open {path}: {e}"))?.is_file();
+        let held = if regular { None } else { Some(read(path).map_err(|e| e.to_string())?) };
+        Ok(Input { path: path.to_string(), held })
+    }
+
+    pub fn open_all(paths: &[String]) -> Result<Vec<Input>, String> {
+        paths.iter().map(|p| Input::open(p)).collect()
+    }
+
+    fn runs(&self, lines: usize) -> Result<LineRuns<Box<dyn Read + '_>>, String> {
+        let source: Box<dyn Read + '_> = match &self.held {
+            Some(text) => Box::new(text.as_slice()),
+            None => Box::new(std::fs::File::open(&self.path).map_err(|e| format!("cannot open {}: {e}", self.path))?),
+        };
+        Ok(LineRuns::new(&self.path, source, lines))
+    }
 }
 
 /// The latest event time in the files, as `Decoder::event_time_hint` reads
 /// it (one thread per core): the `now` a streamed run of them guesses before
 /// decoding anything. The files are read a run at a time, as `for_each_run`
 /// reads them again after (from the page cache, at about 6 GB/s here).
-pub fn latest_event_time(decoder: &Decoder, paths: &[String]) -> Result<Option<i64>, String> {
+pub fn latest_event_time(decoder: &Decoder, inputs: &[Input]) -> Result<Option<i64>, String> {
     let mut latest = None;
-    for path in paths {
-        let mut runs = LineRuns::open(path, SCAN_RUN_LINES)?;
+    for input in inputs {
+        let mut runs = input.runs(SCAN_RUN_LINES)?;
         while let Some((_, text)) = runs.next_run()? {
             let found = in_parallel(&text, |_, piece| {
                 piece
@@ -130,9 +159,9 @@ const READ_BYTES: usize = 1 << 20;
 
 /// A file read a run of `lines` whole lines at a time: what was read past
 /// the run is kept for the next, and nothing else.
-struct LineRuns {
+struct LineRuns<R> {
     path: String,
-    file: std::fs::File,
+    source: R,
     lines: usize,
     /// Bytes read at a time (`READ_BYTES`; small in tests).
     read_bytes: usize,
@@ -145,12 +174,11 @@ struct LineRuns {
     at_end: bool,
 }
 
-impl LineRuns {
-    fn open(path: &str, lines: usize) -> Result<LineRuns, String> {
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        Ok(LineRuns {
+impl<R: Read> LineRuns<R> {
+    fn new(path: &str, source: R, lines: usize) -> LineRuns<R> {
+        LineRuns {
             path: path.to_string(),
-            file,
+            source,
             lines: lines.max(1),
             read_bytes: READ_BYTES,
             buffer: Vec::new(),
@@ -158,7 +186,7 @@ impl LineRuns {
             searched: 0,
             newlines: 0,
             at_end: false,
-        })
+        }
     }
 
     /// The next run: (number of its first line, its text), or `None` after the last.
@@ -170,7 +198,7 @@ impl LineRuns {
             if self.at_end {
                 return Ok((!self.buffer.is_empty()).then(|| self.take(self.buffer.len())));
             }
-            let read = (&mut self.file)
+            let read = (&mut self.source)
                 .take(self.read_bytes as u64)
                 .read_to_end(&mut self.buffer)
                 .map_err(|e| format!("{}: {e}", self.path))?;
@@ -289,12 +317,9 @@ mod tests {
     fn line_runs_hand_out_the_text_in_runs_of_whole_lines() {
         // Lines shorter and longer than a read, a blank one, and no newline at the end.
         let text = b"a\nbbbbbbbbbbbbbbbbbbbb\n\nccc\r\ndd\neeeeeeeeeeeeeeeeeeeeeeeeeeeee\nf\ng";
-        let path = std::env::temp_dir().join(format!("segflow-line-runs-{}", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        let path = path.display().to_string();
         for read_bytes in [1, 3, 7, 64, 1 << 20] {
             for lines in [1, 2, 3, 5, 100] {
-                let mut runs = LineRuns::open(&path, lines).unwrap();
+                let mut runs = LineRuns::new("text", &text[..], lines);
                 runs.read_bytes = read_bytes;
                 let (mut joined, mut next_line) = (Vec::new(), 1);
                 while let Some((first_line, run)) = runs.next_run().unwrap() {
@@ -310,7 +335,6 @@ mod tests {
                 assert_eq!(joined, text.to_vec(), "runs of {lines} lines, reads of {read_bytes} bytes");
             }
         }
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

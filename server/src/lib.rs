@@ -20,7 +20,7 @@ mod routes;
 mod sse;
 
 use segflow_compiler::plan::Plan;
-use segflow_runtime::load::{for_each_run, Loaded};
+use segflow_runtime::load::{for_each_run, Input, Loaded};
 use segflow_runtime::wal::{Entry, WalWriter};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig, ServingState};
 use std::net::SocketAddr;
@@ -172,7 +172,8 @@ impl Server {
                 invalid += run.errors.len();
                 shown.extend(run.errors.iter().take(20 - shown.len()).map(|e| e.to_string()));
             };
-            for_each_run(&decoder, &config.load, false, LOAD_RUN, |run| {
+            let inputs = Input::open_all(&config.load)?;
+            for_each_run(&decoder, &inputs, false, LOAD_RUN, |run| {
                 count(&run);
                 Ok(())
             })?;
@@ -193,7 +194,7 @@ impl Server {
                 loaded += run.records.len();
                 Ok(())
             };
-            for_each_run(&decoder, &config.load, keep_text, LOAD_RUN, &mut apply)?;
+            for_each_run(&decoder, &inputs, keep_text, LOAD_RUN, &mut apply)?;
             if !demo.records.is_empty() {
                 apply(demo)?;
             }
