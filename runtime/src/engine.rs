@@ -69,7 +69,7 @@ pub struct EngineSnapshot {
     /// Per event type: retained events as `[id, at, fields...]`, references by key
     /// (shared with the engine, so taking a snapshot copies pointers, not rows).
     pub events: Vec<Vec<SharedRow>>,
-    pub seen_ids: Vec<Vec<Value>>,
+    pub seen_ids: Vec<IdSet>,
 }
 
 /// Whether a (non-null) value restored from a snapshot has type `ty` here.
@@ -718,7 +718,7 @@ impl Engine {
             event_schema: self.plan.events.iter().map(|e| schema(&e.name, &e.fields)).collect(),
             entities,
             events: self.retained.iter().map(|m| m.values().cloned().collect()).collect(),
-            seen_ids: self.seen_ids.iter().map(|s| s.iter().map(Value::str).collect()).collect(),
+            seen_ids: self.seen_ids.clone(),
         }
     }
 
@@ -790,10 +790,8 @@ impl Engine {
         self.apply_at(&records, snapshot.now);
         for ((name, _), ids) in snapshot.event_schema.iter().zip(&snapshot.seen_ids) {
             if let Some(ev) = plan.events.iter().position(|x| &x.name == name) {
-                for id in ids {
-                    if let Value::Str(id) = id {
-                        self.seen_ids[ev].insert(id);
-                    }
+                for id in ids.iter() {
+                    self.seen_ids[ev].insert(id);
                 }
             }
         }

@@ -8,15 +8,18 @@
 //! they came in, which a snapshot lists them in.
 
 use hashbrown::hash_table::{Entry, HashTable};
+use segflow_compiler::value::Value;
 use std::hash::BuildHasher;
 
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct IdSet {
     /// Offsets into `bytes` of each id's length (4 bytes, little-endian),
     /// which its bytes follow.
     table: HashTable<usize>,
     bytes: Vec<u8>,
-    hasher: foldhash::fast::FixedState,
+    // Seeded per process: ids come from clients, who should not be able to
+    // pick ids that collide.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl IdSet {
@@ -62,6 +65,33 @@ impl IdSet {
     }
 }
 
+/// In a snapshot, a list of string values, as the ids were before they had a
+/// set of their own: the engine copies its sets (two buffers each) and the
+/// snapshot's writer spells them out.
+impl serde::Serialize for IdSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for id in self.iter() {
+            seq.serialize_element(&Value::str(id))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IdSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<IdSet, D::Error> {
+        let mut ids = IdSet::default();
+        for id in Vec::<Value>::deserialize(deserializer)? {
+            // A snapshot only ever held the string ids the decoder gives.
+            if let Value::Str(id) = id {
+                ids.insert(&id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
 /// The id whose length is at `at` in `bytes` (an offset `insert` wrote).
 fn id_at(bytes: &[u8], at: usize) -> &[u8] {
     let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
@@ -71,6 +101,7 @@ fn id_at(bytes: &[u8], at: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::IdSet;
+    use segflow_compiler::value::Value;
 
     #[test]
     fn ids_are_added_once_and_listed_in_order() {
@@ -91,5 +122,19 @@ mod tests {
         expected.push("");
         assert_eq!(listed, expected);
         assert_eq!(IdSet::default().iter().count(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_ids_as_the_string_values_it_always_held() {
+        let mut ids = IdSet::default();
+        for id in ["o-1", "", "pv-ü"] {
+            ids.insert(id);
+        }
+        let values: Vec<Value> = ids.iter().map(Value::str).collect();
+        let written = bincode::serialize(&ids).unwrap();
+        assert_eq!(written, bincode::serialize(&values).unwrap());
+        let read: IdSet = bincode::deserialize(&written).unwrap();
+        assert_eq!(read.iter().collect::<Vec<_>>(), ["o-1", "", "pv-ü"]);
+        assert!(read.contains("pv-ü") && !read.contains("o-2"));
     }
 }
