@@ -32,14 +32,28 @@ impl Column {
         Column::Sparse(HashMap::default())
     }
 
-    /// Makes room for ids below `instances` at once (a dense column), so that
-    /// a large batch's values do not grow it by doubling.
-    pub fn fit(&mut self, instances: usize) {
-        if let Column::Dense { values, .. } = self {
-            if values.len() < instances {
-                values.reserve_exact(instances - values.len());
-                values.resize(instances, None);
+    /// Suits the column to an entity of `instances`, before a batch that
+    /// brings it up to `incoming` values: a tag column is a vector while at
+    /// least a quarter of the instances have a value (a backfill's column is
+    /// sized once), and a map while fewer than one in sixteen do, so a tag
+    /// few instances have costs what they have, not 24 B an instance.
+    pub fn fit(&mut self, instances: usize, incoming: usize) {
+        match self {
+            Column::Sparse(map) if (map.len() + incoming) * 4 >= instances => {
+                let map = std::mem::take(map);
+                *self = Column::Dense { values: vec![None; instances], present: 0 };
+                for (id, value) in map {
+                    self.insert(id, value);
+                }
             }
+            Column::Dense { values, present } if *present * 16 < values.len() && incoming * 16 < values.len() => {
+                let map = values.iter_mut().enumerate().filter_map(|(id, v)| Some((id as u64, v.take()?))).collect();
+                *self = Column::Sparse(map);
+            }
+            // Grows by doubling: a server adding a few instances a batch does
+            // not copy the column every batch.
+            Column::Dense { values, .. } if values.len() < instances => values.resize(instances, None),
+            _ => {}
         }
     }
 
@@ -115,5 +129,28 @@ mod tests {
             column.remove(42);
             assert_eq!((column.get(3), column.len()), (None, 1));
         }
+    }
+
+    #[test]
+    fn a_column_is_a_vector_while_most_instances_have_a_value() {
+        let dense = |c: &Column| matches!(c, Column::Dense { .. });
+        let mut column = Column::sparse();
+        column.insert(5, Value::Int(5));
+        column.fit(100, 10);
+        assert!(!dense(&column), "11 of 100 may have a value: a map");
+        column.fit(100, 24);
+        assert!(dense(&column), "25 of 100: a vector");
+        assert_eq!((column.get(5), column.len()), (Some(&Value::Int(5)), 1));
+        for id in 0..40 {
+            column.insert(id, Value::Int(id as i64));
+        }
+        column.fit(1000, 0);
+        assert!(dense(&column), "40 of 1000 is not below one in sixteen");
+        for id in 1..40 {
+            column.remove(id);
+        }
+        column.fit(1000, 0);
+        assert!(!dense(&column), "1 of 1000: a map again");
+        assert_eq!((column.get(0), column.get(5), column.len()), (Some(&Value::Int(0)), None, 1));
     }
 }

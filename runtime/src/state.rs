@@ -62,14 +62,7 @@ impl ServingState {
         let n = plan.outputs.len();
         ServingState {
             entities: vec![EntityTable::default(); plan.entities.len()],
-            columns: plan
-                .outputs
-                .iter()
-                .map(|o| match o.def {
-                    Def::Tag(_) => Column::dense(),
-                    Def::Segment(_) => Column::sparse(),
-                })
-                .collect(),
+            columns: vec![Column::sparse(); n],
             members: vec![BTreeMap::new(); n],
             changes: Vec::new(),
             time: 0,
@@ -127,8 +120,14 @@ impl ServingState {
     /// and within one time retractions before insertions (the order change
     /// streams show).
     pub fn apply_outputs(&mut self, mut updates: Vec<OutputUpdate>) {
-        for (column, output) in self.columns.iter_mut().zip(&self.plan.outputs) {
-            column.fit(self.entities[output.entity].keys.len());
+        let mut incoming = vec![0; self.columns.len()];
+        for update in &updates {
+            incoming[update.0] += usize::from(update.4 > 0);
+        }
+        for (o, output) in self.plan.outputs.iter().enumerate() {
+            if let Def::Tag(_) = output.def {
+                self.columns[o].fit(self.entities[output.entity].keys.len(), incoming[o]);
+            }
         }
         // Equal updates consolidate, so their relative order does not matter.
         updates.sort_unstable_by(|a, b| (a.3, a.0, a.1, &a.2).cmp(&(b.3, b.0, b.1, &b.2)));
