@@ -1,7 +1,7 @@
 //! Reading NDJSON files of records, validating all of them before any applies.
 
 use crate::decode::{DecodeError, Decoder, Record, Warning};
-use std::io::Read;
+use std::io::{Read, Seek};
 
 /// An error or warning with the file it came from.
 #[derive(Clone, Debug)]
@@ -102,19 +102,34 @@ pub fn for_each_run(
 }
 
 /// A file to read more than once (a scan or a validation first, then the
-/// records): a regular file is read again each time, a run at a time;
-/// anything else (a pipe, standard input) can be read only once, so its
-/// text is read whole when opened and held.
+/// records). A regular file is opened once and read again from its start
+/// each time, a run at a time: a file that is renamed or replaced meanwhile
+/// is still the same file, and standard input redirected from a file is read
+/// from its start even where reopening it would share its offset. Anything
+/// else (a pipe) can be read only once, so its text is read whole when
+/// opened and held.
 pub struct Input {
     pub path: String,
-    held: Option<Vec<u8>>,
+    source: Source,
+}
+
+enum Source {
+    File(std::fs::File),
+    Held(Vec<u8>),
 }
 
 impl Input {
     pub fn open(path: &str) -> Result<Input, String> {
-        let regular = std::fs::metadata(path).map_err(|e| format!("cannot open {path}: {e}"))?.is_file();
-        let held = if regular { None } else { Some(read(path).map_err(|e| e.to_string())?) };
-        Ok(Input { path: path.to_string(), held })
+        let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let regular = file.metadata().map_err(|e| format!("cannot open {path}: {e}"))?.is_file();
+        let source = if regular {
+            Source::File(file)
+        } else {
+            let mut text = Vec::new();
+            file.read_to_end(&mut text).map_err(|e| format!("{path}: {e}"))?;
+            Source::Held(text)
+        };
+        Ok(Input { path: path.to_string(), source })
     }
 
     pub fn open_all(paths: &[String]) -> Result<Vec<Input>, String> {
@@ -122,9 +137,13 @@ impl Input {
     }
 
     fn runs(&self, lines: usize) -> Result<LineRuns<Box<dyn Read + '_>>, String> {
-        let source: Box<dyn Read + '_> = match &self.held {
-            Some(text) => Box::new(text.as_slice()),
-            None => Box::new(std::fs::File::open(&self.path).map_err(|e| format!("cannot open {}: {e}", self.path))?),
+        let source: Box<dyn Read + '_> = match &self.source {
+            Source::Held(text) => Box::new(text.as_slice()),
+            Source::File(file) => {
+                let mut file = file;
+                file.seek(std::io::SeekFrom::Start(0)).map_err(|e| format!("{}: {e}", self.path))?;
+                Box::new(file)
+            }
         };
         Ok(LineRuns::new(&self.path, source, lines))
     }
