@@ -43,6 +43,8 @@ trait InstanceState<D, V>: Default {
     fn produce(&mut self, logic: &Self::Logic, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
     /// Whether the instance has no values left (its state can go).
     fn is_empty(&self) -> bool;
+    /// How many values the instance holds.
+    fn size(&self) -> usize;
 }
 
 /// How an operator holds one time's changes until the time completes.
@@ -185,6 +187,8 @@ where
                             }
                         };
                         if absorbed.keys.is_empty() {
+                            // (An early fold may have left every change waiting.)
+                            absorbed.next = ABSORB_HELD;
                             changes.for_each_instance(|key, batch| {
                                 let state = instances.entry(key).or_default();
                                 state.absorb(batch);
@@ -216,17 +220,23 @@ struct Absorbed {
     /// Sorted and deduplicated now and then, as it grows.
     keys: Vec<u64>,
     limit: usize,
+    /// Changes held before the next early fold: past `ABSORB_HELD`, and
+    /// past twice what the last one left.
+    next: usize,
 }
 
 impl Default for Absorbed {
     fn default() -> Self {
-        Absorbed { keys: Vec::new(), limit: ABSORB_HELD }
+        Absorbed { keys: Vec::new(), limit: ABSORB_HELD, next: ABSORB_HELD }
     }
 }
 
 impl Absorbed {
     /// Folds the first waiting time's changes into the instances' values, if
-    /// it holds many and nothing at an earlier time can come any more.
+    /// it holds many and nothing at an earlier time can come any more. An
+    /// instance whose values outnumber its changes eight to one keeps them
+    /// waiting: folding a few changes into many values copies them all, and
+    /// a hot instance would be copied again at every fold.
     fn absorb_ahead<D, V, S: InstanceState<D, V>, P: Pending<D>>(
         &mut self,
         waiting: &mut BTreeMap<Time, (Capability<Time>, P)>,
@@ -234,9 +244,24 @@ impl Absorbed {
         instances: &mut HashMap<u64, S>,
     ) {
         let Some(mut first) = waiting.first_entry() else { return };
-        if first.get().1.held() >= ABSORB_HELD && !frontier.less_than(first.key()) {
-            self.absorb(std::mem::take(&mut first.get_mut().1), instances);
+        if first.get().1.held() < self.next || frontier.less_than(first.key()) {
+            return;
         }
+        let mut left = P::default();
+        std::mem::take(&mut first.get_mut().1).for_each_instance(|key, batch| {
+            let state = instances.entry(key).or_default();
+            if batch.len() * 8 < state.size() {
+                for (value, diff) in batch.drain(..) {
+                    left.push(key, value, diff);
+                }
+            } else {
+                state.absorb(batch);
+                self.keys.push(key);
+            }
+        });
+        self.next = ABSORB_HELD.max(2 * left.held());
+        first.get_mut().1 = left;
+        self.tidy();
     }
 
     fn absorb<D, V, S: InstanceState<D, V>, P: Pending<D>>(&mut self, changes: P, instances: &mut HashMap<u64, S>) {
@@ -244,6 +269,11 @@ impl Absorbed {
             instances.entry(key).or_default().absorb(batch);
             self.keys.push(key);
         });
+        self.tidy();
+    }
+
+    /// Keeps `keys` from growing past the instances it names.
+    fn tidy(&mut self) {
         if self.keys.len() >= self.limit {
             self.keys.sort_unstable();
             self.keys.dedup();
@@ -256,6 +286,7 @@ impl Absorbed {
         self.keys.sort_unstable();
         self.keys.dedup();
         self.limit = ABSORB_HELD;
+        self.next = ABSORB_HELD;
         std::mem::take(&mut self.keys)
     }
 }
@@ -301,6 +332,9 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D,
     }
     fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+    fn size(&self) -> usize {
+        self.values.len()
     }
 }
 
@@ -359,6 +393,9 @@ impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<
     }
     fn is_empty(&self) -> bool {
         self.best.is_none()
+    }
+    fn size(&self) -> usize {
+        usize::from(self.best.is_some())
     }
 }
 
