@@ -24,10 +24,6 @@ pub enum Column {
 const _: () = assert!(std::mem::size_of::<Option<Value>>() == std::mem::size_of::<Value>());
 
 impl Column {
-    pub fn dense() -> Column {
-        Column::Dense { values: Vec::new(), present: 0 }
-    }
-
     pub fn sparse() -> Column {
         Column::Sparse(HashMap::default())
     }
@@ -114,7 +110,7 @@ mod tests {
 
     #[test]
     fn both_forms_hold_the_same_values() {
-        for mut column in [Column::dense(), Column::sparse()] {
+        for mut column in [Column::Dense { values: Vec::new(), present: 0 }, Column::sparse()] {
             assert_eq!(column.get(3), None);
             column.insert(3, Value::Int(7));
             column.insert(0, Value::Null);

@@ -41,10 +41,12 @@ trait InstanceState<D, V>: Default {
     /// it last produced. `scratch` is the operator's buffer, for producing
     /// without allocating.
     fn produce(&mut self, logic: &Self::Logic, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
-    /// Whether the instance has no values left (its state can go).
-    fn is_empty(&self) -> bool;
     /// How many values the instance holds.
     fn size(&self) -> usize;
+    /// Whether the instance has no values left (its state can go).
+    fn is_empty(&self) -> bool {
+        self.size() == 0
+    }
 }
 
 /// How an operator holds one time's changes until the time completes.
@@ -100,9 +102,6 @@ impl<D> Default for Greatest<D> {
 }
 
 impl<D: Ord> Pending<D> for Greatest<D> {
-    fn held(&self) -> usize {
-        self.0.len()
-    }
     fn push(&mut self, key: u64, value: D, diff: isize) {
         debug_assert!(diff > 0, "a running aggregate saw a retraction");
         match self.0.entry(key) {
@@ -115,6 +114,9 @@ impl<D: Ord> Pending<D> for Greatest<D> {
                 slot.insert(value);
             }
         }
+    }
+    fn held(&self) -> usize {
+        self.0.len()
     }
     fn for_each_instance(self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>)) {
         let mut batch = Vec::with_capacity(1);
@@ -180,33 +182,33 @@ where
                         }
                         let (time, (cap, changes)) = entry.remove_entry();
                         let mut session = output.session(&cap);
+                        // Emits what the instance's changes changed; whether its state can go.
                         let mut produce = |key: u64, state: &mut S| {
                             state.produce(&logic, &mut scratch, &mut out);
                             for (v, d) in out.drain(..) {
                                 session.give(((key, v), time, d));
                             }
+                            state.is_empty()
                         };
                         if absorbed.keys.is_empty() {
-                            // (An early fold may have left every change waiting.)
-                            absorbed.next = ABSORB_HELD;
                             changes.for_each_instance(|key, batch| {
                                 let state = instances.entry(key).or_default();
                                 state.absorb(batch);
-                                produce(key, state);
-                                if state.is_empty() {
+                                if produce(key, state) {
                                     instances.remove(&key);
                                 }
                             });
                         } else {
                             absorbed.absorb(changes, &mut instances);
                             for key in absorbed.take() {
-                                let Some(state) = instances.get_mut(&key) else { continue };
-                                produce(key, state);
-                                if state.is_empty() {
+                                if instances.get_mut(&key).is_some_and(|state| produce(key, state)) {
                                     instances.remove(&key);
                                 }
                             }
                         }
+                        // The next time's early folds start afresh (the last may
+                        // have left every change waiting).
+                        absorbed.next = ABSORB_HELD;
                     }
                 }
             },
@@ -264,12 +266,12 @@ impl Absorbed {
         self.tidy();
     }
 
+    /// Folds a completed time's last changes in with the rest (see `take`).
     fn absorb<D, V, S: InstanceState<D, V>, P: Pending<D>>(&mut self, changes: P, instances: &mut HashMap<u64, S>) {
         changes.for_each_instance(|key, batch| {
             instances.entry(key).or_default().absorb(batch);
             self.keys.push(key);
         });
-        self.tidy();
     }
 
     /// Keeps `keys` from growing past the instances it names.
@@ -286,7 +288,6 @@ impl Absorbed {
         self.keys.sort_unstable();
         self.keys.dedup();
         self.limit = ABSORB_HELD;
-        self.next = ABSORB_HELD;
         std::mem::take(&mut self.keys)
     }
 }
@@ -329,9 +330,6 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D,
             self.produced.clear();
             self.produced.extend(scratch.drain(..));
         }
-    }
-    fn is_empty(&self) -> bool {
-        self.values.is_empty()
     }
     fn size(&self) -> usize {
         self.values.len()
@@ -390,9 +388,6 @@ impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<
             None => out.push((value.clone(), 1)),
         }
         self.produced = Some(value);
-    }
-    fn is_empty(&self) -> bool {
-        self.best.is_none()
     }
     fn size(&self) -> usize {
         usize::from(self.best.is_some())
