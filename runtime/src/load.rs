@@ -330,7 +330,7 @@ fn decode_piece(
 
 #[cfg(test)]
 mod tests {
-    use super::{split_lines, LineRuns};
+    use super::{split_lines, Input, LineRuns};
 
     #[test]
     fn line_runs_hand_out_the_text_in_runs_of_whole_lines() {
@@ -354,6 +354,30 @@ mod tests {
                 assert_eq!(joined, text.to_vec(), "runs of {lines} lines, reads of {read_bytes} bytes");
             }
         }
+    }
+
+    #[test]
+    fn an_input_is_the_file_it_opened_at_every_pass() {
+        let dir = std::env::temp_dir().join(format!("segflow-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, other) = (dir.join("data.ndjson"), dir.join("other.ndjson"));
+        std::fs::write(&path, "one\ntwo\n").unwrap();
+        let input = Input::open(&path.display().to_string()).unwrap();
+        let read = |input: &Input| {
+            let mut runs = input.runs(1).unwrap();
+            let mut text = Vec::new();
+            while let Some((_, run)) = runs.next_run().unwrap() {
+                text.extend(run);
+            }
+            text
+        };
+        assert_eq!(read(&input), b"one\ntwo\n");
+        // Replaced between passes (as a rotated or rewritten-by-rename file is):
+        // the second pass still reads the file the first one did, from its start.
+        std::fs::write(&other, "three\n").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_eq!(read(&input), b"one\ntwo\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
