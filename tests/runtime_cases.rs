@@ -217,6 +217,37 @@ fn decimals_and_times_decode_exactly_in_every_accepted_form() {
 }
 
 #[test]
+fn strings_decode_to_their_contents_with_or_without_escapes() {
+    // Strings without escapes are read straight from the text; with them,
+    // by the JSON parser. Both spellings of a key name the same instance.
+    let compiled = common::compile(MODEL);
+    let decoder = Decoder::new(&compiled.plan);
+    let mut warnings = Vec::new();
+    let lines = [
+        format!(
+            r#"{{"event":"ord\u0065r","id":"a\"1","at":{T0},"user":"u\u00e9","product":"p1","amount":"1\u002e5"}}"#
+        ),
+        r#"{"event":"order","id":"a\\1","at":"2026-11-20T00:00:00\u005a","user":"ué","product":"p1","amount":"1"}"#
+            .to_string(),
+        r#"{"entity":"user","id":"ué","set":{"city":"Sh\u0061nghai"}}"#.to_string(),
+    ];
+    let records: Vec<_> =
+        lines.iter().enumerate().map(|(i, l)| decoder.decode_line(l, i + 1, &mut warnings).unwrap()).collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut engine = common::engine(&compiled, 1, Clock::Event);
+    let outcome = engine.apply(&records);
+    assert_eq!((outcome.applied, outcome.duplicates), (3, 0), "two distinct ids");
+    let text = common::dump_text(&engine);
+    let user = text.lines().find(|l| l.contains(r#""id":"ué""#)).unwrap_or_else(|| panic!("{text}"));
+    assert!(user.contains(r#""spend":2.5"#) && user.contains(r#""city":"Shanghai""#), "{user}");
+    // A raw control character is not JSON, escaped or not elsewhere on the line.
+    let tab =
+        format!("{{\"event\":\"order\",\"id\":\"x\ty\",\"at\":{T0},\"user\":\"u1\",\"product\":\"p1\",\"amount\":1}}");
+    let e = decoder.decode_line(&tab, 4, &mut warnings).unwrap_err().to_string();
+    assert!(e.contains("not a JSON object"), "{e}");
+}
+
+#[test]
 fn one_and_two_workers_give_byte_identical_dumps() {
     let model = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retail/retail.eql")).unwrap();
     let config = segflow_gen::GenConfig { users: 300, events: 6_000, seed: 7, ..Default::default() };
