@@ -30,7 +30,8 @@ use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::{EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
 use segflow_compiler::value::{Type, Value};
-use std::collections::BTreeMap;
+use std::collections::binary_heap::PeekMut;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -113,6 +114,46 @@ enum Command {
 /// Updates sent to the workers in pieces of this size while a batch is built.
 const FEED_CHUNK: usize = 1 << 16;
 
+/// An update queued for a later time. A served history holds one per event
+/// and window, millions of them. In a heap each is 32 bytes, and a push
+/// mostly stays at the heap's end (events arrive roughly in time order); a
+/// map by time held a list for every millisecond and searched the map on
+/// every insert (serving 1M events: 1.41 -> 1.27 GB).
+struct Due {
+    time: Time,
+    row: SharedRow,
+    input: u32,
+    diff: i32,
+}
+
+impl Due {
+    fn new(time: Time, input: usize, row: SharedRow, diff: i32) -> Due {
+        Due { time, row, input: input as u32, diff }
+    }
+}
+
+// Ordered by time alone, reversed: `BinaryHeap` pops its greatest first.
+// Updates due at the same time go to the workers together, in any order.
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.time.cmp(&self.time)
+    }
+}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.time == other.time
+    }
+}
+
+impl Eq for Due {}
+
 struct Ack {
     upto: Time,
     outputs: Vec<Vec<OutputUpdate>>,
@@ -186,8 +227,8 @@ pub struct Engine {
     /// it); `Some(W)` keeps events until `t + W <= now` (W the longest window).
     retention_ms: Vec<Option<u64>>,
     arrivals: u64,
-    /// Updates due later: dataflow time -> (input, row, diff).
-    pending: BTreeMap<Time, Vec<(usize, SharedRow, isize)>>,
+    /// Updates due later (window expiries, late inserts), earliest first.
+    pending: BinaryHeap<Due>,
     instances_input: Vec<Option<usize>>,
     attributes_input: Vec<Option<usize>>,
     /// Per event type: (input, window in ms, the fields its rows carry).
@@ -312,7 +353,7 @@ impl Engine {
                 })
                 .collect(),
             arrivals: 0,
-            pending: BTreeMap::new(),
+            pending: BinaryHeap::new(),
             instances_input,
             attributes_input,
             event_inputs,
@@ -406,7 +447,7 @@ impl Engine {
 
     /// Whether advancing to `now` would expire or insert anything queued.
     pub fn has_due(&self, now: i64) -> bool {
-        self.pending.range(..=logical_to_time(now) | ((1 << SUB_BITS) - 1)).next().is_some()
+        self.pending.peek().is_some_and(|due| due.time <= logical_to_time(now) | ((1 << SUB_BITS) - 1))
     }
 
     /// Applies a batch at a given logical time (a replay of the log gives each
@@ -463,10 +504,12 @@ impl Engine {
         // at the first batch or tick at or after it. Feeding each at its own
         // millisecond would give every expiry a distinct time, which multiplies
         // the work of every reduce downstream.
-        let later = self.pending.split_off(&(batch_time + 1));
-        let due = std::mem::replace(&mut self.pending, later);
-        for (_, list) in due {
-            updates.extend(list.into_iter().map(|(i, row, d)| (i, row, batch_time, d)));
+        while let Some(next) = self.pending.peek_mut() {
+            if next.time > batch_time {
+                break;
+            }
+            let due = PeekMut::pop(next);
+            updates.push((due.input as usize, due.row, batch_time, due.diff as isize));
         }
         Batch {
             batch_time,
@@ -547,10 +590,10 @@ impl Engine {
                                 if insert == batch_time {
                                     updates.push((input, row.clone(), batch_time, 1));
                                 } else if !last {
-                                    self.pending.entry(insert).or_default().push((input, row.clone(), 1));
+                                    self.pending.push(Due::new(insert, input, row.clone(), 1));
                                 }
                                 if !last {
-                                    self.pending.entry(retract).or_default().push((input, row, -1));
+                                    self.pending.push(Due::new(retract, input, row, -1));
                                 }
                             }
                         }
