@@ -5,29 +5,75 @@
 //! a row is one word. Ids are assigned in the order keys are first seen, which
 //! is deterministic for a given input, so results do not depend on the number
 //! of workers. Anything that orders by key (dumps, paging) maps ids back first.
+//!
+//! Every reference of every event is looked up here, in a table too large for
+//! the cache, so a short string key (up to `SHORT` bytes) is kept in its table
+//! slot: finding it reads the slot and not also the string's own allocation.
 
-use foldhash::HashMap;
+use hashbrown::hash_table::{Entry, HashTable};
 use segflow_compiler::value::Value;
+use std::hash::BuildHasher;
+
+/// The longest string key kept in a table slot (a slot is then 32 bytes).
+const SHORT: usize = 22;
 
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
+    /// Keys by id.
     keys: Vec<Value>,
-    ids: HashMap<Value, u64>,
+    table: HashTable<Slot>,
+    // Seeded per process: keys come from clients, who should not be able to
+    // pick keys that collide.
+    hasher: foldhash::fast::RandomState,
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    id: u64,
+    key: Stored,
+}
+
+#[derive(Clone, Debug)]
+enum Stored {
+    Short {
+        len: u8,
+        bytes: [u8; SHORT],
+    },
+    /// A longer string or another value: the key is `keys[id]`.
+    Elsewhere,
+}
+
+impl Stored {
+    fn of(key: &Value) -> Stored {
+        match key {
+            Value::Str(s) if s.len() <= SHORT => {
+                let mut bytes = [0; SHORT];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Stored::Short { len: s.len() as u8, bytes }
+            }
+            _ => Stored::Elsewhere,
+        }
+    }
 }
 
 impl Interner {
     /// The id of `key`, and whether it was new.
     pub fn intern(&mut self, key: &Value) -> (u64, bool) {
-        if let Some(&id) = self.ids.get(key) {
-            return (id, false);
+        let hash = hash_of(&self.hasher, key);
+        let (keys, hasher) = (&self.keys, &self.hasher);
+        match self.table.entry(hash, |slot| matches(keys, slot, key), |slot| hash_of(hasher, stored_key(keys, slot))) {
+            Entry::Occupied(slot) => (slot.get().id, false),
+            Entry::Vacant(vacant) => {
+                let id = self.keys.len() as u64;
+                vacant.insert(Slot { id, key: Stored::of(key) });
+                self.keys.push(key.clone());
+                (id, true)
+            }
         }
-        let id = self.keys.len() as u64;
-        self.keys.push(key.clone());
-        self.ids.insert(key.clone(), id);
-        (id, true)
     }
     pub fn get(&self, key: &Value) -> Option<u64> {
-        self.ids.get(key).copied()
+        let hash = hash_of(&self.hasher, key);
+        self.table.find(hash, |slot| matches(&self.keys, slot, key)).map(|slot| slot.id)
     }
     pub fn key(&self, id: u64) -> &Value {
         &self.keys[id as usize]
@@ -41,5 +87,63 @@ impl Interner {
     /// Keys from id `from` on, in id order (for publishing new keys).
     pub fn keys_from(&self, from: usize) -> &[Value] {
         &self.keys[from.min(self.keys.len())..]
+    }
+}
+
+/// A string key hashes as its bytes, whether it is held in a slot or not.
+fn hash_of(hasher: &foldhash::fast::RandomState, key: &Value) -> u64 {
+    match key {
+        Value::Str(s) => hasher.hash_one(s.as_bytes()),
+        other => hasher.hash_one(other),
+    }
+}
+
+fn stored_key<'k>(keys: &'k [Value], slot: &Slot) -> &'k Value {
+    &keys[slot.id as usize]
+}
+
+fn matches(keys: &[Value], slot: &Slot, key: &Value) -> bool {
+    match (&slot.key, key) {
+        (Stored::Short { len, bytes }, Value::Str(s)) => &bytes[..*len as usize] == s.as_bytes(),
+        (Stored::Short { .. }, _) => false,
+        (Stored::Elsewhere, key) => stored_key(keys, slot) == key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Interner, SHORT};
+    use segflow_compiler::value::Value;
+
+    #[test]
+    fn keys_of_every_kind_get_stable_ids_in_order_of_arrival() {
+        let long = "k".repeat(SHORT + 1);
+        let keys = [
+            Value::str(""),
+            Value::str("u0000001"),
+            Value::str(&"s".repeat(SHORT)),
+            Value::str(&long),
+            Value::Int(7),
+            Value::str("7"),
+            Value::str("用户-42"),
+        ];
+        let mut interner = Interner::default();
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(interner.intern(key), (i as u64, true), "{key:?}");
+        }
+        // Enough new keys to make the table grow (and rehash every slot) several times.
+        for i in 0..10_000 {
+            interner.intern(&Value::str(&format!("extra-{i}")));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(interner.intern(key), (i as u64, false), "{key:?}");
+            assert_eq!(interner.get(key), Some(i as u64));
+            assert_eq!(interner.key(i as u64), key);
+        }
+        assert_eq!(interner.get(&Value::str(&"k".repeat(SHORT + 2))), None);
+        assert_eq!(interner.get(&Value::str("u000000")), None, "a prefix of a held key");
+        assert_eq!(interner.get(&Value::Int(8)), None);
+        assert_eq!(interner.len(), keys.len() + 10_000);
+        assert_eq!(interner.keys_from(keys.len() + 9_999), &[Value::str("extra-9999")]);
     }
 }
