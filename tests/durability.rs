@@ -510,6 +510,44 @@ fn load_files_go_into_a_fresh_data_directory_once_and_bad_ones_name_file_and_lin
 }
 
 #[test]
+fn an_unfinished_initial_load_is_loaded_again_not_served_as_whole() {
+    let dir = temp_dir("unfinished");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    // A log holding part of a load, as a stop during the load leaves it
+    // (records the whole load does not have, to tell what survives).
+    let part = dir.join("part.ndjson");
+    std::fs::write(&part, pings(100, 104)).unwrap();
+    let data = dir.join("data");
+    let (mut child, _, _) = start_args(&model, &data, &["--clock", "event", "--load", &part.display().to_string()]);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let marker = data.join("initial-load.unfinished");
+    std::fs::write(&marker, "").unwrap();
+    let file = dir.join("seed.ndjson");
+    std::fs::write(&file, pings(0, 8)).unwrap();
+    let load = file.display().to_string();
+    let (mut child, addr, said) = start_args(&model, &data, &["--clock", "event", "--load", &load]);
+    assert!(said.contains("did not finish; loading it again from the start"), "{said}");
+    let (_, p) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
+    assert_eq!(p["tags"]["pings"], Value::from(2), "the whole load alone (p0, p4), nothing of the part");
+    assert!(!marker.exists());
+    child.kill().unwrap();
+    let _ = child.wait();
+    // Without the load to redo it, such a directory is not served at all.
+    std::fs::write(&marker, "").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("holds an initial load that did not finish"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_log_recovered_at_start_is_snapshotted_at_the_next_clean_stop() {
     let dir = temp_dir("resnap");
     let model = dir.join("model.eql");

@@ -416,5 +416,26 @@ fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
     let errors: Vec<String> = whole.errors.iter().map(|e| e.to_string()).collect();
     assert!(errors[0].contains("one.ndjson: line 8: field `at`"), "{errors:?}");
     assert!(errors[1].contains("two.ndjson: line 3:"), "{errors:?}");
+    // Each run carries a checksum of its text, so a second pass over an input
+    // can tell whether it reads what the first one did (`serve --load`).
+    let inputs = Input::open_all(&paths).unwrap();
+    let checksums = |inputs: &[Input]| {
+        let mut sums = Vec::new();
+        for_each_run(&decoder, inputs, false, 3, |run| {
+            sums.push(run.checksum);
+            Ok(())
+        })
+        .unwrap();
+        sums
+    };
+    let before = checksums(&inputs);
+    assert_eq!(checksums(&inputs), before);
+    let mut changed = first.join("\n") + "\n";
+    changed.replace_range(changed.find("a3").unwrap()..changed.find("a3").unwrap() + 2, "a9");
+    std::fs::write(&paths[0], changed).unwrap();
+    let after = checksums(&inputs);
+    assert_eq!(after.len(), before.len());
+    let differing: Vec<usize> = (0..after.len()).filter(|&i| after[i] != before[i]).collect();
+    assert_eq!(differing, vec![1], "only the run of lines 4-6 changed");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,6 +24,9 @@ pub struct Loaded {
     pub lines: Vec<String>,
     pub errors: Vec<Located<DecodeError>>,
     pub warnings: Vec<Located<Warning>>,
+    /// CRC-32C of the text of a run handed out by `for_each_run`: a second
+    /// pass over a file can tell whether it reads what the first one did.
+    pub checksum: u32,
 }
 
 impl Loaded {
@@ -95,7 +98,9 @@ pub fn for_each_run(
     for input in inputs {
         let mut runs = input.runs(lines)?;
         while let Some((first_line, text)) = runs.next_run()? {
-            apply(decode_run(decoder, &input.path, first_line, &text, keep_text).map_err(|e| e.to_string())?)?;
+            let mut run = decode_run(decoder, &input.path, first_line, &text, keep_text).map_err(|e| e.to_string())?;
+            run.checksum = crc32c::crc32c(&text);
+            apply(run)?;
         }
     }
     Ok(())

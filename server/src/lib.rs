@@ -32,6 +32,11 @@ pub use ingest::IngestHandle;
 /// Records per batch when loading files at start (`--load`).
 const LOAD_RUN: usize = 100_000;
 
+/// Present in a data directory while its initial load (`--load`,
+/// `--demo-data`) is being applied: a log that holds part of a load (the
+/// process stopped, or the files changed under it) is not served as if whole.
+const LOAD_MARKER: &str = "initial-load.unfinished";
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -93,8 +98,23 @@ impl Server {
             Engine::start(plan, EngineConfig { workers: config.workers, clock: config.clock, retain_events: true })?;
         let mut wal = None;
         let mut fresh = true;
+        let has_initial = !config.load.is_empty() || !config.preload.is_empty();
         if let Some(dir) = &config.data_dir {
             let wal_dir = dir.join("wal");
+            if dir.join(LOAD_MARKER).exists() {
+                if !has_initial {
+                    return Err(format!(
+                        "{} holds an initial load that did not finish; start again with the same --load (or --demo-data) to load it again from the start, or remove the directory",
+                        dir.display()
+                    ));
+                }
+                // Nothing of an unfinished load was served or acknowledged: start over.
+                eprintln!(
+                    "segflow: the initial load into {} did not finish; loading it again from the start",
+                    dir.display()
+                );
+                discard_unfinished_load(dir, &wal_dir)?;
+            }
             let started = std::time::Instant::now();
             let snapshot = segflow_runtime::snapshot::latest(dir)?;
             let covered = snapshot.as_ref().map_or(0, |s| s.seq);
@@ -156,7 +176,6 @@ impl Server {
                 writer: None,
             });
         }
-        let has_initial = !config.load.is_empty() || !config.preload.is_empty();
         if has_initial && !fresh {
             eprintln!("segflow: the data directory already holds data; --load/--demo-data not applied again");
         } else if has_initial {
@@ -173,8 +192,10 @@ impl Server {
                 shown.extend(run.errors.iter().take(20 - shown.len()).map(|e| e.to_string()));
             };
             let inputs = Input::open_all(&config.load)?;
+            let mut checksums = Vec::new();
             for_each_run(&decoder, &inputs, false, LOAD_RUN, |run| {
                 count(&run);
+                checksums.push(run.checksum);
                 Ok(())
             })?;
             count(&demo);
@@ -183,6 +204,11 @@ impl Server {
                     "{invalid} invalid records in the data to load; nothing was loaded:\n{}",
                     shown.join("\n")
                 ));
+            }
+            let marker = config.data_dir.as_ref().map(|dir| dir.join(LOAD_MARKER));
+            if let Some(marker) = &marker {
+                segflow_runtime::wal::write_atomically(marker, &[b"an initial load is being applied\n"])
+                    .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
             }
             let mut loaded = 0;
             let mut apply = |run: Loaded| -> Result<(), String> {
@@ -194,9 +220,30 @@ impl Server {
                 loaded += run.records.len();
                 Ok(())
             };
-            for_each_run(&decoder, &inputs, keep_text, LOAD_RUN, &mut apply)?;
+            // The files are read again: each run must be the one validated.
+            let changed = || {
+                format!(
+                "the data to load changed while it was being loaded; stopped (start again to load it from the start): {}",
+                config.load.join(", ")
+            )
+            };
+            let mut runs = checksums.into_iter();
+            for_each_run(&decoder, &inputs, keep_text, LOAD_RUN, |run| {
+                if runs.next() != Some(run.checksum) || !run.errors.is_empty() {
+                    return Err(changed());
+                }
+                apply(run)
+            })?;
+            if runs.next().is_some() {
+                return Err(changed());
+            }
             if !demo.records.is_empty() {
                 apply(demo)?;
+            }
+            if let (Some(marker), Some(dir)) = (&marker, &config.data_dir) {
+                std::fs::remove_file(marker)
+                    .and_then(|_| segflow_runtime::wal::sync_dir(dir))
+                    .map_err(|e| format!("cannot remove {}: {e}", marker.display()))?;
             }
             tracing::info!(records = loaded, "loaded");
         }
@@ -216,6 +263,18 @@ impl Server {
         // A clean stop: the engine takes a final snapshot, so the next start is quick.
         self.shared.ingest.shutdown().await;
     }
+}
+
+/// Removes the log and snapshots of a load that did not finish.
+fn discard_unfinished_load(dir: &std::path::Path, wal_dir: &std::path::Path) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("cannot clear the unfinished load from {}: {e}", dir.display());
+    if wal_dir.exists() {
+        std::fs::remove_dir_all(wal_dir).map_err(failed)?;
+    }
+    for (_, path) in segflow_runtime::snapshot::list(dir).map_err(failed)? {
+        std::fs::remove_file(path).map_err(failed)?;
+    }
+    segflow_runtime::wal::sync_dir(dir).map_err(failed)
 }
 
 /// Re-applies logged entries, each at the time it had: (batches, records, records skipped).
