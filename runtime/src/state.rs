@@ -130,7 +130,14 @@ impl ServingState {
             }
         }
         // Equal updates consolidate, so their relative order does not matter.
-        updates.sort_unstable_by(|a, b| (a.3, a.0, a.1, &a.2).cmp(&(b.3, b.0, b.1, &b.2)));
+        // Sorted by the integers first; values are compared only within one
+        // instance's few changes (comparing strings reads their allocations).
+        updates.sort_unstable_by_key(|u| (u.3, u.0, u.1));
+        for same in updates.chunk_by_mut(|a, b| (a.3, a.0, a.1) == (b.3, b.0, b.1)) {
+            if same.len() > 1 {
+                same.sort_unstable_by(|a, b| a.2.cmp(&b.2));
+            }
+        }
         updates.dedup_by(|later, kept| {
             let same = kept.0 == later.0 && kept.1 == later.1 && kept.2 == later.2 && kept.3 == later.3;
             if same {
