@@ -381,7 +381,7 @@ fn an_int_sum_that_overflows_is_null_not_wrapped() {
 
 #[test]
 fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
-    use segflow_runtime::load::{for_each_run, load_files, Input};
+    use segflow_runtime::load::{for_each_run, for_each_run_again, for_each_run_noting, load_files, Input};
     let compiled = common::compile(MODEL);
     let decoder = Decoder::new(&compiled.plan);
     let dir = std::env::temp_dir().join(format!("segflow-runs-{}", std::process::id()));
@@ -416,16 +416,12 @@ fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
     let errors: Vec<String> = whole.errors.iter().map(|e| e.to_string()).collect();
     assert!(errors[0].contains("one.ndjson: line 8: field `at`"), "{errors:?}");
     assert!(errors[1].contains("two.ndjson: line 3:"), "{errors:?}");
-    // Each run carries a checksum of its text, so a second pass over an input
-    // can tell whether it reads what the first one did (`serve --load`).
+    // A checksum of each run's text lets a second pass over an input tell
+    // whether it reads what the first one did (`serve --load`).
     let inputs = Input::open_all(&paths).unwrap();
     let checksums = |inputs: &[Input]| {
         let mut sums = Vec::new();
-        for_each_run(&decoder, inputs, false, 3, |run| {
-            sums.push(run.checksum);
-            Ok(())
-        })
-        .unwrap();
+        for_each_run_noting(&decoder, inputs, false, 3, &mut sums, |_| Ok(())).unwrap();
         sums
     };
     let before = checksums(&inputs);
@@ -437,5 +433,20 @@ fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
     assert_eq!(after.len(), before.len());
     let differing: Vec<usize> = (0..after.len()).filter(|&i| after[i] != before[i]).collect();
     assert_eq!(differing, vec![1], "only the run of lines 4-6 changed");
+    // Read again against the first checksums: the run before the change
+    // applies, the changed one stops the pass, named by file and line.
+    let mut applied = 0;
+    let e = for_each_run_again(&decoder, &inputs, false, 3, &before, |_| {
+        applied += 1;
+        Ok(())
+    })
+    .unwrap_err();
+    assert_eq!(applied, 1);
+    assert!(e.contains("one.ndjson: changed since it was read before, from line 4 on"), "{e}");
+    // Runs that are gone are a change too.
+    let after = checksums(&inputs);
+    std::fs::write(&paths[1], "").unwrap();
+    let e = for_each_run_again(&decoder, &inputs, false, 3, &after, |_| Ok(())).unwrap_err();
+    assert!(e.contains("two.ndjson: shorter than when read before"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,9 +24,6 @@ pub struct Loaded {
     pub lines: Vec<String>,
     pub errors: Vec<Located<DecodeError>>,
     pub warnings: Vec<Located<Warning>>,
-    /// CRC-32C of the text of a run handed out by `for_each_run`: a second
-    /// pass over a file can tell whether it reads what the first one did.
-    pub checksum: u32,
 }
 
 impl Loaded {
@@ -95,12 +92,67 @@ pub fn for_each_run(
     lines: usize,
     mut apply: impl FnMut(Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
+    each_run(decoder, inputs, keep_text, lines, |_, _, _, run| apply(run))
+}
+
+/// `for_each_run`, noting a CRC-32C of each run's text in `checksums`, for
+/// `for_each_run_again` to read the same inputs again after.
+pub fn for_each_run_noting(
+    decoder: &Decoder,
+    inputs: &[Input],
+    keep_text: bool,
+    lines: usize,
+    checksums: &mut Vec<u32>,
+    mut apply: impl FnMut(Loaded) -> Result<(), String>,
+) -> Result<(), String> {
+    each_run(decoder, inputs, keep_text, lines, |_, _, text, run| {
+        checksums.push(crc32c::crc32c(text));
+        apply(run)
+    })
+}
+
+/// `for_each_run` over inputs read before by `for_each_run_noting` (with the
+/// same `lines`): stops before applying a run whose text is not the one read
+/// then, naming the file and the run's first line (a file changed between
+/// the readings).
+pub fn for_each_run_again(
+    decoder: &Decoder,
+    inputs: &[Input],
+    keep_text: bool,
+    lines: usize,
+    checksums: &[u32],
+    mut apply: impl FnMut(Loaded) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut expected = checksums.iter();
+    each_run(decoder, inputs, keep_text, lines, |path, first_line, text, run| {
+        if expected.next() != Some(&crc32c::crc32c(text)) {
+            return Err(format!("{path}: changed since it was read before, from line {first_line} on"));
+        }
+        apply(run)
+    })?;
+    match expected.next() {
+        Some(_) => {
+            let paths: Vec<&str> = inputs.iter().map(|i| i.path.as_str()).collect();
+            Err(format!("{}: shorter than when read before", paths.join(", ")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Decodes the inputs' runs in order and hands `f` each one with its file,
+/// the number of its first line and its text.
+fn each_run<'i>(
+    decoder: &Decoder,
+    inputs: &'i [Input],
+    keep_text: bool,
+    lines: usize,
+    mut f: impl FnMut(&'i str, usize, &[u8], Loaded) -> Result<(), String>,
+) -> Result<(), String> {
     for input in inputs {
         let mut runs = input.runs(lines)?;
         while let Some((first_line, text)) = runs.next_run()? {
-            let mut run = decode_run(decoder, &input.path, first_line, &text, keep_text).map_err(|e| e.to_string())?;
-            run.checksum = crc32c::crc32c(&text);
-            apply(run)?;
+            let run = decode_run(decoder, &input.path, first_line, &text, keep_text).map_err(|e| e.to_string())?;
+            f(&input.path, first_line, &text, run)?;
         }
     }
     Ok(())

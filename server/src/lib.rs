@@ -20,7 +20,7 @@ mod routes;
 mod sse;
 
 use segflow_compiler::plan::Plan;
-use segflow_runtime::load::{for_each_run, Input, Loaded};
+use segflow_runtime::load::{for_each_run_again, for_each_run_noting, Input, Loaded};
 use segflow_runtime::wal::{Entry, WalWriter};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig, ServingState};
 use std::net::SocketAddr;
@@ -193,9 +193,8 @@ impl Server {
             };
             let inputs = Input::open_all(&config.load)?;
             let mut checksums = Vec::new();
-            for_each_run(&decoder, &inputs, false, LOAD_RUN, |run| {
+            for_each_run_noting(&decoder, &inputs, false, LOAD_RUN, &mut checksums, |run| {
                 count(&run);
-                checksums.push(run.checksum);
                 Ok(())
             })?;
             count(&demo);
@@ -221,25 +220,13 @@ impl Server {
                 Ok(())
             };
             // The files are read again: each run must be the one validated.
-            let changed = || {
-                format!(
-                "the data to load changed while it was being loaded; stopped (start again to load it from the start): {}",
-                config.load.join(", ")
-            )
-            };
-            let mut runs = checksums.into_iter();
-            for_each_run(&decoder, &inputs, keep_text, LOAD_RUN, |run| {
-                if runs.next() != Some(run.checksum) || !run.errors.is_empty() {
-                    return Err(changed());
-                }
-                apply(run)
-            })?;
-            if runs.next().is_some() {
-                return Err(changed());
-            }
-            if !demo.records.is_empty() {
-                apply(demo)?;
-            }
+            for_each_run_again(&decoder, &inputs, keep_text, LOAD_RUN, &checksums, &mut apply)
+                .and_then(|()| if demo.records.is_empty() { Ok(()) } else { apply(demo) })
+                .map_err(|e| {
+                    format!(
+                        "the load stopped partway: {e} (none of it is served; start again to load it from the start)"
+                    )
+                })?;
             if let (Some(marker), Some(dir)) = (&marker, &config.data_dir) {
                 std::fs::remove_file(marker)
                     .and_then(|_| segflow_runtime::wal::sync_dir(dir))
