@@ -465,6 +465,18 @@ fn start_args(model: &Path, data: &Path, extra: &[&str]) -> (Child, SocketAddr, 
     (child, addr, said)
 }
 
+/// Runs `segflow serve` expecting it not to start; returns what it said.
+fn start_fails(model: &Path, data: &Path, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn load_files_go_into_a_fresh_data_directory_once_and_bad_ones_name_file_and_line() {
     let dir = temp_dir("load");
@@ -496,14 +508,7 @@ fn load_files_go_into_a_fresh_data_directory_once_and_bad_ones_name_file_and_lin
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
-        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("fresh"))
-        .args(["--load", &load, "--load", &bad.display().to_string()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = start_fails(&model, &dir.join("fresh"), &["--load", &load, "--load", &bad.display().to_string()]);
     assert!(stderr.contains(&format!("{}: line 2: field `n`", bad.display())), "{stderr}");
     assert!(stderr.contains("nothing was loaded"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -536,13 +541,7 @@ fn an_unfinished_initial_load_is_loaded_again_not_served_as_whole() {
     let _ = child.wait();
     // Without the load to redo it, such a directory is not served at all.
     std::fs::write(&marker, "").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_segflow"))
-        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = start_fails(&model, &data, &[]);
     assert!(stderr.contains("holds an initial load that did not finish"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -174,6 +174,15 @@ fn references_follow_changes_on_either_side() {
     assert_eq!(s.tag("user", "u1", "last_at"), Value::Null, "empty max is null");
 }
 
+/// Decodes valid `lines`, numbered from 1.
+fn decode_all(
+    decoder: &Decoder,
+    lines: &[String],
+    warnings: &mut Vec<segflow_runtime::Warning>,
+) -> Vec<segflow_runtime::Record> {
+    lines.iter().enumerate().map(|(i, l)| decoder.decode_line(l, i + 1, warnings).unwrap()).collect()
+}
+
 #[test]
 fn decimals_and_times_decode_exactly_in_every_accepted_form() {
     let compiled = common::compile(MODEL);
@@ -188,8 +197,7 @@ fn decimals_and_times_decode_exactly_in_every_accepted_form() {
         ),
         r#"{"event":"order","id":"3","at":"2026-11-20T00:00:00.123Z","user":"u1","store":null,"product":"p1","amount":123456789012.000001}"#.to_string(),
     ];
-    let records: Vec<_> =
-        lines.iter().enumerate().map(|(i, l)| decoder.decode_line(l, i + 1, &mut warnings).unwrap()).collect();
+    let records = decode_all(&decoder, &lines, &mut warnings);
     assert_eq!(warnings.len(), 1, "the unknown field is a warning");
     assert!(warnings[0].to_string().contains("unknown field `extra`"));
     assert!(records.iter().all(|r| r.event_time() == Some(T0 + 123)));
@@ -231,8 +239,7 @@ fn strings_decode_to_their_contents_with_or_without_escapes() {
             .to_string(),
         r#"{"entity":"user","id":"ué","set":{"city":"Sh\u0061nghai"}}"#.to_string(),
     ];
-    let records: Vec<_> =
-        lines.iter().enumerate().map(|(i, l)| decoder.decode_line(l, i + 1, &mut warnings).unwrap()).collect();
+    let records = decode_all(&decoder, &lines, &mut warnings);
     assert!(warnings.is_empty(), "{warnings:?}");
     let mut engine = common::engine(&compiled, 1, Clock::Event);
     let outcome = engine.apply(&records);
