@@ -94,8 +94,10 @@ impl Server {
     pub async fn bind(plan: Plan, config: ServerConfig) -> Result<Server, String> {
         let decoder = Decoder::new(&plan);
         let model_hash = model_fingerprint(&plan);
-        let mut engine =
-            Engine::start(plan, EngineConfig { workers: config.workers, clock: config.clock, retain_events: true })?;
+        let mut engine = Engine::start(
+            plan,
+            EngineConfig { workers: config.workers, clock: config.clock, retain_events: true, merge_when_idle: true },
+        )?;
         let mut wal = None;
         let mut fresh = true;
         let has_initial = !config.load.is_empty() || !config.preload.is_empty();
