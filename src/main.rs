@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
+    small_pages_only();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
         eprintln!("{USAGE}");
@@ -206,13 +207,14 @@ fn explain_cmd(args: &[String]) -> Result<ExitCode, String> {
 }
 
 /// Stops the kernel backing this process with 2 MB pages (mimalloc asks for
-/// them). A batch run touches most of its memory once, so what it pays for
-/// memory is the first touch, and on a VM like ours a 2 MB page comes from
-/// blocks the host has taken back (free-page reporting works in 2 MB blocks)
-/// and costs ~2 ms a MB to touch, 4 KB pages ~0.4 ms. A 1M backfill after a
-/// pause: 3.62 -> 2.97 s (BENCHMARKS.md). A server keeps its pages for hours,
-/// where fewer TLB misses matter more, so only `run` does this. Where the
-/// kernel refuses, nothing changes but the speed.
+/// them). On a VM like ours a 2 MB page comes from blocks the host has taken
+/// back (free-page reporting works in 2 MB blocks) and costs ~2 ms a MB to
+/// touch the first time, 4 KB pages ~0.4 ms. A batch run touches most of its
+/// memory once: a 1M backfill after a pause went 3.62 -> 2.97 s. A server
+/// grows as events arrive, and with 2 MB pages a batch that happens to
+/// touch a new one waits milliseconds for it: refresh p99 ~150-200 ms
+/// against ~35-60 without, p50 the same (BENCHMARKS.md). Where the kernel
+/// refuses, nothing changes but the speed.
 fn small_pages_only() {
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
         tracing::debug!(error = %e, "transparent huge pages stay on");
@@ -230,7 +232,6 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         return Err("`segflow run` needs --events DATA.ndjson (one or more files; - for standard input)".into());
     }
     let workers = workers(&args)?;
-    small_pages_only();
     // By default every record is one batch: the dump depends only on the final
     // state, and each batch costs a pass over every instance it touches (with
     // batches of 100k records a 1M-event backfill took 2.4x as long).
