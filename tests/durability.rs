@@ -443,14 +443,18 @@ fn retained_values_that_no_longer_fit_a_changed_model_are_dropped_and_reported()
 /// Starts `segflow serve` with extra arguments; returns the child, its address
 /// and everything it said on stderr before serving.
 fn start_args(model: &Path, data: &Path, extra: &[&str]) -> (Child, SocketAddr, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
+    command
         .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .args(extra);
+    start_command(command)
+}
+
+/// Starts a server by `command`; returns the child, its address and what it
+/// said on stderr before serving.
+fn start_command(mut command: Command) -> (Child, SocketAddr, String) {
+    let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut said = String::new();
     let addr = loop {
@@ -604,6 +608,57 @@ fn wall_clock_expiries_are_logged_so_a_replay_keeps_their_times() {
     assert_eq!(changes[1]["change"], Value::from("exit"));
     let exit = changes[1]["time"].as_i64().unwrap();
     assert!(exit < restarted_at, "the exit keeps its original time ({exit}), not the restart's ({restarted_at})");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A log write that fails stops writes until a restart, even once the disk
+/// has room again: appending after a torn entry would put acknowledged
+/// batches where recovery cannot reach them. Reads go on meanwhile, and a
+/// restart recovers exactly what was acknowledged.
+#[test]
+fn a_failed_log_write_stops_writes_until_a_restart_and_loses_nothing_acknowledged() {
+    let dir = temp_dir("logfull");
+    let model = dir.join("model.eql");
+    std::fs::write(&model, MODEL).unwrap();
+    let data = dir.join("data");
+    // The server's files may not grow past 64 KB (a soft `ulimit -f`), and the signal
+    // that limit sends is ignored: a write past it fails, as on a full disk.
+    let mut limited = Command::new("bash");
+    limited.args(["-c", r#"trap '' XFSZ; ulimit -S -f 64 && exec "$@""#, "bash", env!("CARGO_BIN_EXE_segflow")]);
+    limited.args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0"]);
+    limited.args(["--snapshot-secs", "100000", "--data-dir"]).arg(&data);
+    let (mut child, addr, _) = start_command(limited);
+    let mut acknowledged = 0;
+    let refused = loop {
+        let (status, answer) = http(addr, "POST", "/v1/records", &pings(acknowledged, acknowledged + 20)).unwrap();
+        if status != 200 {
+            break (status, answer);
+        }
+        acknowledged += 20;
+        assert!(acknowledged < 20_000, "the log never filled");
+    };
+    assert_eq!(refused.0, 503);
+    assert!(refused.1.to_string().contains("write-ahead log failed"), "{}", refused.1);
+    // The disk has room again; writes stay stopped, reads go on.
+    let raised = Command::new("prlimit").arg(format!("--pid={}", child.id())).arg("--fsize=unlimited").status();
+    assert!(raised.unwrap().success());
+    let (status, answer) = http(addr, "POST", "/v1/records", &pings(acknowledged, acknowledged + 1)).unwrap();
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.to_string().contains("restarts"), "{answer}");
+    let before = everything(addr, 4, 10);
+    let (_, u0) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
+    assert_eq!(u0["tags"]["pings"], Value::from(acknowledged / 4), "{u0}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    // A restart recovers every acknowledged batch (cutting the torn entry)
+    // and takes writes again.
+    let (mut child, addr) = start(&model, &data);
+    assert_eq!(everything(addr, 4, 10), before);
+    assert_eq!(http(addr, "POST", "/v1/records", &pings(acknowledged, acknowledged + 4)).unwrap().0, 200);
+    let (_, u0) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
+    assert_eq!(u0["tags"]["pings"], Value::from(acknowledged / 4 + 1), "{u0}");
     child.kill().unwrap();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,11 +1,15 @@
 //! The engine thread and the queue in front of it.
 //!
-//! Requests wait in a queue; the thread takes everything queued and, with
-//! durability on, appends it to the write-ahead log as one entry and fsyncs
-//! once (group commit: concurrent writers share the fsync), then applies it as
-//! one batch, answers each request with the batch's time, and announces the new
-//! time on a watch channel that `min_time` readers and change streams wait on.
-//! A request is acknowledged only after its records are durable and visible.
+//! Requests wait in a queue; the thread takes everything queued, hands it to
+//! the workers as one batch and, while they compute it, with durability on,
+//! appends it to the write-ahead log as one entry and fsyncs once (group
+//! commit: concurrent writers share the fsync). Once both are done it
+//! publishes the batch, answers each request with the batch's time, and
+//! announces the new time on a watch channel that `min_time` readers and
+//! change streams wait on. A request is acknowledged only after its records
+//! are durable and visible, and nothing is visible that is not durable. If the
+//! log fails, writes stop until a restart (reads go on): the engine holds a
+//! batch the log does not, and the log's end is no longer known.
 //! With the wall clock the thread also ticks when idle, so windows expire with
 //! no new records; a tick that expires anything is logged too, so a replay
 //! reproduces the same changes at the same times.
@@ -135,6 +139,8 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             // worth a snapshot too, so the next start does not replay them again.
             let mut dirty = durability.as_ref().is_some_and(|d| d.wal.next_seq() > d.covered + 1);
             let mut stopping = None;
+            // Why writes stopped, after the log failed.
+            let mut stopped: Option<String> = None;
             loop {
                 let mut batch = match requests.recv_timeout(tick) {
                     Ok(Message::Apply(r)) => vec![r],
@@ -158,7 +164,9 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                 }
                 if let Some(d) = durability.as_mut() {
                     // Before this batch is logged, so the snapshot covers exactly the log so far.
-                    if (stopping.is_some() || last_snapshot.elapsed() >= d.snapshot_every) && dirty {
+                    // Never after a log failure: the engine then holds a batch the log has not.
+                    let due = stopping.is_some() || last_snapshot.elapsed() >= d.snapshot_every;
+                    if due && dirty && stopped.is_none() {
                         if let Err(e) = d.snapshot(&engine) {
                             tracing::error!(error = %e, "snapshot failed; the log is kept");
                         }
@@ -176,15 +184,25 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     }
                     stopping = Some(done);
                 }
-                if batch.is_empty() && clock != Clock::Wall {
+                if batch.is_empty() && (clock != Clock::Wall || stopped.is_some()) {
+                    continue;
+                }
+                if let Some(why) = &stopped {
+                    for r in batch {
+                        let _ = r.reply.send(Err(why.clone()));
+                    }
                     continue;
                 }
                 let records: Vec<Record> = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.records)).collect();
                 let now = engine.now_for(&records);
+                let expires = engine.has_due(now);
+                // The workers compute the batch while it is logged; it is
+                // published, and acknowledged, once both are done.
+                let submitted = engine.submit_at(&records, now);
                 if let Some(wal) = durability.as_mut().map(|d| &mut d.wal) {
                     let (logging, requests) = (Instant::now(), batch.len());
                     let logged = if batch.is_empty() {
-                        if engine.has_due(now) {
+                        if expires {
                             wal.append_tick(now).and_then(|_| wal.sync())
                         } else {
                             Ok(())
@@ -194,17 +212,25 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                         wal.append_batch(now, lines).and_then(|_| wal.sync())
                     };
                     if let Err(e) = logged {
-                        // Nothing is applied that is not durable; the writers hear why.
-                        tracing::error!(error = %e, "write-ahead log failed");
+                        // The engine has the batch and cannot take it back, and
+                        // the log's end is unknown (a write may be torn; after a
+                        // failed fsync the kernel may have dropped pages). So
+                        // nothing more is applied, logged or snapshotted: reads
+                        // keep the last acknowledged state, and a restart
+                        // recovers the log, cutting a torn tail.
+                        tracing::error!(error = %e, "write-ahead log failed; writes stop until a restart");
+                        let why =
+                            format!("the write-ahead log failed ({e}); writes are stopped until the server restarts");
                         for r in batch {
-                            let _ = r.reply.send(Err(format!("the write-ahead log failed: {e}")));
+                            let _ = r.reply.send(Err(why.clone()));
                         }
+                        stopped = Some(why);
                         continue;
                     }
                     tracing::trace!(requests, wal_us = logging.elapsed().as_micros() as u64, "batch logged");
                 }
-                dirty |= !batch.is_empty() || engine.has_due(now);
-                let outcome = engine.apply_at(&records, now);
+                dirty |= !batch.is_empty() || expires;
+                let outcome = engine.complete(submitted);
                 let batches = engine.state().read().map(|s| s.batches).unwrap_or(0);
                 publish.send_replace((outcome.time, batches));
                 for r in batch {
