@@ -12,6 +12,12 @@ Each variant is `BINARY[,VAR=VALUE...]`: the binary replaces the command's
 first word (any placeholder, `X` above), and the variables are set for its
 runs. For each variant it prints the median process wall time and the median
 user+sys CPU time of its runs.
+
+`--pause S` (before the run count) sleeps S seconds before every run. This VM
+hands freed memory back to its host in 2 MB blocks a few seconds after it is
+freed, so a run right after another finds warm memory that a run started on
+its own does not; with `--pause 5` each run meets the machine as a lone run
+would.
 """
 import os
 import resource
@@ -23,6 +29,9 @@ import time
 
 def main():
     args = sys.argv[1:]
+    pause = 0.0
+    if args[:1] == ["--pause"] and len(args) > 1:
+        pause, args = float(args[1]), args[2:]
     if len(args) < 3 or "--" not in args:
         sys.exit(__doc__)
     runs, sep = int(args[0]), args.index("--")
@@ -32,6 +41,7 @@ def main():
         for v in variants:
             binary, *assignments = v.split(",")
             env = dict(os.environ, **dict(a.split("=", 1) for a in assignments))
+            time.sleep(pause)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.time()
             subprocess.run([binary, *command[1:]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
