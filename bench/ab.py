@@ -30,8 +30,11 @@ import time
 def main():
     args = sys.argv[1:]
     pause = 0.0
-    if args[:1] == ["--pause"] and len(args) > 1:
-        pause, args = float(args[1]), args[2:]
+    if args[:1] == ["--pause"]:
+        try:
+            pause, args = float(args[1]), args[2:]
+        except (IndexError, ValueError):
+            sys.exit(__doc__)
     if len(args) < 3 or "--" not in args:
         sys.exit(__doc__)
     runs, sep = int(args[0]), args.index("--")

@@ -207,19 +207,25 @@ fn explain_cmd(args: &[String]) -> Result<ExitCode, String> {
 }
 
 /// Stops the kernel backing this process with 2 MB pages (mimalloc asks for
-/// them). On a VM like ours a 2 MB page comes from blocks the host has taken
-/// back (free-page reporting works in 2 MB blocks) and costs ~2 ms a MB to
-/// touch the first time, 4 KB pages ~0.4 ms. A batch run touches most of its
-/// memory once: a 1M backfill after a pause went 3.62 -> 2.97 s. A server
-/// grows as events arrive, and with 2 MB pages a batch that happens to
-/// touch a new one waits milliseconds for it: refresh p99 ~150-200 ms
-/// against ~35-60 without, p50 the same (BENCHMARKS.md). Where the kernel
-/// refuses, nothing changes but the speed.
+/// them), unless `SEGFLOW_HUGE_PAGES=1`. On a VM like ours a 2 MB page comes
+/// from blocks the host has taken back (free-page reporting works in 2 MB
+/// blocks) and costs ~2 ms a MB to touch the first time, 4 KB pages ~0.4 ms:
+/// a batch run, which touches most of its memory once, is ~18 % faster, and a
+/// server, whose history grows every batch, no longer has a batch now and
+/// then wait milliseconds for a fresh 2 MB page (BENCHMARKS.md, eighth
+/// session). Where the kernel refuses, nothing changes but the speed.
+#[cfg(target_os = "linux")]
 fn small_pages_only() {
+    if std::env::var_os("SEGFLOW_HUGE_PAGES").is_some_and(|v| v == "1") {
+        return;
+    }
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
         tracing::debug!(error = %e, "transparent huge pages stay on");
     }
 }
+
+#[cfg(not(target_os = "linux"))]
+fn small_pages_only() {}
 
 fn json(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| e.to_string())

@@ -61,16 +61,26 @@ pub struct EngineConfig {
     pub merge_when_idle: bool,
 }
 
-/// Merge work (in records) an arrangement does each time an idle worker
-/// steps. Differential pays for merging an arrangement's batches as new
-/// batches come: each new batch fuels the merges in progress, so without
-/// idle work a refresh batch over a large history also carries ~18 % of its
-/// workers' time in merges that belong to earlier batches. An idle worker
-/// instead steps while a merge is in progress, in quanta small enough that a
-/// batch arriving meanwhile waits for at most one of them. It only finishes
-/// merges already begun; it does not compact a trace into one batch, which
-/// would rewrite the largest batch after every small one.
+/// Merge work (in records) each merge in progress gets whenever its
+/// arrangement's operator is scheduled, under `merge_when_idle`.
+///
+/// Differential pays for merging an arrangement's batches as new batches
+/// arrive: each new batch fuels the merges in progress, so a refresh batch
+/// over a large history also carried ~18 % of its workers' time in merges
+/// begun by earlier batches. With this exertion logic an operator with a
+/// merge in progress asks to be scheduled again, and an idle worker steps
+/// instead of blocking while one asks, so those merges finish between
+/// batches. A batch that arrives meanwhile waits for the step under way: one
+/// quantum for each arrangement still merging. (A finished merge can start
+/// the next at a larger level; each gets its quanta in turn.) Only merges
+/// already begun are driven: differential's own idle logic compacts a trace
+/// into one batch, which rewrote the largest batch after every small one.
 const IDLE_MERGE_EFFORT: usize = 1 << 10;
+
+/// Where differential's arrangements look for their exertion logic in the
+/// worker's configuration: what `differential_dataflow::configure` sets, but
+/// that sets logic of its own (see `IDLE_MERGE_EFFORT`).
+const EXERTION_LOGIC_KEY: &str = "differential/default_exert_logic";
 
 /// The engine's inputs in record form: everything needed to rebuild it.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -278,13 +288,11 @@ impl Engine {
         let mut timely_config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
         let merge_when_idle = config.merge_when_idle;
         if merge_when_idle {
-            // The key differential's arrangements read their exertion logic from
-            // (what `differential_dataflow::configure` sets, with logic that would
-            // compact every trace into one batch).
+            // A layer of two batches is a merge in progress.
             let logic: ExertionLogic = Arc::new(|layers: &[(usize, usize, usize)]| {
                 layers.iter().any(|&(_, batches, _)| batches > 1).then_some(IDLE_MERGE_EFFORT)
             });
-            timely_config.worker.set("differential/default_exert_logic".to_string(), logic);
+            timely_config.worker.set(EXERTION_LOGIC_KEY.to_string(), logic);
         }
         let guards = timely::execute(timely_config, move |worker| {
             // A worker that panics leaves its peers waiting for its progress and

@@ -7,9 +7,15 @@
 //! publishes the batch, answers each request with the batch's time, and
 //! announces the new time on a watch channel that `min_time` readers and
 //! change streams wait on. A request is acknowledged only after its records
-//! are durable and visible, and nothing is visible that is not durable. If the
-//! log fails, writes stop until a restart (reads go on): the engine holds a
-//! batch the log does not, and the log's end is no longer known.
+//! are durable and visible, and no change is visible that is not durable.
+//!
+//! If the log fails, writes stop until a restart: the engine holds a batch
+//! the log does not, and the log's end is no longer known (a write may be
+//! torn, and after a failed fsync the kernel may have dropped pages), so
+//! nothing more is applied, logged or snapshotted: not the snapshot of a
+//! clean shutdown, nor a wall-clock tick. Reads go on from the last
+//! acknowledged state, `/healthz` answers 503 with the reason, and a restart
+//! recovers the log, cutting a torn tail.
 //! With the wall clock the thread also ticks when idle, so windows expire with
 //! no new records; a tick that expires anything is logged too, so a replay
 //! reproduces the same changes at the same times.
@@ -19,6 +25,7 @@ use segflow_runtime::wal::{self, WalWriter};
 use segflow_runtime::{engine::BatchOutcome, Clock, Engine, Record};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::{oneshot, watch};
@@ -41,6 +48,8 @@ pub struct IngestHandle {
     queue: Sender<Message>,
     /// (logical time, batches applied) of the serving state.
     pub published: watch::Receiver<(i64, u64)>,
+    /// Why writes stopped, once the log failed.
+    pub writes_stopped: Arc<OnceLock<String>>,
 }
 
 impl IngestHandle {
@@ -48,10 +57,8 @@ impl IngestHandle {
     /// durable and visible, or why they could not be.
     pub async fn apply(&self, records: Vec<Record>, lines: Vec<String>) -> Result<BatchOutcome, String> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Message::Apply(Request { records, lines, reply }))
-            .map_err(|_| "the engine is not running".to_string())?;
-        answer.await.map_err(|_| "the engine is not running".to_string())?
+        self.queue.send(Message::Apply(Request { records, lines, reply })).map_err(|_| NOT_RUNNING.to_string())?;
+        answer.await.map_err(|_| NOT_RUNNING.to_string())?
     }
 
     /// Snapshots (with durability on) and stops the engine thread.
@@ -62,6 +69,8 @@ impl IngestHandle {
         }
     }
 }
+
+const NOT_RUNNING: &str = "the engine is not running; nothing was applied";
 
 /// Most records applied as one batch; the rest waits for the next.
 const MAX_BATCH_RECORDS: usize = 200_000;
@@ -130,6 +139,8 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
     let (queue, requests) = channel::<Message>();
     let initial = engine.state().read().map(|s| (s.time, s.batches)).unwrap_or((0, 0));
     let (publish, published) = watch::channel(initial);
+    let writes_stopped: Arc<OnceLock<String>> = Arc::default();
+    let stop_writes = writes_stopped.clone();
     std::thread::Builder::new()
         .name("segflow-engine".into())
         .spawn(move || {
@@ -184,13 +195,13 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     }
                     stopping = Some(done);
                 }
-                if batch.is_empty() && (clock != Clock::Wall || stopped.is_some()) {
-                    continue;
-                }
                 if let Some(why) = &stopped {
                     for r in batch {
                         let _ = r.reply.send(Err(why.clone()));
                     }
+                    continue;
+                }
+                if batch.is_empty() && clock != Clock::Wall {
                     continue;
                 }
                 let records: Vec<Record> = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.records)).collect();
@@ -212,18 +223,20 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                         wal.append_batch(now, lines).and_then(|_| wal.sync())
                     };
                     if let Err(e) = logged {
-                        // The engine has the batch and cannot take it back, and
-                        // the log's end is unknown (a write may be torn; after a
-                        // failed fsync the kernel may have dropped pages). So
-                        // nothing more is applied, logged or snapshotted: reads
-                        // keep the last acknowledged state, and a restart
-                        // recovers the log, cutting a torn tail.
+                        // The batch is never published (see the module's doc).
                         tracing::error!(error = %e, "write-ahead log failed; writes stop until a restart");
                         let why =
                             format!("the write-ahead log failed ({e}); writes are stopped until the server restarts");
+                        // Before a failed fsync the entry may have reached the
+                        // disk whole, so a restart may serve it.
+                        let this = format!(
+                            "{why}; this request is not served now, and may be after the restart \
+                             (resending it then is safe for events with ids, which are deduplicated)"
+                        );
                         for r in batch {
-                            let _ = r.reply.send(Err(why.clone()));
+                            let _ = r.reply.send(Err(this.clone()));
                         }
+                        let _ = stop_writes.set(why.clone());
                         stopped = Some(why);
                         continue;
                     }
@@ -239,5 +252,5 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             }
         })
         .expect("spawn the engine thread");
-    IngestHandle { queue, published }
+    IngestHandle { queue, published, writes_stopped }
 }

@@ -21,7 +21,11 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
     let method = request.method().clone();
     let allowed = |m: &[Method]| m.contains(&method);
     match parts.as_slice() {
-        ["healthz"] if allowed(&[Method::GET]) => http::text(StatusCode::OK, "text/plain", "ok\n".into()),
+        ["healthz"] if allowed(&[Method::GET]) => match shared.ingest.writes_stopped.get() {
+            // Reads still work, but the server needs the restart that recovers its log.
+            Some(why) => http::text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{why}\n")),
+            None => http::text(StatusCode::OK, "text/plain", "ok\n".into()),
+        },
         ["metrics"] if allowed(&[Method::GET]) => {
             let state = read(&shared);
             let body = shared.metrics.render(&state, segflow_runtime::engine::wall_ms());
@@ -206,7 +210,7 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
     let accepted = records.len();
     let outcome = match shared.ingest.apply(records, lines).await {
         Ok(outcome) => outcome,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "not_applied", format!("{e}; nothing was applied")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "not_applied", e),
     };
     metrics.records_accepted.fetch_add(accepted as u64, Relaxed);
     metrics.ingest_batches.fetch_add(1, Relaxed);
