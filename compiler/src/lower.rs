@@ -460,7 +460,14 @@ impl Lowerer<'_> {
                 };
             }
         }
-        fields.into_iter().collect()
+        // `at` first: arrangements keep rows sorted and merge them by
+        // comparing rows, and a time decides nearly every comparison without
+        // reading a string (the id, otherwise first, sits in its own allocation).
+        let mut fields: Vec<usize> = fields.into_iter().collect();
+        if let Some(at) = fields.iter().position(|&f| f == hir::EVENT_AT) {
+            fields[..=at].rotate_right(1);
+        }
+        fields
     }
 }
 
