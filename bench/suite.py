@@ -59,8 +59,18 @@ def gen(seg, users, events, path):
         return sum(1 for _ in f)
 
 
+# Seconds to wait before each backfill run. This VM hands freed memory back to
+# its host in 2 MB blocks a few seconds after it is freed; a run right after
+# another finds the previous run's memory still warm, which a run started on
+# its own does not (see BENCHMARKS.md, eighth session). Suite runs before
+# commit 70e63e8 ran their backfills back to back.
+PAUSE_S = 5
+
+
 def backfill(seg, data, workers):
-    """(engine seconds, process seconds, peak RSS bytes, records) of one `segflow run`."""
+    """(engine seconds, process seconds, peak RSS bytes, records) of one `segflow run`,
+    started after a pause (`PAUSE_S`)."""
+    time.sleep(PAUSE_S)
     cmd = ["/usr/bin/time", "-f", "TIME %e %M", seg, "run", MODEL, "--events", data, "--out", "/dev/null",
            "--workers", str(workers)]
     r = sh(cmd)
