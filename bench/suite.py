@@ -62,8 +62,8 @@ def gen(seg, users, events, path):
 # Seconds to wait before each backfill run. This VM hands freed memory back to
 # its host in 2 MB blocks a few seconds after it is freed; a run right after
 # another finds the previous run's memory still warm, which a run started on
-# its own does not (see BENCHMARKS.md, eighth session). Suite runs before
-# commit 70e63e8 ran their backfills back to back.
+# its own does not (see BENCHMARKS.md, eighth session). Suite runs up to and
+# including commit 70e63e8 ran their backfills back to back.
 PAUSE_S = 5
 
 
