@@ -2,7 +2,7 @@
 """The benchmark suite of issue 6: every figure, its target and how far it is,
 appended to BENCHMARKS.md as one dated section (with the commands).
 
-    python3 bench/suite.py            # 1M events (about 5 minutes on 2 cores)
+    python3 bench/suite.py            # 1M events (about 6 minutes on 2 cores)
     python3 bench/suite.py --big      # also 10M events: backfill, refresh, the peer (about 25 minutes more)
     python3 bench/suite.py --dry-run  # print the section, do not write it
 
