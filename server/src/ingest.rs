@@ -140,7 +140,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
     let initial = engine.state().read().map(|s| (s.time, s.batches)).unwrap_or((0, 0));
     let (publish, published) = watch::channel(initial);
     let writes_stopped: Arc<OnceLock<String>> = Arc::default();
-    let stop_writes = writes_stopped.clone();
+    let stopped = writes_stopped.clone();
     std::thread::Builder::new()
         .name("segflow-engine".into())
         .spawn(move || {
@@ -150,8 +150,6 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             // worth a snapshot too, so the next start does not replay them again.
             let mut dirty = durability.as_ref().is_some_and(|d| d.wal.next_seq() > d.covered + 1);
             let mut stopping = None;
-            // Why writes stopped, after the log failed.
-            let mut stopped: Option<String> = None;
             loop {
                 let mut batch = match requests.recv_timeout(tick) {
                     Ok(Message::Apply(r)) => vec![r],
@@ -177,7 +175,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     // Before this batch is logged, so the snapshot covers exactly the log so far.
                     // Never after a log failure: the engine then holds a batch the log has not.
                     let due = stopping.is_some() || last_snapshot.elapsed() >= d.snapshot_every;
-                    if due && dirty && stopped.is_none() {
+                    if due && dirty && stopped.get().is_none() {
                         if let Err(e) = d.snapshot(&engine) {
                             tracing::error!(error = %e, "snapshot failed; the log is kept");
                         }
@@ -195,7 +193,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     }
                     stopping = Some(done);
                 }
-                if let Some(why) = &stopped {
+                if let Some(why) = stopped.get() {
                     for r in batch {
                         let _ = r.reply.send(Err(why.clone()));
                     }
@@ -236,8 +234,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                         for r in batch {
                             let _ = r.reply.send(Err(this.clone()));
                         }
-                        let _ = stop_writes.set(why.clone());
-                        stopped = Some(why);
+                        let _ = stopped.set(why);
                         continue;
                     }
                     tracing::trace!(requests, wal_us = logging.elapsed().as_micros() as u64, "batch logged");
