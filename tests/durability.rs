@@ -56,17 +56,8 @@ fn start_with(model: &Path, data: &Path, snapshot_secs: &str) -> (Child, SocketA
     (child, addr)
 }
 
-/// A GET's whole answer, status line and headers included.
-fn http_text(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+/// One request's whole answer, status line and headers included.
+fn exchange(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let req = format!(
@@ -76,16 +67,27 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, 
     s.write_all(req.as_bytes()).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+    let out = exchange(addr, method, path, body)?;
     let status = out.split(' ').nth(1)?.parse().ok()?;
     let body = out.split_once("\r\n\r\n")?.1;
     Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }
 
+/// A fresh temp directory holding `model` as `model.eql`: (directory, model path).
+fn with_model(name: &str, model: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(name);
+    let path = dir.join("model.eql");
+    std::fs::write(&path, model).unwrap();
+    (dir, path)
+}
+
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_record_and_applies_none_twice() {
-    let dir = temp_dir("kill");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, MODEL).unwrap();
+    let (dir, model) = with_model("kill", MODEL);
     let data = dir.join("data");
     let next = Arc::new(AtomicU64::new(0));
     // Acknowledged: (request number, per-user ping counts) of every 200 answer.
@@ -228,9 +230,7 @@ fn damage_in_the_middle_stops_recovery_naming_file_and_offset() {
 
 #[test]
 fn a_torn_tail_is_cut_on_restart_and_the_server_starts() {
-    let dir = temp_dir("torn-server");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, MODEL).unwrap();
+    let (dir, model) = with_model("torn-server", MODEL);
     let data = dir.join("data");
     let (mut child, addr) = start(&model, &data);
     let (status, _) = http(addr, "POST", "/v1/records", &batch(5).join("\n")).unwrap();
@@ -322,9 +322,7 @@ fn pings(from: u64, to: u64) -> String {
 
 #[test]
 fn snapshot_plus_log_recovers_exactly_what_the_log_alone_does() {
-    let dir = temp_dir("snapshot");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let (dir, model) = with_model("snapshot", SEGMENT_MODEL);
     let (with_snap, log_only) = (dir.join("with-snapshot"), dir.join("log-only"));
     for (data, secs) in [(&with_snap, "1"), (&log_only, "100000")] {
         let (mut child, addr) = start_with(&model, data, secs);
@@ -400,9 +398,7 @@ fn snapshot_decoding_never_panics_on_random_bytes() {
 
 #[test]
 fn changed_definitions_are_recomputed_from_the_retained_data() {
-    let dir = temp_dir("redefine");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let (dir, model) = with_model("redefine", SEGMENT_MODEL);
     let data = dir.join("data");
     let (mut child, addr) = start_with(&model, &data, "100000");
     assert_eq!(http(addr, "POST", "/v1/records", &pings(0, 20)).unwrap().0, 200);
@@ -426,9 +422,7 @@ fn changed_definitions_are_recomputed_from_the_retained_data() {
 
 #[test]
 fn retained_values_that_no_longer_fit_a_changed_model_are_dropped_and_reported() {
-    let dir = temp_dir("retype");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let (dir, model) = with_model("retype", SEGMENT_MODEL);
     let data = dir.join("data");
     let (child, addr) = start_with(&model, &data, "100000");
     assert_eq!(http(addr, "POST", "/v1/records", &pings(0, 12)).unwrap().0, 200);
@@ -493,9 +487,7 @@ fn start_fails(model: &Path, data: &Path, extra: &[&str]) -> String {
 
 #[test]
 fn load_files_go_into_a_fresh_data_directory_once_and_bad_ones_name_file_and_line() {
-    let dir = temp_dir("load");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let (dir, model) = with_model("load", SEGMENT_MODEL);
     let file = dir.join("seed.ndjson");
     std::fs::write(&file, pings(0, 8)).unwrap();
     let load = file.display().to_string();
@@ -530,9 +522,7 @@ fn load_files_go_into_a_fresh_data_directory_once_and_bad_ones_name_file_and_lin
 
 #[test]
 fn an_unfinished_initial_load_is_loaded_again_not_served_as_whole() {
-    let dir = temp_dir("unfinished");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let (dir, model) = with_model("unfinished", SEGMENT_MODEL);
     // A log holding part of a load, as a stop during the load leaves it
     // (records the whole load does not have, to tell what survives).
     let part = dir.join("part.ndjson");
@@ -562,9 +552,7 @@ fn an_unfinished_initial_load_is_loaded_again_not_served_as_whole() {
 
 #[test]
 fn a_log_recovered_at_start_is_snapshotted_at_the_next_clean_stop() {
-    let dir = temp_dir("resnap");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, SEGMENT_MODEL).unwrap();
+    let (dir, model) = with_model("resnap", SEGMENT_MODEL);
     let data = dir.join("data");
     let (mut child, addr) = start_with(&model, &data, "100000");
     assert_eq!(http(addr, "POST", "/v1/records", &pings(0, 6)).unwrap().0, 200);
@@ -585,9 +573,7 @@ fn a_log_recovered_at_start_is_snapshotted_at_the_next_clean_stop() {
 
 #[test]
 fn wall_clock_expiries_are_logged_so_a_replay_keeps_their_times() {
-    let dir = temp_dir("tick");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, SEGMENT_MODEL.replace("within 5s", "within 1s")).unwrap();
+    let (dir, model) = with_model("tick", &SEGMENT_MODEL.replace("within 5s", "within 1s"));
     let data = dir.join("data");
     let (mut child, addr, _) = start_args(&model, &data, &["--clock", "wall", "--snapshot-secs", "100000"]);
     let now = segflow_runtime::engine::wall_ms();
@@ -631,9 +617,7 @@ fn wall_clock_expiries_are_logged_so_a_replay_keeps_their_times() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_failed_log_write_stops_writes_until_a_restart_and_loses_nothing_acknowledged() {
-    let dir = temp_dir("logfull");
-    let model = dir.join("model.eql");
-    std::fs::write(&model, MODEL).unwrap();
+    let (dir, model) = with_model("logfull", MODEL);
     let data = dir.join("data");
     // The server's files may not grow past 64 KB (a soft `ulimit -f`), and the signal
     // that limit sends is ignored: a write past it fails, as on a full disk.
@@ -660,7 +644,7 @@ fn a_failed_log_write_stops_writes_until_a_restart_and_loses_nothing_acknowledge
     let (status, answer) = http(addr, "POST", "/v1/records", &pings(acknowledged, acknowledged + 1)).unwrap();
     assert_eq!(status, 503, "{answer}");
     assert!(answer.to_string().contains("restarts"), "{answer}");
-    let health = http_text(addr, "/healthz");
+    let health = exchange(addr, "GET", "/healthz", "").unwrap();
     assert!(health.starts_with("HTTP/1.1 503") && health.contains("write-ahead log failed"), "{health}");
     let before = everything(addr, 4, 10);
     let (_, u0) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
