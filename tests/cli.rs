@@ -378,3 +378,45 @@ fn run_piped_into_a_reader_that_stops_early_is_not_an_error() {
     assert!(stderr.contains("segflow: "), "the summary is still printed: {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether the kernel may back a started `segflow serve` with 2 MB pages
+/// (`THP_enabled` of /proc/PID/status: the process's own setting), with
+/// `SEGFLOW_HUGE_PAGES` set to `huge_pages` if given; None on a kernel
+/// that does not say.
+#[cfg(target_os = "linux")]
+fn huge_pages_allowed(huge_pages: Option<&str>) -> Option<bool> {
+    use std::io::{BufRead, BufReader};
+    let data = std::env::temp_dir().join(format!("segflow-pages-{}-{}", std::process::id(), huge_pages.is_some()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
+    command.args(["serve", "examples/retail/retail.eql", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).stdout(Stdio::null()).stderr(Stdio::piped());
+    if let Some(v) = huge_pages {
+        command.env("SEGFLOW_HUGE_PAGES", v);
+    }
+    let mut child = command.spawn().expect("segflow serve starts");
+    // Once it serves, `main` is long past its first lines.
+    let serving = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("on http://"));
+    assert!(serving, "the server did not start");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    let field = status.lines().find_map(|l| l.strip_prefix("THP_enabled:"))?;
+    Some(field.trim() == "1")
+}
+
+/// 4 KB pages unless asked otherwise (BENCHMARKS.md, eighth session: first
+/// touches of 2 MB pages cost five times as much on the VM measured).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_process_asks_for_small_pages_unless_told_not_to() {
+    let Some(default) = huge_pages_allowed(None) else {
+        eprintln!("skipped: this kernel's /proc/PID/status has no THP_enabled");
+        return;
+    };
+    assert!(!default, "2 MB pages were left on");
+    assert_eq!(huge_pages_allowed(Some("1")), Some(true), "SEGFLOW_HUGE_PAGES=1 is not honoured");
+}
