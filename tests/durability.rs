@@ -373,6 +373,32 @@ fn snapshot_plus_log_recovers_exactly_what_the_log_alone_does() {
 }
 
 #[test]
+fn a_redelivery_with_a_later_time_moves_neither_the_clock_nor_a_replay_of_the_log() {
+    // The server takes a batch's time where it registers the batch's ids,
+    // and logs that time: the two must agree that a redelivery does not count.
+    let (dir, model) = with_model("redelivery-clock", SEGMENT_MODEL);
+    let data = dir.join("data");
+    let (mut child, addr) = start(&model, &data);
+    let (status, first) = http(addr, "POST", "/v1/records", &pings(0, 3)).unwrap();
+    assert_eq!(status, 200, "{first}");
+    let time = first["time"].as_i64().unwrap();
+    assert_eq!(time, 1_795_132_800_000 + 2 * 700, "the latest accepted ping");
+    // p0 again, an hour later: were it counted, every 5 s window would empty.
+    let late = format!(r#"{{"event":"ping","id":"p0","at":{},"user":"u0","n":0}}"#, time + 3_600_000);
+    let (status, again) = http(addr, "POST", "/v1/records", &late).unwrap();
+    assert_eq!((status, again["time"].as_i64()), (200, Some(time)), "{again}");
+    let before = everything(addr, 3, 3);
+    assert_eq!(before[2]["tags"]["recent"], Value::from(1), "{}", before[2]);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let (mut child, addr) = start(&model, &data);
+    assert_eq!(everything(addr, 3, 3), before, "the log replays the same times");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn snapshot_decoding_never_panics_on_random_bytes() {
     let snap = segflow_runtime::snapshot::Snapshot::default();
     let dir = temp_dir("snapfuzz");

@@ -230,6 +230,12 @@ impl Submitted {
     pub fn records(&self) -> usize {
         self.records
     }
+
+    /// The logical time (epoch ms) the batch applies at: what a log records
+    /// for `apply_at` to give it again.
+    pub fn time(&self) -> i64 {
+        self.new_now
+    }
 }
 
 pub struct Engine {
@@ -457,24 +463,11 @@ impl Engine {
             .collect()
     }
 
-    /// The logical time the clock gives a batch of `records` now.
-    pub fn now_for(&self, records: &[Record]) -> i64 {
-        if self.config.clock != Clock::Event {
-            return self.clock_time(records, &[]);
-        }
-        // As `accept` would decide, without registering anything.
-        let mut batch_ids: HashSet<(usize, &str)> = HashSet::default();
-        let applies: Vec<bool> = records
-            .iter()
-            .map(|r| match r {
-                Record::Event { event, row } => {
-                    let Value::Str(id) = &row[EVENT_ID] else { return true };
-                    !self.seen_ids[*event].contains(id) && batch_ids.insert((*event, id))
-                }
-                _ => true,
-            })
-            .collect();
-        self.clock_time(records, &applies)
+    /// The logical time the clock gives a tick (a batch without records) now.
+    /// A batch with records takes its time in `submit`, which registers its
+    /// event ids once (`Submitted::time` tells it).
+    pub fn tick_time(&self) -> i64 {
+        self.clock_time(&[], &[])
     }
 
     /// The clock's time for a batch whose applying records are marked in

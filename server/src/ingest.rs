@@ -203,11 +203,16 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     continue;
                 }
                 let records: Vec<Record> = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.records)).collect();
-                let now = engine.now_for(&records);
-                let expires = engine.has_due(now);
                 // The workers compute the batch while it is logged; it is
                 // published, and acknowledged, once both are done.
-                let submitted = engine.submit_at(&records, now);
+                let (submitted, expires) = if batch.is_empty() {
+                    let now = engine.tick_time();
+                    let expires = engine.has_due(now);
+                    (engine.submit_at(&[], now), expires)
+                } else {
+                    (engine.submit(&records), false)
+                };
+                let now = submitted.time();
                 if let Some(wal) = durability.as_mut().map(|d| &mut d.wal) {
                     let (logging, requests) = (Instant::now(), batch.len());
                     let logged = if batch.is_empty() {

@@ -213,11 +213,13 @@ impl Server {
             }
             let mut loaded = 0;
             let mut apply = |run: Loaded| -> Result<(), String> {
-                let now = engine.now_for(&run.records);
+                // Computed while it is logged; a failed log ends the load (and the process).
+                let submitted = engine.submit(&run.records);
                 if let Some(d) = wal.as_mut() {
+                    let now = submitted.time();
                     d.wal.append_batch(now, run.lines).and_then(|_| d.wal.sync()).map_err(|e| e.to_string())?;
                 }
-                engine.apply_at(&run.records, now);
+                engine.complete(submitted);
                 loaded += run.records.len();
                 Ok(())
             };
