@@ -142,6 +142,11 @@ pub struct Decoder {
     events: HashMap<String, hir::EventId>,
     model_entities: Vec<hir::Entity>,
     model_events: Vec<hir::Event>,
+    // The keys `event_time_hint` looks for, their searchers built once: a
+    // one-off search builds its searcher at every call, which cost more than
+    // searching a line.
+    event_key: memchr::memmem::Finder<'static>,
+    at_key: memchr::memmem::Finder<'static>,
 }
 
 /// Events before 1970 or after year 10000 are rejected: times are kept as
@@ -155,6 +160,8 @@ impl Decoder {
             events: plan.events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect(),
             model_entities: plan.entities.clone(),
             model_events: plan.events.clone(),
+            event_key: memchr::memmem::Finder::new(b"\"event\""),
+            at_key: memchr::memmem::Finder::new(b"\"at\""),
         }
     }
 
@@ -167,27 +174,27 @@ impl Decoder {
         self.decode_object(&object, line, warnings)
     }
 
-    /// The time of the event on `text`, found without parsing the record: the
+    /// The time of the event on `line`, found without parsing the record: the
     /// value after the first `"at"` key of a line that names an `"event"`.
     /// Only a guess (a scan for `now` before a streamed run, which checks it
     /// against the engine's clock); None when nothing looks like a time.
-    pub fn event_time_hint(&self, text: &str) -> Option<i64> {
-        memchr::memmem::find(text.as_bytes(), b"\"event\"")?;
+    pub fn event_time_hint(&self, line: &[u8]) -> Option<i64> {
+        self.event_key.find(line)?;
         let mut from = 0;
         let value = loop {
-            let at = from + memchr::memmem::find(&text.as_bytes()[from..], b"\"at\"")? + 4;
-            let rest = text[at..].trim_start();
-            if let Some(value) = rest.strip_prefix(':') {
-                break value.trim_start();
+            let at = from + self.at_key.find(&line[from..])? + 4;
+            let rest = line[at..].trim_ascii_start();
+            if let Some(value) = rest.strip_prefix(b":") {
+                break value.trim_ascii_start();
             }
             from = at;
         };
-        let end = if let Some(quoted) = value.strip_prefix('"') {
-            quoted.find('"')? + 2
+        let end = if let Some(quoted) = value.strip_prefix(b"\"") {
+            memchr::memchr(b'"', quoted)? + 2
         } else {
-            value.find([',', '}', ' ']).unwrap_or(value.len())
+            value.iter().position(|b| matches!(b, b',' | b'}' | b' ')).unwrap_or(value.len())
         };
-        match self.value_text(value.get(..end)?, Type::Timestamp, false) {
+        match self.value_text(std::str::from_utf8(value.get(..end)?).ok()?, Type::Timestamp, false) {
             Ok(Value::Timestamp(t)) => Some(t),
             _ => None,
         }
