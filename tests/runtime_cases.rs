@@ -184,6 +184,26 @@ fn decode_all(
 }
 
 #[test]
+fn an_events_fields_decode_in_any_order_and_a_repeated_name_takes_its_last_value() {
+    let compiled = common::compile(MODEL);
+    let decoder = Decoder::new(&compiled.plan);
+    let mut warnings = Vec::new();
+    let in_order = format!(r#"{{"event":"order","id":"1","at":{T0},"user":"u1","product":"p1","amount":"2.5"}}"#);
+    let shuffled = format!(
+        r#"{{"amount":"2.5","product":"p1","x":1,"user":"u0","at":{T0},"user":"u1","id":"1","event":"order","x":2}}"#
+    );
+    let a = decoder.decode_line(&in_order, 1, &mut warnings).unwrap();
+    let b = decoder.decode_line(&shuffled, 2, &mut warnings).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(warnings.len(), 2, "one per unknown field met: {warnings:?}");
+    // A record with an error gives its error, not its warnings.
+    warnings.clear();
+    let bad = r#"{"event":"order","x":1,"at":"soon","user":"u1","product":"p1","amount":1}"#;
+    assert!(decoder.decode_line(bad, 3, &mut warnings).is_err());
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
 fn decimals_and_times_decode_exactly_in_every_accepted_form() {
     let compiled = common::compile(MODEL);
     let decoder = Decoder::new(&compiled.plan);
