@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Recompute peer: every tag and segment of examples/retail/retail.eql computed
-from scratch with DuckDB SQL, the way a team would run it on a schedule.
+"""Recompute peer: every tag and segment of examples/retail/retail.eql (or, with
+--model stores, of bench/models/stores.eql) computed from scratch with DuckDB
+SQL, the way a team would run it on a schedule.
 
-    python3 bench/peer_duckdb.py --events DATA.ndjson [--now RFC3339] [--threads 2]
-                                 [--check SEGFLOW_DUMP.ndjson] [--repeat 5]
+    python3 bench/peer_duckdb.py --events DATA.ndjson [--model retail|stores] [--now RFC3339]
+                                 [--threads 2] [--check SEGFLOW_DUMP.ndjson] [--repeat 5]
 
 Two phases are timed separately (median of --repeat runs):
   load       parse the NDJSON in Python (entity records resolved in file order into
@@ -51,7 +52,7 @@ SQL_TYPE = {"str": "VARCHAR", "ref": "VARCHAR", "int": "BIGINT", "dec": "DECIMAL
             "float": "DOUBLE", "ts": "BIGINT", "bool": "BOOLEAN"}
 
 # tag -> kind, per entity, in the order the result tables carry them
-TAGS = {
+RETAIL_TAGS = {
     "user": [("orders_30d", "int"), ("spend_90d", "dec"), ("app_views_7d", "int"), ("shoe_spend_90d", "dec"),
              ("last_order_at", "ts"), ("first_order_at", "ts"), ("stores_visited", "int"), ("top_channel", "str"),
              ("avg_order_value", "dec"), ("first_channel", "str"), ("last_category", "str"),
@@ -62,7 +63,7 @@ TAGS = {
               ("share_of_vip_orders", "int")],
     "product": [("buyers_30d", "int"), ("units_30d", "int"), ("price_band", "str")],
 }
-SEGMENTS = {
+RETAIL_SEGMENTS = {
     "user": ["high_value", "lapsed_gold", "hot_store_regulars", "app_shanghai", "window_shoppers",
              "big_city_vips", "shoe_lovers", "loyal_not_lapsed", "promo_candidates", "referrers"],
     "store": ["hot_stores"],
@@ -183,17 +184,20 @@ def load(con, path, tmpdir):
 
 # ---------------------------------------------------------------- the recompute
 
-def recompute_sql(now_ms):
+def w(dur, t="ts"):
+    """`within dur`: now - W < t <= now."""
+    n, unit = int(dur[:-1]), dur[-1]
+    return f"({t} > now - {n * MS[unit]} AND {t} <= now)"
+
+
+def order_key(value):
+    """(at, id) with a missing id first, then the value: the first/last order."""
+    return f"(ts, id IS NOT NULL, coalesce(id, ''), {value})"
+
+
+def common_sql(now_ms):
+    """Every model's start: events deduplicated (first delivery wins), the clock."""
     now = "NULL" if now_ms is None else str(int(now_ms))
-
-    def w(dur, t="ts"):  # `within dur`: now - W < t <= now
-        n, unit = int(dur[:-1]), dur[-1]
-        return f"({t} > now - {n * MS[unit]} AND {t} <= now)"
-
-    # (at, id) with a missing id first, then the value: the first/last order.
-    def order_key(value):
-        return f"(ts, id IS NOT NULL, coalesce(id, ''), {value})"
-
     dedup = "\n".join(
         f"""CREATE OR REPLACE TEMP TABLE a_{e} AS SELECT * EXCLUDE (seq) FROM ev_{e}
             QUALIFY id IS NULL OR row_number() OVER (PARTITION BY id ORDER BY seq) = 1;"""
@@ -204,6 +208,11 @@ def recompute_sql(now_ms):
 CREATE OR REPLACE TEMP TABLE clock AS SELECT coalesce({now}::BIGINT, (SELECT max(m) FROM (
     SELECT max(ts) m FROM a_order UNION ALL SELECT max(ts) FROM a_page_view
     UNION ALL SELECT max(ts) FROM a_add_to_cart UNION ALL SELECT max(ts) FROM a_referral))) AS now;
+"""
+
+
+def retail_sql(now_ms):
+    return common_sql(now_ms) + f"""
 
 -- order rows with the current attributes of what they reference
 CREATE OR REPLACE TEMP TABLE o AS
@@ -344,8 +353,65 @@ FROM t3;
 """
 
 
+STORES_TAGS = {
+    "user": [("spend_30d", "dec")],
+    "store": [("heaviest_30d", "float"), ("top_buyer", "str"), ("max_amount", "dec")],
+    "product": [("last_buyer", "str")],
+}
+STORES_SEGMENTS = {"user": ["big_spenders"], "store": ["heavy_stores"], "product": []}
+
+
+def stores_sql(now_ms):
+    return common_sql(now_ms) + f"""
+CREATE OR REPLACE TEMP TABLE o AS
+SELECT o.*, p.weight_kg, c.now
+FROM a_order o CROSS JOIN clock c LEFT JOIN ent_product p ON p.sku = o.product;
+
+CREATE OR REPLACE TABLE store_result AS
+WITH ids AS (SELECT id FROM ent_store UNION SELECT store FROM a_order WHERE store IS NOT NULL),
+agg AS (SELECT store AS id,
+          max(weight_kg) FILTER (WHERE {w('30d')}) AS heaviest_30d,
+          max(amount) FILTER (WHERE {w('30d')}) AS max_amount,
+          count(*) FILTER (WHERE {w('7d')}) AS orders_7d
+        FROM o WHERE store IS NOT NULL GROUP BY store),
+buyers AS (SELECT store AS id, "user" AS top_buyer, count(*) AS n FROM o
+           WHERE store IS NOT NULL AND {w('30d')} GROUP BY store, "user"
+           QUALIFY row_number() OVER (PARTITION BY store ORDER BY n DESC, "user" ASC) = 1)
+SELECT ids.id, s.city, s.region, a.heaviest_30d, b.top_buyer, a.max_amount,
+  coalesce(a.max_amount > 900 AND coalesce(a.orders_7d, 0) > 1000, false) AS heavy_stores
+FROM ids LEFT JOIN ent_store s USING (id) LEFT JOIN agg a USING (id) LEFT JOIN buyers b USING (id);
+
+CREATE OR REPLACE TABLE product_result AS
+WITH ids AS (SELECT sku FROM ent_product UNION SELECT product FROM a_order
+             UNION SELECT product FROM a_page_view WHERE product IS NOT NULL
+             UNION SELECT product FROM a_add_to_cart),
+agg AS (SELECT product AS sku, arg_max("user", {order_key('"user"')}) FILTER (WHERE {w('30d')}) AS last_buyer
+        FROM o GROUP BY product)
+SELECT ids.sku, p.category, p.price, p.weight_kg, agg.last_buyer
+FROM ids LEFT JOIN ent_product p USING (sku) LEFT JOIN agg USING (sku);
+
+CREATE OR REPLACE TABLE user_result AS
+WITH ids AS (SELECT id FROM ent_user UNION SELECT "user" FROM a_order UNION SELECT "user" FROM a_page_view
+             UNION SELECT "user" FROM a_add_to_cart UNION SELECT referrer FROM a_referral
+             UNION SELECT referee FROM a_referral),
+agg AS (SELECT "user" AS id, sum(amount) FILTER (WHERE {w('30d')}) AS spend_30d FROM o GROUP BY "user")
+SELECT ids.id, u.name, u.city, u.signup_at, u.home_store, u.birth_year, u.vip,
+  coalesce(agg.spend_30d, 0)::DECIMAL(38,6) AS spend_30d,
+  coalesce(agg.spend_30d, 0) > 500 AS big_spenders
+FROM ids LEFT JOIN ent_user u USING (id) LEFT JOIN agg USING (id);
+"""
+
+
+# model -> (tags, segments, SQL of a `now`)
+MODELS = {
+    "retail": (RETAIL_TAGS, RETAIL_SEGMENTS, retail_sql),
+    "stores": (STORES_TAGS, STORES_SEGMENTS, stores_sql),
+}
+TAGS, SEGMENTS, SQL = MODELS["retail"]
+
+
 def run_recompute(con, now_ms):
-    for stmt in recompute_sql(now_ms).split(";\n"):
+    for stmt in SQL(now_ms).split(";\n"):
         if stmt.strip():
             con.execute(stmt)
 
@@ -432,11 +498,15 @@ def check(con, dump_path, limit=20):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", required=True, help="NDJSON data file (segflow's record format)")
+    ap.add_argument("--model", choices=sorted(MODELS), default="retail",
+                    help="retail: examples/retail/retail.eql; stores: bench/models/stores.eql")
     ap.add_argument("--now", help="RFC 3339 time for the windows (default: latest accepted event time)")
     ap.add_argument("--threads", type=int, default=1, help="DuckDB threads (SET threads=N)")
     ap.add_argument("--check", metavar="DUMP", help="segflow profile dump to compare with")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each phase; the median is reported")
     args = ap.parse_args()
+    global TAGS, SEGMENTS, SQL
+    TAGS, SEGMENTS, SQL = MODELS[args.model]
     now_ms = parse_ts(args.now) if args.now else None
 
     con = duckdb.connect()  # in memory
