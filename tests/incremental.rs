@@ -61,7 +61,7 @@ fn user_aggregate(rng: &mut Rng) -> (String, &'static str) {
     ];
     let view_filters = ["", " where channel = \"app\"", " where score > 0.5", " where product.category = \"toys\""];
     let w = rng.pick(&windows).to_string();
-    match rng.below(17) {
+    match rng.below(20) {
         0 => (format!("count(order{}{w})", rng.pick(&order_filters)), "int"),
         1 => (format!("sum(order.amount{}{w})", rng.pick(&order_filters)), "decimal"),
         2 => (format!("sum(order.quantity{}{w})", rng.pick(&order_filters)), "int"),
@@ -78,6 +78,10 @@ fn user_aggregate(rng: &mut Rng) -> (String, &'static str) {
         13 => (format!("count(transfer by receiver{w})"), "int"),
         14 => (format!("sum(transfer.amount by sender{w})"), "decimal"),
         15 => (format!("last(order.channel{}{w})", rng.pick(&order_filters)), "string"),
+        // References are ordered by their keys, whatever order they arrive in.
+        16 => (format!("mode(order.product{}{w})", rng.pick(&order_filters)), "product"),
+        17 => (format!("max(order.store{w})"), "store"),
+        18 => (format!("min(view.product{}{w})", rng.pick(&view_filters)), "product"),
         _ => (format!("count_distinct(order.store{w})"), "int"),
     }
 }

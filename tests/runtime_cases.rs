@@ -477,3 +477,39 @@ fn loading_in_runs_gives_the_records_and_line_numbers_of_loading_at_once() {
     assert!(e.contains("two.ndjson: shorter than when read before"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn references_order_by_their_keys_not_by_when_they_were_first_seen() {
+    // EQL.md §5: mode breaks ties by the smallest value, and min and max of
+    // references are those of their keys. The engine numbers instances in
+    // the order it first meets them; s2 is met before s1 here.
+    let model = r#"
+        entity user { key id: string; }
+        entity store { key id: string; }
+        event visit { user: user; store: store; }
+        tag user.favourite = mode(visit.store);
+        tag user.favourite_30d = mode(visit.store within 30d);
+        tag user.lowest = min(visit.store);
+        tag user.highest = max(visit.store);
+        tag user.highest_30d = max(visit.store within 30d);
+        tag user.lowest_30d = min(visit.store within 30d);
+    "#;
+    let visit = |id: &str, store: &str, at: i64| {
+        format!(r#"{{"event":"visit","id":"{id}","at":{},"user":"u1","store":"{store}"}}"#, T0 + at)
+    };
+    for workers in [1, 2] {
+        let mut s = Script::new(model, workers, Clock::Event);
+        s.apply(&[r#"{"entity":"store","id":"s2"}"#.into(), r#"{"entity":"store","id":"s3"}"#.into()]);
+        s.apply(&[visit("a", "s3", 0), visit("b", "s1", 1), visit("c", "s2", 2)]);
+        for (tag, want) in [
+            ("favourite", "s1"),
+            ("favourite_30d", "s1"),
+            ("lowest", "s1"),
+            ("lowest_30d", "s1"),
+            ("highest", "s3"),
+            ("highest_30d", "s3"),
+        ] {
+            assert_eq!(s.tag("user", "u1", tag), json!(want), "{tag}, {workers} workers");
+        }
+    }
+}

@@ -22,7 +22,7 @@
 
 use crate::decode::Record;
 use crate::ids::IdSet;
-use crate::intern::Interner;
+use crate::intern::{Interner, KeyOrder};
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
 use crate::state::ServingState;
@@ -249,6 +249,8 @@ pub struct Engine {
     state: Arc<RwLock<ServingState>>,
     // Driver-side model state.
     keys: Vec<Interner>,
+    /// The keys the workers order references by (see `KeyOrder`).
+    key_order: KeyOrder,
     attributes: Vec<HashMap<u64, Row>>,
     seen_ids: Vec<IdSet>,
     /// Events a restart (or a changed model) may still need, as they arrived:
@@ -291,6 +293,8 @@ impl Engine {
         let receivers = Arc::new(Mutex::new(receivers));
         let ack_tx = Arc::new(Mutex::new(ack_tx));
         let worker_plan = plan.clone();
+        let key_order = KeyOrder::new(&render::ordered_references(&plan));
+        let worker_keys = key_order.clone();
         let mut timely_config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
         let merge_when_idle = config.merge_when_idle;
         if merge_when_idle {
@@ -312,7 +316,7 @@ impl Engine {
                 let ack = ack_tx.lock().map(|a| a.clone());
                 let Ok(ack) = ack else { return };
                 let profile = if crate::profile::enabled() { OperatorProfile::install(worker) } else { None };
-                let mut dataflow = render::build(worker, &worker_plan);
+                let mut dataflow = render::build(worker, &worker_plan, &worker_keys);
                 loop {
                     let command = if merge_when_idle && has_work(worker) {
                         match receiver.try_recv() {
@@ -393,6 +397,7 @@ impl Engine {
         Ok(Engine {
             state: Arc::new(RwLock::new(ServingState::new(plan.clone()))),
             keys: vec![Interner::default(); plan.entities.len()],
+            key_order,
             attributes: vec![Default::default(); plan.entities.len()],
             seen_ids: vec![IdSet::default(); plan.events.len()],
             retained: vec![BTreeMap::new(); plan.events.len()],
@@ -897,6 +902,7 @@ impl Engine {
     fn intern_key(&mut self, entity: usize, key: &Value, time: Time, updates: &mut Vec<Update>) -> u64 {
         let (id, new) = self.keys[entity].intern(key);
         if new {
+            self.key_order.push(entity, key);
             if let Some(input) = self.instances_input[entity] {
                 updates.push((input, vec![Value::Ref(id), key.clone()].into(), time, 1));
             }

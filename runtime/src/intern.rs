@@ -110,6 +110,40 @@ fn matches(keys: &[Value], slot: &Slot, key: &Value) -> bool {
     }
 }
 
+/// The keys of the entities whose references the dataflow orders by value
+/// (min, max and mode of a reference: EQL.md orders references by their
+/// keys), for the workers to read. Ids follow the order keys were first seen,
+/// not the keys' order, and the workers have only ids. The engine adds each
+/// new key here before it sends anything that names it.
+#[derive(Clone, Default)]
+pub struct KeyOrder(std::sync::Arc<Vec<Option<std::sync::RwLock<Vec<Value>>>>>);
+
+impl KeyOrder {
+    /// Keys kept for the entities marked in `ordered`, none for the rest.
+    pub fn new(ordered: &[bool]) -> KeyOrder {
+        KeyOrder(std::sync::Arc::new(
+            ordered.iter().map(|&kept| kept.then(|| std::sync::RwLock::new(Vec::new()))).collect(),
+        ))
+    }
+
+    /// Adds the key of `entity`'s next id, if its keys are kept.
+    pub fn push(&self, entity: usize, key: &Value) {
+        if let Some(Some(keys)) = self.0.get(entity) {
+            keys.write().unwrap_or_else(|e| e.into_inner()).push(key.clone());
+        }
+    }
+
+    /// What a reference to `entity` sorts by: its key (the reference itself
+    /// where the key is not kept, which `new` rules out for the entities asked).
+    pub fn key_of(&self, entity: usize, reference: &Value) -> Value {
+        let (Some(Some(keys)), Some(id)) = (self.0.get(entity), reference.as_ref_id()) else {
+            return reference.clone();
+        };
+        let keys = keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.get(id as usize).cloned().unwrap_or_else(|| reference.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Interner, SHORT};

@@ -11,6 +11,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::diff::SumCount;
+use crate::intern::KeyOrder;
 use crate::keyed::{by_key, running};
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
@@ -137,7 +138,7 @@ impl<'s> Rendered<'s> {
 }
 
 /// Builds the dataflow of `plan` in `worker`.
-pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
+pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflow {
     let outputs: Rc<RefCell<OutputChunks>> = Rc::default();
     let probe = ProbeHandle::new();
     let sink = outputs.clone();
@@ -184,6 +185,7 @@ pub fn build(worker: &mut Worker, plan: &Plan) -> WorkerDataflow {
                 }
                 Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(aggregate(
                     rendered[*source].rows(),
+                    ordered_reference(*func, *ty, *strategy).map(|e| (e, keys.clone())),
                     *group,
                     *func,
                     *value,
@@ -385,8 +387,35 @@ fn units(v: &Value) -> i128 {
     }
 }
 
+/// The entities whose references some aggregate orders by value, by entity.
+pub fn ordered_references(plan: &Plan) -> Vec<bool> {
+    let mut ordered = vec![false; plan.entities.len()];
+    for node in &plan.nodes {
+        if let Node::Aggregate { func, ty, strategy, .. } = node {
+            if let Some(e) = ordered_reference(*func, *ty, *strategy) {
+                ordered[e] = true;
+            }
+        }
+    }
+    ordered
+}
+
+/// The entity of the references an aggregate picks one of by their order
+/// (min, max, and mode's ties), which is their keys' order, not their ids'.
+fn ordered_reference(func: AggFunc, ty: Type, strategy: Strategy) -> Option<usize> {
+    match (func, ty, strategy) {
+        (AggFunc::Min | AggFunc::Max | AggFunc::Mode, Type::Ref(e), Strategy::Values | Strategy::Running) => Some(e),
+        _ => None,
+    }
+}
+
+/// `keys`: for an aggregate that orders references (`ordered_reference`),
+/// their entity and its keys; the values are then ordered as (key, reference).
+// One argument per field of the plan's aggregate node, and the keys.
+#[allow(clippy::too_many_arguments)]
 fn aggregate<'s>(
     rows: Rows<'s>,
+    keys: Option<(usize, KeyOrder)>,
     group: usize,
     func: AggFunc,
     value: Option<usize>,
@@ -426,6 +455,17 @@ fn aggregate<'s>(
                 .count_total()
                 .map(|(key, count)| (key, Value::Int(count as i64)))
         }
+        Strategy::Values if keys.is_some() => {
+            let v = value.unwrap_or(group);
+            let (entity, keys) = keys.unwrap_or_default();
+            let values = rows.map(move |row: SharedRow| {
+                let reference = row[v].clone();
+                (row[group].as_ref_id().unwrap_or(0), (keys.key_of(entity, &reference), reference))
+            });
+            by_key(values, "Aggregate", move |input: &[((Value, Value), isize)], output: &mut Vec<Value>| {
+                output.extend(chosen(func, input).map(|i| input[i].0 .1.clone()));
+            })
+        }
         Strategy::Values => {
             let v = value.unwrap_or(group);
             let values = rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone()));
@@ -439,6 +479,18 @@ fn aggregate<'s>(
             let (at, id) = order_by.unwrap_or((group, group));
             let entry = move |row: &SharedRow| (row[at].clone(), row[id].clone(), row[v].clone());
             // The operator keeps the greatest value: min and first keep the greatest reversed.
+            if let Some((entity, keys)) = keys {
+                // References, ordered by (key, reference).
+                let ordered = move |row: &SharedRow| (keys.key_of(entity, &row[v]), row[v].clone());
+                return match func {
+                    AggFunc::Min => {
+                        running(rows.map(move |row| (key(&row), Reverse(ordered(&row)))), "Aggregate", |m| {
+                            m.0 .1.clone()
+                        })
+                    }
+                    _ => running(rows.map(move |row| (key(&row), ordered(&row))), "Aggregate", |m| m.1.clone()),
+                };
+            }
             match func {
                 AggFunc::Min => {
                     running(rows.map(move |row| (key(&row), Reverse(row[v].clone()))), "Aggregate", |m| m.0.clone())
@@ -467,22 +519,32 @@ fn aggregate<'s>(
     }
 }
 
+/// Which of a group's distinct values (sorted, with their multiplicities)
+/// min, max or mode picks: the first, the last, or the first of the most
+/// frequent (ties go to the smallest value).
+fn chosen<T>(func: AggFunc, input: &[(T, isize)]) -> Option<usize> {
+    match func {
+        AggFunc::Min => (!input.is_empty()).then_some(0),
+        AggFunc::Max => input.len().checked_sub(1),
+        AggFunc::Mode => {
+            let mut best: Option<(usize, isize)> = None;
+            for (i, (_, n)) in input.iter().enumerate() {
+                if best.is_none_or(|(_, m)| *n > m) {
+                    best = Some((i, *n));
+                }
+            }
+            best.map(|(i, _)| i)
+        }
+        _ => None,
+    }
+}
+
 /// Aggregates over the distinct values of a group with their multiplicities
 /// (sorted by value).
 pub fn values_aggregate(func: AggFunc, input: &[(Value, isize)]) -> Option<Value> {
     match func {
-        AggFunc::Min => input.first().map(|(v, _)| (*v).clone()),
-        AggFunc::Max => input.last().map(|(v, _)| (*v).clone()),
+        AggFunc::Min | AggFunc::Max | AggFunc::Mode => chosen(func, input).map(|i| input[i].0.clone()),
         AggFunc::CountDistinct => Some(Value::Int(input.len() as i64)),
-        AggFunc::Mode => {
-            let mut best: Option<(&Value, isize)> = None;
-            for (v, n) in input {
-                if best.is_none_or(|(_, m)| *n > m) {
-                    best = Some((v, *n));
-                }
-            }
-            best.map(|(v, _)| v.clone())
-        }
         AggFunc::Sum | AggFunc::Avg => {
             let mut sum = 0.0;
             let mut count = 0isize;
