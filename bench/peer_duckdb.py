@@ -374,6 +374,7 @@ agg AS (SELECT store AS id,
           max(amount) FILTER (WHERE {w('30d')}) AS max_amount,
           count(*) FILTER (WHERE {w('7d')}) AS orders_7d
         FROM o WHERE store IS NOT NULL GROUP BY store),
+-- mode: ties go to the smallest value, for a reference its key (as the engine orders them)
 buyers AS (SELECT store AS id, "user" AS top_buyer, count(*) AS n FROM o
            WHERE store IS NOT NULL AND {w('30d')} GROUP BY store, "user"
            QUALIFY row_number() OVER (PARTITION BY store ORDER BY n DESC, "user" ASC) = 1)

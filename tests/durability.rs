@@ -378,7 +378,8 @@ fn a_redelivery_with_a_later_time_moves_neither_the_clock_nor_a_replay_of_the_lo
     // and logs that time: the two must agree that a redelivery does not count.
     let (dir, model) = with_model("redelivery-clock", SEGMENT_MODEL);
     let data = dir.join("data");
-    let (mut child, addr) = start(&model, &data);
+    // No snapshot: the restart must replay the log.
+    let (mut child, addr) = start_with(&model, &data, "100000");
     let (status, first) = http(addr, "POST", "/v1/records", &pings(0, 3)).unwrap();
     assert_eq!(status, 200, "{first}");
     let time = first["time"].as_i64().unwrap();
@@ -391,7 +392,7 @@ fn a_redelivery_with_a_later_time_moves_neither_the_clock_nor_a_replay_of_the_lo
     assert_eq!(before[2]["tags"]["recent"], Value::from(1), "{}", before[2]);
     child.kill().unwrap();
     let _ = child.wait();
-    let (mut child, addr) = start(&model, &data);
+    let (mut child, addr) = start_with(&model, &data, "100000");
     assert_eq!(everything(addr, 3, 3), before, "the log replays the same times");
     child.kill().unwrap();
     let _ = child.wait();

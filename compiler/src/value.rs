@@ -308,7 +308,8 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     }
     let offset_ms = match &text[i..] {
         "Z" | "z" => 0,
-        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
+        // Bytes, not `&tz[3..4]`: a character of several bytes may straddle it.
+        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && tz.as_bytes()[3] == b':' => {
             let oh = num(i + 1..i + 3)?;
             let om = num(i + 4..i + 6)?;
             let sign = if tz.starts_with('-') { -1 } else { 1 };
@@ -399,9 +400,13 @@ mod tests {
         assert!(parse_timestamp("2026-02-30T00:00:00Z").is_err());
         assert!(parse_timestamp("2026-11-20").is_err());
         assert!(parse_timestamp("2026-11-20T00:00:00.0001Z").is_err());
-        for bad in ["+026-11-20T00:00:00Z", "2026-1a-20T00:00:00Z", "2026-11-20T0x:00:00Z", "２026-11-20T00:00:00Z"] {
+        // Each with its separators in place, so that the digits are what is refused.
+        for bad in ["+026-11-20T00:00:00Z", "2026-1a-20T00:00:00Z", "2026-11-20T0x:00:00Z", "20é-11-20T00:00:00Z"] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
+        // Regression (review): an offset with a character of two bytes across
+        // its colon's place panicked.
+        assert!(parse_timestamp("2026-11-20T00:00:00+0é00").is_err());
         assert!(parse_timestamp("2026-11-20T00:00:00+0a:00").is_err());
         assert_eq!(parse_timestamp("2026-11-20T00:00:00-01:30").unwrap(), ms + 5_400_000);
     }

@@ -142,9 +142,9 @@ pub struct Decoder {
     events: HashMap<String, hir::EventId>,
     model_entities: Vec<hir::Entity>,
     model_events: Vec<hir::Event>,
-    // The keys `event_time_hint` looks for, their searchers built once: a
-    // one-off search builds its searcher at every call, which cost more than
-    // searching a line.
+    /// The keys `event_time_hint` looks for, their searchers built once: a
+    /// one-off search builds its searcher at every call, which cost more than
+    /// searching a line.
     event_key: memchr::memmem::Finder<'static>,
     at_key: memchr::memmem::Finder<'static>,
 }

@@ -230,12 +230,11 @@ pub fn latest_event_time(decoder: &Decoder, inputs: &[Input]) -> Result<Option<i
         let mut latest = None;
         for input in inputs {
             let mut runs = input.runs(SCAN_RUN_LINES)?;
-            let mut scanning = None;
+            let mut scanning: Option<std::thread::ScopedJoinHandle<'_, _>> = None;
             loop {
                 let next = runs.next_run()?;
                 if let Some(scanned) = scanning.take() {
-                    let (found, text) = std::thread::ScopedJoinHandle::join(scanned)
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    let (found, text) = scanned.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                     latest = latest.max(found);
                     runs.recycle(text);
                 }
