@@ -114,7 +114,9 @@ fn matches(keys: &[Value], slot: &Slot, key: &Value) -> bool {
 /// (min, max and mode of a reference: EQL.md orders references by their
 /// keys), for the workers to read. Ids follow the order keys were first seen,
 /// not the keys' order, and the workers have only ids. The engine adds each
-/// new key here before it sends anything that names it.
+/// new key here before it sends anything that names it. A copy of the
+/// `Interner`'s keys, kept only for those entities: the interner is the engine
+/// thread's own, unlocked on the path every reference of every event takes.
 #[derive(Clone, Default)]
 pub struct KeyOrder(std::sync::Arc<Vec<Option<std::sync::RwLock<Vec<Value>>>>>);
 

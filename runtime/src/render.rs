@@ -188,7 +188,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                 }
                 Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(aggregate(
                     rendered[*source].rows(),
-                    ordered_reference(*func, *ty, *strategy).map(|e| (e, keys.clone())),
+                    keys,
                     *group,
                     *func,
                     *value,
@@ -414,13 +414,13 @@ fn ordered_reference(func: AggFunc, ty: Type, strategy: Strategy) -> Option<usiz
     }
 }
 
-/// `keys`: for an aggregate that orders references (`ordered_reference`),
-/// their entity and its keys; the values are then ordered as (key, reference).
+/// An aggregate that orders references (`ordered_reference`) orders them as
+/// (key, reference), the keys read from `keys`.
 // One argument per field of the plan's aggregate node, and the keys.
 #[allow(clippy::too_many_arguments)]
 fn aggregate<'s>(
     rows: Rows<'s>,
-    keys: Option<(usize, KeyOrder)>,
+    keys: &KeyOrder,
     group: usize,
     func: AggFunc,
     value: Option<usize>,
@@ -430,6 +430,7 @@ fn aggregate<'s>(
 ) -> Column<'s> {
     // Rows whose group reference or aggregated value is null do not count.
     let rows = rows.filter(move |row| !row[group].is_null() && value.is_none_or(|v| !row[v].is_null()));
+    let references = ordered_reference(func, ty, strategy).map(|entity| (entity, keys.clone()));
     match strategy {
         Strategy::Diff => rows
             .explode(move |row: SharedRow| {
@@ -460,9 +461,9 @@ fn aggregate<'s>(
                 .count_total()
                 .map(|(key, count)| (key, Value::Int(count as i64)))
         }
-        Strategy::Values if keys.is_some() => {
+        Strategy::Values if references.is_some() => {
             let v = value.unwrap_or(group);
-            let (entity, keys) = keys.unwrap_or_default();
+            let (entity, keys) = references.unwrap_or_default();
             let values = rows.map(move |row: SharedRow| {
                 let reference = row[v].clone();
                 (row[group].as_ref_id().unwrap_or(0), (keys.key_of(entity, &reference), reference))
@@ -484,7 +485,7 @@ fn aggregate<'s>(
             let (at, id) = order_by.unwrap_or((group, group));
             let entry = move |row: &SharedRow| (row[at].clone(), row[id].clone(), row[v].clone());
             // The operator keeps the greatest value: min and first keep the greatest reversed.
-            if let Some((entity, keys)) = keys {
+            if let Some((entity, keys)) = references {
                 // References, ordered by (key, reference).
                 let ordered = move |row: &SharedRow| (keys.key_of(entity, &row[v]), row[v].clone());
                 return match func {

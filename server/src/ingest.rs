@@ -210,6 +210,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     let expires = engine.has_due(now);
                     (engine.submit_at(&[], now), expires)
                 } else {
+                    // Logged and worth a snapshot whatever it expires.
                     (engine.submit(&records), false)
                 };
                 let now = submitted.time();
