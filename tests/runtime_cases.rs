@@ -513,3 +513,65 @@ fn references_order_by_their_keys_not_by_when_they_were_first_seen() {
         }
     }
 }
+
+#[test]
+fn hot_instances_take_one_change_at_a_time_exactly() {
+    // A store holds hundreds of values in its windows and gets a change or two
+    // a batch: the engine keeps such an instance's values in another form
+    // than a small one's (see runtime/src/values.rs), and switches as it
+    // grows and shrinks. Every aggregate that reads an instance's values is
+    // checked against the reference evaluator after every batch.
+    let model = r#"
+        entity user { key id: string; }
+        entity store { key id: string; }
+        event order { user: user; store: store; amount: decimal; weight: float?; }
+        tag store.top_buyer = mode(order.user within 20s);
+        tag store.biggest = max(order.amount within 20s);
+        tag store.smallest = min(order.amount within 20s);
+        tag store.last_buyer = last(order.user within 20s);
+        tag store.first_buyer = first(order.user within 20s);
+        tag store.lowest_buyer = min(order.user within 20s);
+        tag store.weight = sum(order.weight within 20s);
+        tag store.weights = count_distinct(order.weight within 20s);
+    "#;
+    let compiled = common::compile(model);
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut clock = 0;
+    let mut lines = Vec::new();
+    for i in 0..1_500 {
+        // Busy stretches grow the windows past a few hundred values, and quiet
+        // ones (a long step) let them shrink again.
+        clock += if i % 500 < 450 { next(40) as i64 } else { 400 + next(400) as i64 };
+        let at = if next(10) == 0 { clock - next(5_000) as i64 } else { clock };
+        let weight = ["0.5", "1.25", "2.0", "null"][next(4) as usize];
+        lines.push(format!(
+            r#"{{"event":"order","id":"o{i}","at":{},"user":"u{}","store":"s{}","amount":{}.{:02},"weight":{weight}}}"#,
+            T0 + at,
+            next(12),
+            next(2),
+            next(500),
+            next(100)
+        ));
+    }
+    let records = common::decode(&compiled, &lines);
+    for workers in [1, 2] {
+        let mut engine = common::engine(&compiled, workers, Clock::Event);
+        let mut world = common::reference::World::new(&compiled.program);
+        let mut at = 0;
+        while at < records.len() {
+            // Mostly one or two records a batch, now and then a large one.
+            let size = if next(20) == 0 { 100 } else { 1 + next(2) as usize };
+            let batch = &records[at..(at + size).min(records.len())];
+            at += batch.len();
+            engine.apply(batch);
+            world.apply(batch, None);
+            assert_eq!(common::dump(&engine), world.dump(), "{workers} workers, after record {at}");
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! value per instance as they arrive.
 
 use crate::render::Time;
+use crate::values::Values;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use foldhash::HashMap;
 use std::collections::BTreeMap;
@@ -292,13 +293,12 @@ impl Absorbed {
     }
 }
 
-/// An instance's consolidated values and what `L` produced from them. Thin
-/// vectors (length and capacity live with the elements, and an empty one
-/// allocates nothing): the operator's table of instances holds two words an
-/// instance instead of six.
+/// An instance's consolidated values and what `L` produced from them. One
+/// word each (a thin vector keeps its length and capacity with its elements,
+/// and an empty one allocates nothing): the operator's table of instances
+/// holds two words an instance instead of six.
 struct Multiset<D, V, L> {
-    /// Consolidated values, sorted; none has multiplicity 0.
-    values: ThinVec<(D, isize)>,
+    values: Values<D>,
     /// What the logic produced from them last, sorted.
     produced: ThinVec<V>,
     logic: PhantomData<fn() -> L>,
@@ -306,15 +306,15 @@ struct Multiset<D, V, L> {
 
 impl<D, V, L> Default for Multiset<D, V, L> {
     fn default() -> Self {
-        Multiset { values: ThinVec::new(), produced: ThinVec::new(), logic: PhantomData }
+        Multiset { values: Values::default(), produced: ThinVec::new(), logic: PhantomData }
     }
 }
 
-impl<D: Ord, V: Ord + Clone, L: Fn(&[(D, isize)], &mut Vec<V>)> InstanceState<D, V> for Multiset<D, V, L> {
+impl<D: Ord, V: Ord + Clone, L: Fn(&Values<D>, &mut Vec<V>)> InstanceState<D, V> for Multiset<D, V, L> {
     type Logic = L;
     fn absorb(&mut self, changes: &mut Vec<(D, isize)>) {
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        merge(&mut self.values, changes);
+        self.values.absorb(changes);
     }
     fn produce(&mut self, logic: &L, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
         scratch.clear();
@@ -346,7 +346,7 @@ pub fn by_key<'s, D, V, L>(
 where
     D: ExchangeData + Ord,
     V: ExchangeData + Ord,
-    L: Fn(&[(D, isize)], &mut Vec<V>) + 'static,
+    L: Fn(&Values<D>, &mut Vec<V>) + 'static,
 {
     keyed::<_, _, Multiset<D, V, L>, Changes<D>>(values, name, logic)
 }
@@ -410,46 +410,6 @@ where
     keyed::<_, _, Best<D, V, P>, Greatest<D>>(values, name, project)
 }
 
-/// Adds sorted `changes` (drained) to sorted, consolidated `values`, which
-/// stay sorted and consolidated. A few changes are placed by binary search in
-/// place (the common case: an instance touched by one or two events); many are
-/// merged in one pass over both.
-fn merge<D: Ord>(values: &mut ThinVec<(D, isize)>, changes: &mut Vec<(D, isize)>) {
-    if changes.len() <= 8 {
-        for (d, n) in changes.drain(..) {
-            match values.binary_search_by(|v| v.0.cmp(&d)) {
-                Ok(i) => {
-                    values[i].1 += n;
-                    if values[i].1 == 0 {
-                        values.remove(i);
-                    }
-                }
-                Err(i) if n != 0 => values.insert(i, (d, n)),
-                Err(_) => {}
-            }
-        }
-        return;
-    }
-    let mut out: ThinVec<(D, isize)> = ThinVec::with_capacity(values.len() + changes.len());
-    let mut old = std::mem::take(values).into_iter().peekable();
-    let push = |out: &mut ThinVec<(D, isize)>, (d, n): (D, isize)| match out.last_mut() {
-        Some(last) if last.0 == d => last.1 += n,
-        _ => out.push((d, n)),
-    };
-    for change in changes.drain(..) {
-        while let Some(v) = old.next_if(|v| v.0 < change.0) {
-            push(&mut out, v);
-        }
-        if let Some(v) = old.next_if(|v| v.0 == change.0) {
-            push(&mut out, v);
-        }
-        push(&mut out, change);
-    }
-    out.extend(old);
-    out.retain(|(_, n)| *n != 0);
-    *values = out;
-}
-
 /// Appends to `out` what turns sorted `old` into sorted `new`: retractions
 /// and insertions.
 fn differences<V: Ord + Clone>(old: &[V], new: &[V], out: &mut Vec<(V, isize)>) {
@@ -492,21 +452,5 @@ mod tests {
         assert_eq!(diff(&[1, 3, 5], &[1, 4, 5, 6]), vec![(3, -1), (4, 1), (6, 1)]);
         assert_eq!(diff::<i32>(&[], &[]), vec![]);
         assert_eq!(diff(&[2], &[]), vec![(2, -1)]);
-    }
-
-    #[test]
-    fn merged_values_stay_sorted_and_consolidated() {
-        // Few changes (placed in place) and many (merged), same expectations.
-        let few = vec![(0, 1), (3, -2), (3, 1), (4, 1), (5, -1), (9, 0)];
-        let mut many = few.clone();
-        many.extend([(10, 1), (10, -1), (11, 0), (12, 0)]);
-        for changes in [few, many] {
-            let mut values = ThinVec::from(vec![(1, 1), (3, 2), (5, 1)]);
-            merge(&mut values, &mut changes.clone());
-            assert_eq!(values.as_slice(), [(0, 1), (1, 1), (3, 1), (4, 1)], "{changes:?}");
-        }
-        let mut values = ThinVec::<(i32, isize)>::new();
-        merge(&mut values, &mut vec![(2, 1), (2, 1)]);
-        assert_eq!(values.as_slice(), [(2, 2)]);
     }
 }

@@ -25,6 +25,7 @@ pub mod render;
 pub mod snapshot;
 pub mod state;
 pub mod threads;
+pub mod values;
 pub mod wal;
 
 pub use decode::{DecodeError, Decoder, Record, Warning};

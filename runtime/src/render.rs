@@ -13,6 +13,7 @@
 use crate::diff::SumCount;
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, running};
+use crate::values::Values;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::count::CountTotal;
@@ -226,7 +227,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
                     // One row buffer per gather, reused for every instance it recomputes.
                     let buffer = RefCell::new(Row::new());
-                    let row_of = move |input: &[((u32, Value), isize)], f: &mut dyn FnMut(&Row)| {
+                    let row_of = move |input: &Values<(u32, Value)>, f: &mut dyn FnMut(&Row)| {
                         let mut row = buffer.borrow_mut();
                         if gather_row(&defaults, &exprs, input, &mut row) {
                             f(&row);
@@ -335,14 +336,14 @@ fn sink_outputs<'s>(
 /// inputs: slot 0 is the instance itself (it sorts first; without it there is
 /// no instance, and the answer is false), the inputs' slots hold their values
 /// or defaults, then each expression in turn.
-fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &[((u32, Value), isize)], row: &mut Row) -> bool {
+fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &Values<(u32, Value)>, row: &mut Row) -> bool {
     if input.first().is_none_or(|first| first.0 .0 != 0) {
         return false;
     }
     row.clear();
     row.extend_from_slice(defaults);
-    for ((slot, value), count) in input {
-        if *count > 0 {
+    for ((slot, value), count) in input.iter() {
+        if count > 0 {
             row[*slot as usize] = value.clone();
         }
     }
@@ -468,14 +469,14 @@ fn aggregate<'s>(
                 let reference = row[v].clone();
                 (row[group].as_ref_id().unwrap_or(0), (keys.key_of(entity, &reference), reference))
             });
-            by_key(values, "Aggregate", move |input: &[((Value, Value), isize)], output: &mut Vec<Value>| {
-                output.extend(chosen(func, input).map(|i| input[i].0 .1.clone()));
+            by_key(values, "Aggregate", move |input: &Values<(Value, Value)>, output: &mut Vec<Value>| {
+                output.extend(chosen(func, input).map(|(_, reference)| reference.clone()));
             })
         }
         Strategy::Values => {
             let v = value.unwrap_or(group);
             let values = rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone()));
-            by_key(values, "Aggregate", move |input: &[(Value, isize)], output: &mut Vec<Value>| {
+            by_key(values, "Aggregate", move |input: &Values<Value>, output: &mut Vec<Value>| {
                 output.extend(values_aggregate(func, input));
             })
         }
@@ -515,7 +516,7 @@ fn aggregate<'s>(
             let values = rows.map(move |row: SharedRow| {
                 (row[group].as_ref_id().unwrap_or(0), (row[at].clone(), row[id].clone(), row[v].clone()))
             });
-            by_key(values, "Aggregate", move |input: &[((Value, Value, Value), isize)], output: &mut Vec<Value>| {
+            by_key(values, "Aggregate", move |input: &Values<(Value, Value, Value)>, output: &mut Vec<Value>| {
                 let chosen = if func == AggFunc::First { input.first() } else { input.last() };
                 if let Some(((_, _, v), _)) = chosen {
                     output.push(v.clone());
@@ -525,21 +526,20 @@ fn aggregate<'s>(
     }
 }
 
-/// Which of a group's distinct values (sorted, with their multiplicities)
-/// min, max or mode picks: the first, the last, or the first of the most
-/// frequent (ties go to the smallest value).
-fn chosen<T>(func: AggFunc, input: &[(T, isize)]) -> Option<usize> {
+/// Which of a group's distinct values min, max or mode picks: the least,
+/// the greatest, or the least of the most frequent.
+fn chosen<T: Ord>(func: AggFunc, input: &Values<T>) -> Option<&T> {
     match func {
-        AggFunc::Min => (!input.is_empty()).then_some(0),
-        AggFunc::Max => input.len().checked_sub(1),
+        AggFunc::Min => input.first().map(|(v, _)| v),
+        AggFunc::Max => input.last().map(|(v, _)| v),
         AggFunc::Mode => {
-            let mut best: Option<(usize, isize)> = None;
-            for (i, (_, n)) in input.iter().enumerate() {
-                if best.is_none_or(|(_, m)| *n > m) {
-                    best = Some((i, *n));
+            let mut best: Option<(&T, isize)> = None;
+            for (v, n) in input.iter() {
+                if best.is_none_or(|(_, m)| n > m) {
+                    best = Some((v, n));
                 }
             }
-            best.map(|(i, _)| i)
+            best.map(|(v, _)| v)
         }
         _ => None,
     }
@@ -547,16 +547,16 @@ fn chosen<T>(func: AggFunc, input: &[(T, isize)]) -> Option<usize> {
 
 /// Aggregates over the distinct values of a group with their multiplicities
 /// (sorted by value).
-pub fn values_aggregate(func: AggFunc, input: &[(Value, isize)]) -> Option<Value> {
+pub fn values_aggregate(func: AggFunc, input: &Values<Value>) -> Option<Value> {
     match func {
-        AggFunc::Min | AggFunc::Max | AggFunc::Mode => chosen(func, input).map(|i| input[i].0.clone()),
+        AggFunc::Min | AggFunc::Max | AggFunc::Mode => chosen(func, input).cloned(),
         AggFunc::CountDistinct => Some(Value::Int(input.len() as i64)),
         AggFunc::Sum | AggFunc::Avg => {
             let mut sum = 0.0;
             let mut count = 0isize;
-            for (v, n) in input {
+            for (v, n) in input.iter() {
                 if let Value::Float(f) = v {
-                    sum += f.0 * *n as f64;
+                    sum += f.0 * n as f64;
                     count += n;
                 }
             }

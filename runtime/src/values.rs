@@ -1,0 +1,220 @@
+//! One instance's values: a consolidated multiset, sorted, that stays cheap
+//! to change however large it grows.
+//!
+//! Most instances hold a few values (a user's orders in a window, a gather's
+//! slots), kept in one sorted vector: two words an instance, and a batch's
+//! changes are merged in one pass. A hot instance (a store's or a product's
+//! orders over 30 days) holds thousands, and a refresh brings it one or two
+//! changes at a time: placing each in a vector moved half of it, and merging
+//! more than a few copied all of it, on every batch. Those live in a tree,
+//! where a change costs a search. A batch of changes large beside the values
+//! (a backfill's) is still merged in one pass over a vector.
+
+use std::collections::BTreeMap;
+use thin_vec::ThinVec;
+
+/// Values held in a vector up to this many; past it, a tree takes small
+/// batches of changes. Debug builds (the tests) switch at a handful, so that
+/// the randomized reference tests cover both forms and the switches.
+const MANY: usize = if cfg!(debug_assertions) { 4 } else { 64 };
+
+/// A tree that shrinks below this many values becomes a vector again.
+const FEW: usize = MANY / 4;
+
+/// A batch of changes at least this fraction of the values (1/8) is merged
+/// in one pass, in a vector: cheaper than a search per change.
+fn merges_whole(changes: usize, values: usize) -> bool {
+    changes * 8 >= values
+}
+
+/// Consolidated values with their multiplicities, in order; none has
+/// multiplicity 0.
+pub enum Values<D> {
+    Few(ThinVec<(D, isize)>),
+    // Boxed: an instance's table slot stays two words, whichever form it holds.
+    Many(Box<BTreeMap<D, isize>>),
+}
+
+impl<D> Default for Values<D> {
+    fn default() -> Self {
+        Values::Few(ThinVec::new())
+    }
+}
+
+impl<D: Ord> Values<D> {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Few(v) => v.len(),
+            Values::Many(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The least value and its multiplicity.
+    pub fn first(&self) -> Option<(&D, isize)> {
+        match self {
+            Values::Few(v) => v.first().map(|(d, n)| (d, *n)),
+            Values::Many(t) => t.first_key_value().map(|(d, n)| (d, *n)),
+        }
+    }
+
+    /// The greatest value and its multiplicity.
+    pub fn last(&self) -> Option<(&D, isize)> {
+        match self {
+            Values::Few(v) => v.last().map(|(d, n)| (d, *n)),
+            Values::Many(t) => t.last_key_value().map(|(d, n)| (d, *n)),
+        }
+    }
+
+    /// Every value with its multiplicity, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&D, isize)> {
+        let (few, many) = match self {
+            Values::Few(v) => (Some(v.iter().map(|(d, n)| (d, *n))), None),
+            Values::Many(t) => (None, Some(t.iter().map(|(d, n)| (d, *n)))),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+
+    /// Adds `changes`, sorted by value (drained; a value may repeat, and
+    /// multiplicities may be anything, 0 too).
+    pub fn absorb(&mut self, changes: &mut Vec<(D, isize)>) {
+        match self {
+            Values::Few(v) if v.len() >= MANY && !merges_whole(changes.len(), v.len()) => {
+                let mut tree: BTreeMap<D, isize> = std::mem::take(v).into_iter().collect();
+                place(&mut tree, changes);
+                *self = Values::Many(Box::new(tree));
+            }
+            Values::Few(v) => merge(v, changes),
+            Values::Many(t) if merges_whole(changes.len(), t.len()) => {
+                let mut v: ThinVec<(D, isize)> = std::mem::take(&mut **t).into_iter().collect();
+                merge(&mut v, changes);
+                *self = Values::Few(v);
+            }
+            Values::Many(t) => {
+                place(t, changes);
+                if t.len() < FEW {
+                    *self = Values::Few(std::mem::take(&mut **t).into_iter().collect());
+                }
+            }
+        }
+    }
+}
+
+/// Adds each change to `tree` by a search.
+fn place<D: Ord>(tree: &mut BTreeMap<D, isize>, changes: &mut Vec<(D, isize)>) {
+    for (d, n) in changes.drain(..) {
+        match tree.entry(d) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                *e.get_mut() += n;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) if n != 0 => {
+                e.insert(n);
+            }
+            std::collections::btree_map::Entry::Vacant(_) => {}
+        }
+    }
+}
+
+/// Adds sorted `changes` (drained) to sorted, consolidated `values`, which
+/// stay sorted and consolidated. A few changes are placed by binary search in
+/// place (the common case: an instance touched by one or two events); many are
+/// merged in one pass over both.
+fn merge<D: Ord>(values: &mut ThinVec<(D, isize)>, changes: &mut Vec<(D, isize)>) {
+    if changes.len() <= 8 {
+        for (d, n) in changes.drain(..) {
+            match values.binary_search_by(|v| v.0.cmp(&d)) {
+                Ok(i) => {
+                    values[i].1 += n;
+                    if values[i].1 == 0 {
+                        values.remove(i);
+                    }
+                }
+                Err(i) if n != 0 => values.insert(i, (d, n)),
+                Err(_) => {}
+            }
+        }
+        return;
+    }
+    let mut out: ThinVec<(D, isize)> = ThinVec::with_capacity(values.len() + changes.len());
+    let mut old = std::mem::take(values).into_iter().peekable();
+    let push = |out: &mut ThinVec<(D, isize)>, (d, n): (D, isize)| match out.last_mut() {
+        Some(last) if last.0 == d => last.1 += n,
+        _ => out.push((d, n)),
+    };
+    for change in changes.drain(..) {
+        while let Some(v) = old.next_if(|v| v.0 < change.0) {
+            push(&mut out, v);
+        }
+        if let Some(v) = old.next_if(|v| v.0 == change.0) {
+            push(&mut out, v);
+        }
+        push(&mut out, change);
+    }
+    out.extend(old);
+    out.retain(|(_, n)| *n != 0);
+    *values = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_values_stay_sorted_and_consolidated() {
+        // Few changes (placed in place) and many (merged), same expectations.
+        let few = vec![(0, 1), (3, -2), (3, 1), (4, 1), (5, -1), (9, 0)];
+        let mut many = few.clone();
+        many.extend([(10, 1), (10, -1), (11, 0), (12, 0)]);
+        for changes in [few, many] {
+            let mut values = ThinVec::from(vec![(1, 1), (3, 2), (5, 1)]);
+            merge(&mut values, &mut changes.clone());
+            assert_eq!(values.as_slice(), [(0, 1), (1, 1), (3, 1), (4, 1)], "{changes:?}");
+        }
+        let mut values = ThinVec::<(i32, isize)>::new();
+        merge(&mut values, &mut vec![(2, 1), (2, 1)]);
+        assert_eq!(values.as_slice(), [(2, 2)]);
+    }
+
+    /// Random batches of changes, small and large beside the values, against
+    /// a plain map: every form and every switch between them.
+    #[test]
+    fn values_in_either_form_are_the_consolidated_changes() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (mut values, mut expected) = (Values::default(), BTreeMap::<u64, isize>::new());
+        let mut forms = [false; 2];
+        for round in 0..2_000 {
+            let size = if round % 10 == 0 { 1 + next(200) } else { 1 + next(3) };
+            let mut changes: Vec<(u64, isize)> =
+                (0..size).map(|_| (next(100), if next(3) == 0 { -1 } else { 1 })).collect();
+            // Retractions of what is there, as a consolidated input gives.
+            changes.retain(|(d, n)| *n > 0 || expected.get(d).copied().unwrap_or(0) > 0);
+            for (d, n) in &changes {
+                *expected.entry(*d).or_default() += n;
+            }
+            expected.retain(|_, n| *n != 0);
+            changes.sort();
+            values.absorb(&mut changes);
+            assert!(changes.is_empty());
+            forms[usize::from(matches!(values, Values::Many(_)))] = true;
+            let got: Vec<(u64, isize)> = values.iter().map(|(d, n)| (*d, n)).collect();
+            let want: Vec<(u64, isize)> = expected.iter().map(|(d, n)| (*d, *n)).collect();
+            assert_eq!(got, want, "round {round}");
+            assert_eq!(values.len(), want.len());
+            assert_eq!(values.first().map(|(d, n)| (*d, n)), want.first().copied());
+            assert_eq!(values.last().map(|(d, n)| (*d, n)), want.last().copied());
+        }
+        assert_eq!(forms, [true, true], "both forms were exercised");
+    }
+}
