@@ -219,6 +219,121 @@ impl Hash for F64 {
     }
 }
 
+/// The longest string a `Text` holds in place.
+const INLINE: usize = 22;
+
+/// A string value. Most strings a record carries are short (ids, keys,
+/// channels, categories); up to `INLINE` bytes they sit inside the value
+/// itself, so decoding one allocates nothing and copying one (rows are copied
+/// into every window's input, into joins, into aggregates) neither counts
+/// references nor reads another allocation. A longer one is shared. A value
+/// stays 24 bytes either way.
+///
+/// It compares, orders and hashes as its `str` does, whatever its form (and
+/// a string has one form: `new` picks it from the length).
+#[derive(Clone)]
+pub enum Text {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+impl Text {
+    pub fn new(s: &str) -> Text {
+        if s.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Text::Inline { len: s.len() as u8, bytes }
+        } else {
+            Text::Shared(Arc::from(s))
+        }
+    }
+
+    /// The UTF-8 bytes, without checking them again.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Text::Inline { len, bytes } => &bytes[..*len as usize],
+            Text::Shared(s) => s.as_bytes(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // The bytes were copied from a `str` whole: always valid.
+            Text::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Text::Shared(s) => s,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// UTF-8 bytes order as their strings do.
+impl Ord for Text {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// As `str` hashes.
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Text::new(&s))
+    }
+}
+
 /// One value. The order between variants is arbitrary but fixed; SQL comparisons
 /// go through [`crate::eval`], which widens numbers first.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
@@ -229,7 +344,7 @@ pub enum Value {
     Int(i64),
     Float(F64),
     Decimal(Decimal),
-    Str(Arc<str>),
+    Str(Text),
     /// Milliseconds since the Unix epoch, UTC.
     Timestamp(i64),
     /// An entity instance, by interned key id (see the runtime's interner).
@@ -240,7 +355,7 @@ const _: () = assert!(std::mem::size_of::<Value>() == 24);
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        Value::Str(Arc::from(s))
+        Value::Str(Text::new(s))
     }
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
@@ -357,6 +472,32 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn hash_of<T: Hash + ?Sized>(t: &T) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        t.hash(&mut h);
+        h.finish()
+    }
+
+    proptest! {
+        /// Texts compare, order, hash, print and serialize as their strings
+        /// do, on either side of the inline length and across it.
+        #[test]
+        fn texts_behave_as_their_strings(a in "[a-cé]{0,30}", b in "[a-cé]{0,30}") {
+            let (ta, tb) = (Text::new(&a), Text::new(&b));
+            prop_assert_eq!(matches!(ta, Text::Inline { .. }), a.len() <= INLINE);
+            prop_assert_eq!(ta.as_str(), a.as_str());
+            prop_assert_eq!(ta.len(), a.len());
+            prop_assert_eq!(ta == tb, a == b);
+            prop_assert_eq!(ta.cmp(&tb), a.cmp(&b));
+            prop_assert_eq!(hash_of(&ta), hash_of(a.as_str()));
+            prop_assert_eq!(format!("{:?}", Value::Str(ta.clone())), format!("Str({a:?})"));
+            let json = serde_json::to_string(&Value::Str(ta.clone())).unwrap();
+            prop_assert_eq!(&json, &serde_json::to_string(&serde_json::json!({ "Str": a })).unwrap());
+            prop_assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), Value::Str(ta));
+        }
+    }
 
     #[test]
     fn decimals_parse_and_print_exactly() {
