@@ -461,7 +461,7 @@ impl Engine {
                 Record::Event { event, row } => {
                     // The decoder gives an event's id as a string or null.
                     let Value::Str(id) = &row[EVENT_ID] else { return true };
-                    self.seen_ids[*event].insert(id)
+                    self.seen_ids[*event].insert(id.as_bytes())
                 }
                 _ => true,
             })

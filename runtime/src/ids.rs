@@ -23,17 +23,18 @@ pub struct IdSet {
 }
 
 impl IdSet {
-    /// Adds `id`; whether it was new.
-    pub fn insert(&mut self, id: &str) -> bool {
-        let hash = self.hasher.hash_one(id.as_bytes());
+    /// Adds `id` (a string's bytes); whether it was new.
+    pub fn insert(&mut self, id: impl AsRef<[u8]>) -> bool {
+        let id = id.as_ref();
+        let hash = self.hasher.hash_one(id);
         let (bytes, hasher) = (&self.bytes, &self.hasher);
-        match self.table.entry(hash, |&at| id_at(bytes, at) == id.as_bytes(), |&at| hasher.hash_one(id_at(bytes, at))) {
+        match self.table.entry(hash, |&at| id_at(bytes, at) == id, |&at| hasher.hash_one(id_at(bytes, at))) {
             Entry::Occupied(_) => false,
             Entry::Vacant(slot) => {
                 let at = self.bytes.len();
                 // An id longer than 4 GB cannot come from a line of a record.
                 self.bytes.extend_from_slice(&(id.len() as u32).to_le_bytes());
-                self.bytes.extend_from_slice(id.as_bytes());
+                self.bytes.extend_from_slice(id);
                 slot.insert(at);
                 true
             }
@@ -85,7 +86,7 @@ impl<'de> serde::Deserialize<'de> for IdSet {
         for id in Vec::<Value>::deserialize(deserializer)? {
             // A snapshot only ever held the string ids the decoder gives.
             if let Value::Str(id) = id {
-                ids.insert(&id);
+                ids.insert(id.as_bytes());
             }
         }
         Ok(ids)
