@@ -224,15 +224,18 @@ const INLINE: usize = 22;
 
 /// A string value. Most strings a record carries are short (ids, keys,
 /// channels, categories); up to `INLINE` bytes they sit inside the value
-/// itself, so decoding one allocates nothing and copying one (rows are copied
+/// itself, so making one allocates nothing and copying one (rows are copied
 /// into every window's input, into joins, into aggregates) neither counts
 /// references nor reads another allocation. A longer one is shared. A value
 /// stays 24 bytes either way.
 ///
-/// It compares, orders and hashes as its `str` does, whatever its form (and
-/// a string has one form: `new` picks it from the length).
+/// It compares, orders, prints and serializes as its `str` does, whatever
+/// its form (and a string has one form: `new` picks it from the length).
 #[derive(Clone)]
-pub enum Text {
+pub struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
     Inline { len: u8, bytes: [u8; INLINE] },
     Shared(Arc<str>),
 }
@@ -242,25 +245,28 @@ impl Text {
         if s.len() <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Text::Inline { len: s.len() as u8, bytes }
+            Text(Repr::Inline { len: s.len() as u8, bytes })
         } else {
-            Text::Shared(Arc::from(s))
+            Text(Repr::Shared(Arc::from(s)))
         }
     }
 
     /// The UTF-8 bytes, without checking them again.
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Text::Inline { len, bytes } => &bytes[..*len as usize],
-            Text::Shared(s) => s.as_bytes(),
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
+            Repr::Shared(s) => s.as_bytes(),
         }
     }
 
+    /// The string. A short one's bytes are checked again on every call
+    /// (`unsafe` is not used here): on a hot path, `as_bytes` and `len`
+    /// do not check.
     pub fn as_str(&self) -> &str {
-        match self {
-            // The bytes were copied from a `str` whole: always valid.
-            Text::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
-            Text::Shared(s) => s,
+        match &self.0 {
+            // The bytes were copied from a `str` whole: the check never fails.
+            Repr::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Repr::Shared(s) => s,
         }
     }
 
@@ -270,6 +276,11 @@ impl Text {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the string sits inside the value.
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
     }
 }
 
@@ -307,7 +318,9 @@ impl Ord for Text {
     }
 }
 
-/// As `str` hashes.
+/// As `str` hashes with any hasher that keeps `Hasher::write_str`'s default
+/// (every stable one). Nothing depends on it: values hash alike on every
+/// worker of one process, and nothing stores a hash.
 impl Hash for Text {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write(self.as_bytes());
@@ -327,10 +340,21 @@ impl Serialize for Text {
     }
 }
 
+/// Read from any string a format gives, borrowed or not, without an
+/// intermediate `String` for a short one.
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Ok(Text::new(&s))
+        struct TextVisitor;
+        impl serde::de::Visitor<'_> for TextVisitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Text, E> {
+                Ok(Text::new(s))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
     }
 }
 
@@ -486,7 +510,7 @@ mod tests {
         #[test]
         fn texts_behave_as_their_strings(a in "[a-cé]{0,30}", b in "[a-cé]{0,30}") {
             let (ta, tb) = (Text::new(&a), Text::new(&b));
-            prop_assert_eq!(matches!(ta, Text::Inline { .. }), a.len() <= INLINE);
+            prop_assert_eq!(ta.is_inline(), a.len() <= INLINE);
             prop_assert_eq!(ta.as_str(), a.as_str());
             prop_assert_eq!(ta.len(), a.len());
             prop_assert_eq!(ta == tb, a == b);

@@ -880,7 +880,7 @@ impl Engine {
         for ((name, _), ids) in snapshot.event_schema.iter().zip(&snapshot.seen_ids) {
             if let Some(ev) = plan.events.iter().position(|x| &x.name == name) {
                 for id in ids.iter() {
-                    self.seen_ids[ev].insert(id);
+                    self.seen_ids[ev].insert(id.as_bytes());
                 }
             }
         }

@@ -8,7 +8,7 @@
 //!
 //! Every reference of every event is looked up here, in a table too large for
 //! the cache, so a short string key (up to `SHORT` bytes) is kept in its table
-//! slot: finding it reads the slot and not also the string's own allocation.
+//! slot: finding it reads the slot and not also the key in `keys`.
 
 use hashbrown::hash_table::{Entry, HashTable};
 use segflow_compiler::value::Value;

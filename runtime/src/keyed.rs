@@ -238,8 +238,9 @@ impl Absorbed {
     /// Folds the first waiting time's changes into the instances' values, if
     /// it holds many and nothing at an earlier time can come any more. An
     /// instance whose values outnumber its changes eight to one keeps them
-    /// waiting: folding a few changes into many values copies them all, and
-    /// a hot instance would be copied again at every fold.
+    /// waiting: folded early, a hot instance would take a few changes at
+    /// every fold (a search each, in its tree; see `values`) instead of all
+    /// of them at once, merged in one pass.
     fn absorb_ahead<D, V, S: InstanceState<D, V>, P: Pending<D>>(
         &mut self,
         waiting: &mut BTreeMap<Time, (Capability<Time>, P)>,
@@ -293,10 +294,10 @@ impl Absorbed {
     }
 }
 
-/// An instance's consolidated values and what `L` produced from them. One
-/// word each (a thin vector keeps its length and capacity with its elements,
-/// and an empty one allocates nothing): the operator's table of instances
-/// holds two words an instance instead of six.
+/// An instance's consolidated values and what `L` produced from them: three
+/// words (see `Values`; a thin vector keeps its length and capacity with its
+/// elements, and an empty one allocates nothing), where vectors would take
+/// six.
 struct Multiset<D, V, L> {
     values: Values<D>,
     /// What the logic produced from them last, sorted.

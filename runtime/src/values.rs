@@ -2,8 +2,8 @@
 //! to change however large it grows.
 //!
 //! Most instances hold a few values (a user's orders in a window, a gather's
-//! slots), kept in one sorted vector: two words an instance, and a batch's
-//! changes are merged in one pass. A hot instance (a store's or a product's
+//! slots), kept in one sorted vector (a thin one: one pointer, and nothing
+//! allocated while empty), and a batch's changes are merged in one pass. A hot instance (a store's or a product's
 //! orders over 30 days) holds thousands, and a refresh brings it one or two
 //! changes at a time: placing each in a vector moved half of it, and merging
 //! more than a few copied all of it, on every batch. Those live in a tree,
@@ -15,25 +15,26 @@ use thin_vec::ThinVec;
 
 /// Values held in a vector up to this many; past it, a tree takes small
 /// batches of changes. Debug builds (the tests) switch at a handful, so that
-/// the randomized reference tests cover both forms and the switches.
-const MANY: usize = if cfg!(debug_assertions) { 4 } else { 64 };
-
-/// A tree that shrinks below this many values becomes a vector again.
-const FEW: usize = MANY / 4;
+/// the reference tests cover both forms and the switches both ways.
+const MANY: usize = if cfg!(debug_assertions) { 8 } else { 64 };
 
 /// A batch of changes at least this fraction of the values (1/8) is merged
-/// in one pass, in a vector: cheaper than a search per change.
+/// in one pass, in a vector: cheaper than a search per change. (So a tree
+/// that has shrunk to a few values is a vector again at its next change.)
 fn merges_whole(changes: usize, values: usize) -> bool {
     changes * 8 >= values
 }
 
 /// Consolidated values with their multiplicities, in order; none has
-/// multiplicity 0.
+/// multiplicity 0 (a time's changes come in parts, so one may be negative
+/// for a while).
 pub enum Values<D> {
     Few(ThinVec<(D, isize)>),
-    // Boxed: an instance's table slot stays two words, whichever form it holds.
+    // Boxed, so that either form is a pointer: two words with the tag.
     Many(Box<BTreeMap<D, isize>>),
 }
+
+const _: () = assert!(std::mem::size_of::<Values<u64>>() == 16);
 
 impl<D> Default for Values<D> {
     fn default() -> Self {
@@ -93,12 +94,7 @@ impl<D: Ord> Values<D> {
                 merge(&mut v, changes);
                 *self = Values::Few(v);
             }
-            Values::Many(t) => {
-                place(t, changes);
-                if t.len() < FEW {
-                    *self = Values::Few(std::mem::take(&mut **t).into_iter().collect());
-                }
-            }
+            Values::Many(t) => place(t, changes),
         }
     }
 }
@@ -196,10 +192,21 @@ mod tests {
         let mut forms = [false; 2];
         for round in 0..2_000 {
             let size = if round % 10 == 0 { 1 + next(200) } else { 1 + next(3) };
-            let mut changes: Vec<(u64, isize)> =
-                (0..size).map(|_| (next(100), if next(3) == 0 { -1 } else { 1 })).collect();
-            // Retractions of what is there, as a consolidated input gives.
-            changes.retain(|(d, n)| *n > 0 || expected.get(d).copied().unwrap_or(0) > 0);
+            // Mostly insertions and retractions of what is there; now and then
+            // a retraction ahead of its insertion (a time's changes come in
+            // parts) or a change that consolidated to nothing.
+            let mut changes: Vec<(u64, isize)> = (0..size)
+                .map(|_| {
+                    let d = next(100);
+                    let n = match next(20) {
+                        0 => 0,
+                        1 => -1,
+                        _ if next(3) == 0 && expected.get(&d).is_some_and(|n| *n > 0) => -1,
+                        _ => 1,
+                    };
+                    (d, n)
+                })
+                .collect();
             for (d, n) in &changes {
                 *expected.entry(*d).or_default() += n;
             }
