@@ -3,12 +3,13 @@
 //!
 //! Most instances hold a few values (a user's orders in a window, a gather's
 //! slots), kept in one sorted vector (a thin one: one pointer, and nothing
-//! allocated while empty), and a batch's changes are merged in one pass. A hot instance (a store's or a product's
-//! orders over 30 days) holds thousands, and a refresh brings it one or two
-//! changes at a time: placing each in a vector moved half of it, and merging
-//! more than a few copied all of it, on every batch. Those live in a tree,
-//! where a change costs a search. A batch of changes large beside the values
-//! (a backfill's) is still merged in one pass over a vector.
+//! allocated while empty), and a batch's changes are merged in one pass. A
+//! hot instance (a store's or a product's orders over 30 days) holds
+//! thousands, and a refresh brings it one or two changes at a time: placing
+//! each in a vector moved half of it, and merging more than a few copied all
+//! of it, on every batch. Those live in a tree, where a change costs a
+//! search. A batch of changes large beside the values (a backfill's) is
+//! still merged in one pass over a vector.
 
 use std::collections::BTreeMap;
 use thin_vec::ThinVec;
