@@ -340,8 +340,8 @@ impl Serialize for Text {
     }
 }
 
-/// Read from any string a format gives, borrowed or not, without an
-/// intermediate `String` for a short one.
+/// Read from a string, borrowed or not (serde hands every form to
+/// `visit_str`), without an intermediate `String` for a short one.
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
         struct TextVisitor;

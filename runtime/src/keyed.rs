@@ -238,9 +238,9 @@ impl Absorbed {
     /// Folds the first waiting time's changes into the instances' values, if
     /// it holds many and nothing at an earlier time can come any more. An
     /// instance whose values outnumber its changes eight to one keeps them
-    /// waiting: folded early, a hot instance would take a few changes at
-    /// every fold (a search each, in its tree; see `values`) instead of all
-    /// of them at once, merged in one pass.
+    /// waiting: folded early, a hot instance in a vector would be copied at
+    /// every fold. (In a tree each change costs a search whenever it is
+    /// folded; see `values`.)
     fn absorb_ahead<D, V, S: InstanceState<D, V>, P: Pending<D>>(
         &mut self,
         waiting: &mut BTreeMap<Time, (Capability<Time>, P)>,
