@@ -220,7 +220,7 @@ impl Hash for F64 {
 }
 
 /// The longest string a `Text` holds in place.
-const INLINE: usize = 22;
+pub const INLINE: usize = 22;
 
 /// A string value. Most strings a record carries are short (ids, keys,
 /// channels, categories); up to `INLINE` bytes they sit inside the value

@@ -7,15 +7,12 @@
 //! of workers. Anything that orders by key (dumps, paging) maps ids back first.
 //!
 //! Every reference of every event is looked up here, in a table too large for
-//! the cache, so a short string key (up to `SHORT` bytes) is kept in its table
-//! slot: finding it reads the slot and not also the key in `keys`.
+//! the cache, so a string key short enough to sit inside its `Text` is kept
+//! in its table slot too: finding it reads the slot and not also `keys`.
 
 use hashbrown::hash_table::{Entry, HashTable};
-use segflow_compiler::value::Value;
+use segflow_compiler::value::{Text, Value};
 use std::hash::BuildHasher;
-
-/// The longest string key kept in a table slot (a slot is then 32 bytes).
-const SHORT: usize = 22;
 
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
@@ -27,32 +24,23 @@ pub struct Interner {
     hasher: foldhash::fast::RandomState,
 }
 
+/// 32 bytes: the id and, for a string held in place, the key itself.
 #[derive(Clone, Debug)]
 struct Slot {
     id: u64,
-    key: Stored,
+    /// `None` for a longer string or another value: the key is `keys[id]`.
+    short: Option<Text>,
 }
 
-#[derive(Clone, Debug)]
-enum Stored {
-    Short {
-        len: u8,
-        bytes: [u8; SHORT],
-    },
-    /// A longer string or another value: the key is `keys[id]`.
-    Elsewhere,
-}
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
-impl Stored {
-    fn of(key: &Value) -> Stored {
-        match key {
-            Value::Str(s) if s.len() <= SHORT => {
-                let mut bytes = [0; SHORT];
-                bytes[..s.len()].copy_from_slice(s.as_bytes());
-                Stored::Short { len: s.len() as u8, bytes }
-            }
-            _ => Stored::Elsewhere,
-        }
+impl Slot {
+    fn new(id: u64, key: &Value) -> Slot {
+        let short = match key {
+            Value::Str(s) if s.is_inline() => Some(s.clone()),
+            _ => None,
+        };
+        Slot { id, short }
     }
 }
 
@@ -65,7 +53,7 @@ impl Interner {
             Entry::Occupied(slot) => (slot.get().id, false),
             Entry::Vacant(vacant) => {
                 let id = self.keys.len() as u64;
-                vacant.insert(Slot { id, key: Stored::of(key) });
+                vacant.insert(Slot::new(id, key));
                 self.keys.push(key.clone());
                 (id, true)
             }
@@ -103,10 +91,10 @@ fn stored_key<'k>(keys: &'k [Value], slot: &Slot) -> &'k Value {
 }
 
 fn matches(keys: &[Value], slot: &Slot, key: &Value) -> bool {
-    match (&slot.key, key) {
-        (Stored::Short { len, bytes }, Value::Str(s)) => &bytes[..*len as usize] == s.as_bytes(),
-        (Stored::Short { .. }, _) => false,
-        (Stored::Elsewhere, key) => stored_key(keys, slot) == key,
+    match (&slot.short, key) {
+        (Some(short), Value::Str(s)) => short == s,
+        (Some(_), _) => false,
+        (None, key) => stored_key(keys, slot) == key,
     }
 }
 
@@ -148,8 +136,8 @@ impl KeyOrder {
 
 #[cfg(test)]
 mod tests {
-    use super::{Interner, SHORT};
-    use segflow_compiler::value::Value;
+    use super::Interner;
+    use segflow_compiler::value::{Value, INLINE as SHORT};
 
     #[test]
     fn keys_of_every_kind_get_stable_ids_in_order_of_arrival() {
