@@ -5,7 +5,8 @@
 //! line, the field and what was expected. Nothing is interned or applied here,
 //! so a batch can be validated whole before any of it takes effect.
 //!
-//! Values are read from the raw JSON text of each field (`RawValue`), so a
+//! Values are read from the raw JSON text of each field (found by
+//! [`crate::json`], or as serde_json's `RawValue` where that declines), so a
 //! decimal such as `99.50` is parsed from its digits, never through `f64`.
 
 use segflow_compiler::hir::{self, EVENT_AT, EVENT_ID};
@@ -17,14 +18,23 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-/// The fields of one JSON object in input order, borrowed from the input
-/// where possible (records are small: a linear scan beats a hash map, and no
-/// field name is copied unless it has escapes).
-pub struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// The fields of one JSON object in input order, each value as its JSON
+/// text, borrowed from the input where possible (records are small: a linear
+/// scan beats a hash map, and no field name is copied unless it has escapes).
+pub struct Fields<'a>(Vec<(Cow<'a, str>, &'a str)>);
 
 impl<'a> Fields<'a> {
+    /// The fields of the JSON object `text`: read by `json::object_fields`,
+    /// or by serde_json when that declines (which also says what is wrong).
+    pub fn parse(text: &'a str) -> Result<Fields<'a>, serde_json::Error> {
+        match crate::json::object_fields(text) {
+            Some(fields) => Ok(Fields(fields.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect())),
+            None => serde_json::from_str(text),
+        }
+    }
+
     /// The value of `name` (the last one, if a name repeats, as JSON parsers do).
-    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, name: &str) -> Option<&'a str> {
         self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
     pub fn contains_key(&self, name: &str) -> bool {
@@ -32,6 +42,10 @@ impl<'a> Fields<'a> {
     }
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_ref())
+    }
+    /// (name, value text) of each field, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a str)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), *v))
     }
 }
 
@@ -46,7 +60,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
                 while let Some(key) = map.next_key::<Key<'de>>()? {
-                    fields.push((key.0, map.next_value::<&'de RawValue>()?));
+                    fields.push((key.0, map.next_value::<&'de RawValue>()?.get()));
                 }
                 Ok(Fields(fields))
             }
@@ -169,8 +183,7 @@ impl Decoder {
     pub fn decode_line(&self, text: &str, line: usize, warnings: &mut Vec<Warning>) -> Result<Record, DecodeError> {
         let err =
             |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
-        let object: Fields<'_> =
-            serde_json::from_str(text).map_err(|e| err(None, format!("not a JSON object: {e}")))?;
+        let object = Fields::parse(text).map_err(|e| err(None, format!("not a JSON object: {e}")))?;
         self.decode_object(&object, line, warnings)
     }
 
@@ -250,9 +263,33 @@ impl Decoder {
     ) -> Result<Record, DecodeError> {
         let ev = &self.model_events[event];
         let err = |field: &str, message: String| DecodeError { line, field: Some(field.to_string()), message };
-        let mut row = Vec::with_capacity(ev.fields.len());
-        for (i, f) in ev.fields.iter().enumerate() {
-            let value = match object.get(&f.name) {
+        // Each declared field's value (the last one given, as JSON parsers
+        // do), found in one pass over the record. Its fields mostly come in
+        // declaration order, so each name is looked for first after the last
+        // one found.
+        let n = ev.fields.len();
+        let (mut few, mut many) = ([None; 16], Vec::new());
+        let given: &mut [Option<&str>] = if n <= few.len() {
+            &mut few[..n]
+        } else {
+            many.resize(n, None);
+            &mut many
+        };
+        let mut unknown = Vec::new();
+        let mut next = 0;
+        for (name, raw) in object.iter() {
+            match (0..n).map(|k| (next + k) % n).find(|&i| ev.fields[i].name == name) {
+                Some(i) => {
+                    given[i] = Some(raw);
+                    next = i + 1;
+                }
+                None if name == "event" => {}
+                None => unknown.push(name),
+            }
+        }
+        let mut row = Vec::with_capacity(n);
+        for (i, (f, raw)) in ev.fields.iter().zip(given.iter()).enumerate() {
+            let value = match *raw {
                 None if i == EVENT_AT => {
                     return Err(err(
                         "at",
@@ -261,7 +298,7 @@ impl Decoder {
                 }
                 None if f.nullable => Value::Null,
                 None => return Err(err(&f.name, format!("missing; expected {}", self.expectation(f.ty)))),
-                Some(raw) => self.value(raw, f.ty, f.nullable).map_err(|m| err(&f.name, m))?,
+                Some(raw) => self.value_text(raw, f.ty, f.nullable).map_err(|m| err(&f.name, m))?,
             };
             if i == EVENT_ID {
                 if let Value::Str(s) = &value {
@@ -279,11 +316,8 @@ impl Decoder {
             }
             row.push(value);
         }
-        for name in object.keys() {
-            if name != "event" && !ev.fields.iter().any(|f| f.name == name) {
-                warnings
-                    .push(Warning { line, message: format!("unknown field `{name}` of event `{}` ignored", ev.name) });
-            }
+        for name in unknown {
+            warnings.push(Warning { line, message: format!("unknown field `{name}` of event `{}` ignored", ev.name) });
         }
         Ok(Record::Event { event, row })
     }
@@ -305,7 +339,7 @@ impl Decoder {
                     format!("missing; expected the key of the {} ({})", e.name, self.expectation(key_field.ty)),
                 ))
             }
-            Some(raw) => self.value(raw, key_field.ty, false).map_err(|m| err("id", m))?,
+            Some(raw) => self.value_text(raw, key_field.ty, false).map_err(|m| err("id", m))?,
         };
         for name in object.keys() {
             if !matches!(name, "entity" | "id" | "set" | "unset" | "delete") {
@@ -314,7 +348,7 @@ impl Decoder {
         }
         let delete = match object.get("delete") {
             None => false,
-            Some(raw) => match raw.get() {
+            Some(raw) => match raw {
                 "true" => true,
                 "false" => false,
                 _ => return Err(err("delete", "expected true or false".into())),
@@ -328,8 +362,7 @@ impl Decoder {
         }
         let mut set = Vec::new();
         if let Some(raw) = object.get("set") {
-            let fields: Fields<'_> = serde_json::from_str(raw.get())
-                .map_err(|_| err("set", "expected an object of attribute values".into()))?;
+            let fields = Fields::parse(raw).map_err(|_| err("set", "expected an object of attribute values".into()))?;
             let mut names: Vec<&str> = fields.keys().collect();
             names.sort();
             names.dedup();
@@ -342,14 +375,14 @@ impl Decoder {
                         message: format!("unknown attribute `{name}` of entity `{}` ignored", e.name),
                     }),
                     Some(i) if i == e.key => {
-                        let v = self.value(raw, key_field.ty, false).map_err(|m| err(&path, m))?;
+                        let v = self.value_text(raw, key_field.ty, false).map_err(|m| err(&path, m))?;
                         if v != key {
                             return Err(err(&path, "the key of an instance cannot be changed".into()));
                         }
                     }
                     Some(i) => {
                         let f = &e.fields[i];
-                        let v = self.value(raw, f.ty, f.nullable).map_err(|m| err(&path, m))?;
+                        let v = self.value_text(raw, f.ty, f.nullable).map_err(|m| err(&path, m))?;
                         set.push((i, v));
                     }
                 }
@@ -357,8 +390,8 @@ impl Decoder {
         }
         let mut unset = Vec::new();
         if let Some(raw) = object.get("unset") {
-            let names: Vec<String> = serde_json::from_str(raw.get())
-                .map_err(|_| err("unset", "expected a list of attribute names".into()))?;
+            let names: Vec<String> =
+                serde_json::from_str(raw).map_err(|_| err("unset", "expected a list of attribute names".into()))?;
             for name in names {
                 match e.fields.iter().position(|f| f.name == name) {
                     None => warnings.push(Warning {
@@ -400,14 +433,9 @@ impl Decoder {
         }
     }
 
-    /// Decodes one field's raw JSON as `ty`.
-    fn value(&self, raw: &RawValue, ty: Type, nullable: bool) -> Result<Value, String> {
-        self.value_text(raw.get(), ty, nullable)
-    }
-
-    /// `value` of a JSON value's text.
+    /// Decodes one field's raw JSON text as `ty`.
     fn value_text(&self, text: &str, ty: Type, nullable: bool) -> Result<Value, String> {
-        let text = text.trim();
+        let text = text.trim_ascii();
         let got = || describe(text);
         if text == "null" {
             return if nullable {
@@ -471,8 +499,8 @@ impl Decoder {
     }
 }
 
-fn string(raw: &RawValue) -> Result<Cow<'_, str>, String> {
-    json_string(raw.get()).ok_or_else(|| format!("expected a string, got {}", describe(raw.get())))
+fn string(raw: &str) -> Result<Cow<'_, str>, String> {
+    json_string(raw).ok_or_else(|| format!("expected a string, got {}", describe(raw)))
 }
 
 /// The contents of a JSON string given as its text, quotes included. Text

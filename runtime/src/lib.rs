@@ -18,6 +18,7 @@ pub mod diff;
 pub mod engine;
 pub mod ids;
 pub mod intern;
+pub mod json;
 pub mod keyed;
 pub mod load;
 pub mod profile;
