@@ -152,8 +152,10 @@ impl fmt::Display for Warning {
 
 /// Decodes records against one plan's model.
 pub struct Decoder {
-    entities: HashMap<String, EntityId>,
-    events: HashMap<String, hir::EventId>,
+    // Looked up by every record, by the model's own names: a fast hasher
+    // (no client picks these keys).
+    entities: Names<EntityId>,
+    events: Names<hir::EventId>,
     model_entities: Vec<hir::Entity>,
     model_events: Vec<hir::Event>,
     /// The keys `event_time_hint` looks for, their searchers built once: a
@@ -162,6 +164,8 @@ pub struct Decoder {
     event_key: memchr::memmem::Finder<'static>,
     at_key: memchr::memmem::Finder<'static>,
 }
+
+type Names<T> = HashMap<String, T, foldhash::fast::FixedState>;
 
 /// Events before 1970 or after year 10000 are rejected: times are kept as
 /// unsigned milliseconds in the dataflow.
@@ -278,12 +282,14 @@ impl Decoder {
         let mut unknown = Vec::new();
         let mut next = 0;
         for (name, raw) in object.iter() {
+            if name == "event" {
+                continue;
+            }
             match (0..n).map(|k| (next + k) % n).find(|&i| ev.fields[i].name == name) {
                 Some(i) => {
                     given[i] = Some(raw);
                     next = i + 1;
                 }
-                None if name == "event" => {}
                 None => unknown.push(name),
             }
         }
