@@ -323,7 +323,7 @@ struct Applied {
     records: usize,
     duplicates: usize,
     /// What was done before any record was fed, and how long it took:
-    /// decoding everything, or reading and scanning for the clock.
+    /// decoding everything, or opening the files and starting the workers.
     before: (&'static str, std::time::Duration),
 }
 
@@ -379,13 +379,11 @@ impl Diagnostics {
 }
 
 /// Runs the files as one batch, streamed: a run of lines at a time is read,
-/// decoded and fed. The batch's `now` must be known before the first record
-/// is fed (it decides which events are already outside their windows), so
-/// with the event clock a quick scan of the files reads every event's time
-/// first. The scan cannot tell a redelivered or invalid event
-/// from one that applies; the engine's own clock can, and in the rare case
-/// they disagree the run is done again at the engine's time. Every invalid
-/// record is reported; without --skip-invalid nothing is written.
+/// decoded and fed, in one pass. With the event clock the batch's `now` is
+/// its latest accepted event time, which the engine settles at the last
+/// record (`Engine::begin_on_event_clock`), guessing it from the files' last
+/// lines meanwhile. Every invalid record is reported; without --skip-invalid
+/// nothing is written.
 fn run_streamed(
     plan: &segflow_compiler::plan::Plan,
     decoder: &Decoder,
@@ -393,59 +391,46 @@ fn run_streamed(
     files: &[String],
     skip_invalid: bool,
 ) -> Result<Result<Applied, ExitCode>, String> {
-    let scan_started = std::time::Instant::now();
-    let inputs = segflow_runtime::load::Input::open_all(files)?;
-    let mut now = match config.clock {
-        Clock::Fixed(t) => t,
-        _ => segflow_runtime::load::latest_event_time(decoder, &inputs)?.unwrap_or(0).max(0),
+    let opened = std::time::Instant::now();
+    let inputs = files.iter().map(|f| segflow_runtime::load::Input::open_once(f)).collect::<Result<Vec<_>, _>>()?;
+    let clock = config.clock;
+    let mut engine = Engine::start(plan.clone(), config)?;
+    let mut batch = match clock {
+        Clock::Fixed(now) => engine.begin(now, true),
+        _ => engine.begin_on_event_clock(segflow_runtime::load::latest_event_time_in_tails(decoder, &inputs)),
     };
-    let scanned = scan_started.elapsed();
-    loop {
-        let mut engine = Engine::start(plan.clone(), config.clone())?;
-        let mut batch = engine.begin(now, true);
-        let mut diagnostics = Diagnostics::default();
-        // One thread decodes the next run while this one feeds the engine, and
-        // frees the runs fed (freeing a million records takes a while).
-        let (decoded, runs) = std::sync::mpsc::sync_channel::<Loaded>(1);
-        let (spent, to_free) = std::sync::mpsc::channel::<Loaded>();
-        let inputs = &inputs;
-        std::thread::scope(|scope| {
-            let decoding = scope.spawn(move || {
-                segflow_runtime::load::for_each_run(decoder, inputs, false, STREAM_RUN_LINES, |run| {
-                    to_free.try_iter().for_each(drop);
-                    decoded.send(run).map_err(|_| "the engine stopped".to_string())
-                })
-            });
-            for run in runs {
-                diagnostics.add(&run);
-                engine.feed(&mut batch, &run.records);
-                // Runs fed after the decoding thread is done are not freed.
-                if let Err(unfreed) = spent.send(run) {
-                    std::mem::forget(unfreed.0);
-                }
+    let started = opened.elapsed();
+    let mut diagnostics = Diagnostics::default();
+    // One thread decodes the next run while this one feeds the engine, and
+    // frees the runs fed (freeing a million records takes a while).
+    let (decoded, runs) = std::sync::mpsc::sync_channel::<Loaded>(1);
+    let (spent, to_free) = std::sync::mpsc::channel::<Loaded>();
+    let inputs = &inputs;
+    std::thread::scope(|scope| {
+        let decoding = scope.spawn(move || {
+            segflow_runtime::load::for_each_run(decoder, inputs, false, STREAM_RUN_LINES, |run| {
+                to_free.try_iter().for_each(drop);
+                decoded.send(run).map_err(|_| "the engine stopped".to_string())
+            })
+        });
+        for run in runs {
+            diagnostics.add(&run);
+            engine.feed(&mut batch, &run.records);
+            // Runs fed after the decoding thread is done are not freed.
+            if let Err(unfreed) = spent.send(run) {
+                std::mem::forget(unfreed.0);
             }
-            std::mem::forget(spent);
-            decoding.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })?;
-        // A wrong guess is redone before anything is said about the input.
-        if config.clock == Clock::Event && batch.event_clock() != now && (diagnostics.error_count == 0 || skip_invalid)
-        {
-            tracing::info!(
-                scanned = now,
-                clock = batch.event_clock(),
-                "the latest event time is a redelivery's or an invalid record's; decoding again at the clock's time"
-            );
-            now = batch.event_clock();
-            continue;
         }
-        if !diagnostics.report(skip_invalid) {
-            return Ok(Err(ExitCode::FAILURE));
-        }
-        let submitted = engine.finish(batch);
-        let records = submitted.records();
-        let duplicates = engine.complete(submitted).duplicates;
-        return Ok(Ok(Applied { engine, records, duplicates, before: ("read and scan", scanned) }));
+        std::mem::forget(spent);
+        decoding.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })?;
+    if !diagnostics.report(skip_invalid) {
+        return Ok(Err(ExitCode::FAILURE));
     }
+    let submitted = engine.finish(batch);
+    let records = submitted.records();
+    let duplicates = engine.complete(submitted).duplicates;
+    Ok(Ok(Applied { engine, records, duplicates, before: ("start", started) }))
 }
 
 /// Runs the files decoded whole first, in batches of `batch_size` records,

@@ -575,3 +575,36 @@ fn hot_instances_take_one_change_at_a_time_exactly() {
         }
     }
 }
+
+#[test]
+fn the_guess_at_now_is_the_latest_valid_event_in_the_files_last_lines() {
+    use segflow_runtime::load::{latest_event_time_in_tails, Input};
+    let compiled = common::compile(MODEL);
+    let decoder = Decoder::new(&compiled.plan);
+    let dir = std::env::temp_dir().join(format!("segflow-tails-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file longer than the tail read: its latest event early on is not
+    // seen; in the tail, an invalid event's later time and an entity record
+    // are passed over.
+    let mut long: Vec<String> = vec![order("early", 90_000, "u1", "1")];
+    long.extend((0..2000).map(|i| order(&format!("o{i}"), i % 50, "u1", "1")));
+    long.push(order("latest", 60, "u2", "2"));
+    long.push(r#"{"event":"order","id":"bad","at":"2031-01-01T00:00:00Z","user":"u1","amount":"lots"}"#.into());
+    long.push(r#"{"entity":"user","id":"u1","set":{"city":"Shanghai"}}"#.into());
+    // A short file is read whole, its first line included.
+    let short = [order("first", 70, "u3", "3"), order("second", 5, "u3", "3")];
+    let paths = [dir.join("long.ndjson"), dir.join("short.ndjson"), dir.join("entities.ndjson")];
+    std::fs::write(&paths[0], long.join("\n") + "\n").unwrap();
+    std::fs::write(&paths[1], short.join("\n")).unwrap();
+    std::fs::write(&paths[2], r#"{"entity":"user","id":"u9","set":{}}"#).unwrap();
+    let guess = |paths: &[std::path::PathBuf]| {
+        let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        latest_event_time_in_tails(&decoder, &Input::open_all(&paths).unwrap())
+    };
+    assert!(std::fs::metadata(&paths[0]).unwrap().len() > 64 << 10, "the early event is outside the tail");
+    assert_eq!(guess(&paths[..1]), Some(T0 + 60));
+    assert_eq!(guess(&paths[1..2]), Some(T0 + 70));
+    assert_eq!(guess(&paths), Some(T0 + 70));
+    assert_eq!(guess(&paths[2..]), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}

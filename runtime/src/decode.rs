@@ -158,11 +158,6 @@ pub struct Decoder {
     events: Names<hir::EventId>,
     model_entities: Vec<hir::Entity>,
     model_events: Vec<hir::Event>,
-    /// The keys `event_time_hint` looks for, their searchers built once: a
-    /// one-off search builds its searcher at every call, which cost more than
-    /// searching a line.
-    event_key: memchr::memmem::Finder<'static>,
-    at_key: memchr::memmem::Finder<'static>,
 }
 
 type Names<T> = HashMap<String, T, foldhash::fast::FixedState>;
@@ -178,8 +173,6 @@ impl Decoder {
             events: plan.events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect(),
             model_entities: plan.entities.clone(),
             model_events: plan.events.clone(),
-            event_key: memchr::memmem::Finder::new(b"\"event\""),
-            at_key: memchr::memmem::Finder::new(b"\"at\""),
         }
     }
 
@@ -189,32 +182,6 @@ impl Decoder {
             |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
         let object = Fields::parse(text).map_err(|e| err(None, format!("not a JSON object: {e}")))?;
         self.decode_object(&object, line, warnings)
-    }
-
-    /// The time of the event on `line`, found without parsing the record: the
-    /// value after the first `"at"` key of a line that names an `"event"`.
-    /// Only a guess (a scan for `now` before a streamed run, which checks it
-    /// against the engine's clock); None when nothing looks like a time.
-    pub fn event_time_hint(&self, line: &[u8]) -> Option<i64> {
-        self.event_key.find(line)?;
-        let mut from = 0;
-        let value = loop {
-            let at = from + self.at_key.find(&line[from..])? + 4;
-            let rest = line[at..].trim_ascii_start();
-            if let Some(value) = rest.strip_prefix(b":") {
-                break value.trim_ascii_start();
-            }
-            from = at;
-        };
-        let end = if let Some(quoted) = value.strip_prefix(b"\"") {
-            memchr::memchr(b'"', quoted)? + 2
-        } else {
-            value.iter().position(|b| matches!(b, b',' | b'}' | b' ')).unwrap_or(value.len())
-        };
-        match self.value_text(std::str::from_utf8(value.get(..end)?).ok()?, Type::Timestamp, false) {
-            Ok(Value::Timestamp(t)) => Some(t),
-            _ => None,
-        }
     }
 
     /// Decodes a record given as a JSON object's fields.

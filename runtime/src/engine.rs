@@ -139,6 +139,11 @@ enum Command {
 /// Updates sent to the workers in pieces of this size while a batch is built.
 const FEED_CHUNK: usize = 1 << 16;
 
+/// Windowed rows a batch on its event clock holds before it first drops the
+/// ones already out of their windows (see `AwaitingNow`); few in debug
+/// builds, so that tests drop them.
+const PRUNE_AWAITING: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
+
 /// An update queued for a later time. A served history holds one per event
 /// and window, millions of them. In a heap each is 32 bytes, and a push
 /// mostly stays at the heap's end (events arrive roughly in time order); a
@@ -191,6 +196,10 @@ pub struct Batch {
     last: bool,
     /// The time `Clock::Event` gives the records fed so far.
     event_clock: i64,
+    /// For a batch whose `now` is its own latest event time
+    /// (`begin_on_event_clock`): its windowed rows until `now` is known.
+    /// `None` when `now` was given at the start.
+    awaiting_now: Option<AwaitingNow>,
     /// Updates not yet sent to the workers.
     updates: Vec<Update>,
     /// Per entity, the first id this batch interned.
@@ -210,10 +219,27 @@ impl Batch {
     }
 }
 
+/// The windowed rows of a batch whose `now` is not known yet (see
+/// `Engine::begin_on_event_clock`), each as (retraction time, input, row).
+struct AwaitingNow {
+    /// The dataflow time of the guessed `now` (`Time::MAX` for none).
+    guess: Time,
+    /// Rows that the guess puts outside their windows, held back.
+    held: Vec<(Time, usize, SharedRow)>,
+    /// `held` is rid of rows already out of their windows when it grows this long.
+    prune_at: usize,
+    /// Rows inside their windows at the guess, sent: a later `now` may take
+    /// some out again.
+    sent: Vec<(Time, usize, SharedRow)>,
+}
+
 /// A batch on its way through the workers (see `Engine::submit`).
 pub struct Submitted {
     upto: Time,
     new_now: i64,
+    /// The dataflow time the outputs are published at, when it is not the one
+    /// they were computed at (a batch on its own event clock, `finish`).
+    stamp: Option<Time>,
     /// Keys first named by this batch, per entity, in id order.
     new_keys: Vec<Vec<Value>>,
     /// Attribute rows this batch changed, per entity (None: removed).
@@ -562,6 +588,7 @@ impl Engine {
             new_now,
             last,
             event_clock: self.now,
+            awaiting_now: None,
             updates,
             first_new_key: self.keys.iter().map(Interner::len).collect(),
             touched: vec![HashSet::default(); self.plan.entities.len()],
@@ -571,6 +598,31 @@ impl Engine {
         }
     }
 
+    /// Starts the last batch, like `begin(now, true)`, where `now` is the
+    /// latest time of its accepted events, which only its last record can
+    /// settle: a batch run streams its files once, with no scan for `now`
+    /// first and nothing to redo when a redelivery or an invalid record holds
+    /// the latest time. Updates are sent as they come, at a provisional
+    /// dataflow time whose outputs are published at `now`'s.
+    ///
+    /// A windowed row is sent at once if it is inside its window at `guess`
+    /// (the latest time in the input's tail, say), and held in the batch if
+    /// not, unless the latest time fed so far already puts it out. When `now`
+    /// is known, the held rows inside their windows are sent, and the sent
+    /// ones outside them retracted: a wrong guess costs rows held or sent in
+    /// vain, never a wrong answer.
+    pub fn begin_on_event_clock(&mut self, guess: Option<i64>) -> Batch {
+        assert_eq!(self.config.clock, Clock::Event, "a batch on the event clock needs Clock::Event");
+        let mut batch = self.begin(self.now, true);
+        batch.awaiting_now = Some(AwaitingNow {
+            guess: guess.map_or(Time::MAX, logical_to_time),
+            held: Vec::new(),
+            prune_at: PRUNE_AWAITING,
+            sent: Vec::new(),
+        });
+        batch
+    }
+
     /// Adds records to a batch begun with `begin`, in order: ids are
     /// registered as they come, so a redelivery within or across pieces is
     /// skipped as it would be in one piece.
@@ -578,6 +630,13 @@ impl Engine {
         let accepted = self.accept(records);
         batch.event_clock = self.clock_time(records, &accepted).max(batch.event_clock);
         self.feed_accepted(batch, records, &accepted);
+        let out_before = logical_to_time(batch.event_clock);
+        if let Some(awaiting) = &mut batch.awaiting_now {
+            if awaiting.held.len() >= awaiting.prune_at {
+                awaiting.held.retain(|(retract, ..)| *retract > out_before);
+                awaiting.prune_at = (awaiting.held.len() * 2).max(PRUNE_AWAITING);
+            }
+        }
     }
 
     /// Turns records whose ids are registered (`accepted` says which apply)
@@ -587,6 +646,10 @@ impl Engine {
         let mut updates = std::mem::take(&mut batch.updates);
         let touched = &mut batch.touched;
         let outcome = &mut batch.outcome;
+        // Rows retracted by then are outside their windows at any `now` the
+        // batch can end at (see `begin_on_event_clock`).
+        let out_before = logical_to_time(batch.event_clock);
+        let mut awaiting_now = batch.awaiting_now.as_mut();
         batch.records += records.len();
         for (record, accepted) in records.iter().zip(accepted) {
             if updates.len() >= FEED_CHUNK {
@@ -628,8 +691,19 @@ impl Engine {
                         match *window {
                             None => updates.push((input, row, batch_time, 1)),
                             Some(w) => {
-                                let insert = logical_to_time(t).max(batch_time);
                                 let retract = logical_to_time(t.saturating_add(w as i64));
+                                if let Some(awaiting) = &mut awaiting_now {
+                                    if retract <= out_before {
+                                        // Out of its window at any `now` the batch can end at.
+                                    } else if retract > awaiting.guess {
+                                        updates.push((input, row.clone(), batch_time, 1));
+                                        awaiting.sent.push((retract, input, row));
+                                    } else {
+                                        awaiting.held.push((retract, input, row));
+                                    }
+                                    continue;
+                                }
+                                let insert = logical_to_time(t).max(batch_time);
                                 if retract <= insert {
                                     continue;
                                 }
@@ -704,7 +778,42 @@ impl Engine {
 
     /// Sends a batch begun with `begin` to the workers, like `submit`.
     pub fn finish(&mut self, batch: Batch) -> Submitted {
-        let Batch { batch_time, new_now, updates, first_new_key, touched, outcome, records, started, .. } = batch;
+        let Batch {
+            batch_time,
+            mut new_now,
+            event_clock,
+            awaiting_now,
+            mut updates,
+            first_new_key,
+            touched,
+            mut outcome,
+            records,
+            started,
+            ..
+        } = batch;
+        let mut stamp = None;
+        if let Some(awaiting) = awaiting_now {
+            new_now = event_clock.max(self.now);
+            outcome.time = new_now;
+            stamp = Some(logical_to_time(new_now));
+            // Inside its window at `now` exactly when retracted after it.
+            let out_before = logical_to_time(new_now);
+            // What was queued before falls due by `now`, as `begin` would have taken it.
+            while let Some(next) = self.pending.peek_mut() {
+                if next.time > out_before {
+                    break;
+                }
+                let due = PeekMut::pop(next);
+                updates.push((due.input as usize, due.row, batch_time, due.diff as isize));
+            }
+            let inside = awaiting.held.into_iter().filter(|(retract, ..)| *retract > out_before);
+            updates.extend(inside.map(|(_, input, row)| (input, row, batch_time, 1)));
+            // Sent rows are retracted after the guess: only a guess below `now` took any out.
+            if out_before >= awaiting.guess {
+                let outside = awaiting.sent.into_iter().filter(|(retract, ..)| *retract <= out_before);
+                updates.extend(outside.map(|(_, input, row)| (input, row, batch_time, -1)));
+            }
+        }
         self.send(updates, batch_time, true);
         let sent = Instant::now();
         self.now = new_now;
@@ -724,13 +833,18 @@ impl Engine {
             .enumerate()
             .map(|(e, ids)| ids.iter().map(|id| (*id, self.attributes[e].get(id).cloned())).collect())
             .collect();
-        Submitted { upto: batch_time + 1, new_now, new_keys, attributes, outcome, records, started, sent }
+        Submitted { upto: batch_time + 1, new_now, stamp, new_keys, attributes, outcome, records, started, sent }
     }
 
     /// Waits until the workers have finished a submitted batch, then publishes
     /// it whole: instances, attributes, tag and segment changes, time.
     pub fn complete(&mut self, submitted: Submitted) -> BatchOutcome {
-        let outputs = self.receive(submitted.upto);
+        let mut outputs = self.receive(submitted.upto);
+        if let Some(stamp) = submitted.stamp {
+            for output in &mut outputs {
+                output.3 = stamp;
+            }
+        }
         let computed = Instant::now();
         let changes = outputs.len();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());

@@ -159,13 +159,13 @@ fn each_run<'i>(
     Ok(())
 }
 
-/// A file to read more than once (a scan or a validation first, then the
-/// records). A regular file is opened once and read again from its start
-/// each time, a run at a time: a file that is renamed or replaced meanwhile
-/// is still the same file, and standard input redirected from a file is read
-/// from its start even where reopening it would share its offset. Anything
-/// else (a pipe) can be read only once, so its text is read whole when
-/// opened and held.
+/// A file of records, opened for one pass (`open_once`) or for several (a
+/// validation first, then the records: `open`). A regular file is opened
+/// once and read again from its start at each pass, a run at a time: a file
+/// that is renamed or replaced meanwhile is still the same file, and standard
+/// input redirected from a file is read from its start even where reopening
+/// it would share its offset. Anything else (a pipe) can be read only once:
+/// for several passes its text is read whole when opened and held.
 pub struct Input {
     pub path: String,
     source: Source,
@@ -174,14 +174,27 @@ pub struct Input {
 enum Source {
     File(std::fs::File),
     Held(Vec<u8>),
+    /// A pipe read in one pass, as it comes.
+    Once(std::fs::File),
 }
 
 impl Input {
     pub fn open(path: &str) -> Result<Input, String> {
+        Input::open_for(path, false)
+    }
+
+    /// Opens `path` to be read in one pass: a pipe is not held.
+    pub fn open_once(path: &str) -> Result<Input, String> {
+        Input::open_for(path, true)
+    }
+
+    fn open_for(path: &str, once: bool) -> Result<Input, String> {
         let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         let regular = file.metadata().map_err(|e| format!("cannot open {path}: {e}"))?.is_file();
         let source = if regular {
             Source::File(file)
+        } else if once {
+            Source::Once(file)
         } else {
             let mut text = Vec::new();
             file.read_to_end(&mut text).map_err(|e| format!("{path}: {e}"))?;
@@ -197,6 +210,7 @@ impl Input {
     fn runs(&self, lines: usize) -> Result<LineRuns<Box<dyn Read + '_>>, String> {
         let source: Box<dyn Read + '_> = match &self.source {
             Source::Held(text) => Box::new(text.as_slice()),
+            Source::Once(pipe) => Box::new(pipe),
             Source::File(file) => {
                 let mut file = file;
                 file.seek(std::io::SeekFrom::Start(0)).map_err(|e| format!("{}: {e}", self.path))?;
@@ -207,115 +221,52 @@ impl Input {
     }
 }
 
-/// The latest event time in the files, as `Decoder::event_time_hint` reads
-/// it: the `now` a streamed run of them guesses before decoding anything.
-/// Every core scans, each reading its own pieces of a file (from the page
-/// cache, at about 6 GB/s here): read by one thread, the reading and the
-/// counting of lines were as long as all the scanning.
-pub fn latest_event_time(decoder: &Decoder, inputs: &[Input]) -> Result<Option<i64>, String> {
-    let latest_in = |lines: &[u8]| {
-        let ends = memchr::memchr_iter(b'\n', lines).chain([lines.len()]);
-        let mut start = 0;
-        ends.filter_map(|end| {
-            let line = &lines[start..end];
-            start = end + 1;
-            decoder.event_time_hint(line)
-        })
-        .max()
-    };
+/// The latest event time in the last lines of the inputs that are regular
+/// files: a guess at the `now` of a batch of them all, for nothing like a
+/// pass over them (see `Engine::begin_on_event_clock`). The lines are decoded
+/// whole and invalid ones passed over; a redelivery cannot be told, so this
+/// is only a guess. `None` if no tail holds a valid event.
+pub fn latest_event_time_in_tails(decoder: &Decoder, inputs: &[Input]) -> Option<i64> {
     let mut latest = None;
     for input in inputs {
-        let found = match &input.source {
-            Source::Held(text) => in_parallel(text, |_, piece| Ok::<_, String>(latest_in(piece))),
-            Source::File(file) => {
-                let len = file.metadata().map_err(|e| format!("{}: {e}", input.path))?.len();
-                let pieces = len.div_ceil(SCAN_PIECE_BYTES);
-                let next = std::sync::atomic::AtomicU64::new(0);
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-                crate::threads::map_on_threads(&vec![(); threads], |_| {
-                    let (mut text, mut latest) = (Vec::new(), None);
-                    loop {
-                        let piece = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if piece >= pieces {
-                            return Ok(latest);
-                        }
-                        let lines = lines_starting_in(file, piece * SCAN_PIECE_BYTES, SCAN_PIECE_BYTES, len, &mut text)
-                            .map_err(|e| format!("{}: {e}", input.path))?;
-                        latest = latest.max(latest_in(lines));
-                    }
-                })
+        let Source::File(file) = &input.source else { continue };
+        let Ok(len) = file.metadata().map(|m| m.len()) else { continue };
+        let from = len.saturating_sub(TAIL_BYTES);
+        let mut tail = vec![0; (len - from) as usize];
+        if read_exactly_at(file, &mut tail, from).is_err() {
+            continue;
+        }
+        // The first line may be cut: it is whole only if the tail is the whole file.
+        let lines = tail.split(|&b| b == b'\n').skip(usize::from(from > 0));
+        let mut warnings = Vec::new();
+        for line in lines.filter_map(|l| std::str::from_utf8(l).ok()) {
+            if let Ok(record) = decoder.decode_line(line, 0, &mut warnings) {
+                latest = latest.max(record.event_time());
             }
-        };
-        for found in found {
-            latest = latest.max(found?);
         }
     }
-    Ok(latest)
+    latest
 }
 
-/// Bytes of a file a scanning thread takes at a time.
-const SCAN_PIECE_BYTES: u64 = 4 << 20;
+/// Bytes at the end of a file `latest_event_time_in_tails` reads: a few hundred lines.
+const TAIL_BYTES: u64 = 64 << 10;
 
-/// The whole lines of `file` (`len` bytes long) that start within `size`
-/// bytes from `start`, read into `text`: the last one is read to its end, past
-/// the piece if need be, and a line that started before the piece is left to
-/// the piece it started in.
-fn lines_starting_in<'t>(
-    file: &std::fs::File,
-    start: u64,
-    size: u64,
-    len: u64,
-    text: &'t mut Vec<u8>,
-) -> std::io::Result<&'t [u8]> {
-    // From the byte before the piece: a line starts at `start` if it is a newline.
-    let from = start.saturating_sub(1);
-    let end = (start + size).min(len);
-    read_at(file, text, from, end - from)?;
-    // The line that holds the piece's last byte ends at the first newline from there on.
-    let mut searched = text.len().saturating_sub(1);
-    let last_end = loop {
-        if let Some(i) = memchr::memchr(b'\n', &text[searched..]) {
-            break searched + i + 1;
-        }
-        let read = from + text.len() as u64;
-        if read >= len {
-            break text.len();
-        }
-        searched = text.len();
-        let mut more = Vec::new();
-        read_at(file, &mut more, read, (4 << 10).min(len - read))?;
-        if more.is_empty() {
-            break text.len();
-        }
-        text.extend_from_slice(&more);
-    };
-    let first = if start == 0 { 0 } else { memchr::memchr(b'\n', text).map_or(text.len(), |i| i + 1) };
-    Ok(text.get(first..last_end).unwrap_or_default())
-}
-
-/// Reads up to `n` bytes of `file` at `offset` into `buffer` (replacing what
-/// it held), fewer only at the file's end.
-fn read_at(file: &std::fs::File, buffer: &mut Vec<u8>, offset: u64, n: u64) -> std::io::Result<()> {
+/// Fills `buffer` from `file` at `offset`, without moving the file's position
+/// (which the passes over it use).
+fn read_exactly_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> std::io::Result<()> {
     #[cfg(unix)]
-    use std::os::unix::fs::FileExt;
+    return std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset);
     #[cfg(windows)]
-    use std::os::windows::fs::FileExt;
-    buffer.resize(n as usize, 0);
-    let mut filled = 0;
-    while filled < buffer.len() {
-        #[cfg(unix)]
-        let read = file.read_at(&mut buffer[filled..], offset + filled as u64);
-        #[cfg(windows)]
-        let read = file.seek_read(&mut buffer[filled..], offset + filled as u64);
-        match read {
-            Ok(0) => break,
-            Ok(k) => filled += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match std::os::windows::fs::FileExt::seek_read(file, &mut buffer[filled..], offset + filled as u64)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => filled += n,
+            }
         }
+        Ok(())
     }
-    buffer.truncate(filled);
-    Ok(())
 }
 
 /// Bytes read from a file at a time.
@@ -487,7 +438,7 @@ fn decode_piece(
 
 #[cfg(test)]
 mod tests {
-    use super::{lines_starting_in, split_lines, Input, LineRuns};
+    use super::{split_lines, Input, LineRuns};
 
     #[test]
     fn line_runs_hand_out_the_text_in_runs_of_whole_lines() {
@@ -538,39 +489,6 @@ mod tests {
         std::fs::write(&other, "three\n").unwrap();
         std::fs::rename(&other, &path).unwrap();
         assert_eq!(read(&input), b"one\ntwo\n");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_file_scanned_in_pieces_gives_each_line_once_and_whole() {
-        let dir = std::env::temp_dir().join(format!("segflow-pieces-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("data.ndjson");
-        // Lines shorter and longer than a piece, blank ones, a CRLF, and no newline at the end.
-        let long = "x".repeat(5000);
-        let texts = [
-            format!("a\nbbbbbbbbbbbbbbbbbbbb\n\nccc\r\ndd\n{long}\nf\n\ng"),
-            format!("{long}\n"),
-            "\n".into(),
-            "".into(),
-        ];
-        for text in texts {
-            std::fs::write(&path, &text).unwrap();
-            let file = std::fs::File::open(&path).unwrap();
-            let len = text.len() as u64;
-            for size in [1, 2, 3, 7, 64, 4999, 5000, 5001, 1 << 20] {
-                let mut joined = Vec::new();
-                let mut buffer = Vec::new();
-                for start in (0..len).step_by(size as usize) {
-                    let lines = lines_starting_in(&file, start, size, len, &mut buffer).unwrap();
-                    // Whole lines: only the file's last can end without a newline.
-                    let at_end = joined.len() + lines.len() == text.len();
-                    assert!(lines.is_empty() || lines.ends_with(b"\n") || at_end, "pieces of {size} bytes");
-                    joined.extend_from_slice(lines);
-                }
-                assert_eq!(String::from_utf8(joined).unwrap(), text, "pieces of {size} bytes");
-            }
-        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
