@@ -417,10 +417,15 @@ fn decode_piece(
     keep_text: bool,
 ) -> std::io::Result<Loaded> {
     let mut loaded = Loaded::default();
-    let mut lines = piece.split(|&b| b == b'\n').enumerate().peekable();
-    while let Some((i, line)) = lines.next() {
+    // Sized once: growing it would copy a piece's tens of thousands of records over and over.
+    loaded.records.reserve(memchr::memchr_iter(b'\n', piece).count() + 1);
+    let ends = memchr::memchr_iter(b'\n', piece).chain([piece.len()]);
+    let mut start = 0;
+    for (i, end) in ends.enumerate() {
+        let line = &piece[start..end];
+        start = end + 1;
         // The piece ends with a newline (or the file does not): no line after it.
-        if lines.peek().is_none() && line.is_empty() {
+        if end == piece.len() && line.is_empty() {
             break;
         }
         let number = first_line + i;
