@@ -327,8 +327,9 @@ struct Applied {
     before: (&'static str, std::time::Duration),
 }
 
-/// Lines decoded (and fed) at a time by a streamed run.
-const STREAM_RUN_LINES: usize = 1 << 16;
+/// Lines decoded (and fed) at a time by a streamed run: a few runs are held
+/// at once (see `for_each_run_decoded_ahead`), about 4 MB of text each.
+const STREAM_RUN_LINES: usize = 1 << 14;
 
 /// The warnings and invalid records of a run's input: the first ones kept to
 /// show, all counted.
@@ -401,28 +402,10 @@ fn run_streamed(
     };
     let started = opened.elapsed();
     let mut diagnostics = Diagnostics::default();
-    // One thread decodes the next run while this one feeds the engine, and
-    // frees the runs fed (freeing a million records takes a while).
-    let (decoded, runs) = std::sync::mpsc::sync_channel::<Loaded>(1);
-    let (spent, to_free) = std::sync::mpsc::channel::<Loaded>();
-    let inputs = &inputs;
-    std::thread::scope(|scope| {
-        let decoding = scope.spawn(move || {
-            segflow_runtime::load::for_each_run(decoder, inputs, false, STREAM_RUN_LINES, |run| {
-                to_free.try_iter().for_each(drop);
-                decoded.send(run).map_err(|_| "the engine stopped".to_string())
-            })
-        });
-        for run in runs {
-            diagnostics.add(&run);
-            engine.feed(&mut batch, &run.records);
-            // Runs fed after the decoding thread is done are not freed.
-            if let Err(unfreed) = spent.send(run) {
-                std::mem::forget(unfreed.0);
-            }
-        }
-        std::mem::forget(spent);
-        decoding.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    segflow_runtime::load::for_each_run_decoded_ahead(decoder, &inputs, STREAM_RUN_LINES, |run| {
+        diagnostics.add(run);
+        engine.feed(&mut batch, &run.records);
+        Ok(())
     })?;
     if !diagnostics.report(skip_invalid) {
         return Ok(Err(ExitCode::FAILURE));

@@ -608,3 +608,56 @@ fn the_guess_at_now_is_the_latest_valid_event_in_the_files_last_lines() {
     assert_eq!(guess(&paths[2..]), None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn runs_decoded_ahead_come_in_order_and_an_error_stops_them_all() {
+    use segflow_runtime::load::{for_each_run, for_each_run_decoded_ahead, Input};
+    let compiled = common::compile(MODEL);
+    let decoder = Decoder::new(&compiled.plan);
+    let dir = std::env::temp_dir().join(format!("segflow-ahead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lines: Vec<String> = (0..200).map(|i| order(&format!("o{i}"), i, "u1", "1.5")).collect();
+    lines.insert(50, r#"{"event":"order","id":"bad","at":"never"}"#.into());
+    let paths = [dir.join("one.ndjson"), dir.join("two.ndjson")];
+    std::fs::write(&paths[0], lines[..120].join("\n") + "\n").unwrap();
+    std::fs::write(&paths[1], lines[120..].join("\n")).unwrap();
+    let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let inputs = Input::open_all(&paths).unwrap();
+    let mut one_by_one = (Vec::new(), Vec::new());
+    for_each_run(&decoder, &inputs, false, 7, |run| {
+        one_by_one.0.extend(run.records);
+        one_by_one.1.extend(run.errors.iter().map(|e| e.to_string()));
+        Ok(())
+    })
+    .unwrap();
+    for lines in [1, 7, 1000] {
+        let mut ahead = (Vec::new(), Vec::new());
+        for_each_run_decoded_ahead(&decoder, &inputs, lines, |run| {
+            ahead.0.extend(run.records.iter().cloned());
+            ahead.1.extend(run.errors.iter().map(|e| e.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ahead, one_by_one, "runs of {lines} lines");
+    }
+    assert_eq!(one_by_one.0.len(), 200);
+    assert!(one_by_one.1[0].contains("one.ndjson: line 51: field `at`"), "{:?}", one_by_one.1);
+    // The caller's error, and a file's, stop every thread (no hang) and are returned.
+    let mut applied = 0;
+    let e = for_each_run_decoded_ahead(&decoder, &inputs, 2, |_| {
+        applied += 1;
+        if applied == 3 {
+            return Err("stop here".into());
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    assert_eq!((e.as_str(), applied), ("stop here", 3));
+    let mut text = lines[..120].join("\n").into_bytes();
+    text.extend_from_slice(b"\n\xff\xfe\n");
+    std::fs::write(&paths[0], text).unwrap();
+    let inputs = Input::open_all(&paths).unwrap();
+    let e = for_each_run_decoded_ahead(&decoder, &inputs, 2, |_| Ok(())).unwrap_err();
+    assert!(e.contains("one.ndjson:121: stream did not contain valid UTF-8"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

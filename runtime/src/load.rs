@@ -95,6 +95,79 @@ pub fn for_each_run(
     each_run(decoder, inputs, keep_text, lines, |_, _, _, run| apply(run))
 }
 
+/// `for_each_run` with the next runs decoded meanwhile: one thread reads the
+/// runs and deals them in turn to one decoding thread per core, each
+/// decoding whole runs, and `apply` takes them in order on the calling
+/// thread. Each run goes back to the thread that decoded it to be freed
+/// (freeing where it was allocated is the allocator's fast path). Splitting
+/// each run among the cores instead left them idle while the slowest part
+/// finished. A few runs are held at once: two per decoding thread and the
+/// one being applied.
+pub fn for_each_run_decoded_ahead(
+    decoder: &Decoder,
+    inputs: &[Input],
+    lines: usize,
+    mut apply: impl FnMut(&Loaded) -> Result<(), String>,
+) -> Result<(), String> {
+    use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    std::thread::scope(|scope| {
+        let (text_back, texts_back) = channel::<Vec<u8>>();
+        let mut jobs: Vec<SyncSender<(&str, usize, Vec<u8>)>> = Vec::new();
+        let mut decoded: Vec<Receiver<std::io::Result<Loaded>>> = Vec::new();
+        let mut spent: Vec<std::sync::mpsc::Sender<Loaded>> = Vec::new();
+        for _ in 0..threads {
+            let (job, to_decode) = sync_channel::<(&str, usize, Vec<u8>)>(1);
+            let (done, finished) = sync_channel(1);
+            let (free, to_free) = channel::<Loaded>();
+            let text_back = text_back.clone();
+            scope.spawn(move || {
+                for (path, first_line, text) in to_decode {
+                    to_free.try_iter().for_each(drop);
+                    let run = decode_piece(decoder, path, first_line, &text, false);
+                    let _ = text_back.send(text);
+                    if done.send(run).is_err() {
+                        return;
+                    }
+                }
+                drop(done);
+                to_free.iter().for_each(drop);
+            });
+            jobs.push(job);
+            decoded.push(finished);
+            spent.push(free);
+        }
+        drop(text_back);
+        let reader = scope.spawn(move || -> Result<(), String> {
+            let mut next = 0;
+            for input in inputs {
+                let mut runs = input.runs(lines)?;
+                while let Some((first_line, text)) = runs.next_run()? {
+                    if jobs[next % jobs.len()].send((&input.path, first_line, text)).is_err() {
+                        return Ok(()); // the caller stopped
+                    }
+                    next += 1;
+                    if let Ok(text) = texts_back.try_recv() {
+                        runs.recycle(text);
+                    }
+                }
+            }
+            Ok(())
+        });
+        // Run k is dealt to thread k % threads: the first one missing ends the input.
+        let mut next = 0;
+        while let Ok(run) = decoded[next % threads].recv() {
+            let run = run.map_err(|e| e.to_string())?;
+            apply(&run)?;
+            let _ = spent[next % threads].send(run);
+            next += 1;
+        }
+        // Returning drops the channels, so that every thread stops.
+        drop((decoded, spent));
+        reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
 /// `for_each_run`, noting a CRC-32C of each run's text in `checksums`, for
 /// `for_each_run_again` to read the same inputs again after.
 pub fn for_each_run_noting(
