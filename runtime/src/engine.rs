@@ -139,6 +139,10 @@ enum Command {
 /// Updates sent to the workers in pieces of this size while a batch is built.
 const FEED_CHUNK: usize = 1 << 16;
 
+/// Records whose references are looked up ahead of interning them at a time
+/// (see `warm_references`): what they touch stays in the cache meanwhile.
+const WARM_RECORDS: usize = 128;
+
 /// Windowed rows a batch on its event clock holds before it first drops the
 /// ones already out of their windows (see `AwaitingNow`); few in debug
 /// builds, so that tests drop them.
@@ -629,12 +633,31 @@ impl Engine {
     pub fn feed(&mut self, batch: &mut Batch, records: &[Record]) {
         let accepted = self.accept(records);
         batch.event_clock = self.clock_time(records, &accepted).max(batch.event_clock);
-        self.feed_accepted(batch, records, &accepted);
+        for (records, accepted) in records.chunks(WARM_RECORDS).zip(accepted.chunks(WARM_RECORDS)) {
+            self.warm_references(records);
+            self.feed_accepted(batch, records, accepted);
+        }
         let out_before = logical_to_time(batch.event_clock);
         if let Some(awaiting) = &mut batch.awaiting_now {
             if awaiting.held.len() >= awaiting.prune_at {
                 awaiting.held.retain(|(retract, ..)| *retract > out_before);
                 awaiting.prune_at = (awaiting.held.len() * 2).max(PRUNE_AWAITING);
+            }
+        }
+    }
+
+    /// Looks up the references of events about to be interned: the lookups
+    /// are independent of one another, so their cache misses (the tables of
+    /// keys outgrow the cache) overlap, where interning one record at a time,
+    /// between everything else a record costs, waits for each in turn.
+    fn warm_references(&self, records: &[Record]) {
+        for record in records {
+            if let Record::Event { event, row } = record {
+                for (value, ty) in row.iter().zip(&self.event_types[*event]) {
+                    if let (Type::Ref(entity), false) = (ty, value.is_null()) {
+                        std::hint::black_box(self.keys[*entity].get(value));
+                    }
+                }
             }
         }
     }
