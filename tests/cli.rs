@@ -272,12 +272,15 @@ fn run_events(data: &Path, stdin: bool, extra: &[&str]) -> (i32, String, String)
 #[test]
 fn a_streamed_run_gives_what_its_records_decoded_whole_give() {
     // One batch is decoded and fed in runs of 16,384 lines, in one pass: its
-    // `now` is settled by its last record. With --batch-size every record is
-    // decoded first and the clock reads the decoded batch. The file has more
-    // than one run and a redelivery in a later run than its first delivery.
-    // Some files end with a record whose time the clock must not take (a
-    // redelivery's later time, an invalid event's), one with an event whose
-    // `at` follows fields named and valued "at".
+    // `now` is settled by its last record, and guessed meanwhile from the
+    // file's last lines. With --batch-size every record is decoded first and
+    // the clock reads the decoded batch. The file has several runs and a
+    // redelivery in a later run than its first delivery. Some files end with
+    // a record whose time the clock must not take (a redelivery's later time,
+    // an invalid event's: a guess too late), one with an event whose `at`
+    // follows fields named and valued "at" (the guess, read as any record),
+    // and one has its events newest first (its last lines give a guess too
+    // early: rows sent on it are taken back).
     let (dir, path, text) = generated("stream", "data.ndjson", "70000", "3");
     let first_order = text.lines().find(|l| l.starts_with(r#"{"event":"order""#)).unwrap();
     let mut redelivery: serde_json::Value = serde_json::from_str(first_order).unwrap();
@@ -285,6 +288,8 @@ fn a_streamed_run_gives_what_its_records_decoded_whole_give() {
     let invalid = r#"{"event":"order","id":"broken","at":"2031-01-01T00:00:00Z","user":"u0000001","product":"p000001","quantity":1,"amount":"lots"}"#;
     let tricky =
         r#"{"event":"page_view","id":"tricky","url":"/at","channel":"at","user":"u0000002","at" : 1795200000000}"#;
+    let (entities, events): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with(r#"{"entity""#));
+    let newest_first = [entities, events.into_iter().rev().collect()].concat().join("\n") + "\n";
     let whole = ["--batch-size", "1000000000"];
     // (content, extra arguments)
     let cases = [
@@ -292,10 +297,11 @@ fn a_streamed_run_gives_what_its_records_decoded_whole_give() {
         (format!("{text}{redelivery}\n"), vec![]),
         (format!("{text}{invalid}\n"), vec!["--skip-invalid"]),
         (format!("{text}{redelivery}\n"), vec!["--now", "2026-11-01T00:00:00Z"]),
+        (newest_first, vec![]),
     ];
     for (content, extra) in cases {
         std::fs::write(&path, &content).unwrap();
-        assert!(content.lines().count() > 4 * 16_384, "the file must take more runs than there are cores");
+        assert!(content.lines().count() > 4 * 16_384, "the file must take several runs");
         let (code, streamed, stderr) = run_events(&path, false, &extra);
         assert_eq!(code, 0, "{extra:?}: {stderr}");
         let summary =

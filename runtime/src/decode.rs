@@ -408,7 +408,6 @@ impl Decoder {
 
     /// Decodes one field's raw JSON text as `ty`.
     fn value_text(&self, text: &str, ty: Type, nullable: bool) -> Result<Value, String> {
-        let text = text.trim_ascii();
         let got = || describe(text);
         if text == "null" {
             return if nullable {

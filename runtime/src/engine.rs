@@ -215,14 +215,6 @@ pub struct Batch {
     started: Instant,
 }
 
-impl Batch {
-    /// The time the event clock gives the records fed so far: a caller that
-    /// fixed `now` ahead (from a scan of the input) checks it here.
-    pub fn event_clock(&self) -> i64 {
-        self.event_clock
-    }
-}
-
 /// The windowed rows of a batch whose `now` is not known yet (see
 /// `Engine::begin_on_event_clock`), each as (retraction time, input, row).
 struct AwaitingNow {
@@ -230,7 +222,8 @@ struct AwaitingNow {
     guess: Time,
     /// Rows that the guess puts outside their windows, held back.
     held: Vec<(Time, usize, SharedRow)>,
-    /// `held` is rid of rows already out of their windows when it grows this long.
+    /// `held` and `sent` are rid of rows already out of their windows when
+    /// together they grow this long.
     prune_at: usize,
     /// Rows inside their windows at the guess, sent: a later `now` may take
     /// some out again.
@@ -639,9 +632,13 @@ impl Engine {
         }
         let out_before = logical_to_time(batch.event_clock);
         if let Some(awaiting) = &mut batch.awaiting_now {
-            if awaiting.held.len() >= awaiting.prune_at {
+            if awaiting.held.len() + awaiting.sent.len() >= awaiting.prune_at {
                 awaiting.held.retain(|(retract, ..)| *retract > out_before);
-                awaiting.prune_at = (awaiting.held.len() * 2).max(PRUNE_AWAITING);
+                // A guess below the clock sent rows that are out by now: retracted
+                // at once (they cancel), so that `sent` holds no more than the window.
+                let outside = awaiting.sent.extract_if(.., |(retract, ..)| *retract <= out_before);
+                batch.updates.extend(outside.map(|(_, input, row)| (input, row, batch.batch_time, -1)));
+                awaiting.prune_at = ((awaiting.held.len() + awaiting.sent.len()) * 2).max(PRUNE_AWAITING);
             }
         }
     }

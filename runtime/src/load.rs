@@ -85,6 +85,8 @@ fn read(path: &str) -> std::io::Result<Vec<u8>> {
 /// run's records to `apply` before decoding the next. Only one run is held,
 /// as text and decoded: a 10M-event history decodes to about 6 GB, and its
 /// text alone is 1.6 GB. Stops at the first error, of reading or of `apply`.
+/// (A batch run decodes ahead, `for_each_run_decoded_ahead`; this, the plain
+/// form, is what the tests hold that to.)
 pub fn for_each_run(
     decoder: &Decoder,
     inputs: &[Input],
@@ -101,16 +103,22 @@ pub fn for_each_run(
 /// thread. Each run goes back to the thread that decoded it to be freed
 /// (freeing where it was allocated is the allocator's fast path). Splitting
 /// each run among the cores instead left them idle while the slowest part
-/// finished. A few runs are held at once: two per decoding thread and the
-/// one being applied.
+/// finished. About four runs per decoding thread are held at once: one
+/// read and waiting for it, one being decoded, one decoded and waiting for
+/// `apply`, one waiting to be freed.
 pub fn for_each_run_decoded_ahead(
     decoder: &Decoder,
     inputs: &[Input],
     lines: usize,
     mut apply: impl FnMut(&Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    // Set when the caller stops early: the reader then reads no further (a pipe
+    // might otherwise keep it waiting for more input).
+    let stopped = AtomicBool::new(false);
+    let stopped = &stopped;
     std::thread::scope(|scope| {
         let (text_back, texts_back) = channel::<Vec<u8>>();
         let mut jobs: Vec<SyncSender<(&str, usize, Vec<u8>)>> = Vec::new();
@@ -142,12 +150,14 @@ pub fn for_each_run_decoded_ahead(
             let mut next = 0;
             for input in inputs {
                 let mut runs = input.runs(lines)?;
-                while let Some((first_line, text)) = runs.next_run()? {
+                while !stopped.load(Ordering::Relaxed) {
+                    let Some((first_line, text)) = runs.next_run()? else { break };
                     if jobs[next % jobs.len()].send((&input.path, first_line, text)).is_err() {
                         return Ok(()); // the caller stopped
                     }
                     next += 1;
-                    if let Ok(text) = texts_back.try_recv() {
+                    // One text is read into next; the others are let go.
+                    if let Some(text) = texts_back.try_iter().last() {
                         runs.recycle(text);
                     }
                 }
@@ -156,15 +166,23 @@ pub fn for_each_run_decoded_ahead(
         });
         // Run k is dealt to thread k % threads: the first one missing ends the input.
         let mut next = 0;
+        let mut applied = Ok(());
         while let Ok(run) = decoded[next % threads].recv() {
-            let run = run.map_err(|e| e.to_string())?;
-            apply(&run)?;
-            let _ = spent[next % threads].send(run);
+            applied = run.map_err(|e| e.to_string()).and_then(|run| {
+                apply(&run)?;
+                let _ = spent[next % threads].send(run);
+                Ok(())
+            });
+            if applied.is_err() {
+                stopped.store(true, Ordering::Relaxed);
+                break;
+            }
             next += 1;
         }
-        // Returning drops the channels, so that every thread stops.
+        // Dropping the channels stops every thread.
         drop((decoded, spent));
-        reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        let read = reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        applied.and(read)
     })
 }
 
