@@ -394,11 +394,21 @@ impl Value {
 
 /// Formats epoch milliseconds as RFC 3339 with milliseconds: `2026-11-20T10:00:00.000Z`.
 pub fn format_timestamp(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    Rfc3339(ms).to_string()
+}
+
+/// Epoch milliseconds shown as `format_timestamp` shows them, for writing
+/// one without a `String` of its own.
+pub struct Rfc3339(pub i64);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0.div_euclid(86_400_000);
+        let rem = self.0.rem_euclid(86_400_000);
+        let (y, m, d) = civil_from_days(days);
+        let (h, mi, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+        write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    }
 }
 
 /// Parses RFC 3339 (`2026-11-20T10:00:00Z`, fractional seconds, `+08:00` offsets)

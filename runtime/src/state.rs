@@ -11,7 +11,7 @@ use crate::render::{OutputUpdate, Row, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::Plan;
-use segflow_compiler::value::{format_timestamp, Type, Value};
+use segflow_compiler::value::{format_timestamp, Rfc3339, Type, Value};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,10 +36,18 @@ pub struct EntityTable {
     pub attributes: HashMap<u64, Row>,
 }
 
-/// The outputs a profile shows: tags in declaration order, segments by name.
+/// What a profile of one entity shows, with its names rendered as JSON once
+/// (every profile of the entity writes the same ones): tags in declaration
+/// order, segments by name.
 struct Layout {
-    tags: Vec<usize>,
-    segments: Vec<usize>,
+    /// `{"entity":"NAME","id":`
+    head: Vec<u8>,
+    /// Per field, `"NAME":`.
+    fields: Vec<Vec<u8>>,
+    /// (output, `"NAME":`) per tag.
+    tags: Vec<(usize, Vec<u8>)>,
+    /// (output, `"NAME"`) per segment.
+    segments: Vec<(usize, Vec<u8>)>,
 }
 
 pub struct ServingState {
@@ -55,6 +63,8 @@ pub struct ServingState {
     pub members: Vec<BTreeMap<Value, i64>>,
     /// Every membership change, in time order.
     pub changes: Vec<Change>,
+    /// Per entity, what its profiles show.
+    layouts: Vec<Layout>,
 }
 
 impl ServingState {
@@ -67,6 +77,7 @@ impl ServingState {
             changes: Vec::new(),
             time: 0,
             batches: 0,
+            layouts: (0..plan.entities.len()).map(|e| layout(&plan, e)).collect(),
             plan,
         }
     }
@@ -191,32 +202,15 @@ impl ServingState {
     pub fn profile(&self, entity: usize, key: &Value) -> Option<Vec<u8>> {
         let id = *self.entities[entity].ids.get(key)?;
         let mut line = Vec::with_capacity(512);
-        self.write_profile(&mut line, entity, id, &self.layout(entity));
+        self.write_profile(&mut line, entity, id);
         Some(line)
-    }
-
-    /// Which outputs a profile of `entity` shows, in the order it shows them.
-    fn layout(&self, entity: usize) -> Layout {
-        let outputs = &self.plan.outputs;
-        let of = |segment: bool| {
-            (0..outputs.len()).filter(move |&o| {
-                let out = &outputs[o];
-                out.entity == entity && !out.anonymous && matches!(out.def, Def::Segment(_)) == segment
-            })
-        };
-        let mut segments: Vec<usize> = of(true).collect();
-        segments.sort_by(|a, b| outputs[*a].name.cmp(&outputs[*b].name));
-        Layout { tags: of(false).collect(), segments }
     }
 
     /// Appends one profile (EQL.md §11) as a JSON object: the one renderer of
     /// profiles, for the dump and the API alike.
-    fn write_profile(&self, line: &mut Vec<u8>, entity: usize, id: u64, layout: &Layout) {
-        let ent = &self.plan.entities[entity];
-        let table = &self.entities[entity];
-        line.extend_from_slice(b"{\"entity\":");
-        write_json_str(line, &ent.name);
-        line.extend_from_slice(b",\"id\":");
+    fn write_profile(&self, line: &mut Vec<u8>, entity: usize, id: u64) {
+        let (ent, table, layout) = (&self.plan.entities[entity], &self.entities[entity], &self.layouts[entity]);
+        line.extend_from_slice(&layout.head);
         self.write_value(line, &table.keys[id as usize], ent.fields[ent.key].ty);
         line.extend_from_slice(b",\"attributes\":{");
         let mut first = true;
@@ -227,34 +221,29 @@ impl ServingState {
                         line.push(b',');
                     }
                     first = false;
-                    write_json_str(line, &f.name);
-                    line.push(b':');
+                    line.extend_from_slice(&layout.fields[i]);
                     self.write_value(line, &row[i], f.ty);
                 }
             }
         }
         line.extend_from_slice(b"},\"tags\":{");
-        for (n, &o) in layout.tags.iter().enumerate() {
+        for (n, (o, name)) in layout.tags.iter().enumerate() {
             if n > 0 {
                 line.push(b',');
             }
-            let output = &self.plan.outputs[o];
-            write_json_str(line, &output.name);
-            line.push(b':');
-            match self.columns[o].get(id) {
-                Some(v) => self.write_value(line, v, output.ty),
-                None => self.write_value(line, &output.default, output.ty),
-            }
+            line.extend_from_slice(name);
+            let output = &self.plan.outputs[*o];
+            self.write_value(line, self.columns[*o].get(id).unwrap_or(&output.default), output.ty);
         }
         line.extend_from_slice(b"},\"segments\":[");
         let mut first = true;
-        for &o in &layout.segments {
-            if self.columns[o].get(id).is_some() {
+        for (o, name) in &layout.segments {
+            if self.columns[*o].get(id).is_some() {
                 if !first {
                     line.push(b',');
                 }
                 first = false;
-                write_json_str(line, &self.plan.outputs[o].name);
+                line.extend_from_slice(name);
             }
         }
         line.extend_from_slice(b"]}");
@@ -309,7 +298,6 @@ impl ServingState {
             let table = &self.entities[e];
             let mut ids: Vec<u64> = (0..table.keys.len() as u64).collect();
             ids.sort_by(|a, b| table.keys[*a as usize].cmp(&table.keys[*b as usize]));
-            let layout = self.layout(e);
             // Rendering is most of a dump's time: each thread renders a run of
             // profiles into its own buffer, and the buffers are written in order.
             for round in ids.chunks(threads * DUMP_RUN) {
@@ -318,7 +306,7 @@ impl ServingState {
                 let buffers = crate::threads::map_on_threads(&runs, |run| {
                     let mut buffer = Vec::with_capacity(run.len() * 512);
                     for &id in *run {
-                        self.write_profile(&mut buffer, e, id, &layout);
+                        self.write_profile(&mut buffer, e, id);
                         buffer.push(b'\n');
                     }
                     buffer
@@ -344,11 +332,54 @@ impl ServingState {
                 let _ = write!(out, "{d}");
             }
             Value::Str(s) => write_json_str(out, s),
-            Value::Timestamp(t) => write_json_str(out, &format_timestamp(*t)),
-            Value::Float(_) | Value::Ref(_) => {
+            // Digits, dashes, colons and a dot: nothing to escape.
+            Value::Timestamp(t) => {
+                let _ = write!(out, "\"{}\"", Rfc3339(*t));
+            }
+            // A reference as its key, as `json_value` shows it.
+            Value::Ref(id) => match ty {
+                Type::Ref(e) => match self.entities.get(e).and_then(|table| table.keys.get(*id as usize)) {
+                    Some(key) => self.write_value(out, key, Type::String),
+                    None => out.extend_from_slice(b"null"),
+                },
+                _ => {
+                    let _ = write!(out, "{id}");
+                }
+            },
+            Value::Float(_) => {
                 let _ = serde_json::to_writer(&mut *out, &self.json_value(v, ty));
             }
         }
+    }
+}
+
+/// What a profile of `entity` shows, in the order it shows them (`Layout`).
+fn layout(plan: &Plan, entity: usize) -> Layout {
+    let outputs = &plan.outputs;
+    let named = |name: &str, colon: bool| {
+        let mut text = Vec::new();
+        write_json_str(&mut text, name);
+        if colon {
+            text.push(b':');
+        }
+        text
+    };
+    let of = |segment: bool| {
+        (0..outputs.len()).filter(move |&o| {
+            let out = &outputs[o];
+            out.entity == entity && !out.anonymous && matches!(out.def, Def::Segment(_)) == segment
+        })
+    };
+    let mut segments: Vec<usize> = of(true).collect();
+    segments.sort_by(|a, b| outputs[*a].name.cmp(&outputs[*b].name));
+    let mut head = b"{\"entity\":".to_vec();
+    head.extend(named(&plan.entities[entity].name, false));
+    head.extend_from_slice(b",\"id\":");
+    Layout {
+        head,
+        fields: plan.entities[entity].fields.iter().map(|f| named(&f.name, true)).collect(),
+        tags: of(false).map(|o| (o, named(&outputs[o].name, true))).collect(),
+        segments: segments.into_iter().map(|o| (o, named(&outputs[o].name, false))).collect(),
     }
 }
 
