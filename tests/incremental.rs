@@ -242,7 +242,18 @@ fn random_records(rng: &mut Rng, n: usize) -> Vec<String> {
     lines
 }
 
-fn check_case(seed: u64) {
+/// A random case: its model, records (as lines and decoded) and workers,
+/// and the generator, to draw the rest of the case from.
+struct Case {
+    rng: Rng,
+    model: String,
+    compiled: segflow_compiler::Compiled,
+    lines: Vec<String>,
+    records: Vec<segflow_runtime::Record>,
+    workers: usize,
+}
+
+fn random_case(seed: u64) -> Case {
     let mut rng = Rng(seed | 1);
     let model = random_model(&mut rng);
     let compiled = common::compile(&model);
@@ -250,6 +261,11 @@ fn check_case(seed: u64) {
     let lines = random_records(&mut rng, n);
     let records = common::decode(&compiled, &lines);
     let workers = 1 + rng.below(2);
+    Case { rng, model, compiled, lines, records, workers }
+}
+
+fn check_case(seed: u64) {
+    let Case { mut rng, model, compiled, lines, records, workers } = random_case(seed);
     let fixed_now = if rng.chance(20) { Some(1_795_132_800_000 + rng.below(200_000) as i64) } else { None };
     let clock = fixed_now.map_or(Clock::Event, Clock::Fixed);
     let mut engine = common::engine(&compiled, workers, clock);
@@ -317,13 +333,7 @@ fn check_case(seed: u64) {
 /// the same batches: its windowed rows wait for a `now` that only its last
 /// record settles, and its changes are stamped with that `now`.
 fn check_event_clock_case(seed: u64) {
-    let mut rng = Rng(seed | 1);
-    let model = random_model(&mut rng);
-    let compiled = common::compile(&model);
-    let n = 20 + rng.below(120);
-    let lines = random_records(&mut rng, n);
-    let records = common::decode(&compiled, &lines);
-    let workers = 1 + rng.below(2);
+    let Case { mut rng, model, compiled, lines, records, workers } = random_case(seed);
     let mut engine = common::engine(&compiled, workers, Clock::Event);
     let mut world = World::new(&compiled.program);
     // What the ordinary batches queue (expiries, late inserts) falls due in the last.

@@ -63,17 +63,8 @@ impl Cursor<'_> {
             let start = self.at;
             self.value(depth)?;
             member(name, (start, self.at));
-            self.whitespace();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.whitespace();
-                }
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if !self.more_before(b'}')? {
+                return Some(());
             }
         }
     }
@@ -86,18 +77,23 @@ impl Cursor<'_> {
         }
         loop {
             self.value(depth)?;
-            self.whitespace();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.whitespace();
-                }
-                b']' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if !self.more_before(b']')? {
+                return Some(());
             }
+        }
+    }
+
+    /// After a member or an element: a comma (more follow: true) or the
+    /// `close` that ends them (false).
+    fn more_before(&mut self, close: u8) -> Option<bool> {
+        self.whitespace();
+        let next = self.peek()?;
+        self.at += 1;
+        if next == b',' {
+            self.whitespace();
+            Some(true)
+        } else {
+            (next == close).then_some(false)
         }
     }
 
