@@ -278,9 +278,11 @@ fn a_streamed_run_gives_what_its_records_decoded_whole_give() {
     // redelivery in a later run than its first delivery. Some files end with
     // a record whose time the clock must not take (a redelivery's later time,
     // an invalid event's: a guess too late), one with an event whose `at`
-    // follows fields named and valued "at" (the guess, read as any record),
-    // and one has its events newest first (its last lines give a guess too
-    // early: rows sent on it are taken back).
+    // follows fields named and valued "at" (the guess, read as any record).
+    // Two give a guess too early: one has its events newest first (the clock
+    // passes the guess at once), one ends with over 64 KB of events older
+    // than the rest (the clock passes it run by run: rows sent on it are
+    // taken back as it goes).
     let (dir, path, text) = generated("stream", "data.ndjson", "70000", "3");
     let first_order = text.lines().find(|l| l.starts_with(r#"{"event":"order""#)).unwrap();
     let mut redelivery: serde_json::Value = serde_json::from_str(first_order).unwrap();
@@ -289,7 +291,10 @@ fn a_streamed_run_gives_what_its_records_decoded_whole_give() {
     let tricky =
         r#"{"event":"page_view","id":"tricky","url":"/at","channel":"at","user":"u0000002","at" : 1795200000000}"#;
     let (entities, events): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with(r#"{"entity""#));
-    let newest_first = [entities, events.into_iter().rev().collect()].concat().join("\n") + "\n";
+    let newest_first = [entities, events.iter().rev().copied().collect()].concat().join("\n") + "\n";
+    let late: Vec<String> = events[..1000].iter().map(|l| l.replacen(r#""id":""#, r#""id":"late-"#, 1)).collect();
+    let old_tail = format!("{text}{}\n", late.join("\n"));
+    assert!(late.join("\n").len() > 64 << 10, "the tail read for the guess holds only old events");
     let whole = ["--batch-size", "1000000000"];
     // (content, extra arguments)
     let cases = [
@@ -298,6 +303,7 @@ fn a_streamed_run_gives_what_its_records_decoded_whole_give() {
         (format!("{text}{invalid}\n"), vec!["--skip-invalid"]),
         (format!("{text}{redelivery}\n"), vec!["--now", "2026-11-01T00:00:00Z"]),
         (newest_first, vec![]),
+        (old_tail, vec![]),
     ];
     for (content, extra) in cases {
         std::fs::write(&path, &content).unwrap();

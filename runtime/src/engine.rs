@@ -143,9 +143,9 @@ const FEED_CHUNK: usize = 1 << 16;
 /// (see `warm_references`): what they touch stays in the cache meanwhile.
 const WARM_RECORDS: usize = 128;
 
-/// Windowed rows a batch on its event clock holds before it first drops the
-/// ones already out of their windows (see `AwaitingNow`); few in debug
-/// builds, so that tests drop them.
+/// Windowed rows (held and sent together) a batch on its event clock keeps
+/// before it first drops the ones already out of their windows (see
+/// `AwaitingNow`); few in debug builds, so that tests drop them.
 const PRUNE_AWAITING: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
 
 /// An update queued for a later time. A served history holds one per event
@@ -604,10 +604,11 @@ impl Engine {
     ///
     /// A windowed row is sent at once if it is inside its window at `guess`
     /// (the latest time in the input's tail, say), and held in the batch if
-    /// not, unless the latest time fed so far already puts it out. When `now`
-    /// is known, the held rows inside their windows are sent, and the sent
-    /// ones outside them retracted: a wrong guess costs rows held or sent in
-    /// vain, never a wrong answer.
+    /// not, unless the latest time fed so far already puts it out. Sent rows
+    /// that the latest time fed puts out (the guess was too early) are
+    /// retracted as it passes them; when `now` is known, the held rows inside
+    /// their windows are sent, and the sent ones outside them retracted. A
+    /// wrong guess costs rows held or sent in vain, never a wrong answer.
     pub fn begin_on_event_clock(&mut self, guess: Option<i64>) -> Batch {
         assert_eq!(self.config.clock, Clock::Event, "a batch on the event clock needs Clock::Event");
         let mut batch = self.begin(self.now, true);
@@ -636,8 +637,14 @@ impl Engine {
                 awaiting.held.retain(|(retract, ..)| *retract > out_before);
                 // A guess below the clock sent rows that are out by now: retracted
                 // at once (they cancel), so that `sent` holds no more than the window.
-                let outside = awaiting.sent.extract_if(.., |(retract, ..)| *retract <= out_before);
-                batch.updates.extend(outside.map(|(_, input, row)| (input, row, batch.batch_time, -1)));
+                let (updates, time) = (&mut batch.updates, batch.batch_time);
+                awaiting.sent.retain(|(retract, input, row)| {
+                    let inside = *retract > out_before;
+                    if !inside {
+                        updates.push((*input, row.clone(), time, -1));
+                    }
+                    inside
+                });
                 awaiting.prune_at = ((awaiting.held.len() + awaiting.sent.len()) * 2).max(PRUNE_AWAITING);
             }
         }

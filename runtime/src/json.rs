@@ -1,13 +1,14 @@
 //! The fast path of reading a record's fields: one pass over a JSON object
 //! that finds each field's name and raw value text, validating as it goes.
 //!
-//! serde_json into raw values was about a third of decoding a record here
-//! (perf, the 1M retail file), and decoding is most of a small model's
-//! backfill: it drives a visitor per field and scans each value twice. Records are flat objects of short strings, numbers and
-//! literals, so this reads them directly. It declines (returns `None`)
-//! anything it does not handle in full — an escape anywhere, deep nesting, and
-//! any text that is not valid JSON — and the caller then asks serde_json,
-//! which reads it or says what is wrong. So what it accepts, serde_json
+//! serde_json into raw values drives a visitor per field and scans each value
+//! twice: about a third of decoding a record here (perf, the 1M retail
+//! file), and decoding is most of a small model's backfill. Records are flat
+//! objects of short strings, numbers and literals, so this reads them
+//! directly. It declines (returns `None`) anything it does not handle in
+//! full — an escape anywhere, deep nesting, and any text that is not valid
+//! JSON — and the caller then asks serde_json, which reads it or says what
+//! is wrong. So what it accepts, serde_json
 //! accepts too, with the same fields, and errors read as they always did
 //! (the property test below holds it to that).
 

@@ -115,8 +115,8 @@ pub fn for_each_run_decoded_ahead(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    // Set when the caller stops early: the reader then reads no further (a pipe
-    // might otherwise keep it waiting for more input).
+    // Set when the caller stops early: the reader then starts no further run
+    // (one it is reading from a pipe still waits for its input).
     let stopped = AtomicBool::new(false);
     let stopped = &stopped;
     std::thread::scope(|scope| {
@@ -148,7 +148,7 @@ pub fn for_each_run_decoded_ahead(
         drop(text_back);
         let reader = scope.spawn(move || -> Result<(), String> {
             let mut next = 0;
-            for input in inputs {
+            for input in inputs.iter().take_while(|_| !stopped.load(Ordering::Relaxed)) {
                 let mut runs = input.runs(lines)?;
                 while !stopped.load(Ordering::Relaxed) {
                     let Some((first_line, text)) = runs.next_run()? else { break };

@@ -63,7 +63,8 @@ pub struct ServingState {
     pub members: Vec<BTreeMap<Value, i64>>,
     /// Every membership change, in time order.
     pub changes: Vec<Change>,
-    /// Per entity, what its profiles show.
+    /// Per entity, what its profiles show: made from `plan` by `new`
+    /// (nothing replaces the plan of a serving state).
     layouts: Vec<Layout>,
 }
 
