@@ -230,6 +230,40 @@ struct AwaitingNow {
     sent: Vec<(Time, usize, SharedRow)>,
 }
 
+impl AwaitingNow {
+    /// Drops the rows that `out_before` (the clock fed so far, which `now`
+    /// cannot be below) puts out of their windows, once there are enough to
+    /// make it worth a pass: held ones are let go, sent ones retracted (they
+    /// cancel at the batch's time), so neither list outgrows the windows.
+    fn prune(&mut self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>) {
+        if self.held.len() + self.sent.len() < self.prune_at {
+            return;
+        }
+        self.held.retain(|(retract, ..)| *retract > out_before);
+        self.sent.retain(|(retract, input, row)| {
+            let inside = *retract > out_before;
+            if !inside {
+                updates.push((*input, row.clone(), batch_time, -1));
+            }
+            inside
+        });
+        self.prune_at = ((self.held.len() + self.sent.len()) * 2).max(PRUNE_AWAITING);
+    }
+
+    /// With `now` known (as the dataflow time `out_before`): the held rows
+    /// inside their windows are sent, and the sent ones outside retracted. A
+    /// row is inside its window at `now` exactly when retracted after it.
+    fn settle(self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>) {
+        let inside = self.held.into_iter().filter(|(retract, ..)| *retract > out_before);
+        updates.extend(inside.map(|(_, input, row)| (input, row, batch_time, 1)));
+        // Sent rows are retracted after the guess: only a guess below `now` took any out.
+        if out_before >= self.guess {
+            let outside = self.sent.into_iter().filter(|(retract, ..)| *retract <= out_before);
+            updates.extend(outside.map(|(_, input, row)| (input, row, batch_time, -1)));
+        }
+    }
+}
+
 /// A batch on its way through the workers (see `Engine::submit`).
 pub struct Submitted {
     upto: Time,
@@ -568,18 +602,7 @@ impl Engine {
         let new_now = now.max(self.now);
         let batch_time = self.next_time.max(logical_to_time(new_now));
         let mut updates: Vec<Update> = Vec::new();
-        // Queued updates now due. They take effect at the batch's time: the state
-        // at every batch is exact, and a window's expiry is visible (and stamped)
-        // at the first batch or tick at or after it. Feeding each at its own
-        // millisecond would give every expiry a distinct time, which multiplies
-        // the work of every reduce downstream.
-        while let Some(next) = self.pending.peek_mut() {
-            if next.time > batch_time {
-                break;
-            }
-            let due = PeekMut::pop(next);
-            updates.push((due.input as usize, due.row, batch_time, due.diff as isize));
-        }
+        self.take_due(batch_time, batch_time, &mut updates);
         Batch {
             batch_time,
             new_now,
@@ -592,6 +615,22 @@ impl Engine {
             outcome: BatchOutcome { time: new_now, ..Default::default() },
             records: 0,
             started: Instant::now(),
+        }
+    }
+
+    /// Moves the queued updates due by `upto` into `updates`, at `batch_time`.
+    /// They take effect at the batch's time: the state at every batch is
+    /// exact, and a window's expiry is visible (and stamped) at the first
+    /// batch or tick at or after it. Feeding each at its own millisecond would
+    /// give every expiry a distinct time, which multiplies the work of every
+    /// reduce downstream.
+    fn take_due(&mut self, upto: Time, batch_time: Time, updates: &mut Vec<Update>) {
+        while let Some(next) = self.pending.peek_mut() {
+            if next.time > upto {
+                break;
+            }
+            let due = PeekMut::pop(next);
+            updates.push((due.input as usize, due.row, batch_time, due.diff as isize));
         }
     }
 
@@ -631,22 +670,8 @@ impl Engine {
             self.warm_references(records);
             self.feed_accepted(batch, records, accepted);
         }
-        let out_before = logical_to_time(batch.event_clock);
         if let Some(awaiting) = &mut batch.awaiting_now {
-            if awaiting.held.len() + awaiting.sent.len() >= awaiting.prune_at {
-                awaiting.held.retain(|(retract, ..)| *retract > out_before);
-                // A guess below the clock sent rows that are out by now: retracted
-                // at once (they cancel), so that `sent` holds no more than the window.
-                let (updates, time) = (&mut batch.updates, batch.batch_time);
-                awaiting.sent.retain(|(retract, input, row)| {
-                    let inside = *retract > out_before;
-                    if !inside {
-                        updates.push((*input, row.clone(), time, -1));
-                    }
-                    inside
-                });
-                awaiting.prune_at = ((awaiting.held.len() + awaiting.sent.len()) * 2).max(PRUNE_AWAITING);
-            }
+            awaiting.prune(logical_to_time(batch.event_clock), batch.batch_time, &mut batch.updates);
         }
     }
 
@@ -823,23 +848,9 @@ impl Engine {
             new_now = event_clock.max(self.now);
             outcome.time = new_now;
             stamp = Some(logical_to_time(new_now));
-            // Inside its window at `now` exactly when retracted after it.
-            let out_before = logical_to_time(new_now);
             // What was queued before falls due by `now`, as `begin` would have taken it.
-            while let Some(next) = self.pending.peek_mut() {
-                if next.time > out_before {
-                    break;
-                }
-                let due = PeekMut::pop(next);
-                updates.push((due.input as usize, due.row, batch_time, due.diff as isize));
-            }
-            let inside = awaiting.held.into_iter().filter(|(retract, ..)| *retract > out_before);
-            updates.extend(inside.map(|(_, input, row)| (input, row, batch_time, 1)));
-            // Sent rows are retracted after the guess: only a guess below `now` took any out.
-            if out_before >= awaiting.guess {
-                let outside = awaiting.sent.into_iter().filter(|(retract, ..)| *retract <= out_before);
-                updates.extend(outside.map(|(_, input, row)| (input, row, batch_time, -1)));
-            }
+            self.take_due(logical_to_time(new_now), batch_time, &mut updates);
+            awaiting.settle(logical_to_time(new_now), batch_time, &mut updates);
         }
         self.send(updates, batch_time, true);
         let sent = Instant::now();

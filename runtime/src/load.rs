@@ -113,7 +113,7 @@ pub fn for_each_run_decoded_ahead(
     mut apply: impl FnMut(&Loaded) -> Result<(), String>,
 ) -> Result<(), String> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+    use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     // Set when the caller stops early: the reader then starts no further run
     // (one it is reading from a pipe still waits for its input).
@@ -123,7 +123,7 @@ pub fn for_each_run_decoded_ahead(
         let (text_back, texts_back) = channel::<Vec<u8>>();
         let mut jobs: Vec<SyncSender<(&str, usize, Vec<u8>)>> = Vec::new();
         let mut decoded: Vec<Receiver<std::io::Result<Loaded>>> = Vec::new();
-        let mut spent: Vec<std::sync::mpsc::Sender<Loaded>> = Vec::new();
+        let mut spent: Vec<Sender<Loaded>> = Vec::new();
         for _ in 0..threads {
             let (job, to_decode) = sync_channel::<(&str, usize, Vec<u8>)>(1);
             let (done, finished) = sync_channel(1);
@@ -324,7 +324,9 @@ pub fn latest_event_time_in_tails(decoder: &Decoder, inputs: &[Input]) -> Option
         let Ok(len) = file.metadata().map(|m| m.len()) else { continue };
         let from = len.saturating_sub(TAIL_BYTES);
         let mut tail = vec![0; (len - from) as usize];
-        if read_exactly_at(file, &mut tail, from).is_err() {
+        // Each pass seeks to the file's start itself (`Input::runs`).
+        let mut file = file;
+        if file.seek(std::io::SeekFrom::Start(from)).and_then(|_| file.read_exact(&mut tail)).is_err() {
             continue;
         }
         // The first line may be cut: it is whole only if the tail is the whole file.
@@ -341,24 +343,6 @@ pub fn latest_event_time_in_tails(decoder: &Decoder, inputs: &[Input]) -> Option
 
 /// Bytes at the end of a file `latest_event_time_in_tails` reads: a few hundred lines.
 const TAIL_BYTES: u64 = 64 << 10;
-
-/// Fills `buffer` from `file` at `offset`, without moving the file's position
-/// (which the passes over it use).
-fn read_exactly_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(unix)]
-    return std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset);
-    #[cfg(windows)]
-    {
-        let mut filled = 0;
-        while filled < buffer.len() {
-            match std::os::windows::fs::FileExt::seek_read(file, &mut buffer[filled..], offset + filled as u64)? {
-                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                n => filled += n,
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Bytes read from a file at a time.
 const READ_BYTES: usize = 1 << 20;
