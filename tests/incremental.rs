@@ -108,6 +108,13 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("segment busy_stores on store = revenue > 100 or buyers >= 3;\n");
     text.push_str("tag product.buyers = count_distinct(order.user within 1m);\n");
     text.push_str("segment popular on product = buyers >= 2 and category is not null;\n");
+    // Gathers of one column each (a rank of their own: their tags follow a
+    // reference to a segment): one keeps nothing for an instance without a
+    // value (computed without state), the other keeps every such instance.
+    text.push_str("tag product.busy_store_orders = count(order where store.busy_stores within 30s);\n");
+    text.push_str("segment hot_products on product = busy_store_orders >= 2;\n");
+    text.push_str("tag store.popular_orders = count(order where product.popular within 1m);\n");
+    text.push_str("segment quiet_stores on store = popular_orders < 2;\n");
     // Expression tags and segments on user.
     let int = |rng: &mut Rng| if ints.is_empty() { "coalesce(level, 0)".to_string() } else { rng.pick(&ints).clone() };
     let dec = |rng: &mut Rng| if decimals.is_empty() { "0.5".to_string() } else { rng.pick(&decimals).clone() };

@@ -389,7 +389,6 @@ impl Lowerer<'_> {
                 }
             }
         }
-        let follows_any = !follows.is_empty();
         for (via, (entity, mut targets)) in follows {
             targets.sort();
             let appended = targets.len();
@@ -410,19 +409,8 @@ impl Lowerer<'_> {
             node = self.add(Node::Filter { source: node, predicate });
         }
         let value = agg.value.as_ref().and_then(|c| slot_of.get(c).copied());
-        // Events without a window are never retracted, and a row that follows no
-        // reference never changes: over such rows, the best value so far is all
-        // that min, max, first and last need.
-        let insert_only = agg.window_ms.is_none() && !follows_any;
-        let strategy = match (agg.func, agg.value_ty) {
-            (AggFunc::Min | AggFunc::Max | AggFunc::First | AggFunc::Last, _) if insert_only => Strategy::Running,
-            (AggFunc::Count | AggFunc::Exists, _) => Strategy::Diff,
-            (AggFunc::Sum | AggFunc::Avg, Some(Type::Int | Type::Decimal)) => Strategy::Diff,
-            (AggFunc::First | AggFunc::Last, _) => Strategy::Ordered,
-            (AggFunc::CountDistinct, _) => Strategy::Distinct,
-            _ => Strategy::Values,
-        };
-        let ordered = matches!(agg.func, AggFunc::First | AggFunc::Last);
+        let strategy = strategy(&agg);
+        let ordered = orders_by_time(&agg);
         let order_by =
             ordered.then(|| (slot_of[&Column::Field(hir::EVENT_AT)], slot_of[&Column::Field(hir::EVENT_ID)]));
         let group = slot_of[&Column::Field(agg.group)];
@@ -441,7 +429,7 @@ impl Lowerer<'_> {
                 continue;
             }
             fields.insert(agg.group);
-            if matches!(agg.func, AggFunc::First | AggFunc::Last) {
+            if orders_by_time(agg) {
                 fields.insert(hir::EVENT_AT);
                 fields.insert(hir::EVENT_ID);
             }
@@ -520,4 +508,44 @@ mod tests {
         );
         assert_ne!(base, definitions(&MODEL.replace("7d", "30d")), "a changed window is a changed definition");
     }
+}
+
+/// How an aggregate is maintained (see `Strategy`).
+fn strategy(agg: &hir::Aggregate) -> Strategy {
+    let follows = follows_a_reference(agg);
+    // Events without a window are never retracted, and a row that follows no
+    // reference never changes: over such rows, the best value so far is all
+    // that min, max, first and last need.
+    let insert_only = agg.window_ms.is_none() && !follows;
+    // Windowed rows that follow no reference leave only by expiring, in the
+    // order of their `at` (a filter over them reads only their own fields,
+    // which never change). A reference orders by its key, which rows lack.
+    let expire_in_order = agg.window_ms.is_some() && !follows;
+    match (agg.func, agg.value_ty) {
+        (AggFunc::Min | AggFunc::Max | AggFunc::First | AggFunc::Last, _) if insert_only => Strategy::Running,
+        (AggFunc::Last, _) if expire_in_order => Strategy::Expiring,
+        (AggFunc::Min | AggFunc::Max, Some(ty)) if expire_in_order && !matches!(ty, Type::Ref(_)) => Strategy::Expiring,
+        (AggFunc::Count | AggFunc::Exists, _) => Strategy::Diff,
+        (AggFunc::Sum | AggFunc::Avg, Some(Type::Int | Type::Decimal)) => Strategy::Diff,
+        (AggFunc::First | AggFunc::Last, _) => Strategy::Ordered,
+        (AggFunc::CountDistinct, _) => Strategy::Distinct,
+        _ => Strategy::Values,
+    }
+}
+
+/// Whether an aggregate's rows carry `at` and `id` to be ordered by.
+fn orders_by_time(agg: &hir::Aggregate) -> bool {
+    matches!(agg.func, AggFunc::First | AggFunc::Last) || strategy(agg) == Strategy::Expiring
+}
+
+/// Whether an aggregate's value or filter reads a column of an instance an
+/// event field refers to (its rows are then joined with that instance's, and
+/// change when it does).
+fn follows_a_reference(agg: &hir::Aggregate) -> bool {
+    let follows = |c: &Column| matches!(c, Column::Follow { via, .. } if matches!(**via, Column::Field(_)));
+    let mut any = agg.value.as_ref().is_some_and(follows);
+    if let Some(f) = &agg.filter {
+        f.visit_columns(&mut |c| any |= follows(c));
+    }
+    any
 }

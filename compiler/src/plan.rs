@@ -86,7 +86,8 @@ pub enum Node {
         group: usize,
         func: AggFunc,
         value: Option<usize>,
-        /// For `first` and `last`: the row fields holding `at` and `id`.
+        /// For `first` and `last`, and the `Expiring` strategy: the row fields
+        /// holding `at` and `id`.
         order_by: Option<(usize, usize)>,
         ty: Type,
         strategy: Strategy,
@@ -123,6 +124,12 @@ pub enum Strategy {
     Distinct,
     /// Per instance, its (at, id, value) entries sorted: one entry per event.
     Ordered,
+    /// Last, min or max over windowed rows that follow no reference: rows
+    /// then leave only by expiring, oldest first, so an entry that a later
+    /// one at least as good will outlive can never be the answer again. Per
+    /// instance, the (at, id, value) entries that are not so outlived: one
+    /// for last, a few for min and max.
+    Expiring,
     /// Min, max, first or last over rows that are only ever inserted (events
     /// without a window, following no reference): per instance, the best
     /// value so far (with its `at` and `id` for first and last).

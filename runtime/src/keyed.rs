@@ -352,6 +352,62 @@ where
     keyed::<_, _, Multiset<D, V, L>, Changes<D>>(values, name, logic)
 }
 
+/// An instance's entries, of which `L` keeps only those that can still be
+/// its answer (see `expiring`), and its answer.
+struct Unoutlasted<D, V, L> {
+    entries: Values<D>,
+    produced: Option<V>,
+    logic: PhantomData<fn() -> L>,
+}
+
+impl<D, V, L> Default for Unoutlasted<D, V, L> {
+    fn default() -> Self {
+        Unoutlasted { entries: Values::default(), produced: None, logic: PhantomData }
+    }
+}
+
+impl<D: Ord, V: Clone + PartialEq, L: Fn(&mut Values<D>) -> Option<V>> InstanceState<D, V> for Unoutlasted<D, V, L> {
+    type Logic = L;
+    fn absorb(&mut self, changes: &mut Vec<(D, isize)>) {
+        changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.entries.absorb(changes);
+    }
+    fn produce(&mut self, logic: &L, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
+        let answer = logic(&mut self.entries);
+        if answer != self.produced {
+            out.extend(self.produced.take().map(|old| (old, -1)));
+            out.extend(answer.clone().map(|new| (new, 1)));
+            self.produced = answer;
+        }
+    }
+    fn size(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// For every instance, what `logic` answers from its entries, where entries
+/// leave only by expiring, in order (the plan's `Expiring` strategy), and
+/// `logic` drops those that a later entry will outlast and that so can never
+/// be the answer again (`Values::retain_unoutlasted`).
+///
+/// It may drop them only at a time's completion, when the entries are
+/// exactly those of the time: a time's changes come in parts, in any order.
+/// A dropped entry's retraction comes later as a negative multiplicity,
+/// which the next time's completion drops in turn; the entry that outlasts
+/// it is still there then, because it expires no earlier.
+pub fn expiring<'s, D, V, L>(
+    values: VecCollection<'s, Time, (u64, D), isize>,
+    name: &str,
+    logic: L,
+) -> VecCollection<'s, Time, (u64, V), isize>
+where
+    D: ExchangeData + Ord,
+    V: ExchangeData + Ord,
+    L: Fn(&mut Values<D>) -> Option<V> + 'static,
+{
+    keyed::<_, _, Unoutlasted<D, V, L>, Changes<D>>(values, name, logic)
+}
+
 /// An instance's greatest value so far and what `project` made of it.
 struct Best<D, V, P> {
     best: Option<D>,

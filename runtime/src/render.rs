@@ -12,7 +12,7 @@
 
 use crate::diff::SumCount;
 use crate::intern::KeyOrder;
-use crate::keyed::{by_key, running};
+use crate::keyed::{by_key, expiring, running};
 use crate::values::Values;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
@@ -22,7 +22,7 @@ use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, VecCollection};
 use segflow_compiler::eval::ScalarExpr;
 use segflow_compiler::hir::AggFunc;
-use segflow_compiler::plan::{GatherInput, Keep, Node, Plan, Strategy};
+use segflow_compiler::plan::{GatherInput, Keep, NamedExpr, Node, Plan, Strategy};
 use segflow_compiler::value::{Decimal, Type, Value, F64};
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -197,6 +197,24 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     *ty,
                     *strategy,
                 )),
+                Node::Gather { inputs, exprs, .. } if stateless_gather(plan, n, inputs, exprs, &projections[n]) => {
+                    let GatherInput::Column { node, .. } = &inputs[0] else { unreachable!("checked") };
+                    let exprs: Vec<ScalarExpr> = exprs.iter().map(|e| e.expr.clone()).collect();
+                    let kept_slots: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
+                    let count = kept_slots.len();
+                    let slots = rendered[*node].column().flat_map(move |(key, value): (u64, Value)| {
+                        let row = derived_row(&[Value::Null, value], &exprs);
+                        kept_slots
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(j, &(slot, keep))| {
+                                let v = row.get(slot).unwrap_or(&Value::Null);
+                                kept(keep, v).then(|| (key, (j as u32, v.clone())))
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                    Rendered::Projected(split_slots(slots, count))
+                }
                 Node::Gather { instances, inputs, exprs, .. } => {
                     let instances = rendered[*instances].rows().flat_map(|row: SharedRow| {
                         let key = row[0].as_ref_id()?;
@@ -354,6 +372,41 @@ fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &Values<(u32, Val
     true
 }
 
+/// Whether gather `n` can be computed without state: its one input is a
+/// column, its expressions do not read the instance's key, it is read only by
+/// projections, and those keep nothing for an instance without a value (the
+/// column's default). Then each change of the column maps to changes of the
+/// projections, and no instance's row is kept: every instance in a column is
+/// an instance (it was interned, and its instance row sent, before any
+/// aggregate could name it), and one without a value has nothing kept.
+/// `segment big_spenders on user = spend_30d > 500` is one.
+fn stateless_gather(
+    plan: &Plan,
+    n: usize,
+    inputs: &[GatherInput],
+    exprs: &[NamedExpr],
+    projections: &[(usize, usize, Keep)],
+) -> bool {
+    let [GatherInput::Column { default, .. }] = inputs else { return false };
+    let exprs: Vec<ScalarExpr> = exprs.iter().map(|e| e.expr.clone()).collect();
+    let mut reads_key = false;
+    exprs.iter().for_each(|e| e.visit_slots(&mut |slot| reads_key |= slot == 0));
+    let row = derived_row(&[Value::Null, default.clone()], &exprs);
+    let keeps_default = projections.iter().any(|&(_, slot, keep)| kept(keep, row.get(slot).unwrap_or(&Value::Null)));
+    let read_whole = plan.arrangements.iter().any(|a| a.node == n);
+    !reads_key && !keeps_default && !read_whole && !projections.is_empty()
+}
+
+/// `slots` followed by each expression's value in turn.
+fn derived_row(slots: &[Value], exprs: &[ScalarExpr]) -> Row {
+    let mut row: Row = slots.to_vec();
+    for e in exprs {
+        let v = e.eval(&row);
+        row.push(v);
+    }
+    row
+}
+
 /// Whether a projection keeps `v`: a value that is not null, or a segment's true.
 fn kept(keep: Keep, v: &Value) -> bool {
     match keep {
@@ -509,6 +562,25 @@ fn aggregate<'s>(
                 // Max (the compiler chooses Running only for min, max, first and last).
                 _ => running(rows.map(move |row| (key(&row), row[v].clone())), "Aggregate", Value::clone),
             }
+        }
+        Strategy::Expiring => {
+            let v = value.unwrap_or(group);
+            let (at, id) = order_by.unwrap_or((group, group));
+            let entries = rows.map(move |row: SharedRow| {
+                (row[group].as_ref_id().unwrap_or(0), (row[at].clone(), row[id].clone(), row[v].clone()))
+            });
+            // Entries in (at, id) order: a later one outlasts an earlier one.
+            expiring(entries, "Aggregate", move |entries: &mut Values<(Value, Value, Value)>| {
+                match func {
+                    AggFunc::Max => entries.retain_unoutlasted(|later, earlier| later.2 >= earlier.2),
+                    AggFunc::Min => entries.retain_unoutlasted(|later, earlier| later.2 <= earlier.2),
+                    _ => entries.retain_unoutlasted(|_, _| true),
+                }
+                // What is left is ordered by value the other way round: the
+                // earliest is the greatest (max) or least (min), the latest is last.
+                let answer = if func == AggFunc::Last { entries.last() } else { entries.first() };
+                answer.map(|((_, _, v), _)| v.clone())
+            })
         }
         Strategy::Ordered => {
             let v = value.unwrap_or(group);

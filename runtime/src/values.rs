@@ -100,6 +100,31 @@ impl<D: Ord> Values<D> {
     }
 }
 
+impl<D: Ord> Values<D> {
+    /// Keeps, of the values with a positive multiplicity, each that no kept
+    /// greater value `outlasts`, going down from the greatest (so `outlasts`
+    /// is asked of the least value kept so far and the next one down); drops
+    /// the rest, and every negative multiplicity.
+    pub fn retain_unoutlasted(&mut self, outlasts: impl Fn(&D, &D) -> bool) {
+        let mut kept: Vec<(D, isize)> = Vec::new();
+        let mut offer = |(d, n): (D, isize)| {
+            if n > 0 && kept.last().is_none_or(|(k, _)| !outlasts(k, &d)) {
+                kept.push((d, n));
+            }
+        };
+        match std::mem::take(self) {
+            Values::Few(v) => v.into_iter().rev().for_each(&mut offer),
+            Values::Many(t) => t.into_iter().rev().for_each(&mut offer),
+        }
+        kept.reverse();
+        *self = if kept.len() < MANY {
+            Values::Few(kept.into_iter().collect())
+        } else {
+            Values::Many(Box::new(kept.into_iter().collect()))
+        };
+    }
+}
+
 /// Adds each change to `tree` by a search.
 fn place<D: Ord>(tree: &mut BTreeMap<D, isize>, changes: &mut Vec<(D, isize)>) {
     for (d, n) in changes.drain(..) {
@@ -176,6 +201,28 @@ mod tests {
         let mut values = ThinVec::<(i32, isize)>::new();
         merge(&mut values, &mut vec![(2, 1), (2, 1)]);
         assert_eq!(values.as_slice(), [(2, 2)]);
+    }
+
+    #[test]
+    fn retained_values_are_those_no_greater_kept_one_outlasts() {
+        // (at, value) entries; a later entry outlasts an earlier one at most as large.
+        let entries = [((1, 9), 1), ((2, 3), 1), ((3, 5), -1), ((4, 7), 2), ((5, 1), 1), ((6, 2), 1)];
+        for tree in [false, true] {
+            let mut values: Values<(i32, i32)> = if tree {
+                Values::Many(Box::new(entries.iter().copied().collect()))
+            } else {
+                Values::Few(entries.iter().copied().collect())
+            };
+            values.retain_unoutlasted(|later: &(i32, i32), earlier: &(i32, i32)| later.1 >= earlier.1);
+            let kept: Vec<_> = values.iter().map(|(d, n)| (*d, n)).collect();
+            assert_eq!(kept, [((1, 9), 1), ((4, 7), 2), ((6, 2), 1)], "tree {tree}");
+            assert!(matches!(values, Values::Few(_)));
+            values.retain_unoutlasted(|_, _| true);
+            assert_eq!(values.iter().map(|(d, n)| (*d, n)).collect::<Vec<_>>(), [((6, 2), 1)]);
+        }
+        let mut none: Values<i32> = Values::Few([(1, -1)].into_iter().collect());
+        none.retain_unoutlasted(|_, _| true);
+        assert!(none.is_empty());
     }
 
     /// Random batches of changes, small and large beside the values, against
