@@ -14,7 +14,6 @@
 
 pub mod column;
 pub mod decode;
-pub mod diff;
 pub mod engine;
 pub mod ids;
 pub mod intern;
@@ -26,6 +25,7 @@ pub mod render;
 pub mod snapshot;
 pub mod state;
 pub mod threads;
+pub mod totals;
 pub mod values;
 pub mod wal;
 

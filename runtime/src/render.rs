@@ -10,9 +10,9 @@
 //! Times are `u64`: a logical millisecond shifted left by 16 bits, with the low
 //! bits numbering batches within the same millisecond (see `engine`).
 
-use crate::diff::SumCount;
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, expiring, running};
+use crate::totals::{totals, SumCount};
 use crate::values::Values;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
@@ -486,27 +486,23 @@ fn aggregate<'s>(
     let rows = rows.filter(move |row| !row[group].is_null() && value.is_none_or(|v| !row[v].is_null()));
     let references = ordered_reference(func, ty, strategy).map(|entity| (entity, keys.clone()));
     match strategy {
-        Strategy::Diff => rows
-            .explode(move |row: SharedRow| {
-                let key = row[group].as_ref_id().unwrap_or(0);
-                let sum = value.map_or(0, |v| units(&row[v]));
-                Some((key, SumCount { sum, count: 1 }))
-            })
-            .count_total()
-            .flat_map(move |(key, acc): (u64, SumCount)| {
-                let v = match func {
-                    AggFunc::Count => Value::Int(acc.count),
-                    AggFunc::Exists => Value::Bool(acc.count > 0),
-                    // An int sum that does not fit an int is null (overflow never wraps).
-                    AggFunc::Sum if ty == Type::Int => {
-                        i64::try_from(acc.sum / 1_000_000).map_or(Value::Null, Value::Int)
-                    }
-                    AggFunc::Sum => Value::Decimal(Decimal(acc.sum)),
-                    AggFunc::Avg => Decimal::average(acc.sum, acc.count).map_or(Value::Null, Value::Decimal),
-                    _ => Value::Null,
-                };
-                (acc.count > 0).then_some((key, v))
-            }),
+        Strategy::Diff => totals(rows.map(move |row: SharedRow| {
+            let key = row[group].as_ref_id().unwrap_or(0);
+            let sum = value.map_or(0, |v| units(&row[v]));
+            (key, SumCount { sum, count: 1 })
+        }))
+        .flat_map(move |(key, acc): (u64, SumCount)| {
+            let v = match func {
+                AggFunc::Count => Value::Int(acc.count),
+                AggFunc::Exists => Value::Bool(acc.count > 0),
+                // An int sum that does not fit an int is null (overflow never wraps).
+                AggFunc::Sum if ty == Type::Int => i64::try_from(acc.sum / 1_000_000).map_or(Value::Null, Value::Int),
+                AggFunc::Sum => Value::Decimal(Decimal(acc.sum)),
+                AggFunc::Avg => Decimal::average(acc.sum, acc.count).map_or(Value::Null, Value::Decimal),
+                _ => Value::Null,
+            };
+            (acc.count > 0).then_some((key, v))
+        }),
         Strategy::Distinct => {
             let v = value.unwrap_or(group);
             rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone()))

@@ -1,0 +1,144 @@
+//! Sums and counts per instance, kept as running totals: `count`, `sum`,
+//! `avg` and `exists` (the plan's `Diff` strategy).
+//!
+//! Each needs one total per instance: an event adds `(its value, 1)` when it
+//! enters and `(-value, -1)` when it leaves. Differential's `count_total`
+//! keeps those totals in an arrangement of its input, which it sorts, merges
+//! and compacts at every batch and reads back with a cursor. Here each worker
+//! keeps its instances' totals in a hash table, folds a time's changes into
+//! one change per instance as they arrive, and when the time completes emits,
+//! for each instance whose total moved, the old total's retraction and the
+//! new one's insertion: the collection `count_total` gives. Sums are in
+//! decimal units (10^-6), so decimal money and integer quantities are exact.
+
+use crate::render::Time;
+use differential_dataflow::{AsCollection, VecCollection};
+use foldhash::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SumCount {
+    /// Sum of the values, in units of 10^-6.
+    pub sum: i128,
+    /// Number of values.
+    pub count: i64,
+}
+
+impl SumCount {
+    fn is_zero(&self) -> bool {
+        self.sum == 0 && self.count == 0
+    }
+
+    /// Adds `other` taken `times` times (negative: taken away).
+    fn add(&mut self, other: SumCount, times: isize) {
+        self.sum += other.sum * times as i128;
+        self.count += other.count * times as i64;
+    }
+}
+
+/// A total as a table keeps it: 24 bytes, where `SumCount`'s `i128` would
+/// align it to 32 (and 48 with its key). One per instance.
+#[derive(Clone, Copy)]
+struct Total {
+    sum_low: u64,
+    sum_high: i64,
+    count: i64,
+}
+
+impl From<SumCount> for Total {
+    fn from(t: SumCount) -> Total {
+        Total { sum_low: t.sum as u64, sum_high: (t.sum >> 64) as i64, count: t.count }
+    }
+}
+
+impl From<Total> for SumCount {
+    fn from(t: Total) -> SumCount {
+        SumCount { sum: ((t.sum_high as i128) << 64) | t.sum_low as i128, count: t.count }
+    }
+}
+
+/// Per instance, the total of its values (with their multiplicities): an
+/// instance whose total is zero has none. A change emits the retraction of
+/// the old total (unless zero) and the insertion of the new (unless zero).
+pub fn totals<'s>(
+    values: VecCollection<'s, Time, (u64, SumCount), isize>,
+) -> VecCollection<'s, Time, (u64, SumCount), isize> {
+    let exchange = Exchange::new(|((key, _), _, _): &((u64, SumCount), Time, isize)| *key);
+    values
+        .inner
+        .unary_frontier::<CapacityContainerBuilder<Vec<((u64, SumCount), Time, isize)>>, _, _, _>(
+            exchange,
+            "Totals",
+            move |_capability, _info| {
+                let mut totals: HashMap<u64, Total> = HashMap::default();
+                // Per time not yet complete, each instance's change, folded.
+                let mut waiting: BTreeMap<Time, (Capability<Time>, HashMap<u64, SumCount>)> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    input.for_each_stamp(|stamp, containers| {
+                        let Some(cap) = stamp.retain_least(0) else { return };
+                        for container in containers {
+                            for ((key, value), time, diff) in container.drain(..) {
+                                let entry =
+                                    waiting.entry(time).or_insert_with(|| (cap.delayed(&time), HashMap::default()));
+                                entry.1.entry(key).or_default().add(value, diff);
+                            }
+                        }
+                    });
+                    while let Some(entry) = waiting.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (time, (cap, changes)) = entry.remove_entry();
+                        let mut session = output.session(&cap);
+                        for (key, change) in changes {
+                            if change.is_zero() {
+                                continue;
+                            }
+                            let new = match totals.entry(key) {
+                                Entry::Occupied(mut total) => {
+                                    let old = SumCount::from(*total.get());
+                                    session.give(((key, old), time, -1));
+                                    let mut new = old;
+                                    new.add(change, 1);
+                                    if new.is_zero() {
+                                        total.remove();
+                                    } else {
+                                        total.insert(Total::from(new));
+                                    }
+                                    new
+                                }
+                                Entry::Vacant(slot) => {
+                                    slot.insert(Total::from(change));
+                                    change
+                                }
+                            };
+                            if !new.is_zero() {
+                                session.give(((key, new), time, 1));
+                            }
+                        }
+                    }
+                }
+            },
+        )
+        .as_collection()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SumCount, Total};
+
+    #[test]
+    fn a_total_keeps_every_sum_in_fewer_bytes() {
+        assert_eq!(std::mem::size_of::<Total>(), 24);
+        for sum in [0, 1, -1, i64::MAX as i128 + 7, i64::MIN as i128 - 7, i128::MAX, i128::MIN, 1 << 100, -(1 << 100)] {
+            let t = SumCount { sum, count: -3 };
+            assert_eq!(SumCount::from(Total::from(t)), t, "{sum}");
+        }
+    }
+}
