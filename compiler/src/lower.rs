@@ -489,27 +489,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
 }
 
-#[cfg(test)]
-mod tests {
-    const MODEL: &str =
-        "entity user { key id: string; }\nevent visit { user: user; }\ntag user.visits = count(visit within 7d);\n";
-
-    fn definitions(text: &str) -> u64 {
-        crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan.definitions
-    }
-
-    #[test]
-    fn the_definitions_fingerprint_follows_definitions_not_layout() {
-        let base = definitions(MODEL);
-        assert_eq!(
-            base,
-            definitions(&format!("-- a comment\n\n{MODEL}")),
-            "comments and blank lines are not definitions"
-        );
-        assert_ne!(base, definitions(&MODEL.replace("7d", "30d")), "a changed window is a changed definition");
-    }
-}
-
 /// How an aggregate is maintained (see `Strategy`).
 fn strategy(agg: &hir::Aggregate) -> Strategy {
     let follows = follows_a_reference(agg);
@@ -548,4 +527,25 @@ fn follows_a_reference(agg: &hir::Aggregate) -> bool {
         f.visit_columns(&mut |c| any |= follows(c));
     }
     any
+}
+
+#[cfg(test)]
+mod tests {
+    const MODEL: &str =
+        "entity user { key id: string; }\nevent visit { user: user; }\ntag user.visits = count(visit within 7d);\n";
+
+    fn definitions(text: &str) -> u64 {
+        crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan.definitions
+    }
+
+    #[test]
+    fn the_definitions_fingerprint_follows_definitions_not_layout() {
+        let base = definitions(MODEL);
+        assert_eq!(
+            base,
+            definitions(&format!("-- a comment\n\n{MODEL}")),
+            "comments and blank lines are not definitions"
+        );
+        assert_ne!(base, definitions(&MODEL.replace("7d", "30d")), "a changed window is a changed definition");
+    }
 }

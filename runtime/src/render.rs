@@ -202,8 +202,10 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     let exprs: Vec<ScalarExpr> = exprs.iter().map(|e| e.expr.clone()).collect();
                     let kept_slots: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
                     let count = kept_slots.len();
+                    // One row buffer, reused for every change.
+                    let mut row = Row::new();
                     let slots = rendered[*node].column().flat_map(move |(key, value): (u64, Value)| {
-                        let row = derived_row(&[Value::Null, value], &exprs);
+                        derive_row(&mut row, [Value::Null, value], &exprs);
                         kept_slots
                             .iter()
                             .enumerate()
@@ -391,20 +393,21 @@ fn stateless_gather(
     let exprs: Vec<ScalarExpr> = exprs.iter().map(|e| e.expr.clone()).collect();
     let mut reads_key = false;
     exprs.iter().for_each(|e| e.visit_slots(&mut |slot| reads_key |= slot == 0));
-    let row = derived_row(&[Value::Null, default.clone()], &exprs);
+    let mut row = Row::new();
+    derive_row(&mut row, [Value::Null, default.clone()], &exprs);
     let keeps_default = projections.iter().any(|&(_, slot, keep)| kept(keep, row.get(slot).unwrap_or(&Value::Null)));
     let read_whole = plan.arrangements.iter().any(|a| a.node == n);
     !reads_key && !keeps_default && !read_whole && !projections.is_empty()
 }
 
-/// `slots` followed by each expression's value in turn.
-fn derived_row(slots: &[Value], exprs: &[ScalarExpr]) -> Row {
-    let mut row: Row = slots.to_vec();
+/// Makes `row` the `slots` followed by each expression's value in turn.
+fn derive_row(row: &mut Row, slots: [Value; 2], exprs: &[ScalarExpr]) {
+    row.clear();
+    row.extend(slots);
     for e in exprs {
-        let v = e.eval(&row);
+        let v = e.eval(row);
         row.push(v);
     }
-    row
 }
 
 /// Whether a projection keeps `v`: a value that is not null, or a segment's true.

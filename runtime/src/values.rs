@@ -106,6 +106,19 @@ impl<D: Ord> Values<D> {
     /// is asked of the least value kept so far and the next one down); drops
     /// the rest, and every negative multiplicity.
     pub fn retain_unoutlasted(&mut self, outlasts: impl Fn(&D, &D) -> bool) {
+        if let Values::Few(v) = self {
+            // In place: the dropped ones are marked with multiplicity 0 first.
+            let mut least_kept: Option<usize> = None;
+            for i in (0..v.len()).rev() {
+                if v[i].1 > 0 && least_kept.is_none_or(|k| !outlasts(&v[k].0, &v[i].0)) {
+                    least_kept = Some(i);
+                } else {
+                    v[i].1 = 0;
+                }
+            }
+            v.retain(|(_, n)| *n != 0);
+            return;
+        }
         let mut kept: Vec<(D, isize)> = Vec::new();
         let mut offer = |(d, n): (D, isize)| {
             if n > 0 && kept.last().is_none_or(|(k, _)| !outlasts(k, &d)) {
