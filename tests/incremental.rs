@@ -104,6 +104,11 @@ fn random_model(rng: &mut Rng) -> String {
         }
     }
     text.push_str("tag store.revenue = sum(order.amount within 20s);\n");
+    // Windowed max and last of the events' own fields: each instance keeps
+    // only the entries that no later one outlasts (values that repeat, too).
+    text.push_str("tag store.top_order = max(order.amount within 20s);\n");
+    text.push_str("tag store.most_units = max(order.quantity within 1m);\n");
+    text.push_str("tag product.last_buyer = last(order.user within 1m);\n");
     text.push_str("tag store.buyers = count_distinct(order.user);\n");
     text.push_str("segment busy_stores on store = revenue > 100 or buyers >= 3;\n");
     text.push_str("tag product.buyers = count_distinct(order.user within 1m);\n");

@@ -548,4 +548,38 @@ mod tests {
         );
         assert_ne!(base, definitions(&MODEL.replace("7d", "30d")), "a changed window is a changed definition");
     }
+
+    #[test]
+    fn only_windowed_rows_that_follow_no_reference_expire_in_order() {
+        use crate::plan::{Node, Strategy};
+        let model = |tag: &str| {
+            format!(
+                "entity user {{ key id: string; }}\nentity product {{ key sku: string; kind: string?; }}\n\
+                 event order {{ user: user; product: product; amount: decimal; }}\ntag user.t = {tag};\n"
+            )
+        };
+        for (tag, want) in [
+            ("last(order.amount within 7d)", Strategy::Expiring),
+            ("max(order.amount where amount > 1 within 7d)", Strategy::Expiring),
+            ("min(order.amount within 7d)", Strategy::Expiring),
+            ("first(order.amount within 7d)", Strategy::Ordered),
+            ("last(order.amount)", Strategy::Running),
+            ("last(order.product.kind within 7d)", Strategy::Ordered),
+            ("last(order.amount where product.kind = \"x\" within 7d)", Strategy::Ordered),
+            ("max(order.amount where product.kind = \"x\" within 7d)", Strategy::Values),
+            // A reference orders by its key, which rows do not carry.
+            ("max(order.product within 7d)", Strategy::Values),
+        ] {
+            let plan = crate::compile_str("m.eql", &model(tag)).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
+            let strategies: Vec<Strategy> = plan
+                .nodes
+                .iter()
+                .filter_map(|n| match n {
+                    Node::Aggregate { strategy, .. } => Some(*strategy),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(strategies, [want], "{tag}");
+        }
+    }
 }

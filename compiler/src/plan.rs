@@ -114,8 +114,9 @@ pub enum Keep {
 /// How an aggregate is maintained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Strategy {
-    /// Carried in differential's diffs (sum, count): state is one accumulator per
-    /// instance, not per event.
+    /// Count, sum, avg and exists: each row adds (its value, 1) when it enters
+    /// and takes it away when it leaves, so the state is one running total per
+    /// instance, not per event (the runtime's `totals`).
     Diff,
     /// Per instance, the multiset of its values (distinct values with counts).
     Values,
@@ -126,8 +127,8 @@ pub enum Strategy {
     Ordered,
     /// Last, min or max over windowed rows that follow no reference: rows
     /// then leave only by expiring, oldest first, so an entry that a later
-    /// one at least as good will outlive can never be the answer again. Per
-    /// instance, the (at, id, value) entries that are not so outlived: one
+    /// one at least as good will outlast can never be the answer again. Per
+    /// instance, the (at, id, value) entries that nothing kept outlasts: one
     /// for last, a few for min and max.
     Expiring,
     /// Min, max, first or last over rows that are only ever inserted (events

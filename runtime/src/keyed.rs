@@ -13,7 +13,10 @@
 //! Values that are only ever inserted need less: `running` keeps, per
 //! instance, just the greatest value so far (min, max, first and last over
 //! events without a window), and folds a time's changes into one greatest
-//! value per instance as they arrive.
+//! value per instance as they arrive. Values that leave only by expiring,
+//! oldest first, need less too: `expiring` keeps, per instance, only the
+//! entries that no later entry will outlast (last, min and max over windowed
+//! events' own fields).
 
 use crate::render::Time;
 use crate::values::Values;
@@ -138,7 +141,7 @@ impl<D: Ord> Pending<D> for Greatest<D> {
 /// randomized reference tests cover it.
 const ABSORB_HELD: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
 
-/// The operator behind `by_key` and `running`: exchanges values by instance,
+/// The operator behind `by_key`, `expiring` and `running`: exchanges values by instance,
 /// holds each time's changes (`P`) until the time completes, then updates
 /// every touched instance's state once, in time order, and emits what that
 /// changed.

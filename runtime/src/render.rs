@@ -379,8 +379,8 @@ fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &Values<(u32, Val
 /// projections, and those keep nothing for an instance without a value (the
 /// column's default). Then each change of the column maps to changes of the
 /// projections, and no instance's row is kept: every instance in a column is
-/// an instance (it was interned, and its instance row sent, before any
-/// aggregate could name it), and one without a value has nothing kept.
+/// an instance (its instance row was sent when it was interned, no later
+/// than the first value any column has for it), and one without a value has nothing kept.
 /// `segment big_spenders on user = spend_30d > 500` is one.
 fn stateless_gather(
     plan: &Plan,
@@ -440,7 +440,7 @@ fn arrangement<'s>(
     arranged
 }
 
-/// Decimal units (10^-6) of a numeric value, for diff-carried sums.
+/// Decimal units (10^-6) of a numeric value, for running totals (`totals`).
 fn units(v: &Value) -> i128 {
     match v {
         Value::Int(i) => *i as i128 * 1_000_000,
@@ -568,7 +568,8 @@ fn aggregate<'s>(
             let entries = rows.map(move |row: SharedRow| {
                 (row[group].as_ref_id().unwrap_or(0), (row[at].clone(), row[id].clone(), row[v].clone()))
             });
-            // Entries in (at, id) order: a later one outlasts an earlier one.
+            // Entries in (at, id) order: a later one outlasts an earlier one
+            // at most as good (for last, any earlier one).
             expiring(entries, "Aggregate", move |entries: &mut Values<(Value, Value, Value)>| {
                 match func {
                     AggFunc::Max => entries.retain_unoutlasted(|later, earlier| later.2 >= earlier.2),

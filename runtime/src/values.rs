@@ -117,17 +117,19 @@ impl<D: Ord> Values<D> {
                 }
             }
             v.retain(|(_, n)| *n != 0);
+            // A vector merged whole from a large time (a backfill's) would
+            // otherwise keep room for all it held, for one entry or a few.
+            if v.capacity() > 2 * v.len().max(4) {
+                v.shrink_to_fit();
+            }
             return;
         }
+        let Values::Many(tree) = std::mem::take(self) else { return };
         let mut kept: Vec<(D, isize)> = Vec::new();
-        let mut offer = |(d, n): (D, isize)| {
+        for (d, n) in tree.into_iter().rev() {
             if n > 0 && kept.last().is_none_or(|(k, _)| !outlasts(k, &d)) {
                 kept.push((d, n));
             }
-        };
-        match std::mem::take(self) {
-            Values::Few(v) => v.into_iter().rev().for_each(&mut offer),
-            Values::Many(t) => t.into_iter().rev().for_each(&mut offer),
         }
         kept.reverse();
         *self = if kept.len() < MANY {
