@@ -131,7 +131,64 @@ pub fn totals<'s>(
 
 #[cfg(test)]
 mod tests {
-    use super::{SumCount, Total};
+    use super::{totals, SumCount, Total};
+    use crate::render::Time;
+    use differential_dataflow::input::Input;
+    use std::sync::{Arc, Mutex};
+
+    type Seen = Arc<Mutex<Vec<((u64, SumCount), Time, isize)>>>;
+
+    fn sc(sum: i128, count: i64) -> SumCount {
+        SumCount { sum, count }
+    }
+
+    /// Each time's changes; what the operator emits at each time, sorted.
+    fn run(times: Vec<Vec<((u64, SumCount), isize)>>) -> Vec<Vec<((u64, SumCount), isize)>> {
+        let seen: Seen = Arc::default();
+        let sink = seen.clone();
+        let steps = times.len();
+        timely::execute_directly(move |worker| {
+            let probe = timely::dataflow::ProbeHandle::new();
+            let mut input = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, values) = scope.new_collection::<(u64, SumCount), isize>();
+                totals(values).inspect(move |x| sink.lock().unwrap().push(x.clone())).probe_with(&probe);
+                input
+            });
+            for (t, changes) in times.into_iter().enumerate() {
+                for (data, diff) in changes {
+                    input.update(data, diff);
+                }
+                input.advance_to(t as Time + 1);
+                input.flush();
+                while probe.less_than(input.time()) {
+                    worker.step();
+                }
+            }
+        });
+        let seen = seen.lock().unwrap();
+        (0..steps as Time)
+            .map(|t| {
+                let mut at: Vec<_> = seen.iter().filter(|x| x.1 == t).map(|x| (x.0, x.2)).collect();
+                at.sort();
+                at
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_moved_total_goes_out_and_comes_in_and_a_zero_total_is_none() {
+        let emitted = run(vec![
+            // Two values of instance 1, one of 2, and one of 3 that leaves within the time.
+            vec![((1, sc(5, 1)), 1), ((1, sc(3, 1)), 1), ((2, sc(2, 1)), 1), ((3, sc(1, 1)), 1), ((3, sc(1, 1)), -1)],
+            // 1 loses a value; 2 loses its only one (its total is zero: none).
+            vec![((1, sc(5, 1)), -1), ((2, sc(2, 1)), -1)],
+            // 2 again; a change that moves nothing (1 gains and loses) emits nothing.
+            vec![((2, sc(2, 1)), 1), ((1, sc(4, 1)), 1), ((1, sc(4, 1)), -1)],
+        ]);
+        assert_eq!(emitted[0], [((1, sc(8, 2)), 1), ((2, sc(2, 1)), 1)]);
+        assert_eq!(emitted[1], [((1, sc(3, 1)), 1), ((1, sc(8, 2)), -1), ((2, sc(2, 1)), -1)]);
+        assert_eq!(emitted[2], [((2, sc(2, 1)), 1)]);
+    }
 
     #[test]
     fn a_total_keeps_every_sum_in_fewer_bytes() {
