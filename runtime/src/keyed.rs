@@ -376,12 +376,7 @@ impl<D: Ord, V: Clone + PartialEq, L: Fn(&mut Values<D>) -> Option<V>> InstanceS
         self.entries.absorb(changes);
     }
     fn produce(&mut self, logic: &L, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
-        let answer = logic(&mut self.entries);
-        if answer != self.produced {
-            out.extend(self.produced.take().map(|old| (old, -1)));
-            out.extend(answer.clone().map(|new| (new, 1)));
-            self.produced = answer;
-        }
+        replace_answer(&mut self.produced, logic(&mut self.entries), out);
     }
     fn size(&self) -> usize {
         self.entries.len()
@@ -438,16 +433,7 @@ impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<
     }
     fn produce(&mut self, project: &P, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
         let (Some(best), true) = (&self.best, std::mem::take(&mut self.moved)) else { return };
-        let value = project(best);
-        match self.produced.take() {
-            Some(old) if old == value => {}
-            Some(old) => {
-                out.push((old, -1));
-                out.push((value.clone(), 1));
-            }
-            None => out.push((value.clone(), 1)),
-        }
-        self.produced = Some(value);
+        replace_answer(&mut self.produced, Some(project(best)), out);
     }
     fn size(&self) -> usize {
         usize::from(self.best.is_some())
@@ -468,6 +454,16 @@ where
     P: Fn(&D) -> V + 'static,
 {
     keyed::<_, _, Best<D, V, P>, Greatest<D>>(values, name, project)
+}
+
+/// An instance's one answer becomes `answer`: if it differs from what was
+/// `produced`, appends the old one's retraction and the new one's insertion.
+fn replace_answer<V: Clone + PartialEq>(produced: &mut Option<V>, answer: Option<V>, out: &mut Vec<(V, isize)>) {
+    if answer != *produced {
+        out.extend(produced.take().map(|old| (old, -1)));
+        out.extend(answer.clone().map(|new| (new, 1)));
+        *produced = answer;
+    }
 }
 
 /// Appends to `out` what turns sorted `old` into sorted `new`: retractions
