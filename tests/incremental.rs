@@ -58,6 +58,9 @@ fn user_aggregate(rng: &mut Rng) -> (String, &'static str) {
         " where store is null",
         " where not (channel in [\"web\", \"app\"])",
         " where product.price >= 20.5",
+        // Parts that read only the order's own fields run before the join.
+        " where amount > 50 and product.category = \"shoes\" and quantity >= 2",
+        " where (quantity >= 2 or product.price >= 20.5) and channel is not null",
     ];
     let view_filters = ["", " where channel = \"app\"", " where score > 0.5", " where product.category = \"toys\""];
     let w = rng.pick(&windows).to_string();
@@ -109,6 +112,10 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("tag store.top_order = max(order.amount within 20s);\n");
     text.push_str("tag store.most_units = max(order.quantity within 1m);\n");
     text.push_str("tag product.last_buyer = last(order.user within 1m);\n");
+    // Grouped by an optional reference and following another: orders with
+    // no store, and those the own-field part of the filter drops, never
+    // reach the join.
+    text.push_str("tag store.priciest = max(order.product.price where quantity >= 2 within 20s);\n");
     text.push_str("tag store.buyers = count_distinct(order.user);\n");
     text.push_str("segment busy_stores on store = revenue > 100 or buyers >= 3;\n");
     text.push_str("tag product.buyers = count_distinct(order.user within 1m);\n");

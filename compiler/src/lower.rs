@@ -389,6 +389,35 @@ impl Lowerer<'_> {
                 }
             }
         }
+        // A join carries every row into its arrangement, and rows with no
+        // group (an optional reference left null) or failing a part of the
+        // filter that reads only the event's own fields would be dropped
+        // after it anyway: drop them before it instead. (`a and b` keeps a
+        // row exactly when filtering by `a`, then by `b`, does.)
+        let mut filter = agg.filter.clone();
+        if !follows.is_empty() {
+            let mut before = Vec::new();
+            let field = &self.program.events[agg.event].fields[agg.group];
+            if field.nullable {
+                let group = Expr { kind: ExprKind::Column(Column::Field(agg.group)), ty: field.ty };
+                before.push(Expr { kind: ExprKind::IsNull { expr: Box::new(group), negated: true }, ty: Type::Bool });
+            }
+            let mut after = Vec::new();
+            for part in filter.take().map(conjuncts).unwrap_or_default() {
+                let mut own = true;
+                part.visit_columns(&mut |c| own &= matches!(c, Column::Field(_)));
+                if own {
+                    before.push(part)
+                } else {
+                    after.push(part)
+                }
+            }
+            if let Some(predicate) = conjunction(before) {
+                let predicate = lower_expr(&predicate, &|c| slot_of.get(c).copied());
+                node = self.add(Node::Filter { source: node, predicate });
+            }
+            filter = conjunction(after);
+        }
         for (via, (entity, mut targets)) in follows {
             targets.sort();
             let appended = targets.len();
@@ -404,7 +433,7 @@ impl Lowerer<'_> {
             }
             width += 1 + appended;
         }
-        if let Some(f) = &agg.filter {
+        if let Some(f) = &filter {
             let predicate = lower_expr(f, &|c| slot_of.get(c).copied());
             node = self.add(Node::Filter { source: node, predicate });
         }
@@ -512,6 +541,25 @@ fn strategy(agg: &hir::Aggregate) -> Strategy {
     }
 }
 
+/// The parts of `a and b and ...`, in order.
+fn conjuncts(e: Expr) -> Vec<Expr> {
+    match e.kind {
+        ExprKind::Binary(hir::BinaryOp::And, l, r) => {
+            let mut parts = conjuncts(*l);
+            parts.extend(conjuncts(*r));
+            parts
+        }
+        kind => vec![Expr { kind, ty: e.ty }],
+    }
+}
+
+/// `a and b and ...` of `parts`; none when there are no parts.
+fn conjunction(parts: Vec<Expr>) -> Option<Expr> {
+    parts
+        .into_iter()
+        .reduce(|l, r| Expr { kind: ExprKind::Binary(hir::BinaryOp::And, Box::new(l), Box::new(r)), ty: Type::Bool })
+}
+
 /// Whether an aggregate's rows carry `at` and `id` to be ordered by.
 fn orders_by_time(agg: &hir::Aggregate) -> bool {
     matches!(agg.func, AggFunc::First | AggFunc::Last) || strategy(agg) == Strategy::Expiring
@@ -547,6 +595,48 @@ mod tests {
             "comments and blank lines are not definitions"
         );
         assert_ne!(base, definitions(&MODEL.replace("7d", "30d")), "a changed window is a changed definition");
+    }
+
+    #[test]
+    fn rows_a_join_would_carry_to_no_avail_are_dropped_before_it() {
+        let model = |tag: &str| {
+            format!(
+                "entity store {{ key id: string; }}\nentity product {{ key sku: string; kind: string?; }}\n\
+                 event order {{ store: store?; product: product; amount: decimal; }}\ntag store.t = {tag};\n"
+            )
+        };
+        // (tag, the filter before the join, the filter after it)
+        for (tag, before, after) in [
+            ("max(order.product.kind within 7d)", Some("store is not null"), None),
+            (
+                "count(order where amount > 1 and product.kind = \"x\" and amount < 9)",
+                Some("((store is not null) and (amount > 1)) and (amount < 9)"),
+                Some("product.kind = \"x\""),
+            ),
+            // An `or` is one part: it reads a followed column, so it waits for the join.
+            (
+                "count(order where amount > 1 or product.kind = \"x\")",
+                Some("store is not null"),
+                Some("(amount > 1) or (product.kind = \"x\")"),
+            ),
+            // Without a join, nothing moves.
+            ("count(order where amount > 1)", Some("amount > 1"), None),
+        ] {
+            let plan = crate::compile_str("m.eql", &model(tag)).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
+            let text = crate::explain::plan_text(&plan);
+            // The plan prints as a tree, each node above its sources: a
+            // filter indented deeper than the join runs before it.
+            let depth = |line: &str| line.len() - line.trim_start().len();
+            let join = text.lines().find(|l| l.contains(" Join ")).map_or(0, depth);
+            let (mut found_before, mut found_after) = (None, None);
+            for line in text.lines() {
+                if let Some((_, predicate)) = line.split_once("Filter predicate=`") {
+                    let slot = if depth(line) > join { &mut found_before } else { &mut found_after };
+                    assert!(slot.replace(predicate.trim_end_matches('`')).is_none(), "{tag}:\n{text}");
+                }
+            }
+            assert_eq!((found_before, found_after), (before, after), "{tag}:\n{text}");
+        }
     }
 
     #[test]
