@@ -8,7 +8,8 @@ POST's round trip is the refresh latency; a read with ?min_time confirms it.
     python3 bench/refresh.py --url http://127.0.0.1:7878 --batches 100 --size 1000
 
 The events are retail orders for users u0000001.. (the `segflow gen` key space),
-timed just after the generated data ends, with fresh ids.
+timed just after the generated data ends, with fresh ids; as in generated data,
+about 40% of them are at a store (s0001..s0050) and the rest online.
 """
 import argparse
 import json
@@ -38,6 +39,7 @@ def main():
     ap.add_argument("--batches", type=int, default=100)
     ap.add_argument("--size", type=int, default=1000)
     ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--stores", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -48,9 +50,10 @@ def main():
         for i in range(args.size):
             t += 7
             u = rng.randrange(1, args.users + 1)
+            store = f"s{rng.randrange(1, args.stores + 1):04d}" if rng.random() < 0.4 else None
             lines.append(json.dumps({
                 "event": "order", "id": f"refresh-{args.seed}-{b}-{i}", "at": t,
-                "user": f"u{u:07d}", "store": None, "product": f"p{rng.randrange(1, 1000):06d}",
+                "user": f"u{u:07d}", "store": store, "product": f"p{rng.randrange(1, 1000):06d}",
                 "amount": f"{rng.randrange(1000, 50000) / 100:.2f}", "quantity": 1,
             }))
         body = ("\n".join(lines) + "\n").encode()
