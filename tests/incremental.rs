@@ -116,6 +116,13 @@ fn random_model(rng: &mut Rng) -> String {
     // no store, and those the own-field part of the filter drops, never
     // reach the join.
     text.push_str("tag store.priciest = max(order.product.price where quantity >= 2 within 20s);\n");
+    // Mode over few values (references, ordered by key, and strings) and over
+    // many (times and amounts, mostly once each: ties everywhere), which
+    // instances keep counted in a hash table past a handful.
+    text.push_str("tag store.top_buyer = mode(order.user within 1m);\n");
+    text.push_str("tag store.top_channel = mode(order.channel);\n");
+    text.push_str("tag store.usual_time = mode(order.at within 20s);\n");
+    text.push_str("tag user.usual_transfer = mode(transfer.amount by sender within 1m);\n");
     text.push_str("tag store.buyers = count_distinct(order.user);\n");
     text.push_str("segment busy_stores on store = revenue > 100 or buyers >= 3;\n");
     text.push_str("tag product.buyers = count_distinct(order.user within 1m);\n");

@@ -16,7 +16,8 @@
 //! value per instance as they arrive. Values that leave only by expiring,
 //! oldest first, need less too: `expiring` keeps, per instance, only the
 //! entries that no later entry will outlast (last, min and max over windowed
-//! events' own fields).
+//! events' own fields). And `mode` counts a large instance's values in a hash
+//! table, remembering the most frequent, instead of scanning them all.
 
 use crate::render::Time;
 use crate::values::Values;
@@ -406,6 +407,120 @@ where
     keyed::<_, _, Unoutlasted<D, V, L>, Changes<D>>(values, name, logic)
 }
 
+/// An instance's values, counted, for mode. A few are kept sorted (see
+/// `Values`); from `COUNTED` on, in a hash table with the most frequent value
+/// remembered, so that a change costs a hash lookup and not a scan of every
+/// value: a store's buyers over 30 days are thousands, and every refresh
+/// touches every store.
+struct Tallied<D, V, P> {
+    few: Values<D>,
+    many: Option<Box<Counted<D>>>,
+    produced: Option<V>,
+    project: PhantomData<fn() -> P>,
+}
+
+/// Many values' multiplicities (none 0; one may be negative while a time's
+/// changes come in), and the most frequent value with a positive one (the
+/// least of them, on a tie) unless a change made it unknown.
+struct Counted<D> {
+    counts: HashMap<D, isize>,
+    top: Option<(isize, D)>,
+}
+
+impl<D: Eq + std::hash::Hash + Ord + Clone> Counted<D> {
+    fn add(&mut self, value: D, diff: isize) {
+        let count = self.counts.entry(value.clone()).or_insert(0);
+        *count += diff;
+        let new = *count;
+        if new == 0 {
+            self.counts.remove(&value);
+        }
+        // Only `value`'s count moved: it becomes the top if it now beats it,
+        // and the top becomes unknown if it was the top and fell.
+        self.top = match self.top.take() {
+            Some((top, ref held)) if *held == value => (new >= top).then_some((new, value)),
+            Some((top, held)) if new > top || (new == top && value < held) => Some((new, value)),
+            other => other,
+        };
+    }
+
+    fn top(&mut self) -> Option<&D> {
+        if self.top.is_none() {
+            for (value, &count) in &self.counts {
+                let beats = |(top, held): &(isize, D)| count > *top || (count == *top && value < held);
+                if count > 0 && self.top.as_ref().is_none_or(beats) {
+                    self.top = Some((count, value.clone()));
+                }
+            }
+        }
+        self.top.as_ref().map(|(_, value)| value)
+    }
+}
+
+/// Values counted in a hash table from this many on, and again sorted below
+/// half of it. Debug builds (the tests) switch at a handful, so that the
+/// randomized reference tests cover both forms, the switches, and counts
+/// that fall without reaching zero.
+const COUNTED: usize = if cfg!(debug_assertions) { 4 } else { 64 };
+
+impl<D, V, P> Default for Tallied<D, V, P> {
+    fn default() -> Self {
+        Tallied { few: Values::default(), many: None, produced: None, project: PhantomData }
+    }
+}
+
+impl<D: Ord + Clone + std::hash::Hash, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Tallied<D, V, P> {
+    type Logic = P;
+    fn absorb(&mut self, changes: &mut Vec<(D, isize)>) {
+        match &mut self.many {
+            Some(many) => {
+                for (value, diff) in changes.drain(..) {
+                    many.add(value, diff);
+                }
+                if many.counts.len() < COUNTED / 2 {
+                    let mut sorted: Vec<(D, isize)> = many.counts.drain().collect();
+                    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    self.few.absorb(&mut sorted);
+                    self.many = None;
+                }
+            }
+            None => {
+                changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                self.few.absorb(changes);
+                if self.few.len() >= COUNTED {
+                    let counts = std::mem::take(&mut self.few).iter().map(|(v, n)| (v.clone(), n)).collect();
+                    self.many = Some(Box::new(Counted { counts, top: None }));
+                }
+            }
+        }
+    }
+    fn produce(&mut self, project: &P, _: &mut Vec<V>, out: &mut Vec<(V, isize)>) {
+        let answer = match &mut self.many {
+            Some(many) => many.top().map(project),
+            None => self.few.most_frequent().map(project),
+        };
+        replace_answer(&mut self.produced, answer, out);
+    }
+    fn size(&self) -> usize {
+        self.many.as_ref().map_or(self.few.len(), |many| many.counts.len())
+    }
+}
+
+/// For every instance, `project` of its most frequent value (the least of
+/// them, on a tie).
+pub fn mode<'s, D, V, P>(
+    values: VecCollection<'s, Time, (u64, D), isize>,
+    name: &str,
+    project: P,
+) -> VecCollection<'s, Time, (u64, V), isize>
+where
+    D: ExchangeData + Ord + std::hash::Hash,
+    V: ExchangeData + Ord,
+    P: Fn(&D) -> V + 'static,
+{
+    keyed::<_, _, Tallied<D, V, P>, Changes<D>>(values, name, project)
+}
+
 /// An instance's greatest value so far and what `project` made of it.
 struct Best<D, V, P> {
     best: Option<D>,
@@ -501,6 +616,29 @@ mod tests {
         let mut out = Vec::new();
         differences(old, new, &mut out);
         out
+    }
+
+    #[test]
+    fn the_remembered_top_is_the_least_of_the_most_frequent() {
+        // Random changes to a few values, negative counts included (a time's
+        // changes come in parts), checked after each against a scan.
+        let mut counted = Counted::<u8> { counts: HashMap::default(), top: None };
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for step in 0..20_000 {
+            let value = (next() % 6) as u8;
+            let diff = if next() % 3 == 0 { -1 } else { 1 + (next() % 2) as isize };
+            counted.add(value, diff);
+            let scan = (0..6u8)
+                .filter_map(|v| counted.counts.get(&v).filter(|n| **n > 0).map(|n| (*n, v)))
+                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+                .map(|(_, v)| v);
+            assert_eq!(counted.top().copied(), scan, "step {step}: {:?}", counted.counts);
+            assert!(counted.counts.values().all(|n| *n != 0));
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::intern::KeyOrder;
-use crate::keyed::{by_key, expiring, running};
+use crate::keyed::{by_key, expiring, mode, running};
 use crate::totals::{totals, SumCount};
 use crate::values::Values;
 use differential_dataflow::input::{Input, InputSession};
@@ -514,6 +514,18 @@ fn aggregate<'s>(
                 .count_total()
                 .map(|(key, count)| (key, Value::Int(count as i64)))
         }
+        // Mode keeps a large instance's values ranked by multiplicity too.
+        Strategy::Values if func == AggFunc::Mode => {
+            let v = value.unwrap_or(group);
+            let key = move |row: &SharedRow| row[group].as_ref_id().unwrap_or(0);
+            match references {
+                Some((entity, keys)) => {
+                    let values = rows.map(move |row| (key(&row), (keys.key_of(entity, &row[v]), row[v].clone())));
+                    mode(values, "Aggregate", |(_, reference): &(Value, Value)| reference.clone())
+                }
+                None => mode(rows.map(move |row| (key(&row), row[v].clone())), "Aggregate", Value::clone),
+            }
+        }
         Strategy::Values if references.is_some() => {
             let v = value.unwrap_or(group);
             let (entity, keys) = references.unwrap_or_default();
@@ -604,15 +616,7 @@ fn chosen<T: Ord>(func: AggFunc, input: &Values<T>) -> Option<&T> {
     match func {
         AggFunc::Min => input.first().map(|(v, _)| v),
         AggFunc::Max => input.last().map(|(v, _)| v),
-        AggFunc::Mode => {
-            let mut best: Option<(&T, isize)> = None;
-            for (v, n) in input.iter() {
-                if best.is_none_or(|(_, m)| n > m) {
-                    best = Some((v, n));
-                }
-            }
-            best.map(|(v, _)| v)
-        }
+        AggFunc::Mode => input.most_frequent(),
         _ => None,
     }
 }

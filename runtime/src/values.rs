@@ -71,6 +71,25 @@ impl<D: Ord> Values<D> {
         }
     }
 
+    /// The multiplicity of `value` (0 if it is not held).
+    pub fn count(&self, value: &D) -> isize {
+        match self {
+            Values::Few(v) => v.binary_search_by(|(d, _)| d.cmp(value)).map_or(0, |i| v[i].1),
+            Values::Many(t) => t.get(value).copied().unwrap_or(0),
+        }
+    }
+
+    /// The most frequent value (the least of them, on a tie): a scan of all.
+    pub fn most_frequent(&self) -> Option<&D> {
+        let mut best: Option<(&D, isize)> = None;
+        for (v, n) in self.iter() {
+            if best.is_none_or(|(_, m)| n > m) {
+                best = Some((v, n));
+            }
+        }
+        best.map(|(v, _)| v)
+    }
+
     /// Every value with its multiplicity, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&D, isize)> {
         let (few, many) = match self {
