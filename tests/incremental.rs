@@ -145,6 +145,11 @@ fn random_model(rng: &mut Rng) -> String {
         ),
         "tag user.place = coalesce(city, home_store.region, \"none\");".to_string(),
         "tag user.store_revenue = home_store.revenue;".to_string(),
+        // Computed on read (they follow a reference, and nothing reads them):
+        // a followed segment and attribute, the key, and a reference held in a tag.
+        "tag user.home_note = case when home_store in busy_stores then coalesce(home_store.region, city) else id end;"
+            .to_string(),
+        "tag product.last_buyer_city = last_buyer.city;".to_string(),
         format!("tag user.score = {} * 2 + coalesce(level, 1) % 3;", int(rng)),
         format!("tag user.ratio = {} / ({} + 1);", dec(rng), int(rng)),
     ];

@@ -199,7 +199,14 @@ pub fn plan_text(plan: &Plan) -> String {
             type_name(&plan.entities, o.ty),
             ScalarExpr::Literal(o.default.clone()).display(&|_| String::new())
         );
-        node_tree(plan, o.node, 2, &mut printed, &mut out);
+        match (&o.on_read, o.node) {
+            (Some(on_read), _) => {
+                let names: Vec<String> = on_read.inputs.iter().map(|i| read_input_name(plan, o.entity, i)).collect();
+                let _ = writeln!(out, "    computed on read: `{}`", on_read.expr.display(&|i| names[i].clone()));
+            }
+            (None, Some(node)) => node_tree(plan, node, 2, &mut printed, &mut out),
+            (None, None) => {}
+        }
     }
     let _ = writeln!(out, "lineage:");
     for o in plan.outputs.iter().filter(|o| !o.anonymous) {
@@ -224,6 +231,22 @@ fn input_text(plan: &Plan, i: InputId) -> String {
             let w = window_ms.map_or("none".to_string(), format_duration);
             let names: Vec<&str> = fields.iter().map(|&f| plan.events[*event].fields[f].name.as_str()).collect();
             format!("Events event={} window={w} fields=[{}]", plan.events[*event].name, names.join(", "))
+        }
+    }
+}
+
+/// How a tag computed on read names what it reads (`home_store.revenue_7d`).
+fn read_input_name(plan: &Plan, entity: EntityId, input: &ReadInput) -> String {
+    let e = &plan.entities[entity];
+    match input {
+        ReadInput::Key => e.fields[e.key].name.clone(),
+        ReadInput::Attribute(i) => e.fields[*i].name.clone(),
+        ReadInput::Def(def) => match plan.outputs.iter().find(|o| o.def == *def) {
+            Some(o) => o.name.clone(),
+            None => format!("{def:?}"),
+        },
+        ReadInput::Follow { via, entity: target_entity, target } => {
+            format!("{}.{}", read_input_name(plan, entity, via), read_input_name(plan, *target_entity, target))
         }
     }
 }
@@ -272,7 +295,7 @@ pub fn row_names(plan: &Plan, node: NodeId) -> Vec<String> {
 }
 
 fn column_node_name(plan: &Plan, node: NodeId) -> String {
-    match plan.outputs.iter().find(|o| o.node == node) {
+    match plan.outputs.iter().find(|o| o.node == Some(node)) {
         Some(o) => o.name.clone(),
         None => match &plan.nodes[node] {
             Node::Project { source, slot, .. } => field_name(plan, *source, *slot),
@@ -359,11 +382,10 @@ pub fn plan_dot(plan: &Plan) -> String {
     }
     for (k, o) in plan.outputs.iter().enumerate().filter(|(_, o)| !o.anonymous) {
         let kind = if matches!(o.def, Def::Segment(_)) { "segment" } else { "tag" };
-        let _ = writeln!(
-            out,
-            "  o{k} [shape=ellipse, label=\"{kind} {}.{}\"];\n  n{} -> o{k};",
-            plan.entities[o.entity].name, o.name, o.node
-        );
+        let _ = writeln!(out, "  o{k} [shape=ellipse, label=\"{kind} {}.{}\"];", plan.entities[o.entity].name, o.name);
+        if let Some(node) = o.node {
+            let _ = writeln!(out, "  n{node} -> o{k};");
+        }
     }
     out.push_str("}\n");
     out

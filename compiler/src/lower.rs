@@ -20,7 +20,7 @@ use crate::eval::ScalarExpr;
 use crate::hir::{self, AggFunc, Column, Def, Expr, ExprKind, Program};
 use crate::plan::*;
 use crate::value::{EntityId, Type, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub fn lower(program: &Program) -> Plan {
     let mut l = Lowerer {
@@ -39,16 +39,19 @@ pub fn lower(program: &Program) -> Plan {
         def_columns: HashMap::new(),
         gathers: HashMap::new(),
         groups: BTreeMap::new(),
+        on_read: HashSet::new(),
     };
+    l.on_read = computed_on_read(program);
     for &def in &program.order {
-        if !l.is_bare_aggregate(def) {
+        if !l.is_bare_aggregate(def) && !l.on_read.contains(&def) {
             let rank = l.rank_def(def);
             let entity = l.def_entity(def);
             l.groups.entry((entity, rank)).or_default().push(def);
         }
     }
     for &def in &program.order {
-        let node = l.def_column(def);
+        let (node, on_read) =
+            if l.on_read.contains(&def) { (None, Some(l.read_plan(def))) } else { (Some(l.def_column(def)), None) };
         let (entity, name, ty, anonymous) = match def {
             Def::Tag(t) => {
                 let tag = &program.tags[t];
@@ -60,7 +63,7 @@ pub fn lower(program: &Program) -> Plan {
         l.def_lineage(def, &mut lineage);
         let inputs = lineage.into_iter().collect();
         let default = l.def_default(def);
-        l.plan.outputs.push(Output { def, entity, name, node, ty, default, anonymous, inputs });
+        l.plan.outputs.push(Output { def, entity, name, node, on_read, ty, default, anonymous, inputs });
     }
     // Outputs in declaration order (tags, then segments): the order profiles print in.
     l.plan.outputs.sort_by_key(|o| o.def);
@@ -76,6 +79,8 @@ struct Lowerer<'a> {
     /// (entity, rank) -> the gather node and the slot of each definition in it.
     gathers: HashMap<(EntityId, u32), (NodeId, HashMap<Def, usize>)>,
     groups: BTreeMap<(EntityId, u32), Vec<Def>>,
+    /// The tags the serving state computes on read (see `OnRead`).
+    on_read: HashSet<Def>,
 }
 
 impl Lowerer<'_> {
@@ -138,6 +143,36 @@ impl Lowerer<'_> {
                     agg.func.empty_value(agg.ty)
                 }
                 _ => Value::Null,
+            },
+        }
+    }
+
+    // ---------- tags computed on read ----------
+
+    /// How the serving state computes `def` (one of `on_read`) from what it holds.
+    fn read_plan(&self, def: Def) -> OnRead {
+        let entity = self.def_entity(def);
+        let mut columns: Vec<Column> = Vec::new();
+        self.def_expr(def).visit_columns(&mut |c| {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        });
+        let inputs = columns.iter().map(|c| self.read_input(entity, c)).collect();
+        let expr = lower_expr(self.def_expr(def), &|c| columns.iter().position(|x| x == c));
+        OnRead { inputs, expr }
+    }
+
+    fn read_input(&self, entity: EntityId, column: &Column) -> ReadInput {
+        match column {
+            Column::Field(i) if *i == self.program.entities[entity].key => ReadInput::Key,
+            Column::Field(i) => ReadInput::Attribute(*i),
+            Column::Tag(t) => ReadInput::Def(Def::Tag(*t)),
+            Column::Segment(s) => ReadInput::Def(Def::Segment(*s)),
+            Column::Follow { via, entity: target_entity, target } => ReadInput::Follow {
+                via: Box::new(self.read_input(entity, via)),
+                entity: *target_entity,
+                target: Box::new(self.read_input(*target_entity, target)),
             },
         }
     }
@@ -541,6 +576,60 @@ fn strategy(agg: &hir::Aggregate) -> Strategy {
     }
 }
 
+/// The tags computed on read (see `OnRead`): expression tags that follow a
+/// reference, that no other definition reads, and that read only what the
+/// serving state holds (not a lifted inline aggregate, which it does not).
+fn computed_on_read(program: &Program) -> HashSet<Def> {
+    fn defs_in(column: &Column, acc: &mut HashSet<Def>) {
+        match column {
+            Column::Field(_) => {}
+            Column::Tag(t) => {
+                acc.insert(Def::Tag(*t));
+            }
+            Column::Segment(s) => {
+                acc.insert(Def::Segment(*s));
+            }
+            Column::Follow { via, target, .. } => {
+                defs_in(via, acc);
+                defs_in(target, acc);
+            }
+        }
+    }
+    let expr_of = |def: Def| match def {
+        Def::Tag(t) => &program.tags[t].expr,
+        Def::Segment(s) => &program.segments[s].expr,
+    };
+    let mut read = HashSet::new();
+    for &def in &program.order {
+        expr_of(def).visit_columns(&mut |c| defs_in(c, &mut read));
+    }
+    for agg in &program.aggregates {
+        agg.value.iter().for_each(|c| defs_in(c, &mut read));
+        if let Some(f) = &agg.filter {
+            f.visit_columns(&mut |c| defs_in(c, &mut read));
+        }
+    }
+    let mut on_read = HashSet::new();
+    for &def in &program.order {
+        let Def::Tag(t) = def else { continue };
+        let expr = &program.tags[t].expr;
+        if program.tags[t].anonymous || matches!(expr.kind, ExprKind::Aggregate(_)) || read.contains(&def) {
+            continue;
+        }
+        let (mut follows, mut lifted) = (false, false);
+        expr.visit_columns(&mut |c| {
+            follows |= matches!(c, Column::Follow { .. });
+            let mut defs = HashSet::new();
+            defs_in(c, &mut defs);
+            lifted |= defs.iter().any(|d| matches!(d, Def::Tag(t) if program.tags[*t].anonymous));
+        });
+        if follows && !lifted {
+            on_read.insert(def);
+        }
+    }
+    on_read
+}
+
 /// The parts of `a and b and ...`, in order.
 fn conjuncts(e: Expr) -> Vec<Expr> {
     match e.kind {
@@ -595,6 +684,28 @@ mod tests {
             "comments and blank lines are not definitions"
         );
         assert_ne!(base, definitions(&MODEL.replace("7d", "30d")), "a changed window is a changed definition");
+    }
+
+    #[test]
+    fn leaf_tags_that_follow_a_reference_are_computed_on_read() {
+        let text = "entity store { key id: string; region: string?; }\n\
+            entity user { key id: string; home: store?; city: string?; }\n\
+            event order { user: user; store: store?; amount: decimal; }\n\
+            tag store.revenue = sum(order.amount within 7d);\n\
+            segment busy on store = revenue > 100;\n\
+            tag user.home_revenue = home.revenue;\n\
+            tag user.note = case when home in busy then coalesce(home.region, city) else id end;\n\
+            tag user.read_by_segment = home.revenue * 2;\n\
+            segment rich_home on user = read_by_segment > 10;\n\
+            tag user.own_only = coalesce(city, id);\n\
+            tag user.with_inline = home.revenue + count(order within 1d);\n";
+        let plan = crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
+        let on_read: Vec<&str> = plan.outputs.iter().filter(|o| o.on_read.is_some()).map(|o| o.name.as_str()).collect();
+        // Not: a tag a segment reads, one that follows nothing, one reading a lifted aggregate.
+        assert_eq!(on_read, ["home_revenue", "note"]);
+        assert!(plan.outputs.iter().all(|o| o.on_read.is_some() != o.node.is_some()));
+        let text = crate::explain::plan_text(&plan);
+        assert!(text.contains("computed on read: `home.revenue`"), "{text}");
     }
 
     #[test]

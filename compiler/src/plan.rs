@@ -152,13 +152,16 @@ pub struct NamedExpr {
     pub expr: ScalarExpr,
 }
 
-/// A tag or segment kept live, and the sparse column that holds it.
+/// A tag or segment kept live, and the sparse column that holds it (or, for
+/// a tag computed on read, how to compute it).
 #[derive(Clone, Debug, Serialize)]
 pub struct Output {
     pub def: Def,
     pub entity: EntityId,
     pub name: String,
-    pub node: NodeId,
+    /// The node computing the column; `None` for a tag computed on read.
+    pub node: Option<NodeId>,
+    pub on_read: Option<OnRead>,
     pub ty: Type,
     /// The value of instances absent from the column.
     pub default: Value,
@@ -166,6 +169,31 @@ pub struct Output {
     pub anonymous: bool,
     /// The inputs whose records can change this output (lineage).
     pub inputs: Vec<InputId>,
+}
+
+/// A tag that the serving state computes when it is read, from what it
+/// holds, instead of the dataflow keeping it: a tag that nothing else reads
+/// and that follows a reference. Kept live, it would change for every
+/// instance referring to a followed value whenever that value changes (all
+/// the users of a store, each time the store's revenue moves), where a read
+/// costs a lookup or two.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct OnRead {
+    /// What slot `i` of the expression's row holds, for the instance read.
+    pub inputs: Vec<ReadInput>,
+    pub expr: ScalarExpr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum ReadInput {
+    /// The instance's key value.
+    Key,
+    /// One of the instance's attributes (null without one).
+    Attribute(usize),
+    /// A tag or segment of the instance, as served (its default where absent).
+    Def(Def),
+    /// `target` of the instance that `via` refers to (null where it is null).
+    Follow { via: Box<ReadInput>, entity: EntityId, target: Box<ReadInput> },
 }
 
 impl Node {

@@ -302,7 +302,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
             .outputs
             .iter()
             .enumerate()
-            .map(|(index, output)| ((!output.anonymous).then_some(index), rendered[output.node].column()))
+            .filter_map(|(index, output)| Some(((!output.anonymous).then_some(index), rendered[output.node?].column())))
             .collect();
         if columns.is_empty() {
             for c in &input_collections {

@@ -10,7 +10,7 @@ use crate::column::Column;
 use crate::render::{OutputUpdate, Row, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
-use segflow_compiler::plan::Plan;
+use segflow_compiler::plan::{Plan, ReadInput};
 use segflow_compiler::value::{format_timestamp, Rfc3339, Type, Value};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -66,6 +66,8 @@ pub struct ServingState {
     /// Per entity, what its profiles show: made from `plan` by `new`
     /// (nothing replaces the plan of a serving state).
     layouts: Vec<Layout>,
+    /// The output of each definition.
+    def_outputs: HashMap<Def, usize>,
 }
 
 impl ServingState {
@@ -79,6 +81,7 @@ impl ServingState {
             time: 0,
             batches: 0,
             layouts: (0..plan.entities.len()).map(|e| layout(&plan, e)).collect(),
+            def_outputs: plan.outputs.iter().enumerate().map(|(o, output)| (output.def, o)).collect(),
             plan,
         }
     }
@@ -195,7 +198,40 @@ impl ServingState {
 
     /// The value of output `output` for instance `id`.
     pub fn value(&self, output: usize, id: u64) -> Value {
-        self.columns[output].get(id).cloned().unwrap_or_else(|| self.plan.outputs[output].default.clone())
+        let out = &self.plan.outputs[output];
+        match &out.on_read {
+            Some(on_read) => {
+                let row: Vec<Value> = on_read.inputs.iter().map(|i| self.read_input(out.entity, id, i)).collect();
+                on_read.expr.eval(&row)
+            }
+            None => self.columns[output].get(id).cloned().unwrap_or_else(|| out.default.clone()),
+        }
+    }
+
+    /// What a tag computed on read (`OnRead`) reads of instance `id` of `entity`.
+    fn read_input(&self, entity: usize, id: u64, input: &ReadInput) -> Value {
+        match input {
+            ReadInput::Key => self.entities[entity].keys[id as usize].clone(),
+            ReadInput::Attribute(i) => {
+                self.entities[entity].attributes.get(&id).map_or(Value::Null, |row| row[*i].clone())
+            }
+            ReadInput::Def(def) => self.value(self.def_outputs[def], id),
+            ReadInput::Follow { via, entity: target_entity, target } => match self.read_input(entity, id, via) {
+                Value::Ref(target_id) => self.read_input(*target_entity, target_id, target),
+                _ => Value::Null,
+            },
+        }
+    }
+
+    /// How many instances have a value of output `output` other than its default.
+    pub fn column_entries(&self, output: usize) -> usize {
+        match self.plan.outputs[output].on_read {
+            Some(_) => {
+                let instances = self.entities[self.plan.outputs[output].entity].keys.len() as u64;
+                (0..instances).filter(|&id| !self.value(output, id).is_null()).count()
+            }
+            None => self.columns[output].len(),
+        }
     }
 
     /// An instance's profile (EQL.md §11) as a JSON object, or `None` if no
@@ -234,7 +270,10 @@ impl ServingState {
             }
             line.extend_from_slice(name);
             let output = &self.plan.outputs[*o];
-            self.write_value(line, self.columns[*o].get(id).unwrap_or(&output.default), output.ty);
+            match output.on_read {
+                Some(_) => self.write_value(line, &self.value(*o, id), output.ty),
+                None => self.write_value(line, self.columns[*o].get(id).unwrap_or(&output.default), output.ty),
+            }
         }
         line.extend_from_slice(b"},\"segments\":[");
         let mut first = true;
@@ -400,6 +439,7 @@ fn exact_number(text: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use segflow_compiler::value::Decimal;
 
     const MODEL: &str = "entity user { key id: string; }\n\
         event visit { user: user; }\n\
@@ -419,6 +459,39 @@ mod tests {
 
     fn output(state: &ServingState, name: &str) -> usize {
         state.plan.outputs.iter().position(|o| o.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_tag_computed_on_read_follows_the_values_served_now() {
+        let text = "entity store { key id: string; region: string?; }\n\
+            entity user { key id: string; home: store?; }\n\
+            event order { store: store; amount: decimal; }\n\
+            tag store.revenue = sum(order.amount);\n\
+            tag user.home_revenue = home.revenue;\n\
+            tag user.home_region = coalesce(home.region, id);\n";
+        let plan = segflow_compiler::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
+        let mut state = ServingState::new(Arc::new(plan));
+        for (e, keys) in [(0, ["s1", "s2"]), (1, ["a", "b"])] {
+            for (id, key) in keys.into_iter().enumerate() {
+                state.entities[e].ids.insert(Value::str(key), id as u64);
+                state.entities[e].keys.push(Value::str(key));
+            }
+        }
+        // a's home is s2 (with a region), b has none.
+        state.entities[0].attributes.insert(1, vec![Value::Ref(1), Value::str("east")].into());
+        state.entities[1].attributes.insert(0, vec![Value::Ref(0), Value::Ref(1)].into());
+        let (revenue, home_revenue, home_region) =
+            (output(&state, "revenue"), output(&state, "home_revenue"), output(&state, "home_region"));
+        // A store without revenue has the tag's default.
+        assert_eq!(state.value(home_revenue, 0), Value::Decimal(Decimal::from_int(0)));
+        state.apply_outputs(vec![(revenue, 1, Value::Decimal(Decimal::from_int(7)), 1 << 16, 1)]);
+        assert_eq!(state.value(home_revenue, 0), Value::Decimal(Decimal::from_int(7)));
+        assert_eq!(state.value(home_revenue, 1), Value::Null, "no home");
+        assert_eq!(state.value(home_region, 0), Value::str("east"));
+        assert_eq!(state.value(home_region, 1), Value::str("b"), "the key");
+        assert_eq!((state.column_entries(home_revenue), state.column_entries(home_region)), (1, 2));
+        let profile = String::from_utf8(state.profile(1, &Value::str("a")).unwrap()).unwrap();
+        assert!(profile.contains(r#""home_revenue":7,"#) && profile.contains(r#""home_region":"east""#), "{profile}");
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Metrics {
                 out,
                 "segflow_column_entries{{column=\"{entity}.{}\"}} {}",
                 output.name,
-                state.columns[o].len()
+                state.column_entries(o)
             );
         }
         let _ = writeln!(out, "# HELP segflow_instances Known instances per entity.\n# TYPE segflow_instances gauge");
