@@ -120,8 +120,9 @@ pub enum Strategy {
     Diff,
     /// Per instance, the multiset of its values (distinct values with counts).
     Values,
-    /// `count_distinct`: the distinct (instance, value) pairs, counted in diffs.
-    /// A change costs a look at its own pair, not at every value of the instance.
+    /// `count_distinct`: how many rows hold each (instance, value) pair, and
+    /// per instance how many pairs are held (the runtime's `distinct`). A
+    /// change costs a look at its own pair, not at every value of the instance.
     Distinct,
     /// Per instance, its (at, id, value) entries sorted: one entry per event.
     Ordered,

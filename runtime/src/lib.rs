@@ -14,6 +14,7 @@
 
 pub mod column;
 pub mod decode;
+pub mod distinct;
 pub mod engine;
 pub mod ids;
 pub mod intern;

@@ -10,14 +10,13 @@
 //! Times are `u64`: a logical millisecond shifted left by 16 bits, with the low
 //! bits numbering batches within the same millisecond (see `engine`).
 
+use crate::distinct::distinct_counts;
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, expiring, mode, running};
 use crate::totals::{totals, SumCount};
 use crate::values::Values;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::operators::count::CountTotal;
-use differential_dataflow::operators::threshold::ThresholdTotal;
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, VecCollection};
 use segflow_compiler::eval::ScalarExpr;
@@ -508,11 +507,7 @@ fn aggregate<'s>(
         }),
         Strategy::Distinct => {
             let v = value.unwrap_or(group);
-            rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone()))
-                .distinct_total()
-                .map(|(key, _)| key)
-                .count_total()
-                .map(|(key, count)| (key, Value::Int(count as i64)))
+            distinct_counts(rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone())))
         }
         // Mode keeps a large instance's values ranked by multiplicity too.
         Strategy::Values if func == AggFunc::Mode => {

@@ -1,0 +1,182 @@
+//! `count_distinct` per instance, kept in hash tables (the plan's `Distinct`
+//! strategy).
+//!
+//! Differential's way is two operators: `distinct_total` keeps an
+//! arrangement of the (instance, value) pairs, and `count_total` another of
+//! the distinct pairs' instances, each sorted, merged and compacted at every
+//! batch. Here each worker keeps, for its share of instances, how many rows
+//! hold each (instance, value) pair and how many distinct values each
+//! instance has. A time's changes are folded per pair as they arrive; when the
+//! time completes, a pair whose multiplicity starts or stops being positive
+//! moves its instance's count, and each instance whose count moved emits the
+//! old count's retraction and the new one's insertion: the collection
+//! `distinct_total` then `count_total` give (an instance with no values has
+//! none, and reads as 0).
+
+use crate::render::Time;
+use differential_dataflow::{AsCollection, VecCollection};
+use foldhash::HashMap;
+use segflow_compiler::value::Value;
+use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+
+/// Per instance, the number of distinct values among its rows' `(instance,
+/// value)` pairs, as `Value::Int`; instances with none are absent.
+pub fn distinct_counts<'s>(
+    pairs: VecCollection<'s, Time, (u64, Value), isize>,
+) -> VecCollection<'s, Time, (u64, Value), isize> {
+    let exchange = Exchange::new(|((key, _), _, _): &((u64, Value), Time, isize)| *key);
+    pairs
+        .inner
+        .unary_frontier::<CapacityContainerBuilder<Vec<((u64, Value), Time, isize)>>, _, _, _>(
+            exchange,
+            "DistinctCounts",
+            move |_capability, _info| {
+                // How many rows hold each pair (none held is absent).
+                let mut held: HashMap<(u64, Value), isize> = HashMap::default();
+                // Distinct values per instance (none is absent).
+                let mut counts: HashMap<u64, i64> = HashMap::default();
+                // Per time not yet complete, each pair's change, folded.
+                type Waiting = BTreeMap<Time, (Capability<Time>, HashMap<(u64, Value), isize>)>;
+                let mut waiting: Waiting = BTreeMap::new();
+                let mut moved: HashMap<u64, i64> = HashMap::default();
+                move |(input, frontier), output| {
+                    input.for_each_stamp(|stamp, containers| {
+                        let Some(cap) = stamp.retain_least(0) else { return };
+                        for container in containers {
+                            for (pair, time, diff) in container.drain(..) {
+                                let entry =
+                                    waiting.entry(time).or_insert_with(|| (cap.delayed(&time), HashMap::default()));
+                                *entry.1.entry(pair).or_default() += diff;
+                            }
+                        }
+                    });
+                    while let Some(entry) = waiting.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (time, (cap, changes)) = entry.remove_entry();
+                        for (pair, diff) in changes {
+                            if diff == 0 {
+                                continue;
+                            }
+                            let key = pair.0;
+                            let (before, after) = match held.entry(pair) {
+                                Entry::Occupied(mut n) => {
+                                    let before = *n.get();
+                                    *n.get_mut() += diff;
+                                    let after = *n.get();
+                                    if after == 0 {
+                                        n.remove();
+                                    }
+                                    (before, after)
+                                }
+                                Entry::Vacant(slot) => {
+                                    slot.insert(diff);
+                                    (0, diff)
+                                }
+                            };
+                            match (before > 0, after > 0) {
+                                (false, true) => *moved.entry(key).or_default() += 1,
+                                (true, false) => *moved.entry(key).or_default() -= 1,
+                                _ => {}
+                            }
+                        }
+                        let mut session = output.session(&cap);
+                        for (key, by) in moved.drain() {
+                            if by == 0 {
+                                continue;
+                            }
+                            let count = counts.entry(key).or_default();
+                            if *count > 0 {
+                                session.give(((key, Value::Int(*count)), time, -1));
+                            }
+                            *count += by;
+                            if *count > 0 {
+                                session.give(((key, Value::Int(*count)), time, 1));
+                            } else {
+                                counts.remove(&key);
+                            }
+                        }
+                    }
+                }
+            },
+        )
+        .as_collection()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct_counts;
+    use crate::render::Time;
+    use differential_dataflow::input::Input;
+    use segflow_compiler::value::Value;
+    use std::sync::{Arc, Mutex};
+
+    type Seen = Arc<Mutex<Vec<((u64, Value), Time, isize)>>>;
+
+    /// Each time's changes of (instance, value) pairs; what the operator
+    /// emits at each time, sorted.
+    fn run(times: Vec<Vec<((u64, &str), isize)>>) -> Vec<Vec<((u64, i64), isize)>> {
+        let seen: Seen = Arc::default();
+        let sink = seen.clone();
+        let times: Vec<Vec<((u64, Value), isize)>> =
+            times.into_iter().map(|t| t.into_iter().map(|((k, v), d)| ((k, Value::str(v)), d)).collect()).collect();
+        let steps = times.len();
+        timely::execute_directly(move |worker| {
+            let probe = timely::dataflow::ProbeHandle::new();
+            let mut input = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, pairs) = scope.new_collection::<(u64, Value), isize>();
+                distinct_counts(pairs).inspect(move |x| sink.lock().unwrap().push(x.clone())).probe_with(&probe);
+                input
+            });
+            for (t, changes) in times.into_iter().enumerate() {
+                for (data, diff) in changes {
+                    input.update(data, diff);
+                }
+                input.advance_to(t as Time + 1);
+                input.flush();
+                while probe.less_than(input.time()) {
+                    worker.step();
+                }
+            }
+        });
+        let seen = seen.lock().unwrap();
+        (0..steps as Time)
+            .map(|t| {
+                let mut at: Vec<_> = seen
+                    .iter()
+                    .filter(|x| x.1 == t)
+                    .map(|((k, v), _, d)| match v {
+                        Value::Int(n) => ((*k, *n), *d),
+                        other => panic!("a count that is not an int: {other:?}"),
+                    })
+                    .collect();
+                at.sort();
+                at
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_count_moves_only_when_a_value_comes_or_goes_entirely() {
+        let emitted = run(vec![
+            // Instance 1: "a" twice and "b"; 2: "a", which also leaves within the time.
+            vec![((1, "a"), 1), ((1, "a"), 1), ((1, "b"), 1), ((2, "a"), 1), ((2, "a"), -1)],
+            // One of 1's two "a" rows leaves: still two values, nothing emitted.
+            vec![((1, "a"), -1)],
+            // The other leaves, and "b": 1 has none (absent, not 0).
+            vec![((1, "a"), -1), ((1, "b"), -1)],
+            // 1 comes back with "c"; 3 gains "x" and "y".
+            vec![((1, "c"), 1), ((3, "x"), 1), ((3, "y"), 1)],
+        ]);
+        assert_eq!(emitted[0], [((1, 2), 1)]);
+        assert_eq!(emitted[1], []);
+        assert_eq!(emitted[2], [((1, 2), -1)]);
+        assert_eq!(emitted[3], [((1, 1), 1), ((3, 2), 1)]);
+    }
+}
