@@ -470,6 +470,27 @@ fn ordered_reference(func: AggFunc, ty: Type, strategy: Strategy) -> Option<usiz
     }
 }
 
+/// An aggregate's input: the rows whose group reference and aggregated value
+/// are not null (the others do not count).
+struct Counted<'s> {
+    rows: Rows<'s>,
+    group: usize,
+    value: Option<usize>,
+}
+
+impl<'s> Counted<'s> {
+    /// `f` of each row that counts: one operator, the check and `f` together.
+    fn map<D: differential_dataflow::Data>(
+        self,
+        f: impl Fn(SharedRow) -> D + 'static,
+    ) -> VecCollection<'s, Time, D, isize> {
+        let (group, value) = (self.group, self.value);
+        self.rows.flat_map(move |row: SharedRow| {
+            (!row[group].is_null() && value.is_none_or(|v| !row[v].is_null())).then(|| f(row))
+        })
+    }
+}
+
 /// An aggregate that orders references (`ordered_reference`) orders them as
 /// (key, reference), the keys read from `keys`.
 // One argument per field of the plan's aggregate node, and the keys.
@@ -484,8 +505,7 @@ fn aggregate<'s>(
     ty: Type,
     strategy: Strategy,
 ) -> Column<'s> {
-    // Rows whose group reference or aggregated value is null do not count.
-    let rows = rows.filter(move |row| !row[group].is_null() && value.is_none_or(|v| !row[v].is_null()));
+    let rows = Counted { rows, group, value };
     let references = ordered_reference(func, ty, strategy).map(|entity| (entity, keys.clone()));
     match strategy {
         Strategy::Diff => totals(rows.map(move |row: SharedRow| {
