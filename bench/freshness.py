@@ -39,9 +39,11 @@ def bodies(rate, seconds, interval_ms, users, seed, start_ms):
         lines = []
         for i in range(per_request):
             t += 1
-            lines.append('{"event":"order","id":"fr-%d-%d-%d","at":%d,"user":"u%07d","store":null,'
+            # As in generated data, about 40% of orders are at a store.
+            store = '"s%04d"' % rng.randrange(1, 51) if rng.random() < 0.4 else "null"
+            lines.append('{"event":"order","id":"fr-%d-%d-%d","at":%d,"user":"u%07d","store":%s,'
                          '"product":"p%06d","amount":"%d.%02d","quantity":1}'
-                         % (seed, r, i, t, rng.randrange(1, users + 1), rng.randrange(1, 1000),
+                         % (seed, r, i, t, rng.randrange(1, users + 1), store, rng.randrange(1, 1000),
                             rng.randrange(10, 500), rng.randrange(100)))
         out.append(("\n".join(lines) + "\n").encode())
     return out, per_request
