@@ -52,17 +52,14 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP segflow_column_entries Instances with a non-default value, per tag and segment (serving state).\n\
+            "# HELP segflow_column_entries Instances with a non-default value, per tag and segment (serving state; \
+             tags computed on read hold no values and are not listed).\n\
              # TYPE segflow_column_entries gauge"
         );
         for (o, output) in state.plan.outputs.iter().enumerate().filter(|(_, o)| !o.anonymous) {
+            let Some(entries) = state.column_entries(o) else { continue };
             let entity = &state.plan.entities[output.entity].name;
-            let _ = writeln!(
-                out,
-                "segflow_column_entries{{column=\"{entity}.{}\"}} {}",
-                output.name,
-                state.column_entries(o)
-            );
+            let _ = writeln!(out, "segflow_column_entries{{column=\"{entity}.{}\"}} {entries}", output.name);
         }
         let _ = writeln!(out, "# HELP segflow_instances Known instances per entity.\n# TYPE segflow_instances gauge");
         for (e, table) in state.entities.iter().enumerate() {
