@@ -39,7 +39,8 @@ def bodies(rate, seconds, interval_ms, users, seed, start_ms):
         lines = []
         for i in range(per_request):
             t += 1
-            # As in generated data, about 40% of orders are at a store.
+            # As in generated data, about 40% of orders are at a store (here
+            # any of the 50 that `segflow gen` makes for 100,000 users).
             store = '"s%04d"' % rng.randrange(1, 51) if rng.random() < 0.4 else "null"
             lines.append('{"event":"order","id":"fr-%d-%d-%d","at":%d,"user":"u%07d","store":%s,'
                          '"product":"p%06d","amount":"%d.%02d","quantity":1}'

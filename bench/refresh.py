@@ -9,7 +9,8 @@ POST's round trip is the refresh latency; a read with ?min_time confirms it.
 
 The events are retail orders for users u0000001.. (the `segflow gen` key space),
 timed just after the generated data ends, with fresh ids; as in generated data,
-about 40% of them are at a store (s0001..s0050) and the rest online.
+about 40% of them are at a store and the rest online (the store picked
+uniformly from s0001..s0050, where generated data favours a user's home store).
 """
 import argparse
 import json

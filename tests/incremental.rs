@@ -64,7 +64,7 @@ fn user_aggregate(rng: &mut Rng) -> (String, &'static str) {
     ];
     let view_filters = ["", " where channel = \"app\"", " where score > 0.5", " where product.category = \"toys\""];
     let w = rng.pick(&windows).to_string();
-    match rng.below(20) {
+    match rng.below(21) {
         0 => (format!("count(order{}{w})", rng.pick(&order_filters)), "int"),
         1 => (format!("sum(order.amount{}{w})", rng.pick(&order_filters)), "decimal"),
         2 => (format!("sum(order.quantity{}{w})", rng.pick(&order_filters)), "int"),
@@ -85,7 +85,8 @@ fn user_aggregate(rng: &mut Rng) -> (String, &'static str) {
         16 => (format!("mode(order.product{}{w})", rng.pick(&order_filters)), "product"),
         17 => (format!("max(order.store{w})"), "store"),
         18 => (format!("min(view.product{}{w})", rng.pick(&view_filters)), "product"),
-        _ => (format!("count_distinct(order.store{w})"), "int"),
+        19 => (format!("count_distinct(order.store{w})"), "int"),
+        _ => (format!("count_distinct(order.store.id{w})"), "int"),
     }
 }
 
@@ -150,6 +151,8 @@ fn random_model(rng: &mut Rng) -> String {
         "tag user.home_note = case when home_store in busy_stores then coalesce(home_store.region, city) else id end;"
             .to_string(),
         "tag product.last_buyer_city = last_buyer.city;".to_string(),
+        // A followed key, on read and in the dataflow.
+        "tag user.home_id = home_store.id;".to_string(),
         format!("tag user.score = {} * 2 + coalesce(level, 1) % 3;", int(rng)),
         format!("tag user.ratio = {} / ({} + 1);", dec(rng), int(rng)),
     ];
@@ -163,6 +166,7 @@ fn random_model(rng: &mut Rng) -> String {
         format!("segment s_int on user = {} >= 2;", int(rng)),
         format!("segment s_dec on user = {} > 60;", dec(rng)),
         "segment s_home on user = home_store in busy_stores;".to_string(),
+        "segment s_home_s1 on user = home_store.id = \"s1\" or coalesce(home_store.id, \"\") = \"s2\";".to_string(),
         "segment s_inline on user = count(view where channel = \"app\" within 20s) >= 2 and city = \"Shanghai\";"
             .to_string(),
         "segment s_lapsed on user = exists(order) and not exists(order within 5s);".to_string(),

@@ -382,7 +382,9 @@ pub fn plan_dot(plan: &Plan) -> String {
     }
     for (k, o) in plan.outputs.iter().enumerate().filter(|(_, o)| !o.anonymous) {
         let kind = if matches!(o.def, Def::Segment(_)) { "segment" } else { "tag" };
-        let _ = writeln!(out, "  o{k} [shape=ellipse, label=\"{kind} {}.{}\"];", plan.entities[o.entity].name, o.name);
+        let on_read = if o.on_read.is_some() { " (computed on read)" } else { "" };
+        let (entity, name) = (&plan.entities[o.entity].name, &o.name);
+        let _ = writeln!(out, "  o{k} [shape=ellipse, label=\"{kind} {entity}.{name}{on_read}\"];");
         if let Some(node) = o.node {
             let _ = writeln!(out, "  n{node} -> o{k};");
         }

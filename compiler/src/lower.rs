@@ -40,8 +40,10 @@ pub fn lower(program: &Program) -> Plan {
         gathers: HashMap::new(),
         groups: BTreeMap::new(),
         on_read: HashSet::new(),
+        unsplit_joins: HashSet::new(),
     };
     l.on_read = computed_on_read(program);
+    l.unsplit_joins = unsplit_joins(program);
     for &def in &program.order {
         if !l.is_bare_aggregate(def) && !l.on_read.contains(&def) {
             let rank = l.rank_def(def);
@@ -59,11 +61,15 @@ pub fn lower(program: &Program) -> Plan {
             }
             Def::Segment(s) => (program.segments[s].entity, program.segments[s].name.clone(), Type::Bool, false),
         };
-        let mut lineage = std::collections::BTreeSet::new();
-        l.def_lineage(def, &mut lineage);
-        let inputs = lineage.into_iter().collect();
         let default = l.def_default(def);
+        let inputs = Vec::new();
         l.plan.outputs.push(Output { def, entity, name, node, on_read, ty, default, anonymous, inputs });
+    }
+    // Lineage names inputs, so it waits until every output has made its own.
+    for o in 0..l.plan.outputs.len() {
+        let mut lineage = std::collections::BTreeSet::new();
+        l.def_lineage(l.plan.outputs[o].def, &mut lineage);
+        l.plan.outputs[o].inputs = lineage.into_iter().collect();
     }
     // Outputs in declaration order (tags, then segments): the order profiles print in.
     l.plan.outputs.sort_by_key(|o| o.def);
@@ -81,7 +87,15 @@ struct Lowerer<'a> {
     groups: BTreeMap<(EntityId, u32), Vec<Def>>,
     /// The tags the serving state computes on read (see `OnRead`).
     on_read: HashSet<Def>,
+    /// Joins whose rows are not filtered before them (see `unsplit_joins`).
+    unsplit_joins: HashSet<JoinKey>,
 }
+
+/// The first join of an aggregate that follows references: its event, its
+/// window and the field holding the reference it follows first. Aggregates
+/// with one key share the join's arrangement of their rows, if their rows
+/// are the same.
+type JoinKey = (hir::EventId, Option<u64>, usize);
 
 impl Lowerer<'_> {
     fn add(&mut self, node: Node) -> NodeId {
@@ -150,7 +164,7 @@ impl Lowerer<'_> {
     // ---------- tags computed on read ----------
 
     /// How the serving state computes `def` (one of `on_read`) from what it holds.
-    fn read_plan(&self, def: Def) -> OnRead {
+    fn read_plan(&mut self, def: Def) -> OnRead {
         let entity = self.def_entity(def);
         let mut columns: Vec<Column> = Vec::new();
         self.def_expr(def).visit_columns(&mut |c| {
@@ -163,10 +177,15 @@ impl Lowerer<'_> {
         OnRead { inputs, expr }
     }
 
-    fn read_input(&self, entity: EntityId, column: &Column) -> ReadInput {
+    fn read_input(&mut self, entity: EntityId, column: &Column) -> ReadInput {
         match column {
             Column::Field(i) if *i == self.program.entities[entity].key => ReadInput::Key,
-            Column::Field(i) => ReadInput::Attribute(*i),
+            Column::Field(i) => {
+                // No node reads it, but lineage names it: records of these
+                // attributes change the tag.
+                self.input(Input::Attributes { entity });
+                ReadInput::Attribute(*i)
+            }
             Column::Tag(t) => ReadInput::Def(Def::Tag(*t)),
             Column::Segment(s) => ReadInput::Def(Def::Segment(*s)),
             Column::Follow { via, entity: target_entity, target } => ReadInput::Follow {
@@ -349,6 +368,13 @@ impl Lowerer<'_> {
     /// Where a gather of `entity` reads `column` from.
     fn gather_input(&mut self, entity: EntityId, column: &Column) -> GatherInput {
         match column {
+            // The key of an instance (followed: `home_store.id`) is in its
+            // instance row, which every instance has; its attribute row holds
+            // `Ref(key)` there, and an instance may have none.
+            Column::Field(i) if *i == self.program.entities[entity].key => {
+                let node = self.input(Input::Instances { entity });
+                GatherInput::Rows { node, key_field: 0, field: 1 }
+            }
             Column::Field(i) => {
                 let node = self.input(Input::Attributes { entity });
                 let key_field = self.program.entities[entity].key;
@@ -424,34 +450,20 @@ impl Lowerer<'_> {
                 }
             }
         }
-        // A join carries every row into its arrangement, and rows with no
-        // group (an optional reference left null) or failing a part of the
-        // filter that reads only the event's own fields would be dropped
-        // after it anyway: drop them before it instead. (`a and b` keeps a
-        // row exactly when filtering by `a`, then by `b`, does.)
+        // A join carries every row into its arrangement: rows that the
+        // aggregate would drop after it are dropped before it (see
+        // `split_for_join`), unless that would keep this join from sharing its
+        // arrangement with another aggregate's (see `unsplit_joins`).
         let mut filter = agg.filter.clone();
-        if !follows.is_empty() {
-            let mut before = Vec::new();
-            let field = &self.program.events[agg.event].fields[agg.group];
-            if field.nullable {
-                let group = Expr { kind: ExprKind::Column(Column::Field(agg.group)), ty: field.ty };
-                before.push(Expr { kind: ExprKind::IsNull { expr: Box::new(group), negated: true }, ty: Type::Bool });
-            }
-            let mut after = Vec::new();
-            for part in filter.take().map(conjuncts).unwrap_or_default() {
-                let mut own = true;
-                part.visit_columns(&mut |c| own &= matches!(c, Column::Field(_)));
-                if own {
-                    before.push(part)
-                } else {
-                    after.push(part)
+        if let Some(via) = first_via(&agg) {
+            if !self.unsplit_joins.contains(&(agg.event, agg.window_ms, via)) {
+                let (before, after) = split_for_join(self.program, &agg);
+                if let Some(predicate) = before {
+                    let predicate = lower_expr(&predicate, &|c| slot_of.get(c).copied());
+                    node = self.add(Node::Filter { source: node, predicate });
                 }
+                filter = after;
             }
-            if let Some(predicate) = conjunction(before) {
-                let predicate = lower_expr(&predicate, &|c| slot_of.get(c).copied());
-                node = self.add(Node::Filter { source: node, predicate });
-            }
-            filter = conjunction(after);
         }
         for (via, (entity, mut targets)) in follows {
             targets.sort();
@@ -574,6 +586,72 @@ fn strategy(agg: &hir::Aggregate) -> Strategy {
         (AggFunc::CountDistinct, _) => Strategy::Distinct,
         _ => Strategy::Values,
     }
+}
+
+/// The field holding the first reference an aggregate follows (the least),
+/// if it follows any.
+fn first_via(agg: &hir::Aggregate) -> Option<usize> {
+    let mut first: Option<usize> = None;
+    let mut visit = |c: &Column| {
+        if let Column::Follow { via, .. } = c {
+            if let Column::Field(i) = **via {
+                first = Some(first.map_or(i, |f| f.min(i)));
+            }
+        }
+    };
+    agg.value.iter().for_each(&mut visit);
+    if let Some(f) = &agg.filter {
+        f.visit_columns(&mut visit);
+    }
+    first
+}
+
+/// An aggregate's filter split around its joins: rows with no group (an
+/// optional reference left null) and rows failing a part of the filter that
+/// reads only the event's own fields would be carried through the joins
+/// only to be dropped after them. (`a and b` keeps a row exactly when
+/// filtering by `a`, then by `b`, does.) (before the joins, after them)
+fn split_for_join(program: &Program, agg: &hir::Aggregate) -> (Option<Expr>, Option<Expr>) {
+    let mut before = Vec::new();
+    let field = &program.events[agg.event].fields[agg.group];
+    if field.nullable {
+        let group = Expr { kind: ExprKind::Column(Column::Field(agg.group)), ty: field.ty };
+        before.push(Expr { kind: ExprKind::IsNull { expr: Box::new(group), negated: true }, ty: Type::Bool });
+    }
+    let mut after = Vec::new();
+    for part in agg.filter.clone().map(conjuncts).unwrap_or_default() {
+        let mut own = true;
+        part.visit_columns(&mut |c| own &= matches!(c, Column::Field(_)));
+        if own {
+            before.push(part)
+        } else {
+            after.push(part)
+        }
+    }
+    (conjunction(before), conjunction(after))
+}
+
+/// The joins whose rows are left unfiltered before them: those where
+/// aggregates would drop different rows, and so would each arrange their own
+/// rows, where unfiltered they share one arrangement of them all.
+fn unsplit_joins(program: &Program) -> HashSet<JoinKey> {
+    let mut before_of: HashMap<JoinKey, Option<Expr>> = HashMap::new();
+    let mut unsplit = HashSet::new();
+    for agg in &program.aggregates {
+        let Some(via) = first_via(agg) else { continue };
+        let key = (agg.event, agg.window_ms, via);
+        let before = split_for_join(program, agg).0;
+        match before_of.get(&key) {
+            Some(other) if *other != before => {
+                unsplit.insert(key);
+            }
+            Some(_) => {}
+            None => {
+                before_of.insert(key, before);
+            }
+        }
+    }
+    unsplit
 }
 
 /// The tags computed on read (see `OnRead`): expression tags that follow a
@@ -706,6 +784,44 @@ mod tests {
         assert!(plan.outputs.iter().all(|o| o.on_read.is_some() != o.node.is_some()));
         let text = crate::explain::plan_text(&plan);
         assert!(text.contains("computed on read: `home.revenue`"), "{text}");
+    }
+
+    #[test]
+    fn a_tag_computed_on_read_names_the_attributes_it_reads_in_its_lineage() {
+        // No dataflow node reads either entity's attributes.
+        let text = "entity store { key id: string; region: string?; }\n\
+            entity user { key id: string; home: store?; }\n\
+            tag user.home_region = home.region;\n";
+        let plan = crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
+        let lineage: Vec<String> = plan.outputs[0].inputs.iter().map(|&i| plan.input_name(i)).collect();
+        assert_eq!(lineage, ["user attributes", "store attributes"]);
+    }
+
+    #[test]
+    fn aggregates_sharing_a_join_keep_its_rows_unfiltered() {
+        use crate::plan::Node;
+        let model = |tags: &str| {
+            format!(
+                "entity store {{ key id: string; }}\nentity product {{ key sku: string; kind: string?; }}\n\
+                 entity user {{ key id: string; }}\n\
+                 event order {{ user: user; store: store?; product: product; amount: decimal; }}\n{tags}"
+            )
+        };
+        let joins_and_filters = |tags: &str| {
+            let plan = crate::compile_str("m.eql", &model(tags)).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
+            let filters = plan.nodes.iter().filter(|n| matches!(n, Node::Filter { .. })).count();
+            (plan.arrangements.len(), filters)
+        };
+        // By store and by user: filtered, each would arrange its own rows;
+        // unfiltered, they share one arrangement (and the product lookup's).
+        let two_groups = "tag store.kinds = count(order where product.kind = \"a\" within 7d);\n\
+                          tag user.kinds = count(order where product.kind = \"a\" within 7d);\n";
+        assert_eq!(joins_and_filters(two_groups), (2, 1));
+        // The same rows dropped before the join (those with no store): one
+        // filter before it, still one arrangement, and a filter after it each.
+        let one_group = "tag store.kinds = count(order where product.kind = \"a\" within 7d);\n\
+                         tag store.other = count(order where product.kind = \"b\" within 7d);\n";
+        assert_eq!(joins_and_filters(one_group), (2, 3));
     }
 
     #[test]

@@ -118,7 +118,9 @@ pub enum Strategy {
     /// and takes it away when it leaves, so the state is one running total per
     /// instance, not per event (the runtime's `totals`).
     Diff,
-    /// Per instance, the multiset of its values (distinct values with counts).
+    /// Per instance, the multiset of its values (distinct values with counts);
+    /// for mode, a large instance's counts in a hash table with the most
+    /// frequent value remembered (the runtime's `keyed::mode`).
     Values,
     /// `count_distinct`: how many rows hold each (instance, value) pair, and
     /// per instance how many pairs are held (the runtime's `distinct`). A
@@ -173,8 +175,9 @@ pub struct Output {
 }
 
 /// A tag that the serving state computes when it is read, from what it
-/// holds, instead of the dataflow keeping it: a tag that nothing else reads
-/// and that follows a reference. Kept live, it would change for every
+/// holds, instead of the dataflow keeping it: an expression tag (not an
+/// aggregate) that follows a reference, that no other definition reads, and
+/// that reads no inline aggregate (the serving state holds none). Kept live, it would change for every
 /// instance referring to a followed value whenever that value changes (all
 /// the users of a store, each time the store's revenue moves), where a read
 /// costs a lookup or two.

@@ -142,7 +142,7 @@ impl<D: Ord> Pending<D> for Greatest<D> {
 /// randomized reference tests cover it.
 const ABSORB_HELD: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
 
-/// The operator behind `by_key`, `expiring` and `running`: exchanges values by instance,
+/// The operator behind `by_key`, `expiring`, `mode` and `running`: exchanges values by instance,
 /// holds each time's changes (`P`) until the time completes, then updates
 /// every touched instance's state once, in time order, and emits what that
 /// changed.
@@ -429,9 +429,16 @@ struct Counted<D> {
 
 impl<D: Eq + std::hash::Hash + Ord + Clone> Counted<D> {
     fn add(&mut self, value: D, diff: isize) {
-        let count = self.counts.entry(value.clone()).or_insert(0);
-        *count += diff;
-        let new = *count;
+        let new = match self.counts.get_mut(&value) {
+            Some(count) => {
+                *count += diff;
+                *count
+            }
+            None => {
+                self.counts.insert(value.clone(), diff);
+                diff
+            }
+        };
         if new == 0 {
             self.counts.remove(&value);
         }

@@ -58,6 +58,8 @@ pub struct ServingState {
     pub batches: u64,
     pub entities: Vec<EntityTable>,
     /// Per output: tag values by instance (absent = the output's default).
+    /// A tag computed on read (`OnRead`) has an empty column: read tags
+    /// through `value`.
     pub columns: Vec<Column>,
     /// Per segment output: members by key, with the time they entered.
     pub members: Vec<BTreeMap<Value, i64>>,
@@ -140,7 +142,8 @@ impl ServingState {
             incoming[update.0] += usize::from(update.4 > 0);
         }
         for (o, output) in self.plan.outputs.iter().enumerate() {
-            if let Def::Tag(_) = output.def {
+            // A tag computed on read holds nothing.
+            if let (Def::Tag(_), None) = (output.def, &output.on_read) {
                 self.columns[o].fit(self.entities[output.entity].keys.len(), incoming[o]);
             }
         }
