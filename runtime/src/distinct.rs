@@ -112,54 +112,18 @@ pub fn distinct_counts<'s>(
 #[cfg(test)]
 mod tests {
     use super::distinct_counts;
-    use crate::render::Time;
-    use differential_dataflow::input::Input;
     use segflow_compiler::value::Value;
-    use std::sync::{Arc, Mutex};
-
-    type Seen = Arc<Mutex<Vec<((u64, Value), Time, isize)>>>;
 
     /// Each time's changes of (instance, value) pairs; what the operator
     /// emits at each time, sorted.
     fn run(times: Vec<Vec<((u64, &str), isize)>>) -> Vec<Vec<((u64, i64), isize)>> {
-        let seen: Seen = Arc::default();
-        let sink = seen.clone();
-        let times: Vec<Vec<((u64, Value), isize)>> =
-            times.into_iter().map(|t| t.into_iter().map(|((k, v), d)| ((k, Value::str(v)), d)).collect()).collect();
-        let steps = times.len();
-        timely::execute_directly(move |worker| {
-            let probe = timely::dataflow::ProbeHandle::new();
-            let mut input = worker.dataflow::<Time, _, _>(|scope| {
-                let (input, pairs) = scope.new_collection::<(u64, Value), isize>();
-                distinct_counts(pairs).inspect(move |x| sink.lock().unwrap().push(x.clone())).probe_with(&probe);
-                input
-            });
-            for (t, changes) in times.into_iter().enumerate() {
-                for (data, diff) in changes {
-                    input.update(data, diff);
-                }
-                input.advance_to(t as Time + 1);
-                input.flush();
-                while probe.less_than(input.time()) {
-                    worker.step();
-                }
-            }
-        });
-        let seen = seen.lock().unwrap();
-        (0..steps as Time)
-            .map(|t| {
-                let mut at: Vec<_> = seen
-                    .iter()
-                    .filter(|x| x.1 == t)
-                    .map(|((k, v), _, d)| match v {
-                        Value::Int(n) => ((*k, *n), *d),
-                        other => panic!("a count that is not an int: {other:?}"),
-                    })
-                    .collect();
-                at.sort();
-                at
-            })
-            .collect()
+        let times = times.into_iter().map(|t| t.into_iter().map(|((k, v), d)| ((k, Value::str(v)), d)).collect());
+        let emitted = crate::testing::emitted(times.collect(), distinct_counts);
+        let count = |v: &Value| match v {
+            Value::Int(n) => *n,
+            other => panic!("a count that is not an int: {other:?}"),
+        };
+        emitted.into_iter().map(|t| t.into_iter().map(|((k, v), d)| ((k, count(&v)), d)).collect()).collect()
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod profile;
 pub mod render;
 pub mod snapshot;
 pub mod state;
+#[cfg(test)]
+mod testing;
 pub mod threads;
 pub mod totals;
 pub mod values;

@@ -132,11 +132,6 @@ pub fn totals<'s>(
 #[cfg(test)]
 mod tests {
     use super::{totals, SumCount, Total};
-    use crate::render::Time;
-    use differential_dataflow::input::Input;
-    use std::sync::{Arc, Mutex};
-
-    type Seen = Arc<Mutex<Vec<((u64, SumCount), Time, isize)>>>;
 
     fn sc(sum: i128, count: i64) -> SumCount {
         SumCount { sum, count }
@@ -144,35 +139,7 @@ mod tests {
 
     /// Each time's changes; what the operator emits at each time, sorted.
     fn run(times: Vec<Vec<((u64, SumCount), isize)>>) -> Vec<Vec<((u64, SumCount), isize)>> {
-        let seen: Seen = Arc::default();
-        let sink = seen.clone();
-        let steps = times.len();
-        timely::execute_directly(move |worker| {
-            let probe = timely::dataflow::ProbeHandle::new();
-            let mut input = worker.dataflow::<Time, _, _>(|scope| {
-                let (input, values) = scope.new_collection::<(u64, SumCount), isize>();
-                totals(values).inspect(move |x| sink.lock().unwrap().push(x.clone())).probe_with(&probe);
-                input
-            });
-            for (t, changes) in times.into_iter().enumerate() {
-                for (data, diff) in changes {
-                    input.update(data, diff);
-                }
-                input.advance_to(t as Time + 1);
-                input.flush();
-                while probe.less_than(input.time()) {
-                    worker.step();
-                }
-            }
-        });
-        let seen = seen.lock().unwrap();
-        (0..steps as Time)
-            .map(|t| {
-                let mut at: Vec<_> = seen.iter().filter(|x| x.1 == t).map(|x| (x.0, x.2)).collect();
-                at.sort();
-                at
-            })
-            .collect()
+        crate::testing::emitted(times, totals)
     }
 
     #[test]
