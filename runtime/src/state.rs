@@ -214,7 +214,7 @@ impl ServingState {
     /// What a tag computed on read (`OnRead`) reads of instance `id` of `entity`.
     fn read_input(&self, entity: usize, id: u64, input: &ReadInput) -> Value {
         match input {
-            ReadInput::Key => self.entities[entity].keys[id as usize].clone(),
+            ReadInput::Key => self.entities[entity].keys.get(id as usize).cloned().unwrap_or(Value::Null),
             ReadInput::Attribute(i) => {
                 self.entities[entity].attributes.get(&id).map_or(Value::Null, |row| row[*i].clone())
             }
