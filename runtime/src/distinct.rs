@@ -13,100 +13,71 @@
 //! `distinct_total` then `count_total` give (an instance with no values has
 //! none, and reads as 0).
 
+use crate::folded::folded_by_time;
 use crate::render::Time;
-use differential_dataflow::{AsCollection, VecCollection};
+use differential_dataflow::VecCollection;
 use foldhash::HashMap;
 use segflow_compiler::value::Value;
 use std::collections::hash_map::Entry;
-use std::collections::BTreeMap;
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 
 /// Per instance, the number of distinct values among its rows' `(instance,
 /// value)` pairs, as `Value::Int`; instances with none are absent.
 pub fn distinct_counts<'s>(
     pairs: VecCollection<'s, Time, (u64, Value), isize>,
 ) -> VecCollection<'s, Time, (u64, Value), isize> {
-    let exchange = Exchange::new(|((key, _), _, _): &((u64, Value), Time, isize)| *key);
-    pairs
-        .inner
-        .unary_frontier::<CapacityContainerBuilder<Vec<((u64, Value), Time, isize)>>, _, _, _>(
-            exchange,
-            "DistinctCounts",
-            move |_capability, _info| {
-                // How many rows hold each pair (none held is absent).
-                let mut held: HashMap<(u64, Value), isize> = HashMap::default();
-                // Distinct values per instance (none is absent).
-                let mut counts: HashMap<u64, i64> = HashMap::default();
-                // Per time not yet complete, each pair's change, folded.
-                type Waiting = BTreeMap<Time, (Capability<Time>, HashMap<(u64, Value), isize>)>;
-                let mut waiting: Waiting = BTreeMap::new();
-                let mut moved: HashMap<u64, i64> = HashMap::default();
-                move |(input, frontier), output| {
-                    input.for_each_stamp(|stamp, containers| {
-                        let Some(cap) = stamp.retain_least(0) else { return };
-                        for container in containers {
-                            for (pair, time, diff) in container.drain(..) {
-                                let entry =
-                                    waiting.entry(time).or_insert_with(|| (cap.delayed(&time), HashMap::default()));
-                                *entry.1.entry(pair).or_default() += diff;
-                            }
-                        }
-                    });
-                    while let Some(entry) = waiting.first_entry() {
-                        if frontier.less_equal(entry.key()) {
-                            break;
-                        }
-                        let (time, (cap, changes)) = entry.remove_entry();
-                        for (pair, diff) in changes {
-                            if diff == 0 {
-                                continue;
-                            }
-                            let key = pair.0;
-                            let (before, after) = match held.entry(pair) {
-                                Entry::Occupied(mut n) => {
-                                    let before = *n.get();
-                                    *n.get_mut() += diff;
-                                    let after = *n.get();
-                                    if after == 0 {
-                                        n.remove();
-                                    }
-                                    (before, after)
-                                }
-                                Entry::Vacant(slot) => {
-                                    slot.insert(diff);
-                                    (0, diff)
-                                }
-                            };
-                            match (before > 0, after > 0) {
-                                (false, true) => *moved.entry(key).or_default() += 1,
-                                (true, false) => *moved.entry(key).or_default() -= 1,
-                                _ => {}
-                            }
-                        }
-                        let mut session = output.session(&cap);
-                        for (key, by) in moved.drain() {
-                            if by == 0 {
-                                continue;
-                            }
-                            let count = counts.entry(key).or_default();
-                            if *count > 0 {
-                                session.give(((key, Value::Int(*count)), time, -1));
-                            }
-                            *count += by;
-                            if *count > 0 {
-                                session.give(((key, Value::Int(*count)), time, 1));
-                            } else {
-                                counts.remove(&key);
-                            }
-                        }
+    // How many rows hold each pair (none held is absent).
+    let mut held: HashMap<(u64, Value), isize> = HashMap::default();
+    // Distinct values per instance (none is absent).
+    let mut counts: HashMap<u64, i64> = HashMap::default();
+    // How far a completed time moved each instance's count.
+    let mut moved: HashMap<u64, i64> = HashMap::default();
+    // Each pair's change in a time, folded.
+    let fold = |changes: &mut HashMap<(u64, Value), isize>, key, value, diff| {
+        *changes.entry((key, value)).or_default() += diff;
+    };
+    folded_by_time(pairs, "DistinctCounts", fold, move |changes, out| {
+        for (pair, diff) in changes {
+            if diff == 0 {
+                continue;
+            }
+            let key = pair.0;
+            let (before, after) = match held.entry(pair) {
+                Entry::Occupied(mut n) => {
+                    let before = *n.get();
+                    *n.get_mut() += diff;
+                    let after = *n.get();
+                    if after == 0 {
+                        n.remove();
                     }
+                    (before, after)
                 }
-            },
-        )
-        .as_collection()
+                Entry::Vacant(slot) => {
+                    slot.insert(diff);
+                    (0, diff)
+                }
+            };
+            match (before > 0, after > 0) {
+                (false, true) => *moved.entry(key).or_default() += 1,
+                (true, false) => *moved.entry(key).or_default() -= 1,
+                _ => {}
+            }
+        }
+        for (key, by) in moved.drain() {
+            if by == 0 {
+                continue;
+            }
+            let count = counts.entry(key).or_default();
+            if *count > 0 {
+                out.push(((key, Value::Int(*count)), -1));
+            }
+            *count += by;
+            if *count > 0 {
+                out.push(((key, Value::Int(*count)), 1));
+            } else {
+                counts.remove(&key);
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -414,7 +414,7 @@ where
 /// touches every store.
 struct Tallied<D, V, P> {
     few: Values<D>,
-    many: Option<Box<Counted<D>>>,
+    many: Option<Box<Counts<D>>>,
     produced: Option<V>,
     project: PhantomData<fn() -> P>,
 }
@@ -422,12 +422,12 @@ struct Tallied<D, V, P> {
 /// Many values' multiplicities (none 0; one may be negative while a time's
 /// changes come in), and the most frequent value with a positive one (the
 /// least of them, on a tie) unless a change made it unknown.
-struct Counted<D> {
+struct Counts<D> {
     counts: HashMap<D, isize>,
     top: Option<(isize, D)>,
 }
 
-impl<D: Eq + std::hash::Hash + Ord + Clone> Counted<D> {
+impl<D: Eq + std::hash::Hash + Ord + Clone> Counts<D> {
     fn add(&mut self, value: D, diff: isize) {
         let new = match self.counts.get_mut(&value) {
             Some(count) => {
@@ -496,7 +496,7 @@ impl<D: Ord + Clone + std::hash::Hash, V: Clone + PartialEq, P: Fn(&D) -> V> Ins
                 self.few.absorb(changes);
                 if self.few.len() >= COUNTED {
                     let counts = std::mem::take(&mut self.few).iter().map(|(v, n)| (v.clone(), n)).collect();
-                    self.many = Some(Box::new(Counted { counts, top: None }));
+                    self.many = Some(Box::new(Counts { counts, top: None }));
                 }
             }
         }
@@ -629,7 +629,7 @@ mod tests {
     fn the_remembered_top_is_the_least_of_the_most_frequent() {
         // Random changes to a few values, negative counts included (a time's
         // changes come in parts), checked after each against a scan.
-        let mut counted = Counted::<u8> { counts: HashMap::default(), top: None };
+        let mut counted = Counts::<u8> { counts: HashMap::default(), top: None };
         let mut state = 7u64;
         let mut next = || {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

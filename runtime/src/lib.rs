@@ -16,6 +16,7 @@ pub mod column;
 pub mod decode;
 pub mod distinct;
 pub mod engine;
+pub mod folded;
 pub mod ids;
 pub mod intern;
 pub mod json;

@@ -11,16 +11,12 @@
 //! new one's insertion: the collection `count_total` gives. Sums are in
 //! decimal units (10^-6), so decimal money and integer quantities are exact.
 
+use crate::folded::folded_by_time;
 use crate::render::Time;
-use differential_dataflow::{AsCollection, VecCollection};
+use differential_dataflow::VecCollection;
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
-use std::collections::BTreeMap;
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SumCount {
@@ -69,64 +65,38 @@ impl From<Total> for SumCount {
 pub fn totals<'s>(
     values: VecCollection<'s, Time, (u64, SumCount), isize>,
 ) -> VecCollection<'s, Time, (u64, SumCount), isize> {
-    let exchange = Exchange::new(|((key, _), _, _): &((u64, SumCount), Time, isize)| *key);
-    values
-        .inner
-        .unary_frontier::<CapacityContainerBuilder<Vec<((u64, SumCount), Time, isize)>>, _, _, _>(
-            exchange,
-            "Totals",
-            move |_capability, _info| {
-                let mut totals: HashMap<u64, Total> = HashMap::default();
-                // Per time not yet complete, each instance's change, folded.
-                let mut waiting: BTreeMap<Time, (Capability<Time>, HashMap<u64, SumCount>)> = BTreeMap::new();
-                move |(input, frontier), output| {
-                    input.for_each_stamp(|stamp, containers| {
-                        let Some(cap) = stamp.retain_least(0) else { return };
-                        for container in containers {
-                            for ((key, value), time, diff) in container.drain(..) {
-                                let entry =
-                                    waiting.entry(time).or_insert_with(|| (cap.delayed(&time), HashMap::default()));
-                                entry.1.entry(key).or_default().add(value, diff);
-                            }
-                        }
-                    });
-                    while let Some(entry) = waiting.first_entry() {
-                        if frontier.less_equal(entry.key()) {
-                            break;
-                        }
-                        let (time, (cap, changes)) = entry.remove_entry();
-                        let mut session = output.session(&cap);
-                        for (key, change) in changes {
-                            if change.is_zero() {
-                                continue;
-                            }
-                            let new = match totals.entry(key) {
-                                Entry::Occupied(mut total) => {
-                                    let old = SumCount::from(*total.get());
-                                    session.give(((key, old), time, -1));
-                                    let mut new = old;
-                                    new.add(change, 1);
-                                    if new.is_zero() {
-                                        total.remove();
-                                    } else {
-                                        total.insert(Total::from(new));
-                                    }
-                                    new
-                                }
-                                Entry::Vacant(slot) => {
-                                    slot.insert(Total::from(change));
-                                    change
-                                }
-                            };
-                            if !new.is_zero() {
-                                session.give(((key, new), time, 1));
-                            }
-                        }
+    let mut totals: HashMap<u64, Total> = HashMap::default();
+    // Each instance's change in a time, folded.
+    let fold =
+        |changes: &mut HashMap<u64, SumCount>, key, value, diff| changes.entry(key).or_default().add(value, diff);
+    folded_by_time(values, "Totals", fold, move |changes, out| {
+        for (key, change) in changes {
+            if change.is_zero() {
+                continue;
+            }
+            let new = match totals.entry(key) {
+                Entry::Occupied(mut total) => {
+                    let old = SumCount::from(*total.get());
+                    out.push(((key, old), -1));
+                    let mut new = old;
+                    new.add(change, 1);
+                    if new.is_zero() {
+                        total.remove();
+                    } else {
+                        total.insert(Total::from(new));
                     }
+                    new
                 }
-            },
-        )
-        .as_collection()
+                Entry::Vacant(slot) => {
+                    slot.insert(Total::from(change));
+                    change
+                }
+            };
+            if !new.is_zero() {
+                out.push(((key, new), 1));
+            }
+        }
+    })
 }
 
 #[cfg(test)]
