@@ -190,7 +190,8 @@ impl Eq for Due {}
 
 struct Ack {
     upto: Time,
-    outputs: Vec<Vec<OutputUpdate>>,
+    /// In `render::output_order`.
+    outputs: Vec<OutputUpdate>,
 }
 
 /// A batch being fed in pieces (see `Engine::begin`).
@@ -418,7 +419,7 @@ impl Engine {
                     while dataflow.probe.less_than(&upto) {
                         worker.step();
                     }
-                    let outputs = std::mem::take(&mut dataflow.outputs.borrow_mut().0);
+                    let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut()).sorted();
                     if ack.send(Ack { upto, outputs }).is_err() {
                         break;
                     }
@@ -1089,12 +1090,12 @@ impl Engine {
     /// for later batches (a worker can run ahead) are kept for their turn.
     fn receive(&mut self, upto: Time) -> Vec<OutputUpdate> {
         let n = self.commands.len();
-        let mut chunks = Vec::new();
+        let mut runs = Vec::new();
         let mut got = 0;
         let mut i = 0;
         while i < self.early.len() {
             if self.early[i].upto == upto {
-                chunks.extend(self.early.swap_remove(i).outputs);
+                runs.push(self.early.swap_remove(i).outputs);
                 got += 1;
             } else {
                 i += 1;
@@ -1103,14 +1104,14 @@ impl Engine {
         while got < n {
             match self.acks.recv() {
                 Ok(ack) if ack.upto == upto => {
-                    chunks.extend(ack.outputs);
+                    runs.push(ack.outputs);
                     got += 1;
                 }
                 Ok(ack) => self.early.push(ack),
                 Err(_) => break,
             }
         }
-        OutputChunks::concat(chunks)
+        OutputChunks::merge(runs)
     }
 }
 

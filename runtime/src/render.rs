@@ -65,14 +65,54 @@ impl OutputChunks {
         }
     }
 
-    /// All the changes, in one vector of the size they need.
-    pub fn concat(chunks: Vec<Vec<OutputUpdate>>) -> Vec<OutputUpdate> {
-        let mut all = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
-        for chunk in chunks {
+    /// All the changes, in one vector of the size they need, in
+    /// `output_order`: each worker sorts its own, in parallel, so that the
+    /// engine thread, which publishes, only merges them (`merge`).
+    pub fn sorted(self) -> Vec<OutputUpdate> {
+        let mut all = Vec::with_capacity(self.0.iter().map(Vec::len).sum());
+        for chunk in self.0 {
             all.extend(chunk);
         }
+        all.sort_unstable_by(output_order);
         all
     }
+
+    /// One vector in `output_order` from vectors each in it.
+    pub fn merge(mut runs: Vec<Vec<OutputUpdate>>) -> Vec<OutputUpdate> {
+        while runs.len() > 1 {
+            let pairs = runs.len().div_ceil(2);
+            let mut merged = Vec::with_capacity(pairs);
+            let mut runs_left = runs.into_iter();
+            while let Some(a) = runs_left.next() {
+                merged.push(match runs_left.next() {
+                    Some(b) => merge_two(a, b),
+                    None => a,
+                });
+            }
+            runs = merged;
+        }
+        runs.pop().unwrap_or_default()
+    }
+}
+
+/// The order the serving state applies a batch's changes in: by time, then
+/// output and instance, then value, so that equal changes are adjacent.
+/// Values are compared only within one instance's few changes (comparing
+/// strings reads their allocations).
+pub fn output_order(a: &OutputUpdate, b: &OutputUpdate) -> std::cmp::Ordering {
+    (a.3, a.0, a.1).cmp(&(b.3, b.0, b.1)).then_with(|| a.2.cmp(&b.2))
+}
+
+fn merge_two(a: Vec<OutputUpdate>, b: Vec<OutputUpdate>) -> Vec<OutputUpdate> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        let next = if output_order(x, y).is_le() { a.next() } else { b.next() };
+        out.extend(next);
+    }
+    out.extend(a);
+    out.extend(b);
+    out
 }
 
 /// What the engine holds of one worker's dataflow.
@@ -660,5 +700,33 @@ pub fn values_aggregate(func: AggFunc, input: &Values<Value>) -> Option<Value> {
             }
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{output_order, OutputChunks, OutputUpdate};
+    use proptest::prelude::*;
+    use segflow_compiler::value::Value;
+
+    fn update() -> impl Strategy<Value = OutputUpdate> {
+        (0..3usize, 0..4u64, 0..3i64, 0..3u64, prop_oneof![Just(-1isize), Just(1isize)])
+            .prop_map(|(output, id, v, time, diff)| (output, id, Value::Int(v), time, diff))
+    }
+
+    proptest! {
+        /// Workers' sorted outputs merge into what sorting them all gives.
+        #[test]
+        fn merged_runs_are_sorted_as_one(runs in prop::collection::vec(prop::collection::vec(update(), 0..20), 0..5)) {
+            // Changes differing only in their diff are equal in the order.
+            let total = |a: &OutputUpdate, b: &OutputUpdate| output_order(a, b).then(a.4.cmp(&b.4));
+            let mut expected: Vec<OutputUpdate> = runs.iter().flatten().cloned().collect();
+            expected.sort_by(total);
+            let sorted: Vec<_> = runs.into_iter().map(|run| OutputChunks(vec![run]).sorted()).collect();
+            let mut merged = OutputChunks::merge(sorted);
+            prop_assert!(merged.is_sorted_by(|a, b| output_order(a, b).is_le()));
+            merged.sort_by(total);
+            prop_assert_eq!(merged, expected);
+        }
     }
 }

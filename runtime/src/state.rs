@@ -7,7 +7,7 @@
 //! reads take a read lock on plain maps.
 
 use crate::column::Column;
-use crate::render::{OutputUpdate, Row, Time};
+use crate::render::{output_order, OutputUpdate, Row, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::{Plan, ReadInput};
@@ -148,13 +148,9 @@ impl ServingState {
             }
         }
         // Equal updates consolidate, so their relative order does not matter.
-        // Sorted by the integers first; values are compared only within one
-        // instance's few changes (comparing strings reads their allocations).
-        updates.sort_unstable_by_key(|u| (u.3, u.0, u.1));
-        for same in updates.chunk_by_mut(|a, b| (a.3, a.0, a.1) == (b.3, b.0, b.1)) {
-            if same.len() > 1 {
-                same.sort_unstable_by(|a, b| a.2.cmp(&b.2));
-            }
+        // The engine's come merged from the workers' sorted ones.
+        if !updates.is_sorted_by(|a, b| output_order(a, b).is_le()) {
+            updates.sort_unstable_by(output_order);
         }
         updates.dedup_by(|later, kept| {
             let same = kept.0 == later.0 && kept.1 == later.1 && kept.2 == later.2 && kept.3 == later.3;

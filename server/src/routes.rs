@@ -154,6 +154,7 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
         Ok(b) => b,
         Err(response) => return response,
     };
+    let read = Instant::now();
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "bad_body", "the body is not UTF-8");
     };
@@ -208,6 +209,7 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
         );
     }
     let accepted = records.len();
+    let decoded = Instant::now();
     let outcome = match shared.ingest.apply(records, lines).await {
         Ok(outcome) => outcome,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "not_applied", e),
@@ -215,6 +217,13 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
     metrics.records_accepted.fetch_add(accepted as u64, Relaxed);
     metrics.ingest_batches.fetch_add(1, Relaxed);
     metrics.ingest_micros.fetch_add(received.elapsed().as_micros() as u64, Relaxed);
+    tracing::debug!(
+        records = accepted,
+        read_us = read.duration_since(received).as_micros() as u64,
+        decode_us = decoded.duration_since(read).as_micros() as u64,
+        applied_us = decoded.elapsed().as_micros() as u64,
+        "records posted"
+    );
     let warnings: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     json(StatusCode::OK, &json!({"accepted": accepted, "warnings": warnings, "time": outcome.time}))
 }
