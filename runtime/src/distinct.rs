@@ -14,6 +14,7 @@
 //! none, and reads as 0).
 
 use crate::folded::folded_by_time;
+use crate::instances::Instances;
 use crate::render::Time;
 use differential_dataflow::VecCollection;
 use foldhash::HashMap;
@@ -27,8 +28,8 @@ pub fn distinct_counts<'s>(
 ) -> VecCollection<'s, Time, (u64, Value), isize> {
     // How many rows hold each pair (none held is absent).
     let mut held: HashMap<(u64, Value), isize> = HashMap::default();
-    // Distinct values per instance (none is absent).
-    let mut counts: HashMap<u64, i64> = HashMap::default();
+    // Distinct values per instance.
+    let mut counts = Instances::<i64>::new(pairs.inner.scope().peers());
     // How far a completed time moved each instance's count.
     let mut moved: HashMap<u64, i64> = HashMap::default();
     // Each pair's change in a time, folded.
@@ -66,15 +67,13 @@ pub fn distinct_counts<'s>(
             if by == 0 {
                 continue;
             }
-            let count = counts.entry(key).or_default();
+            let count = counts.entry(key);
             if *count > 0 {
                 out.push(((key, Value::Int(*count)), -1));
             }
             *count += by;
             if *count > 0 {
                 out.push(((key, Value::Int(*count)), 1));
-            } else {
-                counts.remove(&key);
             }
         }
     })

@@ -1,5 +1,5 @@
-//! The frame of an operator that keeps its own state per instance in hash
-//! tables (`totals`, `distinct`): changes exchanged by instance, each time's
+//! The frame of an operator that keeps its own state per instance
+//! (`totals`, `distinct`): changes exchanged by instance, each time's
 //! changes folded as they arrive, and handed over whole, in time order, once
 //! no change at that time can come any more.
 

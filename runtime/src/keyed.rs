@@ -19,6 +19,7 @@
 //! events' own fields). And `mode` counts a large instance's values in a hash
 //! table, remembering the most frequent, instead of scanning them all.
 
+use crate::instances::Instances;
 use crate::render::Time;
 use crate::values::Values;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
@@ -159,13 +160,14 @@ where
     P: Pending<D> + 'static,
 {
     let exchange = Exchange::new(|((key, _), _, _): &((u64, D), Time, isize)| *key);
+    let peers = values.inner.scope().peers();
     values
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<((u64, V), Time, isize)>>, _, _, _>(
             exchange,
             name,
             move |_capability, _info| {
-                let mut instances: HashMap<u64, S> = HashMap::default();
+                let mut instances = Instances::<S>::new(peers);
                 let mut waiting: BTreeMap<Time, (Capability<Time>, P)> = BTreeMap::new();
                 let mut absorbed = Absorbed::default();
                 let mut scratch = Vec::new();
@@ -197,17 +199,18 @@ where
                         };
                         if absorbed.keys.is_empty() {
                             changes.for_each_instance(|key, batch| {
-                                let state = instances.entry(key).or_default();
+                                let state = instances.entry(key);
                                 state.absorb(batch);
                                 if produce(key, state) {
-                                    instances.remove(&key);
+                                    *state = S::default();
                                 }
                             });
                         } else {
                             absorbed.absorb(changes, &mut instances);
                             for key in absorbed.take() {
-                                if instances.get_mut(&key).is_some_and(|state| produce(key, state)) {
-                                    instances.remove(&key);
+                                let state = instances.entry(key);
+                                if produce(key, state) {
+                                    *state = S::default();
                                 }
                             }
                         }
@@ -249,7 +252,7 @@ impl Absorbed {
         &mut self,
         waiting: &mut BTreeMap<Time, (Capability<Time>, P)>,
         frontier: &MutableAntichain<Time>,
-        instances: &mut HashMap<u64, S>,
+        instances: &mut Instances<S>,
     ) {
         let Some(mut first) = waiting.first_entry() else { return };
         if first.get().1.held() < self.next || frontier.less_than(first.key()) {
@@ -257,7 +260,7 @@ impl Absorbed {
         }
         let mut left = P::default();
         std::mem::take(&mut first.get_mut().1).for_each_instance(|key, batch| {
-            let state = instances.entry(key).or_default();
+            let state = instances.entry(key);
             if batch.len() * 8 < state.size() {
                 for (value, diff) in batch.drain(..) {
                     left.push(key, value, diff);
@@ -273,9 +276,9 @@ impl Absorbed {
     }
 
     /// Folds a completed time's last changes in with the rest (see `take`).
-    fn absorb<D, V, S: InstanceState<D, V>, P: Pending<D>>(&mut self, changes: P, instances: &mut HashMap<u64, S>) {
+    fn absorb<D, V, S: InstanceState<D, V>, P: Pending<D>>(&mut self, changes: P, instances: &mut Instances<S>) {
         changes.for_each_instance(|key, batch| {
-            instances.entry(key).or_default().absorb(batch);
+            instances.entry(key).absorb(batch);
             self.keys.push(key);
         });
     }

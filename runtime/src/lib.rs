@@ -18,6 +18,7 @@ pub mod distinct;
 pub mod engine;
 pub mod folded;
 pub mod ids;
+pub mod instances;
 pub mod intern;
 pub mod json;
 pub mod keyed;

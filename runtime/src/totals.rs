@@ -5,18 +5,18 @@
 //! enters and `(-value, -1)` when it leaves. Differential's `count_total`
 //! keeps those totals in an arrangement of its input, which it sorts, merges
 //! and compacts at every batch and reads back with a cursor. Here each worker
-//! keeps its instances' totals in a hash table, folds a time's changes into
+//! keeps its instances' totals by id (`instances`), folds a time's changes into
 //! one change per instance as they arrive, and when the time completes emits,
 //! for each instance whose total moved, the old total's retraction and the
 //! new one's insertion: the collection `count_total` gives. Sums are in
 //! decimal units (10^-6), so decimal money and integer quantities are exact.
 
 use crate::folded::folded_by_time;
+use crate::instances::Instances;
 use crate::render::Time;
 use differential_dataflow::VecCollection;
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::Entry;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SumCount {
@@ -40,7 +40,7 @@ impl SumCount {
 
 /// A total as a table keeps it: 24 bytes, where `SumCount`'s `i128` would
 /// align it to 32 (and 48 with its key). One per instance.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Total {
     sum_low: u64,
     sum_high: i64,
@@ -65,7 +65,8 @@ impl From<Total> for SumCount {
 pub fn totals<'s>(
     values: VecCollection<'s, Time, (u64, SumCount), isize>,
 ) -> VecCollection<'s, Time, (u64, SumCount), isize> {
-    let mut totals: HashMap<u64, Total> = HashMap::default();
+    // A zero total is an instance with none.
+    let mut totals = Instances::<Total>::new(values.inner.scope().peers());
     // Each instance's change in a time, folded.
     let fold =
         |changes: &mut HashMap<u64, SumCount>, key, value, diff| changes.entry(key).or_default().add(value, diff);
@@ -74,24 +75,14 @@ pub fn totals<'s>(
             if change.is_zero() {
                 continue;
             }
-            let new = match totals.entry(key) {
-                Entry::Occupied(mut total) => {
-                    let old = SumCount::from(*total.get());
-                    out.push(((key, old), -1));
-                    let mut new = old;
-                    new.add(change, 1);
-                    if new.is_zero() {
-                        total.remove();
-                    } else {
-                        total.insert(Total::from(new));
-                    }
-                    new
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(Total::from(change));
-                    change
-                }
-            };
+            let total = totals.entry(key);
+            let old = SumCount::from(*total);
+            if !old.is_zero() {
+                out.push(((key, old), -1));
+            }
+            let mut new = old;
+            new.add(change, 1);
+            *total = Total::from(new);
             if !new.is_zero() {
                 out.push(((key, new), 1));
             }
