@@ -28,6 +28,31 @@ impl<S: Default> Instances<S> {
         }
         &mut self.states[at]
     }
+
+    pub fn get(&self, id: u64) -> Option<&S> {
+        self.states.get((id / self.workers) as usize)
+    }
+
+    /// Asks for the memory of instance `id`'s state, without waiting for it.
+    pub fn prefetch(&self, id: u64) {
+        if let Some(state) = self.get(id) {
+            prefetch(state);
+        }
+    }
+}
+
+/// Asks the CPU to bring the cache line of `at` in, without waiting for it
+/// (a hint: it never faults, and does nothing on other architectures).
+#[allow(unsafe_code)]
+pub fn prefetch<T: ?Sized>(at: &T) {
+    // SAFETY: a prefetch is a hint that reads nothing and cannot fault, and
+    // SSE, which it needs, is part of every x86_64.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((at as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
 }
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ trait InstanceState<D, V>: Default {
     fn produce(&mut self, logic: &Self::Logic, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
     /// How many values the instance holds.
     fn size(&self) -> usize;
+    /// Asks for the memory its values are in (see `Ahead`).
+    fn prefetch(&self) {}
     /// Whether the instance has no values left (its state can go).
     fn is_empty(&self) -> bool {
         self.size() == 0
@@ -60,8 +62,37 @@ trait Pending<D>: Default {
     fn push(&mut self, key: u64, value: D, diff: isize);
     /// Changes (or folded values) held.
     fn held(&self) -> usize;
-    /// Hands `f` each instance's changes (in any order; `f` may drain them).
-    fn for_each_instance(self, f: impl FnMut(u64, &mut Vec<(D, isize)>));
+    /// Hands `f` each instance's changes (in any order; `f` may drain them),
+    /// and instances it will hand over next, to prefetch (see `Ahead`).
+    fn for_each_instance(self, f: impl FnMut(u64, &mut Vec<(D, isize)>, Ahead));
+}
+
+/// Instances a few and several places ahead of the one being handed over:
+/// an operator prefetches the state of the first and the slot of the second,
+/// so that the cache misses of a table of a million instances overlap
+/// instead of following one another.
+#[derive(Clone, Copy, Default)]
+struct Ahead {
+    near: Option<u64>,
+    far: Option<u64>,
+}
+
+const NEAR: usize = 4;
+const FAR: usize = 8;
+
+impl Ahead {
+    fn of(keys: &[u64], at: usize) -> Ahead {
+        Ahead { near: keys.get(at + NEAR).copied(), far: keys.get(at + FAR).copied() }
+    }
+
+    fn prefetch<D, V, S: InstanceState<D, V>>(self, instances: &Instances<S>) {
+        if let Some(far) = self.far {
+            instances.prefetch(far);
+        }
+        if let Some(state) = self.near.and_then(|near| instances.get(near)) {
+            state.prefetch();
+        }
+    }
 }
 
 /// Every change, grouped by instance when the time completes.
@@ -80,19 +111,23 @@ impl<D> Pending<D> for Changes<D> {
     fn held(&self) -> usize {
         self.0.len()
     }
-    fn for_each_instance(mut self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>)) {
+    fn for_each_instance(mut self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>, Ahead)) {
         // Grouping needs only the instances in order; a state that needs its
         // values sorted sorts its own few.
         self.0.sort_unstable_by_key(|c| c.0);
+        let mut keys: Vec<u64> = self.0.iter().map(|c| c.0).collect();
+        keys.dedup();
         let mut batch = Vec::new();
         let mut changes = self.0.into_iter().peekable();
+        let mut at = 0;
         while let Some((key, value, diff)) = changes.next() {
             batch.clear();
             batch.push((value, diff));
             while let Some((_, value, diff)) = changes.next_if(|c| c.0 == key) {
                 batch.push((value, diff));
             }
-            f(key, &mut batch);
+            f(key, &mut batch, Ahead::of(&keys, at));
+            at += 1;
         }
     }
 }
@@ -124,12 +159,13 @@ impl<D: Ord> Pending<D> for Greatest<D> {
     fn held(&self) -> usize {
         self.0.len()
     }
-    fn for_each_instance(self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>)) {
+    fn for_each_instance(self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>, Ahead)) {
+        let keys: Vec<u64> = self.0.keys().copied().collect();
         let mut batch = Vec::with_capacity(1);
-        for (key, value) in self.0 {
+        for (at, (key, value)) in self.0.into_iter().enumerate() {
             batch.clear();
             batch.push((value, 1));
-            f(key, &mut batch);
+            f(key, &mut batch, Ahead::of(&keys, at));
         }
     }
 }
@@ -198,7 +234,8 @@ where
                             state.is_empty()
                         };
                         if absorbed.keys.is_empty() {
-                            changes.for_each_instance(|key, batch| {
+                            changes.for_each_instance(|key, batch, ahead| {
+                                ahead.prefetch(&instances);
                                 let state = instances.entry(key);
                                 state.absorb(batch);
                                 if produce(key, state) {
@@ -259,7 +296,8 @@ impl Absorbed {
             return;
         }
         let mut left = P::default();
-        std::mem::take(&mut first.get_mut().1).for_each_instance(|key, batch| {
+        std::mem::take(&mut first.get_mut().1).for_each_instance(|key, batch, ahead| {
+            ahead.prefetch(instances);
             let state = instances.entry(key);
             if batch.len() * 8 < state.size() {
                 for (value, diff) in batch.drain(..) {
@@ -277,7 +315,8 @@ impl Absorbed {
 
     /// Folds a completed time's last changes in with the rest (see `take`).
     fn absorb<D, V, S: InstanceState<D, V>, P: Pending<D>>(&mut self, changes: P, instances: &mut Instances<S>) {
-        changes.for_each_instance(|key, batch| {
+        changes.for_each_instance(|key, batch, ahead| {
+            ahead.prefetch(instances);
             instances.entry(key).absorb(batch);
             self.keys.push(key);
         });
@@ -342,6 +381,9 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&Values<D>, &mut Vec<V>)> InstanceState<D, V>
     fn size(&self) -> usize {
         self.values.len()
     }
+    fn prefetch(&self) {
+        self.values.prefetch();
+    }
 }
 
 /// For every instance that has values, what `logic` produces from its
@@ -384,6 +426,9 @@ impl<D: Ord, V: Clone + PartialEq, L: Fn(&mut Values<D>) -> Option<V>> InstanceS
     }
     fn size(&self) -> usize {
         self.entries.len()
+    }
+    fn prefetch(&self) {
+        self.entries.prefetch();
     }
 }
 
@@ -513,6 +558,9 @@ impl<D: Ord + Clone + std::hash::Hash, V: Clone + PartialEq, P: Fn(&D) -> V> Ins
     }
     fn size(&self) -> usize {
         self.many.as_ref().map_or(self.few.len(), |many| many.counts.len())
+    }
+    fn prefetch(&self) {
+        self.few.prefetch();
     }
 }
 

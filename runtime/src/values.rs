@@ -55,6 +55,14 @@ impl<D: Ord> Values<D> {
         self.len() == 0
     }
 
+    /// Asks for the memory the values are in (see `instances::prefetch`).
+    pub fn prefetch(&self) {
+        match self {
+            Values::Few(v) => crate::instances::prefetch(v.as_slice()),
+            Values::Many(t) => crate::instances::prefetch(&**t),
+        }
+    }
+
     /// The least value and its multiplicity.
     pub fn first(&self) -> Option<(&D, isize)> {
         match self {
