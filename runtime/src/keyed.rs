@@ -383,6 +383,7 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&Values<D>, &mut Vec<V>)> InstanceState<D, V>
     }
     fn prefetch(&self) {
         self.values.prefetch();
+        crate::instances::prefetch(self.produced.as_slice());
     }
 }
 
