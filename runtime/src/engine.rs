@@ -21,6 +21,7 @@
 //! orders exactly like its logical time.
 
 use crate::decode::Record;
+use crate::due::{Due, Schedule};
 use crate::ids::IdSet;
 use crate::intern::{Interner, KeyOrder};
 use crate::profile::OperatorProfile;
@@ -31,8 +32,7 @@ use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::{EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
 use segflow_compiler::value::{Type, Value};
-use std::collections::binary_heap::PeekMut;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -147,46 +147,6 @@ const WARM_RECORDS: usize = 128;
 /// before it first drops the ones already out of their windows (see
 /// `AwaitingNow`); few in debug builds, so that tests drop them.
 const PRUNE_AWAITING: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
-
-/// An update queued for a later time. A served history holds one per event
-/// and window, millions of them. In a heap each is 32 bytes, and a push
-/// mostly stays at the heap's end (events arrive roughly in time order); a
-/// map by time held a list for every millisecond and searched the map on
-/// every insert (serving 1M events: 1.41 -> 1.27 GB).
-struct Due {
-    time: Time,
-    row: SharedRow,
-    input: u32,
-    diff: i32,
-}
-
-impl Due {
-    fn new(time: Time, input: usize, row: SharedRow, diff: i32) -> Due {
-        Due { time, row, input: input as u32, diff }
-    }
-}
-
-// Ordered by time alone, reversed: `BinaryHeap` pops its greatest first.
-// Updates due at the same time go to the workers together, in any order.
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.time.cmp(&self.time)
-    }
-}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        self.time == other.time
-    }
-}
-
-impl Eq for Due {}
 
 struct Ack {
     upto: Time,
@@ -319,7 +279,7 @@ pub struct Engine {
     retention_ms: Vec<Option<u64>>,
     arrivals: u64,
     /// Updates due later (window expiries, late inserts), earliest first.
-    pending: BinaryHeap<Due>,
+    pending: Schedule,
     instances_input: Vec<Option<usize>>,
     attributes_input: Vec<Option<usize>>,
     /// Per event type: (input, window in ms, the fields its rows carry).
@@ -470,7 +430,7 @@ impl Engine {
                 })
                 .collect(),
             arrivals: 0,
-            pending: BinaryHeap::new(),
+            pending: Schedule::new(plan.inputs.len()),
             instances_input,
             attributes_input,
             event_inputs,
@@ -551,7 +511,7 @@ impl Engine {
 
     /// Whether advancing to `now` would expire or insert anything queued.
     pub fn has_due(&self, now: i64) -> bool {
-        self.pending.peek().is_some_and(|due| due.time <= logical_to_time(now) | ((1 << SUB_BITS) - 1))
+        self.pending.next_time().is_some_and(|time| time <= logical_to_time(now) | ((1 << SUB_BITS) - 1))
     }
 
     /// Applies a batch at a given logical time (a replay of the log gives each
@@ -626,13 +586,7 @@ impl Engine {
     /// give every expiry a distinct time, which multiplies the work of every
     /// reduce downstream.
     fn take_due(&mut self, upto: Time, batch_time: Time, updates: &mut Vec<Update>) {
-        while let Some(next) = self.pending.peek_mut() {
-            if next.time > upto {
-                break;
-            }
-            let due = PeekMut::pop(next);
-            updates.push((due.input as usize, due.row, batch_time, due.diff as isize));
-        }
+        self.pending.take_until(upto, |due| updates.push((due.input as usize, due.row, batch_time, due.diff as isize)));
     }
 
     /// Starts the last batch, like `begin(now, true)`, where `now` is the

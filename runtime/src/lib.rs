@@ -15,6 +15,7 @@
 pub mod column;
 pub mod decode;
 pub mod distinct;
+pub mod due;
 pub mod engine;
 pub mod folded;
 pub mod ids;
