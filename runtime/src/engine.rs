@@ -548,7 +548,7 @@ impl Engine {
         let now = now.unwrap_or_else(|| self.clock_time(records, &accepted));
         let mut batch = self.begin(now, last);
         batch.started = started;
-        self.feed_accepted(&mut batch, records, &accepted);
+        self.feed_warmed(&mut batch, records, &accepted);
         self.finish(batch)
     }
 
@@ -621,12 +621,18 @@ impl Engine {
     pub fn feed(&mut self, batch: &mut Batch, records: &[Record]) {
         let accepted = self.accept(records);
         batch.event_clock = self.clock_time(records, &accepted).max(batch.event_clock);
+        self.feed_warmed(batch, records, &accepted);
+        if let Some(awaiting) = &mut batch.awaiting_now {
+            awaiting.prune(logical_to_time(batch.event_clock), batch.batch_time, &mut batch.updates);
+        }
+    }
+
+    /// `feed_accepted`, a few records at a time, their references looked up
+    /// first (`warm_references`).
+    fn feed_warmed(&mut self, batch: &mut Batch, records: &[Record], accepted: &[bool]) {
         for (records, accepted) in records.chunks(WARM_RECORDS).zip(accepted.chunks(WARM_RECORDS)) {
             self.warm_references(records);
             self.feed_accepted(batch, records, accepted);
-        }
-        if let Some(awaiting) = &mut batch.awaiting_now {
-            awaiting.prune(logical_to_time(batch.event_clock), batch.batch_time, &mut batch.updates);
         }
     }
 
