@@ -1,4 +1,4 @@
-//! `count_distinct` per instance, kept in hash tables (the plan's `Distinct`
+//! `count_distinct` per instance, kept in hash tables and by id (the plan's `Distinct`
 //! strategy).
 //!
 //! Differential's way is two operators: `distinct_total` keeps an
@@ -29,7 +29,8 @@ pub fn distinct_counts<'s>(
     // How many rows hold each pair (none held is absent).
     let mut held: HashMap<(u64, Value), isize> = HashMap::default();
     // Distinct values per instance.
-    let mut counts = Instances::<i64>::new(pairs.inner.scope().peers());
+    let scope = pairs.inner.scope();
+    let mut counts = Instances::<i64>::new(scope.index(), scope.peers(), |n| *n == 0);
     // How far a completed time moved each instance's count.
     let mut moved: HashMap<u64, i64> = HashMap::default();
     // Each pair's change in a time, folded.
@@ -74,6 +75,8 @@ pub fn distinct_counts<'s>(
             *count += by;
             if *count > 0 {
                 out.push(((key, Value::Int(*count)), 1));
+            } else {
+                counts.remove(key);
             }
         }
     })

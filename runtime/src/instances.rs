@@ -7,36 +7,149 @@
 //! where a hash table's probe read its control bytes and then its slot, each
 //! a cache miss in a table of a million instances; and no key is stored. An
 //! instance without state holds the default, which allocates nothing.
+//! (While few of the slots would hold a state, the states are in a hash
+//! table instead: see `Form`.)
+
+use foldhash::HashMap;
 
 pub struct Instances<S> {
-    states: Vec<S>,
+    form: Form<S>,
+    /// This worker's index, and how many there are.
+    worker: u64,
     workers: u64,
+    /// One past the greatest index seen.
+    span: usize,
+    /// States not vacant, as far as `entry` and `remove` tell (an upper
+    /// bound: it only chooses the form).
+    present: usize,
+    vacant: fn(&S) -> bool,
 }
 
+/// An operator whose states cover a small part of an entity's instances (a
+/// filtered aggregate over a few users of millions) would pay a slot for
+/// every instance in a vector: its states are in a hash table while fewer
+/// than a quarter of the slots would be used.
+enum Form<S> {
+    Dense(Vec<S>),
+    Sparse(HashMap<u64, S>),
+}
+
+/// Below this many slots a vector is kept whatever it holds. (Few in debug
+/// builds, so that the randomized reference tests use both forms.)
+const SMALL: usize = if cfg!(debug_assertions) { 4 } else { 1024 };
+
 impl<S: Default> Instances<S> {
-    /// For an operator whose input is exchanged by id over `workers` workers.
-    pub fn new(workers: usize) -> Self {
-        Instances { states: Vec::new(), workers: workers.max(1) as u64 }
+    /// For an operator whose input is exchanged by id, `worker` of
+    /// `workers`; `vacant` tells a state that holds nothing (the default).
+    pub fn new(worker: usize, workers: usize, vacant: fn(&S) -> bool) -> Self {
+        let workers = workers.max(1) as u64;
+        Instances {
+            form: Form::Dense(Vec::new()),
+            worker: worker as u64 % workers,
+            workers,
+            span: 0,
+            present: 0,
+            vacant,
+        }
+    }
+
+    fn index(&self, id: u64) -> usize {
+        debug_assert_eq!(id % self.workers, self.worker, "an id exchanged to another worker");
+        (id / self.workers) as usize
     }
 
     /// The state of instance `id` (the default if it has none yet).
     pub fn entry(&mut self, id: u64) -> &mut S {
-        let at = (id / self.workers) as usize;
-        if at >= self.states.len() {
-            // Amortized: `resize_with` grows the vector at least twofold.
-            self.states.resize_with(at + 1, S::default);
+        let at = self.index(id);
+        self.span = self.span.max(at + 1);
+        let grows = match &self.form {
+            Form::Dense(states) => at >= states.len(),
+            Form::Sparse(map) => !map.contains_key(&(at as u64)),
+        };
+        if grows {
+            self.fit(self.present + 1);
         }
-        &mut self.states[at]
+        match &mut self.form {
+            Form::Dense(states) => {
+                if at >= states.len() {
+                    // Amortized: `resize_with` grows the vector at least twofold.
+                    states.resize_with(at + 1, S::default);
+                }
+                if (self.vacant)(&states[at]) {
+                    self.present += 1;
+                }
+                &mut states[at]
+            }
+            Form::Sparse(map) => {
+                if grows {
+                    self.present += 1;
+                }
+                map.entry(at as u64).or_default()
+            }
+        }
+    }
+
+    /// Drops instance `id`'s state (it is vacant, or no longer needed).
+    pub fn remove(&mut self, id: u64) {
+        let at = self.index(id);
+        match &mut self.form {
+            Form::Dense(states) => {
+                if let Some(state) = states.get_mut(at) {
+                    if !(self.vacant)(state) {
+                        self.present = self.present.saturating_sub(1);
+                    }
+                    *state = S::default();
+                }
+            }
+            Form::Sparse(map) => {
+                map.remove(&(at as u64));
+                self.present = map.len();
+            }
+        }
+        self.fit(self.present);
     }
 
     pub fn get(&self, id: u64) -> Option<&S> {
-        self.states.get((id / self.workers) as usize)
+        match &self.form {
+            Form::Dense(states) => states.get(self.index(id)),
+            Form::Sparse(map) => map.get(&(self.index(id) as u64)),
+        }
     }
 
-    /// Asks for the memory of instance `id`'s state, without waiting for it.
+    /// Asks for the memory of instance `id`'s state, without waiting for it
+    /// (in the vector form: a hash table's slot is not known ahead).
     pub fn prefetch(&self, id: u64) {
-        if let Some(state) = self.get(id) {
-            prefetch(state);
+        if let Form::Dense(states) = &self.form {
+            if let Some(state) = states.get(self.index(id)) {
+                prefetch(state);
+            }
+        }
+    }
+
+    /// Chooses the form for `present` states over `span` slots: a vector
+    /// from half used, a table below a quarter (between, the form stays).
+    fn fit(&mut self, present: usize) {
+        let span = self.span.max(SMALL);
+        match &mut self.form {
+            Form::Dense(states) if present * 4 < span && states.len() > SMALL => {
+                let vacant = self.vacant;
+                let map = std::mem::take(states)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, state)| !vacant(state))
+                    .map(|(at, state)| (at as u64, state))
+                    .collect();
+                self.form = Form::Sparse(map);
+            }
+            Form::Sparse(map) if present * 2 >= span || self.span <= SMALL => {
+                let mut states = Vec::new();
+                states.resize_with(self.span, S::default);
+                for (at, state) in std::mem::take(map) {
+                    states[at as usize] = state;
+                }
+                self.form = Form::Dense(states);
+            }
+            _ => {}
         }
     }
 }
@@ -57,18 +170,52 @@ pub fn prefetch<T: ?Sized>(at: &T) {
 
 #[cfg(test)]
 mod tests {
-    use super::Instances;
+    use super::{Form, Instances, SMALL};
+
+    fn dense<S>(instances: &Instances<S>) -> bool {
+        matches!(instances.form, Form::Dense(_))
+    }
 
     #[test]
     fn each_id_of_a_workers_share_has_its_own_state() {
         // Worker 1 of 3 gets ids 1, 4, 7, ...
-        let mut instances = Instances::<u64>::new(3);
-        for id in (1..300).step_by(3) {
+        let mut instances = Instances::<u64>::new(1, 3, |n| *n == 0);
+        for id in (1..3000).step_by(3) {
             *instances.entry(id) += id;
         }
-        for id in (1..300).step_by(3) {
+        assert!(dense(&instances));
+        for id in (1..3000).step_by(3) {
+            assert_eq!(instances.get(id), Some(&id));
             assert_eq!(*instances.entry(id), id);
         }
-        assert_eq!(*instances.entry(3001), 0, "an id not seen has the default");
+        assert_eq!(*instances.entry(30_001), 0, "an id not seen has the default");
+    }
+
+    #[test]
+    fn few_states_over_many_ids_are_in_a_table_and_many_in_a_vector() {
+        let mut instances = Instances::<u64>::new(0, 1, |n| *n == 0);
+        // One id in a hundred: a table.
+        for id in (0..100 * SMALL as u64).step_by(100) {
+            *instances.entry(id) = id + 1;
+        }
+        assert!(!dense(&instances));
+        // Every id: a vector again, with the earlier states.
+        for id in 0..100 * SMALL as u64 {
+            if id % 100 != 0 {
+                *instances.entry(id) = id + 1;
+            }
+        }
+        assert!(dense(&instances));
+        // All but a few removed: a table, keeping the few.
+        for id in 0..100 * SMALL as u64 {
+            if id % 1000 != 7 {
+                instances.remove(id);
+            }
+        }
+        assert!(!dense(&instances));
+        for id in 0..100 * SMALL as u64 {
+            let expected = (id % 1000 == 7).then_some(id + 1);
+            assert_eq!(instances.get(id).copied(), expected, "{id}");
+        }
     }
 }

@@ -196,14 +196,14 @@ where
     P: Pending<D> + 'static,
 {
     let exchange = Exchange::new(|((key, _), _, _): &((u64, D), Time, isize)| *key);
-    let peers = values.inner.scope().peers();
+    let (worker, peers) = (values.inner.scope().index(), values.inner.scope().peers());
     values
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<((u64, V), Time, isize)>>, _, _, _>(
             exchange,
             name,
             move |_capability, _info| {
-                let mut instances = Instances::<S>::new(peers);
+                let mut instances = Instances::<S>::new(worker, peers, |state: &S| state.is_empty());
                 let mut waiting: BTreeMap<Time, (Capability<Time>, P)> = BTreeMap::new();
                 let mut absorbed = Absorbed::default();
                 let mut scratch = Vec::new();
@@ -239,7 +239,7 @@ where
                                 let state = instances.entry(key);
                                 state.absorb(batch);
                                 if produce(key, state) {
-                                    *state = S::default();
+                                    instances.remove(key);
                                 }
                             });
                         } else {
@@ -247,7 +247,7 @@ where
                             for key in absorbed.take() {
                                 let state = instances.entry(key);
                                 if produce(key, state) {
-                                    *state = S::default();
+                                    instances.remove(key);
                                 }
                             }
                         }

@@ -66,7 +66,8 @@ pub fn totals<'s>(
     values: VecCollection<'s, Time, (u64, SumCount), isize>,
 ) -> VecCollection<'s, Time, (u64, SumCount), isize> {
     // A zero total is an instance with none.
-    let mut totals = Instances::<Total>::new(values.inner.scope().peers());
+    let scope = values.inner.scope();
+    let mut totals = Instances::<Total>::new(scope.index(), scope.peers(), |t| SumCount::from(*t).is_zero());
     // Each instance's change in a time, folded.
     let fold =
         |changes: &mut HashMap<u64, SumCount>, key, value, diff| changes.entry(key).or_default().add(value, diff);
@@ -83,7 +84,9 @@ pub fn totals<'s>(
             let mut new = old;
             new.add(change, 1);
             *total = Total::from(new);
-            if !new.is_zero() {
+            if new.is_zero() {
+                totals.remove(key);
+            } else {
                 out.push(((key, new), 1));
             }
         }
@@ -116,6 +119,22 @@ mod tests {
         assert_eq!(emitted[0], [((1, sc(8, 2)), 1), ((2, sc(2, 1)), 1)]);
         assert_eq!(emitted[1], [((1, sc(3, 1)), 1), ((1, sc(8, 2)), -1), ((2, sc(2, 1)), -1)]);
         assert_eq!(emitted[2], [((2, sc(2, 1)), 1)]);
+    }
+
+    #[test]
+    fn totals_of_instances_far_apart_are_kept_as_well() {
+        // Ids a thousand apart: few slots of many are used (a hash table;
+        // see `instances`), then most of a range (a vector), then few again.
+        let far = |k: u64| k * 1000;
+        let mut times = vec![(0..20).map(|k| ((far(k), sc(k as i128, 1)), 1)).collect::<Vec<_>>()];
+        times.push((0..20_000).filter(|id| id % 1000 != 0).map(|id| ((id, sc(1, 1)), 1)).collect());
+        times.push((0..20_000).filter(|id| id % 1000 != 0).map(|id| ((id, sc(1, 1)), -1)).collect());
+        times.push(vec![((far(3), sc(4, 1)), 1)]);
+        let emitted = run(times);
+        assert_eq!(emitted[0].len(), 20);
+        assert_eq!(emitted[1].len(), 20_000 - 20);
+        assert_eq!(emitted[2].len(), 20_000 - 20, "each gone, none with a total left");
+        assert_eq!(emitted[3], [((far(3), sc(3, 1)), -1), ((far(3), sc(7, 2)), 1)]);
     }
 
     #[test]
