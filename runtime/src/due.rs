@@ -45,8 +45,9 @@ impl Eq for Due {}
 /// times plus its one window, so they arrive in time order as its events
 /// mostly do: each input has a queue in time order, where a push appends and
 /// a pop takes the front, both in sequential memory. An update that would
-/// break its queue's order (a late event's, or a row ahead of the clock)
-/// goes to a heap instead. (A heap of all of them read a random parent at
+/// break its queue's order (a late event's retraction) goes to a heap
+/// instead, and so do a row ahead of the clock's insertion and retraction
+/// (`push_out_of_order`). (A heap of all of them read a random parent at
 /// every push: a cache miss per event and window, seven per retail order.)
 pub struct Schedule {
     queues: Vec<VecDeque<Due>>,
@@ -66,6 +67,13 @@ impl Schedule {
         } else {
             self.out_of_order.push(due);
         }
+    }
+
+    /// Queues `due` where it cannot hold its input's queue out of order (a
+    /// row ahead of the clock: its retraction is later than the ones the
+    /// input's next events bring).
+    pub fn push_out_of_order(&mut self, due: Due) {
+        self.out_of_order.push(due);
     }
 
     /// The time of the earliest update queued.

@@ -278,7 +278,7 @@ pub struct Engine {
     /// it); `Some(W)` keeps events until `t + W <= now` (W the longest window).
     retention_ms: Vec<Option<u64>>,
     arrivals: u64,
-    /// Updates due later (window expiries, late inserts), earliest first.
+    /// Updates due later (window expiries, rows ahead of the clock), by time.
     pending: Schedule,
     instances_input: Vec<Option<usize>>,
     attributes_input: Vec<Option<usize>>,
@@ -722,11 +722,14 @@ impl Engine {
                                 }
                                 if insert == batch_time {
                                     updates.push((input, row.clone(), batch_time, 1));
+                                    if !last {
+                                        self.pending.push(Due::new(retract, input, row, -1));
+                                    }
                                 } else if !last {
-                                    self.pending.push(Due::new(insert, input, row.clone(), 1));
-                                }
-                                if !last {
-                                    self.pending.push(Due::new(retract, input, row, -1));
+                                    // A row ahead of the clock: its retraction, later than
+                                    // the rest of its input's, would hold them out of order.
+                                    self.pending.push_out_of_order(Due::new(insert, input, row.clone(), 1));
+                                    self.pending.push_out_of_order(Due::new(retract, input, row, -1));
                                 }
                             }
                         }

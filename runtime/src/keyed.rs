@@ -244,7 +244,9 @@ where
                             });
                         } else {
                             absorbed.absorb(changes, &mut instances);
-                            for key in absorbed.take() {
+                            let keys = absorbed.take();
+                            for (at, &key) in keys.iter().enumerate() {
+                                Ahead::of(&keys, at).prefetch(&instances);
                                 let state = instances.entry(key);
                                 if produce(key, state) {
                                     instances.remove(key);
@@ -561,7 +563,10 @@ impl<D: Ord + Clone + std::hash::Hash, V: Clone + PartialEq, P: Fn(&D) -> V> Ins
         self.many.as_ref().map_or(self.few.len(), |many| many.counts.len())
     }
     fn prefetch(&self) {
-        self.few.prefetch();
+        match &self.many {
+            Some(many) => crate::instances::prefetch(&**many),
+            None => self.few.prefetch(),
+        }
     }
 }
 

@@ -55,7 +55,8 @@ impl<D: Ord> Values<D> {
         self.len() == 0
     }
 
-    /// Asks for the memory the values are in (see `instances::prefetch`).
+    /// Asks for the memory the values start in: a vector's first ones, or
+    /// a tree's header (see `instances::prefetch`).
     pub fn prefetch(&self) {
         match self {
             Values::Few(v) => crate::instances::prefetch(v.as_slice()),
