@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use segflow_compiler::hir::Def;
 use segflow_compiler::value::{Type, Value};
-use segflow_runtime::ServingState;
+use segflow_runtime::{DecodeError, Decoder, Record, ServingState, Warning};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -163,17 +163,30 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
     let mut lines = Vec::new();
     let mut errors = Vec::new();
     if ndjson {
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match shared.decoder.decode_line(line, i + 1, &mut warnings) {
-                Ok(r) => {
-                    records.push(r);
-                    lines.push(line.to_string());
-                }
-                Err(e) => errors.push(e),
-            }
+        // A large body's second half is decoded on a thread of tokio's
+        // blocking pool meanwhile: the engine and the workers wait for the
+        // records, so the other core is idle.
+        let split = halves(text);
+        let second = split.map(|(at, before)| {
+            let (shared, body) = (shared.clone(), body.clone());
+            tokio::task::spawn_blocking(move || {
+                let text = std::str::from_utf8(&body[at..]).unwrap_or("");
+                decode_lines(&shared.decoder, text, before)
+            })
+        });
+        let first = decode_lines(&shared.decoder, &text[..split.map_or(text.len(), |(at, _)| at)], 0);
+        let second = match second {
+            Some(task) => match task.await {
+                Ok(decoded) => Some(decoded),
+                Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed"),
+            },
+            None => None,
+        };
+        for part in std::iter::once(first).chain(second) {
+            records.extend(part.records);
+            lines.extend(part.lines);
+            errors.extend(part.errors);
+            warnings.extend(part.warnings);
         }
     } else {
         let items: Vec<&serde_json::value::RawValue> = match serde_json::from_str(text) {
@@ -226,6 +239,48 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
     );
     let warnings: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     json(StatusCode::OK, &json!({"accepted": accepted, "warnings": warnings, "time": outcome.time}))
+}
+
+/// What some lines of an NDJSON body decode to.
+#[derive(Default)]
+struct Decoded {
+    records: Vec<Record>,
+    lines: Vec<String>,
+    errors: Vec<DecodeError>,
+    warnings: Vec<Warning>,
+}
+
+/// A body of at least this many bytes is decoded in two halves at once.
+const PARALLEL_DECODE_BYTES: usize = 64 << 10;
+
+/// Where a large body's second half starts (after a line's end), and how
+/// many lines come before it; `None` for a small body.
+fn halves(text: &str) -> Option<(usize, usize)> {
+    if text.len() < PARALLEL_DECODE_BYTES {
+        return None;
+    }
+    let half = text.len() / 2;
+    let at = half + text.as_bytes()[half..].iter().position(|&b| b == b'\n')? + 1;
+    // `lines` ends a line at each `\n`.
+    Some((at, text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count()))
+}
+
+/// Decodes `text`'s lines, numbered from `before + 1`.
+fn decode_lines(decoder: &Decoder, text: &str, before: usize) -> Decoded {
+    let mut decoded = Decoded::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match decoder.decode_line(line, before + i + 1, &mut decoded.warnings) {
+            Ok(r) => {
+                decoded.records.push(r);
+                decoded.lines.push(line.to_string());
+            }
+            Err(e) => decoded.errors.push(e),
+        }
+    }
+    decoded
 }
 
 /// An error answer, boxed: it is large and rare.
