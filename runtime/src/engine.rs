@@ -26,13 +26,13 @@ use crate::ids::IdSet;
 use crate::intern::{Interner, KeyOrder};
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
+use crate::retained::Retained;
 use crate::state::ServingState;
 use differential_dataflow::trace::ExertionLogic;
 use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::{EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
 use segflow_compiler::value::{Type, Value};
-use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -273,7 +273,7 @@ pub struct Engine {
     seen_ids: Vec<IdSet>,
     /// Events a restart (or a changed model) may still need, as they arrived:
     /// per event type, by (time, arrival). See `retention_ms`.
-    retained: Vec<BTreeMap<(i64, u64), SharedRow>>,
+    retained: Vec<Retained>,
     /// Per event type: `None` keeps every event (an unwindowed aggregate reads
     /// it); `Some(W)` keeps events until `t + W <= now` (W the longest window).
     retention_ms: Vec<Option<u64>>,
@@ -418,7 +418,7 @@ impl Engine {
             key_order,
             attributes: vec![Default::default(); plan.entities.len()],
             seen_ids: vec![IdSet::default(); plan.events.len()],
-            retained: vec![BTreeMap::new(); plan.events.len()],
+            retained: vec![Retained::default(); plan.events.len()],
             retention_ms: (0..plan.events.len())
                 .map(|e| {
                     let windows: Vec<Option<u64>> = event_inputs[e].iter().map(|(_, w, _)| *w).collect();
@@ -679,7 +679,7 @@ impl Engine {
                     }
                     if let (true, Value::Timestamp(t)) = (self.config.retain_events, &row[EVENT_AT]) {
                         self.arrivals += 1;
-                        self.retained[*event].insert((*t, self.arrivals), SharedRow::from(row.as_slice()));
+                        self.retained[*event].insert(*t, self.arrivals, SharedRow::from(row.as_slice()));
                     }
                     let mut interned = std::mem::take(&mut self.row_buffer);
                     self.intern_row(*event, row, batch_time, &mut updates, &mut interned);
@@ -823,8 +823,7 @@ impl Engine {
         for (e, retention) in self.retention_ms.iter().enumerate() {
             if let Some(w) = retention {
                 let horizon = new_now.saturating_sub(*w as i64);
-                let keep = self.retained[e].split_off(&(horizon + 1, 0));
-                self.retained[e] = keep;
+                self.retained[e].forget_until(horizon);
             }
         }
         self.next_time = batch_time + 1;
@@ -922,7 +921,7 @@ impl Engine {
             entity_schema: self.plan.entities.iter().map(|e| schema(&e.name, &e.fields)).collect(),
             event_schema: self.plan.events.iter().map(|e| schema(&e.name, &e.fields)).collect(),
             entities,
-            events: self.retained.iter().map(|m| m.values().cloned().collect()).collect(),
+            events: self.retained.iter().map(Retained::rows).collect(),
             seen_ids: self.seen_ids.clone(),
         }
     }

@@ -26,6 +26,7 @@ pub mod keyed;
 pub mod load;
 pub mod profile;
 pub mod render;
+pub mod retained;
 pub mod snapshot;
 pub mod state;
 #[cfg(test)]
