@@ -19,8 +19,9 @@ pub struct Instances<S> {
     workers: u64,
     /// One past the greatest index seen.
     span: usize,
-    /// States not vacant, as far as `entry` and `remove` tell (an upper
-    /// bound: it only chooses the form).
+    /// States not vacant, as far as `entry` and `remove` tell (it only
+    /// chooses the form; `vacant` must be true only of a state equal to
+    /// the default, which a table may drop).
     present: usize,
     vacant: fn(&S) -> bool,
 }
@@ -95,9 +96,9 @@ impl<S: Default> Instances<S> {
         match &mut self.form {
             Form::Dense(states) => {
                 if let Some(state) = states.get_mut(at) {
-                    if !(self.vacant)(state) {
-                        self.present = self.present.saturating_sub(1);
-                    }
+                    // Callers empty a state before they remove it; `entry`
+                    // counted it when it was vacant.
+                    self.present = self.present.saturating_sub(1);
                     *state = S::default();
                 }
             }
@@ -131,14 +132,15 @@ impl<S: Default> Instances<S> {
     fn fit(&mut self, present: usize) {
         let span = self.span.max(SMALL);
         match &mut self.form {
-            Form::Dense(states) if present * 4 < span && states.len() > SMALL => {
+            Form::Dense(states) if present * 4 < span && self.span > SMALL => {
                 let vacant = self.vacant;
                 let map = std::mem::take(states)
                     .into_iter()
                     .enumerate()
                     .filter(|(_, state)| !vacant(state))
                     .map(|(at, state)| (at as u64, state))
-                    .collect();
+                    .collect::<HashMap<u64, S>>();
+                self.present = map.len();
                 self.form = Form::Sparse(map);
             }
             Form::Sparse(map) if present * 2 >= span || self.span <= SMALL => {

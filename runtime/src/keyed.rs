@@ -55,6 +55,12 @@ trait InstanceState<D, V>: Default {
     fn is_empty(&self) -> bool {
         self.size() == 0
     }
+    /// Whether it holds output it produced (to retract when that changes).
+    fn holds_output(&self) -> bool;
+    /// Whether it is as new: nothing in it, nothing produced.
+    fn is_vacant(&self) -> bool {
+        self.is_empty() && !self.holds_output()
+    }
 }
 
 /// How an operator holds one time's changes until the time completes.
@@ -203,7 +209,7 @@ where
             exchange,
             name,
             move |_capability, _info| {
-                let mut instances = Instances::<S>::new(worker, peers, |state: &S| state.is_empty());
+                let mut instances = Instances::<S>::new(worker, peers, |state: &S| state.is_vacant());
                 let mut waiting: BTreeMap<Time, (Capability<Time>, P)> = BTreeMap::new();
                 let mut absorbed = Absorbed::default();
                 let mut scratch = Vec::new();
@@ -383,6 +389,9 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&Values<D>, &mut Vec<V>)> InstanceState<D, V>
     fn size(&self) -> usize {
         self.values.len()
     }
+    fn holds_output(&self) -> bool {
+        !self.produced.is_empty()
+    }
     fn prefetch(&self) {
         self.values.prefetch();
         crate::instances::prefetch(self.produced.as_slice());
@@ -429,6 +438,9 @@ impl<D: Ord, V: Clone + PartialEq, L: Fn(&mut Values<D>) -> Option<V>> InstanceS
     }
     fn size(&self) -> usize {
         self.entries.len()
+    }
+    fn holds_output(&self) -> bool {
+        self.produced.is_some()
     }
     fn prefetch(&self) {
         self.entries.prefetch();
@@ -562,6 +574,9 @@ impl<D: Ord + Clone + std::hash::Hash, V: Clone + PartialEq, P: Fn(&D) -> V> Ins
     fn size(&self) -> usize {
         self.many.as_ref().map_or(self.few.len(), |many| many.counts.len())
     }
+    fn holds_output(&self) -> bool {
+        self.produced.is_some()
+    }
     fn prefetch(&self) {
         match &self.many {
             Some(many) => crate::instances::prefetch(&**many),
@@ -616,6 +631,9 @@ impl<D: Ord, V: Clone + PartialEq, P: Fn(&D) -> V> InstanceState<D, V> for Best<
     }
     fn size(&self) -> usize {
         usize::from(self.best.is_some())
+    }
+    fn holds_output(&self) -> bool {
+        self.produced.is_some()
     }
 }
 
