@@ -694,6 +694,24 @@ fn differences<V: Ord + Clone>(old: &[V], new: &[V], out: &mut Vec<(V, isize)>) 
 mod tests {
     use super::*;
 
+    /// How many values each instance has, through `by_key`.
+    fn counts(values: VecCollection<'_, Time, (u64, i64), isize>) -> VecCollection<'_, Time, (u64, i64), isize> {
+        by_key(values, "Count", |values: &Values<i64>, out: &mut Vec<i64>| out.push(values.len() as i64))
+    }
+
+    #[test]
+    fn an_answer_is_retracted_when_the_states_move_to_a_table_mid_fold() {
+        // Instance 0's only value leaves in a large time (folded ahead of its
+        // completion, in id order) that also brings a far instance: its
+        // states then move to a table while 0 has no values but still holds
+        // an answer, which must be retracted.
+        let mut second: Vec<((u64, i64), isize)> = vec![((0, 7), -1)];
+        second.extend((0..ABSORB_HELD as i64 * 4).map(|v| ((1000, v), 1)));
+        let emitted = crate::testing::emitted(vec![vec![((0, 7), 1)], second], counts);
+        assert_eq!(emitted[0], [((0, 1), 1)]);
+        assert_eq!(emitted[1], [((0, 1), -1), ((1000, ABSORB_HELD as i64 * 4), 1)]);
+    }
+
     fn diff<V: Ord + Clone>(old: &[V], new: &[V]) -> Vec<(V, isize)> {
         let mut out = Vec::new();
         differences(old, new, &mut out);
