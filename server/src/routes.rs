@@ -169,16 +169,17 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
         let split = halves(text);
         let second = split.map(|(at, before)| {
             let (shared, body) = (shared.clone(), body.clone());
+            // `at` follows a `\n`, so the half is UTF-8 as the whole is; were
+            // it not, the request fails whole rather than losing the half.
             tokio::task::spawn_blocking(move || {
-                let text = std::str::from_utf8(&body[at..]).unwrap_or("");
-                decode_lines(&shared.decoder, text, before)
+                std::str::from_utf8(&body[at..]).ok().map(|text| decode_lines(&shared.decoder, text, before))
             })
         });
         let first = decode_lines(&shared.decoder, &text[..split.map_or(text.len(), |(at, _)| at)], 0);
         let second = match second {
             Some(task) => match task.await {
-                Ok(decoded) => Some(decoded),
-                Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed"),
+                Ok(Some(decoded)) => Some(decoded),
+                _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed"),
             },
             None => None,
         };
