@@ -340,13 +340,13 @@ fn check_case(seed: u64) {
         let state = engine.state();
         let state = state.read().unwrap();
         let mut net: std::collections::BTreeMap<(String, String), i64> = Default::default();
-        for c in &state.changes[seen_changes..] {
+        for c in state.changes.iter_from(seen_changes) {
             let name = state.plan.outputs[c.output].name.clone();
             let key = common::reference::to_json(&c.key).to_string();
             *net.entry((name, key)).or_default() += if c.enter { 1 } else { -1 };
             assert!(c.time <= world.now() || fixed_now.is_some(), "seed {seed}: change after now");
         }
-        seen_changes = state.changes.len();
+        seen_changes = state.changes.end();
         net.retain(|_, v| *v != 0);
         let mut expected: std::collections::BTreeMap<(String, String), i64> = Default::default();
         for m in after.difference(&before) {
@@ -380,7 +380,7 @@ fn check_event_clock_case(seed: u64) {
         engine.apply(batch);
         world.apply(batch, None);
     }
-    let changes_before = engine.state().read().unwrap().changes.len();
+    let changes_before = engine.state().read().unwrap().changes.end();
     let last = &records[at..];
     // No guess, a guess from the records, or one too early or too late.
     let times: Vec<i64> = last.iter().filter_map(|r| r.event_time()).collect();
@@ -409,7 +409,7 @@ fn check_event_clock_case(seed: u64) {
     let state = engine.state();
     let state = state.read().unwrap();
     assert_eq!(state.time, world.now(), "seed {seed}");
-    let stamps: BTreeSet<i64> = state.changes[changes_before..].iter().map(|c| c.time).collect();
+    let stamps: BTreeSet<i64> = state.changes.iter_from(changes_before).map(|c| c.time).collect();
     assert!(stamps.iter().all(|&t| t == world.now()), "seed {seed}: changes stamped {stamps:?}, now {}", world.now());
 }
 

@@ -2,8 +2,9 @@
 //! is ahead of the batch's. A served history holds one per event and window,
 //! millions of them.
 
+use crate::chunked::Queue;
 use crate::render::{SharedRow, Time};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 /// An update queued for a later time: 32 bytes.
 pub struct Due {
@@ -49,15 +50,17 @@ impl Eq for Due {}
 /// instead, and so do a row ahead of the clock's insertion and retraction
 /// (`push_out_of_order`). (A heap of all of them read a random parent at
 /// every push: a cache miss per event and window, seven per retail order.)
+/// The queues grow in chunks: a doubling one copied millions of updates in
+/// the middle of a batch.
 pub struct Schedule {
-    queues: Vec<VecDeque<Due>>,
+    queues: Vec<Queue<Due>>,
     out_of_order: BinaryHeap<Due>,
 }
 
 impl Schedule {
     /// For a dataflow of `inputs` inputs.
     pub fn new(inputs: usize) -> Schedule {
-        Schedule { queues: (0..inputs).map(|_| VecDeque::new()).collect(), out_of_order: BinaryHeap::new() }
+        Schedule { queues: (0..inputs).map(|_| Queue::default()).collect(), out_of_order: BinaryHeap::new() }
     }
 
     pub fn push(&mut self, due: Due) {

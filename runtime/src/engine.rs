@@ -22,7 +22,7 @@
 
 use crate::decode::Record;
 use crate::due::{Due, Schedule};
-use crate::ids::IdSet;
+use crate::ids::{IdList, IdSet};
 use crate::intern::{Interner, KeyOrder};
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
@@ -93,9 +93,10 @@ pub struct EngineSnapshot {
     /// Per entity, in interning order: (key, attribute row with references by key).
     pub entities: Vec<Vec<(Value, Option<Row>)>>,
     /// Per event type: retained events as `[id, at, fields...]`, references by key
-    /// (shared with the engine, so taking a snapshot copies pointers, not rows).
-    pub events: Vec<Vec<SharedRow>>,
-    pub seen_ids: Vec<IdSet>,
+    /// (shared with the engine, so taking a snapshot copies pointers to chunks
+    /// of rows, not rows).
+    pub events: Vec<Retained>,
+    pub seen_ids: Vec<IdList>,
 }
 
 /// Whether a (non-null) value restored from a snapshot has type `ty` here.
@@ -921,8 +922,8 @@ impl Engine {
             entity_schema: self.plan.entities.iter().map(|e| schema(&e.name, &e.fields)).collect(),
             event_schema: self.plan.events.iter().map(|e| schema(&e.name, &e.fields)).collect(),
             entities,
-            events: self.retained.iter().map(Retained::rows).collect(),
-            seen_ids: self.seen_ids.clone(),
+            events: self.retained.clone(),
+            seen_ids: self.seen_ids.iter().map(IdSet::list).collect(),
         }
     }
 
@@ -973,7 +974,7 @@ impl Engine {
             let fields = &plan.events[ev].fields;
             let positions: Vec<Option<usize>> =
                 fields.iter().map(|f| old_fields.iter().position(|n| *n == f.name)).collect();
-            for row in rows {
+            for row in rows.rows() {
                 let new_row: Option<Row> = fields
                     .iter()
                     .zip(&positions)

@@ -12,6 +12,7 @@
 //! turns the compiler's plan into differential operators. The runtime never
 //! looks at EQL syntax: everything it knows comes from the plan.
 
+pub mod chunked;
 pub mod column;
 pub mod decode;
 pub mod distinct;

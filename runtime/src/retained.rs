@@ -1,16 +1,22 @@
 //! The events of one type that a restart (or a changed model) may still
 //! need, in (time, arrival) order, for snapshots.
 
+use crate::chunked::Shared;
 use crate::render::SharedRow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
-/// Events mostly arrive in time order, so each is appended to a queue and
-/// the oldest leave from its front: sequential memory, where a tree by time
-/// allocated and walked nodes for every event. One that comes after a later
-/// one (a late event) goes to a tree instead.
-#[derive(Clone, Default)]
+/// Events mostly arrive in time order, so each is appended to a log whose
+/// front is forgotten as windows pass: sequential memory, where a tree by
+/// time allocated and walked nodes for every event. One that comes after a
+/// later one (a late event) goes to a tree instead. The log is chunked, so
+/// a snapshot's copy (a clone) shares its chunks instead of copying every
+/// event, and growing it never copies them either.
+///
+/// In a snapshot, the events are a list of rows in (time, arrival) order; read
+/// back, they keep that order (their rows hold their times).
+#[derive(Clone, Debug, Default)]
 pub struct Retained {
-    in_order: VecDeque<((i64, u64), SharedRow)>,
+    in_order: Shared<((i64, u64), SharedRow)>,
     late: BTreeMap<(i64, u64), SharedRow>,
 }
 
@@ -35,17 +41,41 @@ impl Retained {
         }
     }
 
+    pub fn len(&self) -> usize {
+        self.in_order.len() + self.late.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The events kept, in (time, arrival) order.
-    pub fn rows(&self) -> Vec<SharedRow> {
-        let mut rows = Vec::with_capacity(self.in_order.len() + self.late.len());
+    pub fn rows(&self) -> impl Iterator<Item = &SharedRow> {
         let (mut in_order, mut late) = (self.in_order.iter().peekable(), self.late.iter().peekable());
-        while let (Some((a, _)), Some((b, _))) = (in_order.peek(), late.peek()) {
-            let next = if a <= b { in_order.next().map(|(_, row)| row) } else { late.next().map(|(_, row)| row) };
-            rows.extend(next.cloned());
+        std::iter::from_fn(move || match (in_order.peek(), late.peek()) {
+            (Some((a, _)), Some((b, _))) if *b < a => late.next().map(|(_, row)| row),
+            (Some(_), _) => in_order.next().map(|(_, row)| row),
+            (None, _) => late.next().map(|(_, row)| row),
+        })
+    }
+}
+
+impl serde::Serialize for Retained {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for row in self.rows() {
+            seq.serialize_element(row)?;
         }
-        rows.extend(in_order.map(|(_, row)| row.clone()));
-        rows.extend(late.map(|(_, row)| row.clone()));
-        rows
+        seq.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Retained {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Retained, D::Error> {
+        let rows = Vec::<SharedRow>::deserialize(deserializer)?;
+        let in_order = rows.into_iter().enumerate().map(|(i, row)| ((i64::MIN, i as u64), row)).collect();
+        Ok(Retained { in_order, late: BTreeMap::new() })
     }
 }
 
@@ -63,7 +93,7 @@ mod tests {
         for (arrival, t) in [10, 20, 15, 20, 5].into_iter().enumerate() {
             retained.insert(t, arrival as u64, row(t * 10 + arrival as i64));
         }
-        let kept = |r: &Retained| r.rows().iter().map(|row| row[0].clone()).collect::<Vec<_>>();
+        let kept = |r: &Retained| r.rows().map(|row| row[0].clone()).collect::<Vec<_>>();
         assert_eq!(kept(&retained), [54, 100, 152, 201, 203].map(Value::Int));
         retained.forget_until(15);
         assert_eq!(kept(&retained), [201, 203].map(Value::Int));
@@ -71,5 +101,30 @@ mod tests {
         assert_eq!(kept(&retained), [175, 201, 203].map(Value::Int), "late after the front moved");
         retained.forget_until(20);
         assert!(kept(&retained).is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_lists_the_events_in_order_however_many_chunks_they_span() {
+        let row = |n: i64| -> SharedRow { vec![Value::Int(n)].into() };
+        let mut retained = Retained::default();
+        // Every tenth event is late by 25; times over several chunks.
+        let times: Vec<i64> = (0..5_000).map(|i| if i % 10 == 9 { i - 25 } else { i }).collect();
+        for (arrival, &t) in times.iter().enumerate() {
+            retained.insert(t, arrival as u64, row(t));
+        }
+        let copy = retained.clone();
+        retained.forget_until(2_000);
+        let mut expected = times.clone();
+        expected.sort();
+        let kept = |r: &Retained| r.rows().map(|row| row[0].clone()).collect::<Vec<_>>();
+        assert_eq!(kept(&copy), expected.iter().map(|&t| Value::Int(t)).collect::<Vec<_>>(), "a copy keeps all");
+        let after: Vec<Value> = expected.iter().filter(|&&t| t > 2_000).map(|&t| Value::Int(t)).collect();
+        assert_eq!(kept(&retained), after);
+        assert_eq!(retained.len(), after.len());
+        let written = bincode::serialize(&retained).unwrap();
+        let rows: Vec<SharedRow> = retained.rows().cloned().collect();
+        assert_eq!(written, bincode::serialize(&rows).unwrap(), "written as the list of rows it was");
+        let read: Retained = bincode::deserialize(&written).unwrap();
+        assert_eq!(kept(&read), after);
     }
 }

@@ -11,7 +11,9 @@
 //! body, body (bincode), written atomically (`wal::write_atomically`), so a
 //! crash leaves either the old or the new snapshot, never half of one.
 
+use crate::chunked::Shared;
 use crate::engine::EngineSnapshot;
+use crate::state::Change;
 use segflow_compiler::value::Value;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -33,10 +35,47 @@ pub struct Snapshot {
 pub struct ServingSnapshot {
     pub time: i64,
     pub batches: u64,
-    /// (segment, key, enter, time) in log order.
-    pub changes: Vec<(String, Value, bool, i64)>,
+    pub changes: ChangeLog,
     /// Per segment: members and the time each entered.
     pub members: Vec<(String, Vec<(Value, i64)>)>,
+}
+
+/// The segment change log: in a snapshot, (segment, key, enter, time) in log
+/// order. Taken from a serving state, it shares the state's log (its full
+/// chunks) and names segments when written; read back, `names` are the
+/// segments the snapshot named, which `Change::output` indexes.
+#[derive(Clone, Debug, Default)]
+pub struct ChangeLog {
+    pub names: Vec<String>,
+    pub changes: Shared<Change>,
+}
+
+impl Serialize for ChangeLog {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.changes.len()))?;
+        for c in self.changes.iter() {
+            seq.serialize_element(&(&self.names[c.output], &c.key, c.enter, c.time))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ChangeLog {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ChangeLog, D::Error> {
+        let mut log = ChangeLog::default();
+        for (name, key, enter, time) in Vec::<(String, Value, bool, i64)>::deserialize(deserializer)? {
+            let output = match log.names.iter().position(|n| *n == name) {
+                Some(o) => o,
+                None => {
+                    log.names.push(name);
+                    log.names.len() - 1
+                }
+            };
+            log.changes.push_back(Change { output, key, enter, time });
+        }
+        Ok(log)
+    }
 }
 
 pub fn file_name(seq: u64) -> String {
@@ -112,4 +151,34 @@ pub fn remove_older(dir: &Path, keep_seq: u64) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChangeLog;
+    use crate::state::Change;
+    use segflow_compiler::value::Value;
+
+    #[test]
+    fn a_change_log_is_written_as_named_changes_and_read_back() {
+        let names: Vec<String> = ["spend", "vip", "lapsed"].map(String::from).into();
+        let changes = (0..3_000)
+            .map(|i| Change {
+                output: [1, 2][i % 2],
+                key: Value::str(&format!("u{i}")),
+                enter: i % 3 > 0,
+                time: i as i64,
+            })
+            .collect();
+        let log = ChangeLog { names: names.clone(), changes };
+        let tuples: Vec<(String, Value, bool, i64)> =
+            log.changes.iter().map(|c| (names[c.output].clone(), c.key.clone(), c.enter, c.time)).collect();
+        let written = bincode::serialize(&log).unwrap();
+        assert_eq!(written, bincode::serialize(&tuples).unwrap());
+        let read: ChangeLog = bincode::deserialize(&written).unwrap();
+        assert_eq!(read.names, ["vip", "lapsed"], "the segments it names, in order of first change");
+        let read_tuples: Vec<(String, Value, bool, i64)> =
+            read.changes.iter().map(|c| (read.names[c.output].clone(), c.key.clone(), c.enter, c.time)).collect();
+        assert_eq!(read_tuples, tuples);
+    }
 }

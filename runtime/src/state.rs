@@ -6,6 +6,7 @@
 //! batch entirely or not at all, and never waits on the dataflow's compute:
 //! reads take a read lock on plain maps.
 
+use crate::chunked::Shared;
 use crate::column::Column;
 use crate::render::{output_order, OutputUpdate, Row, Time};
 use foldhash::HashMap;
@@ -63,8 +64,9 @@ pub struct ServingState {
     pub columns: Vec<Column>,
     /// Per segment output: members by key, with the time they entered.
     pub members: Vec<BTreeMap<Value, i64>>,
-    /// Every membership change, in time order.
-    pub changes: Vec<Change>,
+    /// Every membership change, in time order (chunked: it grows for the
+    /// server's life, and a snapshot shares it).
+    pub changes: Shared<Change>,
     /// Per entity, what its profiles show: made from `plan` by `new`
     /// (nothing replaces the plan of a serving state).
     layouts: Vec<Layout>,
@@ -79,7 +81,7 @@ impl ServingState {
             entities: vec![EntityTable::default(); plan.entities.len()],
             columns: vec![Column::sparse(); n],
             members: vec![BTreeMap::new(); n],
-            changes: Vec::new(),
+            changes: Shared::default(),
             time: 0,
             batches: 0,
             layouts: (0..plan.entities.len()).map(|e| layout(&plan, e)).collect(),
@@ -94,7 +96,10 @@ impl ServingState {
         crate::snapshot::ServingSnapshot {
             time: self.time,
             batches: self.batches,
-            changes: self.changes.iter().map(|c| (name(c.output), c.key.clone(), c.enter, c.time)).collect(),
+            changes: crate::snapshot::ChangeLog {
+                names: self.plan.outputs.iter().map(|o| o.name.clone()).collect(),
+                changes: self.changes.clone(),
+            },
             members: self
                 .members
                 .iter()
@@ -110,12 +115,11 @@ impl ServingState {
     pub fn restore_history(&mut self, history: &crate::snapshot::ServingSnapshot) {
         let index =
             |name: &str| self.plan.outputs.iter().position(|o| o.name == name && matches!(o.def, Def::Segment(_)));
-        let changes: Option<Vec<Change>> = history
+        let log = &history.changes;
+        let changes: Option<Shared<Change>> = log
             .changes
             .iter()
-            .map(|(name, key, enter, time)| {
-                index(name).map(|output| Change { output, key: key.clone(), enter: *enter, time: *time })
-            })
+            .map(|c| index(&log.names[c.output]).map(|output| Change { output, ..c.clone() }))
             .collect();
         if let Some(changes) = changes {
             self.changes = changes;
@@ -185,11 +189,11 @@ impl ServingState {
                 if diff > 0 {
                     self.columns[output].insert(id, Value::Bool(true));
                     self.members[output].insert(key.clone(), logical);
-                    self.changes.push(Change { output, key, enter: true, time: logical });
+                    self.changes.push_back(Change { output, key, enter: true, time: logical });
                 } else {
                     self.columns[output].remove(id);
                     self.members[output].remove(&key);
-                    self.changes.push(Change { output, key, enter: false, time: logical });
+                    self.changes.push_back(Change { output, key, enter: false, time: logical });
                 }
             }
         }
@@ -310,7 +314,7 @@ impl ServingState {
     /// Every membership change, one JSON line each, in time order:
     /// `{"segment":"high_value","key":"u1","change":"enter","time":"..."}`.
     pub fn write_changes(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        for c in &self.changes {
+        for c in self.changes.iter() {
             let out_def = &self.plan.outputs[c.output];
             let e = &self.plan.entities[out_def.entity];
             let line = json!({
@@ -520,7 +524,7 @@ mod tests {
         let (t3, t4) = (7 << 16, 8 << 16);
         state.apply_outputs(vec![(regular, 1, Value::Bool(true), t3, 1), (regular, 0, Value::Bool(true), t3, -1)]);
         state.apply_outputs(vec![(regular, 0, Value::Bool(true), t4, 1), (regular, 1, Value::Bool(true), t4, -1)]);
-        let last: Vec<(Value, bool)> = state.changes[3..].iter().map(|c| (c.key.clone(), c.enter)).collect();
+        let last: Vec<(Value, bool)> = state.changes.iter().skip(3).map(|c| (c.key.clone(), c.enter)).collect();
         assert_eq!(
             last,
             vec![(Value::str("a"), false), (Value::str("b"), true), (Value::str("b"), false), (Value::str("a"), true)]

@@ -21,6 +21,7 @@ mod sse;
 
 use segflow_compiler::plan::Plan;
 use segflow_runtime::load::{for_each_run_again, for_each_run_noting, Input, Loaded};
+use segflow_runtime::retained::Retained;
 use segflow_runtime::wal::{Entry, WalWriter};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig, ServingState};
 use std::net::SocketAddr;
@@ -133,7 +134,7 @@ impl Server {
                 eprintln!(
                     "segflow: restored the snapshot of log entry {} ({} retained events) in {:.2}s",
                     snap.seq,
-                    snap.engine.events.iter().map(Vec::len).sum::<usize>(),
+                    snap.engine.events.iter().map(Retained::len).sum::<usize>(),
                     started.elapsed().as_secs_f64()
                 );
             }

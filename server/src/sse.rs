@@ -43,7 +43,7 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
     };
     let last_id = request.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let snapshot = crate::http::query(request).iter().any(|(k, v)| k == "from" && v == "snapshot");
-    let log_len = state.changes.len();
+    let log_len = state.changes.end();
     let mut first = Vec::new();
     let cursor = match last_id {
         Some(id) => match id.parse::<usize>() {
@@ -108,8 +108,9 @@ async fn stream(shared: Arc<Shared>, output: usize, mut cursor: usize, first: Ve
             let state = read(&shared);
             let e = &state.plan.entities[state.plan.outputs[output].entity];
             let key_ty = e.fields[e.key].ty;
-            let out = state.changes[cursor.min(state.changes.len())..]
-                .iter()
+            let out = state
+                .changes
+                .iter_from(cursor)
                 .enumerate()
                 .filter(|(_, c)| c.output == output)
                 .map(|(i, c)| {
@@ -121,7 +122,7 @@ async fn stream(shared: Arc<Shared>, output: usize, mut cursor: usize, first: Ve
                     event(Some(cursor + i + 1), "change", &data)
                 })
                 .collect();
-            cursor = state.changes.len();
+            cursor = state.changes.end();
             out
         };
         for b in batch {

@@ -1,0 +1,281 @@
+//! Queues that grow in fixed-size chunks, for the long-lived logs of a
+//! served history (events kept for snapshots, queued retractions, the
+//! segment change log, accepted event ids).
+//!
+//! A `Vec` or `VecDeque` grows by doubling: appending to one of millions of
+//! items now and then copies all of them, a pause of tens to hundreds of
+//! milliseconds on the thread every request waits on. Here a push allocates
+//! at most one chunk, and the pause is gone.
+//!
+//! `Shared` also makes a copy cheap: a full chunk never changes again, so it
+//! is shared (`Arc`) and a copy (a snapshot's) clones pointers, not items.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Items per chunk: 32 KB of 32-byte items, below the allocator's threshold
+/// for mapping fresh pages each time.
+pub const CHUNK: usize = 1024;
+
+/// An append-only log that forgets from its front; a clone shares every full
+/// chunk. Positions (`get`, `iter_from`) count from the first item ever
+/// pushed, so they stay valid as the front is forgotten.
+#[derive(Clone, Debug)]
+pub struct Shared<T> {
+    full: VecDeque<Arc<[T]>>,
+    /// The chunk being filled (at most `CHUNK` items).
+    tail: Vec<T>,
+    /// Items of the first chunk (`full[0]`, or `tail` if there is none)
+    /// already forgotten.
+    skip: usize,
+    pushed: usize,
+    forgotten: usize,
+}
+
+impl<T> Default for Shared<T> {
+    fn default() -> Self {
+        Shared { full: VecDeque::new(), tail: Vec::new(), skip: 0, pushed: 0, forgotten: 0 }
+    }
+}
+
+impl<T> Shared<T> {
+    pub fn push_back(&mut self, item: T) {
+        if self.tail.len() == CHUNK {
+            let full = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
+            self.full.push_back(full.into());
+        } else if self.tail.capacity() == 0 {
+            self.tail.reserve_exact(CHUNK);
+        }
+        self.tail.push(item);
+        self.pushed += 1;
+    }
+
+    /// Items held (pushed and not forgotten).
+    pub fn len(&self) -> usize {
+        self.pushed - self.forgotten
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Position one past the last item pushed.
+    pub fn end(&self) -> usize {
+        self.pushed
+    }
+
+    pub fn front(&self) -> Option<&T> {
+        match self.full.front() {
+            Some(chunk) => chunk.get(self.skip),
+            None => self.tail.get(self.skip),
+        }
+    }
+
+    pub fn back(&self) -> Option<&T> {
+        // A tail all forgotten is cleared, so its last item is held.
+        self.tail.last().or_else(|| self.full.back().and_then(|c| c.last()))
+    }
+
+    /// Forgets the front item, if any. (Its chunk, and so the item itself,
+    /// is dropped once all of the chunk is forgotten.)
+    pub fn pop_front(&mut self) {
+        if self.is_empty() {
+            return;
+        }
+        self.skip += 1;
+        self.forgotten += 1;
+        match self.full.front() {
+            Some(chunk) if self.skip == chunk.len() => {
+                self.full.pop_front();
+                self.skip = 0;
+            }
+            Some(_) => {}
+            None if self.skip == self.tail.len() => {
+                self.tail.clear();
+                self.skip = 0;
+            }
+            None => {}
+        }
+    }
+
+    /// The items held, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.iter_from(self.forgotten)
+    }
+
+    /// The items from position `from` (clamped to those held) on.
+    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &T> {
+        let mut skip = from.saturating_sub(self.forgotten) + self.skip;
+        let mut chunks = Vec::with_capacity(self.full.len() + 1);
+        for chunk in self.full.iter().map(|c| &c[..]).chain(std::iter::once(&self.tail[..])) {
+            if skip >= chunk.len() {
+                skip -= chunk.len();
+            } else {
+                chunks.push(&chunk[skip..]);
+                skip = 0;
+            }
+        }
+        chunks.into_iter().flatten()
+    }
+}
+
+impl<T: serde::Serialize> serde::Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for item in self.iter() {
+            seq.serialize_element(item)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Shared<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Shared<T>, D::Error> {
+        let mut shared = Shared::default();
+        for item in Vec::<T>::deserialize(deserializer)? {
+            shared.push_back(item);
+        }
+        Ok(shared)
+    }
+}
+
+impl<T> FromIterator<T> for Shared<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Shared<T> {
+        let mut shared = Shared::default();
+        for item in items {
+            shared.push_back(item);
+        }
+        shared
+    }
+}
+
+/// A first-in first-out queue that moves its items out, in chunks of
+/// `CHUNK`; an emptied chunk is kept for the next one needed.
+pub struct Queue<T> {
+    chunks: VecDeque<VecDeque<T>>,
+    spare: Option<VecDeque<T>>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue { chunks: VecDeque::new(), spare: None }
+    }
+}
+
+impl<T> Queue<T> {
+    pub fn push_back(&mut self, item: T) {
+        if self.chunks.back().is_none_or(|c| c.len() == CHUNK) {
+            let chunk = self.spare.take().unwrap_or_else(|| VecDeque::with_capacity(CHUNK));
+            self.chunks.push_back(chunk);
+        }
+        if let Some(chunk) = self.chunks.back_mut() {
+            chunk.push_back(item);
+        }
+    }
+
+    pub fn pop_front(&mut self) -> Option<T> {
+        let chunk = self.chunks.front_mut()?;
+        let item = chunk.pop_front();
+        if chunk.is_empty() {
+            self.spare = self.chunks.pop_front();
+        }
+        item
+    }
+
+    pub fn front(&self) -> Option<&T> {
+        self.chunks.front().and_then(|c| c.front())
+    }
+
+    pub fn back(&self) -> Option<&T> {
+        self.chunks.back().and_then(|c| c.back())
+    }
+
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Queue, Shared, CHUNK};
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Push,
+        Pop,
+        Copy,
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        // Mostly pushes, so the logs cross several chunks.
+        let op = prop_oneof![6 => Just(Op::Push), 3 => Just(Op::Pop), 1 => Just(Op::Copy)];
+        proptest::collection::vec(op, 0..4 * CHUNK)
+    }
+
+    proptest! {
+        #[test]
+        fn a_shared_log_holds_what_a_deque_does(ops in ops()) {
+            let (mut log, mut deque, mut copies) = (Shared::default(), VecDeque::new(), Vec::new());
+            let (mut pushed, mut popped) = (0usize, 0usize);
+            for op in ops {
+                match op {
+                    Op::Push => {
+                        log.push_back(pushed);
+                        deque.push_back(pushed);
+                        pushed += 1;
+                    }
+                    Op::Pop => {
+                        popped += usize::from(deque.pop_front().is_some());
+                        log.pop_front();
+                    }
+                    Op::Copy => copies.push((log.clone(), deque.clone())),
+                }
+                prop_assert_eq!(log.front(), deque.front());
+                prop_assert_eq!(log.back(), deque.back());
+                prop_assert_eq!((log.len(), log.end()), (deque.len(), pushed));
+            }
+            prop_assert!(log.iter().eq(deque.iter()));
+            for from in [0, popped, popped + 1, pushed / 2, pushed, pushed + 5] {
+                let expected = deque.iter().skip(from.saturating_sub(popped));
+                prop_assert!(log.iter_from(from).eq(expected), "from {}", from);
+            }
+            // A copy keeps what it held however the log moved on.
+            for (copy, held) in copies {
+                prop_assert!(copy.iter().eq(held.iter()));
+            }
+        }
+
+        #[test]
+        fn a_queue_gives_back_what_a_deque_does(ops in ops()) {
+            let (mut queue, mut deque) = (Queue::default(), VecDeque::new());
+            for (n, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Push | Op::Copy => {
+                        queue.push_back(n);
+                        deque.push_back(n);
+                    }
+                    Op::Pop => prop_assert_eq!(queue.pop_front(), deque.pop_front()),
+                }
+                prop_assert_eq!(queue.front(), deque.front());
+                prop_assert_eq!(queue.back(), deque.back());
+                prop_assert_eq!((queue.len(), queue.is_empty()), (deque.len(), deque.is_empty()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_log_reads_back_as_the_sequence_it_was_written_as() {
+        let log: Shared<u32> = (0..3000).collect();
+        let written = bincode::serialize(&log).unwrap();
+        assert_eq!(written, bincode::serialize(&(0..3000).collect::<Vec<u32>>()).unwrap());
+        let read: Shared<u32> = bincode::deserialize(&written).unwrap();
+        assert!(read.iter().eq(log.iter()));
+    }
+}
