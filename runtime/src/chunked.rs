@@ -13,13 +13,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Items per chunk: 32 KB of 32-byte items, below the allocator's threshold
-/// for mapping fresh pages each time.
+/// Items per chunk: 32–48 KB for the 32–48-byte items kept here.
 pub const CHUNK: usize = 1024;
 
 /// An append-only log that forgets from its front; a clone shares every full
-/// chunk. Positions (`get`, `iter_from`) count from the first item ever
-/// pushed, so they stay valid as the front is forgotten.
+/// chunk. Positions (`start`, `end`, `iter_from`) count from the first item
+/// ever pushed, so they stay valid as the front is forgotten. Every full
+/// chunk holds exactly `CHUNK` items (one is sealed only when full), so a
+/// position finds its chunk by division.
 #[derive(Clone, Debug)]
 pub struct Shared<T> {
     full: VecDeque<Arc<[T]>>,
@@ -57,6 +58,11 @@ impl<T> Shared<T> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Position of the first item held.
+    pub fn start(&self) -> usize {
+        self.forgotten
     }
 
     /// Position one past the last item pushed.
@@ -105,17 +111,13 @@ impl<T> Shared<T> {
 
     /// The items from position `from` (clamped to those held) on.
     pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &T> {
-        let mut skip = from.saturating_sub(self.forgotten) + self.skip;
-        let mut chunks = Vec::with_capacity(self.full.len() + 1);
-        for chunk in self.full.iter().map(|c| &c[..]).chain(std::iter::once(&self.tail[..])) {
-            if skip >= chunk.len() {
-                skip -= chunk.len();
-            } else {
-                chunks.push(&chunk[skip..]);
-                skip = 0;
-            }
-        }
-        chunks.into_iter().flatten()
+        // Offset into the first chunk's items, forgotten ones included.
+        let offset = from.max(self.forgotten) - self.forgotten + self.skip;
+        let (chunk, within) = (offset / CHUNK, offset % CHUNK);
+        let full = self.full.range(chunk.min(self.full.len())..).map(|c| &c[..]);
+        // Past the tail's chunk there is nothing.
+        let tail = (chunk <= self.full.len()).then_some(&self.tail[..]);
+        full.chain(tail).enumerate().flat_map(move |(i, c)| c[if i == 0 { within.min(c.len()) } else { 0 }..].iter())
     }
 }
 
@@ -235,14 +237,20 @@ mod tests {
                         popped += usize::from(deque.pop_front().is_some());
                         log.pop_front();
                     }
-                    Op::Copy => copies.push((log.clone(), deque.clone())),
+                    // The copy carries on as the log (pushes after a clone), the
+                    // original is kept to check it never changes.
+                    Op::Copy => {
+                        let copy = log.clone();
+                        copies.push((std::mem::replace(&mut log, copy), deque.clone()));
+                    }
                 }
                 prop_assert_eq!(log.front(), deque.front());
                 prop_assert_eq!(log.back(), deque.back());
-                prop_assert_eq!((log.len(), log.end()), (deque.len(), pushed));
+                prop_assert_eq!((log.len(), log.start(), log.end()), (deque.len(), popped, pushed));
             }
             prop_assert!(log.iter().eq(deque.iter()));
-            for from in [0, popped, popped + 1, pushed / 2, pushed, pushed + 5] {
+            let chunk_edges = [CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, popped + CHUNK];
+            for from in [0, popped, popped + 1, pushed / 2, pushed, pushed + 5].into_iter().chain(chunk_edges) {
                 let expected = deque.iter().skip(from.saturating_sub(popped));
                 prop_assert!(log.iter_from(from).eq(expected), "from {}", from);
             }

@@ -3,6 +3,8 @@
 
 use crate::chunked::Shared;
 use crate::render::SharedRow;
+use segflow_compiler::hir::EVENT_AT;
+use segflow_compiler::value::Value;
 use std::collections::BTreeMap;
 
 /// Events mostly arrive in time order, so each is appended to a log whose
@@ -13,7 +15,7 @@ use std::collections::BTreeMap;
 /// event, and growing it never copies them either.
 ///
 /// In a snapshot, the events are a list of rows in (time, arrival) order; read
-/// back, they keep that order (their rows hold their times).
+/// back, each is kept at the time its row holds, in that order.
 #[derive(Clone, Debug, Default)]
 pub struct Retained {
     in_order: Shared<((i64, u64), SharedRow)>,
@@ -73,9 +75,15 @@ impl serde::Serialize for Retained {
 
 impl<'de> serde::Deserialize<'de> for Retained {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Retained, D::Error> {
-        let rows = Vec::<SharedRow>::deserialize(deserializer)?;
-        let in_order = rows.into_iter().enumerate().map(|(i, row)| ((i64::MIN, i as u64), row)).collect();
-        Ok(Retained { in_order, late: BTreeMap::new() })
+        let mut retained = Retained::default();
+        for (arrival, row) in Vec::<SharedRow>::deserialize(deserializer)?.into_iter().enumerate() {
+            let t = match row.get(EVENT_AT) {
+                Some(Value::Timestamp(t)) => *t,
+                _ => i64::MIN,
+            };
+            retained.insert(t, arrival as u64, row);
+        }
+        Ok(retained)
     }
 }
 
@@ -105,7 +113,8 @@ mod tests {
 
     #[test]
     fn a_snapshot_lists_the_events_in_order_however_many_chunks_they_span() {
-        let row = |n: i64| -> SharedRow { vec![Value::Int(n)].into() };
+        // As events are kept: `[id, at, ...]`.
+        let row = |t: i64| -> SharedRow { vec![Value::Int(t), Value::Timestamp(t)].into() };
         let mut retained = Retained::default();
         // Every tenth event is late by 25; times over several chunks.
         let times: Vec<i64> = (0..5_000).map(|i| if i % 10 == 9 { i - 25 } else { i }).collect();
@@ -124,7 +133,10 @@ mod tests {
         let written = bincode::serialize(&retained).unwrap();
         let rows: Vec<SharedRow> = retained.rows().cloned().collect();
         assert_eq!(written, bincode::serialize(&rows).unwrap(), "written as the list of rows it was");
-        let read: Retained = bincode::deserialize(&written).unwrap();
+        let mut read: Retained = bincode::deserialize(&written).unwrap();
         assert_eq!(kept(&read), after);
+        read.forget_until(3_000);
+        let later: Vec<Value> = expected.iter().filter(|&&t| t > 3_000).map(|&t| Value::Int(t)).collect();
+        assert_eq!(kept(&read), later, "read back, the events keep their times");
     }
 }

@@ -65,7 +65,7 @@ pub struct ServingState {
     /// Per segment output: members by key, with the time they entered.
     pub members: Vec<BTreeMap<Value, i64>>,
     /// Every membership change, in time order (chunked: it grows for the
-    /// server's life, and a snapshot shares it).
+    /// server's life, nothing trims it, and a snapshot shares it).
     pub changes: Shared<Change>,
     /// Per entity, what its profiles show: made from `plan` by `new`
     /// (nothing replaces the plan of a serving state).
@@ -116,11 +116,9 @@ impl ServingState {
         let index =
             |name: &str| self.plan.outputs.iter().position(|o| o.name == name && matches!(o.def, Def::Segment(_)));
         let log = &history.changes;
-        let changes: Option<Shared<Change>> = log
-            .changes
-            .iter()
-            .map(|c| index(&log.names[c.output]).map(|output| Change { output, ..c.clone() }))
-            .collect();
+        let outputs: Vec<Option<usize>> = log.names.iter().map(|name| index(name)).collect();
+        let changes: Option<Shared<Change>> =
+            log.changes.iter().map(|c| outputs[c.output].map(|output| Change { output, ..c.clone() })).collect();
         if let Some(changes) = changes {
             self.changes = changes;
         }

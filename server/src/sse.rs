@@ -108,6 +108,8 @@ async fn stream(shared: Arc<Shared>, output: usize, mut cursor: usize, first: Ve
             let state = read(&shared);
             let e = &state.plan.entities[state.plan.outputs[output].entity];
             let key_ty = e.fields[e.key].ty;
+            // Positions before the log's start (were it ever trimmed) are gone.
+            cursor = cursor.max(state.changes.start());
             let out = state
                 .changes
                 .iter_from(cursor)
