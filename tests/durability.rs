@@ -581,6 +581,44 @@ fn an_unfinished_initial_load_is_loaded_again_not_served_as_whole() {
 }
 
 #[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let (dir, model) = with_model("locked", SEGMENT_MODEL);
+    let data = dir.join("data");
+    let (mut first, addr) = start(&model, &data);
+    assert_eq!(http(addr, "POST", "/v1/records", &pings(0, 3)).unwrap().0, 200);
+    let mut second = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while second.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            second.kill().unwrap();
+            panic!("a second server started on a data directory in use");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stderr = String::new();
+    second.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains(&format!("{} is in use by another segflow server", data.display())), "{stderr}");
+    // The first is untouched, and once it is gone (however it ends) the
+    // directory is free again, with what it acknowledged.
+    assert_eq!(http(addr, "POST", "/v1/records", &pings(3, 6)).unwrap().0, 200);
+    first.kill().unwrap();
+    let _ = first.wait();
+    let (mut third, addr) = start(&model, &data);
+    let (status, user) = http(addr, "GET", "/v1/entities/user/u0", "").unwrap();
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["tags"]["pings"], serde_json::json!(2), "u0 had pings 0 and 4");
+    third.kill().unwrap();
+    let _ = third.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_log_recovered_at_start_is_snapshotted_at_the_next_clean_stop() {
     let (dir, model) = with_model("resnap", SEGMENT_MODEL);
     let data = dir.join("data");

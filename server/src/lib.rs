@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     pub ingest: IngestHandle,
     pub metrics: metrics::Metrics,
     pub config: ServerConfig,
+    /// Held while the server runs (see `lock_data_dir`).
+    _data_dir_lock: Option<std::fs::File>,
 }
 
 /// A running server.
@@ -102,6 +104,7 @@ impl Server {
         let mut wal = None;
         let mut fresh = true;
         let has_initial = !config.load.is_empty() || !config.preload.is_empty();
+        let data_dir_lock = config.data_dir.as_deref().map(lock_data_dir).transpose()?;
         if let Some(dir) = &config.data_dir {
             let wal_dir = dir.join("wal");
             if dir.join(LOAD_MARKER).exists() {
@@ -245,7 +248,7 @@ impl Server {
         let listener =
             TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let shared = Arc::new(Shared { decoder, state, ingest, metrics, config });
+        let shared = Arc::new(Shared { decoder, state, ingest, metrics, config, _data_dir_lock: data_dir_lock });
         Ok(Server { addr, shared, listener })
     }
 
@@ -254,6 +257,29 @@ impl Server {
         http::accept_loop(self.listener, self.shared.clone(), shutdown).await;
         // A clean stop: the engine takes a final snapshot, so the next start is quick.
         self.shared.ingest.shutdown().await;
+    }
+}
+
+/// Takes the data directory for this process: two servers appending to one
+/// log would interleave their entries and each recover the other's. The
+/// lock is the kernel's (`flock`), so it goes with the process, however the
+/// process ends; the file itself stays.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "{} is in use by another segflow server; stop that one first, or give this one another --data-dir",
+            dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
     }
 }
 
