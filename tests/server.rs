@@ -205,6 +205,61 @@ fn posted_batches_give_the_same_profiles_members_and_change_streams_as_a_batch_r
 }
 
 #[test]
+fn concurrent_writers_read_their_writes_and_end_where_a_batch_run_does() {
+    let model = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retail/retail.eql")).unwrap();
+    let addr = start(&model, Clock::Event, 1000, 16 << 20);
+    // Attribute records first, in order (the last write of a key wins, so
+    // their order matters); then the events, whose effect does not depend on
+    // their order, from four writers at once: requests queue, and the engine
+    // sends a batch on while the one before is computed.
+    let (entities, events): (Vec<String>, Vec<String>) =
+        retail_lines(200, 4000, 5).into_iter().partition(|l| l.starts_with(r#"{"entity""#));
+    for chunk in entities.chunks(500) {
+        assert_eq!(post(addr, chunk).0, 200);
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mine: Vec<String> = events.iter().skip(w).step_by(4).cloned().collect();
+            std::thread::spawn(move || {
+                let mut written = Vec::new();
+                for (n, chunk) in mine.chunks(40).enumerate() {
+                    // A store of its own per request: read back at once, with no
+                    // `min_time`, it must be there (an answer means visible).
+                    let store = format!(r#"{{"entity":"store","id":"w{w}-{n}","set":{{"city":"Testville"}}}}"#);
+                    let body: Vec<String> = chunk.iter().cloned().chain([store.clone()]).collect();
+                    let (status, answer) = post(addr, &body);
+                    assert_eq!(status, 200, "{answer}");
+                    let (status, got) = get(addr, &format!("/v1/entities/store/w{w}-{n}"));
+                    assert_eq!(status, 200, "writer {w} does not read its write {n}: {got}");
+                    written.extend(body);
+                }
+                written
+            })
+        })
+        .collect();
+    let mut all = entities.clone();
+    for writer in writers {
+        all.extend(writer.join().expect("writer"));
+    }
+    let compiled = common::compile(&model);
+    let mut engine = common::engine(&compiled, 1, Clock::Event);
+    engine.apply(&common::decode(&compiled, &all));
+    let (_, list) = get(addr, "/v1/segments");
+    let time = list["time"].as_i64().unwrap();
+    for profile in common::dump(&engine) {
+        let path = format!(
+            "/v1/entities/{}/{}?min_time={time}",
+            profile["entity"].as_str().unwrap(),
+            profile["id"].as_str().unwrap()
+        );
+        let (status, mut got) = get(addr, &path);
+        assert_eq!(status, 200, "{got}");
+        got.as_object_mut().unwrap().remove("time");
+        assert_eq!(got, profile);
+    }
+}
+
+#[test]
 fn wall_clock_windows_expire_with_no_new_events() {
     let model = r#"
         entity user { key id: string; }

@@ -9,6 +9,15 @@
 //! change streams wait on. A request is acknowledged only after its records
 //! are durable and visible, and no change is visible that is not durable.
 //!
+//! Under load, requests queue while a batch is computed. The thread then
+//! sends them to the workers as the next batch before publishing the one in
+//! flight, so the workers take it up as soon as they finish, and publishing
+//! one batch and building the next overlap their computing instead of
+//! waiting for it. Batches are still published in order, each after its own
+//! fsync; a snapshot or a stop first publishes the batch in flight (a
+//! snapshot holds the engine's inputs and the published change log, which
+//! must cover the same batches).
+//!
 //! If the log fails, writes stop until a restart: the engine holds a batch
 //! the log does not, and the log's end is no longer known (a write may be
 //! torn, and after a failed fsync the kernel may have dropped pages), so
@@ -20,9 +29,10 @@
 //! no new records; a tick that expires anything is logged too, so a replay
 //! reproduces the same changes at the same times.
 
+use segflow_runtime::engine::{BatchOutcome, Submitted};
 use segflow_runtime::snapshot::{self, Snapshot};
 use segflow_runtime::wal::{self, WalWriter};
-use segflow_runtime::{engine::BatchOutcome, Clock, Engine, Record};
+use segflow_runtime::{Clock, Engine, Record};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
@@ -41,6 +51,24 @@ struct Request {
     /// The records' JSON text, as logged.
     lines: Vec<String>,
     reply: oneshot::Sender<Result<BatchOutcome, String>>,
+}
+
+/// A batch sent to the workers and logged, waiting to be published.
+struct InFlight {
+    submitted: Submitted,
+    requests: Vec<Request>,
+}
+
+impl InFlight {
+    /// Waits for the workers, publishes the batch and answers its requests.
+    fn finish(self, engine: &mut Engine, publish: &watch::Sender<(i64, u64)>) {
+        let outcome = engine.complete(self.submitted);
+        let batches = engine.state().read().map(|s| s.batches).unwrap_or(0);
+        publish.send_replace((outcome.time, batches));
+        for r in self.requests {
+            let _ = r.reply.send(Ok(outcome.clone()));
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -150,15 +178,34 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             // worth a snapshot too, so the next start does not replay them again.
             let mut dirty = durability.as_ref().is_some_and(|d| d.wal.next_seq() > d.covered + 1);
             let mut stopping = None;
+            // The batch the workers compute while the next is gathered and
+            // sent: logged, not yet published (see the module's doc).
+            let mut computing: Option<InFlight> = None;
             loop {
-                let mut batch = match requests.recv_timeout(tick) {
-                    Ok(Message::Apply(r)) => vec![r],
-                    Ok(Message::Shutdown(done)) => {
+                // Block for work only when no batch is in flight; with one, a
+                // request already queued is sent on, or else it is finished.
+                let first = if computing.is_some() {
+                    requests.try_recv().ok()
+                } else {
+                    match requests.recv_timeout(tick) {
+                        Ok(message) => Some(message),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                };
+                let mut batch = match first {
+                    Some(Message::Apply(r)) => vec![r],
+                    Some(Message::Shutdown(done)) => {
                         stopping = Some(done);
                         Vec::new()
                     }
-                    Err(RecvTimeoutError::Timeout) => Vec::new(),
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    None => match computing.take() {
+                        Some(in_flight) => {
+                            in_flight.finish(&mut engine, &publish);
+                            continue;
+                        }
+                        None => Vec::new(),
+                    },
                 };
                 let mut size: usize = batch.iter().map(|r| r.records.len()).sum();
                 while size < MAX_BATCH_RECORDS && stopping.is_none() {
@@ -171,11 +218,19 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                         Err(_) => break,
                     }
                 }
+                let snapshot_due = durability
+                    .as_ref()
+                    .is_some_and(|d| stopping.is_some() || last_snapshot.elapsed() >= d.snapshot_every);
+                if snapshot_due || stopping.is_some() {
+                    // See the module's doc.
+                    if let Some(in_flight) = computing.take() {
+                        in_flight.finish(&mut engine, &publish);
+                    }
+                }
                 if let Some(d) = durability.as_mut() {
                     // Before this batch is logged, so the snapshot covers exactly the log so far.
                     // Never after a log failure: the engine then holds a batch the log has not.
-                    let due = stopping.is_some() || last_snapshot.elapsed() >= d.snapshot_every;
-                    if due && dirty && stopped.get().is_none() {
+                    if snapshot_due && dirty && stopped.get().is_none() {
                         if let Err(e) = d.snapshot(&engine) {
                             tracing::error!(error = %e, "snapshot failed; the log is kept");
                         }
@@ -213,6 +268,11 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     // Logged and worth a snapshot whatever it expires.
                     (engine.submit(&records), false)
                 };
+                // The workers take this batch after the one in flight, which
+                // is published meanwhile.
+                if let Some(in_flight) = computing.take() {
+                    in_flight.finish(&mut engine, &publish);
+                }
                 let now = submitted.time();
                 if let Some(wal) = durability.as_mut().map(|d| &mut d.wal) {
                     let (logging, requests) = (Instant::now(), batch.len());
@@ -246,12 +306,10 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     tracing::trace!(requests, wal_us = logging.elapsed().as_micros() as u64, "batch logged");
                 }
                 dirty |= !batch.is_empty() || expires;
-                let outcome = engine.complete(submitted);
-                let batches = engine.state().read().map(|s| s.batches).unwrap_or(0);
-                publish.send_replace((outcome.time, batches));
-                for r in batch {
-                    let _ = r.reply.send(Ok(outcome.clone()));
-                }
+                computing = Some(InFlight { submitted, requests: batch });
+            }
+            if let Some(in_flight) = computing.take() {
+                in_flight.finish(&mut engine, &publish);
             }
         })
         .expect("spawn the engine thread");
