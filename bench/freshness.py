@@ -69,10 +69,13 @@ def main():
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if args.check_every < 1:
+        ap.error("--check-every must be at least 1")
     host = urllib.parse.urlparse(args.url)
+    port = host.port or 80
     # Event times continue from the server's clock: a jump would expire whole
     # windows in the first batch and measure that instead.
-    conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+    conn = http.client.HTTPConnection(host.hostname, port, timeout=60)
     conn.request("GET", "/v1/segments")
     start_ms = max(END_MS, json.loads(conn.getresponse().read())["time"]) + 1
     conn.close()
@@ -93,11 +96,14 @@ def main():
                 raise RuntimeError("the server closed the connection")
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
+        length = None
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
+        if length is None:
+            # segflow answers with a length; anything else would desync the socket.
+            raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
         while len(body) < length:
             chunk = sock.recv(65536)
             if not chunk:
@@ -106,7 +112,7 @@ def main():
         return int(head.split(b" ", 2)[1]), body
 
     def connect():
-        sock = socket.create_connection((host.hostname, host.port), timeout=120)
+        sock = socket.create_connection((host.hostname, port), timeout=120)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 

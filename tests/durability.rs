@@ -581,6 +581,53 @@ fn an_unfinished_initial_load_is_loaded_again_not_served_as_whole() {
 }
 
 #[test]
+fn a_stop_under_load_ends_promptly_keeping_every_acknowledged_record() {
+    let (dir, model) = with_model("stop", SEGMENT_MODEL);
+    let data = dir.join("data");
+    let (mut child, addr) = start(&model, &data);
+    let (next, acked, stop) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (next, acked, stop) = (next.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    let r = next.fetch_add(1, Ordering::Relaxed);
+                    let body = format!(r#"{{"entity":"item","id":"i{r}","set":{{"v":{r}}}}}"#);
+                    match http(addr, "POST", "/v1/records", &body) {
+                        Some((200, _)) => acked.lock().unwrap().push(r),
+                        // Refused while stopping, or the server is gone.
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the server did not stop within 20 s of SIGTERM under load");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(1, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client");
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    let (mut child, addr) = start(&model, &data);
+    for r in &acked {
+        let (status, item) = http(addr, "GET", &format!("/v1/entities/item/i{r}"), "").unwrap();
+        assert_eq!(status, 200, "acknowledged request {r} is missing after the stop");
+        assert_eq!(item["attributes"]["v"], Value::from(*r));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_second_server_on_the_same_data_directory_is_refused() {
     let (dir, model) = with_model("locked", SEGMENT_MODEL);
     let data = dir.join("data");

@@ -87,6 +87,16 @@ fn follow(addr: SocketAddr, path: &str, last_event_id: Option<u64>) -> std::sync
     rx
 }
 
+/// Checks that the server, at `time`, serves `profile` (a batch run's dump line).
+fn assert_served(addr: SocketAddr, profile: &Value, time: i64) {
+    let (entity, id) = (profile["entity"].as_str().unwrap(), profile["id"].as_str().unwrap());
+    let (status, mut got) = get(addr, &format!("/v1/entities/{entity}/{id}?min_time={time}"));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["time"], json!(time));
+    got.as_object_mut().unwrap().remove("time");
+    assert_eq!(&got, profile);
+}
+
 const T0: i64 = 1_795_132_800_000;
 
 fn retail_lines(users: u64, events: u64, seed: u64) -> Vec<String> {
@@ -115,16 +125,7 @@ fn posted_batches_give_the_same_profiles_members_and_change_streams_as_a_batch_r
     engine.apply(&common::decode(&compiled, &lines));
     let expected = common::dump(&engine);
     for profile in expected.iter().step_by(7) {
-        let path = format!(
-            "/v1/entities/{}/{}?min_time={last_time}",
-            profile["entity"].as_str().unwrap(),
-            profile["id"].as_str().unwrap()
-        );
-        let (status, mut got) = get(addr, &path);
-        assert_eq!(status, 200, "{got}");
-        assert_eq!(got["time"], json!(last_time));
-        got.as_object_mut().unwrap().remove("time");
-        assert_eq!(&got, profile);
+        assert_served(addr, profile, last_time);
     }
     // Every member of high_value, paged 10 at a time.
     let want: Vec<Value> = expected
@@ -247,15 +248,7 @@ fn concurrent_writers_read_their_writes_and_end_where_a_batch_run_does() {
     let (_, list) = get(addr, "/v1/segments");
     let time = list["time"].as_i64().unwrap();
     for profile in common::dump(&engine) {
-        let path = format!(
-            "/v1/entities/{}/{}?min_time={time}",
-            profile["entity"].as_str().unwrap(),
-            profile["id"].as_str().unwrap()
-        );
-        let (status, mut got) = get(addr, &path);
-        assert_eq!(status, 200, "{got}");
-        got.as_object_mut().unwrap().remove("time");
-        assert_eq!(got, profile);
+        assert_served(addr, &profile, time);
     }
 }
 

@@ -87,7 +87,7 @@ pub(crate) fn push_thousandths(buf: &mut Vec<u8>, thousandths: u64) {
     buf.push(b'.');
     let mut frac = thousandths % 1000;
     let mut digits = 3;
-    while digits > 1 && frac % 10 == 0 {
+    while digits > 1 && frac.is_multiple_of(10) {
         frac /= 10;
         digits -= 1;
     }

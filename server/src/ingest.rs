@@ -99,6 +99,7 @@ impl IngestHandle {
 }
 
 const NOT_RUNNING: &str = "the engine is not running; nothing was applied";
+const STOPPING: &str = "the server is stopping; nothing was applied";
 
 /// Most records applied as one batch; the rest waits for the next.
 const MAX_BATCH_RECORDS: usize = 200_000;
@@ -113,6 +114,10 @@ pub struct Durability {
     pub covered: u64,
     /// The thread writing the latest snapshot, if it may still be running.
     pub writer: Option<std::thread::JoinHandle<()>>,
+    /// The data directory's lock (`lock_data_dir`): dropped last, after the
+    /// snapshot writer is joined, so no other server takes the directory
+    /// while this one may still write to it.
+    pub _lock: Option<std::fs::File>,
 }
 
 impl Durability {
@@ -184,7 +189,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             loop {
                 // Block for work only when no batch is in flight; with one, a
                 // request already queued is sent on, or else it is finished.
-                let first = if computing.is_some() {
+                let first = if computing.is_some() || stopping.is_some() {
                     requests.try_recv().ok()
                 } else {
                     match requests.recv_timeout(tick) {
@@ -194,6 +199,12 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     }
                 };
                 let mut batch = match first {
+                    // Sent after the stop: not applied (each would otherwise be
+                    // a batch and a snapshot of its own).
+                    Some(Message::Apply(r)) if stopping.is_some() => {
+                        let _ = r.reply.send(Err(STOPPING.to_string()));
+                        continue;
+                    }
                     Some(Message::Apply(r)) => vec![r],
                     Some(Message::Shutdown(done)) => {
                         stopping = Some(done);

@@ -80,8 +80,6 @@ pub(crate) struct Shared {
     pub ingest: IngestHandle,
     pub metrics: metrics::Metrics,
     pub config: ServerConfig,
-    /// Held while the server runs (see `lock_data_dir`).
-    _data_dir_lock: Option<std::fs::File>,
 }
 
 /// A running server.
@@ -95,6 +93,7 @@ impl Server {
     /// Starts the engine, recovers the data directory (or applies `config.load`
     /// to a fresh one), and binds the listener.
     pub async fn bind(plan: Plan, config: ServerConfig) -> Result<Server, String> {
+        let mut data_dir_lock = config.data_dir.as_deref().map(lock_data_dir).transpose()?;
         let decoder = Decoder::new(&plan);
         let model_hash = model_fingerprint(&plan);
         let mut engine = Engine::start(
@@ -104,7 +103,6 @@ impl Server {
         let mut wal = None;
         let mut fresh = true;
         let has_initial = !config.load.is_empty() || !config.preload.is_empty();
-        let data_dir_lock = config.data_dir.as_deref().map(lock_data_dir).transpose()?;
         if let Some(dir) = &config.data_dir {
             let wal_dir = dir.join("wal");
             if dir.join(LOAD_MARKER).exists() {
@@ -180,6 +178,7 @@ impl Server {
                 snapshot_every: config.snapshot_every,
                 covered,
                 writer: None,
+                _lock: data_dir_lock.take(),
             });
         }
         if has_initial && !fresh {
@@ -248,7 +247,7 @@ impl Server {
         let listener =
             TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let shared = Arc::new(Shared { decoder, state, ingest, metrics, config, _data_dir_lock: data_dir_lock });
+        let shared = Arc::new(Shared { decoder, state, ingest, metrics, config });
         Ok(Server { addr, shared, listener })
     }
 
