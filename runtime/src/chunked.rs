@@ -9,6 +9,9 @@
 //!
 //! `Shared` also makes a copy cheap: a full chunk never changes again, so it
 //! is shared (`Arc`) and a copy (a snapshot's) clones pointers, not items.
+//! `Slots` is a vector by index that grows the same way, for per-instance
+//! state: when an entity passes a power of two of instances, every such
+//! vector of it doubled at once, in the workers and the serving state.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -104,6 +107,19 @@ impl<T> Shared<T> {
         }
     }
 
+    /// The item at position `at`, if held.
+    pub fn get(&self, at: usize) -> Option<&T> {
+        if at < self.forgotten || at >= self.pushed {
+            return None;
+        }
+        let offset = at - self.forgotten + self.skip;
+        let (chunk, within) = (offset / CHUNK, offset % CHUNK);
+        match self.full.get(chunk) {
+            Some(c) => c.get(within),
+            None => self.tail.get(within),
+        }
+    }
+
     /// The items held, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.iter_from(self.forgotten)
@@ -118,6 +134,14 @@ impl<T> Shared<T> {
         // Past the tail's chunk there is nothing.
         let tail = (chunk <= self.full.len()).then_some(&self.tail[..]);
         full.chain(tail).enumerate().flat_map(move |(i, c)| c[if i == 0 { within.min(c.len()) } else { 0 }..].iter())
+    }
+}
+
+impl<T> std::ops::Index<usize> for Shared<T> {
+    type Output = T;
+
+    fn index(&self, at: usize) -> &T {
+        self.get(at).expect("a position held")
     }
 }
 
@@ -202,9 +226,92 @@ impl<T> Queue<T> {
     }
 }
 
+/// Slots per `Slots` chunk (a power of two: an index splits by shifts).
+const SLOTS_SHIFT: u32 = 12;
+const SLOTS_CHUNK: usize = 1 << SLOTS_SHIFT;
+
+/// A vector indexed by position whose growth allocates chunks of
+/// `SLOTS_CHUNK` default slots and never moves a slot: a read is one more
+/// load (of the chunk's address, from a short list that stays in cache).
+#[derive(Clone, Debug)]
+pub struct Slots<T> {
+    chunks: Vec<Box<[T]>>,
+    len: usize,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots { chunks: Vec::new(), len: 0 }
+    }
+}
+
+impl<T: Default> Slots<T> {
+    /// `len` default slots.
+    pub fn with_len(len: usize) -> Slots<T> {
+        let mut slots = Slots::default();
+        slots.grow_to(len);
+        slots
+    }
+
+    /// Makes it at least `len` slots long; new slots hold the default.
+    pub fn grow_to(&mut self, len: usize) {
+        while self.chunks.len() << SLOTS_SHIFT < len {
+            self.chunks.push(std::iter::repeat_with(T::default).take(SLOTS_CHUNK).collect());
+        }
+        self.len = self.len.max(len);
+    }
+}
+
+impl<T> Slots<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, i: usize) -> Option<&T> {
+        (i < self.len).then(|| &self.chunks[i >> SLOTS_SHIFT][i & (SLOTS_CHUNK - 1)])
+    }
+
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        (i < self.len).then(|| &mut self.chunks[i >> SLOTS_SHIFT][i & (SLOTS_CHUNK - 1)])
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        let len = self.len;
+        self.chunks.iter_mut().flat_map(|c| c.iter_mut()).take(len)
+    }
+}
+
+impl<T> IntoIterator for Slots<T> {
+    type Item = T;
+    type IntoIter = std::iter::Take<std::iter::FlatMap<std::vec::IntoIter<Box<[T]>>, Vec<T>, fn(Box<[T]>) -> Vec<T>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let into_vec: fn(Box<[T]>) -> Vec<T> = <[T]>::into_vec;
+        self.chunks.into_iter().flat_map(into_vec).take(self.len)
+    }
+}
+
+impl<T> std::ops::Index<usize> for Slots<T> {
+    type Output = T;
+
+    fn index(&self, i: usize) -> &T {
+        self.get(i).expect("a slot within the length")
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Slots<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        self.get_mut(i).expect("a slot within the length")
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Queue, Shared, CHUNK};
+    use super::{Queue, Shared, Slots, CHUNK, SLOTS_CHUNK};
     use proptest::prelude::*;
     use std::collections::VecDeque;
 
@@ -247,6 +354,9 @@ mod tests {
                 prop_assert_eq!(log.front(), deque.front());
                 prop_assert_eq!(log.back(), deque.back());
                 prop_assert_eq!((log.len(), log.start(), log.end()), (deque.len(), popped, pushed));
+                for at in [popped.saturating_sub(1), popped, pushed / 2, pushed.saturating_sub(1), pushed] {
+                    prop_assert_eq!(log.get(at), at.checked_sub(popped).and_then(|i| deque.get(i)), "at {}", at);
+                }
             }
             prop_assert!(log.iter().eq(deque.iter()));
             let chunk_edges = [CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, popped + CHUNK];
@@ -285,5 +395,27 @@ mod tests {
         assert_eq!(written, bincode::serialize(&(0..3000).collect::<Vec<u32>>()).unwrap());
         let read: Shared<u32> = bincode::deserialize(&written).unwrap();
         assert!(read.iter().eq(log.iter()));
+    }
+
+    #[test]
+    fn slots_hold_what_a_vector_does_across_chunks() {
+        let mut slots: Slots<u64> = Slots::with_len(3);
+        let mut vector = vec![0u64; 3];
+        for (i, len) in [(2, 3), (SLOTS_CHUNK, SLOTS_CHUNK + 1), (3 * SLOTS_CHUNK + 5, 3 * SLOTS_CHUNK + 6), (7, 10)] {
+            slots.grow_to(len);
+            if vector.len() < len {
+                vector.resize(len, 0);
+            }
+            slots[i] = i as u64 + 1;
+            vector[i] = i as u64 + 1;
+        }
+        assert_eq!(slots.len(), vector.len());
+        assert_eq!((slots.get(vector.len()), slots.get(SLOTS_CHUNK)), (None, Some(&(SLOTS_CHUNK as u64 + 1))));
+        for v in slots.iter_mut() {
+            *v *= 2;
+        }
+        let doubled: Vec<u64> = vector.iter().map(|v| v * 2).collect();
+        assert_eq!(slots.clone().into_iter().collect::<Vec<_>>(), doubled);
+        assert_eq!((0..slots.len()).map(|i| slots[i]).collect::<Vec<_>>(), doubled);
     }
 }

@@ -7,6 +7,7 @@
 //! then rehashing the whole map into fresh memory). A segment's column holds
 //! only its members, usually a small part of the entity: a map.
 
+use crate::chunked::Slots;
 use foldhash::HashMap;
 use segflow_compiler::value::Value;
 
@@ -14,7 +15,8 @@ use segflow_compiler::value::Value;
 pub enum Column {
     /// By id; `None` is absent (the output's default). `present` counts the rest.
     Dense {
-        values: Vec<Option<Value>>,
+        /// In chunks: growing never copies the column.
+        values: Slots<Option<Value>>,
         present: usize,
     },
     Sparse(HashMap<u64, Value>),
@@ -37,7 +39,7 @@ impl Column {
         match self {
             Column::Sparse(map) if (map.len() + incoming) * 4 >= instances => {
                 let map = std::mem::take(map);
-                *self = Column::Dense { values: vec![None; instances], present: 0 };
+                *self = Column::Dense { values: Slots::with_len(instances), present: 0 };
                 for (id, value) in map {
                     self.insert(id, value);
                 }
@@ -46,9 +48,7 @@ impl Column {
                 let map = values.iter_mut().enumerate().filter_map(|(id, v)| Some((id as u64, v.take()?))).collect();
                 *self = Column::Sparse(map);
             }
-            // Grows by doubling: a server adding a few instances a batch does
-            // not copy the column every batch.
-            Column::Dense { values, .. } if values.len() < instances => values.resize(instances, None),
+            Column::Dense { values, .. } if values.len() < instances => values.grow_to(instances),
             _ => {}
         }
     }
@@ -64,9 +64,7 @@ impl Column {
         match self {
             Column::Dense { values, present } => {
                 let i = id as usize;
-                if i >= values.len() {
-                    values.resize(i + 1, None);
-                }
+                values.grow_to(i + 1);
                 if values[i].replace(value).is_none() {
                     *present += 1;
                 }
@@ -106,11 +104,12 @@ impl Column {
 #[cfg(test)]
 mod tests {
     use super::Column;
+    use crate::chunked::Slots;
     use segflow_compiler::value::Value;
 
     #[test]
     fn both_forms_hold_the_same_values() {
-        for mut column in [Column::Dense { values: Vec::new(), present: 0 }, Column::sparse()] {
+        for mut column in [Column::Dense { values: Slots::default(), present: 0 }, Column::sparse()] {
             assert_eq!(column.get(3), None);
             column.insert(3, Value::Int(7));
             column.insert(0, Value::Null);

@@ -829,7 +829,8 @@ impl Engine {
         }
         self.next_time = batch_time + 1;
         // What this batch publishes, as of now (a later submit may change it).
-        let new_keys = self.keys.iter().enumerate().map(|(e, i)| i.keys_from(first_new_key[e]).to_vec()).collect();
+        let new_keys =
+            self.keys.iter().enumerate().map(|(e, i)| i.keys_from(first_new_key[e]).cloned().collect()).collect();
         let attributes = touched
             .iter()
             .enumerate()
@@ -853,9 +854,8 @@ impl Engine {
         for (e, keys) in submitted.new_keys.into_iter().enumerate() {
             let table = &mut state.entities[e];
             for key in keys {
-                let id = table.keys.len() as u64;
-                table.ids.insert(key.clone(), id);
-                table.keys.push(key);
+                // New keys come in id order, each once.
+                table.keys.intern(&key);
             }
         }
         for (e, rows) in submitted.attributes.into_iter().enumerate() {

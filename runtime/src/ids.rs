@@ -19,7 +19,7 @@ use segflow_compiler::value::Value;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-const SHARDS: usize = 64;
+pub(crate) const SHARDS: usize = 64;
 /// Bytes per chunk (a longer id gets a chunk of its own length).
 const CHUNK_BYTES: usize = 64 * 1024;
 
@@ -90,7 +90,7 @@ impl IdSet {
 
 /// The shard of an id's hash. Not its top bits (hashbrown compares those
 /// within a table) nor its lowest (it places by those).
-fn shard(hash: u64) -> usize {
+pub(crate) fn shard(hash: u64) -> usize {
     (hash >> 32) as usize % SHARDS
 }
 

@@ -8,8 +8,11 @@
 //! a cache miss in a table of a million instances; and no key is stored. An
 //! instance without state holds the default, which allocates nothing.
 //! (While few of the slots would hold a state, the states are in a hash
-//! table instead: see `Form`.)
+//! table instead: see `Form`.) The vector grows in chunks (`Slots`): when
+//! an entity passed a power of two of instances, each of its operators'
+//! vectors was copied whole, in the middle of a batch.
 
+use crate::chunked::Slots;
 use foldhash::HashMap;
 
 pub struct Instances<S> {
@@ -31,7 +34,7 @@ pub struct Instances<S> {
 /// every instance in a vector: its states are in a hash table while fewer
 /// than a quarter of the slots would be used.
 enum Form<S> {
-    Dense(Vec<S>),
+    Dense(Slots<S>),
     Sparse(HashMap<u64, S>),
 }
 
@@ -45,7 +48,7 @@ impl<S: Default> Instances<S> {
     pub fn new(worker: usize, workers: usize, vacant: fn(&S) -> bool) -> Self {
         let workers = workers.max(1) as u64;
         Instances {
-            form: Form::Dense(Vec::new()),
+            form: Form::Dense(Slots::default()),
             worker: worker as u64 % workers,
             workers,
             span: 0,
@@ -72,10 +75,7 @@ impl<S: Default> Instances<S> {
         }
         match &mut self.form {
             Form::Dense(states) => {
-                if at >= states.len() {
-                    // Amortized: `resize_with` grows the vector at least twofold.
-                    states.resize_with(at + 1, S::default);
-                }
+                states.grow_to(at + 1);
                 if (self.vacant)(&states[at]) {
                     self.present += 1;
                 }
@@ -144,8 +144,7 @@ impl<S: Default> Instances<S> {
                 self.form = Form::Sparse(map);
             }
             Form::Sparse(map) if present * 2 >= span || self.span <= SMALL => {
-                let mut states = Vec::new();
-                states.resize_with(self.span, S::default);
+                let mut states = Slots::with_len(self.span);
                 for (at, state) in std::mem::take(map) {
                     states[at as usize] = state;
                 }

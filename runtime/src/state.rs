@@ -8,6 +8,7 @@
 
 use crate::chunked::Shared;
 use crate::column::Column;
+use crate::intern::Interner;
 use crate::render::{output_order, OutputUpdate, Row, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
@@ -30,9 +31,9 @@ pub struct Change {
 
 #[derive(Clone, Debug, Default)]
 pub struct EntityTable {
-    /// Key value of each interned id.
-    pub keys: Vec<Value>,
-    pub ids: HashMap<Value, u64>,
+    /// Key value of each interned id, and the id of each key (in chunks and
+    /// shards: growing never copies or rehashes all of them at once).
+    pub keys: Interner,
     /// Current attribute rows (all declared fields; the key field holds `Ref(id)`).
     pub attributes: HashMap<u64, Row>,
 }
@@ -183,7 +184,7 @@ impl ServingState {
                 }
             }
             Def::Segment(_) => {
-                let key = self.entities[out.entity].keys[id as usize].clone();
+                let key = self.entities[out.entity].keys.key(id).clone();
                 if diff > 0 {
                     self.columns[output].insert(id, Value::Bool(true));
                     self.members[output].insert(key.clone(), logical);
@@ -212,7 +213,7 @@ impl ServingState {
     /// What a tag computed on read (`OnRead`) reads of instance `id` of `entity`.
     fn read_input(&self, entity: usize, id: u64, input: &ReadInput) -> Value {
         match input {
-            ReadInput::Key => self.entities[entity].keys.get(id as usize).cloned().unwrap_or(Value::Null),
+            ReadInput::Key => self.entities[entity].keys.key_of(id).cloned().unwrap_or(Value::Null),
             ReadInput::Attribute(i) => {
                 self.entities[entity].attributes.get(&id).map_or(Value::Null, |row| row[*i].clone())
             }
@@ -235,7 +236,7 @@ impl ServingState {
     /// An instance's profile (EQL.md §11) as a JSON object, or `None` if no
     /// record named it.
     pub fn profile(&self, entity: usize, key: &Value) -> Option<Vec<u8>> {
-        let id = *self.entities[entity].ids.get(key)?;
+        let id = self.entities[entity].keys.get(key)?;
         let mut line = Vec::with_capacity(512);
         self.write_profile(&mut line, entity, id);
         Some(line)
@@ -246,7 +247,7 @@ impl ServingState {
     fn write_profile(&self, line: &mut Vec<u8>, entity: usize, id: u64) {
         let (ent, table, layout) = (&self.plan.entities[entity], &self.entities[entity], &self.layouts[entity]);
         line.extend_from_slice(&layout.head);
-        self.write_value(line, &table.keys[id as usize], ent.fields[ent.key].ty);
+        self.write_value(line, table.keys.key(id), ent.fields[ent.key].ty);
         line.extend_from_slice(b",\"attributes\":{");
         let mut first = true;
         if let Some(row) = table.attributes.get(&id) {
@@ -302,7 +303,7 @@ impl ServingState {
             Value::Ref(id) => match ty {
                 Type::Ref(e) => self.entities[e]
                     .keys
-                    .get(*id as usize)
+                    .key_of(*id)
                     .map_or(serde_json::Value::Null, |k| self.json_value(k, Type::String)),
                 _ => json!(id),
             },
@@ -335,7 +336,7 @@ impl ServingState {
         for e in entities {
             let table = &self.entities[e];
             let mut ids: Vec<u64> = (0..table.keys.len() as u64).collect();
-            ids.sort_by(|a, b| table.keys[*a as usize].cmp(&table.keys[*b as usize]));
+            ids.sort_by(|a, b| table.keys.key(*a).cmp(table.keys.key(*b)));
             // Rendering is most of a dump's time: each thread renders a run of
             // profiles into its own buffer, and the buffers are written in order.
             for round in ids.chunks(threads * DUMP_RUN) {
@@ -376,7 +377,7 @@ impl ServingState {
             }
             // A reference as its key, as `json_value` shows it.
             Value::Ref(id) => match ty {
-                Type::Ref(e) => match self.entities.get(e).and_then(|table| table.keys.get(*id as usize)) {
+                Type::Ref(e) => match self.entities.get(e).and_then(|table| table.keys.key_of(*id)) {
                     Some(key) => self.write_value(out, key, Type::String),
                     None => out.extend_from_slice(b"null"),
                 },
@@ -449,8 +450,7 @@ mod tests {
         let mut state = ServingState::new(Arc::new(plan));
         let users = &mut state.entities[0];
         for (id, key) in ["a", "b"].into_iter().enumerate() {
-            users.ids.insert(Value::str(key), id as u64);
-            users.keys.push(Value::str(key));
+            assert_eq!(users.keys.intern(&Value::str(key)), (id as u64, true));
         }
         state
     }
@@ -471,8 +471,7 @@ mod tests {
         let mut state = ServingState::new(Arc::new(plan));
         for (e, keys) in [(0, ["s1", "s2"]), (1, ["a", "b"])] {
             for (id, key) in keys.into_iter().enumerate() {
-                state.entities[e].ids.insert(Value::str(key), id as u64);
-                state.entities[e].keys.push(Value::str(key));
+                assert_eq!(state.entities[e].keys.intern(&Value::str(key)), (id as u64, true));
             }
         }
         // a's home is s2 (with a region), b has none.
