@@ -10,13 +10,14 @@
 //! `Shared` also makes a copy cheap: a full chunk never changes again, so it
 //! is shared (`Arc`) and a copy (a snapshot's) clones pointers, not items.
 //! `Slots` is a vector by index that grows the same way, for per-instance
-//! state: when an entity passes a power of two of instances, every such
-//! vector of it doubled at once, in the workers and the serving state.
+//! state: as `Vec`s, every such vector of an entity would double at once when
+//! it passes a power of two of instances, in the workers and the serving
+//! state.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Items per chunk: 32–48 KB for the 32–48-byte items kept here.
+/// Items per chunk: 24–48 KB for the 24–48-byte items kept here.
 pub const CHUNK: usize = 1024;
 
 /// An append-only log that forgets from its front; a clone shares every full
@@ -226,16 +227,20 @@ impl<T> Queue<T> {
     }
 }
 
-/// Slots per `Slots` chunk (a power of two: an index splits by shifts).
+/// `Slots` chunks hold 1 << SLOTS_SHIFT slots (a power of two: an index
+/// splits by shifts).
 const SLOTS_SHIFT: u32 = 12;
 const SLOTS_CHUNK: usize = 1 << SLOTS_SHIFT;
 
-/// A vector indexed by position whose growth allocates chunks of
-/// `SLOTS_CHUNK` default slots and never moves a slot: a read is one more
-/// load (of the chunk's address, from a short list that stays in cache).
+/// A vector indexed by position, in chunks of `SLOTS_CHUNK` slots, where a
+/// `Vec` would double and copy every slot: growing moves at most the last
+/// chunk, which grows as a `Vec` does up to its full size (so a vector of a
+/// few slots costs a few slots). Every chunk but the last is full. A read is
+/// one more load (of the chunk's address, from a short list that stays in
+/// cache).
 #[derive(Clone, Debug)]
 pub struct Slots<T> {
-    chunks: Vec<Box<[T]>>,
+    chunks: Vec<Vec<T>>,
     len: usize,
 }
 
@@ -255,10 +260,16 @@ impl<T: Default> Slots<T> {
 
     /// Makes it at least `len` slots long; new slots hold the default.
     pub fn grow_to(&mut self, len: usize) {
-        while self.chunks.len() << SLOTS_SHIFT < len {
-            self.chunks.push(std::iter::repeat_with(T::default).take(SLOTS_CHUNK).collect());
+        while self.len < len {
+            if self.chunks.last().is_none_or(|last| last.len() == SLOTS_CHUNK) {
+                self.chunks.push(Vec::new());
+            }
+            let full = (self.chunks.len() - 1) << SLOTS_SHIFT;
+            if let Some(last) = self.chunks.last_mut() {
+                last.resize_with((len - full).min(SLOTS_CHUNK), T::default);
+                self.len = full + last.len();
+            }
         }
-        self.len = self.len.max(len);
     }
 }
 
@@ -280,18 +291,16 @@ impl<T> Slots<T> {
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        let len = self.len;
-        self.chunks.iter_mut().flat_map(|c| c.iter_mut()).take(len)
+        self.chunks.iter_mut().flatten()
     }
 }
 
 impl<T> IntoIterator for Slots<T> {
     type Item = T;
-    type IntoIter = std::iter::Take<std::iter::FlatMap<std::vec::IntoIter<Box<[T]>>, Vec<T>, fn(Box<[T]>) -> Vec<T>>>;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<T>>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        let into_vec: fn(Box<[T]>) -> Vec<T> = <[T]>::into_vec;
-        self.chunks.into_iter().flat_map(into_vec).take(self.len)
+        self.chunks.into_iter().flatten()
     }
 }
 
@@ -354,7 +363,7 @@ mod tests {
                 prop_assert_eq!(log.front(), deque.front());
                 prop_assert_eq!(log.back(), deque.back());
                 prop_assert_eq!((log.len(), log.start(), log.end()), (deque.len(), popped, pushed));
-                for at in [popped.saturating_sub(1), popped, pushed / 2, pushed.saturating_sub(1), pushed] {
+                for at in [popped.saturating_sub(1), popped, pushed / 2, pushed.saturating_sub(1), pushed, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK] {
                     prop_assert_eq!(log.get(at), at.checked_sub(popped).and_then(|i| deque.get(i)), "at {}", at);
                 }
             }
@@ -400,6 +409,7 @@ mod tests {
     #[test]
     fn slots_hold_what_a_vector_does_across_chunks() {
         let mut slots: Slots<u64> = Slots::with_len(3);
+        assert_eq!(slots.chunks[0].len(), 3, "a few slots cost a few slots");
         let mut vector = vec![0u64; 3];
         for (i, len) in [(2, 3), (SLOTS_CHUNK, SLOTS_CHUNK + 1), (3 * SLOTS_CHUNK + 5, 3 * SLOTS_CHUNK + 6), (7, 10)] {
             slots.grow_to(len);

@@ -855,7 +855,9 @@ impl Engine {
             let table = &mut state.entities[e];
             for key in keys {
                 // New keys come in id order, each once.
-                table.keys.intern(&key);
+                let next = table.keys.len() as u64;
+                let interned = table.keys.intern(&key);
+                debug_assert_eq!(interned, (next, true), "published keys out of step with the engine's");
             }
         }
         for (e, rows) in submitted.attributes.into_iter().enumerate() {

@@ -8,9 +8,9 @@
 //! a cache miss in a table of a million instances; and no key is stored. An
 //! instance without state holds the default, which allocates nothing.
 //! (While few of the slots would hold a state, the states are in a hash
-//! table instead: see `Form`.) The vector grows in chunks (`Slots`): when
-//! an entity passed a power of two of instances, each of its operators'
-//! vectors was copied whole, in the middle of a batch.
+//! table instead: see `Form`.) The vector grows in chunks (`Slots`), where a
+//! `Vec` of each operator would double, copying every state, in the same
+//! batch as the entity passes a power of two of instances.
 
 use crate::chunked::Slots;
 use foldhash::HashMap;
@@ -76,10 +76,11 @@ impl<S: Default> Instances<S> {
         match &mut self.form {
             Form::Dense(states) => {
                 states.grow_to(at + 1);
-                if (self.vacant)(&states[at]) {
+                let state = &mut states[at];
+                if (self.vacant)(state) {
                     self.present += 1;
                 }
-                &mut states[at]
+                state
             }
             Form::Sparse(map) => {
                 if grows {

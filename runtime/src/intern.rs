@@ -62,11 +62,12 @@ impl Interner {
     pub fn intern(&mut self, key: &Value) -> (u64, bool) {
         let hash = hash_of(&self.hasher, key);
         let (keys, hasher) = (&self.keys, &self.hasher);
-        match self.tables[shard(hash)].entry(
-            hash,
-            |slot| matches(keys, slot, key),
-            |slot| hash_of(hasher, stored_key(keys, slot)),
-        ) {
+        // A resize rehashes a key held in its slot from the slot.
+        let rehash = |slot: &Slot| match &slot.short {
+            Some(short) => hasher.hash_one(short.as_bytes()),
+            None => hash_of(hasher, stored_key(keys, slot)),
+        };
+        match self.tables[shard(hash)].entry(hash, |slot| matches(keys, slot, key), rehash) {
             Entry::Occupied(slot) => (slot.get().id, false),
             Entry::Vacant(vacant) => {
                 let id = self.keys.end() as u64;
@@ -92,7 +93,7 @@ impl Interner {
         self.keys.end()
     }
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
     }
     /// Keys from id `from` on, in id order (for publishing new keys).
     pub fn keys_from(&self, from: usize) -> impl Iterator<Item = &Value> {

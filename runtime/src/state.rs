@@ -336,7 +336,8 @@ impl ServingState {
         for e in entities {
             let table = &self.entities[e];
             let mut ids: Vec<u64> = (0..table.keys.len() as u64).collect();
-            ids.sort_by(|a, b| table.keys.key(*a).cmp(table.keys.key(*b)));
+            let keys: Vec<&Value> = table.keys.keys_from(0).collect();
+            ids.sort_by(|a, b| keys[*a as usize].cmp(keys[*b as usize]));
             // Rendering is most of a dump's time: each thread renders a run of
             // profiles into its own buffer, and the buffers are written in order.
             for round in ids.chunks(threads * DUMP_RUN) {
