@@ -779,3 +779,62 @@ fn a_failed_log_write_stops_writes_until_a_restart_and_loses_nothing_acknowledge
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// As above with four writers at once, so that batches are in flight (sent
+/// on while the one before is computed) when the log fails: whatever was
+/// acknowledged is there after a restart, once, and nothing refused is.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_log_write_under_concurrent_writers_loses_nothing_acknowledged() {
+    let (dir, model) = with_model("logfull-concurrent", MODEL);
+    let data = dir.join("data");
+    let mut limited = Command::new("bash");
+    limited.args(["-c", r#"trap '' XFSZ; ulimit -S -f 64 && exec "$@""#, "bash", env!("CARGO_BIN_EXE_segflow")]);
+    limited.args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0"]);
+    limited.args(["--snapshot-secs", "100000", "--data-dir"]).arg(&data);
+    let (mut child, addr, _) = start_command(limited);
+    let next = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let next = next.clone();
+            std::thread::spawn(move || {
+                let (mut acked, mut refused) = (Vec::new(), Vec::new());
+                loop {
+                    let r = next.fetch_add(1, Ordering::Relaxed);
+                    assert!(r < 20_000, "the log never filled");
+                    let body = format!(r#"{{"entity":"item","id":"i{r}","set":{{"v":{r}}}}}"#);
+                    match http(addr, "POST", "/v1/records", &body) {
+                        Some((200, _)) => acked.push(r),
+                        Some((503, _)) => {
+                            refused.push(r);
+                            return (acked, refused);
+                        }
+                        other => panic!("unexpected answer to request {r}: {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    for writer in writers {
+        let (a, r) = writer.join().expect("writer");
+        acked.extend(a);
+        refused.extend(r);
+    }
+    assert!(!acked.is_empty() && !refused.is_empty());
+    child.kill().unwrap();
+    let _ = child.wait();
+    let (mut child, addr) = start(&model, &data);
+    for r in &acked {
+        let (status, item) = http(addr, "GET", &format!("/v1/entities/item/i{r}"), "").unwrap();
+        assert_eq!(status, 200, "acknowledged request {r} is missing after the restart");
+        assert_eq!(item["attributes"]["v"], Value::from(*r));
+    }
+    for r in &refused {
+        let (status, _) = http(addr, "GET", &format!("/v1/entities/item/i{r}"), "").unwrap();
+        assert_eq!(status, 404, "refused request {r} was applied after the restart");
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
