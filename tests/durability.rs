@@ -160,6 +160,16 @@ fn sigkill_under_load_loses_no_acknowledged_record_and_applies_none_twice() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Checks that the item of every acknowledged request `r` (`i{r}`, `v` = r)
+/// is served.
+fn assert_items_acknowledged(addr: SocketAddr, acked: &[u64]) {
+    for r in acked {
+        let (status, item) = http(addr, "GET", &format!("/v1/entities/item/i{r}"), "").unwrap();
+        assert_eq!(status, 200, "acknowledged request {r} is missing after the restart");
+        assert_eq!(item["attributes"]["v"], Value::from(*r));
+    }
+}
+
 fn batch(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!(r#"{{"event":"ping","at":{},"user":"u{}","n":{i}}}"#, 1_795_132_800_000u64 + i as u64, i % 3))
@@ -617,11 +627,7 @@ fn a_stop_under_load_ends_promptly_keeping_every_acknowledged_record() {
     let acked = acked.lock().unwrap().clone();
     assert!(!acked.is_empty());
     let (mut child, addr) = start(&model, &data);
-    for r in &acked {
-        let (status, item) = http(addr, "GET", &format!("/v1/entities/item/i{r}"), "").unwrap();
-        assert_eq!(status, 200, "acknowledged request {r} is missing after the stop");
-        assert_eq!(item["attributes"]["v"], Value::from(*r));
-    }
+    assert_items_acknowledged(addr, &acked);
     child.kill().unwrap();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -724,6 +730,19 @@ fn wall_clock_expiries_are_logged_so_a_replay_keeps_their_times() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Starts a server whose files may not grow past 64 KB (a soft `ulimit -f`),
+/// the signal that limit sends ignored: a write past it fails, as on a full
+/// disk.
+#[cfg(target_os = "linux")]
+fn start_with_a_full_disk(model: &Path, data: &Path) -> (Child, SocketAddr) {
+    let mut limited = Command::new("bash");
+    limited.args(["-c", r#"trap '' XFSZ; ulimit -S -f 64 && exec "$@""#, "bash", env!("CARGO_BIN_EXE_segflow")]);
+    limited.args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0"]);
+    limited.args(["--snapshot-secs", "100000", "--data-dir"]).arg(data);
+    let (child, addr, _) = start_command(limited);
+    (child, addr)
+}
+
 /// A log write that fails stops writes until a restart, even once the disk
 /// has room again: after a torn entry, the next start would stop at the
 /// damage. Reads go on meanwhile, no snapshot is taken (not even at a clean
@@ -734,13 +753,7 @@ fn wall_clock_expiries_are_logged_so_a_replay_keeps_their_times() {
 fn a_failed_log_write_stops_writes_until_a_restart_and_loses_nothing_acknowledged() {
     let (dir, model) = with_model("logfull", MODEL);
     let data = dir.join("data");
-    // The server's files may not grow past 64 KB (a soft `ulimit -f`), and the signal
-    // that limit sends is ignored: a write past it fails, as on a full disk.
-    let mut limited = Command::new("bash");
-    limited.args(["-c", r#"trap '' XFSZ; ulimit -S -f 64 && exec "$@""#, "bash", env!("CARGO_BIN_EXE_segflow")]);
-    limited.args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0"]);
-    limited.args(["--snapshot-secs", "100000", "--data-dir"]).arg(&data);
-    let (mut child, addr, _) = start_command(limited);
+    let (mut child, addr) = start_with_a_full_disk(&model, &data);
     let mut acknowledged = 0;
     let refused = loop {
         let (status, answer) = http(addr, "POST", "/v1/records", &pings(acknowledged, acknowledged + 20)).unwrap();
@@ -788,11 +801,7 @@ fn a_failed_log_write_stops_writes_until_a_restart_and_loses_nothing_acknowledge
 fn a_failed_log_write_under_concurrent_writers_loses_nothing_acknowledged() {
     let (dir, model) = with_model("logfull-concurrent", MODEL);
     let data = dir.join("data");
-    let mut limited = Command::new("bash");
-    limited.args(["-c", r#"trap '' XFSZ; ulimit -S -f 64 && exec "$@""#, "bash", env!("CARGO_BIN_EXE_segflow")]);
-    limited.args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0"]);
-    limited.args(["--snapshot-secs", "100000", "--data-dir"]).arg(&data);
-    let (mut child, addr, _) = start_command(limited);
+    let (mut child, addr) = start_with_a_full_disk(&model, &data);
     let next = Arc::new(AtomicU64::new(0));
     let writers: Vec<_> = (0..4)
         .map(|_| {
@@ -825,11 +834,7 @@ fn a_failed_log_write_under_concurrent_writers_loses_nothing_acknowledged() {
     child.kill().unwrap();
     let _ = child.wait();
     let (mut child, addr) = start(&model, &data);
-    for r in &acked {
-        let (status, item) = http(addr, "GET", &format!("/v1/entities/item/i{r}"), "").unwrap();
-        assert_eq!(status, 200, "acknowledged request {r} is missing after the restart");
-        assert_eq!(item["attributes"]["v"], Value::from(*r));
-    }
+    assert_items_acknowledged(addr, &acked);
     for r in &refused {
         let (status, _) = http(addr, "GET", &format!("/v1/entities/item/i{r}"), "").unwrap();
         assert_eq!(status, 404, "refused request {r} was applied after the restart");
