@@ -1,6 +1,6 @@
-//! Queues that grow in fixed-size chunks, for the long-lived logs of a
-//! served history (events kept for snapshots, queued retractions, the
-//! segment change log, accepted event ids).
+//! Queues and vectors that grow in fixed-size chunks, for the long-lived
+//! state of a served history (events kept for snapshots, queued
+//! retractions, the segment change log, entity keys, per-instance state).
 //!
 //! A `Vec` or `VecDeque` grows by doubling: appending to one of millions of
 //! items now and then copies all of them, a pause of tens to hundreds of
@@ -143,27 +143,6 @@ impl<T> std::ops::Index<usize> for Shared<T> {
 
     fn index(&self, at: usize) -> &T {
         self.get(at).expect("a position held")
-    }
-}
-
-impl<T: serde::Serialize> serde::Serialize for Shared<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(Some(self.len()))?;
-        for item in self.iter() {
-            seq.serialize_element(item)?;
-        }
-        seq.end()
-    }
-}
-
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Shared<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Shared<T>, D::Error> {
-        let mut shared = Shared::default();
-        for item in Vec::<T>::deserialize(deserializer)? {
-            shared.push_back(item);
-        }
-        Ok(shared)
     }
 }
 
@@ -395,15 +374,6 @@ mod tests {
                 prop_assert_eq!((queue.len(), queue.is_empty()), (deque.len(), deque.is_empty()));
             }
         }
-    }
-
-    #[test]
-    fn a_log_reads_back_as_the_sequence_it_was_written_as() {
-        let log: Shared<u32> = (0..3000).collect();
-        let written = bincode::serialize(&log).unwrap();
-        assert_eq!(written, bincode::serialize(&(0..3000).collect::<Vec<u32>>()).unwrap());
-        let read: Shared<u32> = bincode::deserialize(&written).unwrap();
-        assert!(read.iter().eq(log.iter()));
     }
 
     #[test]
