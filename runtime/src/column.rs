@@ -60,6 +60,17 @@ impl Column {
         }
     }
 
+    /// Asks for the memory of `id`'s value without waiting for it: a batch
+    /// publishes values of instances scattered over columns far larger than
+    /// the cache (a map's slot is not known ahead).
+    pub fn prefetch(&self, id: u64) {
+        if let Column::Dense { values, .. } = self {
+            if let Some(slot) = values.get(id as usize) {
+                crate::instances::prefetch(slot);
+            }
+        }
+    }
+
     pub fn insert(&mut self, id: u64, value: Value) {
         match self {
             Column::Dense { values, present } => {

@@ -165,8 +165,16 @@ impl ServingState {
         updates.retain(|u| u.4 != 0);
         for one_time in updates.chunk_by_mut(|a, b| a.3 == b.3) {
             for retractions in [true, false] {
-                for (output, id, value, time, diff) in one_time.iter_mut().filter(|u| (u.4 < 0) == retractions) {
-                    self.apply_output(*output, *id, std::mem::take(value), *time, *diff);
+                for i in 0..one_time.len() {
+                    // The slot PUBLISH_AHEAD updates on is asked for now, so
+                    // the cache misses of scattered ids overlap.
+                    if let Some(ahead) = one_time.get(i + PUBLISH_AHEAD) {
+                        self.columns[ahead.0].prefetch(ahead.1);
+                    }
+                    let (output, id, value, time, diff) = &mut one_time[i];
+                    if (*diff < 0) == retractions {
+                        self.apply_output(*output, *id, std::mem::take(value), *time, *diff);
+                    }
                 }
             }
         }
@@ -422,6 +430,10 @@ fn layout(plan: &Plan, entity: usize) -> Layout {
         segments: segments.into_iter().map(|o| (o, named(&outputs[o].name, false))).collect(),
     }
 }
+
+/// How many updates ahead publishing asks for a value's memory: enough to
+/// cover a miss's latency with the work of the updates between.
+const PUBLISH_AHEAD: usize = 8;
 
 /// Profiles a dump thread renders at a time.
 const DUMP_RUN: usize = 8192;
