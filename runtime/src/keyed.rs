@@ -36,7 +36,7 @@ use timely::progress::frontier::MutableAntichain;
 /// What an operator keeps for one instance, and how a time's changes to its
 /// values update it. There is one per instance, often millions, so what all
 /// of an operator's instances share (`Logic`) is not kept in each.
-trait InstanceState<D, V>: Default {
+pub(crate) trait InstanceState<D, V>: Default {
     /// What the instance produces from its values, the operator's to hold.
     type Logic;
     /// Adds `changes` (in no particular order; it may reorder or drain them)
@@ -64,7 +64,7 @@ trait InstanceState<D, V>: Default {
 }
 
 /// How an operator holds one time's changes until the time completes.
-trait Pending<D>: Default {
+pub(crate) trait Pending<D>: Default {
     fn push(&mut self, key: u64, value: D, diff: isize);
     /// Changes (or folded values) held.
     fn held(&self) -> usize;
@@ -78,7 +78,7 @@ trait Pending<D>: Default {
 /// so that the cache misses of a table of a million instances overlap
 /// instead of following one another.
 #[derive(Clone, Copy, Default)]
-struct Ahead {
+pub(crate) struct Ahead {
     near: Option<u64>,
     far: Option<u64>,
 }
@@ -102,7 +102,7 @@ impl Ahead {
 }
 
 /// Every change, grouped by instance when the time completes.
-struct Changes<D>(Vec<(u64, D, isize)>);
+pub(crate) struct Changes<D>(Vec<(u64, D, isize)>);
 
 impl<D> Default for Changes<D> {
     fn default() -> Self {
@@ -189,7 +189,7 @@ const ABSORB_HELD: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
 /// holds each time's changes (`P`) until the time completes, then updates
 /// every touched instance's state once, in time order, and emits what that
 /// changed.
-fn keyed<'s, D, V, S, P>(
+pub(crate) fn keyed<'s, D, V, S, P>(
     values: VecCollection<'s, Time, (u64, D), isize>,
     name: &str,
     logic: S::Logic,

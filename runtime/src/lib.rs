@@ -19,6 +19,7 @@ pub mod distinct;
 pub mod due;
 pub mod engine;
 pub mod folded;
+pub mod gathered;
 pub mod ids;
 pub mod instances;
 pub mod intern;

@@ -11,6 +11,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::distinct::distinct_counts;
+use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, expiring, mode, running};
 use crate::totals::{totals, SumCount};
@@ -284,36 +285,24 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     // One operator for all of them, not a chain of pairwise ones.
                     let parts = instances.concatenate(slots);
                     let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
-                    // One row buffer per gather, reused for every instance it recomputes.
-                    let buffer = RefCell::new(Row::new());
-                    let row_of = move |input: &Values<(u32, Value)>, f: &mut dyn FnMut(&Row)| {
-                        let mut row = buffer.borrow_mut();
-                        if gather_row(&defaults, &exprs, input, &mut row) {
-                            f(&row);
-                        }
-                    };
                     // A gather read only by projections (tags and segments, not a
                     // lookup of a join) outputs just the values they keep, one per
                     // (instance, projection): a change then carries the slots that
                     // changed, not a retraction and re-insertion of the whole row.
                     let dense_needed = plan.arrangements.iter().any(|a| a.node == n && a.key_field.is_none());
                     if dense_needed {
+                        // One row buffer per gather, reused for every instance it recomputes.
+                        let buffer = RefCell::new(Row::new());
                         Rendered::Dense(by_key(parts, "Gather", move |input, output: &mut Vec<SharedRow>| {
-                            row_of(input, &mut |row| output.push(SharedRow::from(row.as_slice())));
+                            let mut row = buffer.borrow_mut();
+                            if gather_row(&defaults, &exprs, input, &mut row) {
+                                output.push(SharedRow::from(row.as_slice()));
+                            }
                         }))
                     } else {
-                        let kept_slots: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
-                        let count = kept_slots.len();
-                        let slots = by_key(parts, "Gather", move |input, output: &mut Vec<(u32, Value)>| {
-                            row_of(input, &mut |row| {
-                                for (j, &(slot, keep)) in kept_slots.iter().enumerate() {
-                                    let v = row.get(slot).unwrap_or(&Value::Null);
-                                    if kept(keep, v) {
-                                        output.push((j as u32, v.clone()));
-                                    }
-                                }
-                            });
-                        });
+                        let kept: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
+                        let count = kept.len();
+                        let slots = gathered::projected(parts, "Gather", Projections { defaults, exprs, kept });
                         Rendered::Projected(split_slots(slots, count))
                     }
                 }
@@ -446,14 +435,6 @@ fn derive_row(row: &mut Row, slots: [Value; 2], exprs: &[ScalarExpr]) {
     for e in exprs {
         let v = e.eval(row);
         row.push(v);
-    }
-}
-
-/// Whether a projection keeps `v`: a value that is not null, or a segment's true.
-fn kept(keep: Keep, v: &Value) -> bool {
-    match keep {
-        Keep::NonNull => !v.is_null(),
-        Keep::True => *v == Value::Bool(true),
     }
 }
 

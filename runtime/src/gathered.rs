@@ -1,0 +1,295 @@
+//! The state behind a gather read only by projections (tags and segments):
+//! each instance's slot values in place, and what each projection kept.
+//!
+//! A gather's inputs are columns and attribute rows, each of which holds at
+//! most one value per instance once a time completes. So an instance's slots
+//! are a row, not a multiset: a change overwrites or clears its slot, with no
+//! sorting and no merging of sorted values, and the projections' previous
+//! values sit by position, so their changes come from comparing slot by slot
+//! (`keyed::by_key` held the slots as a sorted multiset, sorted what the row
+//! produced and merged it with what it produced before).
+//!
+//! A time's changes can come in parts and in any order, so a slot can hold
+//! two values for a while (the new one came before the old one's
+//! retraction), or a retraction of a value it does not hold yet. Such a
+//! slot's changes wait in `odd`, consolidated, until they are one value again.
+
+use crate::keyed::{keyed, Changes, InstanceState};
+use crate::render::{Row, Time};
+use differential_dataflow::VecCollection;
+use segflow_compiler::eval::ScalarExpr;
+use segflow_compiler::plan::Keep;
+use segflow_compiler::value::Value;
+use thin_vec::ThinVec;
+
+/// What every instance of one gather shares.
+pub struct Projections {
+    /// Each slot's value when the instance has none (slot 0 is the instance).
+    pub defaults: Vec<Value>,
+    /// Evaluated in order, each reading the slots and the ones before it.
+    pub exprs: Vec<ScalarExpr>,
+    /// Per projection, the row position it reads and what it keeps.
+    pub kept: Vec<(usize, Keep)>,
+}
+
+/// The projections' values of a gather over `slots` (instance, (slot,
+/// value)), as (instance, (projection, value)), one per kept value.
+pub fn projected<'s>(
+    slots: VecCollection<'s, Time, (u64, (u32, Value)), isize>,
+    name: &str,
+    projections: Projections,
+) -> VecCollection<'s, Time, (u64, (u32, Value)), isize> {
+    keyed::<_, _, Gathered, Changes<(u32, Value)>>(slots, name, Logic { projections, row: Default::default() })
+}
+
+pub struct Logic {
+    projections: Projections,
+    /// One row buffer for every instance the operator recomputes.
+    row: std::cell::RefCell<Row>,
+}
+
+/// One instance's slots and projected values.
+#[derive(Default)]
+pub struct Gathered {
+    /// By slot; `None` is no value (or, while `odd` has changes for the slot,
+    /// that they stand for its values).
+    slots: ThinVec<Option<Value>>,
+    /// Consolidated changes of slots that are not one value, by (slot, value).
+    odd: ThinVec<((u32, Value), isize)>,
+    /// Each projection's value as last produced; empty until it produced.
+    produced: ThinVec<Option<Value>>,
+}
+
+impl Gathered {
+    fn has_odd(&self, slot: u32) -> bool {
+        self.odd.iter().any(|((s, _), _)| *s == slot)
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> &mut Option<Value> {
+        let at = slot as usize;
+        if self.slots.len() <= at {
+            self.slots.resize(at + 1, None);
+        }
+        &mut self.slots[at]
+    }
+
+    /// Takes one change in its slot if the slot stays one value, else sets it
+    /// aside in `odd`.
+    fn take_in(&mut self, slot: u32, value: Value, diff: isize) {
+        if !self.has_odd(slot) {
+            let held = self.slot_mut(slot);
+            match (diff, &held) {
+                (-1, Some(v)) if *v == value => {
+                    *held = None;
+                    return;
+                }
+                (1, None) => {
+                    *held = Some(value);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.odd.push(((slot, value), diff));
+    }
+
+    /// Consolidates `odd` with the values of its slots, and puts each slot
+    /// that is one value (or none) back in place.
+    fn settle(&mut self) {
+        let mut odd = std::mem::take(&mut self.odd);
+        let slots: Vec<u32> = odd.iter().map(|((s, _), _)| *s).collect();
+        for slot in slots {
+            if let Some(v) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+                odd.push(((slot, v), 1));
+            }
+        }
+        odd.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        odd.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
+            }
+            same
+        });
+        odd.retain(|(_, d)| *d != 0);
+        for group in odd.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+            if let [((slot, value), 1)] = group {
+                *self.slot_mut(*slot) = Some(value.clone());
+            } else {
+                self.odd.extend(group.iter().cloned());
+            }
+        }
+    }
+
+    /// The instance's row: defaults, its slots' values, then each expression.
+    /// False if it is not an instance (slot 0 has no value).
+    fn fill(&self, logic: &Projections, row: &mut Row) -> bool {
+        let instance =
+            matches!(self.slots.first(), Some(Some(_))) || self.odd.iter().any(|((s, _), d)| *s == 0 && *d > 0);
+        if !instance {
+            return false;
+        }
+        row.clear();
+        row.extend_from_slice(&logic.defaults);
+        for (slot, value) in self.slots.iter().enumerate() {
+            if let (Some(v), Some(at)) = (value, row.get_mut(slot)) {
+                *at = v.clone();
+            }
+        }
+        // Not one value at a completed time only if an input broke its
+        // contract: the greatest inserted value wins, as in a multiset's row.
+        for ((slot, value), diff) in &self.odd {
+            if let (true, Some(at)) = (*diff > 0, row.get_mut(*slot as usize)) {
+                *at = value.clone();
+            }
+        }
+        for e in &logic.exprs {
+            let v = e.eval(row);
+            row.push(v);
+        }
+        true
+    }
+}
+
+impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
+    type Logic = Logic;
+
+    fn absorb(&mut self, changes: &mut Vec<((u32, Value), isize)>) {
+        // Retractions first: the old value leaves its slot before the new
+        // one comes, whichever order they arrived in.
+        for retractions in [true, false] {
+            for ((slot, value), diff) in changes.iter_mut() {
+                if (*diff < 0) == retractions && *diff != 0 {
+                    self.take_in(*slot, std::mem::take(value), *diff);
+                }
+            }
+        }
+        changes.clear();
+        if !self.odd.is_empty() {
+            self.settle();
+        }
+    }
+
+    fn produce(&mut self, logic: &Logic, _: &mut Vec<(u32, Value)>, out: &mut Vec<((u32, Value), isize)>) {
+        let projections = &logic.projections;
+        let mut row = logic.row.borrow_mut();
+        let instance = self.fill(projections, &mut row);
+        if self.produced.is_empty() {
+            if !instance {
+                return;
+            }
+            self.produced.resize(projections.kept.len(), None);
+        }
+        for (j, (&(at, keep), before)) in projections.kept.iter().zip(self.produced.iter_mut()).enumerate() {
+            let now = if instance { row.get(at).filter(|v| kept(keep, v)) } else { None };
+            if now == before.as_ref() {
+                continue;
+            }
+            if let Some(old) = before.take() {
+                out.push(((j as u32, old), -1));
+            }
+            if let Some(new) = now {
+                out.push(((j as u32, new.clone()), 1));
+                *before = Some(new.clone());
+            }
+        }
+        if !instance {
+            // Nothing produced any more: no buffer to keep.
+            self.produced = ThinVec::new();
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count() + self.odd.len()
+    }
+
+    fn holds_output(&self) -> bool {
+        !self.produced.is_empty()
+    }
+
+    fn prefetch(&self) {
+        crate::instances::prefetch(self.slots.as_slice());
+    }
+}
+
+/// Whether a projection keeps `v`: a value that is not null, or a segment's true.
+pub fn kept(keep: Keep, v: &Value) -> bool {
+    match keep {
+        Keep::NonNull => !v.is_null(),
+        Keep::True => *v == Value::Bool(true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gathered;
+    use crate::keyed::InstanceState;
+    use proptest::prelude::*;
+    use segflow_compiler::value::Value;
+    use std::collections::BTreeMap;
+
+    /// Slot values a multiset of changes consolidates to.
+    fn consolidated(changes: &[((u32, Value), isize)]) -> BTreeMap<(u32, Value), isize> {
+        let mut m = BTreeMap::new();
+        for (k, d) in changes {
+            *m.entry(k.clone()).or_insert(0) += d;
+        }
+        m.retain(|_, d| *d != 0);
+        m
+    }
+
+    fn held(g: &Gathered) -> BTreeMap<(u32, Value), isize> {
+        let mut all: Vec<((u32, Value), isize)> = g.odd.to_vec();
+        for (slot, v) in g.slots.iter().enumerate() {
+            if let Some(v) = v {
+                all.push(((slot as u32, v.clone()), 1));
+            }
+        }
+        consolidated(&all)
+    }
+
+    proptest! {
+        /// Whatever the order and the parts changes come in, the state holds
+        /// exactly their consolidated multiset, and once that is at most one
+        /// value per slot, every slot is in place and nothing is odd.
+        #[test]
+        fn parts_in_any_order_leave_the_consolidated_slots(
+            rounds in prop::collection::vec(prop::collection::vec((0u32..3, 0i64..3), 0..4), 1..6),
+            seed in any::<u64>(),
+            cut in 1usize..5,
+        ) {
+            // Each round moves every slot it names from its value to a new
+            // one: the changes of a column over successive times.
+            let mut current: BTreeMap<u32, i64> = BTreeMap::new();
+            let mut changes = Vec::new();
+            for round in rounds {
+                for (slot, v) in round {
+                    if let Some(old) = current.insert(slot, v) {
+                        changes.push(((slot, Value::Int(old)), -1));
+                    }
+                    changes.push(((slot, Value::Int(v)), 1));
+                }
+            }
+            // Shuffled (a fixed permutation by seed) and fed in parts.
+            let mut order: Vec<usize> = (0..changes.len()).collect();
+            let mut s = seed;
+            for i in (1..order.len()).rev() {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                order.swap(i, (s >> 33) as usize % (i + 1));
+            }
+            let shuffled: Vec<_> = order.iter().map(|&i| changes[i].clone()).collect();
+            let mut g = Gathered::default();
+            for (i, part) in shuffled.chunks(cut).enumerate() {
+                g.absorb(&mut part.to_vec());
+                let fed = (i * cut + part.len()).min(shuffled.len());
+                prop_assert_eq!(held(&g), consolidated(&shuffled[..fed]));
+            }
+            prop_assert_eq!(held(&g), consolidated(&changes));
+            prop_assert!(g.odd.is_empty(), "odd left: {:?}", g.odd);
+            let expected: BTreeMap<u32, Value> = current.into_iter().map(|(s, v)| (s, Value::Int(v))).collect();
+            let slots: BTreeMap<u32, Value> = g.slots.iter().enumerate()
+                .filter_map(|(s, v)| Some((s as u32, v.clone()?))).collect();
+            prop_assert_eq!(slots, expected);
+        }
+    }
+}
