@@ -144,6 +144,10 @@ const FEED_CHUNK: usize = 1 << 16;
 /// (see `warm_references`): what they touch stays in the cache meanwhile.
 const WARM_RECORDS: usize = 128;
 
+/// The largest output buffer (in changes: 64k, 3.5 MB) kept from one batch
+/// to the next (see `OutputChunks::merge_into`).
+const KEEP_OUTPUTS: usize = 1 << 16;
+
 /// Windowed rows (held and sent together) a batch on its event clock keeps
 /// before it first drops the ones already out of their windows (see
 /// `AwaitingNow`); few in debug builds, so that tests drop them.
@@ -264,6 +268,8 @@ pub struct Engine {
     acks: Receiver<Ack>,
     /// Worker answers that arrived before their batch was waited for.
     early: Vec<Ack>,
+    /// The buffer a batch's output changes are merged into (see `complete`).
+    outputs: Vec<OutputUpdate>,
     guards: Option<timely::communication::initialize::WorkerGuards<()>>,
     state: Arc<RwLock<ServingState>>,
     // Driver-side model state.
@@ -444,6 +450,7 @@ impl Engine {
             commands,
             acks,
             early: Vec::new(),
+            outputs: Vec::new(),
             guards: Some(guards),
             config: EngineConfig { workers, ..config },
             plan,
@@ -842,7 +849,8 @@ impl Engine {
     /// Waits until the workers have finished a submitted batch, then publishes
     /// it whole: instances, attributes, tag and segment changes, time.
     pub fn complete(&mut self, submitted: Submitted) -> BatchOutcome {
-        let mut outputs = self.receive(submitted.upto);
+        let mut outputs = std::mem::take(&mut self.outputs);
+        self.receive(submitted.upto, &mut outputs);
         if let Some(stamp) = submitted.stamp {
             for output in &mut outputs {
                 output.3 = stamp;
@@ -869,10 +877,14 @@ impl Engine {
                 };
             }
         }
-        state.apply_outputs(outputs);
+        state.apply_outputs(&mut outputs);
         state.time = submitted.new_now;
         state.batches += 1;
         drop(state);
+        // Kept for the next batch unless a large one (a backfill) grew it.
+        if outputs.capacity() <= KEEP_OUTPUTS {
+            self.outputs = outputs;
+        }
         let outcome = submitted.outcome;
         tracing::debug!(
             records = submitted.records,
@@ -1051,9 +1063,10 @@ impl Engine {
         }
     }
 
-    /// Waits for every worker's answer to the batch complete at `upto`; answers
-    /// for later batches (a worker can run ahead) are kept for their turn.
-    fn receive(&mut self, upto: Time) -> Vec<OutputUpdate> {
+    /// Waits for every worker's answer to the batch complete at `upto` and
+    /// merges their changes into `outputs`; answers for later batches (a
+    /// worker can run ahead) are kept for their turn.
+    fn receive(&mut self, upto: Time, outputs: &mut Vec<OutputUpdate>) {
         let n = self.commands.len();
         let mut runs = Vec::new();
         let mut got = 0;
@@ -1076,7 +1089,7 @@ impl Engine {
                 Err(_) => break,
             }
         }
-        OutputChunks::merge(runs)
+        OutputChunks::merge_into(runs, outputs);
     }
 }
 

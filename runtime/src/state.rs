@@ -139,9 +139,10 @@ impl ServingState {
     /// Applies the output updates of one batch: consolidated, in time order,
     /// and within one time retractions before insertions (the order change
     /// streams show).
-    pub fn apply_outputs(&mut self, mut updates: Vec<OutputUpdate>) {
+    /// `updates` is left empty, its capacity kept for the next batch.
+    pub fn apply_outputs(&mut self, updates: &mut Vec<OutputUpdate>) {
         let mut incoming = vec![0; self.columns.len()];
-        for update in &updates {
+        for update in updates.iter() {
             incoming[update.0] += usize::from(update.4 > 0);
         }
         for (o, output) in self.plan.outputs.iter().enumerate() {
@@ -178,6 +179,7 @@ impl ServingState {
                 }
             }
         }
+        updates.clear();
     }
 
     fn apply_output(&mut self, output: usize, id: u64, value: Value, time: Time, diff: isize) {
@@ -494,7 +496,7 @@ mod tests {
             (output(&state, "revenue"), output(&state, "home_revenue"), output(&state, "home_region"));
         // A store without revenue has the tag's default.
         assert_eq!(state.value(home_revenue, 0), Value::Decimal(Decimal::from_int(0)));
-        state.apply_outputs(vec![(revenue, 1, Value::Decimal(Decimal::from_int(7)), 1 << 16, 1)]);
+        state.apply_outputs(&mut vec![(revenue, 1, Value::Decimal(Decimal::from_int(7)), 1 << 16, 1)]);
         assert_eq!(state.value(home_revenue, 0), Value::Decimal(Decimal::from_int(7)));
         assert_eq!(state.value(home_revenue, 1), Value::Null, "no home");
         assert_eq!(state.value(home_region, 0), Value::str("east"));
@@ -509,7 +511,7 @@ mod tests {
         let mut state = state();
         let (visits, regular) = (output(&state, "visits"), output(&state, "regular"));
         let t = 5 << 16;
-        state.apply_outputs(vec![
+        state.apply_outputs(&mut vec![
             (visits, 0, Value::Int(2), t, 1),
             (regular, 0, Value::Bool(true), t, 1),
             (regular, 1, Value::Bool(true), t, 1),
@@ -518,7 +520,7 @@ mod tests {
         // new one arrives), b leaves and a's membership is said twice and
         // taken back once: it stays.
         let t2 = 6 << 16;
-        state.apply_outputs(vec![
+        state.apply_outputs(&mut vec![
             (regular, 0, Value::Bool(true), t2, 1),
             (visits, 0, Value::Int(3), t2, 1),
             (regular, 1, Value::Bool(true), t2, -1),
@@ -532,8 +534,8 @@ mod tests {
         assert_eq!(changes, vec![(Value::str("a"), true, 5), (Value::str("b"), true, 5), (Value::str("b"), false, 6)]);
         // Exits before entries within one time, whatever the keys' order.
         let (t3, t4) = (7 << 16, 8 << 16);
-        state.apply_outputs(vec![(regular, 1, Value::Bool(true), t3, 1), (regular, 0, Value::Bool(true), t3, -1)]);
-        state.apply_outputs(vec![(regular, 0, Value::Bool(true), t4, 1), (regular, 1, Value::Bool(true), t4, -1)]);
+        state.apply_outputs(&mut vec![(regular, 1, Value::Bool(true), t3, 1), (regular, 0, Value::Bool(true), t3, -1)]);
+        state.apply_outputs(&mut vec![(regular, 0, Value::Bool(true), t4, 1), (regular, 1, Value::Bool(true), t4, -1)]);
         let last: Vec<(Value, bool)> = state.changes.iter().skip(3).map(|c| (c.key.clone(), c.enter)).collect();
         assert_eq!(
             last,
