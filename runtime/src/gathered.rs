@@ -15,7 +15,7 @@
 //! slot's changes wait in `odd`, consolidated, until they are one value again.
 
 use crate::keyed::{keyed, Changes, InstanceState};
-use crate::render::{Row, Time};
+use crate::render::{push_exprs, Row, Time};
 use differential_dataflow::VecCollection;
 use segflow_compiler::eval::ScalarExpr;
 use segflow_compiler::plan::Keep;
@@ -42,7 +42,8 @@ pub fn projected<'s>(
     keyed::<_, _, Gathered, Changes<(u32, Value)>>(slots, name, Logic { projections, row: Default::default() })
 }
 
-pub struct Logic {
+/// The operator's own: the projections, and a row buffer.
+pub(crate) struct Logic {
     projections: Projections,
     /// One row buffer for every instance the operator recomputes.
     row: std::cell::RefCell<Row>,
@@ -56,7 +57,8 @@ pub struct Gathered {
     slots: ThinVec<Option<Value>>,
     /// Consolidated changes of slots that are not one value, by (slot, value).
     odd: ThinVec<((u32, Value), isize)>,
-    /// Each projection's value as last produced; empty until it produced.
+    /// Each projection's value as last produced; empty while none keeps one
+    /// (most instances, for a segment that few are members of).
     produced: ThinVec<Option<Value>>,
 }
 
@@ -97,8 +99,8 @@ impl Gathered {
     /// that is one value (or none) back in place.
     fn settle(&mut self) {
         let mut odd = std::mem::take(&mut self.odd);
-        let slots: Vec<u32> = odd.iter().map(|((s, _), _)| *s).collect();
-        for slot in slots {
+        for i in 0..odd.len() {
+            let slot = odd[i].0 .0;
             if let Some(v) = self.slots.get_mut(slot as usize).and_then(Option::take) {
                 odd.push(((slot, v), 1));
             }
@@ -124,6 +126,8 @@ impl Gathered {
     /// The instance's row: defaults, its slots' values, then each expression.
     /// False if it is not an instance (slot 0 has no value).
     fn fill(&self, logic: &Projections, row: &mut Row) -> bool {
+        // (A multiset's row took an instance whose slot 0 held only a
+        // retraction, which a completed time cannot leave, as present.)
         let instance =
             matches!(self.slots.first(), Some(Some(_))) || self.odd.iter().any(|((s, _), d)| *s == 0 && *d > 0);
         if !instance {
@@ -143,10 +147,7 @@ impl Gathered {
                 *at = value.clone();
             }
         }
-        for e in &logic.exprs {
-            let v = e.eval(row);
-            row.push(v);
-        }
+        push_exprs(row, &logic.exprs);
         true
     }
 }
@@ -174,14 +175,17 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
         let projections = &logic.projections;
         let mut row = logic.row.borrow_mut();
         let instance = self.fill(projections, &mut row);
+        let now = |at: usize, keep: Keep| if instance { row.get(at).filter(|v| kept(keep, v)) } else { None };
         if self.produced.is_empty() {
-            if !instance {
+            if !projections.kept.iter().any(|&(at, keep)| now(at, keep).is_some()) {
                 return;
             }
             self.produced.resize(projections.kept.len(), None);
         }
+        let mut holds = false;
         for (j, (&(at, keep), before)) in projections.kept.iter().zip(self.produced.iter_mut()).enumerate() {
-            let now = if instance { row.get(at).filter(|v| kept(keep, v)) } else { None };
+            let now = now(at, keep);
+            holds |= now.is_some();
             if now == before.as_ref() {
                 continue;
             }
@@ -189,12 +193,12 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
                 out.push(((j as u32, old), -1));
             }
             if let Some(new) = now {
+                let new = before.insert(new.clone());
                 out.push(((j as u32, new.clone()), 1));
-                *before = Some(new.clone());
             }
         }
-        if !instance {
-            // Nothing produced any more: no buffer to keep.
+        if !holds {
+            // Nothing kept any more: no buffer to keep either.
             self.produced = ThinVec::new();
         }
     }
@@ -209,6 +213,7 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
 
     fn prefetch(&self) {
         crate::instances::prefetch(self.slots.as_slice());
+        crate::instances::prefetch(self.produced.as_slice());
     }
 }
 
@@ -222,11 +227,94 @@ pub fn kept(keep: Keep, v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Gathered;
-    use crate::keyed::InstanceState;
+    use super::{kept, projected, Gathered, Projections};
+    use crate::keyed::{by_key, InstanceState};
+    use crate::render::{gather_row, Row, Time};
+    use differential_dataflow::VecCollection;
     use proptest::prelude::*;
+    use segflow_compiler::eval::ScalarExpr;
+    use segflow_compiler::plan::Keep;
     use segflow_compiler::value::Value;
     use std::collections::BTreeMap;
+
+    type Slots<'s> = VecCollection<'s, Time, (u64, (u32, Value)), isize>;
+
+    /// Slot 0 is the instance, 1 to 3 columns (2 with a default); row
+    /// position 4 is whether slot 3 is null, 5 slot 1 again. Projections of
+    /// each kind: a column, a defaulted one, a segment, an expression, the key.
+    fn projections() -> Projections {
+        Projections {
+            defaults: vec![Value::Null, Value::Null, Value::Int(0), Value::Null],
+            exprs: vec![ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(3)), false), ScalarExpr::Slot(1)],
+            kept: vec![(1, Keep::NonNull), (2, Keep::NonNull), (4, Keep::True), (5, Keep::NonNull), (0, Keep::NonNull)],
+        }
+    }
+
+    fn as_row(slots: Slots<'_>) -> Slots<'_> {
+        projected(slots, "Gather", projections())
+    }
+
+    /// The gather as it was: a multiset of slots, the row rebuilt from it.
+    fn as_multiset(slots: Slots<'_>) -> Slots<'_> {
+        let p = projections();
+        let row = std::cell::RefCell::new(Row::new());
+        by_key(slots, "Gather", move |input, output: &mut Vec<(u32, Value)>| {
+            let mut row = row.borrow_mut();
+            if gather_row(&p.defaults, &p.exprs, input, &mut row) {
+                for (j, &(at, keep)) in p.kept.iter().enumerate() {
+                    let v = row.get(at).unwrap_or(&Value::Null);
+                    if kept(keep, v) {
+                        output.push((j as u32, v.clone()));
+                    }
+                }
+            }
+        })
+    }
+
+    proptest! {
+        /// Columns changing over times (a value set, cleared, or set twice
+        /// within a time), each time's changes shuffled: the gather emits
+        /// what the multiset gather emitted, time by time.
+        #[test]
+        fn a_row_of_slots_emits_what_a_multiset_did(
+            steps in prop::collection::vec(prop::collection::vec((0u64..3, 0u32..4, 0i64..5, any::<bool>()), 0..10), 1..6),
+            seed in any::<u64>(),
+        ) {
+            let mut current: BTreeMap<(u64, u32), Value> = BTreeMap::new();
+            let mut s = seed;
+            let mut times = Vec::new();
+            for step in steps {
+                let mut changes = Vec::new();
+                for (instance, slot, v, bounce) in step {
+                    // 4 clears the slot; 3 is a null value.
+                    let new = match v { 4 => None, 3 => Some(Value::Null), v => Some(Value::Int(v)) };
+                    if current.get(&(instance, slot)) == new.as_ref() {
+                        continue;
+                    }
+                    if bounce {
+                        // Through a value that comes and goes within the time.
+                        changes.push(((instance, (slot, Value::Int(99))), 1));
+                        changes.push(((instance, (slot, Value::Int(99))), -1));
+                    }
+                    if let Some(old) = current.remove(&(instance, slot)) {
+                        changes.push(((instance, (slot, old)), -1));
+                    }
+                    if let Some(new) = new {
+                        current.insert((instance, slot), new.clone());
+                        changes.push(((instance, (slot, new)), 1));
+                    }
+                }
+                for i in (1..changes.len()).rev() {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    changes.swap(i, (s >> 33) as usize % (i + 1));
+                }
+                times.push(changes);
+            }
+            let got = crate::testing::emitted(times.clone(), as_row);
+            let want = crate::testing::emitted(times, as_multiset);
+            prop_assert_eq!(got, want);
+        }
+    }
 
     /// Slot values a multiset of changes consolidates to.
     fn consolidated(changes: &[((u32, Value), isize)]) -> BTreeMap<(u32, Value), isize> {

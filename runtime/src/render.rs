@@ -84,6 +84,15 @@ impl OutputChunks {
     /// and the kernel zeroing its pages took 15 % of the engine thread.
     pub fn merge_into(mut runs: Vec<Vec<OutputUpdate>>, out: &mut Vec<OutputUpdate>) {
         out.clear();
+        if let [run] = runs.as_mut_slice() {
+            // One worker: its run is the answer, copied only into room there is.
+            if out.capacity() < run.len() {
+                *out = std::mem::take(run);
+            } else {
+                out.append(run);
+            }
+            return;
+        }
         // Pairs merged into new vectors down to two, the last two into `out`.
         while runs.len() > 2 {
             let mut merged = Vec::with_capacity(runs.len().div_ceil(2));
@@ -116,7 +125,8 @@ pub fn output_order(a: &OutputUpdate, b: &OutputUpdate) -> std::cmp::Ordering {
 
 /// Appends the merge of `a` and `b` to `out`.
 fn merge_two(a: Vec<OutputUpdate>, b: Vec<OutputUpdate>, out: &mut Vec<OutputUpdate>) {
-    out.reserve(a.len() + b.len());
+    // Exactly: a kept buffer grows only as far as a batch needs.
+    out.reserve_exact(a.len() + b.len());
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
         let next = if output_order(x, y).is_le() { a.next() } else { b.next() };
@@ -310,9 +320,9 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                             }
                         }))
                     } else {
-                        let kept: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
-                        let count = kept.len();
-                        let slots = gathered::projected(parts, "Gather", Projections { defaults, exprs, kept });
+                        let reads: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
+                        let count = reads.len();
+                        let slots = gathered::projected(parts, "Gather", Projections { defaults, exprs, kept: reads });
                         Rendered::Projected(split_slots(slots, count))
                     }
                 }
@@ -394,7 +404,12 @@ fn sink_outputs<'s>(
 /// inputs: slot 0 is the instance itself (it sorts first; without it there is
 /// no instance, and the answer is false), the inputs' slots hold their values
 /// or defaults, then each expression in turn.
-fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &Values<(u32, Value)>, row: &mut Row) -> bool {
+pub(crate) fn gather_row(
+    defaults: &[Value],
+    exprs: &[ScalarExpr],
+    input: &Values<(u32, Value)>,
+    row: &mut Row,
+) -> bool {
     if input.first().is_none_or(|first| first.0 .0 != 0) {
         return false;
     }
@@ -405,10 +420,7 @@ fn gather_row(defaults: &[Value], exprs: &[ScalarExpr], input: &Values<(u32, Val
             row[*slot as usize] = value.clone();
         }
     }
-    for e in exprs {
-        let v = e.eval(row);
-        row.push(v);
-    }
+    push_exprs(row, exprs);
     true
 }
 
@@ -442,6 +454,11 @@ fn stateless_gather(
 fn derive_row(row: &mut Row, slots: [Value; 2], exprs: &[ScalarExpr]) {
     row.clear();
     row.extend(slots);
+    push_exprs(row, exprs);
+}
+
+/// Appends each expression's value to `row`, each reading the ones before.
+pub(crate) fn push_exprs(row: &mut Row, exprs: &[ScalarExpr]) {
     for e in exprs {
         let v = e.eval(row);
         row.push(v);

@@ -168,8 +168,10 @@ impl ServingState {
             for retractions in [true, false] {
                 for i in 0..one_time.len() {
                     // The slot PUBLISH_AHEAD updates on is asked for now, so
-                    // the cache misses of scattered ids overlap.
-                    if let Some(ahead) = one_time.get(i + PUBLISH_AHEAD) {
+                    // the cache misses of scattered ids overlap (in the first
+                    // pass, which reads every update; the second finds them
+                    // in the cache).
+                    if let (true, Some(ahead)) = (retractions, one_time.get(i + PUBLISH_AHEAD)) {
                         self.columns[ahead.0].prefetch(ahead.1);
                     }
                     let (output, id, value, time, diff) = &mut one_time[i];
