@@ -144,6 +144,19 @@ const FEED_CHUNK: usize = 1 << 16;
 /// (see `warm_references`): what they touch stays in the cache meanwhile.
 const WARM_RECORDS: usize = 128;
 
+/// How long a worker computing a batch steps without pause, and then how
+/// long at most it sleeps between steps while it has nothing to do (a peer's
+/// message or progress wakes it at once).
+///
+/// Waiting for the other worker by stepping in a loop kept a core busy doing
+/// nothing: under sustained ingest the engine thread, the HTTP threads and
+/// that other worker compete for the machine's two cores, and a spinning
+/// worker took turns from them. A small batch is computed in a few rounds
+/// of messages between the workers, each of which a sleep would delay, so a
+/// worker sleeps only once its batch has taken longer than that.
+const SPIN_BEFORE_PARK: std::time::Duration = std::time::Duration::from_millis(1);
+const PARK_AT_MOST: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The largest output buffer (in changes: 64k, 3.5 MB) kept from one batch
 /// to the next (see `OutputChunks::merge_into`).
 const KEEP_OUTPUTS: usize = 1 << 16;
@@ -383,8 +396,13 @@ impl Engine {
                         session.advance_to(upto);
                         session.flush();
                     }
+                    let waiting = Instant::now();
                     while dataflow.probe.less_than(&upto) {
-                        worker.step();
+                        if waiting.elapsed() < SPIN_BEFORE_PARK {
+                            worker.step();
+                        } else {
+                            worker.step_or_park(Some(PARK_AT_MOST));
+                        }
                     }
                     let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut()).sorted();
                     if ack.send(Ack { upto, outputs }).is_err() {
