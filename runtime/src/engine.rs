@@ -144,17 +144,19 @@ const FEED_CHUNK: usize = 1 << 16;
 /// (see `warm_references`): what they touch stays in the cache meanwhile.
 const WARM_RECORDS: usize = 128;
 
-/// How long a worker computing a batch steps without pause, and then how
-/// long at most it sleeps between steps while it has nothing to do (a peer's
-/// message or progress wakes it at once).
+/// How long a worker computing a batch steps without pause before it sleeps
+/// between steps while it has nothing to do (a peer's message or an
+/// operator's activation wakes it at once).
 ///
-/// Waiting for the other worker by stepping in a loop kept a core busy doing
-/// nothing: under sustained ingest the engine thread, the HTTP threads and
-/// that other worker compete for the machine's two cores, and a spinning
-/// worker took turns from them. A small batch is computed in a few rounds
-/// of messages between the workers, each of which a sleep would delay, so a
-/// worker sleeps only once its batch has taken longer than that.
+/// Waiting for the other workers by stepping in a loop kept a core busy
+/// doing nothing: under sustained ingest the engine thread, the HTTP threads
+/// and the other workers compete for the cores, and a spinning worker took
+/// turns from them. A small batch is computed in a few dozen rounds of
+/// messages between the workers, and waking a sleeping thread for each
+/// costs microseconds (more when the cores are contended), so a worker
+/// sleeps only once its batch has taken longer than this.
 const SPIN_BEFORE_PARK: std::time::Duration = std::time::Duration::from_millis(1);
+/// The longest a waiting worker sleeps: only a safety net, as wakes come at once.
 const PARK_AT_MOST: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The largest output buffer (in changes: 64k, 3.5 MB) kept from one batch
