@@ -16,6 +16,7 @@
 
 use crate::keyed::{keyed, Changes, InstanceState};
 use crate::render::{push_exprs, Row, Time};
+use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::VecCollection;
 use segflow_compiler::eval::ScalarExpr;
 use segflow_compiler::plan::Keep;
@@ -98,22 +99,14 @@ impl Gathered {
     /// Consolidates `odd` with the values of its slots, and puts each slot
     /// that is one value (or none) back in place.
     fn settle(&mut self) {
-        let mut odd = std::mem::take(&mut self.odd);
+        let mut odd: Vec<_> = std::mem::take(&mut self.odd).into_iter().collect();
         for i in 0..odd.len() {
             let slot = odd[i].0 .0;
             if let Some(v) = self.slots.get_mut(slot as usize).and_then(Option::take) {
                 odd.push(((slot, v), 1));
             }
         }
-        odd.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        odd.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 += later.1;
-            }
-            same
-        });
-        odd.retain(|(_, d)| *d != 0);
+        consolidate(&mut odd);
         for group in odd.chunk_by(|a, b| a.0 .0 == b.0 .0) {
             if let [((slot, value), 1)] = group {
                 *self.slot_mut(*slot) = Some(value.clone());
