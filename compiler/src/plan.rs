@@ -58,8 +58,9 @@ pub enum Input {
     Events { event: hir::EventId, window_ms: Option<u64>, fields: Vec<usize> },
 }
 
-/// A collection arranged (indexed) by a key field, built once and shared by
-/// every node that names it. Memory: the rows of `node`, indexed.
+/// A collection arranged (indexed) by a key field: a side of a join. Memory:
+/// the rows of `node`, indexed, once for each join that names it (the runtime
+/// keeps a join's two sides in the join's own operator).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Arrangement {
     pub node: NodeId,

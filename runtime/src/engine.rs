@@ -28,12 +28,11 @@ use crate::profile::OperatorProfile;
 use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
 use crate::retained::Retained;
 use crate::state::ServingState;
-use differential_dataflow::trace::ExertionLogic;
 use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::{EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
 use segflow_compiler::value::{Type, Value};
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -56,31 +55,7 @@ pub struct EngineConfig {
     pub clock: Clock,
     /// Keep the events a snapshot needs (`serve`); a batch run does not.
     pub retain_events: bool,
-    /// Let workers finish their arrangements' merges between batches (`serve`:
-    /// see `IDLE_MERGE_EFFORT`); a batch run has no time between batches.
-    pub merge_when_idle: bool,
 }
-
-/// Merge work (in records) each merge in progress gets whenever its
-/// arrangement's operator is scheduled, under `merge_when_idle`.
-///
-/// Differential pays for merging an arrangement's batches as new batches
-/// arrive: each new batch fuels the merges in progress, so a refresh batch
-/// over a large history also carried ~18 % of its workers' time in merges
-/// begun by earlier batches. With this exertion logic an operator with a
-/// merge in progress asks to be scheduled again, and an idle worker steps
-/// instead of blocking while one asks, so those merges finish between
-/// batches. A batch that arrives meanwhile waits for the step under way: one
-/// quantum for each arrangement still merging. (A finished merge can start
-/// the next at a larger level; each gets its quanta in turn.) Only merges
-/// already begun are driven: differential's own idle logic compacts a trace
-/// into one batch, which rewrote the largest batch after every small one.
-const IDLE_MERGE_EFFORT: usize = 1 << 10;
-
-/// Where differential's arrangements look for their exertion logic in the
-/// worker's configuration: what `differential_dataflow::configure` sets, but
-/// that sets logic of its own (see `IDLE_MERGE_EFFORT`).
-const EXERTION_LOGIC_KEY: &str = "differential/default_exert_logic";
 
 /// The engine's inputs in record form: everything needed to rebuild it.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -335,15 +310,7 @@ impl Engine {
         let worker_plan = plan.clone();
         let key_order = KeyOrder::new(&render::ordered_references(&plan));
         let worker_keys = key_order.clone();
-        let mut timely_config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
-        let merge_when_idle = config.merge_when_idle;
-        if merge_when_idle {
-            // A layer of two batches is a merge in progress.
-            let logic: ExertionLogic = Arc::new(|layers: &[(usize, usize, usize)]| {
-                layers.iter().any(|&(_, batches, _)| batches > 1).then_some(IDLE_MERGE_EFFORT)
-            });
-            timely_config.worker.set(EXERTION_LOGIC_KEY.to_string(), logic);
-        }
+        let timely_config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
         let guards = timely::execute(timely_config, move |worker| {
             // A worker that panics leaves its peers waiting for its progress and
             // the driver for its answer: the process would hang, holding acknowledged
@@ -357,22 +324,7 @@ impl Engine {
                 let Ok(ack) = ack else { return };
                 let profile = if crate::profile::enabled() { OperatorProfile::install(worker) } else { None };
                 let mut dataflow = render::build(worker, &worker_plan, &worker_keys);
-                loop {
-                    let command = if merge_when_idle && has_work(worker) {
-                        match receiver.try_recv() {
-                            Ok(command) => command,
-                            Err(TryRecvError::Empty) => {
-                                worker.step();
-                                continue;
-                            }
-                            Err(TryRecvError::Disconnected) => break,
-                        }
-                    } else {
-                        match receiver.recv() {
-                            Ok(command) => command,
-                            Err(_) => break,
-                        }
-                    };
+                while let Ok(command) = receiver.recv() {
                     let (updates, upto) = match command {
                         Command::Feed { updates, at } => {
                             // Inputs at the batch's time tell operators that no
@@ -1120,12 +1072,6 @@ impl Drop for Engine {
             drop(guards);
         }
     }
-}
-
-/// Whether an operator of the worker asked to be scheduled (an arrangement
-/// with a merge in progress does, under `merge_when_idle`).
-fn has_work(worker: &timely::worker::Worker) -> bool {
-    worker.activations().borrow().empty_for() == Some(std::time::Duration::ZERO)
 }
 
 pub fn logical_to_time(ms: i64) -> Time {

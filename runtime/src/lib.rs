@@ -18,6 +18,7 @@ pub mod decode;
 pub mod distinct;
 pub mod due;
 pub mod engine;
+pub mod enriched;
 pub mod folded;
 pub mod gathered;
 pub mod ids;

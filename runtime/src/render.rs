@@ -2,8 +2,8 @@
 //!
 //! A straightforward walk over `plan.nodes` (already in dependency order): each
 //! node becomes a few differential operators over the collections of the nodes
-//! it reads. Arrangements named by the plan are built once and shared by every
-//! node that names them. Outputs (tag and segment columns) go into one sink
+//! it reads. A join (`Enrich`) keeps the two sides the plan arranges per
+//! referenced instance, in one operator of its own (`enriched`). Outputs (tag and segment columns) go into one sink
 //! operator that fills a buffer the engine drains after each step; its (empty)
 //! output is probed, so the engine knows when every output reflects a time.
 //!
@@ -11,14 +11,13 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::distinct::distinct_counts;
+use crate::enriched::{enriched, Side};
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, expiring, mode, running};
 use crate::totals::{totals, SumCount};
 use crate::values::Values;
 use differential_dataflow::input::{Input, InputSession};
-use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, VecCollection};
 use segflow_compiler::eval::ScalarExpr;
 use segflow_compiler::hir::AggFunc;
@@ -38,7 +37,7 @@ use timely::worker::Worker;
 pub type Time = u64;
 /// A row as the driver builds it (attributes, snapshots).
 pub type Row = Vec<Value>;
-/// A row inside the dataflow: shared, so the arrangements' merges and the
+/// A row inside the dataflow: shared, so the operators that keep rows and the
 /// driver's pending expiries clone a pointer, not every value.
 pub type SharedRow = std::sync::Arc<[Value]>;
 
@@ -151,7 +150,6 @@ pub struct WorkerDataflow {
 type Rows<'s> = VecCollection<'s, Time, SharedRow, isize>;
 type Column<'s> = VecCollection<'s, Time, (u64, Value), isize>;
 type Dense<'s> = VecCollection<'s, Time, (u64, SharedRow), isize>;
-type Arrangement<'s> = Arranged<'s, TraceAgent<ValSpine<u64, SharedRow, Time, isize>>>;
 
 /// A gather's projected slots: `(projection, value)` per instance, only the
 /// values its projections keep (see `Node::Gather` in `build`).
@@ -216,7 +214,6 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
             input_collections.push(collection);
         }
         let mut rendered: Vec<Rendered<'_>> = Vec::with_capacity(plan.nodes.len());
-        let mut arrangements: Vec<Option<Arrangement<'_>>> = vec![None; plan.arrangements.len()];
         // Per node: the projections reading it, as (project node, slot, keep).
         let mut projections: Vec<Vec<(usize, usize, Keep)>> = vec![Vec::new(); plan.nodes.len()];
         for (n, node) in plan.nodes.iter().enumerate() {
@@ -228,20 +225,19 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
             node_operators.push((scope.worker().peek_identifier(), n));
             let r = match node {
                 Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
-                Node::Enrich { source, via, width, left, right, .. } => {
-                    let left = arrangement(plan, *left, &rendered, &mut arrangements);
-                    let right = arrangement(plan, *right, &rendered, &mut arrangements);
-                    // Collected from an iterator of known length: one allocation.
-                    let joined = left.join_core(right, |_key, row: &SharedRow, lookup: &SharedRow| {
-                        Some(row.iter().chain(lookup.iter()).cloned().collect::<SharedRow>())
-                    });
+                Node::Enrich { source, via, lookup, width, .. } => {
                     let (via, width) = (*via, *width);
-                    let nulls = rendered[*source].rows().flat_map(move |row: SharedRow| {
+                    let rows = rendered[*source].rows();
+                    let referencing = rows.clone().flat_map(move |row: SharedRow| {
+                        row[via].as_ref_id().map(|instance| (instance, Side::Row(row)))
+                    });
+                    let lookups = rendered[*lookup].dense().map(|(instance, row)| (instance, Side::Lookup(row)));
+                    let nulls = rows.flat_map(move |row: SharedRow| {
                         row[via].is_null().then(|| {
                             row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width)).collect::<SharedRow>()
                         })
                     });
-                    Rendered::Rows(joined.concat(nulls))
+                    Rendered::Rows(enriched(referencing.concat(lookups)).concat(nulls))
                 }
                 Node::Filter { source, predicate } => {
                     let predicate = predicate.clone();
@@ -463,28 +459,6 @@ pub(crate) fn push_exprs(row: &mut Row, exprs: &[ScalarExpr]) {
         let v = e.eval(row);
         row.push(v);
     }
-}
-
-/// The shared arrangement `id`, built on first use.
-fn arrangement<'s>(
-    plan: &Plan,
-    id: usize,
-    rendered: &[Rendered<'s>],
-    built: &mut [Option<Arrangement<'s>>],
-) -> Arrangement<'s> {
-    if let Some(a) = &built[id] {
-        return a.clone();
-    }
-    let spec = &plan.arrangements[id];
-    let arranged = match spec.key_field {
-        Some(field) => rendered[spec.node]
-            .rows()
-            .flat_map(move |row: SharedRow| row[field].as_ref_id().map(|k| (k, row)))
-            .arrange_by_key(),
-        None => rendered[spec.node].dense().arrange_by_key(),
-    };
-    built[id] = Some(arranged.clone());
-    arranged
 }
 
 /// Decimal units (10^-6) of a numeric value, for running totals (`totals`).

@@ -96,10 +96,8 @@ impl Server {
         let mut data_dir_lock = config.data_dir.as_deref().map(lock_data_dir).transpose()?;
         let decoder = Decoder::new(&plan);
         let model_hash = model_fingerprint(&plan);
-        let mut engine = Engine::start(
-            plan,
-            EngineConfig { workers: config.workers, clock: config.clock, retain_events: true, merge_when_idle: true },
-        )?;
+        let mut engine =
+            Engine::start(plan, EngineConfig { workers: config.workers, clock: config.clock, retain_events: true })?;
         let mut wal = None;
         let mut fresh = true;
         let has_initial = !config.load.is_empty() || !config.preload.is_empty();

@@ -24,8 +24,7 @@ pub fn decode(compiled: &Compiled, lines: &[String]) -> Vec<Record> {
 }
 
 pub fn engine(compiled: &Compiled, workers: usize, clock: Clock) -> Engine {
-    Engine::start(compiled.plan.clone(), EngineConfig { workers, clock, retain_events: true, merge_when_idle: true })
-        .expect("engine starts")
+    Engine::start(compiled.plan.clone(), EngineConfig { workers, clock, retain_events: true }).expect("engine starts")
 }
 
 /// The engine's profile dump as JSON values.
