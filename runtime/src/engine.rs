@@ -27,6 +27,7 @@ use crate::intern::{Interner, KeyOrder};
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
 use crate::retained::Retained;
+use crate::routes::{self, retraction, Routes, Target};
 use crate::state::ServingState;
 use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::{EVENT_AT, EVENT_ID};
@@ -98,11 +99,8 @@ pub struct BatchOutcome {
     pub duplicates: usize,
 }
 
-/// An input fed by one event type: (input, window in ms, the fields its rows carry).
-type EventInput = (usize, Option<u64>, Vec<usize>);
-
-/// An input update: (input, row, time, diff).
-type Update = (usize, SharedRow, Time, isize);
+/// An input update: (the inputs it goes to, row, time, diff).
+type Update = (Target, SharedRow, Time, isize);
 
 enum Command {
     /// Updates of the batch being built, all at the batch's time `at`: workers
@@ -172,18 +170,20 @@ pub struct Batch {
 }
 
 /// The windowed rows of a batch whose `now` is not known yet (see
-/// `Engine::begin_on_event_clock`), each as (retraction time, input, row).
+/// `Engine::begin_on_event_clock`), each as (event time in ms, the inputs
+/// it is held back from or was sent to, row): one entry for all the windows
+/// of a route, each leaving at its own time (`Route::closed`).
 struct AwaitingNow {
     /// The dataflow time of the guessed `now` (`Time::MAX` for none).
     guess: Time,
     /// Rows that the guess puts outside their windows, held back.
-    held: Vec<(Time, usize, SharedRow)>,
+    held: Vec<(i64, Target, SharedRow)>,
     /// `held` and `sent` are rid of rows already out of their windows when
     /// together they grow this long.
     prune_at: usize,
     /// Rows inside their windows at the guess, sent: a later `now` may take
     /// some out again.
-    sent: Vec<(Time, usize, SharedRow)>,
+    sent: Vec<(i64, Target, SharedRow)>,
 }
 
 impl AwaitingNow {
@@ -191,17 +191,21 @@ impl AwaitingNow {
     /// cannot be below) puts out of their windows, once there are enough to
     /// make it worth a pass: held ones are let go, sent ones retracted (they
     /// cancel at the batch's time), so neither list outgrows the windows.
-    fn prune(&mut self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>) {
+    fn prune(&mut self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>, routes: &Routes) {
         if self.held.len() + self.sent.len() < self.prune_at {
             return;
         }
-        self.held.retain(|(retract, ..)| *retract > out_before);
-        self.sent.retain(|(retract, input, row)| {
-            let inside = *retract > out_before;
-            if !inside {
-                updates.push((*input, row.clone(), batch_time, -1));
+        self.held.retain_mut(|(at, target, _)| {
+            target.mask &= !routes.route(*target).closed(*at, out_before);
+            target.mask != 0
+        });
+        self.sent.retain_mut(|(at, target, row)| {
+            let out = target.mask & routes.route(*target).closed(*at, out_before);
+            if out != 0 {
+                updates.push((Target { mask: out, ..*target }, row.clone(), batch_time, -1));
+                target.mask &= !out;
             }
-            inside
+            target.mask != 0
         });
         self.prune_at = ((self.held.len() + self.sent.len()) * 2).max(PRUNE_AWAITING);
     }
@@ -209,13 +213,21 @@ impl AwaitingNow {
     /// With `now` known (as the dataflow time `out_before`): the held rows
     /// inside their windows are sent, and the sent ones outside retracted. A
     /// row is inside its window at `now` exactly when retracted after it.
-    fn settle(self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>) {
-        let inside = self.held.into_iter().filter(|(retract, ..)| *retract > out_before);
-        updates.extend(inside.map(|(_, input, row)| (input, row, batch_time, 1)));
+    fn settle(self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>, routes: &Routes) {
+        for (at, target, row) in self.held {
+            let inside = target.mask & !routes.route(target).closed(at, out_before);
+            if inside != 0 {
+                updates.push((Target { mask: inside, ..target }, row, batch_time, 1));
+            }
+        }
         // Sent rows are retracted after the guess: only a guess below `now` took any out.
         if out_before >= self.guess {
-            let outside = self.sent.into_iter().filter(|(retract, ..)| *retract <= out_before);
-            updates.extend(outside.map(|(_, input, row)| (input, row, batch_time, -1)));
+            for (at, target, row) in self.sent {
+                let outside = target.mask & routes.route(target).closed(at, out_before);
+                if outside != 0 {
+                    updates.push((Target { mask: outside, ..target }, row, batch_time, -1));
+                }
+            }
         }
     }
 }
@@ -279,8 +291,8 @@ pub struct Engine {
     pending: Schedule,
     instances_input: Vec<Option<usize>>,
     attributes_input: Vec<Option<usize>>,
-    /// Per event type: (input, window in ms, the fields its rows carry).
-    event_inputs: Vec<Vec<EventInput>>,
+    /// The inputs each update goes to; per event type, the routes of its inputs.
+    routes: Routes,
     /// Per event type: the types of its fields.
     event_types: Vec<Vec<Type>>,
     /// An event row with its references interned (reused per event).
@@ -308,6 +320,8 @@ impl Engine {
         let receivers = Arc::new(Mutex::new(receivers));
         let ack_tx = Arc::new(Mutex::new(ack_tx));
         let worker_plan = plan.clone();
+        let routes = Routes::new(&plan);
+        let worker_routes = routes.clone();
         let key_order = KeyOrder::new(&render::ordered_references(&plan));
         let worker_keys = key_order.clone();
         let timely_config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
@@ -332,8 +346,8 @@ impl Engine {
                             for session in dataflow.inputs.iter_mut() {
                                 session.advance_to(at);
                             }
-                            for (input, row, time, diff) in updates {
-                                dataflow.inputs[input].update_at(row, time, diff);
+                            for (target, row, time, diff) in updates {
+                                routes::apply(&worker_routes, target, row, time, diff, &mut dataflow.inputs);
                             }
                             for session in dataflow.inputs.iter_mut() {
                                 session.flush();
@@ -343,8 +357,8 @@ impl Engine {
                         }
                         Command::Step { updates, upto } => (updates, upto),
                     };
-                    for (input, row, time, diff) in updates {
-                        dataflow.inputs[input].update_at(row, time, diff);
+                    for (target, row, time, diff) in updates {
+                        routes::apply(&worker_routes, target, row, time, diff, &mut dataflow.inputs);
                     }
                     for session in dataflow.inputs.iter_mut() {
                         session.advance_to(upto);
@@ -374,14 +388,11 @@ impl Engine {
         })?;
         let mut instances_input = vec![None; plan.entities.len()];
         let mut attributes_input = vec![None; plan.entities.len()];
-        let mut event_inputs = vec![Vec::new(); plan.events.len()];
         for (i, input) in plan.inputs.iter().enumerate() {
             match input {
                 Input::Instances { entity } => instances_input[*entity] = Some(i),
                 Input::Attributes { entity } => attributes_input[*entity] = Some(i),
-                Input::Events { event, window_ms, fields } => {
-                    event_inputs[*event].push((i, *window_ms, fields.clone()))
-                }
+                Input::Events { .. } => {}
             }
         }
         // The wall clock starts at zero too, not at the current time: a recovery
@@ -400,7 +411,8 @@ impl Engine {
             retained: vec![Retained::default(); plan.events.len()],
             retention_ms: (0..plan.events.len())
                 .map(|e| {
-                    let windows: Vec<Option<u64>> = event_inputs[e].iter().map(|(_, w, _)| *w).collect();
+                    let windows: Vec<Option<u64>> =
+                        routes.of_event[e].iter().flat_map(|&r| routes.routes[r as usize].windows.clone()).collect();
                     if windows.contains(&None) {
                         None
                     } else {
@@ -412,7 +424,7 @@ impl Engine {
             pending: Schedule::new(plan.inputs.len()),
             instances_input,
             attributes_input,
-            event_inputs,
+            routes,
             event_types: plan.events.iter().map(|e| e.fields.iter().map(|f| f.ty).collect()).collect(),
             row_buffer: Row::new(),
             closed: false,
@@ -566,7 +578,9 @@ impl Engine {
     /// give every expiry a distinct time, which multiplies the work of every
     /// reduce downstream.
     fn take_due(&mut self, upto: Time, batch_time: Time, updates: &mut Vec<Update>) {
-        self.pending.take_until(upto, |due| updates.push((due.input as usize, due.row, batch_time, due.diff as isize)));
+        self.pending.take_until(upto, |due| {
+            updates.push((Target::single(due.input as usize), due.row, batch_time, due.diff as isize))
+        });
     }
 
     /// Starts the last batch, like `begin(now, true)`, where `now` is the
@@ -603,7 +617,7 @@ impl Engine {
         batch.event_clock = self.clock_time(records, &accepted).max(batch.event_clock);
         self.feed_warmed(batch, records, &accepted);
         if let Some(awaiting) = &mut batch.awaiting_now {
-            awaiting.prune(logical_to_time(batch.event_clock), batch.batch_time, &mut batch.updates);
+            awaiting.prune(logical_to_time(batch.event_clock), batch.batch_time, &mut batch.updates, &self.routes);
         }
     }
 
@@ -668,50 +682,56 @@ impl Engine {
                         Value::Timestamp(t) => t,
                         _ => continue,
                     };
-                    // Inputs of one event carry the same fields (see the plan), so
-                    // they share one row; built again only if fields differ.
-                    let mut shared: Option<(&[usize], SharedRow)> = None;
-                    for (input, window, fields) in &self.event_inputs[*event] {
-                        let input = *input;
-                        let row = match &shared {
-                            Some((f, row)) if *f == fields.as_slice() => row.clone(),
-                            _ => {
-                                let built: SharedRow = fields.iter().map(|&f| row[f].clone()).collect();
-                                shared = Some((fields, built.clone()));
-                                built
+                    // The inputs of a route carry the same fields: one row, one
+                    // update, for all of them that take it now.
+                    for &r in &self.routes.of_event[*event] {
+                        let route = &self.routes.routes[r as usize];
+                        let shared: SharedRow = route.fields.iter().map(|&f| row[f].clone()).collect();
+                        let (mut now, mut sent, mut held) = (0u32, 0u32, 0u32);
+                        for (bit, (&input, window)) in route.inputs.iter().zip(&route.windows).enumerate() {
+                            let Some(w) = *window else {
+                                now |= 1 << bit;
+                                continue;
+                            };
+                            let retract = retraction(t, w);
+                            if let Some(awaiting) = &awaiting_now {
+                                if retract <= out_before {
+                                    // Out of its window at any `now` the batch can end at.
+                                } else if retract > awaiting.guess {
+                                    now |= 1 << bit;
+                                    sent |= 1 << bit;
+                                } else {
+                                    held |= 1 << bit;
+                                }
+                                continue;
                             }
-                        };
-                        match *window {
-                            None => updates.push((input, row, batch_time, 1)),
-                            Some(w) => {
-                                let retract = logical_to_time(t.saturating_add(w as i64));
-                                if let Some(awaiting) = &mut awaiting_now {
-                                    if retract <= out_before {
-                                        // Out of its window at any `now` the batch can end at.
-                                    } else if retract > awaiting.guess {
-                                        updates.push((input, row.clone(), batch_time, 1));
-                                        awaiting.sent.push((retract, input, row));
-                                    } else {
-                                        awaiting.held.push((retract, input, row));
-                                    }
-                                    continue;
-                                }
-                                let insert = logical_to_time(t).max(batch_time);
-                                if retract <= insert {
-                                    continue;
-                                }
-                                if insert == batch_time {
-                                    updates.push((input, row.clone(), batch_time, 1));
-                                    if !last {
-                                        self.pending.push(Due::new(retract, input, row, -1));
-                                    }
-                                } else if !last {
-                                    // A row ahead of the clock: its retraction, later than
-                                    // the rest of its input's, would hold them out of order.
-                                    self.pending.push_out_of_order(Due::new(insert, input, row.clone(), 1));
-                                    self.pending.push_out_of_order(Due::new(retract, input, row, -1));
-                                }
+                            let insert = logical_to_time(t).max(batch_time);
+                            if retract <= insert {
+                                continue;
                             }
+                            if insert == batch_time {
+                                now |= 1 << bit;
+                                if !last {
+                                    self.pending.push(Due::new(retract, input, shared.clone(), -1));
+                                }
+                            } else if !last {
+                                // A row ahead of the clock: its retraction, later than
+                                // the rest of its input's, would hold them out of order.
+                                self.pending.push_out_of_order(Due::new(insert, input, shared.clone(), 1));
+                                self.pending.push_out_of_order(Due::new(retract, input, shared.clone(), -1));
+                            }
+                        }
+                        let target = |mask| Target { route: r, mask };
+                        if let Some(awaiting) = &mut awaiting_now {
+                            if sent != 0 {
+                                awaiting.sent.push((t, target(sent), shared.clone()));
+                            }
+                            if held != 0 {
+                                awaiting.held.push((t, target(held), shared.clone()));
+                            }
+                        }
+                        if now != 0 {
+                            updates.push((target(now), shared, batch_time, 1));
                         }
                     }
                     self.row_buffer = interned;
@@ -742,10 +762,10 @@ impl Engine {
                     if old.as_ref() != Some(&row) {
                         if let Some(input) = self.attributes_input[*entity] {
                             if let Some(old) = &old {
-                                updates.push((input, old.clone().into(), batch_time, -1));
+                                updates.push((Target::single(input), old.clone().into(), batch_time, -1));
                             }
                             if !empty {
-                                updates.push((input, row.clone().into(), batch_time, 1));
+                                updates.push((Target::single(input), row.clone().into(), batch_time, 1));
                             }
                         }
                         if empty {
@@ -761,7 +781,7 @@ impl Engine {
                     let id = self.intern_key(*entity, key, batch_time, &mut updates);
                     if let Some(old) = self.attributes[*entity].remove(&id) {
                         if let Some(input) = self.attributes_input[*entity] {
-                            updates.push((input, old.into(), batch_time, -1));
+                            updates.push((Target::single(input), old.into(), batch_time, -1));
                         }
                         touched[*entity].insert(id);
                     }
@@ -794,7 +814,7 @@ impl Engine {
             stamp = Some(logical_to_time(new_now));
             // What was queued before falls due by `now`, as `begin` would have taken it.
             self.take_due(logical_to_time(new_now), batch_time, &mut updates);
-            awaiting.settle(logical_to_time(new_now), batch_time, &mut updates);
+            awaiting.settle(logical_to_time(new_now), batch_time, &mut updates, &self.routes);
         }
         self.send(updates, batch_time, true);
         let sent = Instant::now();
@@ -1006,7 +1026,7 @@ impl Engine {
         if new {
             self.key_order.push(entity, key);
             if let Some(input) = self.instances_input[entity] {
-                updates.push((input, vec![Value::Ref(id), key.clone()].into(), time, 1));
+                updates.push((Target::single(input), vec![Value::Ref(id), key.clone()].into(), time, 1));
             }
         }
         id

@@ -30,6 +30,7 @@ pub mod load;
 pub mod profile;
 pub mod render;
 pub mod retained;
+pub mod routes;
 pub mod snapshot;
 pub mod state;
 #[cfg(test)]
