@@ -30,7 +30,7 @@ use crate::retained::Retained;
 use crate::routes::{self, retraction, Routes, Target};
 use crate::state::ServingState;
 use foldhash::{HashMap, HashSet};
-use segflow_compiler::hir::{EVENT_AT, EVENT_ID};
+use segflow_compiler::hir::{Def, EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
 use segflow_compiler::value::{Type, Value};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -322,6 +322,9 @@ impl Engine {
         let worker_plan = plan.clone();
         let routes = Routes::new(&plan);
         let worker_routes = routes.clone();
+        // Tag columns: a new value replaces the old (see `OutputChunks::sorted`).
+        let overwrites: Vec<bool> =
+            plan.outputs.iter().map(|o| matches!(o.def, Def::Tag(_)) && o.on_read.is_none()).collect();
         let key_order = KeyOrder::new(&render::ordered_references(&plan));
         let worker_keys = key_order.clone();
         let timely_config = if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) };
@@ -372,7 +375,7 @@ impl Engine {
                             worker.step_or_park(Some(PARK_AT_MOST));
                         }
                     }
-                    let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut()).sorted();
+                    let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut()).sorted(&overwrites);
                     if ack.send(Ack { upto, outputs }).is_err() {
                         break;
                     }

@@ -67,13 +67,22 @@ impl OutputChunks {
 
     /// All the changes, in one vector of the size they need, in
     /// `output_order`: each worker sorts its own, in parallel, so that the
-    /// engine thread, which publishes, only merges them (`merge`).
-    pub fn sorted(self) -> Vec<OutputUpdate> {
+    /// engine thread, which publishes, only merges them (`merge`). Equal
+    /// changes are summed; and of an output that `overwrites` marks (a tag
+    /// column: one value per instance, which a new value replaces), an
+    /// instance's retractions are dropped where a time inserts a value: a
+    /// refresh changes a few tags of each instance it touches, each a
+    /// retraction and an insertion, and publishing the insertion alone
+    /// leaves the column as both would, for half the engine thread's work.
+    /// (Each instance's changes of an output come from one worker, the one
+    /// its operator keeps it on, so its retraction and insertion meet here.)
+    pub fn sorted(self, overwrites: &[bool]) -> Vec<OutputUpdate> {
         let mut all = Vec::with_capacity(self.0.iter().map(Vec::len).sum());
         for chunk in self.0 {
             all.extend(chunk);
         }
         all.sort_unstable_by(output_order);
+        settle(&mut all, overwrites);
         all
     }
 
@@ -120,6 +129,36 @@ impl OutputChunks {
 /// strings reads their allocations).
 pub fn output_order(a: &OutputUpdate, b: &OutputUpdate) -> std::cmp::Ordering {
     (a.3, a.0, a.1).cmp(&(b.3, b.0, b.1)).then_with(|| a.2.cmp(&b.2))
+}
+
+/// Sums equal changes in `sorted` (dropping those that cancel) and drops the
+/// retractions of an overwritten output's instance at a time that inserts
+/// one of its values (see `OutputChunks::sorted`).
+fn settle(sorted: &mut Vec<OutputUpdate>, overwrites: &[bool]) {
+    sorted.dedup_by(|later, kept| {
+        let same = kept.0 == later.0 && kept.1 == later.1 && kept.3 == later.3 && kept.2 == later.2;
+        if same {
+            kept.4 += later.4;
+        }
+        same
+    });
+    let mut kept = 0;
+    let mut start = 0;
+    while start < sorted.len() {
+        let group = |u: &OutputUpdate| (u.3, u.0, u.1);
+        let end = start + sorted[start..].iter().take_while(|u| group(u) == group(&sorted[start])).count();
+        let overwritten =
+            overwrites.get(sorted[start].0).copied().unwrap_or(false) && sorted[start..end].iter().any(|u| u.4 > 0);
+        for i in start..end {
+            let diff = sorted[i].4;
+            if diff != 0 && !(overwritten && diff < 0) {
+                sorted.swap(kept, i);
+                kept += 1;
+            }
+        }
+        start = end;
+    }
+    sorted.truncate(kept);
 }
 
 /// Appends the merge of `a` and `b` to `out`.
@@ -696,21 +735,58 @@ mod tests {
             .prop_map(|(output, id, v, time, diff)| (output, id, Value::Int(v), time, diff))
     }
 
+    #[test]
+    fn a_new_tag_value_goes_without_the_old_ones_retraction() {
+        let v = Value::Int;
+        // Output 0 a tag column (overwritten), output 1 a segment.
+        let run = vec![
+            (0, 7, v(1), 5, -1),
+            (0, 7, v(2), 5, 1),
+            (0, 8, v(3), 5, -1),
+            (1, 7, v(1), 5, -1),
+            (1, 8, v(1), 5, 1),
+            (0, 9, v(4), 5, 1),
+            (0, 9, v(4), 5, -1),
+        ];
+        assert_eq!(
+            OutputChunks(vec![run]).sorted(&[true, false]),
+            [
+                // 7's old value goes with its new one; 8's, alone, stays; 9's cancel.
+                (0, 7, v(2), 5, 1),
+                (0, 8, v(3), 5, -1),
+                (1, 7, v(1), 5, -1),
+                (1, 8, v(1), 5, 1),
+            ]
+        );
+    }
+
     proptest! {
         /// Workers' sorted outputs merge into what sorting them all gives.
         #[test]
         fn merged_runs_are_sorted_as_one(runs in prop::collection::vec(prop::collection::vec(update(), 0..20), 0..5)) {
             // Changes differing only in their diff are equal in the order.
             let total = |a: &OutputUpdate, b: &OutputUpdate| output_order(a, b).then(a.4.cmp(&b.4));
-            let mut expected: Vec<OutputUpdate> = runs.iter().flatten().cloned().collect();
-            expected.sort_by(total);
-            let sorted: Vec<_> = runs.into_iter().map(|run| OutputChunks(vec![run]).sorted()).collect();
+            // Summed: equal changes of a run are added up, and those of all
+            // runs in the end, before comparing.
+            let sum = |mut v: Vec<OutputUpdate>| {
+                v.sort_by(total);
+                v.dedup_by(|later, kept| {
+                    let same = output_order(later, kept).is_eq();
+                    if same {
+                        kept.4 += later.4;
+                    }
+                    same
+                });
+                v.retain(|u| u.4 != 0);
+                v
+            };
+            let expected = sum(runs.iter().flatten().cloned().collect());
+            let sorted: Vec<_> = runs.into_iter().map(|run| OutputChunks(vec![run]).sorted(&[])).collect();
             // Whatever the vector held before is gone.
             let mut merged = vec![(9, 9, Value::Int(9), 9, 1)];
             OutputChunks::merge_into(sorted, &mut merged);
             prop_assert!(merged.is_sorted_by(|a, b| output_order(a, b).is_le()));
-            merged.sort_by(total);
-            prop_assert_eq!(merged, expected);
+            prop_assert_eq!(sum(merged), expected);
         }
     }
 }
