@@ -27,6 +27,7 @@ pub mod intern;
 pub mod json;
 pub mod keyed;
 pub mod load;
+pub mod members;
 pub mod profile;
 pub mod render;
 pub mod retained;

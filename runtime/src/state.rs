@@ -9,13 +9,13 @@
 use crate::chunked::Shared;
 use crate::column::Column;
 use crate::intern::Interner;
+use crate::members::Members;
 use crate::render::{output_order, OutputUpdate, Row, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::{Plan, ReadInput};
 use segflow_compiler::value::{format_timestamp, Rfc3339, Type, Value};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One membership change of a segment.
@@ -64,7 +64,7 @@ pub struct ServingState {
     /// through `value`.
     pub columns: Vec<Column>,
     /// Per segment output: members by key, with the time they entered.
-    pub members: Vec<BTreeMap<Value, i64>>,
+    pub members: Vec<Members>,
     /// Every membership change, in time order (chunked: it grows for the
     /// server's life, nothing trims it, and a snapshot shares it).
     pub changes: Shared<Change>,
@@ -81,7 +81,7 @@ impl ServingState {
         ServingState {
             entities: vec![EntityTable::default(); plan.entities.len()],
             columns: vec![Column::sparse(); n],
-            members: vec![BTreeMap::new(); n],
+            members: vec![Members::default(); n],
             changes: Shared::default(),
             time: 0,
             batches: 0,

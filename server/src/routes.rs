@@ -349,10 +349,7 @@ fn members(state: &ServingState, name: &str, q: &HashMap<String, String>) -> Res
     let key_ty = state.plan.entities[entity].fields[state.plan.entities[entity].key].ty;
     let members = &state.members[s];
     let range: Box<dyn Iterator<Item = (&Value, &i64)>> = match q.get("after") {
-        Some(after) => {
-            let after = parse_key(state, entity, after)?;
-            Box::new(members.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)))
-        }
+        Some(after) => Box::new(members.after(&parse_key(state, entity, after)?)),
         None => Box::new(members.iter()),
     };
     let page: Vec<&Value> = range.take(limit + 1).map(|(k, _)| k).collect();
