@@ -86,23 +86,30 @@ impl InstanceState<Side, SharedRow> for Referenced {
 
     fn produce(&mut self, _: &(), _: &mut Vec<SharedRow>, out: &mut Vec<(SharedRow, isize)>) {
         self.live += self.rows[self.settled..].iter().map(|(_, n)| n).sum::<isize>();
-        if self.lookup_changes.is_empty() {
+        let consolidated = if self.lookup_changes.is_empty() {
             // Only rows changed: each joined to the lookup row as it is.
             join_all(&self.rows[self.settled..], &self.lookups, 1, out);
+            false
         } else {
-            // The lookup row changed: every row, old and new, is joined again.
-            let mut before: ThinVec<(SharedRow, isize)> = self.rows[..self.settled].iter().cloned().collect();
-            consolidate(&mut before);
-            join_all(&before, &self.lookups, -1, out);
+            // The lookup row changed: every row, old and new, is joined
+            // again, each once (the log summed up first).
+            if !self.lookups.is_empty() {
+                let new_rows = self.rows.split_off(self.settled);
+                consolidate(&mut self.rows);
+                join_all(&self.rows, &self.lookups, -1, out);
+                self.rows.extend(new_rows);
+            }
             let mut changes = std::mem::take(&mut self.lookup_changes).into_iter().collect::<Vec<_>>();
             changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             self.lookups.absorb(&mut changes);
             consolidate(&mut self.rows);
             join_all(&self.rows, &self.lookups, 1, out);
-        }
+            true
+        };
         // Retractions only add to the log: past twice the rows it adds up
         // to, it is summed up (an amortised constant per change).
-        if self.rows.len() > 2 * self.live.max(0) as usize + 16 || (self.live == 0 && !self.rows.is_empty()) {
+        let long = self.rows.len() > 2 * self.live.max(0) as usize + 16 || (self.live == 0 && !self.rows.is_empty());
+        if long && !consolidated {
             consolidate(&mut self.rows);
         }
         self.settled = self.rows.len();
@@ -137,7 +144,8 @@ pub fn enriched<'s>(sides: VecCollection<'s, Time, (u64, Side), isize>) -> VecCo
 
 #[cfg(test)]
 mod tests {
-    use super::{enriched, Side};
+    use super::{enriched, Referenced, Side};
+    use crate::keyed::InstanceState;
     use crate::render::SharedRow;
     use proptest::prelude::*;
     use segflow_compiler::value::Value;
@@ -177,6 +185,66 @@ mod tests {
         assert_eq!(emitted[0], []);
         assert_eq!(emitted[1], [(row(&[10, 100]), 1), (row(&[11, 100]), 1)]);
         assert_eq!(emitted[2], [(row(&[10, 100]), -1), (row(&[11, 100]), -1), (row(&[11, 101]), 1)]);
+    }
+
+    /// One instance's state fed a time's changes in parts (as early folds
+    /// give them), then asked what the time changed.
+    fn step(state: &mut Referenced, parts: Vec<Vec<(Side, isize)>>) -> Vec<(SharedRow, isize)> {
+        for mut part in parts {
+            state.absorb(&mut part);
+        }
+        let mut out = Vec::new();
+        state.produce(&(), &mut Vec::new(), &mut out);
+        consolidated(out)
+    }
+
+    #[test]
+    fn a_time_in_parts_is_joined_as_one() {
+        let mut state = Referenced::default();
+        let first = step(
+            &mut state,
+            vec![
+                vec![(Side::Row(row(&[1])), 1)],
+                // The lookup row comes in a later part, and a row leaves
+                // before it came (its insertion is in the last part).
+                vec![(Side::Lookup(row(&[100])), 1), (Side::Row(row(&[2])), -1)],
+                vec![(Side::Row(row(&[2])), 1), (Side::Row(row(&[3])), 1)],
+            ],
+        );
+        assert_eq!(first, [(row(&[1, 100]), 1), (row(&[3, 100]), 1)]);
+        let second = step(
+            &mut state,
+            vec![
+                vec![(Side::Lookup(row(&[100])), -1)],
+                vec![(Side::Lookup(row(&[101])), 1), (Side::Row(row(&[4])), 1)],
+            ],
+        );
+        assert_eq!(
+            second,
+            [(row(&[1, 100]), -1), (row(&[1, 101]), 1), (row(&[3, 100]), -1), (row(&[3, 101]), 1), (row(&[4, 101]), 1)]
+        );
+    }
+
+    #[test]
+    fn retractions_leave_a_log_as_long_as_its_rows() {
+        let mut state = Referenced::default();
+        step(&mut state, vec![vec![(Side::Lookup(row(&[100])), 1)]]);
+        // Rows come and most go, a time each, oldest first, as windows expire them.
+        for t in 0..1000 {
+            let mut changes = vec![(Side::Row(row(&[t])), 1)];
+            if t >= 3 {
+                changes.push((Side::Row(row(&[t - 3])), -1));
+            }
+            let out = step(&mut state, vec![changes]);
+            assert_eq!(out.len(), if t >= 3 { 2 } else { 1 });
+            assert!(state.rows.len() <= 2 * 3 + 16 + 2, "the log holds {} entries", state.rows.len());
+        }
+        assert_eq!(state.live, 3);
+        // All go: nothing is left to keep.
+        let out = step(&mut state, vec![(997..1000).map(|t| (Side::Row(row(&[t])), -1)).collect()]);
+        assert_eq!(out.len(), 3);
+        step(&mut state, vec![vec![(Side::Lookup(row(&[100])), -1)]]);
+        assert!(state.is_empty());
     }
 
     proptest! {
