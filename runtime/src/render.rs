@@ -3,9 +3,10 @@
 //! A straightforward walk over `plan.nodes` (already in dependency order): each
 //! node becomes a few differential operators over the collections of the nodes
 //! it reads. A join (`Enrich`) keeps the two sides the plan arranges per
-//! referenced instance, in one operator of its own (`enriched`). Outputs (tag and segment columns) go into one sink
-//! operator that fills a buffer the engine drains after each step; its (empty)
-//! output is probed, so the engine knows when every output reflects a time.
+//! referenced instance, in one operator of its own (`enriched`). Outputs
+//! (tag and segment columns) go into one sink operator that fills a buffer
+//! the engine drains after each step; its (empty) output is probed, so the
+//! engine knows when every output reflects a time.
 //!
 //! Times are `u64`: a logical millisecond shifted left by 16 bits, with the low
 //! bits numbering batches within the same millisecond (see `engine`).
@@ -82,7 +83,7 @@ impl OutputChunks {
             all.extend(chunk);
         }
         all.sort_unstable_by(output_order);
-        settle(&mut all, overwrites);
+        net_output_changes(&mut all, overwrites);
         all
     }
 
@@ -134,7 +135,7 @@ pub fn output_order(a: &OutputUpdate, b: &OutputUpdate) -> std::cmp::Ordering {
 /// Sums equal changes in `sorted` (dropping those that cancel) and drops the
 /// retractions of an overwritten output's instance at a time that inserts
 /// one of its values (see `OutputChunks::sorted`).
-fn settle(sorted: &mut Vec<OutputUpdate>, overwrites: &[bool]) {
+fn net_output_changes(sorted: &mut Vec<OutputUpdate>, overwrites: &[bool]) {
     sorted.dedup_by(|later, kept| {
         let same = kept.0 == later.0 && kept.1 == later.1 && kept.3 == later.3 && kept.2 == later.2;
         if same {
@@ -760,7 +761,63 @@ mod tests {
         );
     }
 
+    /// A tag column as the serving state keeps it (`ServingState::apply_output`):
+    /// within a time retractions first, each removing its value if it is the
+    /// one held, then insertions, each setting its value.
+    fn apply(column: &mut std::collections::BTreeMap<(usize, u64), Value>, changes: &[OutputUpdate]) {
+        for retractions in [true, false] {
+            for (output, id, value, _, diff) in changes {
+                if (*diff < 0) != retractions {
+                    continue;
+                }
+                if *diff > 0 {
+                    column.insert((*output, *id), value.clone());
+                } else if column.get(&(*output, *id)) == Some(value) {
+                    column.remove(&(*output, *id));
+                }
+            }
+        }
+    }
+
     proptest! {
+        /// Tag columns changing over times (a value set, changed, cleared),
+        /// each time's changes a retraction of the old value and an
+        /// insertion of the new, as operators emit them: applied with the
+        /// retractions that a new value makes needless dropped, the columns
+        /// are those that all of them give, time by time.
+        #[test]
+        fn dropped_retractions_leave_the_columns_as_they_were(
+            steps in prop::collection::vec(prop::collection::vec((0..2usize, 0..4u64, prop::option::of(0..3i64)), 0..8), 1..6),
+        ) {
+            let (mut all, mut net) = (std::collections::BTreeMap::new(), std::collections::BTreeMap::new());
+            for (t, step) in steps.into_iter().enumerate() {
+                let mut next = all.clone();
+                for (output, id, value) in step {
+                    match value {
+                        Some(v) => next.insert((output, id), Value::Int(v)),
+                        None => next.remove(&(output, id)),
+                    };
+                }
+                let mut changes: Vec<OutputUpdate> = Vec::new();
+                for (&(o, i), v) in &all {
+                    if next.get(&(o, i)) != Some(v) {
+                        changes.push((o, i, v.clone(), t as u64, -1));
+                    }
+                }
+                for (&(o, i), v) in &next {
+                    if all.get(&(o, i)) != Some(v) {
+                        changes.push((o, i, v.clone(), t as u64, 1));
+                    }
+                }
+                let netted = OutputChunks(vec![changes.clone()]).sorted(&[true, true]);
+                prop_assert!(netted.len() <= changes.len());
+                apply(&mut all, &changes);
+                apply(&mut net, &netted);
+                prop_assert_eq!(&all, &next);
+                prop_assert_eq!(&net, &next);
+            }
+        }
+
         /// Workers' sorted outputs merge into what sorting them all gives.
         #[test]
         fn merged_runs_are_sorted_as_one(runs in prop::collection::vec(prop::collection::vec(update(), 0..20), 0..5)) {
