@@ -4,7 +4,7 @@
 //!  grammar::parse ──> ast::File
 //!        resolve ──> hir::Program   names resolved, types checked, aggregates lifted,
 //!                                   definitions in dependency order (cycles rejected)
-//!          lower ──> plan::Plan     inputs, shared arrangements, nodes, outputs
+//!          lower ──> plan::Plan     inputs, arrangements, nodes, outputs
 //! ```
 //!
 //! The compiler knows nothing of timely: the plan is plain data (serde and

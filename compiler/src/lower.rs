@@ -633,7 +633,9 @@ fn split_for_join(program: &Program, agg: &hir::Aggregate) -> (Option<Expr>, Opt
 
 /// The joins whose rows are left unfiltered before them: those where
 /// aggregates would drop different rows, and so would each arrange their own
-/// rows, where unfiltered they share one arrangement of them all.
+/// rows, where unfiltered they share one arrangement of them all. (The
+/// runtime keeps a join's rows in the join's own operator, so joins share
+/// them when they are one node: the same rows looking up the same row.)
 fn unsplit_joins(program: &Program) -> HashSet<JoinKey> {
     let mut before_of: HashMap<JoinKey, Option<Expr>> = HashMap::new();
     let mut unsplit = HashSet::new();

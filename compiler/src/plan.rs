@@ -1,7 +1,8 @@
 //! The dataflow plan: what the runtime builds, as plain data.
 //!
 //! A plan is a list of inputs, a list of nodes in dependency order (each node
-//! reads only nodes before it), the arrangements that nodes share, and the
+//! reads only nodes before it), the arrangements (joins' indexed sides) that
+//! nodes name, and the
 //! outputs (tags and segments) with the node that computes each. It names no
 //! timely type: the runtime renders it by walking `nodes` front to back.
 //!
@@ -75,7 +76,9 @@ pub enum Node {
     /// Rows extended with the lookup row of the instance referenced in field
     /// `via` (a join on the two arrangements); a null reference extends with
     /// `width` nulls. The lookup is live: when the referenced instance's values
-    /// change, every row joined to it changes. Memory: the two arrangements.
+    /// change, every row joined to it changes. Memory: its rows and the lookup
+    /// rows, which the runtime keeps per referenced instance in the join's own
+    /// operator (two joins share them only by being one node).
     Enrich { source: NodeId, via: usize, lookup: NodeId, width: usize, left: ArrangementId, right: ArrangementId },
     /// Rows for which the predicate is true (null counts as false).
     Filter { source: NodeId, predicate: ScalarExpr },

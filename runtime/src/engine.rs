@@ -23,11 +23,11 @@
 use crate::decode::Record;
 use crate::due::{Due, Schedule};
 use crate::ids::{IdList, IdSet};
+use crate::input_groups::{self, retraction, InputGroups, Target};
 use crate::intern::{Interner, KeyOrder};
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
 use crate::retained::Retained;
-use crate::routes::{self, retraction, Routes, Target};
 use crate::state::ServingState;
 use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::{Def, EVENT_AT, EVENT_ID};
@@ -110,7 +110,8 @@ enum Command {
     Step { updates: Vec<Update>, upto: Time },
 }
 
-/// Updates sent to the workers in pieces of this size while a batch is built.
+/// Updates sent to the workers in pieces of this size while a batch is built
+/// (an update goes to a group of inputs: see `input_groups`).
 const FEED_CHUNK: usize = 1 << 16;
 
 /// Records whose references are looked up ahead of interning them at a time
@@ -172,7 +173,7 @@ pub struct Batch {
 /// The windowed rows of a batch whose `now` is not known yet (see
 /// `Engine::begin_on_event_clock`), each as (event time in ms, the inputs
 /// it is held back from or was sent to, row): one entry for all the windows
-/// of a route, each leaving at its own time (`Route::closed`).
+/// of a group of inputs, each leaving at its own time (`InputGroup::closed`).
 struct AwaitingNow {
     /// The dataflow time of the guessed `now` (`Time::MAX` for none).
     guess: Time,
@@ -191,16 +192,16 @@ impl AwaitingNow {
     /// cannot be below) puts out of their windows, once there are enough to
     /// make it worth a pass: held ones are let go, sent ones retracted (they
     /// cancel at the batch's time), so neither list outgrows the windows.
-    fn prune(&mut self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>, routes: &Routes) {
+    fn prune(&mut self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>, groups: &InputGroups) {
         if self.held.len() + self.sent.len() < self.prune_at {
             return;
         }
         self.held.retain_mut(|(at, target, _)| {
-            target.mask &= !routes.route(*target).closed(*at, out_before);
+            target.mask &= !groups.group(*target).closed(*at, out_before);
             target.mask != 0
         });
         self.sent.retain_mut(|(at, target, row)| {
-            let out = target.mask & routes.route(*target).closed(*at, out_before);
+            let out = target.mask & groups.group(*target).closed(*at, out_before);
             if out != 0 {
                 updates.push((Target { mask: out, ..*target }, row.clone(), batch_time, -1));
                 target.mask &= !out;
@@ -213,9 +214,9 @@ impl AwaitingNow {
     /// With `now` known (as the dataflow time `out_before`): the held rows
     /// inside their windows are sent, and the sent ones outside retracted. A
     /// row is inside its window at `now` exactly when retracted after it.
-    fn settle(self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>, routes: &Routes) {
+    fn settle(self, out_before: Time, batch_time: Time, updates: &mut Vec<Update>, groups: &InputGroups) {
         for (at, target, row) in self.held {
-            let inside = target.mask & !routes.route(target).closed(at, out_before);
+            let inside = target.mask & !groups.group(target).closed(at, out_before);
             if inside != 0 {
                 updates.push((Target { mask: inside, ..target }, row, batch_time, 1));
             }
@@ -223,7 +224,7 @@ impl AwaitingNow {
         // Sent rows are retracted after the guess: only a guess below `now` took any out.
         if out_before >= self.guess {
             for (at, target, row) in self.sent {
-                let outside = target.mask & routes.route(target).closed(at, out_before);
+                let outside = target.mask & groups.group(target).closed(at, out_before);
                 if outside != 0 {
                     updates.push((Target { mask: outside, ..target }, row, batch_time, -1));
                 }
@@ -291,8 +292,8 @@ pub struct Engine {
     pending: Schedule,
     instances_input: Vec<Option<usize>>,
     attributes_input: Vec<Option<usize>>,
-    /// The inputs each update goes to; per event type, the routes of its inputs.
-    routes: Routes,
+    /// The inputs each update goes to; per event type, the groups of its inputs.
+    input_groups: InputGroups,
     /// Per event type: the types of its fields.
     event_types: Vec<Vec<Type>>,
     /// An event row with its references interned (reused per event).
@@ -320,8 +321,8 @@ impl Engine {
         let receivers = Arc::new(Mutex::new(receivers));
         let ack_tx = Arc::new(Mutex::new(ack_tx));
         let worker_plan = plan.clone();
-        let routes = Routes::new(&plan);
-        let worker_routes = routes.clone();
+        let input_groups = InputGroups::new(&plan);
+        let worker_groups = input_groups.clone();
         // Tag columns: a new value replaces the old (see `OutputChunks::sorted`).
         let overwrites: Vec<bool> =
             plan.outputs.iter().map(|o| matches!(o.def, Def::Tag(_)) && o.on_read.is_none()).collect();
@@ -350,7 +351,7 @@ impl Engine {
                                 session.advance_to(at);
                             }
                             for (target, row, time, diff) in updates {
-                                routes::apply(&worker_routes, target, row, time, diff, &mut dataflow.inputs);
+                                input_groups::apply(&worker_groups, target, row, time, diff, &mut dataflow.inputs);
                             }
                             for session in dataflow.inputs.iter_mut() {
                                 session.flush();
@@ -361,7 +362,7 @@ impl Engine {
                         Command::Step { updates, upto } => (updates, upto),
                     };
                     for (target, row, time, diff) in updates {
-                        routes::apply(&worker_routes, target, row, time, diff, &mut dataflow.inputs);
+                        input_groups::apply(&worker_groups, target, row, time, diff, &mut dataflow.inputs);
                     }
                     for session in dataflow.inputs.iter_mut() {
                         session.advance_to(upto);
@@ -414,8 +415,10 @@ impl Engine {
             retained: vec![Retained::default(); plan.events.len()],
             retention_ms: (0..plan.events.len())
                 .map(|e| {
-                    let windows: Vec<Option<u64>> =
-                        routes.of_event[e].iter().flat_map(|&r| routes.routes[r as usize].windows.clone()).collect();
+                    let windows: Vec<Option<u64>> = input_groups.of_event[e]
+                        .iter()
+                        .flat_map(|&g| input_groups.groups[g as usize].windows.clone())
+                        .collect();
                     if windows.contains(&None) {
                         None
                     } else {
@@ -427,7 +430,7 @@ impl Engine {
             pending: Schedule::new(plan.inputs.len()),
             instances_input,
             attributes_input,
-            routes,
+            input_groups,
             event_types: plan.events.iter().map(|e| e.fields.iter().map(|f| f.ty).collect()).collect(),
             row_buffer: Row::new(),
             closed: false,
@@ -620,7 +623,12 @@ impl Engine {
         batch.event_clock = self.clock_time(records, &accepted).max(batch.event_clock);
         self.feed_warmed(batch, records, &accepted);
         if let Some(awaiting) = &mut batch.awaiting_now {
-            awaiting.prune(logical_to_time(batch.event_clock), batch.batch_time, &mut batch.updates, &self.routes);
+            awaiting.prune(
+                logical_to_time(batch.event_clock),
+                batch.batch_time,
+                &mut batch.updates,
+                &self.input_groups,
+            );
         }
     }
 
@@ -685,13 +693,13 @@ impl Engine {
                         Value::Timestamp(t) => t,
                         _ => continue,
                     };
-                    // The inputs of a route carry the same fields: one row, one
+                    // The inputs of a group carry the same fields: one row, one
                     // update, for all of them that take it now.
-                    for &r in &self.routes.of_event[*event] {
-                        let route = &self.routes.routes[r as usize];
-                        let shared: SharedRow = route.fields.iter().map(|&f| row[f].clone()).collect();
+                    for &g in &self.input_groups.of_event[*event] {
+                        let group = &self.input_groups.groups[g as usize];
+                        let shared: SharedRow = group.fields.iter().map(|&f| row[f].clone()).collect();
                         let (mut now, mut sent, mut held) = (0u32, 0u32, 0u32);
-                        for (bit, (&input, window)) in route.inputs.iter().zip(&route.windows).enumerate() {
+                        for (bit, (&input, window)) in group.inputs.iter().zip(&group.windows).enumerate() {
                             let Some(w) = *window else {
                                 now |= 1 << bit;
                                 continue;
@@ -724,7 +732,7 @@ impl Engine {
                                 self.pending.push_out_of_order(Due::new(retract, input, shared.clone(), -1));
                             }
                         }
-                        let target = |mask| Target { route: r, mask };
+                        let target = |mask| Target { group: g, mask };
                         if let Some(awaiting) = &mut awaiting_now {
                             if sent != 0 {
                                 awaiting.sent.push((t, target(sent), shared.clone()));
@@ -817,7 +825,7 @@ impl Engine {
             stamp = Some(logical_to_time(new_now));
             // What was queued before falls due by `now`, as `begin` would have taken it.
             self.take_due(logical_to_time(new_now), batch_time, &mut updates);
-            awaiting.settle(logical_to_time(new_now), batch_time, &mut updates, &self.routes);
+            awaiting.settle(logical_to_time(new_now), batch_time, &mut updates, &self.input_groups);
         }
         self.send(updates, batch_time, true);
         let sent = Instant::now();

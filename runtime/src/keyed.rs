@@ -185,8 +185,8 @@ impl<D: Ord> Pending<D> for Greatest<D> {
 /// randomized reference tests cover it.
 const ABSORB_HELD: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
 
-/// The operator behind `by_key`, `expiring`, `mode`, `running` and
-/// `gathered::projected`: exchanges values by instance,
+/// The operator behind `by_key`, `expiring`, `mode`, `running`,
+/// `gathered::projected` and `enriched`: exchanges values by instance,
 /// holds each time's changes (`P`) until the time completes, then updates
 /// every touched instance's state once, in time order, and emits what that
 /// changed.

@@ -22,6 +22,7 @@ pub mod enriched;
 pub mod folded;
 pub mod gathered;
 pub mod ids;
+pub mod input_groups;
 pub mod instances;
 pub mod intern;
 pub mod json;
@@ -31,7 +32,6 @@ pub mod members;
 pub mod profile;
 pub mod render;
 pub mod retained;
-pub mod routes;
 pub mod snapshot;
 pub mod state;
 #[cfg(test)]
