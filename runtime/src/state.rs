@@ -164,6 +164,17 @@ impl ServingState {
             same
         });
         updates.retain(|u| u.4 != 0);
+        // A tag instance holds one value: a time inserts at most one. (A
+        // worker drops a retraction its insertion makes needless, which is
+        // right only if all of an instance's changes come from that worker:
+        // see `OutputChunks::sorted`.)
+        debug_assert!(
+            updates.chunk_by(|a, b| (a.3, a.0, a.1) == (b.3, b.0, b.1)).all(|group| {
+                !matches!(self.plan.outputs[group[0].0].def, Def::Tag(_))
+                    || group.iter().filter(|u| u.4 > 0).count() <= 1
+            }),
+            "a tag instance was given two values at one time"
+        );
         for one_time in updates.chunk_by_mut(|a, b| a.3 == b.3) {
             for retractions in [true, false] {
                 for i in 0..one_time.len() {
