@@ -132,7 +132,7 @@ fn explain_output_is_golden() {
 }
 
 #[test]
-fn explain_shows_lineage_and_shared_arrangements() {
+fn explain_shows_lineage_shared_nodes_and_arrangements() {
     let (_, stdout, _) = segflow(&["explain", "examples/retail/retail.eql"]);
     assert!(stdout.contains("lineage:"));
     assert!(stdout.contains("user.shoe_spend_90d <- "));

@@ -94,7 +94,8 @@ struct Lowerer<'a> {
 /// The first join of an aggregate that follows references: its event, its
 /// window and the field holding the reference it follows first. Aggregates
 /// with one key share the join's arrangement of their rows, if their rows
-/// are the same.
+/// are the same. (The runtime keeps a join's rows in the join's own
+/// operator: aggregates share them where they share the join node.)
 type JoinKey = (hir::EventId, Option<u64>, usize);
 
 impl Lowerer<'_> {
@@ -524,9 +525,9 @@ impl Lowerer<'_> {
                 };
             }
         }
-        // `at` first: arrangements keep rows sorted and merge them by
-        // comparing rows, and a time decides nearly every comparison without
-        // reading a string (the id, otherwise first, sits in its own allocation).
+        // `at` first: where rows are compared whole, a time decides nearly
+        // every comparison without reading a string (the id, otherwise
+        // first, sits in its own allocation).
         let mut fields: Vec<usize> = fields.into_iter().collect();
         if let Some(at) = fields.iter().position(|&f| f == hir::EVENT_AT) {
             fields[..=at].rotate_right(1);

@@ -2,9 +2,9 @@
 //!
 //! A plan is a list of inputs, a list of nodes in dependency order (each node
 //! reads only nodes before it), the arrangements (joins' indexed sides) that
-//! nodes name, and the
-//! outputs (tags and segments) with the node that computes each. It names no
-//! timely type: the runtime renders it by walking `nodes` front to back.
+//! nodes name, and the outputs (tags and segments) with the node that
+//! computes each. It names no timely type: the runtime renders it by walking
+//! `nodes` front to back.
 //!
 //! Three collection shapes flow between nodes:
 //! - *rows*: `Row` values (events, attribute rows, enriched rows);

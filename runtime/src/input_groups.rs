@@ -63,20 +63,20 @@ impl InputGroups {
         let mut of_event = vec![Vec::new(); plan.events.len()];
         for (i, input) in plan.inputs.iter().enumerate() {
             let Input::Events { event, window_ms, fields } = input else { continue };
-            let shared = of_event[*event].iter().copied().find(|&r: &u32| {
-                let group: &InputGroup = &groups[r as usize];
+            let shared = of_event[*event].iter().copied().find(|&g: &u32| {
+                let group: &InputGroup = &groups[g as usize];
                 group.fields == *fields && group.inputs.len() < WIDTH
             });
-            let r = match shared {
-                Some(r) => r,
+            let g = match shared {
+                Some(g) => g,
                 None => {
                     groups.push(InputGroup { inputs: Vec::new(), windows: Vec::new(), fields: fields.clone() });
                     of_event[*event].push(groups.len() as u32 - 1);
                     groups.len() as u32 - 1
                 }
             };
-            groups[r as usize].inputs.push(i);
-            groups[r as usize].windows.push(*window_ms);
+            groups[g as usize].inputs.push(i);
+            groups[g as usize].windows.push(*window_ms);
         }
         InputGroups { groups, of_event }
     }
