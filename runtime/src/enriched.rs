@@ -17,8 +17,8 @@
 use crate::keyed::{keyed, Changes, InstanceState};
 use crate::render::{SharedRow, Time};
 use crate::values::Values;
+use differential_dataflow::consolidation::consolidate_slice;
 use differential_dataflow::VecCollection;
-use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use thin_vec::ThinVec;
 
@@ -62,14 +62,22 @@ fn join_all(rows: &[(SharedRow, isize)], lookups: &Values<SharedRow>, sign: isiz
     }
 }
 
-/// The changes summed per row, none left at 0, in no particular order.
+/// Sums up the changes per row, none left at 0.
 fn consolidate(changes: &mut ThinVec<(SharedRow, isize)>) {
-    let mut sums: HashMap<SharedRow, isize> = HashMap::with_capacity_and_hasher(changes.len(), Default::default());
-    for (row, n) in changes.drain(..) {
-        *sums.entry(row).or_default() += n;
+    let len = changes.len();
+    consolidate_first(changes, len);
+}
+
+/// Sums up the first `len` changes per row, none left at 0 (differential's
+/// consolidation, in place), the rest after them as they were; returns how
+/// many the first became.
+fn consolidate_first(changes: &mut ThinVec<(SharedRow, isize)>, len: usize) -> usize {
+    let kept = consolidate_slice(&mut changes[..len]);
+    changes.drain(kept..len);
+    if changes.capacity() > 2 * changes.len() + 16 {
+        changes.shrink_to_fit();
     }
-    changes.extend(sums.into_iter().filter(|(_, n)| *n != 0));
-    changes.shrink_to_fit();
+    kept
 }
 
 impl InstanceState<Side, SharedRow> for Referenced {
@@ -94,10 +102,8 @@ impl InstanceState<Side, SharedRow> for Referenced {
             // The lookup row changed: every row, old and new, is joined
             // again, each once (the log summed up first).
             if !self.lookups.is_empty() {
-                let new_rows = self.rows.split_off(self.settled);
-                consolidate(&mut self.rows);
-                join_all(&self.rows, &self.lookups, -1, out);
-                self.rows.extend(new_rows);
+                let old_rows = consolidate_first(&mut self.rows, self.settled);
+                join_all(&self.rows[..old_rows], &self.lookups, -1, out);
             }
             let mut changes = std::mem::take(&mut self.lookup_changes).into_iter().collect::<Vec<_>>();
             changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
