@@ -132,10 +132,9 @@ pub fn output_order(a: &OutputUpdate, b: &OutputUpdate) -> std::cmp::Ordering {
     (a.3, a.0, a.1).cmp(&(b.3, b.0, b.1)).then_with(|| a.2.cmp(&b.2))
 }
 
-/// Sums equal changes in `sorted` (dropping those that cancel) and drops the
-/// retractions of an overwritten output's instance at a time that inserts
-/// one of its values (see `OutputChunks::sorted`).
-fn net_output_changes(sorted: &mut Vec<OutputUpdate>, overwrites: &[bool]) {
+/// Sums equal changes in `sorted` (in `output_order`, so equal ones are
+/// adjacent) and drops those that cancel.
+pub fn sum_equal_changes(sorted: &mut Vec<OutputUpdate>) {
     sorted.dedup_by(|later, kept| {
         let same = kept.0 == later.0 && kept.1 == later.1 && kept.3 == later.3 && kept.2 == later.2;
         if same {
@@ -143,6 +142,14 @@ fn net_output_changes(sorted: &mut Vec<OutputUpdate>, overwrites: &[bool]) {
         }
         same
     });
+    sorted.retain(|u| u.4 != 0);
+}
+
+/// Sums equal changes in `sorted` and drops the retractions of an
+/// overwritten output's instance at a time that inserts one of its values
+/// (see `OutputChunks::sorted`).
+fn net_output_changes(sorted: &mut Vec<OutputUpdate>, overwrites: &[bool]) {
+    sum_equal_changes(sorted);
     let mut kept = 0;
     let mut start = 0;
     while start < sorted.len() {
@@ -151,8 +158,7 @@ fn net_output_changes(sorted: &mut Vec<OutputUpdate>, overwrites: &[bool]) {
         let overwritten =
             overwrites.get(sorted[start].0).copied().unwrap_or(false) && sorted[start..end].iter().any(|u| u.4 > 0);
         for i in start..end {
-            let diff = sorted[i].4;
-            if diff != 0 && !(overwritten && diff < 0) {
+            if !(overwritten && sorted[i].4 < 0) {
                 sorted.swap(kept, i);
                 kept += 1;
             }

@@ -10,7 +10,7 @@ use crate::chunked::Shared;
 use crate::column::Column;
 use crate::intern::Interner;
 use crate::members::Members;
-use crate::render::{output_order, OutputUpdate, Row, Time};
+use crate::render::{output_order, sum_equal_changes, OutputUpdate, Row, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::{Plan, ReadInput};
@@ -156,14 +156,7 @@ impl ServingState {
         if !updates.is_sorted_by(|a, b| output_order(a, b).is_le()) {
             updates.sort_unstable_by(output_order);
         }
-        updates.dedup_by(|later, kept| {
-            let same = kept.0 == later.0 && kept.1 == later.1 && kept.2 == later.2 && kept.3 == later.3;
-            if same {
-                kept.4 += later.4;
-            }
-            same
-        });
-        updates.retain(|u| u.4 != 0);
+        sum_equal_changes(updates);
         // A tag instance holds one value: a time inserts at most one. (A
         // worker drops a retraction its insertion makes needless, which is
         // right only if all of an instance's changes come from that worker:
