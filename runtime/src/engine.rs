@@ -114,8 +114,9 @@ enum Command {
 /// (an update goes to a group of inputs: see `input_groups`).
 const FEED_CHUNK: usize = 1 << 16;
 
-/// Records whose references are looked up ahead of interning them at a time
-/// (see `warm_references`): what they touch stays in the cache meanwhile.
+/// Records whose ids and references are prefetched ahead of looking them up
+/// at a time (see `accept`, `warm_references`): what they touch stays in the
+/// cache meanwhile.
 const WARM_RECORDS: usize = 128;
 
 /// How long a worker computing a batch steps without pause before it sleeps
@@ -471,17 +472,27 @@ impl Engine {
     /// Registers the ids of a batch's events: per record, whether it applies
     /// (false for an event whose id was accepted before or earlier in the batch).
     fn accept(&mut self, records: &[Record]) -> Vec<bool> {
-        records
-            .iter()
-            .map(|r| match r {
-                Record::Event { event, row } => {
-                    // The decoder gives an event's id as a string or null.
-                    let Value::Str(id) = &row[EVENT_ID] else { return true };
-                    self.seen_ids[*event].insert(id.as_bytes())
-                }
-                _ => true,
-            })
-            .collect()
+        let mut accepted = Vec::with_capacity(records.len());
+        let mut hashes = Vec::with_capacity(WARM_RECORDS);
+        // A run's ids are hashed and their slots asked for first, so that
+        // their cache misses overlap (see `probed`).
+        for run in records.chunks(WARM_RECORDS) {
+            hashes.clear();
+            hashes.extend(run.iter().map(|record| {
+                event_id(record).map(|(event, id)| {
+                    let hash = self.seen_ids[event].hash(id);
+                    self.seen_ids[event].prefetch(hash);
+                    hash
+                })
+            }));
+            for (record, hash) in run.iter().zip(&hashes) {
+                accepted.push(match (event_id(record), hash) {
+                    (Some((event, id)), Some(hash)) => self.seen_ids[event].insert_hashed(*hash, id),
+                    _ => true,
+                });
+            }
+        }
+        accepted
     }
 
     /// The logical time the clock gives a tick (a batch without records) now.
@@ -641,16 +652,17 @@ impl Engine {
         }
     }
 
-    /// Looks up the references of events about to be interned: the lookups
-    /// are independent of one another, so their cache misses (the tables of
-    /// keys outgrow the cache) overlap, where interning one record at a time,
-    /// between everything else a record costs, waits for each in turn.
+    /// Asks for the table slots of the references of events about to be
+    /// interned, without waiting: the lookups are independent of one
+    /// another, so their cache misses (the tables of keys outgrow the cache)
+    /// overlap, where interning one record at a time, between everything
+    /// else a record costs, waits for each in turn.
     fn warm_references(&self, records: &[Record]) {
         for record in records {
             if let Record::Event { event, row } = record {
                 for (value, ty) in row.iter().zip(&self.event_types[*event]) {
                     if let (Type::Ref(entity), false) = (ty, value.is_null()) {
-                        std::hint::black_box(self.keys[*entity].get(value));
+                        self.keys[*entity].prefetch(value);
                     }
                 }
             }
@@ -1111,4 +1123,16 @@ pub fn logical_to_time(ms: i64) -> Time {
 
 pub fn wall_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The event type and id of an event record with an id (the decoder gives
+/// an event's id as a string or null).
+fn event_id(record: &Record) -> Option<(usize, &[u8])> {
+    match record {
+        Record::Event { event, row } => match &row[EVENT_ID] {
+            Value::Str(id) => Some((*event, id.as_bytes())),
+            _ => None,
+        },
+        _ => None,
+    }
 }

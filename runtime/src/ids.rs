@@ -4,17 +4,18 @@
 //! memory per event: a set of shared strings took ~86 bytes an id (a
 //! reference-counted allocation each, plus the table). Here the ids' bytes
 //! sit one after another in chunks and the tables hold where each starts
-//! and its hash, ~34 bytes an id for the retail example's (~9 of them for
-//! the hash). The chunks also keep the order the ids came in, which a
-//! snapshot lists them in.
+//! and its hash (16 bytes a slot, three quarters of them used at most), so
+//! ~30–50 bytes an id for the retail example's. The chunks also keep the order the ids came in, which a
+//! snapshot lists them in. A batch's ids are looked up a run at a time,
+//! their slots prefetched first (see `probed`).
 //!
 //! Nothing here grows by copying everything at once, which paused the
 //! engine thread for up to 0.4 s at a million ids: the ids are split over
-//! `SHARDS` tables by hash, each resizing alone, and the bytes fill chunks
+//! `SHARDS` tables by hash, each growing alone, and the bytes fill chunks
 //! that are never moved. A full chunk is shared, so a snapshot's list of
 //! the ids (`IdList`) copies pointers, not bytes.
 
-use hashbrown::hash_table::{Entry, HashTable};
+use crate::probed::Probed;
 use segflow_compiler::value::Value;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -27,9 +28,9 @@ const CHUNK_BYTES: usize = 64 * 1024;
 pub struct IdSet {
     /// Per shard, where each id is (chunk index in the high 32 bits, offset
     /// in it in the low 32, of its length (4 bytes, little-endian), which its
-    /// bytes follow) and its hash: a resize then moves entries without
+    /// bytes follow), beside its hash: a growth then moves entries without
     /// reading every id again, a cache miss each.
-    tables: Vec<HashTable<(u64, u64)>>,
+    tables: Vec<Probed<u64>>,
     bytes: IdList,
     // Seeded per process: ids come from clients, who should not be able to
     // pick ids that collide.
@@ -39,7 +40,7 @@ pub struct IdSet {
 impl Default for IdSet {
     fn default() -> Self {
         IdSet {
-            tables: (0..SHARDS).map(|_| HashTable::new()).collect(),
+            tables: (0..SHARDS).map(|_| Probed::default()).collect(),
             bytes: IdList::default(),
             hasher: Default::default(),
         }
@@ -50,22 +51,38 @@ impl IdSet {
     /// Adds `id`, a string's bytes (UTF-8: `iter` gives them back as
     /// strings); whether it was new.
     pub fn insert(&mut self, id: &[u8]) -> bool {
+        self.insert_hashed(self.hasher.hash_one(id), id)
+    }
+
+    /// The hash `insert_hashed` takes for `id`.
+    pub fn hash(&self, id: &[u8]) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// Asks for the memory that looking up an id of `hash` reads first,
+    /// without waiting for it: a caller adding many ids prefetches a run of
+    /// them first, so their cache misses overlap.
+    pub fn prefetch(&self, hash: u64) {
+        self.tables[shard(hash)].prefetch(hash);
+    }
+
+    /// `insert`, given `id`'s hash (`hash`).
+    pub fn insert_hashed(&mut self, hash: u64, id: &[u8]) -> bool {
         debug_assert!(std::str::from_utf8(id).is_ok(), "an id is a string");
-        let hash = self.hasher.hash_one(id);
-        let bytes = &self.bytes;
-        let table = &mut self.tables[shard(hash)];
-        match table.entry(hash, |&(at, h)| h == hash && bytes.id_at(at) == id, |&(_, h)| h) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(slot) => {
-                slot.insert((self.bytes.push(id), hash));
-                true
-            }
+        if self.find(hash, id) {
+            return false;
         }
+        let at = self.bytes.push(id);
+        self.tables[shard(hash)].insert_new(hash, at);
+        true
+    }
+
+    fn find(&self, hash: u64, id: &[u8]) -> bool {
+        self.tables[shard(hash)].find(hash, |&at| self.bytes.id_at(at) == id).is_some()
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        let hash = self.hasher.hash_one(id.as_bytes());
-        self.tables[shard(hash)].find(hash, |&(at, h)| h == hash && self.bytes.id_at(at) == id.as_bytes()).is_some()
+        self.find(self.hasher.hash_one(id.as_bytes()), id.as_bytes())
     }
 
     pub fn len(&self) -> usize {
@@ -88,8 +105,7 @@ impl IdSet {
     }
 }
 
-/// The shard of an id's hash. Not its top bits (hashbrown compares those
-/// within a table) nor its lowest (it places by those).
+/// The shard of an id's hash. Not its lowest bits: a table places by those.
 pub(crate) fn shard(hash: u64) -> usize {
     (hash >> 32) as usize % SHARDS
 }

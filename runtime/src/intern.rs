@@ -8,11 +8,12 @@
 //!
 //! Every reference of every event is looked up here, in a table too large for
 //! the cache, so a string key short enough to sit inside its `Text` is kept
-//! in its table slot too: finding it reads the slot and not also `keys`.
+//! in its table slot too: finding it reads the slot and not also `keys`. A
+//! caller with many keys to look up can `prefetch` each first (see `probed`).
 
 use crate::chunked::Shared;
 use crate::ids::{shard, SHARDS};
-use hashbrown::hash_table::{Entry, HashTable};
+use crate::probed::{Probed, Vacant};
 use segflow_compiler::value::{Text, Value};
 use std::hash::BuildHasher;
 
@@ -20,8 +21,8 @@ use std::hash::BuildHasher;
 pub struct Interner {
     /// Keys by id, in chunks: the engine thread never copies them all to grow.
     keys: Shared<Value>,
-    /// Slots split over tables by hash, each resizing alone (see `ids`).
-    tables: Vec<HashTable<Slot>>,
+    /// Slots split over tables by hash, each growing alone (see `ids`).
+    tables: Vec<Probed<Slot>>,
     // Seeded per process: keys come from clients, who should not be able to
     // pick keys that collide.
     hasher: foldhash::fast::RandomState,
@@ -47,11 +48,20 @@ impl Slot {
     }
 }
 
+impl Vacant for Slot {
+    fn vacant() -> Slot {
+        Slot { id: u64::MAX, short: None }
+    }
+    fn is_vacant(&self) -> bool {
+        self.id == u64::MAX
+    }
+}
+
 impl Default for Interner {
     fn default() -> Self {
         Interner {
             keys: Shared::default(),
-            tables: (0..SHARDS).map(|_| HashTable::new()).collect(),
+            tables: (0..SHARDS).map(|_| Probed::default()).collect(),
             hasher: Default::default(),
         }
     }
@@ -61,26 +71,30 @@ impl Interner {
     /// The id of `key`, and whether it was new.
     pub fn intern(&mut self, key: &Value) -> (u64, bool) {
         let hash = hash_of(&self.hasher, key);
-        let (keys, hasher) = (&self.keys, &self.hasher);
-        // A resize rehashes a key held in its slot from the slot.
-        let rehash = |slot: &Slot| match &slot.short {
-            Some(short) => hasher.hash_one(short.as_bytes()),
-            None => hash_of(hasher, stored_key(keys, slot)),
-        };
-        match self.tables[shard(hash)].entry(hash, |slot| matches(keys, slot, key), rehash) {
-            Entry::Occupied(slot) => (slot.get().id, false),
-            Entry::Vacant(vacant) => {
-                let id = self.keys.end() as u64;
-                vacant.insert(Slot::new(id, key));
-                self.keys.push_back(key.clone());
-                (id, true)
-            }
+        if let Some(id) = self.find(hash, key) {
+            return (id, false);
         }
+        let id = self.keys.end() as u64;
+        self.tables[shard(hash)].insert_new(hash, Slot::new(id, key));
+        self.keys.push_back(key.clone());
+        (id, true)
     }
+
     pub fn get(&self, key: &Value) -> Option<u64> {
-        let hash = hash_of(&self.hasher, key);
+        self.find(hash_of(&self.hasher, key), key)
+    }
+
+    fn find(&self, hash: u64, key: &Value) -> Option<u64> {
         self.tables[shard(hash)].find(hash, |slot| matches(&self.keys, slot, key)).map(|slot| slot.id)
     }
+
+    /// Asks for the memory that looking `key` up reads first, without
+    /// waiting for it: a run of prefetches overlaps the lookups' misses.
+    pub fn prefetch(&self, key: &Value) {
+        let hash = hash_of(&self.hasher, key);
+        self.tables[shard(hash)].prefetch(hash);
+    }
+
     pub fn key(&self, id: u64) -> &Value {
         &self.keys[id as usize]
     }
@@ -109,15 +123,11 @@ fn hash_of(hasher: &foldhash::fast::RandomState, key: &Value) -> u64 {
     }
 }
 
-fn stored_key<'k>(keys: &'k Shared<Value>, slot: &Slot) -> &'k Value {
-    &keys[slot.id as usize]
-}
-
 fn matches(keys: &Shared<Value>, slot: &Slot, key: &Value) -> bool {
     match (&slot.short, key) {
         (Some(short), Value::Str(s)) => short == s,
         (Some(_), _) => false,
-        (None, key) => stored_key(keys, slot) == key,
+        (None, key) => &keys[slot.id as usize] == key,
     }
 }
 
