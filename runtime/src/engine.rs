@@ -534,29 +534,38 @@ impl Engine {
     /// time). The driver can prepare the next batch while the workers compute
     /// this one; `complete` each submitted batch, in order, to publish it.
     pub fn submit(&mut self, records: &[Record]) -> Submitted {
-        self.submit_batch(records, None, false)
+        self.submit_batch(records, None, false, |_| {})
+    }
+
+    /// `submit`, telling `log` the batch's time (`Submitted::time`) as soon
+    /// as it is known, before the batch's updates are built: a write-ahead
+    /// log can write the batch meanwhile.
+    pub fn submit_logged(&mut self, records: &[Record], log: impl FnOnce(i64)) -> Submitted {
+        self.submit_batch(records, None, false, log)
     }
 
     /// `submit` at a given logical time.
     pub fn submit_at(&mut self, records: &[Record], now: i64) -> Submitted {
-        self.submit_batch(records, Some(now), false)
+        self.submit_batch(records, Some(now), false, |_| {})
     }
 
     /// `submit` for a batch that no other follows (a batch run's last): what
     /// would fall due after it — window expiries, late inserts — is not queued,
     /// since nothing will read it. The engine takes no batch after this one.
     pub fn submit_last(&mut self, records: &[Record]) -> Submitted {
-        self.submit_batch(records, None, true)
+        self.submit_batch(records, None, true, |_| {})
     }
 
     /// Registers the batch's event ids, takes `now` (the clock's, unless
-    /// given) and sends the batch's updates to the workers.
-    fn submit_batch(&mut self, records: &[Record], now: Option<i64>, last: bool) -> Submitted {
+    /// given), tells `log` the batch's time and sends the batch's updates to
+    /// the workers.
+    fn submit_batch(&mut self, records: &[Record], now: Option<i64>, last: bool, log: impl FnOnce(i64)) -> Submitted {
         let started = Instant::now();
         let accepted = self.accept(records);
         let now = now.unwrap_or_else(|| self.clock_time(records, &accepted));
         let mut batch = self.begin(now, last);
         batch.started = started;
+        log(batch.new_now);
         self.feed_warmed(&mut batch, records, &accepted);
         self.finish(batch)
     }

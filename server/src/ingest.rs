@@ -1,9 +1,10 @@
 //! The engine thread and the queue in front of it.
 //!
 //! Requests wait in a queue; the thread takes everything queued, hands it to
-//! the workers as one batch and, while they compute it, with durability on,
-//! appends it to the write-ahead log as one entry and fsyncs once (group
-//! commit: concurrent writers share the fsync). Once both are done it
+//! the workers as one batch and, with durability on, to the log's thread
+//! (`log_thread`), which appends it to the write-ahead log as one entry and
+//! fsyncs once (group commit: concurrent writers share the fsync) while the
+//! batch is built and computed. Once both are done it
 //! publishes the batch, answers each request with the batch's time, and
 //! announces the new time on a watch channel that `min_time` readers and
 //! change streams wait on. A request is acknowledged only after its records
@@ -29,9 +30,10 @@
 //! no new records; a tick that expires anything is logged too, so a replay
 //! reproduces the same changes at the same times.
 
+use crate::log_thread::{LogThread, Logged};
 use segflow_runtime::engine::{BatchOutcome, Submitted};
 use segflow_runtime::snapshot::{self, Snapshot};
-use segflow_runtime::wal::{self, WalWriter};
+use segflow_runtime::wal;
 use segflow_runtime::{Clock, Engine, Record};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
@@ -53,15 +55,36 @@ struct Request {
     reply: oneshot::Sender<Result<BatchOutcome, String>>,
 }
 
-/// A batch sent to the workers and logged, waiting to be published.
+/// A batch sent to the workers and to the log, waiting to be published.
 struct InFlight {
     submitted: Submitted,
     requests: Vec<Request>,
+    /// The log's answer, with durability on and something logged.
+    logged: Option<Logged>,
 }
 
 impl InFlight {
-    /// Waits for the workers, publishes the batch and answers its requests.
-    fn finish(self, engine: &mut Engine, publish: &watch::Sender<(i64, u64)>) {
+    /// Waits for the log and the workers, publishes the batch and answers
+    /// its requests. If the log failed, nothing is published (see the
+    /// module's doc), the requests are refused and writes stop.
+    fn finish(self, engine: &mut Engine, publish: &watch::Sender<(i64, u64)>, stopped: &OnceLock<String>) {
+        if let Err(e) = self.logged.map_or(Ok(()), Logged::wait) {
+            let why = format!("the write-ahead log failed ({e}); writes are stopped until the server restarts");
+            if stopped.get().is_none() {
+                tracing::error!(error = %e, "write-ahead log failed; writes stop until a restart");
+            }
+            // Before a failed fsync the entry may have reached the disk
+            // whole, so a restart may serve it.
+            let this = format!(
+                "{why}; this request is not served now, and may be after the restart \
+                 (resending it then is safe for events with ids, which are deduplicated)"
+            );
+            for r in self.requests {
+                let _ = r.reply.send(Err(this.clone()));
+            }
+            let _ = stopped.set(why);
+            return;
+        }
         let outcome = engine.complete(self.submitted);
         let batches = engine.state().read().map(|s| s.batches).unwrap_or(0);
         publish.send_replace((outcome.time, batches));
@@ -107,7 +130,7 @@ const MAX_BATCH_RECORDS: usize = 200_000;
 /// Where and how often the engine thread persists.
 pub struct Durability {
     pub dir: PathBuf,
-    pub wal: WalWriter,
+    pub wal: LogThread,
     pub model: String,
     pub snapshot_every: Duration,
     /// The last log entry the newest snapshot covers.
@@ -129,14 +152,17 @@ impl Durability {
     fn snapshot(&mut self, engine: &Engine) -> Result<(), String> {
         self.finish_snapshot();
         let started = Instant::now();
-        let seq = self.wal.next_seq() - 1;
+        let mut log = self.wal.writer();
+        let seq = log.next_seq() - 1;
         let serving = engine.state().read().map(|s| s.history()).map_err(|_| "serving state poisoned".to_string())?;
         let snap = Snapshot { seq, model: self.model.clone(), engine: engine.snapshot(), serving };
         // Entries after the snapshot go to a new segment, so the covered ones
         // can be deleted whole once the snapshot is durable.
-        self.wal.rotate().map_err(|e| e.to_string())?;
+        log.rotate().map_err(|e| e.to_string())?;
+        let wal_dir = log.dir().to_path_buf();
+        drop(log);
         let copied_ms = started.elapsed().as_millis() as u64;
-        let (dir, wal_dir) = (self.dir.clone(), self.wal.dir().to_path_buf());
+        let dir = self.dir.clone();
         let write = move || -> Result<(std::path::PathBuf, usize), String> {
             let path = snapshot::write(&dir, &snap).map_err(|e| format!("cannot write a snapshot: {e}"))?;
             let removed = wal::remove_covered(&wal_dir, seq).map_err(|e| e.to_string())?;
@@ -181,7 +207,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             let mut last_snapshot = Instant::now();
             // Log entries past the newest snapshot (recovered or loaded at start) are
             // worth a snapshot too, so the next start does not replay them again.
-            let mut dirty = durability.as_ref().is_some_and(|d| d.wal.next_seq() > d.covered + 1);
+            let mut dirty = durability.as_ref().is_some_and(|d| d.wal.writer().next_seq() > d.covered + 1);
             let mut stopping = None;
             // The batch the workers compute while the next is gathered and
             // sent: logged, not yet published (see the module's doc).
@@ -212,7 +238,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     }
                     None => match computing.take() {
                         Some(in_flight) => {
-                            in_flight.finish(&mut engine, &publish);
+                            in_flight.finish(&mut engine, &publish, &stopped);
                             continue;
                         }
                         None => Vec::new(),
@@ -235,7 +261,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                 if snapshot_due || stopping.is_some() {
                     // See the module's doc.
                     if let Some(in_flight) = computing.take() {
-                        in_flight.finish(&mut engine, &publish);
+                        in_flight.finish(&mut engine, &publish, &stopped);
                     }
                 }
                 if let Some(d) = durability.as_mut() {
@@ -269,58 +295,36 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                     continue;
                 }
                 let records: Vec<Record> = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.records)).collect();
-                // The workers compute the batch while it is logged; it is
-                // published, and acknowledged, once both are done.
+                // The log's thread writes the batch while the workers compute
+                // it (and, for records, while it is built); it is published,
+                // and acknowledged, once both are done.
+                let log = durability.as_ref().map(|d| &d.wal);
+                let mut logged = None;
                 let (submitted, expires) = if batch.is_empty() {
                     let now = engine.tick_time();
                     let expires = engine.has_due(now);
+                    if expires {
+                        logged = log.map(|log| log.append_tick(now));
+                    }
                     (engine.submit_at(&[], now), expires)
                 } else {
                     // Logged and worth a snapshot whatever it expires.
-                    (engine.submit(&records), false)
+                    let lines: Vec<String> = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.lines)).collect();
+                    let submitted = engine.submit_logged(&records, |now| {
+                        logged = log.map(|log| log.append_batch(now, lines));
+                    });
+                    (submitted, false)
                 };
                 // The workers take this batch after the one in flight, which
                 // is published meanwhile.
                 if let Some(in_flight) = computing.take() {
-                    in_flight.finish(&mut engine, &publish);
-                }
-                let now = submitted.time();
-                if let Some(wal) = durability.as_mut().map(|d| &mut d.wal) {
-                    let (logging, requests) = (Instant::now(), batch.len());
-                    let logged = if batch.is_empty() {
-                        if expires {
-                            wal.append_tick(now).and_then(|_| wal.sync())
-                        } else {
-                            Ok(())
-                        }
-                    } else {
-                        let lines = batch.iter_mut().flat_map(|r| std::mem::take(&mut r.lines)).collect();
-                        wal.append_batch(now, lines).and_then(|_| wal.sync())
-                    };
-                    if let Err(e) = logged {
-                        // The batch is never published (see the module's doc).
-                        tracing::error!(error = %e, "write-ahead log failed; writes stop until a restart");
-                        let why =
-                            format!("the write-ahead log failed ({e}); writes are stopped until the server restarts");
-                        // Before a failed fsync the entry may have reached the
-                        // disk whole, so a restart may serve it.
-                        let this = format!(
-                            "{why}; this request is not served now, and may be after the restart \
-                             (resending it then is safe for events with ids, which are deduplicated)"
-                        );
-                        for r in batch {
-                            let _ = r.reply.send(Err(this.clone()));
-                        }
-                        let _ = stopped.set(why);
-                        continue;
-                    }
-                    tracing::trace!(requests, wal_us = logging.elapsed().as_micros() as u64, "batch logged");
+                    in_flight.finish(&mut engine, &publish, &stopped);
                 }
                 dirty |= !batch.is_empty() || expires;
-                computing = Some(InFlight { submitted, requests: batch });
+                computing = Some(InFlight { submitted, requests: batch, logged });
             }
             if let Some(in_flight) = computing.take() {
-                in_flight.finish(&mut engine, &publish);
+                in_flight.finish(&mut engine, &publish, &stopped);
             }
         })
         .expect("spawn the engine thread");

@@ -15,6 +15,7 @@
 
 mod http;
 mod ingest;
+mod log_thread;
 mod metrics;
 mod routes;
 mod sse;
@@ -171,7 +172,7 @@ impl Server {
                 .map_err(|e| format!("cannot open the log in {}: {e}", wal_dir.display()))?;
             wal = Some(ingest::Durability {
                 dir: dir.clone(),
-                wal: writer,
+                wal: log_thread::LogThread::spawn(writer),
                 model: model_hash.clone(),
                 snapshot_every: config.snapshot_every,
                 covered,
@@ -214,11 +215,15 @@ impl Server {
             }
             let mut loaded = 0;
             let mut apply = |run: Loaded| -> Result<(), String> {
-                // Computed while it is logged; a failed log ends the load (and the process).
-                let submitted = engine.submit(&run.records);
-                if let Some(d) = wal.as_mut() {
-                    let now = submitted.time();
-                    d.wal.append_batch(now, run.lines).and_then(|_| d.wal.sync()).map_err(|e| e.to_string())?;
+                // Built and computed while it is logged; a failed log ends the
+                // load (and the process).
+                let mut logged = None;
+                let lines = run.lines;
+                let submitted = engine.submit_logged(&run.records, |now| {
+                    logged = wal.as_ref().map(|d| d.wal.append_batch(now, lines));
+                });
+                if let Some(logged) = logged {
+                    logged.wait()?;
                 }
                 engine.complete(submitted);
                 loaded += run.records.len();
