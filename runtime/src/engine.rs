@@ -472,27 +472,31 @@ impl Engine {
     /// Registers the ids of a batch's events: per record, whether it applies
     /// (false for an event whose id was accepted before or earlier in the batch).
     fn accept(&mut self, records: &[Record]) -> Vec<bool> {
+        let hashes: Vec<Option<u64>> =
+            records.iter().map(|r| event_id(r).map(|(event, id)| self.seen_ids[event].hash(id))).collect();
+        // Each run's id slots are asked for a run ahead (see `probed`): their
+        // cache misses overlap one another and the work on the run before.
+        self.prefetch_ids(records, &hashes, 0);
         let mut accepted = Vec::with_capacity(records.len());
-        let mut hashes = Vec::with_capacity(WARM_RECORDS);
-        // A run's ids are hashed and their slots asked for first, so that
-        // their cache misses overlap (see `probed`).
-        for run in records.chunks(WARM_RECORDS) {
-            hashes.clear();
-            hashes.extend(run.iter().map(|record| {
-                event_id(record).map(|(event, id)| {
-                    let hash = self.seen_ids[event].hash(id);
-                    self.seen_ids[event].prefetch(hash);
-                    hash
-                })
-            }));
-            for (record, hash) in run.iter().zip(&hashes) {
-                accepted.push(match (event_id(record), hash) {
-                    (Some((event, id)), Some(hash)) => self.seen_ids[event].insert_hashed(*hash, id),
-                    _ => true,
-                });
+        for (i, (record, hash)) in records.iter().zip(&hashes).enumerate() {
+            if i % WARM_RECORDS == 0 {
+                self.prefetch_ids(records, &hashes, i + WARM_RECORDS);
             }
+            accepted.push(match (event_id(record), hash) {
+                (Some((event, id)), Some(hash)) => self.seen_ids[event].insert_hashed(*hash, id),
+                _ => true,
+            });
         }
         accepted
+    }
+
+    /// Prefetches the id slots of the run of records from `from`.
+    fn prefetch_ids(&self, records: &[Record], hashes: &[Option<u64>], from: usize) {
+        for (record, hash) in records.iter().zip(hashes).skip(from).take(WARM_RECORDS) {
+            if let (Some((event, _)), Some(hash)) = (event_id(record), hash) {
+                self.seen_ids[event].prefetch(*hash);
+            }
+        }
     }
 
     /// The logical time the clock gives a tick (a batch without records) now.
@@ -652,11 +656,17 @@ impl Engine {
         }
     }
 
-    /// `feed_accepted`, a few records at a time, their references looked up
-    /// first (`warm_references`).
+    /// `feed_accepted`, a few records at a time, the references of the next
+    /// few prefetched meanwhile (`warm_references`).
     fn feed_warmed(&mut self, batch: &mut Batch, records: &[Record], accepted: &[bool]) {
-        for (records, accepted) in records.chunks(WARM_RECORDS).zip(accepted.chunks(WARM_RECORDS)) {
-            self.warm_references(records);
+        let mut runs = records.chunks(WARM_RECORDS).zip(accepted.chunks(WARM_RECORDS)).peekable();
+        if let Some((first, _)) = runs.peek() {
+            self.warm_references(first);
+        }
+        while let Some((records, accepted)) = runs.next() {
+            if let Some((next, _)) = runs.peek() {
+                self.warm_references(next);
+            }
             self.feed_accepted(batch, records, accepted);
         }
     }
@@ -664,8 +674,8 @@ impl Engine {
     /// Asks for the table slots of the references of events about to be
     /// interned, without waiting: the lookups are independent of one
     /// another, so their cache misses (the tables of keys outgrow the cache)
-    /// overlap, where interning one record at a time, between everything
-    /// else a record costs, waits for each in turn.
+    /// overlap with one another and with the work on the records before,
+    /// where interning one record at a time waits for each in turn.
     fn warm_references(&self, records: &[Record]) {
         for record in records {
             if let Record::Event { event, row } = record {

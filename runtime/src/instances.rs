@@ -170,6 +170,23 @@ pub fn prefetch<T: ?Sized>(at: &T) {
     let _ = at;
 }
 
+/// `prefetch` of both ends of `at`, for a value that may lie across two
+/// cache lines.
+#[allow(unsafe_code)]
+pub fn prefetch_whole<T>(at: &T) {
+    let first = (at as *const T).cast::<i8>();
+    let last = first.wrapping_add(std::mem::size_of::<T>().max(1) - 1);
+    // SAFETY: as for `prefetch`; a prefetch of any address is a hint that
+    // reads nothing and cannot fault.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(first);
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(last);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (first, last);
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Form, Instances, SMALL};

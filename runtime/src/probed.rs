@@ -50,10 +50,11 @@ impl<T: Vacant> Probed<T> {
         hash as usize & (self.slots.len() - 1)
     }
 
-    /// Asks for the memory where `hash` is looked up first, without waiting.
+    /// Asks for the memory where `hash` is looked up first, without waiting
+    /// (the whole slot: one may lie across two cache lines).
     pub fn prefetch(&self, hash: u64) {
         if !self.slots.is_empty() {
-            crate::instances::prefetch(&self.slots[self.home(hash)]);
+            crate::instances::prefetch_whole(&self.slots[self.home(hash)]);
         }
     }
 
