@@ -223,6 +223,16 @@ fn an_events_fields_decode_in_any_order_and_a_repeated_name_takes_its_last_value
     let bad = r#"{"event":"order","x":1,"at":"soon","user":"u1","product":"p1","amount":1}"#;
     assert!(decoder.decode_line(bad, 3, &mut warnings).is_err());
     assert!(warnings.is_empty(), "{warnings:?}");
+    // The record's kind, too, is its last "event" or "entity"; never both.
+    let renamed =
+        format!(r#"{{"event":"nope","user":"u1","event":"order","id":"1","at":{T0},"product":"p1","amount":"2.5"}}"#);
+    assert_eq!(decoder.decode_line(&renamed, 4, &mut warnings).unwrap(), a);
+    let entity = r#"{"entity":"nope","id":"u1","entity":"user"}"#;
+    assert!(matches!(decoder.decode_line(entity, 5, &mut warnings), Ok(segflow_runtime::Record::Upsert { .. })));
+    let both =
+        format!(r#"{{"entity":"user","event":"order","id":"1","at":{T0},"user":"u1","product":"p1","amount":1}}"#);
+    let e = decoder.decode_line(&both, 6, &mut warnings).unwrap_err();
+    assert!(e.message.contains("not both"), "{e}");
 }
 
 #[test]

@@ -27,8 +27,9 @@ impl<'a> Fields<'a> {
     /// The fields of the JSON object `text`: read by `json::object_fields`,
     /// or by serde_json when that declines (which also says what is wrong).
     pub fn parse(text: &'a str) -> Result<Fields<'a>, serde_json::Error> {
-        match crate::json::object_fields(text) {
-            Some(fields) => Ok(Fields(fields.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect())),
+        let mut fields = Vec::with_capacity(8);
+        match crate::json::each_field(text, |name, value| fields.push((Cow::Borrowed(name), value))) {
+            Some(()) => Ok(Fields(fields)),
             None => serde_json::from_str(text),
         }
     }
@@ -36,6 +37,19 @@ impl<'a> Fields<'a> {
     /// The value of `name` (the last one, if a name repeats, as JSON parsers do).
     pub fn get(&self, name: &str) -> Option<&'a str> {
         self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    /// The values of two names at once (as `get` gives each), in one pass.
+    pub fn get_two(&self, first: &str, second: &str) -> (Option<&'a str>, Option<&'a str>) {
+        let (mut a, mut b) = (None, None);
+        for (k, v) in self.0.iter().rev() {
+            if a.is_none() && k == first {
+                a = Some(*v);
+            } else if b.is_none() && k == second {
+                b = Some(*v);
+            }
+        }
+        (a, b)
     }
     pub fn contains_key(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -193,7 +207,7 @@ impl Decoder {
     ) -> Result<Record, DecodeError> {
         let err =
             |field: Option<&str>, message: String| DecodeError { line, field: field.map(str::to_string), message };
-        match (object.get("event"), object.get("entity")) {
+        match object.get_two("event", "entity") {
             (Some(_), Some(_)) => Err(err(None, "a record has either \"event\" or \"entity\", not both".into())),
             (None, None) => {
                 Err(err(None, "expected \"event\" (an event record) or \"entity\" (an entity record)".into()))
@@ -341,21 +355,22 @@ impl Decoder {
             names.dedup();
             for name in names {
                 let Some(raw) = fields.get(name) else { continue };
-                let path = format!("set.{name}");
+                // Formatted only for an error.
+                let path = || format!("set.{name}");
                 match e.fields.iter().position(|f| f.name == name) {
                     None => warnings.push(Warning {
                         line,
                         message: format!("unknown attribute `{name}` of entity `{}` ignored", e.name),
                     }),
                     Some(i) if i == e.key => {
-                        let v = self.value_text(raw, key_field.ty, false).map_err(|m| err(&path, m))?;
+                        let v = self.value_text(raw, key_field.ty, false).map_err(|m| err(&path(), m))?;
                         if v != key {
-                            return Err(err(&path, "the key of an instance cannot be changed".into()));
+                            return Err(err(&path(), "the key of an instance cannot be changed".into()));
                         }
                     }
                     Some(i) => {
                         let f = &e.fields[i];
-                        let v = self.value_text(raw, f.ty, f.nullable).map_err(|m| err(&path, m))?;
+                        let v = self.value_text(raw, f.ty, f.nullable).map_err(|m| err(&path(), m))?;
                         set.push((i, v));
                     }
                 }

@@ -18,12 +18,20 @@ const MAX_DEPTH: u32 = 16;
 /// The fields of the JSON object `text`, in order: (name, the value's text),
 /// or `None` to have serde_json read it.
 pub fn object_fields(text: &str) -> Option<Vec<(&str, &str)>> {
-    let mut cursor = Cursor { text: text.as_bytes(), at: 0 };
     let mut fields = Vec::with_capacity(8);
+    each_field(text, |name, value| fields.push((name, value)))?;
+    Some(fields)
+}
+
+/// `object_fields`, each field given to `field` as it is read (the caller
+/// keeps them as it likes); `None` if serde_json is to read `text`, whose
+/// fields must then be taken from it instead.
+pub fn each_field<'a>(text: &'a str, mut field: impl FnMut(&'a str, &'a str)) -> Option<()> {
+    let mut cursor = Cursor { text: text.as_bytes(), at: 0 };
     cursor.whitespace();
-    cursor.object(0, |name, value| fields.push((&text[name.0..name.1], &text[value.0..value.1])))?;
+    cursor.object(0, |name, value| field(&text[name.0..name.1], &text[value.0..value.1]))?;
     cursor.whitespace();
-    (cursor.at == text.len()).then_some(fields)
+    (cursor.at == text.len()).then_some(())
 }
 
 struct Cursor<'a> {
