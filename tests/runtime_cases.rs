@@ -136,8 +136,9 @@ fn redeliveries_within_and_across_runs_of_a_batch_are_applied_once() {
     let mut first_amount = std::collections::BTreeMap::new();
     let mut batch = Vec::new();
     for i in 0..600u64 {
-        // Ids repeat at distances from 1 to several hundred records.
-        let id = format!("o-{}", (i * 7919) % 251);
+        // Ids repeat at uneven distances, from the next record (inside a
+        // run of 128, across the boundary of two) to hundreds later.
+        let id = format!("o-{}", (i * i) % 251);
         let amount = i % 13 + 1;
         first_amount.entry(id.clone()).or_insert(amount);
         batch.push(order(&id, i as i64, "u1", &amount.to_string()));

@@ -545,7 +545,13 @@ impl Engine {
     /// as it is known, before the batch's updates are built: a write-ahead
     /// log can write the batch meanwhile.
     pub fn submit_logged(&mut self, records: &[Record], log: impl FnOnce(i64)) -> Submitted {
-        self.submit_batch(records, None, false, log)
+        let mut logged = None;
+        let submitted = self.submit_batch(records, None, false, |now| {
+            logged = Some(now);
+            log(now)
+        });
+        debug_assert_eq!(logged, Some(submitted.time()), "a batch logged at another time than it applies at");
+        submitted
     }
 
     /// `submit` at a given logical time.

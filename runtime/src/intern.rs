@@ -28,7 +28,10 @@ pub struct Interner {
     hasher: foldhash::fast::RandomState,
 }
 
-/// 32 bytes: the id and, for a string held in place, the key itself.
+/// 32 bytes: the id and, for a string held in place, the key itself. A
+/// table keeps each beside its hash, 40 bytes a slot, at most three quarters
+/// of them used: ~40 % more memory a key than hashbrown took (33 bytes a
+/// slot, up to seven eighths used), ~2 MB more for 100k users.
 #[derive(Clone, Debug)]
 struct Slot {
     id: u64,

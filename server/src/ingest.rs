@@ -1,10 +1,12 @@
 //! The engine thread and the queue in front of it.
 //!
-//! Requests wait in a queue; the thread takes everything queued, hands it to
-//! the workers as one batch and, with durability on, to the log's thread
-//! (`log_thread`), which appends it to the write-ahead log as one entry and
-//! fsyncs once (group commit: concurrent writers share the fsync) while the
-//! batch is built and computed. Once both are done it
+//! Requests wait in a queue; the thread takes everything queued as one
+//! batch. With durability on it hands the batch's lines, as soon as the
+//! batch's time is known, to the log's thread (`log_thread`), which appends
+//! them to the write-ahead log as one entry and fsyncs (group commit:
+//! concurrent writers share the fsync, and so do batches logged back to
+//! back) while the engine thread builds the batch and the workers compute
+//! it. Once both are done it
 //! publishes the batch, answers each request with the batch's time, and
 //! announces the new time on a watch channel that `min_time` readers and
 //! change streams wait on. A request is acknowledged only after its records
@@ -152,12 +154,14 @@ impl Durability {
     fn snapshot(&mut self, engine: &Engine) -> Result<(), String> {
         self.finish_snapshot();
         let started = Instant::now();
-        let mut log = self.wal.writer();
-        let seq = log.next_seq() - 1;
+        // Every batch logged is published by now (see `spawn`), so nothing
+        // is appended between reading the log's end and rotating it.
+        let seq = self.wal.writer().next_seq() - 1;
         let serving = engine.state().read().map(|s| s.history()).map_err(|_| "serving state poisoned".to_string())?;
         let snap = Snapshot { seq, model: self.model.clone(), engine: engine.snapshot(), serving };
         // Entries after the snapshot go to a new segment, so the covered ones
         // can be deleted whole once the snapshot is durable.
+        let mut log = self.wal.writer();
         log.rotate().map_err(|e| e.to_string())?;
         let wal_dir = log.dir().to_path_buf();
         drop(log);
@@ -210,7 +214,8 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             let mut dirty = durability.as_ref().is_some_and(|d| d.wal.writer().next_seq() > d.covered + 1);
             let mut stopping = None;
             // The batch the workers compute while the next is gathered and
-            // sent: logged, not yet published (see the module's doc).
+            // sent: handed to the log (perhaps not durable yet), not yet
+            // published (see the module's doc).
             let mut computing: Option<InFlight> = None;
             loop {
                 // Block for work only when no batch is in flight; with one, a

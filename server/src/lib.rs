@@ -172,7 +172,7 @@ impl Server {
                 .map_err(|e| format!("cannot open the log in {}: {e}", wal_dir.display()))?;
             wal = Some(ingest::Durability {
                 dir: dir.clone(),
-                wal: log_thread::LogThread::spawn(writer),
+                wal: log_thread::LogThread::spawn(writer).map_err(|e| format!("cannot start the log's thread: {e}"))?,
                 model: model_hash.clone(),
                 snapshot_every: config.snapshot_every,
                 covered,

@@ -10,10 +10,13 @@
 //! longer than the workers' computing.
 //!
 //! Entries queued together are written one after another and share one
-//! fsync. After a failure nothing more is written: every later entry is
-//! answered with the first error (the log's end is no longer known).
+//! fsync. If writing one fails, those before it are still made durable and
+//! answered so (as when each had its own fsync); it and every later entry
+//! are answered with the error, and nothing more is written (the log's end
+//! is no longer known).
 
 use segflow_runtime::wal::WalWriter;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -21,6 +24,8 @@ use std::time::Instant;
 pub struct LogThread {
     jobs: Option<Sender<Job>>,
     wal: Arc<Mutex<WalWriter>>,
+    /// Entries handed over and not yet answered.
+    pending: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -45,15 +50,15 @@ struct Job {
 }
 
 impl LogThread {
-    pub fn spawn(wal: WalWriter) -> LogThread {
+    pub fn spawn(wal: WalWriter) -> std::io::Result<LogThread> {
         let wal = Arc::new(Mutex::new(wal));
+        let pending = Arc::new(AtomicUsize::new(0));
         let (jobs, queue) = channel::<Job>();
-        let writer = wal.clone();
+        let (writer, answered) = (wal.clone(), pending.clone());
         let thread = std::thread::Builder::new()
             .name("segflow-log".into())
-            .spawn(move || write_entries(&writer, &queue))
-            .expect("spawn the log thread");
-        LogThread { jobs: Some(jobs), wal, thread: Some(thread) }
+            .spawn(move || write_entries(&writer, &queue, &answered))?;
+        Ok(LogThread { jobs: Some(jobs), wal, pending, thread: Some(thread) })
     }
 
     /// Appends a batch of record lines at logical time `now`, and makes it durable.
@@ -69,6 +74,7 @@ impl LogThread {
     fn send(&self, entry: Entry) -> Logged {
         let (done, answer) = channel();
         if let Some(jobs) = &self.jobs {
+            self.pending.fetch_add(1, Ordering::SeqCst);
             // A thread that is gone drops the job, and `wait` says so.
             let _ = jobs.send(Job { entry, done });
         }
@@ -79,6 +85,7 @@ impl LogThread {
     /// durable by then (each `Logged` waited for), so this does not wait
     /// behind an fsync.
     pub fn writer(&self) -> MutexGuard<'_, WalWriter> {
+        debug_assert_eq!(self.pending.load(Ordering::SeqCst), 0, "the log was read with entries not yet answered");
         self.wal.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -92,31 +99,49 @@ impl Drop for LogThread {
     }
 }
 
-fn write_entries(wal: &Mutex<WalWriter>, queue: &Receiver<Job>) {
+fn write_entries(wal: &Mutex<WalWriter>, queue: &Receiver<Job>, pending: &AtomicUsize) {
     let mut failed: Option<String> = None;
     while let Ok(first) = queue.recv() {
         let started = Instant::now();
         let mut jobs = vec![first];
         jobs.extend(queue.try_iter());
-        let result = match &failed {
-            Some(why) => Err(why.clone()),
-            None => {
-                let mut wal = wal.lock().unwrap_or_else(|e| e.into_inner());
-                jobs.iter_mut()
-                    .try_for_each(|job| match &mut job.entry {
-                        Entry::Batch { now, lines } => wal.append_batch(*now, std::mem::take(lines)).map(drop),
-                        Entry::Tick { now } => wal.append_tick(*now).map(drop),
-                    })
-                    .and_then(|()| wal.sync())
-                    .map_err(|e| e.to_string())
-            }
+        let (durable, error) = match &failed {
+            Some(why) => (0, Some(why.clone())),
+            None => append_all(&mut wal.lock().unwrap_or_else(|e| e.into_inner()), &mut jobs),
         };
-        if let Err(why) = &result {
+        if let Some(why) = &error {
             failed.get_or_insert_with(|| why.clone());
         }
         tracing::trace!(entries = jobs.len(), wal_us = started.elapsed().as_micros() as u64, "batch logged");
-        for job in jobs {
-            let _ = job.done.send(result.clone());
+        for (k, job) in jobs.into_iter().enumerate() {
+            let answer = match &error {
+                Some(why) if k >= durable => Err(why.clone()),
+                _ => Ok(()),
+            };
+            pending.fetch_sub(1, Ordering::SeqCst);
+            let _ = job.done.send(answer);
         }
+    }
+}
+
+/// Appends the jobs' entries in order, then fsyncs: how many of them are
+/// durable, and the error that stopped the rest.
+fn append_all(wal: &mut WalWriter, jobs: &mut [Job]) -> (usize, Option<String>) {
+    let mut appended = 0;
+    let mut error = None;
+    for job in jobs.iter_mut() {
+        let written = match &mut job.entry {
+            Entry::Batch { now, lines } => wal.append_batch(*now, std::mem::take(lines)).map(drop),
+            Entry::Tick { now } => wal.append_tick(*now).map(drop),
+        };
+        if let Err(e) = written {
+            error = Some(e.to_string());
+            break;
+        }
+        appended += 1;
+    }
+    match wal.sync() {
+        Ok(()) => (appended, error),
+        Err(e) => (0, Some(error.unwrap_or_else(|| e.to_string()))),
     }
 }
