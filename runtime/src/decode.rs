@@ -204,8 +204,9 @@ impl Decoder {
     /// an escape, a wrong value) is `None`, and `decode_line_in_full` reads
     /// it again and says what is wrong or odd. Whatever this accepts, the
     /// full reading accepts as the same record with no warning (a test holds
-    /// them to it), and errors and warnings come from one place. Collecting the fields first, then finding the kind, then
-    /// matching each field was a third of a small model's backfill.
+    /// them to it), and errors and warnings come from one place. Collecting
+    /// the fields first, then finding the kind, then matching each field was
+    /// a third of a small model's backfill.
     fn plain_event(&self, text: &str) -> Option<Record> {
         let mut event: Option<(hir::EventId, &hir::Event)> = None;
         let mut row: Vec<Value> = Vec::new();

@@ -251,6 +251,10 @@ pub struct WalWriter {
     written: u64,
     synced: u64,
     next_seq: u64,
+    /// Set once an fsync failed: the kernel may have dropped the pages it
+    /// could not write, and a later fsync could report success without
+    /// them. Nothing more is written or reported durable.
+    sync_failed: bool,
 }
 
 impl WalWriter {
@@ -265,7 +269,14 @@ impl WalWriter {
             }
             None => (Self::create_segment(dir, last_seq + 1)?, 0),
         };
-        Ok(WalWriter { dir: dir.to_path_buf(), file, written, synced: written, next_seq: last_seq + 1 })
+        Ok(WalWriter {
+            dir: dir.to_path_buf(),
+            file,
+            written,
+            synced: written,
+            next_seq: last_seq + 1,
+            sync_failed: false,
+        })
     }
 
     fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
@@ -293,6 +304,7 @@ impl WalWriter {
     }
 
     fn append(&mut self, entry: &Entry) -> io::Result<()> {
+        self.check_synced()?;
         if self.written >= SEGMENT_BYTES {
             self.sync()?;
             self.file = Self::create_segment(&self.dir, self.next_seq)?;
@@ -303,7 +315,12 @@ impl WalWriter {
         if bytes.len() > MAX_ENTRY {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "batch too large for one log entry"));
         }
-        self.file.write_all(&bytes)?;
+        if let Err(e) = self.file.write_all(&bytes) {
+            // A part may have been written: cut it off, so the log ends
+            // with its last whole entry (a restart would cut it too).
+            let _ = self.file.set_len(self.written);
+            return Err(e);
+        }
         self.written += bytes.len() as u64;
         self.next_seq += 1;
         Ok(())
@@ -311,11 +328,22 @@ impl WalWriter {
 
     /// Makes every appended entry durable (one fsync for all of them).
     pub fn sync(&mut self) -> io::Result<()> {
+        self.check_synced()?;
         if self.synced < self.written {
-            self.file.sync_data()?;
+            if let Err(e) = self.file.sync_data() {
+                self.sync_failed = true;
+                return Err(e);
+            }
             self.synced = self.written;
         }
         Ok(())
+    }
+
+    fn check_synced(&self) -> io::Result<()> {
+        match self.sync_failed {
+            true => Err(io::Error::other("an earlier fsync of the log failed")),
+            false => Ok(()),
+        }
     }
 
     /// Starts a new segment, so the current one can be deleted once covered.

@@ -16,8 +16,8 @@
 //! sends them to the workers as the next batch before publishing the one in
 //! flight, so the workers take it up as soon as they finish, and publishing
 //! one batch and building the next overlap their computing instead of
-//! waiting for it. Batches are still published in order, each after its own
-//! fsync; a snapshot or a stop first publishes the batch in flight (a
+//! waiting for it. Batches are still published in order, each after an
+//! fsync that covers it; a snapshot or a stop first publishes the batch in flight (a
 //! snapshot holds the engine's inputs and the published change log, which
 //! must cover the same batches).
 //!

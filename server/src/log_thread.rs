@@ -10,10 +10,11 @@
 //! longer than the workers' computing.
 //!
 //! Entries queued together are written one after another and share one
-//! fsync. If writing one fails, those before it are still made durable and
-//! answered so (as when each had its own fsync); it and every later entry
-//! are answered with the error, and nothing more is written (the log's end
-//! is no longer known).
+//! fsync. If writing one fails, those before it are still answered durable
+//! if the fsync then succeeds (as when each had its own fsync); it and every
+//! later entry are answered with the error, and nothing more is written
+//! (the log's end is no longer known). After a failed fsync nothing is
+//! answered durable again (`WalWriter` refuses to sync).
 
 use segflow_runtime::wal::WalWriter;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,7 +77,9 @@ impl LogThread {
         if let Some(jobs) = &self.jobs {
             self.pending.fetch_add(1, Ordering::SeqCst);
             // A thread that is gone drops the job, and `wait` says so.
-            let _ = jobs.send(Job { entry, done });
+            if jobs.send(Job { entry, done }).is_err() {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+            }
         }
         Logged(answer)
     }
@@ -107,7 +110,7 @@ fn write_entries(wal: &Mutex<WalWriter>, queue: &Receiver<Job>, pending: &Atomic
         jobs.extend(queue.try_iter());
         let (durable, error) = match &failed {
             Some(why) => (0, Some(why.clone())),
-            None => append_all(&mut wal.lock().unwrap_or_else(|e| e.into_inner()), &mut jobs),
+            None => append_all(&mut *wal.lock().unwrap_or_else(|e| e.into_inner()), &mut jobs),
         };
         if let Some(why) = &error {
             failed.get_or_insert_with(|| why.clone());
@@ -124,17 +127,31 @@ fn write_entries(wal: &Mutex<WalWriter>, queue: &Receiver<Job>, pending: &Atomic
     }
 }
 
+/// What `append_all` needs of a log (a `WalWriter`, or a test's).
+trait EntryLog {
+    fn append(&mut self, entry: &mut Entry) -> std::io::Result<()>;
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl EntryLog for WalWriter {
+    fn append(&mut self, entry: &mut Entry) -> std::io::Result<()> {
+        match entry {
+            Entry::Batch { now, lines } => self.append_batch(*now, std::mem::take(lines)).map(drop),
+            Entry::Tick { now } => self.append_tick(*now).map(drop),
+        }
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        WalWriter::sync(self)
+    }
+}
+
 /// Appends the jobs' entries in order, then fsyncs: how many of them are
 /// durable, and the error that stopped the rest.
-fn append_all(wal: &mut WalWriter, jobs: &mut [Job]) -> (usize, Option<String>) {
+fn append_all(wal: &mut impl EntryLog, jobs: &mut [Job]) -> (usize, Option<String>) {
     let mut appended = 0;
     let mut error = None;
     for job in jobs.iter_mut() {
-        let written = match &mut job.entry {
-            Entry::Batch { now, lines } => wal.append_batch(*now, std::mem::take(lines)).map(drop),
-            Entry::Tick { now } => wal.append_tick(*now).map(drop),
-        };
-        if let Err(e) = written {
+        if let Err(e) = wal.append(&mut job.entry) {
             error = Some(e.to_string());
             break;
         }
@@ -143,5 +160,52 @@ fn append_all(wal: &mut WalWriter, jobs: &mut [Job]) -> (usize, Option<String>) 
     match wal.sync() {
         Ok(()) => (appended, error),
         Err(e) => (0, Some(error.unwrap_or_else(|| e.to_string()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{append_all, Entry, EntryLog, Job};
+    use std::io;
+
+    /// A log whose `fail_at`-th append fails, and whose fsync fails if asked.
+    struct Flaky {
+        appended: usize,
+        fail_at: Option<usize>,
+        sync_fails: bool,
+    }
+
+    impl EntryLog for Flaky {
+        fn append(&mut self, _: &mut Entry) -> io::Result<()> {
+            if self.fail_at == Some(self.appended) {
+                return Err(io::Error::other("disk full"));
+            }
+            self.appended += 1;
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            if self.sync_fails {
+                return Err(io::Error::other("fsync failed"));
+            }
+            Ok(())
+        }
+    }
+
+    fn jobs(n: usize) -> Vec<Job> {
+        (0..n).map(|i| Job { entry: Entry::Tick { now: i as i64 }, done: std::sync::mpsc::channel().0 }).collect()
+    }
+
+    #[test]
+    fn entries_before_a_failed_one_are_durable_only_if_the_fsync_succeeds() {
+        let all = append_all(&mut Flaky { appended: 0, fail_at: None, sync_fails: false }, &mut jobs(3));
+        assert_eq!(all, (3, None));
+        let partway = append_all(&mut Flaky { appended: 0, fail_at: Some(2), sync_fails: false }, &mut jobs(4));
+        assert_eq!(partway, (2, Some("disk full".into())), "the two before it, not it nor the one after");
+        let first = append_all(&mut Flaky { appended: 0, fail_at: Some(0), sync_fails: false }, &mut jobs(2));
+        assert_eq!(first, (0, Some("disk full".into())));
+        let unsynced = append_all(&mut Flaky { appended: 0, fail_at: Some(1), sync_fails: true }, &mut jobs(3));
+        assert_eq!(unsynced, (0, Some("disk full".into())), "no fsync, nothing durable; the first error said");
+        let lost = append_all(&mut Flaky { appended: 0, fail_at: None, sync_fails: true }, &mut jobs(2));
+        assert_eq!(lost, (0, Some("fsync failed".into())));
     }
 }
