@@ -239,22 +239,27 @@ def main():
     except ImportError:
         row("DuckDB peer", "skipped: `pip install duckdb`", "", "", "")
 
+    def backfill_and_refresh(name, model, port, refresh_target, refresh_distance):
+        """Rows for another model's backfill and refresh; its refresh figures."""
+        runs = [backfill(seg, path_1m, 2, model) for _ in range(args.repeat)]
+        process = statistics.median(r[1] for r in runs)
+        rate = files["1M"][2] / process
+        row(f"{name} model ({model}): backfill 1M events, 2 workers",
+            f"{rate:,.0f} events/s (process {process:.2f} s, peak RSS {max(r[2] for r in runs) / 1e9:.2f} GB)",
+            "≥ 1,000,000 events/s on 2 workers", shortfall(TARGETS['backfill'], rate),
+            f"segflow run {model} --events D")
+        server = Server(seg, port, path_1m, model=model)
+        try:
+            refreshed = script("refresh.py", "--url", server.url, "--batches", "100", "--size", "1000")
+            row(f"{name} model: refresh, 1,000 events over 1.1M records", f"p50 {refreshed['p50_ms']} ms, p99 "
+                f"{refreshed['p99_ms']} ms", refresh_target, refresh_distance,
+                f"segflow serve {model} --clock event --load D; python3 bench/refresh.py")
+        finally:
+            server.stop()
+        return refreshed
+
     # The same figures for a second model: what they owe to the retail example's size.
-    runs = [backfill(seg, path_1m, 2, SECOND_MODEL) for _ in range(args.repeat)]
-    process = statistics.median(r[1] for r in runs)
-    rate = files["1M"][2] / process
-    row(f"second model ({SECOND_MODEL}): backfill 1M events, 2 workers",
-        f"{rate:,.0f} events/s (process {process:.2f} s, peak RSS {max(r[2] for r in runs) / 1e9:.2f} GB)",
-        "≥ 1,000,000 events/s on 2 workers", shortfall(TARGETS['backfill'], rate),
-        f"segflow run {SECOND_MODEL} --events D")
-    server = Server(seg, 7993, path_1m, model=SECOND_MODEL)
-    try:
-        second = script("refresh.py", "--url", server.url, "--batches", "100", "--size", "1000")
-        row(f"second model: refresh, 1,000 events over 1.1M records", f"p50 {second['p50_ms']} ms, p99 "
-            f"{second['p99_ms']} ms", "DuckDB recompute / 100", "see the ratio",
-            f"segflow serve {SECOND_MODEL} --clock event --load D; python3 bench/refresh.py")
-    finally:
-        server.stop()
+    second = backfill_and_refresh("second", SECOND_MODEL, 7993, "DuckDB recompute / 100", "see the ratio")
     try:
         import duckdb  # noqa: F401,F811
         r = sh([sys.executable, "bench/peer_duckdb.py", "--model", "stores", "--events", path_1m, "--threads", "2",
@@ -269,21 +274,7 @@ def main():
         row("second model: DuckDB peer", "skipped: `pip install duckdb`", "", "", "")
 
     # A third model: backfill and refresh only (it has no peer).
-    runs = [backfill(seg, path_1m, 2, THIRD_MODEL) for _ in range(args.repeat)]
-    process = statistics.median(r[1] for r in runs)
-    rate = files["1M"][2] / process
-    row(f"third model ({THIRD_MODEL}): backfill 1M events, 2 workers",
-        f"{rate:,.0f} events/s (process {process:.2f} s, peak RSS {max(r[2] for r in runs) / 1e9:.2f} GB)",
-        "≥ 1,000,000 events/s on 2 workers", shortfall(TARGETS['backfill'], rate),
-        f"segflow run {THIRD_MODEL} --events D")
-    server = Server(seg, 7994, path_1m, model=THIRD_MODEL)
-    try:
-        third = script("refresh.py", "--url", server.url, "--batches", "100", "--size", "1000")
-        row(f"third model: refresh, 1,000 events over 1.1M records", f"p50 {third['p50_ms']} ms, p99 "
-            f"{third['p99_ms']} ms", "—", "no peer",
-            f"segflow serve {THIRD_MODEL} --clock event --load D; python3 bench/refresh.py")
-    finally:
-        server.stop()
+    backfill_and_refresh("third", THIRD_MODEL, 7994, "—", "no peer")
 
     # The issue's ratio is defined over a 10M-event history.
     if args.big:

@@ -228,20 +228,19 @@ impl Decoder {
                 }
                 return;
             };
-            let n = ev.fields.len();
             // A repeated "event", or "entity", is no field (both are keywords).
-            let Some(i) = (0..n).map(|k| (next + k) % n).find(|&i| ev.fields[i].name == name) else {
+            let Some(i) = field_index(ev, name, next).filter(|i| given & (1 << i) == 0) else {
                 plain = false;
                 return;
             };
             let f = &ev.fields[i];
             match self.value_text(raw, f.ty, f.nullable) {
-                Ok(v) if given & (1 << i) == 0 => {
+                Ok(v) => {
                     row[i] = v;
                     given |= 1 << i;
                     next = i + 1;
                 }
-                _ => plain = false,
+                Err(_) => plain = false,
             }
         })?;
         let (e, ev) = event.filter(|_| plain)?;
@@ -328,7 +327,7 @@ impl Decoder {
             if name == "event" {
                 continue;
             }
-            match (0..n).map(|k| (next + k) % n).find(|&i| ev.fields[i].name == name) {
+            match field_index(ev, name, next) {
                 Some(i) => {
                     given[i] = Some(raw);
                     next = i + 1;
@@ -546,6 +545,13 @@ impl Decoder {
             Type::Null => Err(expected()),
         }
     }
+}
+
+/// The position of the field `name` of `ev`, looked for from position `next`
+/// on first: a record's fields mostly come in declaration order.
+fn field_index(ev: &hir::Event, name: &str, next: usize) -> Option<usize> {
+    let n = ev.fields.len();
+    (0..n).map(|k| (next + k) % n).find(|&i| ev.fields[i].name == name)
 }
 
 fn string(raw: &str) -> Result<Cow<'_, str>, String> {

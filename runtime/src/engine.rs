@@ -472,30 +472,34 @@ impl Engine {
     /// Registers the ids of a batch's events: per record, whether it applies
     /// (false for an event whose id was accepted before or earlier in the batch).
     fn accept(&mut self, records: &[Record]) -> Vec<bool> {
-        let hashes: Vec<Option<u64>> =
-            records.iter().map(|r| event_id(r).map(|(event, id)| self.seen_ids[event].hash(id))).collect();
+        // Per record: its event type, id and the id's hash, if it has an id.
+        let ids: Vec<Option<(usize, &[u8], u64)>> =
+            records.iter().map(|r| event_id(r).map(|(event, id)| (event, id, self.seen_ids[event].hash(id)))).collect();
         // Each run's id slots are asked for a run ahead (see `probed`): their
         // cache misses overlap one another and the work on the run before.
-        self.prefetch_ids(records, &hashes, 0);
+        let mut runs = ids.chunks(WARM_RECORDS).peekable();
+        if let Some(first) = runs.peek() {
+            self.prefetch_ids(first);
+        }
         let mut accepted = Vec::with_capacity(records.len());
-        for (i, (record, hash)) in records.iter().zip(&hashes).enumerate() {
-            if i % WARM_RECORDS == 0 {
-                self.prefetch_ids(records, &hashes, i + WARM_RECORDS);
+        while let Some(run) = runs.next() {
+            if let Some(next) = runs.peek() {
+                self.prefetch_ids(next);
             }
-            accepted.push(match (event_id(record), hash) {
-                (Some((event, id)), Some(hash)) => self.seen_ids[event].insert_hashed(*hash, id),
-                _ => true,
-            });
+            for id in run {
+                accepted.push(match *id {
+                    Some((event, id, hash)) => self.seen_ids[event].insert_hashed(hash, id),
+                    None => true,
+                });
+            }
         }
         accepted
     }
 
-    /// Prefetches the id slots of the run of records from `from`.
-    fn prefetch_ids(&self, records: &[Record], hashes: &[Option<u64>], from: usize) {
-        for (record, hash) in records.iter().zip(hashes).skip(from).take(WARM_RECORDS) {
-            if let (Some((event, _)), Some(hash)) = (event_id(record), hash) {
-                self.seen_ids[event].prefetch(*hash);
-            }
+    /// Prefetches the slots of `ids` (see `accept`).
+    fn prefetch_ids(&self, ids: &[Option<(usize, &[u8], u64)>]) {
+        for &(event, _, hash) in ids.iter().flatten() {
+            self.seen_ids[event].prefetch(hash);
         }
     }
 

@@ -5,9 +5,9 @@
 //! reference-counted allocation each, plus the table). Here the ids' bytes
 //! sit one after another in chunks and the tables hold where each starts
 //! and its hash (16 bytes a slot, three quarters of them used at most), so
-//! ~30–50 bytes an id for the retail example's. The chunks also keep the order the ids came in, which a
-//! snapshot lists them in. A batch's ids are looked up a run at a time,
-//! their slots prefetched first (see `probed`).
+//! ~30–50 bytes an id for the retail example's. The chunks also keep the
+//! order the ids came in, which a snapshot lists them in. A batch's ids are
+//! looked up a run at a time, their slots prefetched first (see `probed`).
 //!
 //! Nothing here grows by copying everything at once, which paused the
 //! engine thread for up to 0.4 s at a million ids: the ids are split over
@@ -51,7 +51,7 @@ impl IdSet {
     /// Adds `id`, a string's bytes (UTF-8: `iter` gives them back as
     /// strings); whether it was new.
     pub fn insert(&mut self, id: &[u8]) -> bool {
-        self.insert_hashed(self.hasher.hash_one(id), id)
+        self.insert_hashed(self.hash(id), id)
     }
 
     /// The hash `insert_hashed` takes for `id`.

@@ -15,17 +15,9 @@
 /// Nesting deeper than this is left to serde_json (whose limit is 128).
 const MAX_DEPTH: u32 = 16;
 
-/// The fields of the JSON object `text`, in order: (name, the value's text),
-/// or `None` to have serde_json read it.
-pub fn object_fields(text: &str) -> Option<Vec<(&str, &str)>> {
-    let mut fields = Vec::with_capacity(8);
-    each_field(text, |name, value| fields.push((name, value)))?;
-    Some(fields)
-}
-
-/// `object_fields`, each field given to `field` as it is read (the caller
-/// keeps them as it likes); `None` if serde_json is to read `text`, whose
-/// fields must then be taken from it instead.
+/// The fields of the JSON object `text`, in order: each given to `field`
+/// as it is read, (name, the value's text); `None` if serde_json is to read
+/// `text`, whose fields must then be taken from it instead.
 pub fn each_field<'a>(text: &'a str, mut field: impl FnMut(&'a str, &'a str)) -> Option<()> {
     let mut cursor = Cursor { text: text.as_bytes(), at: 0 };
     cursor.whitespace();
@@ -195,7 +187,14 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{object_fields, string_end};
+    use super::{each_field, string_end};
+
+    /// The fields `each_field` reads, collected.
+    fn object_fields(text: &str) -> Option<Vec<(&str, &str)>> {
+        let mut fields = Vec::new();
+        each_field(text, |name, value| fields.push((name, value)))?;
+        Some(fields)
+    }
     use proptest::prelude::*;
 
     /// What serde_json reads `text` as: its fields' names and raw values.

@@ -83,11 +83,7 @@ impl<T: Vacant> Probed<T> {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
-        let mut at = self.home(hash);
-        while !self.slots[at].1.is_vacant() {
-            at = (at + 1) & (self.slots.len() - 1);
-        }
-        self.slots[at] = (hash, value);
+        place(&mut self.slots, hash, value);
         self.len += 1;
     }
 
@@ -100,17 +96,23 @@ impl<T: Vacant> Probed<T> {
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(FIRST_SLOTS);
         let old = std::mem::replace(&mut self.slots, (0..size).map(|_| (0, T::vacant())).collect());
-        let mask = size - 1;
         for (hash, value) in old {
             if !value.is_vacant() {
-                let mut at = hash as usize & mask;
-                while !self.slots[at].1.is_vacant() {
-                    at = (at + 1) & mask;
-                }
-                self.slots[at] = (hash, value);
+                place(&mut self.slots, hash, value);
             }
         }
     }
+}
+
+/// Puts `value` in the first vacant slot from `hash`'s position (`slots`
+/// is a power of two long, and has one).
+fn place<T: Vacant>(slots: &mut [(u64, T)], hash: u64, value: T) {
+    let mask = slots.len() - 1;
+    let mut at = hash as usize & mask;
+    while !slots[at].1.is_vacant() {
+        at = (at + 1) & mask;
+    }
+    slots[at] = (hash, value);
 }
 
 #[cfg(test)]
