@@ -694,3 +694,35 @@ fn runs_decoded_ahead_come_in_order_and_an_error_stops_them_all() {
     assert!(e.contains("one.ndjson:121: stream did not contain valid UTF-8"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn first_and_last_of_events_at_the_same_time_go_by_id_whatever_came_before() {
+    // EQL.md §9: first and last order by (at, id). Rows that a worker can
+    // tell are beaten are dropped before the exchange (`unbeaten`), which
+    // must never drop one that ties on `at` and wins on its id, nor one that
+    // only an earlier time's row beats.
+    let model = r#"
+entity user { key id: string; }
+event view { user: user; channel: string; }
+tag user.first_channel = first(view.channel);
+tag user.last_channel = last(view.channel);
+tag user.first_at = min(view.at);
+"#;
+    let view = |id: &str, at: i64, channel: &str| {
+        format!(r#"{{"event":"view","id":"{id}","at":{},"user":"u1","channel":"{channel}"}}"#, T0 + at)
+    };
+    for workers in [1, 2] {
+        let mut s = Script::new(model, workers, Clock::Event);
+        // Ids later in order arrive first, all at one `at`, then an earlier view.
+        s.apply(&[view("v5", 100, "e"), view("v4", 100, "d"), view("v3", 100, "c")]);
+        assert_eq!(s.tag("user", "u1", "first_channel"), json!("c"), "{workers} workers");
+        assert_eq!(s.tag("user", "u1", "last_channel"), json!("e"));
+        s.apply(&[view("v9", 100, "z"), view("v1", 100, "a"), view("v6", 200, "f")]);
+        assert_eq!(s.tag("user", "u1", "first_channel"), json!("a"));
+        assert_eq!(s.tag("user", "u1", "last_channel"), json!("f"));
+        s.apply(&[view("v0", 50, "0"), view("v7", 200, "g")]);
+        assert_eq!(s.tag("user", "u1", "first_channel"), json!("0"));
+        assert_eq!(s.tag("user", "u1", "last_channel"), json!("g"));
+        assert_eq!(s.tag("user", "u1", "first_at"), json!("2026-11-20T00:00:00.050Z"));
+    }
+}

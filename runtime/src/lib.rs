@@ -39,6 +39,7 @@ pub mod state;
 mod testing;
 pub mod threads;
 pub mod totals;
+pub mod unbeaten;
 pub mod values;
 pub mod wal;
 

@@ -17,6 +17,7 @@ use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, expiring, mode, running};
 use crate::totals::{totals, SumCount};
+use crate::unbeaten::Unbeaten;
 use crate::values::Values;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::{AsCollection, VecCollection};
@@ -29,7 +30,7 @@ use std::cmp::Reverse;
 use std::rc::Rc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::core::{Partition, Probe};
+use timely::dataflow::operators::core::{Map, Partition, Probe};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::progress::operate::FrontierInterest;
@@ -557,6 +558,27 @@ impl<'s> Counted<'s> {
             (!row[group].is_null() && value.is_none_or(|v| !row[v].is_null())).then(|| f(row))
         })
     }
+
+    /// `map`, and only of rows that `unbeaten` admits by their `rank`: one
+    /// operator, the check, the drop and `f` together (see `unbeaten`).
+    fn map_unbeaten<D: differential_dataflow::Data>(
+        self,
+        mut unbeaten: Unbeaten,
+        rank: impl Fn(&SharedRow) -> Option<i64> + 'static,
+        f: impl Fn(SharedRow) -> D + 'static,
+    ) -> VecCollection<'s, Time, D, isize> {
+        let (group, value) = (self.group, self.value);
+        self.rows
+            .inner
+            .flat_map::<Vec<_>, _, _>(move |(row, time, diff): (SharedRow, Time, isize)| {
+                let counts = !row[group].is_null() && value.is_none_or(|v| !row[v].is_null());
+                let instance = row[group].as_ref_id().unwrap_or(0);
+                // (An insert-only input has no retraction; one would pass.)
+                let admitted = counts && (diff <= 0 || unbeaten.admits(instance, rank(&row), time));
+                admitted.then(|| (f(row), time, diff))
+            })
+            .as_collection()
+    }
 }
 
 /// An aggregate that orders references (`ordered_reference`) orders them as
@@ -645,16 +667,41 @@ fn aggregate<'s>(
                     _ => running(rows.map(move |row| (key(&row), ordered(&row))), "Aggregate", |m| m.1.clone()),
                 };
             }
+            // Rows another row of the worker beats are dropped before the exchange.
+            let ranked = |rank_field: usize| {
+                move |row: &SharedRow| match row[rank_field] {
+                    Value::Int(i) | Value::Timestamp(i) => Some(i),
+                    _ => None,
+                }
+            };
+            let greatest = matches!(func, AggFunc::Max | AggFunc::Last);
+            let rows = |rank_field| (rows, Unbeaten::new(greatest), ranked(rank_field));
             match func {
                 AggFunc::Min => {
-                    running(rows.map(move |row| (key(&row), Reverse(row[v].clone()))), "Aggregate", |m| m.0.clone())
+                    let (rows, unbeaten, rank) = rows(v);
+                    let values = rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), Reverse(row[v].clone())));
+                    running(values, "Aggregate", |m| m.0.clone())
                 }
                 AggFunc::First => {
-                    running(rows.map(move |row| (key(&row), Reverse(entry(&row)))), "Aggregate", |e| e.0 .2.clone())
+                    let (rows, unbeaten, rank) = rows(at);
+                    let values = rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), Reverse(entry(&row))));
+                    running(values, "Aggregate", |e| e.0 .2.clone())
                 }
-                AggFunc::Last => running(rows.map(move |row| (key(&row), entry(&row))), "Aggregate", |e| e.2.clone()),
+                AggFunc::Last => {
+                    let (rows, unbeaten, rank) = rows(at);
+                    running(rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), entry(&row))), "Aggregate", |e| {
+                        e.2.clone()
+                    })
+                }
                 // Max (the compiler chooses Running only for min, max, first and last).
-                _ => running(rows.map(move |row| (key(&row), row[v].clone())), "Aggregate", Value::clone),
+                _ => {
+                    let (rows, unbeaten, rank) = rows(v);
+                    running(
+                        rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), row[v].clone())),
+                        "Aggregate",
+                        Value::clone,
+                    )
+                }
             }
         }
         Strategy::Expiring => {
