@@ -70,8 +70,13 @@ fn consolidate(changes: &mut ThinVec<(SharedRow, isize)>) {
 
 /// Sums up the first `len` changes per row, none left at 0 (differential's
 /// consolidation, in place), the rest after them as they were; returns how
-/// many the first became.
+/// many the first became. Insertions alone are left as they are: nothing
+/// cancels, and a row twice joins as it would once with 2 (a backfill's
+/// instances each sorted all their rows, by content, only to find that).
 fn consolidate_first(changes: &mut ThinVec<(SharedRow, isize)>, len: usize) -> usize {
+    if changes[..len].iter().all(|(_, n)| *n > 0) {
+        return len;
+    }
     let kept = consolidate_slice(&mut changes[..len]);
     changes.drain(kept..len);
     if changes.capacity() > 2 * changes.len() + 16 {
