@@ -598,23 +598,27 @@ fn aggregate<'s>(
     let rows = Counted { rows, group, value };
     let references = ordered_reference(func, ty, strategy).map(|entity| (entity, keys.clone()));
     match strategy {
-        Strategy::Diff => totals(rows.map(move |row: SharedRow| {
-            let key = row[group].as_ref_id().unwrap_or(0);
-            let sum = value.map_or(0, |v| units(&row[v]));
-            (key, SumCount { sum, count: 1 })
-        }))
-        .flat_map(move |(key, acc): (u64, SumCount)| {
-            let v = match func {
-                AggFunc::Count => Value::Int(acc.count),
-                AggFunc::Exists => Value::Bool(acc.count > 0),
-                // An int sum that does not fit an int is null (overflow never wraps).
-                AggFunc::Sum if ty == Type::Int => i64::try_from(acc.sum / 1_000_000).map_or(Value::Null, Value::Int),
-                AggFunc::Sum => Value::Decimal(Decimal(acc.sum)),
-                AggFunc::Avg => Decimal::average(acc.sum, acc.count).map_or(Value::Null, Value::Decimal),
-                _ => Value::Null,
-            };
-            (acc.count > 0).then_some((key, v))
-        }),
+        Strategy::Diff => totals(
+            rows.map(move |row: SharedRow| {
+                let key = row[group].as_ref_id().unwrap_or(0);
+                let sum = value.map_or(0, |v| units(&row[v]));
+                (key, SumCount { sum, count: 1 })
+            }),
+            move |acc: SumCount| {
+                let v = match func {
+                    AggFunc::Count => Value::Int(acc.count),
+                    AggFunc::Exists => Value::Bool(acc.count > 0),
+                    // An int sum that does not fit an int is null (overflow never wraps).
+                    AggFunc::Sum if ty == Type::Int => {
+                        i64::try_from(acc.sum / 1_000_000).map_or(Value::Null, Value::Int)
+                    }
+                    AggFunc::Sum => Value::Decimal(Decimal(acc.sum)),
+                    AggFunc::Avg => Decimal::average(acc.sum, acc.count).map_or(Value::Null, Value::Decimal),
+                    _ => Value::Null,
+                };
+                (acc.count > 0).then_some(v)
+            },
+        ),
         Strategy::Distinct => {
             let v = value.unwrap_or(group);
             distinct_counts(rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone())))

@@ -14,7 +14,7 @@
 use crate::folded::folded_by_time;
 use crate::instances::Instances;
 use crate::render::Time;
-use differential_dataflow::VecCollection;
+use differential_dataflow::{ExchangeData, VecCollection};
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
@@ -59,18 +59,28 @@ impl From<Total> for SumCount {
     }
 }
 
-/// Per instance, the total of its values (with their multiplicities): an
-/// instance whose total is zero has none. A change emits the retraction of
-/// the old total (unless zero) and the insertion of the new (unless zero).
-pub fn totals<'s>(
+/// Per instance, `finish` of the total of its values (with their
+/// multiplicities): an instance whose total is zero has none, and neither
+/// does one whose total `finish` takes to `None`. A change emits the
+/// retraction of the old value and the insertion of the new, or nothing if
+/// they are equal: an `exists` that stays true, or a sum that a change of
+/// zero left where it was, changes nothing downstream (before, a separate
+/// map turned totals into values, and each such change went on as a
+/// retraction and an insertion that cancelled only in the gather).
+pub fn totals<'s, V>(
     values: VecCollection<'s, Time, (u64, SumCount), isize>,
-) -> VecCollection<'s, Time, (u64, SumCount), isize> {
+    finish: impl Fn(SumCount) -> Option<V> + 'static,
+) -> VecCollection<'s, Time, (u64, V), isize>
+where
+    V: ExchangeData + PartialEq,
+{
     // A zero total is an instance with none.
     let scope = values.inner.scope();
     let mut totals = Instances::<Total>::new(scope.index(), scope.peers(), |t| SumCount::from(*t).is_zero());
     // Each instance's change in a time, folded.
     let fold =
         |changes: &mut HashMap<u64, SumCount>, key, value, diff| changes.entry(key).or_default().add(value, diff);
+    let value_of = move |total: SumCount| if total.is_zero() { None } else { finish(total) };
     folded_by_time(values, "Totals", fold, move |changes, out| {
         for (key, change) in changes {
             if change.is_zero() {
@@ -78,16 +88,16 @@ pub fn totals<'s>(
             }
             let total = totals.entry(key);
             let old = SumCount::from(*total);
-            if !old.is_zero() {
-                out.push(((key, old), -1));
-            }
             let mut new = old;
             new.add(change, 1);
             *total = Total::from(new);
             if new.is_zero() {
                 totals.remove(key);
-            } else {
-                out.push(((key, new), 1));
+            }
+            let (old, new) = (value_of(old), value_of(new));
+            if old != new {
+                out.extend(old.map(|v| ((key, v), -1)));
+                out.extend(new.map(|v| ((key, v), 1)));
             }
         }
     })
@@ -103,7 +113,7 @@ mod tests {
 
     /// Each time's changes; what the operator emits at each time, sorted.
     fn run(times: Vec<Vec<((u64, SumCount), isize)>>) -> Vec<Vec<((u64, SumCount), isize)>> {
-        crate::testing::emitted(times, totals)
+        crate::testing::emitted(times, |values| totals(values, Some))
     }
 
     #[test]
@@ -119,6 +129,24 @@ mod tests {
         assert_eq!(emitted[0], [((1, sc(8, 2)), 1), ((2, sc(2, 1)), 1)]);
         assert_eq!(emitted[1], [((1, sc(3, 1)), 1), ((1, sc(8, 2)), -1), ((2, sc(2, 1)), -1)]);
         assert_eq!(emitted[2], [((2, sc(2, 1)), 1)]);
+    }
+
+    #[test]
+    fn a_change_that_leaves_the_finished_value_where_it_was_emits_nothing() {
+        // An `exists`: true while the instance has values.
+        let emitted = crate::testing::emitted(
+            vec![
+                vec![((1, sc(5, 1)), 1)],
+                // More values: still true, nothing emitted.
+                vec![((1, sc(3, 1)), 1), ((1, sc(2, 1)), 1)],
+                // All but one leave: still true.
+                vec![((1, sc(5, 1)), -1), ((1, sc(3, 1)), -1)],
+                // The last leaves.
+                vec![((1, sc(2, 1)), -1)],
+            ],
+            |values| totals(values, |t: SumCount| (t.count > 0).then_some(true)),
+        );
+        assert_eq!(emitted, [vec![((1, true), 1)], vec![], vec![], vec![((1, true), -1)]]);
     }
 
     #[test]
