@@ -14,7 +14,7 @@
 //! retraction), or a retraction of a value it does not hold yet. Such a
 //! slot's changes wait in `odd`, consolidated, until they are one value again.
 
-use crate::keyed::{keyed, Changes, InstanceState};
+use crate::keyed::{keyed_inputs, slot_of_input, Changes, InstanceState};
 use crate::render::{push_exprs, Row, Time};
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::VecCollection;
@@ -33,14 +33,16 @@ pub struct Projections {
     pub kept: Vec<(usize, Keep)>,
 }
 
-/// The projections' values of a gather over `slots` (instance, (slot,
-/// value)), as (instance, (projection, value)), one per kept value.
+/// The projections' values of a gather over `slots` (input `i` holding
+/// slot `i` of each instance), as (instance, (projection, value)), one per
+/// kept value.
 pub fn projected<'s>(
-    slots: VecCollection<'s, Time, (u64, (u32, Value)), isize>,
+    slots: Vec<VecCollection<'s, Time, (u64, Value), isize>>,
     name: &str,
     projections: Projections,
 ) -> VecCollection<'s, Time, (u64, (u32, Value)), isize> {
-    keyed::<_, _, Gathered, Changes<(u32, Value)>>(slots, name, Logic { projections, row: Default::default() })
+    let logic = Logic { projections, row: Default::default() };
+    keyed_inputs::<_, _, _, Gathered, Changes<(u32, Value)>>(slots, name, slot_of_input, logic)
 }
 
 /// The operator's own: the projections, and a row buffer.
@@ -244,7 +246,11 @@ mod tests {
     }
 
     fn as_row(slots: Slots<'_>) -> Slots<'_> {
-        projected(slots, "Gather", projections())
+        // Each slot an input of its own, as a gather's columns are.
+        let inputs = (0..4u32)
+            .map(|slot| slots.clone().flat_map(move |(k, (s, v)): (u64, (u32, Value))| (s == slot).then_some((k, v))))
+            .collect();
+        projected(inputs, "Gather", projections())
     }
 
     /// The gather as it was: a multiset of slots, the row rebuilt from it.

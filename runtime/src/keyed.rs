@@ -24,12 +24,14 @@ use crate::render::Time;
 use crate::values::Values;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use foldhash::HashMap;
+use segflow_compiler::value::Value;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use thin_vec::ThinVec;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
 use timely::progress::frontier::MutableAntichain;
 
@@ -202,72 +204,101 @@ where
     S::Logic: 'static,
     P: Pending<D> + 'static,
 {
-    let exchange = Exchange::new(|((key, _), _, _): &((u64, D), Time, isize)| *key);
-    let (worker, peers) = (values.inner.scope().index(), values.inner.scope().peers());
-    values
-        .inner
-        .unary_frontier::<CapacityContainerBuilder<Vec<((u64, V), Time, isize)>>, _, _, _>(
-            exchange,
-            name,
-            move |_capability, _info| {
-                let mut instances = Instances::<S>::new(worker, peers, |state: &S| state.is_vacant());
-                let mut waiting: BTreeMap<Time, (Capability<Time>, P)> = BTreeMap::new();
-                let mut absorbed = Absorbed::default();
-                let mut scratch = Vec::new();
-                let mut out = Vec::new();
-                move |(input, frontier), output| {
-                    input.for_each_stamp(|stamp, containers| {
-                        let Some(cap) = stamp.retain_least(0) else { return };
-                        for container in containers {
-                            for ((key, value), time, diff) in container.drain(..) {
-                                let entry = waiting.entry(time).or_insert_with(|| (cap.delayed(&time), P::default()));
-                                entry.1.push(key, value, diff);
-                            }
-                            absorbed.absorb_ahead(&mut waiting, frontier, &mut instances);
+    keyed_inputs::<D, D, V, S, P>(vec![values], name, |_, value| value, logic)
+}
+
+/// `keyed` over several inputs, each value `tag`ged with the index of the
+/// input it came from: a gather's slots, each a column of its own, go in as
+/// they are, where each was mapped to carry its slot and all were
+/// concatenated first (an operator per slot and one more, each copying every
+/// change and each scheduled and tracked at every batch).
+pub(crate) fn keyed_inputs<'s, I, D, V, S, P>(
+    inputs: Vec<VecCollection<'s, Time, (u64, I), isize>>,
+    name: &str,
+    tag: impl Fn(usize, I) -> D + 'static,
+    logic: S::Logic,
+) -> VecCollection<'s, Time, (u64, V), isize>
+where
+    I: ExchangeData,
+    D: ExchangeData + Ord,
+    V: ExchangeData + Ord,
+    S: InstanceState<D, V> + 'static,
+    S::Logic: 'static,
+    P: Pending<D> + 'static,
+{
+    let scope = inputs[0].inner.scope();
+    let (worker, peers) = (scope.index(), scope.peers());
+    let mut builder = OperatorBuilder::new(name.to_string(), scope);
+    let mut handles: Vec<_> = inputs
+        .into_iter()
+        .map(|values| {
+            let exchange = Exchange::new(|((key, _), _, _): &((u64, I), Time, isize)| *key);
+            builder.new_input(values.inner, exchange)
+        })
+        .collect();
+    let (output, stream) = builder.new_output::<Vec<((u64, V), Time, isize)>>();
+    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<((u64, V), Time, isize)>>>::from(output);
+    builder.build(move |_capabilities| {
+        let mut instances = Instances::<S>::new(worker, peers, |state: &S| state.is_vacant());
+        let mut waiting: BTreeMap<Time, (Capability<Time>, P)> = BTreeMap::new();
+        let mut absorbed = Absorbed::default();
+        let mut scratch = Vec::new();
+        let mut out = Vec::new();
+        move |frontiers: &[MutableAntichain<Time>]| {
+            let mut output = output.activate();
+            for (i, input) in handles.iter_mut().enumerate() {
+                input.for_each_stamp(|stamp, containers| {
+                    let Some(cap) = stamp.retain_least(0) else { return };
+                    for container in containers {
+                        for ((key, value), time, diff) in container.drain(..) {
+                            let entry = waiting.entry(time).or_insert_with(|| (cap.delayed(&time), P::default()));
+                            entry.1.push(key, tag(i, value), diff);
+                        }
+                        absorbed.absorb_ahead(&mut waiting, frontiers, &mut instances);
+                    }
+                });
+            }
+            while let Some(entry) = waiting.first_entry() {
+                if frontiers.iter().any(|f| f.less_equal(entry.key())) {
+                    break;
+                }
+                let (time, (cap, changes)) = entry.remove_entry();
+                let mut session = output.session(&cap);
+                // Emits what the instance's changes changed; whether its state can go.
+                let mut produce = |key: u64, state: &mut S| {
+                    state.produce(&logic, &mut scratch, &mut out);
+                    for (v, d) in out.drain(..) {
+                        session.give(((key, v), time, d));
+                    }
+                    state.is_empty()
+                };
+                if absorbed.keys.is_empty() {
+                    changes.for_each_instance(|key, batch, ahead| {
+                        ahead.prefetch(&instances);
+                        let state = instances.entry(key);
+                        state.absorb(batch);
+                        if produce(key, state) {
+                            instances.remove(key);
                         }
                     });
-                    while let Some(entry) = waiting.first_entry() {
-                        if frontier.less_equal(entry.key()) {
-                            break;
+                } else {
+                    absorbed.absorb(changes, &mut instances);
+                    let keys = absorbed.take();
+                    for (at, &key) in keys.iter().enumerate() {
+                        Ahead::of(&keys, at).prefetch(&instances);
+                        let state = instances.entry(key);
+                        if produce(key, state) {
+                            instances.remove(key);
                         }
-                        let (time, (cap, changes)) = entry.remove_entry();
-                        let mut session = output.session(&cap);
-                        // Emits what the instance's changes changed; whether its state can go.
-                        let mut produce = |key: u64, state: &mut S| {
-                            state.produce(&logic, &mut scratch, &mut out);
-                            for (v, d) in out.drain(..) {
-                                session.give(((key, v), time, d));
-                            }
-                            state.is_empty()
-                        };
-                        if absorbed.keys.is_empty() {
-                            changes.for_each_instance(|key, batch, ahead| {
-                                ahead.prefetch(&instances);
-                                let state = instances.entry(key);
-                                state.absorb(batch);
-                                if produce(key, state) {
-                                    instances.remove(key);
-                                }
-                            });
-                        } else {
-                            absorbed.absorb(changes, &mut instances);
-                            let keys = absorbed.take();
-                            for (at, &key) in keys.iter().enumerate() {
-                                Ahead::of(&keys, at).prefetch(&instances);
-                                let state = instances.entry(key);
-                                if produce(key, state) {
-                                    instances.remove(key);
-                                }
-                            }
-                        }
-                        // The next time's early folds start afresh (the last may
-                        // have left every change waiting).
-                        absorbed.next = ABSORB_HELD;
                     }
                 }
-            },
-        )
-        .as_collection()
+                // The next time's early folds start afresh (the last may
+                // have left every change waiting).
+                absorbed.next = ABSORB_HELD;
+            }
+        }
+    });
+    stream.as_collection()
 }
 
 /// The instances that took in changes of the first waiting time ahead of
@@ -297,11 +328,11 @@ impl Absorbed {
     fn absorb_ahead<D, V, S: InstanceState<D, V>, P: Pending<D>>(
         &mut self,
         waiting: &mut BTreeMap<Time, (Capability<Time>, P)>,
-        frontier: &MutableAntichain<Time>,
+        frontiers: &[MutableAntichain<Time>],
         instances: &mut Instances<S>,
     ) {
         let Some(mut first) = waiting.first_entry() else { return };
-        if first.get().1.held() < self.next || frontier.less_than(first.key()) {
+        if first.get().1.held() < self.next || frontiers.iter().any(|f| f.less_than(first.key())) {
             return;
         }
         let mut left = P::default();
@@ -412,6 +443,25 @@ where
     L: Fn(&Values<D>, &mut Vec<V>) + 'static,
 {
     keyed::<_, _, Multiset<D, V, L>, Changes<D>>(values, name, logic)
+}
+
+/// `by_key` of slots: input `i` holds slot `i` of each instance, as
+/// `(slot, value)` values (see `keyed_inputs`).
+pub fn by_key_of_slots<'s, V, L>(
+    slots: Vec<VecCollection<'s, Time, (u64, Value), isize>>,
+    name: &str,
+    logic: L,
+) -> VecCollection<'s, Time, (u64, V), isize>
+where
+    V: ExchangeData + Ord,
+    L: Fn(&Values<(u32, Value)>, &mut Vec<V>) + 'static,
+{
+    keyed_inputs::<_, _, _, Multiset<(u32, Value), V, L>, Changes<(u32, Value)>>(slots, name, slot_of_input, logic)
+}
+
+/// A value of input `i` of a gather as its slot `i`'s value.
+pub(crate) fn slot_of_input(input: usize, value: Value) -> (u32, Value) {
+    (input as u32, value)
 }
 
 /// An instance's entries, of which `L` keeps only those that can still be

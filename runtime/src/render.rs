@@ -15,7 +15,7 @@ use crate::distinct::distinct_counts;
 use crate::enriched::{enriched, Side};
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
-use crate::keyed::{by_key, expiring, mode, running};
+use crate::keyed::{by_key, by_key_of_slots, expiring, mode, running};
 use crate::totals::{totals, SumCount};
 use crate::unbeaten::Unbeaten;
 use crate::values::Values;
@@ -321,18 +321,18 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     Rendered::Projected(split_slots(slots, count))
                 }
                 Node::Gather { instances, inputs, exprs, .. } => {
-                    let instances = rendered[*instances].rows().flat_map(|row: SharedRow| {
+                    // Slot `i` comes from input `i` of the gather's operator.
+                    let mut slots = Vec::with_capacity(inputs.len() + 1);
+                    slots.push(rendered[*instances].rows().flat_map(|row: SharedRow| {
                         let key = row[0].as_ref_id()?;
-                        Some((key, (0u32, row[1].clone())))
-                    });
+                        Some((key, row[1].clone()))
+                    }));
                     let mut defaults = vec![Value::Null];
-                    let mut slots = Vec::with_capacity(inputs.len());
-                    for (i, input) in inputs.iter().enumerate() {
-                        let slot = (i + 1) as u32;
+                    for input in inputs {
                         match input {
                             GatherInput::Column { node, default } => {
                                 defaults.push(default.clone());
-                                slots.push(rendered[*node].column().map(move |(k, v)| (k, (slot, v))));
+                                slots.push(rendered[*node].column());
                             }
                             GatherInput::Rows { node, key_field, field } => {
                                 defaults.push(Value::Null);
@@ -340,13 +340,11 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                                 slots.push(rendered[*node].rows().flat_map(move |row: SharedRow| {
                                     let key = row[kf].as_ref_id()?;
                                     let v = row[f].clone();
-                                    (!v.is_null()).then_some((key, (slot, v)))
+                                    (!v.is_null()).then_some((key, v))
                                 }));
                             }
                         }
                     }
-                    // One operator for all of them, not a chain of pairwise ones.
-                    let parts = instances.concatenate(slots);
                     let exprs: Vec<_> = exprs.iter().map(|e| e.expr.clone()).collect();
                     // A gather read only by projections (tags and segments, not a
                     // lookup of a join) outputs just the values they keep, one per
@@ -356,7 +354,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     if dense_needed {
                         // One row buffer per gather, reused for every instance it recomputes.
                         let buffer = RefCell::new(Row::new());
-                        Rendered::Dense(by_key(parts, "Gather", move |input, output: &mut Vec<SharedRow>| {
+                        Rendered::Dense(by_key_of_slots(slots, "Gather", move |input, output: &mut Vec<SharedRow>| {
                             let mut row = buffer.borrow_mut();
                             if gather_row(&defaults, &exprs, input, &mut row) {
                                 output.push(SharedRow::from(row.as_slice()));
@@ -365,8 +363,9 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     } else {
                         let reads: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
                         let count = reads.len();
-                        let slots = gathered::projected(parts, "Gather", Projections { defaults, exprs, kept: reads });
-                        Rendered::Projected(split_slots(slots, count))
+                        let projected =
+                            gathered::projected(slots, "Gather", Projections { defaults, exprs, kept: reads });
+                        Rendered::Projected(split_slots(projected, count))
                     }
                 }
                 Node::Project { source, slot, keep } => {
