@@ -26,11 +26,59 @@ use thin_vec::ThinVec;
 /// What every instance of one gather shares.
 pub struct Projections {
     /// Each slot's value when the instance has none (slot 0 is the instance).
-    pub defaults: Vec<Value>,
+    defaults: Vec<Value>,
     /// Evaluated in order, each reading the slots and the ones before it.
-    pub exprs: Vec<ScalarExpr>,
+    exprs: Vec<ScalarExpr>,
     /// Per projection, the row position it reads and what it keeps.
-    pub kept: Vec<(usize, Keep)>,
+    kept: Vec<(usize, Keep)>,
+    /// Per projection, the slots its value depends on (`Slots`), and the
+    /// expressions it needs evaluated (bit `k`: expression `k`; all bits
+    /// where there are more than 64).
+    depends: Vec<(Slots, u64)>,
+}
+
+/// A set of slots, as bits; slot 63 stands for itself and every later one.
+type Slots = u64;
+
+fn slot_bit(slot: usize) -> Slots {
+    1 << slot.min(63)
+}
+
+impl Projections {
+    pub fn new(defaults: Vec<Value>, exprs: Vec<ScalarExpr>, kept: Vec<(usize, Keep)>) -> Projections {
+        let inputs = defaults.len();
+        // Per expression: the slots it reads, through earlier expressions
+        // too, and the expressions it needs (itself and those it reads).
+        let mut expr_depends: Vec<(Slots, u64)> = Vec::with_capacity(exprs.len());
+        for (k, expr) in exprs.iter().enumerate() {
+            let mut depends = (0, expr_bit(k));
+            expr.visit_slots(&mut |at| {
+                let (slots, needs) = position_depends(at, inputs, &expr_depends);
+                depends.0 |= slots;
+                depends.1 |= needs;
+            });
+            expr_depends.push(depends);
+        }
+        let depends = kept.iter().map(|&(at, _)| position_depends(at, inputs, &expr_depends)).collect();
+        Projections { defaults, exprs, kept, depends }
+    }
+}
+
+fn expr_bit(k: usize) -> u64 {
+    if k < 64 {
+        1 << k
+    } else {
+        u64::MAX
+    }
+}
+
+/// What row position `at` depends on: a slot itself, or an expression's slots
+/// and expressions (a position past the row, null, on nothing).
+fn position_depends(at: usize, inputs: usize, exprs: &[(Slots, u64)]) -> (Slots, u64) {
+    match at.checked_sub(inputs) {
+        None => (slot_bit(at), 0),
+        Some(k) => exprs.get(k).copied().unwrap_or((0, 0)),
+    }
 }
 
 /// The projections' values of a gather over `slots` (input `i` holding
@@ -63,6 +111,10 @@ pub struct Gathered {
     /// Each projection's value as last produced; empty while none keeps one
     /// (most instances, for a segment that few are members of).
     produced: ThinVec<Option<Value>>,
+    /// The slots changed since the instance last produced: only projections
+    /// that depend on one can have changed. (A refresh that moves a user's
+    /// spend need not evaluate the city tests beside it.)
+    changed: Slots,
 }
 
 impl Gathered {
@@ -81,6 +133,7 @@ impl Gathered {
     /// Takes one change in its slot if the slot stays one value, else sets it
     /// aside in `odd`.
     fn take_in(&mut self, slot: u32, value: Value, diff: isize) {
+        self.changed |= slot_bit(slot as usize);
         if !self.has_odd(slot) {
             let held = self.slot_mut(slot);
             match (diff, &held) {
@@ -118,9 +171,9 @@ impl Gathered {
         }
     }
 
-    /// The instance's row: defaults, its slots' values, then each expression.
-    /// False if it is not an instance (slot 0 has no value).
-    fn fill(&self, logic: &Projections, row: &mut Row) -> bool {
+    /// The instance's row: defaults, its slots' values, then each expression
+    /// that `needs` names. False if it is not an instance (slot 0 has no value).
+    fn fill(&self, logic: &Projections, needs: u64, row: &mut Row) -> bool {
         // (A multiset's row took an instance whose slot 0 held only a
         // retraction, which a completed time cannot leave, as present.)
         let instance =
@@ -142,7 +195,16 @@ impl Gathered {
                 *at = value.clone();
             }
         }
-        push_exprs(row, &logic.exprs);
+        if needs == u64::MAX {
+            push_exprs(row, &logic.exprs);
+        } else {
+            // An expression no projection that may have changed needs is
+            // left null: nothing reads it.
+            for (k, expr) in logic.exprs.iter().enumerate() {
+                let v = if needs & expr_bit(k) != 0 { expr.eval(row) } else { Value::Null };
+                row.push(v);
+            }
+        }
         true
     }
 }
@@ -168,17 +230,27 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
 
     fn produce(&mut self, logic: &Logic, _: &mut Vec<(u32, Value)>, out: &mut Vec<((u32, Value), isize)>) {
         let projections = &logic.projections;
+        // The instance itself coming or going, or a slot that is not one
+        // value, changes everything.
+        let changed = if self.changed & 1 != 0 || !self.odd.is_empty() { Slots::MAX } else { self.changed };
+        self.changed = 0;
+        let may_change = |j: usize| projections.depends[j].0 & changed != 0;
+        let needs = (0..projections.kept.len()).filter(|&j| may_change(j)).fold(0, |n, j| n | projections.depends[j].1);
         let mut row = logic.row.borrow_mut();
-        let instance = self.fill(projections, &mut row);
+        let instance = self.fill(projections, if changed == Slots::MAX { u64::MAX } else { needs }, &mut row);
         let now = |at: usize, keep: Keep| if instance { row.get(at).filter(|v| kept(keep, v)) } else { None };
         if self.produced.is_empty() {
-            if !projections.kept.iter().any(|&(at, keep)| now(at, keep).is_some()) {
+            if !projections.kept.iter().enumerate().any(|(j, &(at, keep))| may_change(j) && now(at, keep).is_some()) {
                 return;
             }
             self.produced.resize(projections.kept.len(), None);
         }
         let mut holds = false;
         for (j, (&(at, keep), before)) in projections.kept.iter().zip(self.produced.iter_mut()).enumerate() {
+            if !may_change(j) {
+                holds |= before.is_some();
+                continue;
+            }
             let now = now(at, keep);
             holds |= now.is_some();
             if now == before.as_ref() {
@@ -238,11 +310,11 @@ mod tests {
     /// position 4 is whether slot 3 is null, 5 slot 1 again. Projections of
     /// each kind: a column, a defaulted one, a segment, an expression, the key.
     fn projections() -> Projections {
-        Projections {
-            defaults: vec![Value::Null, Value::Null, Value::Int(0), Value::Null],
-            exprs: vec![ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(3)), false), ScalarExpr::Slot(1)],
-            kept: vec![(1, Keep::NonNull), (2, Keep::NonNull), (4, Keep::True), (5, Keep::NonNull), (0, Keep::NonNull)],
-        }
+        Projections::new(
+            vec![Value::Null, Value::Null, Value::Int(0), Value::Null],
+            vec![ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(3)), false), ScalarExpr::Slot(1)],
+            vec![(1, Keep::NonNull), (2, Keep::NonNull), (4, Keep::True), (5, Keep::NonNull), (0, Keep::NonNull)],
+        )
     }
 
     fn as_row(slots: Slots<'_>) -> Slots<'_> {

@@ -363,8 +363,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     } else {
                         let reads: Vec<(usize, Keep)> = projections[n].iter().map(|p| (p.1, p.2)).collect();
                         let count = reads.len();
-                        let projected =
-                            gathered::projected(slots, "Gather", Projections { defaults, exprs, kept: reads });
+                        let projected = gathered::projected(slots, "Gather", Projections::new(defaults, exprs, reads));
                         Rendered::Projected(split_slots(projected, count))
                     }
                 }
