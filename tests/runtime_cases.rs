@@ -726,3 +726,31 @@ tag user.first_at = min(view.at);
         assert_eq!(s.tag("user", "u1", "first_at"), json!("2026-11-20T00:00:00.050Z"));
     }
 }
+
+#[test]
+fn a_constant_tag_and_segment_hold_for_every_instance_from_its_first_record() {
+    // A gather evaluates only what its changed inputs can change; a constant
+    // reads none, and still changes when its instance comes.
+    let model = r#"
+entity user { key id: string; city: string?; }
+event order { user: user; amount: decimal; }
+tag user.three = 1 + 2;
+tag user.orders = count(order);
+segment everyone on user = true;
+segment from_shanghai on user = city = "Shanghai";
+"#;
+    let order =
+        |id: &str, user: &str| format!(r#"{{"event":"order","id":"{id}","at":{},"user":"{user}","amount":5}}"#, T0);
+    for workers in [1, 2] {
+        let mut s = Script::new(model, workers, Clock::Event);
+        s.apply(&[order("o1", "u1")]);
+        s.apply(&[order("o2", "u1"), order("o3", "u2")]);
+        s.apply(&[r#"{"entity":"user","id":"u3","set":{"city":"Shanghai"}}"#.to_string()]);
+        for user in ["u1", "u2", "u3"] {
+            assert_eq!(s.tag("user", user, "three"), json!(3), "{user}, {workers} workers");
+            assert!(s.segments("user", user).contains(&"everyone".to_string()), "{user}");
+        }
+        assert_eq!(s.tag("user", "u1", "orders"), json!(2));
+        assert_eq!(s.segments("user", "u3"), ["everyone", "from_shanghai"]);
+    }
+}

@@ -10,9 +10,10 @@
 //! rows that reference it. A time's new rows are joined to the lookup row as
 //! it is and appended to the log: nothing else is read. Only when the lookup
 //! row changes is every row joined again (the old joined rows retracted, the
-//! new ones inserted), and only then, or when retractions have made the log
-//! twice as long as the rows it adds up to, is the log consolidated. The
-//! output is exactly the collection `join_core` gives.
+//! new ones inserted), and only then (if the log holds a retraction), or when
+//! retractions have made the log twice as long as the rows it adds up to, is
+//! the log consolidated. The output is exactly the collection `join_core`
+//! gives, not always consolidated (a row logged twice joins twice).
 
 use crate::keyed::{keyed, Changes, InstanceState};
 use crate::render::{SharedRow, Time};

@@ -59,7 +59,15 @@ impl Projections {
             });
             expr_depends.push(depends);
         }
-        let depends = kept.iter().map(|&(at, _)| position_depends(at, inputs, &expr_depends)).collect();
+        // Every projection depends on the instance (slot 0) being there too:
+        // one that reads no slot (a constant) changes when it comes or goes.
+        let depends = kept
+            .iter()
+            .map(|&(at, _)| {
+                let (slots, needs) = position_depends(at, inputs, &expr_depends);
+                (slots | slot_bit(0), needs)
+            })
+            .collect();
         Projections { defaults, exprs, kept, depends }
     }
 }
@@ -307,13 +315,25 @@ mod tests {
     type Slots<'s> = VecCollection<'s, Time, (u64, (u32, Value)), isize>;
 
     /// Slot 0 is the instance, 1 to 3 columns (2 with a default); row
-    /// position 4 is whether slot 3 is null, 5 slot 1 again. Projections of
-    /// each kind: a column, a defaulted one, a segment, an expression, the key.
+    /// position 4 is whether slot 3 is null, 5 slot 1 again, 6 a constant.
+    /// Projections of each kind: a column, a defaulted one, a segment, an
+    /// expression, the key, a constant segment.
     fn projections() -> Projections {
         Projections::new(
             vec![Value::Null, Value::Null, Value::Int(0), Value::Null],
-            vec![ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(3)), false), ScalarExpr::Slot(1)],
-            vec![(1, Keep::NonNull), (2, Keep::NonNull), (4, Keep::True), (5, Keep::NonNull), (0, Keep::NonNull)],
+            vec![
+                ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(3)), false),
+                ScalarExpr::Slot(1),
+                ScalarExpr::Literal(Value::Bool(true)),
+            ],
+            vec![
+                (1, Keep::NonNull),
+                (2, Keep::NonNull),
+                (4, Keep::True),
+                (5, Keep::NonNull),
+                (0, Keep::NonNull),
+                (6, Keep::True),
+            ],
         )
     }
 

@@ -226,7 +226,7 @@ where
     S::Logic: 'static,
     P: Pending<D> + 'static,
 {
-    let scope = inputs[0].inner.scope();
+    let scope = inputs.first().expect("a keyed operator reads at least one input").inner.scope();
     let (worker, peers) = (scope.index(), scope.peers());
     let mut builder = OperatorBuilder::new(name.to_string(), scope);
     let mut handles: Vec<_> = inputs

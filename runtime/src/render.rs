@@ -669,35 +669,41 @@ fn aggregate<'s>(
                     _ => running(rows.map(move |row| (key(&row), ordered(&row))), "Aggregate", |m| m.1.clone()),
                 };
             }
-            // Rows another row of the worker beats are dropped before the exchange.
-            let ranked = |rank_field: usize| {
+            // Rows another row of the worker beats are dropped before the
+            // exchange, ranked by an integer that orders them as the operator
+            // does: `at` for first and last, an int or timestamp value itself
+            // for min and max (of one variant only: every timestamp orders
+            // after every int, so ranking both as integers would not).
+            let ranked = |rank_field: usize, timestamp: bool| {
                 move |row: &SharedRow| match row[rank_field] {
-                    Value::Int(i) | Value::Timestamp(i) => Some(i),
+                    Value::Int(i) if !timestamp => Some(i),
+                    Value::Timestamp(t) if timestamp => Some(t),
                     _ => None,
                 }
             };
             let greatest = matches!(func, AggFunc::Max | AggFunc::Last);
-            let rows = |rank_field| (rows, Unbeaten::new(greatest), ranked(rank_field));
+            let rows = |rank_field, timestamp| (rows, Unbeaten::new(greatest), ranked(rank_field, timestamp));
+            let value_is_timestamp = ty == Type::Timestamp;
             match func {
                 AggFunc::Min => {
-                    let (rows, unbeaten, rank) = rows(v);
+                    let (rows, unbeaten, rank) = rows(v, value_is_timestamp);
                     let values = rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), Reverse(row[v].clone())));
                     running(values, "Aggregate", |m| m.0.clone())
                 }
                 AggFunc::First => {
-                    let (rows, unbeaten, rank) = rows(at);
+                    let (rows, unbeaten, rank) = rows(at, true);
                     let values = rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), Reverse(entry(&row))));
                     running(values, "Aggregate", |e| e.0 .2.clone())
                 }
                 AggFunc::Last => {
-                    let (rows, unbeaten, rank) = rows(at);
+                    let (rows, unbeaten, rank) = rows(at, true);
                     running(rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), entry(&row))), "Aggregate", |e| {
                         e.2.clone()
                     })
                 }
                 // Max (the compiler chooses Running only for min, max, first and last).
                 _ => {
-                    let (rows, unbeaten, rank) = rows(v);
+                    let (rows, unbeaten, rank) = rows(v, value_is_timestamp);
                     running(
                         rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), row[v].clone())),
                         "Aggregate",

@@ -7,9 +7,11 @@
 //! and compacts at every batch and reads back with a cursor. Here each worker
 //! keeps its instances' totals by id (`instances`), folds a time's changes into
 //! one change per instance as they arrive, and when the time completes emits,
-//! for each instance whose total moved, the old total's retraction and the
-//! new one's insertion: the collection `count_total` gives. Sums are in
-//! decimal units (10^-6), so decimal money and integer quantities are exact.
+//! for each instance whose total moved, the retraction of the old total's
+//! value (the count, sum, average or existence it stands for) and the
+//! insertion of the new one's, unless they are equal: the collection
+//! `count_total` and a map give. Sums are in decimal units (10^-6), so
+//! decimal money and integer quantities are exact.
 
 use crate::folded::folded_by_time;
 use crate::instances::Instances;
