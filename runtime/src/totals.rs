@@ -61,6 +61,9 @@ impl From<Total> for SumCount {
     }
 }
 
+/// How many changes ahead a total is prefetched.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Per instance, `finish` of the total of its values (with their
 /// multiplicities): an instance whose total is zero has none, and neither
 /// does one whose total `finish` takes to `None`. A change emits the
@@ -84,9 +87,12 @@ where
         |changes: &mut HashMap<u64, SumCount>, key, value, diff| changes.entry(key).or_default().add(value, diff);
     let value_of = move |total: SumCount| if total.is_zero() { None } else { finish(total) };
     folded_by_time(values, "Totals", fold, move |changes, out| {
-        for (key, change) in changes {
-            if change.is_zero() {
-                continue;
+        // In a list, so that the total a few changes ahead can be asked for
+        // while this one is worked on: a refresh's instances are scattered.
+        let changes: Vec<(u64, SumCount)> = changes.into_iter().filter(|(_, change)| !change.is_zero()).collect();
+        for (i, &(key, change)) in changes.iter().enumerate() {
+            if let Some(&(ahead, _)) = changes.get(i + PREFETCH_AHEAD) {
+                totals.prefetch(ahead);
             }
             let total = totals.entry(key);
             let old = SumCount::from(*total);
