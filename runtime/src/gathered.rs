@@ -31,9 +31,9 @@ pub struct Projections {
     exprs: Vec<ScalarExpr>,
     /// Per projection, the row position it reads and what it keeps.
     kept: Vec<(usize, Keep)>,
-    /// Per projection, the slots its value depends on (`Slots`), and the
-    /// expressions it needs evaluated (bit `k`: expression `k`; all bits
-    /// where there are more than 64).
+    /// Per projection, the slots its value depends on (`Slots`; always slot
+    /// 0, the instance), and the expressions it needs evaluated (bit `k`:
+    /// expression `k`; all bits for one past the 64th).
     depends: Vec<(Slots, u64)>,
 }
 
@@ -315,17 +315,23 @@ mod tests {
     type Slots<'s> = VecCollection<'s, Time, (u64, (u32, Value)), isize>;
 
     /// Slot 0 is the instance, 1 to 3 columns (2 with a default); row
-    /// position 4 is whether slot 3 is null, 5 slot 1 again, 6 a constant.
+    /// position 4 is whether slot 3 is null, 5 slot 1 again, 6 a constant;
+    /// then 67 more expressions (past the 64 that are told apart), each
+    /// even one slot 2 and each odd one the expression before it.
     /// Projections of each kind: a column, a defaulted one, a segment, an
-    /// expression, the key, a constant segment.
+    /// expression, the key, a constant segment, and expressions past 64.
     fn projections() -> Projections {
+        let mut exprs = vec![
+            ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(3)), false),
+            ScalarExpr::Slot(1),
+            ScalarExpr::Literal(Value::Bool(true)),
+        ];
+        for k in 3..70 {
+            exprs.push(ScalarExpr::Slot(if k % 2 == 0 { 2 } else { 4 + k - 1 }));
+        }
         Projections::new(
             vec![Value::Null, Value::Null, Value::Int(0), Value::Null],
-            vec![
-                ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(3)), false),
-                ScalarExpr::Slot(1),
-                ScalarExpr::Literal(Value::Bool(true)),
-            ],
+            exprs,
             vec![
                 (1, Keep::NonNull),
                 (2, Keep::NonNull),
@@ -333,6 +339,8 @@ mod tests {
                 (5, Keep::NonNull),
                 (0, Keep::NonNull),
                 (6, Keep::True),
+                (4 + 40, Keep::NonNull),
+                (4 + 69, Keep::NonNull),
             ],
         )
     }

@@ -672,8 +672,10 @@ fn aggregate<'s>(
             // Rows another row of the worker beats are dropped before the
             // exchange, ranked by an integer that orders them as the operator
             // does: `at` for first and last, an int or timestamp value itself
-            // for min and max (of one variant only: every timestamp orders
-            // after every int, so ranking both as integers would not).
+            // for min and max. One variant is ranked, the column's: within
+            // one, values order as their integers (every timestamp orders
+            // after every int, so ranking both together would not), and a
+            // value of another variant passes.
             let ranked = |rank_field: usize, timestamp: bool| {
                 move |row: &SharedRow| match row[rank_field] {
                     Value::Int(i) if !timestamp => Some(i),

@@ -6,10 +6,11 @@
 //! again. A backfill of `first(page_view.channel)` sent all 700k page views
 //! across the exchange to find 100k users' first; the worker each row is fed
 //! to can tell that almost all of them are beaten and drop them there,
-//! remembering, per instance it has sent a row of, the best rank so far (one
-//! word an instance: instance ids are dense, and the table grows to the
-//! largest id a worker has seen, 800 KB a worker for 100k users, beside the
-//! operator's own state of ~80 bytes an instance).
+//! remembering, per instance it has sent a row of, the best rank so far: a
+//! word an instance id, up to the largest id the worker has seen (ids are
+//! dense). Rows are dealt to workers before the exchange, so each worker's
+//! table covers every instance: 800 KB a worker for 100k users, 8 bytes an
+//! instance a worker, where the operator keeps ~80 bytes an instance.
 //!
 //! Ranks are the integers that order the rows: an event's `at` for first and
 //! last (ordered by `at`, then `id`: a later `at` never comes first), the
@@ -19,7 +20,7 @@
 use crate::render::Time;
 
 /// Instance ids past this pass without a look: the table grows with the
-/// largest id (ids are dense), so this caps it at 512 MB a worker.
+/// largest id (ids are dense), so this caps it at 2^26 entries of 8 bytes.
 const MAX_ID: u64 = 1 << 26;
 
 /// One worker's best rank per instance, among the rows it let pass.
