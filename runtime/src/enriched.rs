@@ -15,7 +15,7 @@
 //! the log consolidated. The output is exactly the collection `join_core`
 //! gives, not always consolidated (a row logged twice joins twice).
 
-use crate::keyed::{keyed, Changes, InstanceState};
+use crate::keyed::{keyed_inputs, Changes, InstanceState};
 use crate::render::{SharedRow, Time};
 use crate::values::Values;
 use differential_dataflow::consolidation::consolidate_slice;
@@ -146,12 +146,16 @@ impl InstanceState<Side, SharedRow> for Referenced {
     }
 }
 
-/// Each row of `sides` (keyed by the instance it references) extended with
-/// every lookup row of that instance, kept up to date as either side changes.
+/// Each of `rows` (keyed by the instance it references) extended with every
+/// one of `lookups` of that instance, kept up to date as either side changes.
 /// A row whose instance has no lookup row is not emitted (nor held out: it
 /// is emitted once one comes).
-pub fn enriched<'s>(sides: VecCollection<'s, Time, (u64, Side), isize>) -> VecCollection<'s, Time, SharedRow, isize> {
-    keyed::<_, _, Referenced, Changes<Side>>(sides, "Enrich", ()).map(|(_, row)| row)
+pub fn enriched<'s>(
+    rows: VecCollection<'s, Time, (u64, SharedRow), isize>,
+    lookups: VecCollection<'s, Time, (u64, SharedRow), isize>,
+) -> VecCollection<'s, Time, SharedRow, isize> {
+    let side = |input, row| if input == 0 { Side::Row(row) } else { Side::Lookup(row) };
+    keyed_inputs::<_, _, _, Referenced, Changes<Side>, _>(vec![rows, lookups], "Enrich", side, |_, row| row, ())
 }
 
 #[cfg(test)]
@@ -159,6 +163,8 @@ mod tests {
     use super::{enriched, Referenced, Side};
     use crate::keyed::InstanceState;
     use crate::render::SharedRow;
+    use crate::render::Time;
+    use differential_dataflow::VecCollection;
     use proptest::prelude::*;
     use segflow_compiler::value::Value;
     use std::collections::BTreeMap;
@@ -169,7 +175,20 @@ mod tests {
 
     /// Each time's changes; what the operator emits at each time, consolidated.
     fn run(times: Vec<Vec<((u64, Side), isize)>>) -> Vec<Vec<(SharedRow, isize)>> {
-        crate::testing::emitted(times, enriched).into_iter().map(|emitted| consolidated(emitted)).collect()
+        crate::testing::emitted(times, join_of_sides).into_iter().map(|emitted| consolidated(emitted)).collect()
+    }
+
+    /// The join of the rows and lookup rows among `sides`, each an input.
+    fn join_of_sides(sides: VecCollection<'_, Time, (u64, Side), isize>) -> VecCollection<'_, Time, SharedRow, isize> {
+        let rows = sides.clone().flat_map(|(k, side)| match side {
+            Side::Row(row) => Some((k, row)),
+            Side::Lookup(_) => None,
+        });
+        let lookups = sides.flat_map(|(k, side)| match side {
+            Side::Lookup(row) => Some((k, row)),
+            Side::Row(_) => None,
+        });
+        enriched(rows, lookups)
     }
 
     fn consolidated(changes: impl IntoIterator<Item = (SharedRow, isize)>) -> Vec<(SharedRow, isize)> {

@@ -98,7 +98,7 @@ pub fn projected<'s>(
     projections: Projections,
 ) -> VecCollection<'s, Time, (u64, (u32, Value)), isize> {
     let logic = Logic { projections, row: Default::default() };
-    keyed_inputs::<_, _, _, Gathered, Changes<(u32, Value)>>(slots, name, slot_of_input, logic)
+    keyed_inputs::<_, _, _, Gathered, Changes<(u32, Value)>, _>(slots, name, slot_of_input, |key, v| (key, v), logic)
 }
 
 /// The operator's own: the projections, and a row buffer.

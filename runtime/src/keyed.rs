@@ -204,20 +204,23 @@ where
     S::Logic: 'static,
     P: Pending<D> + 'static,
 {
-    keyed_inputs::<D, D, V, S, P>(vec![values], name, |_, value| value, logic)
+    keyed_inputs::<D, D, V, S, P, _>(vec![values], name, |_, value| value, |key, v| (key, v), logic)
 }
 
 /// `keyed` over several inputs, each value `tag`ged with the index of the
-/// input it came from: a gather's slots, each a column of its own, go in as
-/// they are, where each was mapped to carry its slot and all were
-/// concatenated first (an operator per slot and one more, each copying every
-/// change and each scheduled and tracked at every batch).
-pub(crate) fn keyed_inputs<'s, I, D, V, S, P>(
+/// input it came from, and each output `emit`ted as the caller wants it: a
+/// gather's slots, each a column of its own, go in as they are, where each
+/// was mapped to carry its slot and all were concatenated first (an operator
+/// per slot and one more, each copying every change and each scheduled and
+/// tracked at every batch); a join's two sides go in as they are and its
+/// rows come out without their keys.
+pub(crate) fn keyed_inputs<'s, I, D, V, S, P, O>(
     inputs: Vec<VecCollection<'s, Time, (u64, I), isize>>,
     name: &str,
     tag: impl Fn(usize, I) -> D + 'static,
+    emit: impl Fn(u64, V) -> O + 'static,
     logic: S::Logic,
-) -> VecCollection<'s, Time, (u64, V), isize>
+) -> VecCollection<'s, Time, O, isize>
 where
     I: ExchangeData,
     D: ExchangeData + Ord,
@@ -225,6 +228,7 @@ where
     S: InstanceState<D, V> + 'static,
     S::Logic: 'static,
     P: Pending<D> + 'static,
+    O: differential_dataflow::Data,
 {
     let scope = inputs.first().expect("a keyed operator reads at least one input").inner.scope();
     let (worker, peers) = (scope.index(), scope.peers());
@@ -236,8 +240,8 @@ where
             builder.new_input(values.inner, exchange)
         })
         .collect();
-    let (output, stream) = builder.new_output::<Vec<((u64, V), Time, isize)>>();
-    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<((u64, V), Time, isize)>>>::from(output);
+    let (output, stream) = builder.new_output::<Vec<(O, Time, isize)>>();
+    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<(O, Time, isize)>>>::from(output);
     builder.build(move |_capabilities| {
         let mut instances = Instances::<S>::new(worker, peers, |state: &S| state.is_vacant());
         let mut waiting: BTreeMap<Time, (Capability<Time>, P)> = BTreeMap::new();
@@ -268,7 +272,7 @@ where
                 let mut produce = |key: u64, state: &mut S| {
                     state.produce(&logic, &mut scratch, &mut out);
                     for (v, d) in out.drain(..) {
-                        session.give(((key, v), time, d));
+                        session.give((emit(key, v), time, d));
                     }
                     state.is_empty()
                 };
@@ -456,7 +460,14 @@ where
     V: ExchangeData + Ord,
     L: Fn(&Values<(u32, Value)>, &mut Vec<V>) + 'static,
 {
-    keyed_inputs::<_, _, _, Multiset<(u32, Value), V, L>, Changes<(u32, Value)>>(slots, name, slot_of_input, logic)
+    let emit = |key, v| (key, v);
+    keyed_inputs::<_, _, _, Multiset<(u32, Value), V, L>, Changes<(u32, Value)>, _>(
+        slots,
+        name,
+        slot_of_input,
+        emit,
+        logic,
+    )
 }
 
 /// A value of input `i` of a gather as its slot `i`'s value.

@@ -12,7 +12,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::distinct::distinct_counts;
-use crate::enriched::{enriched, Side};
+use crate::enriched::enriched;
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, by_key_of_slots, expiring, mode, running};
@@ -275,16 +275,15 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                 Node::Enrich { source, via, lookup, width, .. } => {
                     let (via, width) = (*via, *width);
                     let rows = rendered[*source].rows();
-                    let referencing = rows.clone().flat_map(move |row: SharedRow| {
-                        row[via].as_ref_id().map(|instance| (instance, Side::Row(row)))
-                    });
-                    let lookups = rendered[*lookup].dense().map(|(instance, row)| (instance, Side::Lookup(row)));
+                    let referencing = rows
+                        .clone()
+                        .flat_map(move |row: SharedRow| row[via].as_ref_id().map(|instance| (instance, row)));
                     let nulls = rows.flat_map(move |row: SharedRow| {
                         row[via].is_null().then(|| {
                             row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width)).collect::<SharedRow>()
                         })
                     });
-                    Rendered::Rows(enriched(referencing.concat(lookups)).concat(nulls))
+                    Rendered::Rows(enriched(referencing, rendered[*lookup].dense()).concat(nulls))
                 }
                 Node::Filter { source, predicate } => {
                     let predicate = predicate.clone();
