@@ -26,7 +26,7 @@ use crate::ids::{IdList, IdSet};
 use crate::input_groups::{self, retraction, InputGroups, Target};
 use crate::intern::{Interner, KeyOrder};
 use crate::profile::OperatorProfile;
-use crate::render::{self, OutputChunks, OutputUpdate, Row, SharedRow, Time};
+use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
 use crate::retained::Retained;
 use crate::state::ServingState;
 use foldhash::{HashMap, HashSet};
@@ -133,10 +133,6 @@ const WARM_RECORDS: usize = 128;
 const SPIN_BEFORE_PARK: std::time::Duration = std::time::Duration::from_millis(1);
 /// The longest a waiting worker sleeps: only a safety net, as wakes come at once.
 const PARK_AT_MOST: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// The largest output buffer (in changes: 64k, 3.5 MB) kept from one batch
-/// to the next (see `OutputChunks::merge_into`).
-const KEEP_OUTPUTS: usize = 1 << 16;
 
 /// Windowed rows (held and sent together) a batch on its event clock keeps
 /// before it first drops the ones already out of their windows (see
@@ -272,8 +268,6 @@ pub struct Engine {
     acks: Receiver<Ack>,
     /// Worker answers that arrived before their batch was waited for.
     early: Vec<Ack>,
-    /// The buffer a batch's output changes are merged into (see `complete`).
-    outputs: Vec<OutputUpdate>,
     guards: Option<timely::communication::initialize::WorkerGuards<()>>,
     state: Arc<RwLock<ServingState>>,
     // Driver-side model state.
@@ -441,7 +435,6 @@ impl Engine {
             commands,
             acks,
             early: Vec::new(),
-            outputs: Vec::new(),
             guards: Some(guards),
             config: EngineConfig { workers, ..config },
             plan,
@@ -893,15 +886,14 @@ impl Engine {
     /// Waits until the workers have finished a submitted batch, then publishes
     /// it whole: instances, attributes, tag and segment changes, time.
     pub fn complete(&mut self, submitted: Submitted) -> BatchOutcome {
-        let mut outputs = std::mem::take(&mut self.outputs);
-        self.receive(submitted.upto, &mut outputs);
+        let mut runs = self.receive(submitted.upto);
         if let Some(stamp) = submitted.stamp {
-            for output in &mut outputs {
+            for output in runs.iter_mut().flatten() {
                 output.3 = stamp;
             }
         }
         let computed = Instant::now();
-        let changes = outputs.len();
+        let changes = runs.iter().map(Vec::len).sum::<usize>();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for (e, keys) in submitted.new_keys.into_iter().enumerate() {
             let table = &mut state.entities[e];
@@ -921,14 +913,10 @@ impl Engine {
                 };
             }
         }
-        state.apply_outputs(&mut outputs);
+        state.apply_sorted_runs(&mut runs);
         state.time = submitted.new_now;
         state.batches += 1;
         drop(state);
-        // Kept for the next batch unless a large one (a backfill) grew it.
-        if outputs.capacity() <= KEEP_OUTPUTS {
-            self.outputs = outputs;
-        }
         let outcome = submitted.outcome;
         tracing::debug!(
             records = submitted.records,
@@ -1108,9 +1096,9 @@ impl Engine {
     }
 
     /// Waits for every worker's answer to the batch complete at `upto` and
-    /// merges their changes into `outputs`; answers for later batches (a
-    /// worker can run ahead) are kept for their turn.
-    fn receive(&mut self, upto: Time, outputs: &mut Vec<OutputUpdate>) {
+    /// returns their changes, a sorted run from each; answers for later
+    /// batches (a worker can run ahead) are kept for their turn.
+    fn receive(&mut self, upto: Time) -> Vec<Vec<OutputUpdate>> {
         let n = self.commands.len();
         let mut runs = Vec::new();
         let mut got = 0;
@@ -1133,7 +1121,7 @@ impl Engine {
                 Err(_) => break,
             }
         }
-        OutputChunks::merge_into(runs, outputs);
+        runs
     }
 }
 

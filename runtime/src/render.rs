@@ -69,7 +69,8 @@ impl OutputChunks {
 
     /// All the changes, in one vector of the size they need, in
     /// `output_order`: each worker sorts its own, in parallel, so that the
-    /// engine thread, which publishes, only merges them (`merge`). Equal
+    /// engine thread, which publishes, only walks them in their merged order
+    /// (`ServingState::apply_sorted_runs`). Equal
     /// changes are summed; and of an output that `overwrites` marks (a tag
     /// column: one value per instance, which a new value replaces), an
     /// instance's retractions are dropped where a time inserts a value: a
@@ -86,42 +87,6 @@ impl OutputChunks {
         all.sort_unstable_by(output_order);
         net_output_changes(&mut all, overwrites);
         all
-    }
-
-    /// Vectors each in `output_order` into `out` (emptied first), in it.
-    /// The caller keeps `out` from batch to batch: a fresh vector of a batch's
-    /// changes (~700 KB for 1,000 retail orders) was fresh memory each time,
-    /// and the kernel zeroing its pages took 15 % of the engine thread.
-    pub fn merge_into(mut runs: Vec<Vec<OutputUpdate>>, out: &mut Vec<OutputUpdate>) {
-        out.clear();
-        if let [run] = runs.as_mut_slice() {
-            // One worker: its run is the answer, copied only into room there is.
-            if out.capacity() < run.len() {
-                *out = std::mem::take(run);
-            } else {
-                out.append(run);
-            }
-            return;
-        }
-        // Pairs merged into new vectors down to two, the last two into `out`.
-        while runs.len() > 2 {
-            let mut merged = Vec::with_capacity(runs.len().div_ceil(2));
-            let mut runs_left = runs.into_iter();
-            while let Some(a) = runs_left.next() {
-                merged.push(match runs_left.next() {
-                    Some(b) => {
-                        let mut both = Vec::new();
-                        merge_two(a, b, &mut both);
-                        both
-                    }
-                    None => a,
-                });
-            }
-            runs = merged;
-        }
-        let b = runs.pop().unwrap_or_default();
-        let a = runs.pop().unwrap_or_default();
-        merge_two(a, b, out);
     }
 }
 
@@ -167,19 +132,6 @@ fn net_output_changes(sorted: &mut Vec<OutputUpdate>, overwrites: &[bool]) {
         start = end;
     }
     sorted.truncate(kept);
-}
-
-/// Appends the merge of `a` and `b` to `out`.
-fn merge_two(a: Vec<OutputUpdate>, b: Vec<OutputUpdate>, out: &mut Vec<OutputUpdate>) {
-    // Exactly: a kept buffer grows only as far as a batch needs.
-    out.reserve_exact(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
-        let next = if output_order(x, y).is_le() { a.next() } else { b.next() };
-        out.extend(next);
-    }
-    out.extend(a);
-    out.extend(b);
 }
 
 /// What the engine holds of one worker's dataflow.
@@ -897,34 +849,6 @@ mod tests {
                     prop_assert_eq!(&net, &next);
                 }
             }
-        }
-
-        /// Workers' sorted outputs merge into what sorting them all gives.
-        #[test]
-        fn merged_runs_are_sorted_as_one(runs in prop::collection::vec(prop::collection::vec(update(), 0..20), 0..5)) {
-            // Changes differing only in their diff are equal in the order.
-            let total = |a: &OutputUpdate, b: &OutputUpdate| output_order(a, b).then(a.4.cmp(&b.4));
-            // Summed: equal changes of a run are added up, and those of all
-            // runs in the end, before comparing.
-            let sum = |mut v: Vec<OutputUpdate>| {
-                v.sort_by(total);
-                v.dedup_by(|later, kept| {
-                    let same = output_order(later, kept).is_eq();
-                    if same {
-                        kept.4 += later.4;
-                    }
-                    same
-                });
-                v.retain(|u| u.4 != 0);
-                v
-            };
-            let expected = sum(runs.iter().flatten().cloned().collect());
-            let sorted: Vec<_> = runs.into_iter().map(|run| OutputChunks(vec![run]).sorted(&[])).collect();
-            // Whatever the vector held before is gone.
-            let mut merged = vec![(9, 9, Value::Int(9), 9, 1)];
-            OutputChunks::merge_into(sorted, &mut merged);
-            prop_assert!(merged.is_sorted_by(|a, b| output_order(a, b).is_le()));
-            prop_assert_eq!(sum(merged), expected);
         }
     }
 }

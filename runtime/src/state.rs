@@ -141,8 +141,25 @@ impl ServingState {
     /// streams show).
     /// `updates` is left empty, its capacity kept for the next batch.
     pub fn apply_outputs(&mut self, updates: &mut Vec<OutputUpdate>) {
+        // Equal updates consolidate, so their relative order does not matter.
+        if !updates.is_sorted_by(|a, b| output_order(a, b).is_le()) {
+            updates.sort_unstable_by(output_order);
+        }
+        sum_equal_changes(updates);
+        self.apply_sorted_runs(std::slice::from_mut(updates));
+        updates.clear();
+    }
+
+    /// Applies the workers' output updates of one batch as `apply_outputs`
+    /// does, each run sorted and summed by its worker (`OutputChunks::sorted`),
+    /// in the order of their merge, without merging them into one vector
+    /// first (a backfill's are a million changes, 55 MB, copied once more at
+    /// the peak of its memory). Each instance's changes of an output come from
+    /// one worker (the one its operator keeps it on), so no two runs hold
+    /// equal ones.
+    pub fn apply_sorted_runs(&mut self, runs: &mut [Vec<OutputUpdate>]) {
         let mut incoming = vec![0; self.columns.len()];
-        for update in updates.iter() {
+        for update in runs.iter().flatten() {
             incoming[update.0] += usize::from(update.4 > 0);
         }
         for (o, output) in self.plan.outputs.iter().enumerate() {
@@ -151,41 +168,53 @@ impl ServingState {
                 self.columns[o].fit(self.entities[output.entity].keys.len(), incoming[o]);
             }
         }
-        // Equal updates consolidate, so their relative order does not matter.
-        // The engine's come merged from the workers' sorted ones.
-        if !updates.is_sorted_by(|a, b| output_order(a, b).is_le()) {
-            updates.sort_unstable_by(output_order);
-        }
-        sum_equal_changes(updates);
         // A tag instance holds one value: a time inserts at most one. (A
         // worker drops a retraction its insertion makes needless, which is
         // right only if all of an instance's changes come from that worker:
         // see `OutputChunks::sorted`.)
         debug_assert!(
-            updates.chunk_by(|a, b| (a.3, a.0, a.1) == (b.3, b.0, b.1)).all(|group| {
-                !matches!(self.plan.outputs[group[0].0].def, Def::Tag(_))
-                    || group.iter().filter(|u| u.4 > 0).count() <= 1
-            }),
-            "a tag instance was given two values at one time"
+            runs.iter().all(|run| run.is_sorted_by(|a, b| output_order(a, b).is_le())
+                && run.chunk_by(|a, b| (a.3, a.0, a.1) == (b.3, b.0, b.1)).all(|group| {
+                    !matches!(self.plan.outputs[group[0].0].def, Def::Tag(_))
+                        || group.iter().filter(|u| u.4 > 0).count() <= 1
+                })),
+            "an unsorted run, or a tag instance given two values at one time"
         );
-        for one_time in updates.chunk_by_mut(|a, b| a.3 == b.3) {
+        let mut start = vec![0; runs.len()];
+        // One time at a time, the earliest first.
+        while let Some(time) = runs.iter().zip(&start).filter_map(|(run, &at)| run.get(at).map(|u| u.3)).min() {
+            let end: Vec<usize> = runs
+                .iter()
+                .zip(&start)
+                .map(|(run, &at)| at + run[at..].iter().take_while(|u| u.3 == time).count())
+                .collect();
             for retractions in [true, false] {
-                for i in 0..one_time.len() {
-                    // The slot PUBLISH_AHEAD updates on is asked for now, so
-                    // the cache misses of scattered ids overlap (in the first
-                    // pass, which reads every update; the second finds them
-                    // in the cache).
-                    if let (true, Some(ahead)) = (retractions, one_time.get(i + PUBLISH_AHEAD)) {
+                let mut at = start.clone();
+                // The run whose next update comes first in the merged order.
+                let next = |at: &[usize], runs: &[Vec<OutputUpdate>]| {
+                    (0..runs.len()).filter(|&r| at[r] < end[r]).min_by(|&a, &b| {
+                        let (x, y) = (&runs[a][at[a]], &runs[b][at[b]]);
+                        debug_assert!((x.0, x.1) != (y.0, y.1), "two workers changed one instance of an output");
+                        (x.0, x.1).cmp(&(y.0, y.1)).then(a.cmp(&b))
+                    })
+                };
+                while let Some(r) = next(&at, runs) {
+                    // The slot PUBLISH_AHEAD updates on in this run is asked
+                    // for now, so the cache misses of scattered ids overlap
+                    // (in the first pass, which reads every update; the
+                    // second finds them in the cache).
+                    if let (true, Some(ahead)) = (retractions, runs[r][..end[r]].get(at[r] + PUBLISH_AHEAD)) {
                         self.columns[ahead.0].prefetch(ahead.1);
                     }
-                    let (output, id, value, time, diff) = &mut one_time[i];
+                    let (output, id, value, time, diff) = &mut runs[r][at[r]];
                     if (*diff < 0) == retractions {
                         self.apply_output(*output, *id, std::mem::take(value), *time, *diff);
                     }
+                    at[r] += 1;
                 }
             }
+            start = end;
         }
-        updates.clear();
     }
 
     fn apply_output(&mut self, output: usize, id: u64, value: Value, time: Time, diff: isize) {
@@ -478,6 +507,65 @@ mod tests {
 
     fn output(state: &ServingState, name: &str) -> usize {
         state.plan.outputs.iter().position(|o| o.name == name).unwrap()
+    }
+
+    /// The tag's values, the segment's members and the change log.
+    type Published = (Vec<Option<Value>>, Vec<(Value, i64)>, Vec<(usize, Value, bool, i64)>);
+
+    fn published(state: &ServingState) -> Published {
+        let (visits, regular) = (output(state, "visits"), output(state, "regular"));
+        let tags = (0..state.entities[0].keys.len() as u64).map(|id| state.columns[visits].get(id).cloned()).collect();
+        let members = state.members[regular].iter().map(|(k, t)| (k.clone(), *t)).collect();
+        let changes = state.changes.iter().map(|c| (c.output, c.key.clone(), c.enter, c.time)).collect();
+        (tags, members, changes)
+    }
+
+    proptest::proptest! {
+        /// Batches of changes to six users' tag and segment, each instance's
+        /// on one of up to three workers (by id), each worker's run sorted
+        /// and summed as `OutputChunks::sorted` leaves it: applied as runs,
+        /// they publish what the runs merged into one vector publish, change
+        /// log and its order included.
+        #[test]
+        fn runs_publish_what_their_merge_does(
+            batches in proptest::collection::vec(
+                (1usize..4, proptest::collection::vec((0u64..6, 0i64..4, 0u64..3, proptest::bool::ANY), 0..30)),
+                1..5,
+            ),
+        ) {
+            let (mut by_runs, mut by_merge) = (state(), state());
+            for s in [&mut by_runs, &mut by_merge] {
+                for key in ["c", "d", "e", "f"] {
+                    s.entities[0].keys.intern(&Value::str(key));
+                }
+            }
+            let (visits, regular) = (output(&by_runs, "visits"), output(&by_runs, "regular"));
+            // What each instance holds now, to retract.
+            let mut held: std::collections::BTreeMap<(usize, u64), Value> = Default::default();
+            for (b, (workers, mut changes)) in batches.into_iter().enumerate() {
+                // A batch's times in order: each change retracts what the one before left.
+                changes.sort_by_key(|c| c.2);
+                let mut runs = vec![Vec::new(); workers];
+                for (id, v, t, segment) in changes {
+                    let time = ((b as u64) << 20) | (t << 16);
+                    let (o, value) = if segment { (regular, Value::Bool(true)) } else { (visits, Value::Int(v)) };
+                    if let Some(old) = held.remove(&(o, id)) {
+                        runs[id as usize % workers].push((o, id, old, time, -1));
+                    }
+                    if !segment || v % 2 == 0 {
+                        held.insert((o, id), value.clone());
+                        runs[id as usize % workers].push((o, id, value, time, 1));
+                    }
+                }
+                let overwrites: Vec<bool> = (0..by_runs.plan.outputs.len()).map(|o| o == visits).collect();
+                let mut runs: Vec<Vec<OutputUpdate>> =
+                    runs.into_iter().map(|run| crate::render::OutputChunks(vec![run]).sorted(&overwrites)).collect();
+                let mut merged: Vec<OutputUpdate> = runs.iter().flatten().cloned().collect();
+                by_merge.apply_outputs(&mut merged);
+                by_runs.apply_sorted_runs(&mut runs);
+                proptest::prop_assert_eq!(published(&by_runs), published(&by_merge));
+            }
+        }
     }
 
     #[test]
