@@ -28,7 +28,7 @@ use crate::intern::{Interner, KeyOrder};
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
 use crate::retained::Retained;
-use crate::state::ServingState;
+use crate::state::{MergedRuns, ServingState};
 use foldhash::{HashMap, HashSet};
 use segflow_compiler::hir::{Def, EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
@@ -887,13 +887,16 @@ impl Engine {
     /// it whole: instances, attributes, tag and segment changes, time.
     pub fn complete(&mut self, submitted: Submitted) -> BatchOutcome {
         let mut runs = self.receive(submitted.upto);
+        // (A stamp could unsort a run only if it held more than the batch's
+        // one time; `MergedRuns::new` would sort it again.)
         if let Some(stamp) = submitted.stamp {
             for output in runs.iter_mut().flatten() {
                 output.3 = stamp;
             }
         }
         let computed = Instant::now();
-        let changes = runs.iter().map(Vec::len).sum::<usize>();
+        let mut merged = MergedRuns::new(runs);
+        let changes = merged.len();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for (e, keys) in submitted.new_keys.into_iter().enumerate() {
             let table = &mut state.entities[e];
@@ -913,7 +916,7 @@ impl Engine {
                 };
             }
         }
-        state.apply_sorted_runs(&mut runs);
+        state.apply_merged(&mut merged);
         state.time = submitted.new_now;
         state.batches += 1;
         drop(state);

@@ -70,7 +70,7 @@ impl OutputChunks {
     /// All the changes, in one vector of the size they need, in
     /// `output_order`: each worker sorts its own, in parallel, so that the
     /// engine thread, which publishes, only walks them in their merged order
-    /// (`ServingState::apply_sorted_runs`). Equal
+    /// (`state::MergedRuns`). Equal
     /// changes are summed; and of an output that `overwrites` marks (a tag
     /// column: one value per instance, which a new value replaces), an
     /// instance's retractions are dropped where a time inserts a value: a
