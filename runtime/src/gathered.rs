@@ -14,7 +14,7 @@
 //! retraction), or a retraction of a value it does not hold yet. Such a
 //! slot's changes wait in `odd`, consolidated, until they are one value again.
 
-use crate::keyed::{keyed_inputs, slot_of_input, Changes, InstanceState};
+use crate::keyed::{keyed_inputs, slot_of_input, with_key, Changes, InstanceState};
 use crate::render::{push_exprs, Row, Time};
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::VecCollection;
@@ -98,7 +98,7 @@ pub fn projected<'s>(
     projections: Projections,
 ) -> VecCollection<'s, Time, (u64, (u32, Value)), isize> {
     let logic = Logic { projections, row: Default::default() };
-    keyed_inputs::<_, _, _, Gathered, Changes<(u32, Value)>, _>(slots, name, slot_of_input, |key, v| (key, v), logic)
+    keyed_inputs::<_, _, _, Gathered, Changes<(u32, Value)>, _>(slots, name, slot_of_input, with_key, logic)
 }
 
 /// The operator's own: the projections, and a row buffer.

@@ -204,7 +204,7 @@ where
     S::Logic: 'static,
     P: Pending<D> + 'static,
 {
-    keyed_inputs::<D, D, V, S, P, _>(vec![values], name, |_, value| value, |key, v| (key, v), logic)
+    keyed_inputs::<D, D, V, S, P, _>(vec![values], name, |_, value| value, with_key, logic)
 }
 
 /// `keyed` over several inputs, each value `tag`ged with the index of the
@@ -460,14 +460,18 @@ where
     V: ExchangeData + Ord,
     L: Fn(&Values<(u32, Value)>, &mut Vec<V>) + 'static,
 {
-    let emit = |key, v| (key, v);
     keyed_inputs::<_, _, _, Multiset<(u32, Value), V, L>, Changes<(u32, Value)>, _>(
         slots,
         name,
         slot_of_input,
-        emit,
+        with_key,
         logic,
     )
+}
+
+/// An instance's output as a keyed operator emits it by default: with its key.
+pub(crate) fn with_key<V>(key: u64, v: V) -> (u64, V) {
+    (key, v)
 }
 
 /// A value of input `i` of a gather as its slot `i`'s value.

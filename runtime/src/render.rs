@@ -508,22 +508,32 @@ impl<'s> Counted<'s> {
         })
     }
 
-    /// `map`, and only of rows that `unbeaten` admits by their `rank`: one
-    /// operator, the check, the drop and `f` together (see `unbeaten`).
+    /// `map`, and only of rows that the worker cannot tell are beaten by
+    /// their integer rank in `rank_field` (`greatest` or least wins): one
+    /// operator, the check, the drop and `f` together (see `unbeaten`). Only
+    /// ranks of one variant are compared, a timestamp's or an int's: within
+    /// one, values order as their integers (every timestamp orders after
+    /// every int, so ranking both together would not), and a value of the
+    /// other variant passes.
     fn map_unbeaten<D: differential_dataflow::Data>(
         self,
-        mut unbeaten: Unbeaten,
-        rank: impl Fn(&SharedRow) -> Option<i64> + 'static,
+        (rank_field, timestamp, greatest): (usize, bool, bool),
         f: impl Fn(SharedRow) -> D + 'static,
     ) -> VecCollection<'s, Time, D, isize> {
         let (group, value) = (self.group, self.value);
+        let mut unbeaten = Unbeaten::new(greatest);
         self.rows
             .inner
             .flat_map::<Vec<_>, _, _>(move |(row, time, diff): (SharedRow, Time, isize)| {
                 let counts = !row[group].is_null() && value.is_none_or(|v| !row[v].is_null());
                 let instance = row[group].as_ref_id().unwrap_or(0);
+                let rank = match row[rank_field] {
+                    Value::Int(i) if !timestamp => Some(i),
+                    Value::Timestamp(t) if timestamp => Some(t),
+                    _ => None,
+                };
                 // (An insert-only input has no retraction; one would pass.)
-                let admitted = counts && (diff <= 0 || unbeaten.admits(instance, rank(&row), time));
+                let admitted = counts && (diff <= 0 || unbeaten.admits(instance, rank, time));
                 admitted.then(|| (f(row), time, diff))
             })
             .as_collection()
@@ -621,47 +631,28 @@ fn aggregate<'s>(
                 };
             }
             // Rows another row of the worker beats are dropped before the
-            // exchange, ranked by an integer that orders them as the operator
-            // does: `at` for first and last, an int or timestamp value itself
-            // for min and max. One variant is ranked, the column's: within
-            // one, values order as their integers (every timestamp orders
-            // after every int, so ranking both together would not), and a
-            // value of another variant passes.
-            let ranked = |rank_field: usize, timestamp: bool| {
-                move |row: &SharedRow| match row[rank_field] {
-                    Value::Int(i) if !timestamp => Some(i),
-                    Value::Timestamp(t) if timestamp => Some(t),
-                    _ => None,
-                }
-            };
+            // exchange, ranked as the operator orders them: by `at` for first
+            // and last, by the value itself for min and max.
             let greatest = matches!(func, AggFunc::Max | AggFunc::Last);
-            let rows = |rank_field, timestamp| (rows, Unbeaten::new(greatest), ranked(rank_field, timestamp));
-            let value_is_timestamp = ty == Type::Timestamp;
+            let by_value = (v, ty == Type::Timestamp, greatest);
+            let by_at = (at, true, greatest);
             match func {
                 AggFunc::Min => {
-                    let (rows, unbeaten, rank) = rows(v, value_is_timestamp);
-                    let values = rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), Reverse(row[v].clone())));
+                    let values = rows.map_unbeaten(by_value, move |row| (key(&row), Reverse(row[v].clone())));
                     running(values, "Aggregate", |m| m.0.clone())
                 }
                 AggFunc::First => {
-                    let (rows, unbeaten, rank) = rows(at, true);
-                    let values = rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), Reverse(entry(&row))));
+                    let values = rows.map_unbeaten(by_at, move |row| (key(&row), Reverse(entry(&row))));
                     running(values, "Aggregate", |e| e.0 .2.clone())
                 }
                 AggFunc::Last => {
-                    let (rows, unbeaten, rank) = rows(at, true);
-                    running(rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), entry(&row))), "Aggregate", |e| {
-                        e.2.clone()
-                    })
+                    let values = rows.map_unbeaten(by_at, move |row| (key(&row), entry(&row)));
+                    running(values, "Aggregate", |e| e.2.clone())
                 }
                 // Max (the compiler chooses Running only for min, max, first and last).
                 _ => {
-                    let (rows, unbeaten, rank) = rows(v, value_is_timestamp);
-                    running(
-                        rows.map_unbeaten(unbeaten, rank, move |row| (key(&row), row[v].clone())),
-                        "Aggregate",
-                        Value::clone,
-                    )
+                    let values = rows.map_unbeaten(by_value, move |row| (key(&row), row[v].clone()));
+                    running(values, "Aggregate", Value::clone)
                 }
             }
         }

@@ -64,6 +64,9 @@ impl From<Total> for SumCount {
 /// How many changes ahead a total is prefetched.
 const PREFETCH_AHEAD: usize = 8;
 
+/// The most changes (16k, 768 KB) whose list a totals operator keeps.
+const KEEP_LISTED: usize = 1 << 14;
+
 /// Per instance, `finish` of the total of its values (with their
 /// multiplicities): an instance whose total is zero has none, and neither
 /// does one whose total `finish` takes to `None`. A change emits the
@@ -86,10 +89,15 @@ where
     let fold =
         |changes: &mut HashMap<u64, SumCount>, key, value, diff| changes.entry(key).or_default().add(value, diff);
     let value_of = move |total: SumCount| if total.is_zero() { None } else { finish(total) };
+    // A time's changes in a list, so that the total a few changes ahead can
+    // be asked for while this one is worked on (a refresh's instances are
+    // scattered); the list is kept from time to time unless a large time (a
+    // backfill) grew it.
+    let mut listed: Vec<(u64, SumCount)> = Vec::new();
     folded_by_time(values, "Totals", fold, move |changes, out| {
-        // In a list, so that the total a few changes ahead can be asked for
-        // while this one is worked on: a refresh's instances are scattered.
-        let changes: Vec<(u64, SumCount)> = changes.into_iter().filter(|(_, change)| !change.is_zero()).collect();
+        listed.clear();
+        listed.extend(changes.into_iter().filter(|(_, change)| !change.is_zero()));
+        let changes = &listed;
         for (i, &(key, change)) in changes.iter().enumerate() {
             if let Some(&(ahead, _)) = changes.get(i + PREFETCH_AHEAD) {
                 totals.prefetch(ahead);
@@ -107,6 +115,9 @@ where
                 out.extend(old.map(|v| ((key, v), -1)));
                 out.extend(new.map(|v| ((key, v), 1)));
             }
+        }
+        if listed.capacity() > KEEP_LISTED {
+            listed = Vec::new();
         }
     })
 }
