@@ -1,93 +1,158 @@
-//! A segment's members in key order, with the time each entered: what
+//! A segment's members, by instance id, with the time each entered: what
 //! membership lookups, member lists (paged by key) and change streams read.
 //!
-//! A refresh batch of retail orders moves hundreds of instances in or out
-//! of segments, and the engine thread publishing it places each in an
-//! ordered map by its key. Comparing keys as values down the tree was a
-//! call and a `memcmp` per key of each node passed (3.4 % of the engine
-//! thread's samples in a retail refresh, 0.9 % now). Here each key is held
-//! with its first eight bytes as an integer in the same order (`prefix`),
-//! compared first: most comparisons are one integer comparison, and only
-//! keys that share their first eight bytes are compared whole. (The walk
-//! down the tree, a cache miss a level, is the rest of the cost.)
+//! Publishing a refresh batch moves hundreds of instances in or out of
+//! segments. Kept in an ordered map by key, each move walked the tree, a
+//! cache miss a level: 10–17 % of the engine thread in a retail refresh,
+//! on the path every batch waits for. Here a move is one entry of a table by
+//! id. The key order, which only listing members in order needs, is worked
+//! out when such a read comes: the members sorted as of the last ordered
+//! read, merged with those that entered since (see `Order`). A server no one
+//! pages members of never sorts them.
 
+use crate::intern::Interner;
+use foldhash::HashMap;
 use segflow_compiler::value::Value;
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::sync::Mutex;
 
-/// A key, ordered as the key: by its prefix, then (for keys of equal
-/// prefixes) by the key itself.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Ordered {
-    prefix: u64,
-    key: Value,
+#[derive(Debug, Default)]
+pub struct Members {
+    /// When each member entered, by id.
+    since: HashMap<u64, i64>,
+    /// The members in key order, brought up to date by ordered reads, which
+    /// hold only a shared borrow of the state (hence the lock).
+    order: Mutex<Order>,
 }
 
-/// An integer whose order agrees with the order of the keys it is taken
-/// from, for keys of one type (an entity's keys are): `a < b` implies
-/// `prefix(a) <= prefix(b)`.
-fn prefix(key: &Value) -> u64 {
-    match key {
-        Value::Str(s) => {
-            let mut first = [0u8; 8];
-            let bytes = s.as_bytes();
-            let n = bytes.len().min(8);
-            first[..n].copy_from_slice(&bytes[..n]);
-            u64::from_be_bytes(first)
-        }
-        // Two's complement with the sign bit flipped orders as the integers.
-        Value::Int(i) | Value::Timestamp(i) => (*i as u64) ^ (1 << 63),
-        _ => 0,
+/// The members in key order as of the last ordered read, and what changed
+/// since.
+#[derive(Debug, Default)]
+struct Order {
+    /// Ids in their keys' order; some may have left since.
+    sorted: Vec<u64>,
+    /// Ids that entered since `sorted` was made (some may have left again,
+    /// or be in `sorted` too, having left and come back).
+    entered: Vec<u64>,
+    /// Whether any member left since `sorted` was made.
+    left: bool,
+    /// Whether `sorted` is kept up to date with `entered` and `left` at all:
+    /// not before the first ordered read, nor once more entered than merging
+    /// would save over sorting all the members afresh.
+    kept: bool,
+}
+
+/// Entered ids held for a merge before a new sort is as cheap (with at
+/// least this many held whatever the members' number).
+const MIN_HELD: usize = 1024;
+
+impl Clone for Members {
+    fn clone(&self) -> Members {
+        // The copy works out its order when it is first read in order.
+        Members { since: self.since.clone(), order: Mutex::default() }
     }
 }
-
-fn ordered(key: &Value) -> Ordered {
-    Ordered { prefix: prefix(key), key: key.clone() }
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Members(BTreeMap<Ordered, i64>);
 
 impl Members {
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.since.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.since.is_empty()
     }
 
-    /// When `key` entered, if it is a member.
-    pub fn get(&self, key: &Value) -> Option<&i64> {
-        self.0.get(&ordered(key))
+    /// When instance `id` entered, if it is a member.
+    pub fn since(&self, id: u64) -> Option<i64> {
+        self.since.get(&id).copied()
     }
 
-    pub fn get_mut(&mut self, key: &Value) -> Option<&mut i64> {
-        self.0.get_mut(&ordered(key))
+    pub fn since_mut(&mut self, id: u64) -> Option<&mut i64> {
+        self.since.get_mut(&id)
     }
 
-    pub fn insert(&mut self, key: Value, since: i64) {
-        self.0.insert(Ordered { prefix: prefix(&key), key }, since);
+    pub fn insert(&mut self, id: u64, since: i64) {
+        self.since.insert(id, since);
+        let order = self.order.get_mut().unwrap_or_else(|e| e.into_inner());
+        if order.kept {
+            order.entered.push(id);
+            if order.entered.len() > order.sorted.len().max(MIN_HELD) {
+                *order = Order::default();
+            }
+        }
     }
 
-    pub fn remove(&mut self, key: &Value) {
-        self.0.remove(&ordered(key));
+    pub fn remove(&mut self, id: u64) {
+        if self.since.remove(&id).is_some() {
+            self.order.get_mut().unwrap_or_else(|e| e.into_inner()).left = true;
+        }
     }
 
-    /// Every member in key order, with the time it entered.
-    pub fn iter(&self) -> impl Iterator<Item = (&Value, &i64)> {
-        self.0.iter().map(|(k, since)| (&k.key, since))
+    /// Up to `limit` members (all, for `None`) in the order of their keys
+    /// (`keys`, the entity's), from the first whose key orders after `after`,
+    /// with the time each entered.
+    pub fn in_order(&self, keys: &Interner, after: Option<&Value>, limit: Option<usize>) -> Vec<(Value, i64)> {
+        let mut order = self.order.lock().unwrap_or_else(|e| {
+            // A panic while sorting may have left the order half made.
+            self.order.clear_poison();
+            let mut order = e.into_inner();
+            *order = Order::default();
+            order
+        });
+        order.bring_up_to_date(&self.since, keys);
+        let start = after.map_or(0, |after| order.sorted.partition_point(|&id| keys.key(id) <= after));
+        let ids = &order.sorted[start..];
+        ids.iter().take(limit.unwrap_or(ids.len())).map(|&id| (keys.key(id).clone(), self.since[&id])).collect()
     }
+}
 
-    /// The members after `key`, in key order.
-    pub fn after(&self, key: &Value) -> impl Iterator<Item = (&Value, &i64)> {
-        self.0.range((Bound::Excluded(ordered(key)), Bound::Unbounded)).map(|(k, since)| (&k.key, since))
+impl Order {
+    /// Makes `sorted` hold exactly the members of `since`, in key order.
+    fn bring_up_to_date(&mut self, since: &HashMap<u64, i64>, keys: &Interner) {
+        let by_key = |a: &u64, b: &u64| keys.key(*a).cmp(keys.key(*b));
+        if !self.kept {
+            self.sorted = since.keys().copied().collect();
+            self.sorted.sort_unstable_by(by_key);
+            *self = Order { sorted: std::mem::take(&mut self.sorted), kept: true, ..Order::default() };
+            return;
+        }
+        if self.entered.is_empty() && !self.left {
+            return;
+        }
+        if self.left {
+            self.sorted.retain(|id| since.contains_key(id));
+        }
+        let mut entered = std::mem::take(&mut self.entered);
+        entered.retain(|id| since.contains_key(id));
+        entered.sort_unstable_by(by_key);
+        entered.dedup();
+        let old = std::mem::take(&mut self.sorted);
+        let mut merged = Vec::with_capacity(old.len() + entered.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), entered.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => match by_key(x, y) {
+                    std::cmp::Ordering::Less => a.next(),
+                    std::cmp::Ordering::Greater => b.next(),
+                    // A member that left and came back is in both.
+                    std::cmp::Ordering::Equal => {
+                        b.next();
+                        a.next()
+                    }
+                },
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        *self = Order { sorted: merged, kept: true, ..Order::default() };
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Members;
+    use crate::intern::Interner;
     use proptest::prelude::*;
     use segflow_compiler::value::Value;
     use std::collections::BTreeMap;
@@ -102,40 +167,95 @@ mod tests {
         ]
     }
 
+    /// A step: a key enters (at a time) or leaves, or the members are read
+    /// in order (which keeps an order to merge later steps into).
+    #[derive(Clone, Debug)]
+    enum Step {
+        Enter(Value, i64),
+        Leave(Value),
+        Read,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (key(), 0i64..100).prop_map(|(k, t)| Step::Enter(k, t)),
+            3 => key().prop_map(Step::Leave),
+            1 => Just(Step::Read),
+        ]
+    }
+
+    fn expected_after(expected: &BTreeMap<Value, i64>, after: Option<&Value>) -> Vec<(Value, i64)> {
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        expected.range((from, std::ops::Bound::Unbounded)).map(|(k, t)| (k.clone(), *t)).collect()
+    }
+
     proptest! {
-        /// Inserted and removed keys of one type, the members are what an
-        /// ordered map by the keys themselves holds, in its order, and a
-        /// page after any key starts where the map's would.
+        /// Whatever entered and left, and whenever the members were read in
+        /// order, they are what an ordered map by the keys holds, in its
+        /// order, and a page after any key starts where the map's would.
         #[test]
         fn members_keep_the_keys_order(
             strings in any::<bool>(),
-            steps in prop::collection::vec((key(), any::<bool>(), 0i64..100), 0..60),
+            steps in prop::collection::vec(step(), 0..80),
             probe in key(),
+            limit in 0usize..5,
         ) {
             let is_string = |k: &Value| matches!(k, Value::Str(_));
-            let steps: Vec<_> = steps.into_iter().filter(|(k, ..)| is_string(k) == strings).collect();
+            let mut keys = Interner::default();
             let mut members = Members::default();
             let mut expected: BTreeMap<Value, i64> = BTreeMap::new();
-            for (key, enter, since) in steps {
-                if enter {
-                    members.insert(key.clone(), since);
-                    expected.insert(key, since);
-                } else {
-                    members.remove(&key);
-                    expected.remove(&key);
+            for step in steps {
+                match step {
+                    Step::Enter(key, since) if is_string(&key) == strings => {
+                        let (id, _) = keys.intern(&key);
+                        members.insert(id, since);
+                        expected.insert(key, since);
+                    }
+                    Step::Leave(key) if is_string(&key) == strings => {
+                        let (id, _) = keys.intern(&key);
+                        members.remove(id);
+                        expected.remove(&key);
+                    }
+                    Step::Read => prop_assert_eq!(members.in_order(&keys, None, None), expected_after(&expected, None)),
+                    _ => {}
                 }
             }
-            let got: Vec<(Value, i64)> = members.iter().map(|(k, t)| (k.clone(), *t)).collect();
-            let want: Vec<(Value, i64)> = expected.iter().map(|(k, t)| (k.clone(), *t)).collect();
-            prop_assert_eq!(got, want);
+            prop_assert_eq!(members.in_order(&keys, None, None), expected_after(&expected, None));
             prop_assert_eq!(members.len(), expected.len());
+            prop_assert_eq!(members.clone().in_order(&keys, None, None), expected_after(&expected, None));
             if is_string(&probe) == strings {
-                prop_assert_eq!(members.get(&probe), expected.get(&probe));
-                let after: Vec<&Value> = members.after(&probe).map(|(k, _)| k).collect();
-                let want: Vec<&Value> =
-                    expected.range((std::ops::Bound::Excluded(&probe), std::ops::Bound::Unbounded)).map(|(k, _)| k).collect();
-                prop_assert_eq!(after, want);
+                let id = keys.get(&probe);
+                prop_assert_eq!(id.and_then(|id| members.since(id)), expected.get(&probe).copied());
+                let mut want = expected_after(&expected, Some(&probe));
+                prop_assert_eq!(members.in_order(&keys, Some(&probe), None), want.clone());
+                want.truncate(limit);
+                prop_assert_eq!(members.in_order(&keys, Some(&probe), Some(limit)), want);
             }
         }
+    }
+
+    /// More entering between two ordered reads than merging is worth: the
+    /// order is made afresh, and still right.
+    #[test]
+    fn many_entering_between_reads_sorts_afresh() {
+        let mut keys = Interner::default();
+        let mut members = Members::default();
+        let key = |i: u64| Value::str(&format!("k{:05}", (i * 7919) % 5000));
+        for i in 0..10 {
+            let (id, _) = keys.intern(&key(i));
+            members.insert(id, i as i64);
+        }
+        assert_eq!(members.in_order(&keys, None, None).len(), 10);
+        for i in 10..5000 {
+            let (id, _) = keys.intern(&key(i));
+            members.insert(id, i as i64);
+            if i % 3 == 0 {
+                members.remove(id);
+            }
+        }
+        let got: Vec<Value> = members.in_order(&keys, None, None).into_iter().map(|(k, _)| k).collect();
+        let mut want: Vec<Value> = (0..5000).filter(|i| *i < 10 || i % 3 != 0).map(key).collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 }

@@ -117,7 +117,9 @@ pub struct ServingState {
     /// A tag computed on read (`OnRead`) has an empty column: read tags
     /// through `value`.
     pub columns: Vec<Column>,
-    /// Per segment output: members by key, with the time they entered.
+    /// Per segment output: members by instance id, with the time they
+    /// entered (read them by key through `member_since` and
+    /// `members_in_order`).
     pub members: Vec<Members>,
     /// Every membership change, in time order (chunked: it grows for the
     /// server's life, nothing trims it, and a snapshot shares it).
@@ -160,7 +162,7 @@ impl ServingState {
                 .iter()
                 .enumerate()
                 .filter(|(o, _)| matches!(self.plan.outputs[*o].def, Def::Segment(_)))
-                .map(|(o, m)| (name(o), m.iter().map(|(k, t)| (k.clone(), *t)).collect()))
+                .map(|(o, m)| (name(o), m.in_order(&self.entities[self.plan.outputs[o].entity].keys, None, None)))
                 .collect(),
         }
     }
@@ -179,8 +181,9 @@ impl ServingState {
         }
         for (name, members) in &history.members {
             if let Some(o) = index(name) {
+                let keys = &self.entities[self.plan.outputs[o].entity].keys;
                 for (key, since) in members {
-                    if let Some(t) = self.members[o].get_mut(key) {
+                    if let Some(t) = keys.get(key).and_then(|id| self.members[o].since_mut(id)) {
                         *t = *since;
                     }
                 }
@@ -273,15 +276,29 @@ impl ServingState {
                 let key = self.entities[out.entity].keys.key(id).clone();
                 if diff > 0 {
                     self.columns[output].insert(id, Value::Bool(true));
-                    self.members[output].insert(key.clone(), logical);
+                    self.members[output].insert(id, logical);
                     self.changes.push_back(Change { output, key, enter: true, time: logical });
                 } else {
                     self.columns[output].remove(id);
-                    self.members[output].remove(&key);
+                    self.members[output].remove(id);
                     self.changes.push_back(Change { output, key, enter: false, time: logical });
                 }
             }
         }
+    }
+
+    /// When the instance keyed `key` entered segment `output`, if it is a member.
+    pub fn member_since(&self, output: usize, key: &Value) -> Option<i64> {
+        let id = self.entities[self.plan.outputs[output].entity].keys.get(key)?;
+        self.members[output].since(id)
+    }
+
+    /// Up to `limit` members of segment `output` (all, for `None`) in key
+    /// order, from the first whose key orders after `after`, with the time
+    /// each entered.
+    pub fn members_in_order(&self, output: usize, after: Option<&Value>, limit: Option<usize>) -> Vec<(Value, i64)> {
+        let keys = &self.entities[self.plan.outputs[output].entity].keys;
+        self.members[output].in_order(keys, after, limit)
     }
 
     /// The value of output `output` for instance `id`.
@@ -556,7 +573,7 @@ mod tests {
     fn published(state: &ServingState) -> Published {
         let (visits, regular) = (output(state, "visits"), output(state, "regular"));
         let tags = (0..state.entities[0].keys.len() as u64).map(|id| state.columns[visits].get(id).cloned()).collect();
-        let members = state.members[regular].iter().map(|(k, t)| (k.clone(), *t)).collect();
+        let members = state.members_in_order(regular, None, None);
         let changes = state.changes.iter().map(|c| (c.output, c.key.clone(), c.enter, c.time)).collect();
         (tags, members, changes)
     }

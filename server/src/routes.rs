@@ -347,14 +347,13 @@ fn members(state: &ServingState, name: &str, q: &HashMap<String, String>) -> Res
         _ => return Err(bad("bad_parameter", "limit takes a number from 1 to 10000".into())),
     };
     let key_ty = state.plan.entities[entity].fields[state.plan.entities[entity].key].ty;
-    let members = &state.members[s];
-    let range: Box<dyn Iterator<Item = (&Value, &i64)>> = match q.get("after") {
-        Some(after) => Box::new(members.after(&parse_key(state, entity, after)?)),
-        None => Box::new(members.iter()),
+    let after = match q.get("after") {
+        Some(after) => Some(parse_key(state, entity, after)?),
+        None => None,
     };
-    let page: Vec<&Value> = range.take(limit + 1).map(|(k, _)| k).collect();
+    let page = state.members_in_order(s, after.as_ref(), Some(limit + 1));
     let more = page.len() > limit;
-    let keys: Vec<serde_json::Value> = page.iter().take(limit).map(|k| state.json_value(k, key_ty)).collect();
+    let keys: Vec<serde_json::Value> = page.iter().take(limit).map(|(k, _)| state.json_value(k, key_ty)).collect();
     let next = if more { keys.last().cloned() } else { None };
     Ok(Reply::Json(json!({"segment": name, "members": keys, "next": next})))
 }
@@ -362,6 +361,6 @@ fn members(state: &ServingState, name: &str, q: &HashMap<String, String>) -> Res
 fn membership(state: &ServingState, name: &str, key: &str) -> Result<Reply, Rejection> {
     let s = segment_index(state, name)?;
     let key = parse_key(state, state.plan.outputs[s].entity, key)?;
-    let since = state.members[s].get(&key);
+    let since = state.member_since(s, &key);
     Ok(Reply::Json(json!({"member": since.is_some(), "since": since})))
 }

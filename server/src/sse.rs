@@ -68,8 +68,9 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
             let e = &state.plan.entities[state.plan.outputs[output].entity];
             e.fields[e.key].ty
         };
-        let n = state.members[output].len();
-        for (i, (key, since)) in state.members[output].iter().enumerate() {
+        let members = state.members_in_order(output, None, None);
+        let n = members.len();
+        for (i, (key, since)) in members.iter().enumerate() {
             let id = (i + 1 == n).then_some(cursor);
             let data =
                 json!({"key": state.json_value(key, key_ty), "change": "enter", "time": since, "snapshot": true});
