@@ -422,7 +422,7 @@ impl Engine {
                 })
                 .collect(),
             arrivals: 0,
-            pending: Schedule::new(plan.inputs.len()),
+            pending: Schedule::new(&input_groups),
             instances_input,
             attributes_input,
             input_groups,
@@ -732,7 +732,7 @@ impl Engine {
                     for &g in &self.input_groups.of_event[*event] {
                         let group = &self.input_groups.groups[g as usize];
                         let shared: SharedRow = group.fields.iter().map(|&f| row[f].clone()).collect();
-                        let (mut now, mut sent, mut held) = (0u32, 0u32, 0u32);
+                        let (mut now, mut sent, mut held, mut queued) = (0u32, 0u32, 0u32, 0u32);
                         for (bit, (&input, window)) in group.inputs.iter().zip(&group.windows).enumerate() {
                             let Some(w) = *window else {
                                 now |= 1 << bit;
@@ -757,7 +757,7 @@ impl Engine {
                             if insert == batch_time {
                                 now |= 1 << bit;
                                 if !last {
-                                    self.pending.push(Due::new(retract, input, shared.clone(), -1));
+                                    queued |= 1 << bit;
                                 }
                             } else if !last {
                                 // A row ahead of the clock: its retraction, later than
@@ -765,6 +765,9 @@ impl Engine {
                                 self.pending.push_out_of_order(Due::new(insert, input, shared.clone(), 1));
                                 self.pending.push_out_of_order(Due::new(retract, input, shared.clone(), -1));
                             }
+                        }
+                        if queued != 0 {
+                            self.pending.push_retractions(g as usize, t, queued, shared.clone());
                         }
                         let target = |mask| Target { group: g, mask };
                         if let Some(awaiting) = &mut awaiting_now {
