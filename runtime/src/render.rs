@@ -84,9 +84,76 @@ impl OutputChunks {
         for chunk in self.0 {
             all.extend(chunk);
         }
-        all.sort_unstable_by(output_order);
+        sort_in_output_order(&mut all);
         net_output_changes(&mut all, overwrites);
         all
+    }
+}
+
+/// Sorts `updates` in `output_order`. A refresh's worker sorted ~7k
+/// changes of 56 bytes, comparing tuples and moving the changes as it went:
+/// 0.3-0.4 ms of each worker's batch, on the path the batch waits for. A
+/// batch's changes are usually all at one time, and then (output, instance)
+/// packs into one integer whose changing bytes (those of a few outputs' and
+/// 100k instances' numbers) are radix sorted with each change's position,
+/// and the changes are swapped into that order. Only the runs of one
+/// instance's changes of an output are then compared, by value. (Changes at
+/// several times, or whose output or instance does not fit the packing,
+/// are sorted as they are.)
+pub fn sort_in_output_order(updates: &mut [OutputUpdate]) {
+    let packs = |u: &OutputUpdate| u.0 < 1 << 16 && u.1 < 1 << 48 && u.3 == updates[0].3;
+    if updates.len() < 64 || updates.len() >= u32::MAX as usize || !updates.iter().all(packs) {
+        updates.sort_unstable_by(output_order);
+        return;
+    }
+    let key = |u: &OutputUpdate| (u.0 as u64) << 48 | u.1;
+    let mut order: Vec<(u64, u32)> = updates.iter().enumerate().map(|(i, u)| (key(u), i as u32)).collect();
+    let varying = order.iter().fold(0, |bits, &(k, _)| bits | (k ^ order[0].0));
+    radix_sort(&mut order, varying);
+    // Each change to its place along the cycles of the order, in place (a
+    // second vector of a backfill's million changes is 56 MB of fresh pages).
+    const PLACED: u32 = u32::MAX;
+    for start in 0..order.len() {
+        let mut at = start;
+        while order[at].1 != PLACED {
+            let from = order[at].1 as usize;
+            order[at].1 = PLACED;
+            if from == start {
+                break;
+            }
+            updates.swap(at, from);
+            at = from;
+        }
+    }
+    let mut start = 0;
+    for run in order.chunk_by(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            updates[start..start + run.len()].sort_unstable_by(|a, b| a.2.cmp(&b.2));
+        }
+        start += run.len();
+    }
+}
+
+/// Sorts `items` by key, stably, a byte at a time from the lowest, passing
+/// over the bytes in which no key differs (`varying`: the bits that do).
+fn radix_sort(items: &mut Vec<(u64, u32)>, varying: u64) {
+    let mut moved = vec![(0, 0); items.len()];
+    for shift in (0..64).step_by(8).filter(|shift| (varying >> shift) & 0xff != 0) {
+        let digit = |key: u64| ((key >> shift) & 0xff) as usize;
+        let mut starts = [0usize; 256];
+        for &(key, _) in items.iter() {
+            starts[digit(key)] += 1;
+        }
+        let mut next = 0;
+        for start in starts.iter_mut() {
+            (*start, next) = (next, next + *start);
+        }
+        for &item in items.iter() {
+            let at = &mut starts[digit(item.0)];
+            moved[*at] = item;
+            *at += 1;
+        }
+        std::mem::swap(items, &mut moved);
     }
 }
 
@@ -785,6 +852,43 @@ mod tests {
     }
 
     proptest! {
+        /// Changes sorted through their packed keys (at one time) are in
+        /// `output_order`, the same changes, and equal to a plain sort's
+        /// once equal ones are summed; changes at several times, and
+        /// outputs and instances past the packing, are sorted plainly.
+        #[test]
+        fn the_keyed_sort_is_output_order(
+            updates in prop::collection::vec(
+                (
+                    prop_oneof![0..3usize, 0..700usize],
+                    prop_oneof![0..6u64, 0..1u64 << 20, Just(1u64 << 48)],
+                    0..3i64,
+                    0..3u64,
+                    prop_oneof![Just(-1isize), Just(1isize)],
+                ),
+                0..300,
+            ),
+            large_output in any::<bool>(),
+            one_time in any::<bool>(),
+        ) {
+            let mut updates: Vec<OutputUpdate> = updates
+                .into_iter()
+                .map(|(o, id, v, t, d)| (o, id, Value::Int(v), if one_time { 7 } else { t }, d))
+                .filter(|u| u.1 < 1 << 48 || large_output)
+                .collect();
+            if large_output {
+                updates.push((1 << 16, 0, Value::Int(0), 0, 1));
+            }
+            let mut plain = updates.clone();
+            plain.sort_by(output_order);
+            super::sort_in_output_order(&mut updates);
+            prop_assert!(updates.is_sorted_by(|a, b| output_order(a, b).is_le()));
+            let mut summed = updates.clone();
+            super::sum_equal_changes(&mut summed);
+            super::sum_equal_changes(&mut plain);
+            prop_assert_eq!(summed, plain);
+        }
+
         /// Columns changing over times (a value set, changed, cleared), each
         /// time's changes a retraction of the old value and an insertion of
         /// the new, as operators emit them, several times to a batch; output
