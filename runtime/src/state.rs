@@ -204,8 +204,9 @@ impl ServingState {
         updates.clear();
     }
 
-    /// Applies a batch's output changes in the order `merged` worked out:
-    /// one time at a time, and within a time retractions before insertions.
+    /// Applies a batch's output changes in the order `merged` worked out,
+    /// one time at a time: within a time, tag changes as they come (see
+    /// below), then segment exits, then entries.
     pub fn apply_merged(&mut self, merged: &mut MergedRuns) {
         let MergedRuns { runs, order } = merged;
         let mut incoming = vec![0; self.columns.len()];
@@ -235,21 +236,37 @@ impl ServingState {
                 }),
             "a tag instance was given two values at one time"
         );
+        let is_tag: Vec<bool> = self.plan.outputs.iter().map(|o| matches!(o.def, Def::Tag(_))).collect();
+        let mut segment_changes = Vec::new();
         let mut start = 0;
         while start < order.len() {
             let time_of = |&(r, i): &(u32, u32)| runs[r as usize][i as usize].3;
             let time = time_of(&order[start]);
             let end = start + order[start..].iter().take_while(|at| time_of(at) == time).count();
+            // Tag changes in one pass: an instance's retraction and insertion
+            // leave its slot as they would in either order (a retraction
+            // clears only the value it names), and different instances'
+            // slots are apart. The slot PUBLISH_AHEAD changes on is asked
+            // for meanwhile, so the cache misses of scattered ids overlap
+            // with the work between. (A pass of retractions and then one of
+            // insertions had only prefetches to overlap in the first, and
+            // found the slots evicted again in the second.)
+            for k in start..end {
+                if let Some(&(r, i)) = order[..end].get(k + PUBLISH_AHEAD) {
+                    let ahead = &runs[r as usize][i as usize];
+                    self.columns[ahead.0].prefetch(ahead.1);
+                }
+                let (r, i) = order[k];
+                let (output, id, value, time, diff) = &mut runs[r as usize][i as usize];
+                if is_tag[*output] {
+                    self.apply_output(*output, *id, std::mem::take(value), *time, *diff);
+                } else {
+                    segment_changes.push(k);
+                }
+            }
+            // Segment changes, which the change log shows, exits first.
             for retractions in [true, false] {
-                for k in start..end {
-                    // The slot PUBLISH_AHEAD updates on is asked for now, so
-                    // the cache misses of scattered ids overlap (in the first
-                    // pass, which reads every update; the second finds them
-                    // in the cache).
-                    if let (true, Some(&(r, i))) = (retractions, order[..end].get(k + PUBLISH_AHEAD)) {
-                        let ahead = &runs[r as usize][i as usize];
-                        self.columns[ahead.0].prefetch(ahead.1);
-                    }
+                for &k in &segment_changes {
                     let (r, i) = order[k];
                     let (output, id, value, time, diff) = &mut runs[r as usize][i as usize];
                     if (*diff < 0) == retractions {
@@ -257,6 +274,7 @@ impl ServingState {
                     }
                 }
             }
+            segment_changes.clear();
             start = end;
         }
     }
