@@ -414,9 +414,9 @@ fn a_redelivery_with_a_later_time_moves_neither_the_clock_nor_a_replay_of_the_lo
 
 #[test]
 fn snapshot_decoding_never_panics_on_random_bytes() {
-    let snap = segflow_runtime::snapshot::Snapshot::default();
+    let mut snap = segflow_runtime::snapshot::Snapshot::default();
     let dir = temp_dir("snapfuzz");
-    let path = segflow_runtime::snapshot::write(&dir, &snap).unwrap();
+    let path = segflow_runtime::snapshot::write(&dir, &mut snap).unwrap();
     let good = std::fs::read(&path).unwrap();
     assert!(segflow_runtime::snapshot::decode(&good).is_ok());
     let mut state = 0x9E3779B97F4A7C15u64;

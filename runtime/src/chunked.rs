@@ -1,4 +1,4 @@
-//! Queues and vectors that grow in fixed-size chunks, for the long-lived
+//! Logs and vectors that grow in fixed-size chunks, for the long-lived
 //! state of a served history (events kept for snapshots, queued
 //! retractions, the segment change log, entity keys, per-instance state).
 //!
@@ -156,56 +156,6 @@ impl<T> FromIterator<T> for Shared<T> {
     }
 }
 
-/// A first-in first-out queue that moves its items out, in chunks of
-/// `CHUNK`; an emptied chunk is kept for the next one needed.
-pub struct Queue<T> {
-    chunks: VecDeque<VecDeque<T>>,
-    spare: Option<VecDeque<T>>,
-}
-
-impl<T> Default for Queue<T> {
-    fn default() -> Self {
-        Queue { chunks: VecDeque::new(), spare: None }
-    }
-}
-
-impl<T> Queue<T> {
-    pub fn push_back(&mut self, item: T) {
-        if self.chunks.back().is_none_or(|c| c.len() == CHUNK) {
-            let chunk = self.spare.take().unwrap_or_else(|| VecDeque::with_capacity(CHUNK));
-            self.chunks.push_back(chunk);
-        }
-        if let Some(chunk) = self.chunks.back_mut() {
-            chunk.push_back(item);
-        }
-    }
-
-    pub fn pop_front(&mut self) -> Option<T> {
-        let chunk = self.chunks.front_mut()?;
-        let item = chunk.pop_front();
-        if chunk.is_empty() {
-            self.spare = self.chunks.pop_front();
-        }
-        item
-    }
-
-    pub fn front(&self) -> Option<&T> {
-        self.chunks.front().and_then(|c| c.front())
-    }
-
-    pub fn back(&self) -> Option<&T> {
-        self.chunks.back().and_then(|c| c.back())
-    }
-
-    pub fn len(&self) -> usize {
-        self.chunks.iter().map(VecDeque::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-}
-
 /// `Slots` chunks hold 1 << SLOTS_SHIFT slots (a power of two: an index
 /// splits by shifts).
 const SLOTS_SHIFT: u32 = 12;
@@ -299,7 +249,7 @@ impl<T> std::ops::IndexMut<usize> for Slots<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Queue, Shared, Slots, CHUNK, SLOTS_CHUNK};
+    use super::{Shared, Slots, CHUNK, SLOTS_CHUNK};
     use proptest::prelude::*;
     use std::collections::VecDeque;
 
@@ -355,23 +305,6 @@ mod tests {
             // A copy keeps what it held however the log moved on.
             for (copy, held) in copies {
                 prop_assert!(copy.iter().eq(held.iter()));
-            }
-        }
-
-        #[test]
-        fn a_queue_gives_back_what_a_deque_does(ops in ops()) {
-            let (mut queue, mut deque) = (Queue::default(), VecDeque::new());
-            for (n, op) in ops.into_iter().enumerate() {
-                match op {
-                    Op::Push | Op::Copy => {
-                        queue.push_back(n);
-                        deque.push_back(n);
-                    }
-                    Op::Pop => prop_assert_eq!(queue.pop_front(), deque.pop_front()),
-                }
-                prop_assert_eq!(queue.front(), deque.front());
-                prop_assert_eq!(queue.back(), deque.back());
-                prop_assert_eq!((queue.len(), queue.is_empty()), (deque.len(), deque.is_empty()));
             }
         }
     }

@@ -104,12 +104,15 @@ impl Cursor {
 
 impl Schedule {
     pub fn new(groups: &InputGroups) -> Schedule {
-        let groups = groups
-            .groups
-            .iter()
-            .map(|group| Queued {
+        // Events go to the groups `of_event` lists (the inputs one by one,
+        // the first groups, take none): only those need their windows'
+        // places, which `next_time` reads.
+        let fed: std::collections::HashSet<u32> = groups.of_event.iter().flatten().copied().collect();
+        let groups = (groups.groups.iter().enumerate())
+            .map(|(g, group)| Queued {
                 rows: Shared::default(),
                 windows: (group.inputs.iter().zip(&group.windows).enumerate())
+                    .filter(|_| fed.contains(&(g as u32)))
                     .filter_map(|(bit, (&input, window))| {
                         Some(Cursor { bit: bit as u32, input: input as u32, window: (*window)?, next: 0 })
                     })
@@ -123,6 +126,7 @@ impl Schedule {
     /// group `group`, from the windowed inputs whose bits `inputs` holds.
     pub fn push_retractions(&mut self, group: usize, at: i64, inputs: u32, row: SharedRow) {
         let queued = &mut self.groups[group];
+        debug_assert!(!queued.windows.is_empty(), "a row queued to a group no event feeds");
         if queued.rows.back().is_some_and(|last| last.at > at) {
             for cursor in queued.windows.iter().filter(|c| inputs & (1 << c.bit) != 0) {
                 let due = Due::new(retraction(at, cursor.window), cursor.input as usize, row.clone(), -1);

@@ -5,10 +5,12 @@
 //! segments. Kept in an ordered map by key, each move walked the tree, a
 //! cache miss a level: 10–17 % of the engine thread in a retail refresh,
 //! on the path every batch waits for. Here a move is one entry of a table by
-//! id. The key order, which only listing members in order needs, is worked
-//! out when such a read comes: the members sorted as of the last ordered
-//! read, merged with those that entered since (see `Order`). A server no one
-//! pages members of never sorts them.
+//! id. The key order, which only listing members in order needs (pages of
+//! a member list, a change stream's snapshot of the members), is worked out
+//! when such a read comes: the members sorted as of the last ordered read,
+//! with those that entered or left since put in or taken out, each found by
+//! a binary search (see `Order`). Until the first such read, publishing
+//! keeps no order at all.
 
 use crate::intern::Interner;
 use foldhash::HashMap;
@@ -33,15 +35,15 @@ struct Order {
     /// Ids that entered since `sorted` was made (some may have left again,
     /// or be in `sorted` too, having left and come back).
     entered: Vec<u64>,
-    /// Whether any member left since `sorted` was made.
-    left: bool,
+    /// Ids that left since `sorted` was made (some may have come back).
+    left: Vec<u64>,
     /// Whether `sorted` is kept up to date with `entered` and `left` at all:
-    /// not before the first ordered read, nor once more entered than merging
-    /// would save over sorting all the members afresh.
+    /// not before the first ordered read, nor once more changed than
+    /// catching up would save over sorting all the members afresh.
     kept: bool,
 }
 
-/// Entered ids held for a merge before a new sort is as cheap (with at
+/// Changes held to catch up with before a new sort is as cheap (with at
 /// least this many held whatever the members' number).
 const MIN_HELD: usize = 1024;
 
@@ -72,19 +74,18 @@ impl Members {
 
     pub fn insert(&mut self, id: u64, since: i64) {
         self.since.insert(id, since);
-        let order = self.order.get_mut().unwrap_or_else(|e| e.into_inner());
-        if order.kept {
-            order.entered.push(id);
-            if order.entered.len() > order.sorted.len().max(MIN_HELD) {
-                *order = Order::default();
-            }
-        }
+        self.order.get_mut().unwrap_or_else(|e| e.into_inner()).note(id, true);
     }
 
     pub fn remove(&mut self, id: u64) {
         if self.since.remove(&id).is_some() {
-            self.order.get_mut().unwrap_or_else(|e| e.into_inner()).left = true;
+            self.order.get_mut().unwrap_or_else(|e| e.into_inner()).note(id, false);
         }
+    }
+
+    /// The members and when each entered, in no particular order.
+    pub fn unordered(&self, keys: &Interner) -> Vec<(Value, i64)> {
+        self.since.iter().map(|(&id, &since)| (keys.key(id).clone(), since)).collect()
     }
 
     /// Up to `limit` members (all, for `None`) in the order of their keys
@@ -106,45 +107,65 @@ impl Members {
 }
 
 impl Order {
+    /// Notes that `id` entered (or left), if an order is kept.
+    fn note(&mut self, id: u64, entered: bool) {
+        if !self.kept {
+            return;
+        }
+        if entered {
+            self.entered.push(id);
+        } else {
+            self.left.push(id);
+        }
+        if self.entered.len() + self.left.len() > self.sorted.len().max(MIN_HELD) {
+            *self = Order::default();
+        }
+    }
+
     /// Makes `sorted` hold exactly the members of `since`, in key order.
     fn bring_up_to_date(&mut self, since: &HashMap<u64, i64>, keys: &Interner) {
         let by_key = |a: &u64, b: &u64| keys.key(*a).cmp(keys.key(*b));
         if !self.kept {
-            self.sorted = since.keys().copied().collect();
-            self.sorted.sort_unstable_by(by_key);
-            *self = Order { sorted: std::mem::take(&mut self.sorted), kept: true, ..Order::default() };
+            let mut sorted: Vec<u64> = since.keys().copied().collect();
+            sorted.sort_unstable_by(by_key);
+            *self = Order { sorted, kept: true, ..Order::default() };
             return;
         }
-        if self.entered.is_empty() && !self.left {
+        if self.entered.is_empty() && self.left.is_empty() {
             return;
         }
-        if self.left {
-            self.sorted.retain(|id| since.contains_key(id));
-        }
-        let mut entered = std::mem::take(&mut self.entered);
-        entered.retain(|id| since.contains_key(id));
-        entered.sort_unstable_by(by_key);
-        entered.dedup();
-        let old = std::mem::take(&mut self.sorted);
-        let mut merged = Vec::with_capacity(old.len() + entered.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), entered.into_iter().peekable());
+        let sorted = &self.sorted;
+        let find = |id: u64| sorted.binary_search_by(|x| by_key(x, &id));
+        // Positions of the ids that left and did not come back; ids that
+        // entered and stayed, with the positions they go before.
+        let mut gone: Vec<usize> =
+            self.left.iter().filter(|id| !since.contains_key(id)).filter_map(|&id| find(id).ok()).collect();
+        gone.sort_unstable();
+        gone.dedup();
+        let mut new: Vec<u64> = self.entered.iter().copied().filter(|id| since.contains_key(id)).collect();
+        new.sort_unstable_by(by_key);
+        new.dedup();
+        let new: Vec<(usize, u64)> = new.into_iter().filter_map(|id| find(id).err().map(|at| (at, id))).collect();
+        let mut merged = Vec::with_capacity(sorted.len() + new.len() - gone.len());
+        let (mut gone, mut new) = (gone.into_iter().peekable(), new.into_iter().peekable());
+        let mut from = 0;
         loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => match by_key(x, y) {
-                    std::cmp::Ordering::Less => a.next(),
-                    std::cmp::Ordering::Greater => b.next(),
-                    // A member that left and came back is in both.
-                    std::cmp::Ordering::Equal => {
-                        b.next();
-                        a.next()
-                    }
-                },
-                (Some(_), None) => a.next(),
-                (None, Some(_)) => b.next(),
+            let next = match (gone.peek(), new.peek()) {
+                (Some(&g), Some(&(n, _))) => g.min(n),
+                (Some(&g), None) => g,
+                (None, Some(&(n, _))) => n,
                 (None, None) => break,
             };
-            merged.extend(next);
+            merged.extend_from_slice(&sorted[from..next]);
+            from = next;
+            while let Some((_, id)) = new.next_if(|&(at, _)| at == from) {
+                merged.push(id);
+            }
+            if gone.next_if_eq(&from).is_some() {
+                from += 1;
+            }
         }
+        merged.extend_from_slice(&sorted[from..]);
         *self = Order { sorted: merged, kept: true, ..Order::default() };
     }
 }
@@ -253,9 +274,19 @@ mod tests {
                 members.remove(id);
             }
         }
+        assert!(!members.order.lock().unwrap().kept, "past as many changes as members, the order was let go");
         let got: Vec<Value> = members.in_order(&keys, None, None).into_iter().map(|(k, _)| k).collect();
         let mut want: Vec<Value> = (0..5000).filter(|i| *i < 10 || i % 3 != 0).map(key).collect();
         want.sort();
+        assert_eq!(got, want);
+        // A few changes after an ordered read are caught up with, not sorted afresh.
+        let (id, _) = keys.intern(&Value::str("k00000a"));
+        members.insert(id, 1);
+        members.remove(keys.get(&key(1)).unwrap());
+        assert!(members.order.lock().unwrap().kept);
+        let got: Vec<Value> = members.in_order(&keys, None, None).into_iter().map(|(k, _)| k).collect();
+        want.retain(|k| *k != key(1));
+        want.insert(1, Value::str("k00000a"));
         assert_eq!(got, want);
     }
 }

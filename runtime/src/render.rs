@@ -803,11 +803,6 @@ mod tests {
     use proptest::prelude::*;
     use segflow_compiler::value::Value;
 
-    fn update() -> impl Strategy<Value = OutputUpdate> {
-        (0..3usize, 0..4u64, 0..3i64, 0..3u64, prop_oneof![Just(-1isize), Just(1isize)])
-            .prop_map(|(output, id, v, time, diff)| (output, id, Value::Int(v), time, diff))
-    }
-
     #[test]
     fn a_new_tag_value_goes_without_the_old_ones_retraction() {
         let v = Value::Int;
@@ -833,9 +828,11 @@ mod tests {
         );
     }
 
-    /// A tag column as the serving state keeps it (`ServingState::apply_output`):
-    /// within a time retractions first, each removing its value if it is the
-    /// one held, then insertions, each setting its value.
+    /// A tag column as the serving state keeps it (`ServingState::apply_output`),
+    /// written plainly: within a time retractions first, each removing its
+    /// value if it is the one held, then insertions, each setting its value.
+    /// (The serving state takes a time's tag changes in one pass, which
+    /// leaves each slot the same.)
     fn apply(column: &mut std::collections::BTreeMap<(usize, u64), Value>, changes: &[OutputUpdate]) {
         for retractions in [true, false] {
             for (output, id, value, _, diff) in changes {
@@ -868,13 +865,14 @@ mod tests {
                 ),
                 0..300,
             ),
+            large_ids in any::<bool>(),
             large_output in any::<bool>(),
             one_time in any::<bool>(),
         ) {
             let mut updates: Vec<OutputUpdate> = updates
                 .into_iter()
                 .map(|(o, id, v, t, d)| (o, id, Value::Int(v), if one_time { 7 } else { t }, d))
-                .filter(|u| u.1 < 1 << 48 || large_output)
+                .filter(|u| u.1 < 1 << 48 || large_ids)
                 .collect();
             if large_output {
                 updates.push((1 << 16, 0, Value::Int(0), 0, 1));

@@ -87,8 +87,12 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     crate::wal::numbered_files(dir, "snapshot-", ".bin")
 }
 
-/// Writes `snapshot` atomically into `dir`; returns its path.
-pub fn write(dir: &Path, snapshot: &Snapshot) -> std::io::Result<PathBuf> {
+/// Writes `snapshot` atomically into `dir`, each segment's members in key
+/// order; returns its path.
+pub fn write(dir: &Path, snapshot: &mut Snapshot) -> std::io::Result<PathBuf> {
+    for (_, members) in &mut snapshot.serving.members {
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
     let body = bincode::serialize(snapshot).map_err(std::io::Error::other)?;
     let path = dir.join(file_name(snapshot.seq));
     let len = (body.len() as u64).to_le_bytes();

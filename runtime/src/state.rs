@@ -147,7 +147,9 @@ impl ServingState {
         }
     }
 
-    /// The history part of the state, for a snapshot.
+    /// The history part of the state, for a snapshot: each segment's
+    /// members in no particular order (`snapshot::write` puts them in key
+    /// order, on the writer's thread, not the engine's while ingest waits).
     pub fn history(&self) -> crate::snapshot::ServingSnapshot {
         let name = |o: usize| self.plan.outputs[o].name.clone();
         crate::snapshot::ServingSnapshot {
@@ -162,7 +164,7 @@ impl ServingState {
                 .iter()
                 .enumerate()
                 .filter(|(o, _)| matches!(self.plan.outputs[*o].def, Def::Segment(_)))
-                .map(|(o, m)| (name(o), m.in_order(&self.entities[self.plan.outputs[o].entity].keys, None, None)))
+                .map(|(o, m)| (name(o), m.unordered(&self.entities[self.plan.outputs[o].entity].keys)))
                 .collect(),
         }
     }
@@ -194,8 +196,8 @@ impl ServingState {
     }
 
     /// Applies the output updates of one batch: consolidated, in time order,
-    /// and within one time retractions before insertions (the order change
-    /// streams show).
+    /// and within one time segment exits before entries (the order change
+    /// streams show; see `apply_merged`).
     /// `updates` is left empty, its capacity kept for the next batch.
     pub fn apply_outputs(&mut self, updates: &mut Vec<OutputUpdate>) {
         let mut merged = MergedRuns::new(vec![std::mem::take(updates)]);
@@ -693,7 +695,7 @@ mod tests {
     }
 
     #[test]
-    fn outputs_consolidate_and_retractions_come_first_within_a_time() {
+    fn outputs_consolidate_and_exits_come_first_within_a_time() {
         let mut state = state();
         let (visits, regular) = (output(&state, "visits"), output(&state, "regular"));
         let t = 5 << 16;
@@ -727,5 +729,11 @@ mod tests {
             last,
             vec![(Value::str("a"), false), (Value::str("b"), true), (Value::str("b"), false), (Value::str("a"), true)]
         );
+        // A tag's new value that orders before its old one comes first in a
+        // time's changes (by value): the old one's retraction, after it,
+        // leaves the new one in place.
+        let t5 = 9 << 16;
+        state.apply_outputs(&mut vec![(visits, 0, Value::Int(3), t5, -1), (visits, 0, Value::Int(1), t5, 1)]);
+        assert_eq!(state.value(visits, 0), Value::Int(1));
     }
 }
