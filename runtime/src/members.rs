@@ -83,6 +83,11 @@ impl Members {
         }
     }
 
+    /// The members' ids, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.since.keys().copied()
+    }
+
     /// The members and when each entered, in no particular order.
     pub fn unordered(&self, keys: &Interner) -> Vec<(Value, i64)> {
         self.since.iter().map(|(&id, &since)| (keys.key(id).clone(), since)).collect()

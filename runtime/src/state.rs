@@ -368,6 +368,12 @@ impl ServingState {
     /// Appends one profile (EQL.md §11) as a JSON object: the one renderer of
     /// profiles, for the dump and the API alike.
     fn write_profile(&self, line: &mut Vec<u8>, entity: usize, id: u64) {
+        self.write_profile_with(line, entity, id, None);
+    }
+
+    /// `write_profile`, with each of the entity's segments' members as a
+    /// set of ids (`Membership`) if the caller has them.
+    fn write_profile_with(&self, line: &mut Vec<u8>, entity: usize, id: u64, members: Option<&[Membership]>) {
         let (ent, table, layout) = (&self.plan.entities[entity], &self.entities[entity], &self.layouts[entity]);
         line.extend_from_slice(&layout.head);
         self.write_value(line, table.keys.key(id), ent.fields[ent.key].ty);
@@ -399,8 +405,12 @@ impl ServingState {
         }
         line.extend_from_slice(b"},\"segments\":[");
         let mut first = true;
-        for (o, name) in &layout.segments {
-            if self.columns[*o].get(id).is_some() {
+        for (s, (o, name)) in layout.segments.iter().enumerate() {
+            let member = match members {
+                Some(sets) => sets[s].contains(id),
+                None => self.columns[*o].get(id).is_some(),
+            };
+            if member {
                 if !first {
                     line.push(b',');
                 }
@@ -461,6 +471,14 @@ impl ServingState {
             let mut ids: Vec<u64> = (0..table.keys.len() as u64).collect();
             let keys: Vec<&Value> = table.keys.keys_from(0).collect();
             ids.sort_by(|a, b| keys[*a as usize].cmp(keys[*b as usize]));
+            // Profiles go in key order, which visits ids, and so every
+            // column's slots, at random: each segment's members are made a
+            // set of ids first (a bit an instance, in the cache), where a
+            // lookup in each segment's table was a miss a profile, and the
+            // tags' slots a few profiles ahead are asked for meanwhile.
+            let members: Vec<Membership> =
+                self.layouts[e].segments.iter().map(|(o, _)| Membership::of(&self.members[*o], ids.len())).collect();
+            let tags: Vec<usize> = self.layouts[e].tags.iter().map(|(o, _)| *o).collect();
             // Rendering is most of a dump's time: each thread renders a run of
             // profiles into its own buffer, and the buffers are written in order.
             for round in ids.chunks(threads * DUMP_RUN) {
@@ -468,8 +486,13 @@ impl ServingState {
                 // A render that panics panics here: a dump is never silently short.
                 let buffers = crate::threads::map_on_threads(&runs, |run| {
                     let mut buffer = Vec::with_capacity(run.len() * 512);
-                    for &id in *run {
-                        self.write_profile(&mut buffer, e, id);
+                    for (k, &id) in run.iter().enumerate() {
+                        if let Some(&ahead) = run.get(k + DUMP_AHEAD) {
+                            for &o in &tags {
+                                self.columns[o].prefetch(ahead);
+                            }
+                        }
+                        self.write_profile_with(&mut buffer, e, id, Some(&members));
                         buffer.push(b'\n');
                     }
                     buffer
@@ -552,6 +575,28 @@ const PUBLISH_AHEAD: usize = 8;
 
 /// Profiles a dump thread renders at a time.
 const DUMP_RUN: usize = 8192;
+
+/// How many profiles ahead a dump asks for the tags' slots.
+const DUMP_AHEAD: usize = 4;
+
+/// A segment's members as a set of instance ids, a bit each.
+struct Membership(Vec<u64>);
+
+impl Membership {
+    fn of(members: &Members, instances: usize) -> Membership {
+        let mut bits = vec![0u64; instances.div_ceil(64)];
+        for id in members.ids() {
+            if let Some(word) = bits.get_mut((id / 64) as usize) {
+                *word |= 1 << (id % 64);
+            }
+        }
+        Membership(bits)
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.0.get((id / 64) as usize).is_some_and(|word| word & (1 << (id % 64)) != 0)
+    }
+}
 
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
