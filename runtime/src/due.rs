@@ -108,15 +108,17 @@ impl Schedule {
         // the first groups, take none): only those need their windows'
         // places, which `next_time` reads.
         let fed: std::collections::HashSet<u32> = groups.of_event.iter().flatten().copied().collect();
+        let cursors = |group: &crate::input_groups::InputGroup| {
+            (group.inputs.iter().zip(&group.windows).enumerate())
+                .filter_map(|(bit, (&input, window))| {
+                    Some(Cursor { bit: bit as u32, input: input as u32, window: (*window)?, next: 0 })
+                })
+                .collect()
+        };
         let groups = (groups.groups.iter().enumerate())
             .map(|(g, group)| Queued {
                 rows: Shared::default(),
-                windows: (group.inputs.iter().zip(&group.windows).enumerate())
-                    .filter(|_| fed.contains(&(g as u32)))
-                    .filter_map(|(bit, (&input, window))| {
-                        Some(Cursor { bit: bit as u32, input: input as u32, window: (*window)?, next: 0 })
-                    })
-                    .collect(),
+                windows: if fed.contains(&(g as u32)) { cursors(group) } else { Vec::new() },
             })
             .collect();
         Schedule { groups, out_of_order: BinaryHeap::new() }

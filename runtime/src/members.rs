@@ -43,8 +43,10 @@ struct Order {
     kept: bool,
 }
 
-/// Changes held to catch up with before a new sort is as cheap (with at
-/// least this many held whatever the members' number).
+/// Catching up with a change costs a binary search of the members, and
+/// sorting them afresh a few comparisons each: past changes of half as many
+/// as the members the order is let go (keeping at least this many whatever
+/// the members' number).
 const MIN_HELD: usize = 1024;
 
 impl Clone for Members {
@@ -122,7 +124,7 @@ impl Order {
         } else {
             self.left.push(id);
         }
-        if self.entered.len() + self.left.len() > self.sorted.len().max(MIN_HELD) {
+        if self.entered.len() + self.left.len() > (self.sorted.len() / 2).max(MIN_HELD) {
             *self = Order::default();
         }
     }
@@ -260,8 +262,8 @@ mod tests {
         }
     }
 
-    /// More entering between two ordered reads than merging is worth: the
-    /// order is made afresh, and still right.
+    /// More changes between two ordered reads than catching up is worth:
+    /// the order is made afresh, and still right.
     #[test]
     fn many_entering_between_reads_sorts_afresh() {
         let mut keys = Interner::default();

@@ -110,8 +110,8 @@ pub fn sort_in_output_order(updates: &mut [OutputUpdate]) {
     let mut order: Vec<(u64, u32)> = updates.iter().enumerate().map(|(i, u)| (key(u), i as u32)).collect();
     let varying = order.iter().fold(0, |bits, &(k, _)| bits | (k ^ order[0].0));
     radix_sort(&mut order, varying);
-    // Each change to its place along the cycles of the order, in place (a
-    // second vector of a backfill's million changes is 56 MB of fresh pages).
+    // Each change to its place along the cycles of the order, in place: no
+    // second vector of the changes, to allocate and fault in.
     const PLACED: u32 = u32::MAX;
     for start in 0..order.len() {
         let mut at = start;

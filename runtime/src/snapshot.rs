@@ -163,6 +163,28 @@ mod tests {
     use crate::state::Change;
     use segflow_compiler::value::Value;
 
+    /// A serving state's history lists members in no order; a snapshot file
+    /// has them in key order, whatever order they came in (so the same
+    /// state writes the same bytes).
+    #[test]
+    fn a_snapshot_is_written_with_members_in_key_order() {
+        let dir = std::env::temp_dir().join(format!("segflow-snapshot-order-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let members = |keys: &[&str]| keys.iter().map(|k| (Value::str(k), k.as_bytes()[0] as i64)).collect();
+        let mut written = Vec::new();
+        for order in [["b", "c", "a"], ["c", "a", "b"]] {
+            let mut snapshot = super::Snapshot::default();
+            snapshot.serving.members = vec![("s".to_string(), members(&order))];
+            let path = super::write(&dir, &mut snapshot).unwrap();
+            let read = super::read(&path).unwrap();
+            let keys: Vec<Value> = read.serving.members[0].1.iter().map(|(k, _)| k.clone()).collect();
+            assert_eq!(keys, ["a", "b", "c"].map(Value::str));
+            written.push(std::fs::read(&path).unwrap());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(written[0], written[1]);
+    }
+
     #[test]
     fn a_change_log_is_written_as_named_changes_and_read_back() {
         let names: Vec<String> = ["spend", "vip", "lapsed"].map(String::from).into();

@@ -739,6 +739,37 @@ mod tests {
         assert!(profile.contains(r#""home_revenue":7,"#) && profile.contains(r#""home_region":"east""#), "{profile}");
     }
 
+    /// The dump reads segments from bitsets of their members, the API from
+    /// their columns: every dumped profile is the one the API gives, over
+    /// more instances than a bitset word holds.
+    #[test]
+    fn a_dumps_profiles_are_the_apis() {
+        let mut state = state();
+        let (visits, regular) = (output(&state, "visits"), output(&state, "regular"));
+        let keys: Vec<Value> = (0..200).map(|i| Value::str(&format!("u{i:03}"))).collect();
+        let mut updates = Vec::new();
+        for key in &keys {
+            let (id, _) = state.entities[0].keys.intern(key);
+            let count = (id * 7 % 5) as i64;
+            updates.push((visits, id, Value::Int(count), 1 << 16, 1));
+            if count >= 2 {
+                updates.push((regular, id, Value::Bool(true), 1 << 16, 1));
+            }
+        }
+        state.apply_outputs(&mut updates);
+        let mut dump = Vec::new();
+        state.dump(&mut dump).unwrap();
+        let lines: Vec<&[u8]> = dump.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        let mut all: Vec<Value> = keys.clone();
+        all.extend(["a", "b"].map(Value::str));
+        all.sort();
+        assert_eq!(lines.len(), all.len());
+        for (line, key) in lines.iter().zip(&all) {
+            assert_eq!(*line, state.profile(0, key).unwrap().as_slice(), "{key:?}");
+        }
+        assert!(dump.windows(9).any(|w| w == b"\"regular\""), "some are members");
+    }
+
     #[test]
     fn outputs_consolidate_and_exits_come_first_within_a_time() {
         let mut state = state();
