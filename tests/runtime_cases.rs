@@ -754,3 +754,39 @@ segment from_shanghai on user = city = "Shanghai";
         assert_eq!(s.segments("user", "u3"), ["everyone", "from_shanghai"]);
     }
 }
+
+#[test]
+fn sums_counts_averages_and_exists_skip_null_values_and_groups() {
+    // A row whose group reference is null counts for no one; one whose
+    // value is null counts for `count` and `exists` (which read no value)
+    // but not for `sum` or `avg` (EQL.md §9).
+    let model = r#"
+        entity user { key id: string; }
+        event tip { user: user?; amount: decimal?; }
+        tag user.tips = count(tip);
+        tag user.tipped = sum(tip.amount);
+        tag user.avg_tip = avg(tip.amount);
+        tag user.any_tip = exists(tip);
+    "#;
+    let tip = |id: &str, user: &str, amount: &str| {
+        format!(r#"{{"event":"tip","id":"{id}","at":{T0},"user":{user},"amount":{amount}}}"#)
+    };
+    for workers in [1, 2] {
+        let mut s = Script::new(model, workers, Clock::Event);
+        s.apply(&[
+            tip("a", r#""u1""#, "4"),
+            tip("b", r#""u1""#, "null"),
+            tip("c", r#""u1""#, "6"),
+            tip("d", r#""u2""#, "null"),
+            tip("e", "null", "100"),
+        ]);
+        assert_eq!(s.tag("user", "u1", "tips"), json!(3), "{workers} workers");
+        assert_eq!(s.tag("user", "u1", "tipped"), json!(10));
+        assert_eq!(s.tag("user", "u1", "avg_tip"), json!(5));
+        assert_eq!(s.tag("user", "u1", "any_tip"), json!(true));
+        assert_eq!(s.tag("user", "u2", "tips"), json!(1));
+        assert_eq!(s.tag("user", "u2", "tipped"), json!(0));
+        assert_eq!(s.tag("user", "u2", "avg_tip"), json!(null), "an average of no values");
+        assert_eq!(s.tag("user", "u2", "any_tip"), json!(true));
+    }
+}

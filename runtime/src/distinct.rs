@@ -34,10 +34,11 @@ pub fn distinct_counts<'s>(
     // How far a completed time moved each instance's count.
     let mut moved: HashMap<u64, i64> = HashMap::default();
     // Each pair's change in a time, folded.
-    let fold = |changes: &mut HashMap<(u64, Value), isize>, key, value, diff| {
-        *changes.entry((key, value)).or_default() += diff;
+    let instance = |(key, _): &(u64, Value)| *key;
+    let fold = |changes: &mut HashMap<(u64, Value), isize>, pair, diff| {
+        *changes.entry(pair).or_default() += diff;
     };
-    folded_by_time(pairs, "DistinctCounts", fold, move |changes, out| {
+    folded_by_time(pairs, "DistinctCounts", instance, fold, move |changes, out| {
         for (pair, diff) in changes {
             if diff == 0 {
                 continue;

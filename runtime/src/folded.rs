@@ -1,7 +1,9 @@
 //! The frame of an operator that keeps its own state per instance
 //! (`totals`, `distinct`): changes exchanged by instance, each time's
 //! changes folded as they arrive, and handed over whole, in time order, once
-//! no change at that time can come any more.
+//! no change at that time can come any more. The changes can be rows, with
+//! the instance read from each to route it and the fold taking what it
+//! needs of it: no map before the operator (see `totals::totals_of`).
 
 use crate::render::Time;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
@@ -11,21 +13,23 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 
-/// `fold` adds one change (instance, value, multiplicity) to its time's
-/// folded changes `F`; `complete` takes a completed time's `F` and appends
-/// what the operator emits at that time.
-pub fn folded_by_time<'s, D, F, O>(
-    changes: VecCollection<'s, Time, (u64, D), isize>,
+/// `instance` says which instance a change is of (the worker that keeps
+/// it gets it); `fold` adds one change, with its multiplicity, to its
+/// time's folded changes `F`; `complete` takes a completed time's `F` and
+/// appends what the operator emits at that time.
+pub fn folded_by_time<'s, I, F, O>(
+    changes: VecCollection<'s, Time, I, isize>,
     name: &str,
-    fold: impl Fn(&mut F, u64, D, isize) + 'static,
+    instance: impl Fn(&I) -> u64 + 'static,
+    fold: impl Fn(&mut F, I, isize) + 'static,
     mut complete: impl FnMut(F, &mut Vec<(O, isize)>) + 'static,
 ) -> VecCollection<'s, Time, O, isize>
 where
-    D: ExchangeData,
+    I: ExchangeData,
     F: Default + 'static,
     O: ExchangeData,
 {
-    let exchange = Exchange::new(|((key, _), _, _): &((u64, D), Time, isize)| *key);
+    let exchange = Exchange::new(move |(item, _, _): &(I, Time, isize)| instance(item));
     changes
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<(O, Time, isize)>>, _, _, _>(
@@ -38,9 +42,9 @@ where
                     input.for_each_stamp(|stamp, containers| {
                         let Some(cap) = stamp.retain_least(0) else { return };
                         for container in containers {
-                            for ((key, value), time, diff) in container.drain(..) {
+                            for (item, time, diff) in container.drain(..) {
                                 let entry = waiting.entry(time).or_insert_with(|| (cap.delayed(&time), F::default()));
-                                fold(&mut entry.1, key, value, diff);
+                                fold(&mut entry.1, item, diff);
                             }
                         }
                     });

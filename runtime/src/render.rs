@@ -16,7 +16,7 @@ use crate::enriched::enriched;
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, by_key_of_slots, expiring, mode, running};
-use crate::totals::{totals, SumCount};
+use crate::totals::{totals_of, SumCount};
 use crate::unbeaten::Unbeaten;
 use crate::values::Values;
 use differential_dataflow::input::{Input, InputSession};
@@ -571,6 +571,37 @@ struct Counted<'s> {
 }
 
 impl<'s> Counted<'s> {
+    /// `count`, `sum`, `avg` or `exists` of the rows that count, each read
+    /// by the totals operator itself (`totals_of`): no map before it.
+    fn totals(self, func: AggFunc, ty: Type) -> Column<'s> {
+        let Counted { rows, group, value } = self;
+        let instance = move |row: &SharedRow| row[group].as_ref_id().unwrap_or(0);
+        let counted = move |row: SharedRow| {
+            if row[group].is_null() {
+                return None;
+            }
+            let key = instance(&row);
+            let sum = match value {
+                Some(v) if row[v].is_null() => return None,
+                Some(v) => units(&row[v]),
+                None => 0,
+            };
+            Some((key, SumCount { sum, count: 1 }))
+        };
+        totals_of(rows, instance, counted, move |acc: SumCount| {
+            let v = match func {
+                AggFunc::Count => Value::Int(acc.count),
+                AggFunc::Exists => Value::Bool(acc.count > 0),
+                // An int sum that does not fit an int is null (overflow never wraps).
+                AggFunc::Sum if ty == Type::Int => i64::try_from(acc.sum / 1_000_000).map_or(Value::Null, Value::Int),
+                AggFunc::Sum => Value::Decimal(Decimal(acc.sum)),
+                AggFunc::Avg => Decimal::average(acc.sum, acc.count).map_or(Value::Null, Value::Decimal),
+                _ => Value::Null,
+            };
+            (acc.count > 0).then_some(v)
+        })
+    }
+
     /// `f` of each row that counts: one operator, the check and `f` together.
     fn map<D: differential_dataflow::Data>(
         self,
@@ -631,27 +662,7 @@ fn aggregate<'s>(
     let rows = Counted { rows, group, value };
     let references = ordered_reference(func, ty, strategy).map(|entity| (entity, keys.clone()));
     match strategy {
-        Strategy::Diff => totals(
-            rows.map(move |row: SharedRow| {
-                let key = row[group].as_ref_id().unwrap_or(0);
-                let sum = value.map_or(0, |v| units(&row[v]));
-                (key, SumCount { sum, count: 1 })
-            }),
-            move |acc: SumCount| {
-                let v = match func {
-                    AggFunc::Count => Value::Int(acc.count),
-                    AggFunc::Exists => Value::Bool(acc.count > 0),
-                    // An int sum that does not fit an int is null (overflow never wraps).
-                    AggFunc::Sum if ty == Type::Int => {
-                        i64::try_from(acc.sum / 1_000_000).map_or(Value::Null, Value::Int)
-                    }
-                    AggFunc::Sum => Value::Decimal(Decimal(acc.sum)),
-                    AggFunc::Avg => Decimal::average(acc.sum, acc.count).map_or(Value::Null, Value::Decimal),
-                    _ => Value::Null,
-                };
-                (acc.count > 0).then_some(v)
-            },
-        ),
+        Strategy::Diff => rows.totals(func, ty),
         Strategy::Distinct => {
             let v = value.unwrap_or(group);
             distinct_counts(rows.map(move |row: SharedRow| (row[group].as_ref_id().unwrap_or(0), row[v].clone())))

@@ -82,19 +82,40 @@ pub fn totals<'s, V>(
 where
     V: ExchangeData + PartialEq,
 {
+    totals_of(values, |(key, _): &(u64, SumCount)| *key, Some, finish)
+}
+
+/// `totals` of items (an aggregate's rows) that each go to the worker of
+/// `instance` of them and count as `value` of them, if that is not `None`
+/// (a row whose group or value is null counts for nothing): read in the
+/// operator itself, where a map before it made a `(u64, SumCount)` of every
+/// row, one operator more for every sum or count.
+pub fn totals_of<'s, I, V>(
+    items: VecCollection<'s, Time, I, isize>,
+    instance: impl Fn(&I) -> u64 + 'static,
+    value: impl Fn(I) -> Option<(u64, SumCount)> + 'static,
+    finish: impl Fn(SumCount) -> Option<V> + 'static,
+) -> VecCollection<'s, Time, (u64, V), isize>
+where
+    I: ExchangeData,
+    V: ExchangeData + PartialEq,
+{
     // A zero total is an instance with none.
-    let scope = values.inner.scope();
+    let scope = items.inner.scope();
     let mut totals = Instances::<Total>::new(scope.index(), scope.peers(), |t| SumCount::from(*t).is_zero());
     // Each instance's change in a time, folded.
-    let fold =
-        |changes: &mut HashMap<u64, SumCount>, key, value, diff| changes.entry(key).or_default().add(value, diff);
+    let fold = move |changes: &mut HashMap<u64, SumCount>, item, diff| {
+        if let Some((key, value)) = value(item) {
+            changes.entry(key).or_default().add(value, diff);
+        }
+    };
     let value_of = move |total: SumCount| if total.is_zero() { None } else { finish(total) };
     // A time's changes in a list, so that the total a few changes ahead can
     // be asked for while this one is worked on (a refresh's instances are
     // scattered); the list is kept from time to time unless a large time (a
     // backfill) grew it.
     let mut listed: Vec<(u64, SumCount)> = Vec::new();
-    folded_by_time(values, "Totals", fold, move |changes, out| {
+    folded_by_time(items, "Totals", instance, fold, move |changes, out| {
         listed.clear();
         listed.extend(changes.into_iter().filter(|(_, change)| !change.is_zero()));
         let changes = &listed;
