@@ -788,5 +788,9 @@ fn sums_counts_averages_and_exists_skip_null_values_and_groups() {
         assert_eq!(s.tag("user", "u2", "tipped"), json!(0));
         assert_eq!(s.tag("user", "u2", "avg_tip"), json!(null), "an average of no values");
         assert_eq!(s.tag("user", "u2", "any_tip"), json!(true));
+        // The tip with no user went to no one, whatever worker it landed on.
+        let users = common::dump(&s.engine);
+        let all_tips: i64 = users.iter().map(|p| p["tags"]["tips"].as_i64().unwrap_or(0)).sum();
+        assert_eq!((users.len(), all_tips), (2, 4));
     }
 }

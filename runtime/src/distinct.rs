@@ -35,7 +35,7 @@ pub fn distinct_counts<'s>(
     let mut moved: HashMap<u64, i64> = HashMap::default();
     // Each pair's change in a time, folded.
     let instance = |(key, _): &(u64, Value)| *key;
-    let fold = |changes: &mut HashMap<(u64, Value), isize>, pair, diff| {
+    let fold = |changes: &mut HashMap<(u64, Value), isize>, _, pair, diff| {
         *changes.entry(pair).or_default() += diff;
     };
     folded_by_time(pairs, "DistinctCounts", instance, fold, move |changes, out| {

@@ -14,14 +14,14 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 
 /// `instance` says which instance a change is of (the worker that keeps
-/// it gets it); `fold` adds one change, with its multiplicity, to its
-/// time's folded changes `F`; `complete` takes a completed time's `F` and
-/// appends what the operator emits at that time.
+/// it gets it); `fold` adds one change of that instance, with its
+/// multiplicity, to its time's folded changes `F`; `complete` takes a
+/// completed time's `F` and appends what the operator emits at that time.
 pub fn folded_by_time<'s, I, F, O>(
     changes: VecCollection<'s, Time, I, isize>,
     name: &str,
-    instance: impl Fn(&I) -> u64 + 'static,
-    fold: impl Fn(&mut F, I, isize) + 'static,
+    instance: impl Fn(&I) -> u64 + Clone + 'static,
+    fold: impl Fn(&mut F, u64, I, isize) + 'static,
     mut complete: impl FnMut(F, &mut Vec<(O, isize)>) + 'static,
 ) -> VecCollection<'s, Time, O, isize>
 where
@@ -29,7 +29,8 @@ where
     F: Default + 'static,
     O: ExchangeData,
 {
-    let exchange = Exchange::new(move |(item, _, _): &(I, Time, isize)| instance(item));
+    let route = instance.clone();
+    let exchange = Exchange::new(move |(item, _, _): &(I, Time, isize)| route(item));
     changes
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<(O, Time, isize)>>, _, _, _>(
@@ -44,7 +45,7 @@ where
                         for container in containers {
                             for (item, time, diff) in container.drain(..) {
                                 let entry = waiting.entry(time).or_insert_with(|| (cap.delayed(&time), F::default()));
-                                fold(&mut entry.1, item, diff);
+                                fold(&mut entry.1, instance(&item), item, diff);
                             }
                         }
                     });

@@ -575,18 +575,21 @@ impl<'s> Counted<'s> {
     /// by the totals operator itself (`totals_of`): no map before it.
     fn totals(self, func: AggFunc, ty: Type) -> Column<'s> {
         let Counted { rows, group, value } = self;
-        let instance = move |row: &SharedRow| row[group].as_ref_id().unwrap_or(0);
+        let instance = move |row: &SharedRow| match &row[group] {
+            // A row that counts for no one is dropped where it lands: those
+            // are spread by their address, not all sent to one worker (45 %
+            // of page views name no product).
+            Value::Null => (std::sync::Arc::as_ptr(row) as *const Value as usize >> 4) as u64,
+            group => group.as_ref_id().unwrap_or(0),
+        };
         let counted = move |row: SharedRow| {
-            if row[group].is_null() {
-                return None;
-            }
-            let key = instance(&row);
             let sum = match value {
+                _ if row[group].is_null() => return None,
                 Some(v) if row[v].is_null() => return None,
                 Some(v) => units(&row[v]),
                 None => 0,
             };
-            Some((key, SumCount { sum, count: 1 }))
+            Some(SumCount { sum, count: 1 })
         };
         totals_of(rows, instance, counted, move |acc: SumCount| {
             let v = match func {

@@ -82,18 +82,18 @@ pub fn totals<'s, V>(
 where
     V: ExchangeData + PartialEq,
 {
-    totals_of(values, |(key, _): &(u64, SumCount)| *key, Some, finish)
+    totals_of(values, |(key, _): &(u64, SumCount)| *key, |(_, value)| Some(value), finish)
 }
 
-/// `totals` of items (an aggregate's rows) that each go to the worker of
-/// `instance` of them and count as `value` of them, if that is not `None`
-/// (a row whose group or value is null counts for nothing): read in the
-/// operator itself, where a map before it made a `(u64, SumCount)` of every
-/// row, one operator more for every sum or count.
+/// `totals` of items (an aggregate's rows), each of instance `instance` of
+/// it and counting as `value` of it if that is not `None` (a row whose
+/// group or value is null counts for nothing): read in the operator itself,
+/// where a map before it made a `(u64, SumCount)` of every row, one
+/// operator more for every sum or count.
 pub fn totals_of<'s, I, V>(
     items: VecCollection<'s, Time, I, isize>,
-    instance: impl Fn(&I) -> u64 + 'static,
-    value: impl Fn(I) -> Option<(u64, SumCount)> + 'static,
+    instance: impl Fn(&I) -> u64 + Clone + 'static,
+    value: impl Fn(I) -> Option<SumCount> + 'static,
     finish: impl Fn(SumCount) -> Option<V> + 'static,
 ) -> VecCollection<'s, Time, (u64, V), isize>
 where
@@ -104,8 +104,8 @@ where
     let scope = items.inner.scope();
     let mut totals = Instances::<Total>::new(scope.index(), scope.peers(), |t| SumCount::from(*t).is_zero());
     // Each instance's change in a time, folded.
-    let fold = move |changes: &mut HashMap<u64, SumCount>, item, diff| {
-        if let Some((key, value)) = value(item) {
+    let fold = move |changes: &mut HashMap<u64, SumCount>, key, item, diff| {
+        if let Some(value) = value(item) {
             changes.entry(key).or_default().add(value, diff);
         }
     };
@@ -203,6 +203,27 @@ mod tests {
         assert_eq!(emitted[1].len(), 20_000 - 20);
         assert_eq!(emitted[2].len(), 20_000 - 20, "each gone, none with a total left");
         assert_eq!(emitted[3], [((far(3), sc(3, 1)), -1), ((far(3), sc(7, 2)), 1)]);
+    }
+
+    /// Items that count for nothing (`value` is `None`) move no total,
+    /// wherever they are routed.
+    #[test]
+    fn items_that_count_for_nothing_move_no_total() {
+        let emitted = crate::testing::emitted(
+            vec![
+                vec![((1, Some(5)), 1), ((1, None), 1), ((2, None), 1)],
+                vec![((1, None), -1), ((2, None), -1), ((1, Some(2)), 1)],
+            ],
+            |items| {
+                super::totals_of(
+                    items,
+                    |(instance, _): &(u64, Option<i128>)| *instance,
+                    |(_, sum): (u64, Option<i128>)| sum.map(|sum| sc(sum, 1)),
+                    Some,
+                )
+            },
+        );
+        assert_eq!(emitted, [vec![((1, sc(5, 1)), 1)], vec![((1, sc(5, 1)), -1), ((1, sc(7, 2)), 1)]]);
     }
 
     #[test]
