@@ -759,7 +759,7 @@ segment from_shanghai on user = city = "Shanghai";
 fn sums_counts_averages_and_exists_skip_null_values_and_groups() {
     // A row whose group reference is null counts for no one; one whose
     // value is null counts for `count` and `exists` (which read no value)
-    // but not for `sum` or `avg` (EQL.md §9).
+    // but not for `sum`, `avg` or `count_distinct` (EQL.md §9).
     let model = r#"
         entity user { key id: string; }
         event tip { user: user?; amount: decimal?; }
@@ -767,6 +767,7 @@ fn sums_counts_averages_and_exists_skip_null_values_and_groups() {
         tag user.tipped = sum(tip.amount);
         tag user.avg_tip = avg(tip.amount);
         tag user.any_tip = exists(tip);
+        tag user.amounts = count_distinct(tip.amount);
     "#;
     let tip = |id: &str, user: &str, amount: &str| {
         format!(r#"{{"event":"tip","id":"{id}","at":{T0},"user":{user},"amount":{amount}}}"#)
@@ -788,6 +789,7 @@ fn sums_counts_averages_and_exists_skip_null_values_and_groups() {
         assert_eq!(s.tag("user", "u2", "tipped"), json!(0));
         assert_eq!(s.tag("user", "u2", "avg_tip"), json!(null), "an average of no values");
         assert_eq!(s.tag("user", "u2", "any_tip"), json!(true));
+        assert_eq!((s.tag("user", "u1", "amounts"), s.tag("user", "u2", "amounts")), (json!(2), json!(0)));
         // The tip with no user went to no one, whatever worker it landed on.
         let users = common::dump(&s.engine);
         let all_tips: i64 = users.iter().map(|p| p["tags"]["tips"].as_i64().unwrap_or(0)).sum();
