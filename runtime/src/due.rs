@@ -160,8 +160,10 @@ impl Schedule {
         for queued in &mut self.groups {
             let rows = &queued.rows;
             for cursor in &mut queued.windows {
-                while let Some(row) = rows.get(cursor.next).filter(|row| cursor.retraction(row) <= upto) {
-                    f(Due::new(cursor.retraction(row), cursor.input as usize, row.row.clone(), -1));
+                while let Some((row, due)) =
+                    rows.get(cursor.next).map(|row| (row, cursor.retraction(row))).filter(|&(_, due)| due <= upto)
+                {
+                    f(Due::new(due, cursor.input as usize, row.row.clone(), -1));
                     cursor.next += 1;
                     cursor.skip_others(rows);
                 }

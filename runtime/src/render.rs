@@ -570,6 +570,12 @@ struct Counted<'s> {
     value: Option<usize>,
 }
 
+/// Whether `row` counts for an aggregate grouped by `group` over `value`:
+/// neither is null.
+fn counts(row: &SharedRow, group: usize, value: Option<usize>) -> bool {
+    !row[group].is_null() && value.is_none_or(|v| !row[v].is_null())
+}
+
 impl<'s> Counted<'s> {
     /// `count`, `sum`, `avg` or `exists` of the rows that count, each read
     /// by the totals operator itself (`totals_of`): no map before it.
@@ -583,13 +589,7 @@ impl<'s> Counted<'s> {
             group => group.as_ref_id().unwrap_or(0),
         };
         let counted = move |row: SharedRow| {
-            let sum = match value {
-                _ if row[group].is_null() => return None,
-                Some(v) if row[v].is_null() => return None,
-                Some(v) => units(&row[v]),
-                None => 0,
-            };
-            Some(SumCount { sum, count: 1 })
+            counts(&row, group, value).then(|| SumCount { sum: value.map_or(0, |v| units(&row[v])), count: 1 })
         };
         totals_of(rows, instance, counted, move |acc: SumCount| {
             let v = match func {
@@ -611,9 +611,7 @@ impl<'s> Counted<'s> {
         f: impl Fn(SharedRow) -> D + 'static,
     ) -> VecCollection<'s, Time, D, isize> {
         let (group, value) = (self.group, self.value);
-        self.rows.flat_map(move |row: SharedRow| {
-            (!row[group].is_null() && value.is_none_or(|v| !row[v].is_null())).then(|| f(row))
-        })
+        self.rows.flat_map(move |row: SharedRow| counts(&row, group, value).then(|| f(row)))
     }
 
     /// `map`, and only of rows that the worker cannot tell are beaten by
@@ -633,7 +631,7 @@ impl<'s> Counted<'s> {
         self.rows
             .inner
             .flat_map::<Vec<_>, _, _>(move |(row, time, diff): (SharedRow, Time, isize)| {
-                let counts = !row[group].is_null() && value.is_none_or(|v| !row[v].is_null());
+                let counts = counts(&row, group, value);
                 let instance = row[group].as_ref_id().unwrap_or(0);
                 let rank = match row[rank_field] {
                     Value::Int(i) if !timestamp => Some(i),
