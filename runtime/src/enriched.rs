@@ -16,11 +16,14 @@
 //! gives, not always consolidated (a row logged twice joins twice).
 
 use crate::keyed::{keyed_inputs, Changes, InstanceState};
-use crate::render::{SharedRow, Time};
+use crate::render::{Row, SharedRow, Time};
 use crate::values::Values;
 use differential_dataflow::consolidation::consolidate_slice;
 use differential_dataflow::VecCollection;
+use segflow_compiler::eval::ScalarExpr;
+use segflow_compiler::value::Value;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use thin_vec::ThinVec;
 
 /// A change to one instance's side of the join.
@@ -48,17 +51,50 @@ struct Referenced {
     lookup_changes: ThinVec<(SharedRow, isize)>,
 }
 
-/// `row` extended with `lookup`: one allocation, from an iterator of known length.
-fn joined(row: &SharedRow, lookup: &SharedRow) -> SharedRow {
-    row.iter().chain(lookup.iter()).cloned().collect()
+/// What every instance of one join shares: the predicate of the filter that
+/// is the join's only reader, if it has one (`where product.category =
+/// "shoes"`), which each joined row is tested by before it is made. Made
+/// and then filtered, most rows of such a join were an allocation each,
+/// sent on only to be dropped.
+pub struct Logic {
+    predicate: Option<ScalarExpr>,
+    /// A joined row being tested, reused.
+    scratch: RefCell<Row>,
 }
 
-/// Appends every pair of `rows` and `lookups` to `out`, each with the product
-/// of their multiplicities times `sign`.
-fn join_all(rows: &[(SharedRow, isize)], lookups: &Values<SharedRow>, sign: isize, out: &mut Vec<(SharedRow, isize)>) {
+impl Logic {
+    /// `row` extended with `lookup`, if the predicate keeps it: one
+    /// allocation, from an iterator of known length.
+    fn joined(&self, row: &SharedRow, lookup: &SharedRow) -> Option<SharedRow> {
+        let Some(predicate) = &self.predicate else {
+            return Some(row.iter().chain(lookup.iter()).cloned().collect());
+        };
+        let mut scratch = self.scratch.borrow_mut();
+        scratch.clear();
+        scratch.extend(row.iter().chain(lookup.iter()).cloned());
+        kept_by(predicate, &scratch).then(|| scratch.drain(..).collect())
+    }
+}
+
+/// Whether a filter keeps `row`: its predicate is true (null counts as false).
+pub fn kept_by(predicate: &ScalarExpr, row: &[Value]) -> bool {
+    predicate.eval(row) == Value::Bool(true)
+}
+
+/// Appends every pair of `rows` and `lookups` that `logic` keeps to `out`,
+/// each with the product of their multiplicities times `sign`.
+fn join_all(
+    rows: &[(SharedRow, isize)],
+    lookups: &Values<SharedRow>,
+    sign: isize,
+    logic: &Logic,
+    out: &mut Vec<(SharedRow, isize)>,
+) {
     for (row, n) in rows {
         for (lookup, m) in lookups.iter() {
-            out.push((joined(row, lookup), sign * n * m));
+            if let Some(joined) = logic.joined(row, lookup) {
+                out.push((joined, sign * n * m));
+            }
         }
     }
 }
@@ -87,7 +123,7 @@ fn consolidate_first(changes: &mut ThinVec<(SharedRow, isize)>, len: usize) -> u
 }
 
 impl InstanceState<Side, SharedRow> for Referenced {
-    type Logic = ();
+    type Logic = Logic;
 
     fn absorb(&mut self, changes: &mut Vec<(Side, isize)>) {
         for (side, diff) in changes.drain(..) {
@@ -98,24 +134,24 @@ impl InstanceState<Side, SharedRow> for Referenced {
         }
     }
 
-    fn produce(&mut self, _: &(), _: &mut Vec<SharedRow>, out: &mut Vec<(SharedRow, isize)>) {
+    fn produce(&mut self, logic: &Logic, _: &mut Vec<SharedRow>, out: &mut Vec<(SharedRow, isize)>) {
         self.live += self.rows[self.settled..].iter().map(|(_, n)| n).sum::<isize>();
         let consolidated = if self.lookup_changes.is_empty() {
             // Only rows changed: each joined to the lookup row as it is.
-            join_all(&self.rows[self.settled..], &self.lookups, 1, out);
+            join_all(&self.rows[self.settled..], &self.lookups, 1, logic, out);
             false
         } else {
             // The lookup row changed: every row, old and new, is joined
             // again, each once (the log summed up first).
             if !self.lookups.is_empty() {
                 let old_rows = consolidate_first(&mut self.rows, self.settled);
-                join_all(&self.rows[..old_rows], &self.lookups, -1, out);
+                join_all(&self.rows[..old_rows], &self.lookups, -1, logic, out);
             }
             let mut changes = std::mem::take(&mut self.lookup_changes).into_iter().collect::<Vec<_>>();
             changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             self.lookups.absorb(&mut changes);
             consolidate(&mut self.rows);
-            join_all(&self.rows, &self.lookups, 1, out);
+            join_all(&self.rows, &self.lookups, 1, logic, out);
             true
         };
         // Retractions only add to the log: past twice the rows it adds up
@@ -147,25 +183,30 @@ impl InstanceState<Side, SharedRow> for Referenced {
 }
 
 /// Each of `rows` (keyed by the instance it references) extended with every
-/// one of `lookups` of that instance, kept up to date as either side changes.
-/// A row whose instance has no lookup row is not emitted (nor held out: it
-/// is emitted once one comes).
+/// one of `lookups` of that instance, kept up to date as either side changes;
+/// with a `predicate`, only the joined rows it is true of (a filter of the
+/// join). A row whose instance has no lookup row is not emitted (nor held
+/// out: it is emitted once one comes).
 pub fn enriched<'s>(
     rows: VecCollection<'s, Time, (u64, SharedRow), isize>,
     lookups: VecCollection<'s, Time, (u64, SharedRow), isize>,
+    predicate: Option<ScalarExpr>,
 ) -> VecCollection<'s, Time, SharedRow, isize> {
     let side = |input, row| if input == 0 { Side::Row(row) } else { Side::Lookup(row) };
-    keyed_inputs::<_, _, _, Referenced, Changes<Side>, _>(vec![rows, lookups], "Enrich", side, |_, row| row, ())
+    let logic = Logic { predicate, scratch: RefCell::default() };
+    keyed_inputs::<_, _, _, Referenced, Changes<Side>, _>(vec![rows, lookups], "Enrich", side, |_, row| row, logic)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{enriched, Referenced, Side};
+    use super::{enriched, kept_by, Logic, Referenced, Side};
     use crate::keyed::InstanceState;
     use crate::render::SharedRow;
     use crate::render::Time;
     use differential_dataflow::VecCollection;
     use proptest::prelude::*;
+    use segflow_compiler::eval::ScalarExpr;
+    use segflow_compiler::hir::BinaryOp;
     use segflow_compiler::value::Value;
     use std::collections::BTreeMap;
 
@@ -178,8 +219,30 @@ mod tests {
         crate::testing::emitted(times, join_of_sides).into_iter().map(|emitted| consolidated(emitted)).collect()
     }
 
-    /// The join of the rows and lookup rows among `sides`, each an input.
-    fn join_of_sides(sides: VecCollection<'_, Time, (u64, Side), isize>) -> VecCollection<'_, Time, SharedRow, isize> {
+    /// `run` of the join with `filter()` as its predicate.
+    fn run_filtered(times: Vec<Vec<((u64, Side), isize)>>) -> Vec<Vec<(SharedRow, isize)>> {
+        crate::testing::emitted(times, filtered_join_of_sides)
+            .into_iter()
+            .map(|emitted| consolidated(emitted))
+            .collect()
+    }
+
+    /// True of a joined row `[v, w]` whose row value is even or whose lookup
+    /// value is 101 or 103: it depends on both sides.
+    fn filter() -> ScalarExpr {
+        let int = |i| ScalarExpr::Literal(Value::Int(i));
+        let even = ScalarExpr::Binary(
+            BinaryOp::Eq,
+            Box::new(ScalarExpr::Binary(BinaryOp::Rem, Box::new(ScalarExpr::Slot(0)), Box::new(int(2)))),
+            Box::new(int(0)),
+        );
+        let lookup = ScalarExpr::InList(Box::new(ScalarExpr::Slot(1)), vec![int(101), int(103)], false);
+        ScalarExpr::Binary(BinaryOp::Or, Box::new(even), Box::new(lookup))
+    }
+
+    fn sides(
+        sides: VecCollection<'_, Time, (u64, Side), isize>,
+    ) -> (VecCollection<'_, Time, (u64, SharedRow), isize>, VecCollection<'_, Time, (u64, SharedRow), isize>) {
         let rows = sides.clone().flat_map(|(k, side)| match side {
             Side::Row(row) => Some((k, row)),
             Side::Lookup(_) => None,
@@ -188,7 +251,20 @@ mod tests {
             Side::Lookup(row) => Some((k, row)),
             Side::Row(_) => None,
         });
-        enriched(rows, lookups)
+        (rows, lookups)
+    }
+
+    /// The join of the rows and lookup rows among `sides`, each an input.
+    fn join_of_sides(sides: VecCollection<'_, Time, (u64, Side), isize>) -> VecCollection<'_, Time, SharedRow, isize> {
+        let (rows, lookups) = self::sides(sides);
+        enriched(rows, lookups, None)
+    }
+
+    fn filtered_join_of_sides(
+        sides: VecCollection<'_, Time, (u64, Side), isize>,
+    ) -> VecCollection<'_, Time, SharedRow, isize> {
+        let (rows, lookups) = self::sides(sides);
+        enriched(rows, lookups, Some(filter()))
     }
 
     fn consolidated(changes: impl IntoIterator<Item = (SharedRow, isize)>) -> Vec<(SharedRow, isize)> {
@@ -225,7 +301,7 @@ mod tests {
             state.absorb(&mut part);
         }
         let mut out = Vec::new();
-        state.produce(&(), &mut Vec::new(), &mut out);
+        state.produce(&Logic { predicate: None, scratch: Default::default() }, &mut Vec::new(), &mut out);
         consolidated(out)
     }
 
@@ -285,7 +361,8 @@ mod tests {
         /// Rows and lookup rows of a few instances come and go over times,
         /// with any multiplicities: at each time the operator emits the
         /// difference between the join of everything so far and the join
-        /// of everything up to the time before.
+        /// of everything up to the time before; with a predicate, exactly
+        /// those changes that it is true of.
         #[test]
         fn emits_the_change_in_the_join(
             steps in prop::collection::vec(
@@ -296,7 +373,8 @@ mod tests {
                 .iter()
                 .map(|step| step.iter().map(|&(k, lookup, v, n)| ((k, side(lookup, v)), n)).collect())
                 .collect();
-            let emitted = run(times);
+            let emitted = run(times.clone());
+            let filtered = run_filtered(times);
             // The join of all changes up to each time, from scratch.
             let join_upto = |t: usize| {
                 let mut rows: BTreeMap<(u64, i64), isize> = BTreeMap::new();
@@ -317,6 +395,10 @@ mod tests {
                 let before = join_upto(t);
                 let expected = consolidated(after.into_iter().chain(before.into_iter().map(|(r, n)| (r, -n))));
                 prop_assert_eq!(got, &expected, "at time {}", t);
+                // With a predicate: exactly the changes it is true of.
+                let kept: Vec<(SharedRow, isize)> =
+                    expected.iter().filter(|(row, _)| kept_by(&filter(), row)).cloned().collect();
+                prop_assert_eq!(&filtered[t], &kept, "filtered, at time {}", t);
             }
         }
     }

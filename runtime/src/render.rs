@@ -12,7 +12,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::distinct::distinct_counts;
-use crate::enriched::enriched;
+use crate::enriched::{self, enriched};
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, by_key_of_slots, expiring, mode, running};
@@ -272,6 +272,41 @@ impl<'s> Rendered<'s> {
     }
 }
 
+/// Filters that their joins apply (`enriched`'s predicate): a filter whose
+/// source is a join that nothing else reads. The joined rows it would drop
+/// (most of `order.product.category = "shoes"`'s) are then never made, and
+/// the filter is no operator of its own.
+struct JoinFilters {
+    /// Per node: for a join, the predicate of the filter it applies.
+    of_join: Vec<Option<ScalarExpr>>,
+    /// Per node: whether it is a filter its join applies.
+    fused: Vec<bool>,
+}
+
+fn join_filters(plan: &Plan) -> JoinFilters {
+    let mut readers = vec![0usize; plan.nodes.len()];
+    for node in &plan.nodes {
+        for source in node.sources() {
+            readers[source] += 1;
+        }
+    }
+    for output in &plan.outputs {
+        if let Some(node) = output.node {
+            readers[node] += 1;
+        }
+    }
+    let mut filters = JoinFilters { of_join: vec![None; plan.nodes.len()], fused: vec![false; plan.nodes.len()] };
+    for (n, node) in plan.nodes.iter().enumerate() {
+        if let Node::Filter { source, predicate } = node {
+            if matches!(plan.nodes[*source], Node::Enrich { .. }) && readers[*source] == 1 {
+                filters.of_join[*source] = Some(predicate.clone());
+                filters.fused[n] = true;
+            }
+        }
+    }
+    filters
+}
+
 /// Builds the dataflow of `plan` in `worker`.
 pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflow {
     let outputs: Rc<RefCell<OutputChunks>> = Rc::default();
@@ -294,26 +329,36 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                 projections[*source].push((n, *slot, *keep));
             }
         }
+        let join_filters = join_filters(plan);
         for (n, node) in plan.nodes.iter().enumerate() {
             node_operators.push((scope.worker().peek_identifier(), n));
             let r = match node {
                 Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
                 Node::Enrich { source, via, lookup, width, .. } => {
                     let (via, width) = (*via, *width);
+                    let predicate = join_filters.of_join[n].clone();
                     let rows = rendered[*source].rows();
                     let referencing = rows
                         .clone()
                         .flat_map(move |row: SharedRow| row[via].as_ref_id().map(|instance| (instance, row)));
+                    let null_filter = predicate.clone();
+                    let mut padded = Row::new();
                     let nulls = rows.flat_map(move |row: SharedRow| {
-                        row[via].is_null().then(|| {
-                            row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width)).collect::<SharedRow>()
-                        })
+                        if !row[via].is_null() {
+                            return None;
+                        }
+                        padded.clear();
+                        padded.extend(row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width)));
+                        let kept = null_filter.as_ref().is_none_or(|p| enriched::kept_by(p, &padded));
+                        kept.then(|| padded.drain(..).collect::<SharedRow>())
                     });
-                    Rendered::Rows(enriched(referencing, rendered[*lookup].dense()).concat(nulls))
+                    Rendered::Rows(enriched(referencing, rendered[*lookup].dense(), predicate).concat(nulls))
                 }
+                // Applied by the join it reads (see `join_filters`).
+                Node::Filter { source, .. } if join_filters.fused[n] => Rendered::Rows(rendered[*source].rows()),
                 Node::Filter { source, predicate } => {
                     let predicate = predicate.clone();
-                    Rendered::Rows(rendered[*source].rows().filter(move |row| predicate.eval(row) == Value::Bool(true)))
+                    Rendered::Rows(rendered[*source].rows().filter(move |row| enriched::kept_by(&predicate, row)))
                 }
                 Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(aggregate(
                     rendered[*source].rows(),
