@@ -62,7 +62,14 @@ fn user_aggregate(rng: &mut Rng) -> (String, &'static str) {
         " where amount > 50 and product.category = \"shoes\" and quantity >= 2",
         " where (quantity >= 2 or product.price >= 20.5) and channel is not null",
     ];
-    let view_filters = ["", " where channel = \"app\"", " where score > 0.5", " where product.category = \"toys\""];
+    // A view with no product is joined to nulls: `is null` keeps it.
+    let view_filters = [
+        "",
+        " where channel = \"app\"",
+        " where score > 0.5",
+        " where product.category = \"toys\"",
+        " where product.category is null",
+    ];
     let w = rng.pick(&windows).to_string();
     match rng.below(21) {
         0 => (format!("count(order{}{w})", rng.pick(&order_filters)), "int"),

@@ -13,15 +13,16 @@
 //! new ones inserted), and only then (if the log holds a retraction), or when
 //! retractions have made the log twice as long as the rows it adds up to, is
 //! the log consolidated. The output is exactly the collection `join_core`
-//! gives, not always consolidated (a row logged twice joins twice).
+//! gives, not always consolidated (a row logged twice joins twice); with a
+//! predicate (a filter that is the join's only reader), exactly the rows of
+//! it that the predicate is true of.
 
 use crate::keyed::{keyed_inputs, Changes, InstanceState};
-use crate::render::{Row, SharedRow, Time};
+use crate::render::{filtered_row, Row, SharedRow, Time};
 use crate::values::Values;
 use differential_dataflow::consolidation::consolidate_slice;
 use differential_dataflow::VecCollection;
 use segflow_compiler::eval::ScalarExpr;
-use segflow_compiler::value::Value;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use thin_vec::ThinVec;
@@ -63,22 +64,19 @@ pub struct Logic {
 }
 
 impl Logic {
+    pub fn new(predicate: Option<ScalarExpr>) -> Logic {
+        Logic { predicate, scratch: RefCell::default() }
+    }
+
     /// `row` extended with `lookup`, if the predicate keeps it: one
     /// allocation, from an iterator of known length.
     fn joined(&self, row: &SharedRow, lookup: &SharedRow) -> Option<SharedRow> {
-        let Some(predicate) = &self.predicate else {
-            return Some(row.iter().chain(lookup.iter()).cloned().collect());
-        };
-        let mut scratch = self.scratch.borrow_mut();
-        scratch.clear();
-        scratch.extend(row.iter().chain(lookup.iter()).cloned());
-        kept_by(predicate, &scratch).then(|| scratch.drain(..).collect())
+        let values = row.iter().chain(lookup.iter()).cloned();
+        match &self.predicate {
+            None => Some(values.collect()),
+            Some(predicate) => filtered_row(predicate, &mut self.scratch.borrow_mut(), values),
+        }
     }
-}
-
-/// Whether a filter keeps `row`: its predicate is true (null counts as false).
-pub fn kept_by(predicate: &ScalarExpr, row: &[Value]) -> bool {
-    predicate.eval(row) == Value::Bool(true)
 }
 
 /// Appends every pair of `rows` and `lookups` that `logic` keeps to `out`,
@@ -193,13 +191,18 @@ pub fn enriched<'s>(
     predicate: Option<ScalarExpr>,
 ) -> VecCollection<'s, Time, SharedRow, isize> {
     let side = |input, row| if input == 0 { Side::Row(row) } else { Side::Lookup(row) };
-    let logic = Logic { predicate, scratch: RefCell::default() };
-    keyed_inputs::<_, _, _, Referenced, Changes<Side>, _>(vec![rows, lookups], "Enrich", side, |_, row| row, logic)
+    keyed_inputs::<_, _, _, Referenced, Changes<Side>, _>(
+        vec![rows, lookups],
+        "Enrich",
+        side,
+        |_, row| row,
+        Logic::new(predicate),
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{enriched, kept_by, Logic, Referenced, Side};
+    use super::{enriched, Logic, Referenced, Side};
     use crate::keyed::InstanceState;
     use crate::render::SharedRow;
     use crate::render::Time;
@@ -228,7 +231,7 @@ mod tests {
     }
 
     /// True of a joined row `[v, w]` whose row value is even or whose lookup
-    /// value is 101 or 103: it depends on both sides.
+    /// value is 101 or 103 (`keeps`): it depends on both sides.
     fn filter() -> ScalarExpr {
         let int = |i| ScalarExpr::Literal(Value::Int(i));
         let even = ScalarExpr::Binary(
@@ -240,6 +243,15 @@ mod tests {
         ScalarExpr::Binary(BinaryOp::Or, Box::new(even), Box::new(lookup))
     }
 
+    /// `filter()`, in plain Rust: what the test expects of it.
+    fn keeps(joined: &[Value]) -> bool {
+        match joined {
+            [Value::Int(v), Value::Int(w)] => v % 2 == 0 || *w == 101 || *w == 103,
+            _ => panic!("a joined row of two ints: {joined:?}"),
+        }
+    }
+
+    /// The rows and the lookup rows among `sides`.
     fn sides(
         sides: VecCollection<'_, Time, (u64, Side), isize>,
     ) -> (VecCollection<'_, Time, (u64, SharedRow), isize>, VecCollection<'_, Time, (u64, SharedRow), isize>) {
@@ -260,6 +272,7 @@ mod tests {
         enriched(rows, lookups, None)
     }
 
+    /// `join_of_sides` with `filter()` as its predicate.
     fn filtered_join_of_sides(
         sides: VecCollection<'_, Time, (u64, Side), isize>,
     ) -> VecCollection<'_, Time, SharedRow, isize> {
@@ -301,7 +314,7 @@ mod tests {
             state.absorb(&mut part);
         }
         let mut out = Vec::new();
-        state.produce(&Logic { predicate: None, scratch: Default::default() }, &mut Vec::new(), &mut out);
+        state.produce(&Logic::new(None), &mut Vec::new(), &mut out);
         consolidated(out)
     }
 
@@ -397,7 +410,7 @@ mod tests {
                 prop_assert_eq!(got, &expected, "at time {}", t);
                 // With a predicate: exactly the changes it is true of.
                 let kept: Vec<(SharedRow, isize)> =
-                    expected.iter().filter(|(row, _)| kept_by(&filter(), row)).cloned().collect();
+                    expected.iter().filter(|(row, _)| keeps(row)).cloned().collect();
                 prop_assert_eq!(&filtered[t], &kept, "filtered, at time {}", t);
             }
         }

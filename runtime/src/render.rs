@@ -3,7 +3,8 @@
 //! A straightforward walk over `plan.nodes` (already in dependency order): each
 //! node becomes a few differential operators over the collections of the nodes
 //! it reads. A join (`Enrich`) keeps the two sides the plan arranges per
-//! referenced instance, in one operator of its own (`enriched`). Outputs
+//! referenced instance, in one operator of its own (`enriched`), which also
+//! applies a filter that is its only reader (see `join_filters`). Outputs
 //! (tag and segment columns) go into one sink operator that fills a buffer
 //! the engine drains after each step; its (empty) output is probed, so the
 //! engine knows when every output reflects a time.
@@ -12,7 +13,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::distinct::distinct_counts;
-use crate::enriched::{self, enriched};
+use crate::enriched::enriched;
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, by_key_of_slots, expiring, mode, running};
@@ -272,6 +273,29 @@ impl<'s> Rendered<'s> {
     }
 }
 
+/// Whether a filter keeps `row`: its predicate is true (null counts as false).
+pub fn kept_by(predicate: &ScalarExpr, row: &[Value]) -> bool {
+    predicate.eval(row) == Value::Bool(true)
+}
+
+/// The row of `values` if `predicate` keeps it, made only then: tested in
+/// `scratch` (left empty, its room kept for the next), then moved into its
+/// one allocation.
+pub fn filtered_row(
+    predicate: &ScalarExpr,
+    scratch: &mut Row,
+    values: impl Iterator<Item = Value>,
+) -> Option<SharedRow> {
+    scratch.clear();
+    scratch.extend(values);
+    if kept_by(predicate, scratch) {
+        Some(scratch.drain(..).collect())
+    } else {
+        scratch.clear();
+        None
+    }
+}
+
 /// Filters that their joins apply (`enriched`'s predicate): a filter whose
 /// source is a join that nothing else reads. The joined rows it would drop
 /// (most of `order.product.category = "shoes"`'s) are then never made, and
@@ -347,10 +371,11 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                         if !row[via].is_null() {
                             return None;
                         }
-                        padded.clear();
-                        padded.extend(row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width)));
-                        let kept = null_filter.as_ref().is_none_or(|p| enriched::kept_by(p, &padded));
-                        kept.then(|| padded.drain(..).collect::<SharedRow>())
+                        let values = row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width));
+                        match &null_filter {
+                            None => Some(values.collect()),
+                            Some(predicate) => filtered_row(predicate, &mut padded, values),
+                        }
                     });
                     Rendered::Rows(enriched(referencing, rendered[*lookup].dense(), predicate).concat(nulls))
                 }
@@ -358,7 +383,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                 Node::Filter { source, .. } if join_filters.fused[n] => Rendered::Rows(rendered[*source].rows()),
                 Node::Filter { source, predicate } => {
                     let predicate = predicate.clone();
-                    Rendered::Rows(rendered[*source].rows().filter(move |row| enriched::kept_by(&predicate, row)))
+                    Rendered::Rows(rendered[*source].rows().filter(move |row| kept_by(&predicate, row)))
                 }
                 Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(aggregate(
                     rendered[*source].rows(),
