@@ -135,9 +135,12 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("segment busy_stores on store = revenue > 100 or buyers >= 3;\n");
     text.push_str("tag product.buyers = count_distinct(order.user within 1m);\n");
     text.push_str("segment popular on product = buyers >= 2 and category is not null;\n");
-    // Gathers of one column each (a rank of their own: their tags follow a
-    // reference to a segment): one keeps nothing for an instance without a
-    // value (computed without state), the other keeps every such instance.
+    // Segments that follow a reference to the other entity's segment. The
+    // products' one reads the stores' gather, which reads the products'
+    // `popular`: it is a gather of its own, of one column, that keeps
+    // nothing for an instance without a value (computed without state). The
+    // stores' one, which keeps every store without a value, shares their
+    // gather (see `lower::merge_groups`).
     text.push_str("tag product.busy_store_orders = count(order where store.busy_stores within 30s);\n");
     text.push_str("segment hot_products on product = busy_store_orders >= 2;\n");
     text.push_str("tag store.popular_orders = count(order where product.popular within 1m);\n");

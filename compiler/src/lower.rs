@@ -6,12 +6,13 @@
 //!   so two tags with the same `count(page_view where channel = "app" within 7d)`
 //!   share everything.
 //! - Expression definitions (tags that are not a bare aggregate, and segments)
-//!   are evaluated in `Gather` nodes: one per entity and *rank* that
+//!   are evaluated in `Gather` nodes: one per entity and *layer* that
 //!   assembles a dense row per instance from the columns the expressions read,
-//!   then evaluates them in dependency order. The rank of a definition is the
-//!   number of aggregates and reference hops between it and the inputs; all
-//!   definitions of an entity with one rank share a gather, so a model needs a
-//!   handful of gathers, not one per definition.
+//!   then evaluates them in dependency order. Definitions are layered so
+//!   that no gather reads what it computes (see `layer_def`), and an
+//!   entity's layers are merged wherever that leaves no cycle among the
+//!   gathers (`merge_groups`): a model needs a handful of gathers, often one
+//!   per entity, not one per definition.
 //! - Following a reference (`home_store.revenue_7d`) joins the rows holding the
 //!   reference with a `Gather` of the referenced entity that has the target
 //!   column: a live join, so a change on either side flows through.
@@ -35,7 +36,9 @@ pub fn lower(program: &Program) -> Plan {
             definitions: fnv1a(serde_json::to_string(program).unwrap_or_default().as_bytes()),
         },
         nodes: HashMap::new(),
-        ranks: HashMap::new(),
+        layers: HashMap::new(),
+        needs: HashMap::new(),
+        group_of: HashMap::new(),
         def_columns: HashMap::new(),
         gathers: HashMap::new(),
         groups: BTreeMap::new(),
@@ -45,10 +48,15 @@ pub fn lower(program: &Program) -> Plan {
     l.on_read = computed_on_read(program);
     l.unsplit_joins = unsplit_joins(program);
     for &def in &program.order {
-        if !l.is_bare_aggregate(def) && !l.on_read.contains(&def) {
-            let rank = l.rank_def(def);
-            let entity = l.def_entity(def);
-            l.groups.entry((entity, rank)).or_default().push(def);
+        if l.is_gathered(def) {
+            let layer = l.layer_def(def);
+            l.group_of.insert(def, layer);
+        }
+    }
+    l.merge_groups();
+    for &def in &program.order {
+        if let Some(&layer) = l.group_of.get(&def) {
+            l.groups.entry((l.def_entity(def), layer)).or_default().push(def);
         }
     }
     for &def in &program.order {
@@ -80,9 +88,16 @@ struct Lowerer<'a> {
     program: &'a Program,
     plan: Plan,
     nodes: HashMap<Node, NodeId>,
-    ranks: HashMap<Def, u32>,
+    /// Each expression definition's layer (see `layer_def`).
+    layers: HashMap<Def, u32>,
+    /// The least layer of a gather that reads a definition computed outside
+    /// it (see `outside_need`).
+    needs: HashMap<Def, u32>,
+    /// Each expression definition's gather, as the layer it is keyed by
+    /// (its own, or a lower one it was merged into: see `merge_groups`).
+    group_of: HashMap<Def, u32>,
     def_columns: HashMap<Def, NodeId>,
-    /// (entity, rank) -> the gather node and the slot of each definition in it.
+    /// (entity, layer) -> the gather node and the slot of each definition in it.
     gathers: HashMap<(EntityId, u32), (NodeId, HashMap<Def, usize>)>,
     groups: BTreeMap<(EntityId, u32), Vec<Def>>,
     /// The tags the serving state computes on read (see `OnRead`).
@@ -253,47 +268,196 @@ impl Lowerer<'_> {
         }
     }
 
-    // ---------- ranks ----------
+    // ---------- layers ----------
 
-    fn rank_def(&mut self, def: Def) -> u32 {
-        if let Some(&r) = self.ranks.get(&def) {
-            return r;
-        }
-
-        let rank = match self.def_expr(def).kind {
-            ExprKind::Aggregate(a) => self.rank_aggregate(a),
-            _ => {
-                let mut columns = Vec::new();
-                self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone()));
-                columns.iter().map(|c| self.rank_column(c)).max().unwrap_or(0)
-            }
-        };
-        self.ranks.insert(def, rank);
-        rank
+    /// Whether a definition is an expression a gather evaluates (not a bare
+    /// aggregate, not computed on read).
+    fn is_gathered(&self, def: Def) -> bool {
+        !self.is_bare_aggregate(def) && !self.on_read.contains(&def)
     }
 
-    fn rank_column(&mut self, column: &Column) -> u32 {
+    /// The layer of an expression definition: a definition of its entity
+    /// that it reads directly can be an expression of the same gather (its
+    /// layer or above); one that it depends on through something outside
+    /// the gather (an aggregate whose filter follows a reference to it, a
+    /// join, another entity's definition) must be in a layer below. Every
+    /// gather then reads only gathers of lower layers: no cycle.
+    /// (`merge_groups` then merges layers where no cycle follows.)
+    fn layer_def(&mut self, def: Def) -> u32 {
+        if let Some(&l) = self.layers.get(&def) {
+            return l;
+        }
+        let entity = self.def_entity(def);
+        let mut columns = Vec::new();
+        self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone()));
+        let layer = columns.iter().map(|c| self.column_need(entity, c, false)).max().unwrap_or(0);
+        self.layers.insert(def, layer);
+        layer
+    }
+
+    /// The least layer of a gather of `entity` that reads `column`, reached
+    /// from outside the gather if `outside`.
+    fn column_need(&mut self, entity: EntityId, column: &Column, outside: bool) -> u32 {
         match column {
             Column::Field(_) => 0,
-            Column::Tag(t) => self.rank_def(Def::Tag(*t)),
-            Column::Segment(s) => self.rank_def(Def::Segment(*s)),
-            Column::Follow { via, target, .. } => 1 + self.rank_column(via).max(self.rank_column(target)),
+            Column::Tag(t) => self.def_need(entity, Def::Tag(*t), outside),
+            Column::Segment(s) => self.def_need(entity, Def::Segment(*s), outside),
+            // Joined in: both the reference and what it leads to come from outside.
+            Column::Follow { via, target, .. } => {
+                self.column_need(entity, via, true).max(self.column_need(entity, target, true))
+            }
         }
     }
 
-    fn rank_aggregate(&mut self, a: hir::AggId) -> u32 {
-        let agg = self.program.aggregates[a].clone();
-        let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
-        if let Some(f) = &agg.filter {
-            f.visit_columns(&mut |c| columns.push(c.clone()));
+    /// The least layer of a gather of `entity` that reads `def`.
+    fn def_need(&mut self, entity: EntityId, def: Def, outside: bool) -> u32 {
+        if !self.is_gathered(def) {
+            return self.outside_need(def);
         }
-        let mut rank = 0;
-        for c in &columns {
-            if let Column::Follow { target, .. } = c {
-                rank = rank.max(self.rank_column(target));
+        if self.def_entity(def) == entity && !outside {
+            self.layer_def(def)
+        } else {
+            self.layer_def(def) + 1
+        }
+    }
+
+    /// The least layer of a gather that reads `def`, computed outside it (a
+    /// bare aggregate, or a tag computed on read): whatever `def` reads is
+    /// reached from outside the gather.
+    fn outside_need(&mut self, def: Def) -> u32 {
+        if let Some(&n) = self.needs.get(&def) {
+            return n;
+        }
+        let columns = self.columns_read(def);
+        let entity = self.def_entity(def);
+        let need = columns.iter().map(|c| self.column_need(entity, c, true)).max().unwrap_or(0);
+        self.needs.insert(def, need);
+        need
+    }
+
+    /// The columns a definition reads: an aggregate's value and filter, or
+    /// an expression's.
+    fn columns_read(&self, def: Def) -> Vec<Column> {
+        let mut columns: Vec<Column> = Vec::new();
+        match self.def_expr(def).kind {
+            ExprKind::Aggregate(a) => {
+                let agg = &self.program.aggregates[a];
+                columns.extend(agg.value.iter().cloned());
+                if let Some(f) = &agg.filter {
+                    f.visit_columns(&mut |c| columns.push(c.clone()));
+                }
+            }
+            _ => self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone())),
+        }
+        columns
+    }
+
+    /// The expression definitions `def` reads, each with whether through
+    /// something outside a gather (`true`) or as a column of its own
+    /// entity's gather (`false`), looking through aggregates and joins.
+    fn gathered_reads(&self, def: Def) -> Vec<(Def, bool)> {
+        fn walk(l: &Lowerer<'_>, column: &Column, outside: bool, out: &mut Vec<(Def, bool)>) {
+            let def = match column {
+                Column::Field(_) => return,
+                Column::Tag(t) => Def::Tag(*t),
+                Column::Segment(s) => Def::Segment(*s),
+                Column::Follow { via, target, .. } => {
+                    walk(l, via, true, out);
+                    walk(l, target, true, out);
+                    return;
+                }
+            };
+            if l.is_gathered(def) {
+                out.push((def, outside));
+            } else {
+                for c in l.columns_read(def) {
+                    walk(l, &c, true, out);
+                }
             }
         }
-        rank + 1
+        let mut out = Vec::new();
+        let outside = !self.is_gathered(def);
+        for c in self.columns_read(def) {
+            walk(self, &c, outside, &mut out);
+        }
+        out
+    }
+
+    /// Merges each entity's gathers into one of a lower layer where that
+    /// leaves no cycle among the gathers (a definition of the merged gather
+    /// read, through something outside, by one it holds; or gathers that read
+    /// each other): fewer gathers keep fewer rows per instance, and an event
+    /// that moves several of an instance's columns updates one. A user's
+    /// `home_store in hot_stores` goes beside `tier`, since the stores'
+    /// segment reads nothing of the users; a store segment that reads a
+    /// product segment, while a product segment reads a store one, stays in
+    /// a layer of its own.
+    fn merge_groups(&mut self) {
+        let defs: Vec<Def> = self.program.order.iter().copied().filter(|d| self.group_of.contains_key(d)).collect();
+        let reads: Vec<Vec<(Def, bool)>> = defs.iter().map(|&d| self.gathered_reads(d)).collect();
+        let mut layers: Vec<(EntityId, u32)> = defs.iter().map(|&d| (self.def_entity(d), self.group_of[&d])).collect();
+        layers.sort_unstable();
+        layers.dedup();
+        for &(entity, layer) in &layers {
+            for &(e, lower) in &layers {
+                if e != entity || lower >= layer {
+                    continue;
+                }
+                let moved: Vec<Def> = defs
+                    .iter()
+                    .copied()
+                    .filter(|d| self.def_entity(*d) == entity && self.group_of[d] == layer)
+                    .collect();
+                if moved.is_empty() {
+                    break;
+                }
+                for d in &moved {
+                    self.group_of.insert(*d, lower);
+                }
+                if self.groups_acyclic(&defs, &reads) {
+                    break;
+                }
+                for d in &moved {
+                    self.group_of.insert(*d, layer);
+                }
+            }
+        }
+    }
+
+    /// Whether the gathers, as `group_of` has them, read one another in no cycle.
+    fn groups_acyclic(&self, defs: &[Def], reads: &[Vec<(Def, bool)>]) -> bool {
+        let group = |d: &Def| (self.def_entity(*d), self.group_of[d]);
+        let mut edges: BTreeMap<(EntityId, u32), Vec<(EntityId, u32)>> = BTreeMap::new();
+        for (d, reads) in defs.iter().zip(reads) {
+            for (x, outside) in reads {
+                let (from, to) = (group(x), group(d));
+                if from == to {
+                    if *outside {
+                        return false;
+                    }
+                } else {
+                    edges.entry(from).or_default().push(to);
+                }
+            }
+        }
+        // Depth-first, marking gathers on the path (1) and done (2).
+        fn cyclic(
+            at: (EntityId, u32),
+            edges: &BTreeMap<(EntityId, u32), Vec<(EntityId, u32)>>,
+            mark: &mut HashMap<(EntityId, u32), u8>,
+        ) -> bool {
+            match mark.get(&at) {
+                Some(1) => return true,
+                Some(_) => return false,
+                None => {}
+            }
+            mark.insert(at, 1);
+            let found = edges.get(&at).into_iter().flatten().any(|&next| cyclic(next, edges, mark));
+            mark.insert(at, 2);
+            found
+        }
+        let mut mark = HashMap::new();
+        !edges.keys().any(|&g| cyclic(g, &edges, &mut mark))
     }
 
     // ---------- columns ----------
@@ -307,8 +471,8 @@ impl Lowerer<'_> {
             self.aggregate(*a)
         } else {
             let entity = self.def_entity(def);
-            let rank = self.rank_def(def);
-            let (gather, slots) = self.gather(entity, rank);
+            let layer = self.group_of[&def];
+            let (gather, slots) = self.gather(entity, layer);
             let keep = if matches!(def, Def::Segment(_)) { Keep::True } else { Keep::NonNull };
             self.add(Node::Project { source: gather, slot: slots[&def], keep })
         };
@@ -316,12 +480,12 @@ impl Lowerer<'_> {
         node
     }
 
-    /// The gather evaluating every expression definition of `entity` at `rank`.
-    fn gather(&mut self, entity: EntityId, rank: u32) -> (NodeId, HashMap<Def, usize>) {
-        if let Some(g) = self.gathers.get(&(entity, rank)) {
+    /// The gather evaluating every expression definition of `entity` at `layer`.
+    fn gather(&mut self, entity: EntityId, layer: u32) -> (NodeId, HashMap<Def, usize>) {
+        if let Some(g) = self.gathers.get(&(entity, layer)) {
             return g.clone();
         }
-        let defs = self.groups.get(&(entity, rank)).cloned().unwrap_or_default();
+        let defs = self.groups.get(&(entity, layer)).cloned().unwrap_or_default();
         let key = self.program.entities[entity].key;
         let mut external: Vec<Column> = Vec::new();
         for &def in &defs {
@@ -355,7 +519,7 @@ impl Lowerer<'_> {
         }
         let instances = self.input(Input::Instances { entity });
         let node = self.add(Node::Gather { entity, instances, inputs, exprs });
-        self.gathers.insert((entity, rank), (node, def_slots.clone()));
+        self.gathers.insert((entity, layer), (node, def_slots.clone()));
         (node, def_slots)
     }
 
@@ -765,6 +929,64 @@ mod tests {
             "comments and blank lines are not definitions"
         );
         assert_ne!(base, definitions(&MODEL.replace("7d", "30d")), "a changed window is a changed definition");
+    }
+
+    /// The expressions each gather of `entity` evaluates (lookup gathers,
+    /// which evaluate none, left out), in plan order.
+    fn gathers(text: &str, entity: &str) -> Vec<Vec<String>> {
+        use crate::plan::Node;
+        let plan = crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
+        let e = plan.entities.iter().position(|x| x.name == entity).unwrap();
+        plan.nodes
+            .iter()
+            .filter_map(|n| match n {
+                Node::Gather { entity, exprs, .. } if *entity == e && !exprs.is_empty() => {
+                    Some(exprs.iter().map(|x| x.name.clone()).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_entitys_expressions_share_a_gather_unless_that_makes_a_cycle() {
+        let schema = "entity store { key id: string; }\n\
+            entity product { key sku: string; }\n\
+            entity user { key id: string; home: store?; birth_year: int?; }\n\
+            event order { user: user; store: store?; product: product; amount: decimal; }\n\
+            tag store.revenue = sum(order.amount within 7d);\n\
+            segment hot on store = revenue > 100;\n\
+            tag user.orders = count(order within 30d);\n";
+        // Fields only, an aggregate, and a segment of the user's store that
+        // reads nothing of the users: one gather (they were three).
+        let text = format!(
+            "{schema}tag user.age = 2026 - birth_year;\n\
+             segment frequent on user = orders >= 3;\n\
+             segment regulars on user = home in hot and frequent;\n"
+        );
+        assert_eq!(gathers(&text, "user"), [["user.age", "frequent", "regulars"]]);
+        // A user segment that a store tag counts, read back by users: the
+        // second can only follow the store's gather, which follows the first.
+        let text = format!(
+            "{schema}segment frequent on user = orders >= 3;\n\
+             tag store.frequent_buyers = count(order where user.frequent within 30d);\n\
+             segment loyal on store = frequent_buyers > 5;\n\
+             segment loyal_home on user = home in loyal;\n"
+        );
+        assert_eq!(gathers(&text, "user"), [["frequent"], ["loyal_home"]]);
+        // Stores' and products' segments that read each other's: the stores'
+        // two share a gather, the products' cannot (it would read the
+        // stores' gather, which reads it).
+        let text = format!(
+            "{schema}tag product.buyers = count_distinct(order.user within 30d);\n\
+             segment popular on product = buyers >= 2;\n\
+             tag store.popular_orders = count(order where product.popular within 30d);\n\
+             segment quiet on store = popular_orders < 2;\n\
+             tag product.hot_store_orders = count(order where store.hot within 30d);\n\
+             segment hot_products on product = hot_store_orders >= 2;\n"
+        );
+        assert_eq!(gathers(&text, "store"), [["hot", "quiet"]]);
+        assert_eq!(gathers(&text, "product"), [["popular"], ["hot_products"]]);
     }
 
     #[test]
