@@ -136,15 +136,19 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("tag product.buyers = count_distinct(order.user within 1m);\n");
     text.push_str("segment popular on product = buyers >= 2 and category is not null;\n");
     // Segments that follow a reference to the other entity's segment. The
-    // products' one reads the stores' gather, which reads the products'
-    // `popular`: it is a gather of its own, of one column, that keeps
-    // nothing for an instance without a value (computed without state). The
-    // stores' one, which keeps every store without a value, shares their
-    // gather (see `lower::merge_groups`).
+    // stores' (declared first) shares their gather (see
+    // `lower::merge_groups`); then the products' cannot (their gather would
+    // read the stores', which reads `popular`): it is a gather of its own, of
+    // one column, that keeps nothing for an instance without a value
+    // (computed without state). A store segment over it is a gather of one
+    // column too (with the stores' it would make a cycle), and keeps every
+    // store without a value (not computed without state).
     text.push_str("tag product.busy_store_orders = count(order where store.busy_stores within 30s);\n");
     text.push_str("segment hot_products on product = busy_store_orders >= 2;\n");
     text.push_str("tag store.popular_orders = count(order where product.popular within 1m);\n");
     text.push_str("segment quiet_stores on store = popular_orders < 2;\n");
+    text.push_str("tag store.hot_product_orders = count(order where product.hot_products within 1m);\n");
+    text.push_str("segment cold_stores on store = hot_product_orders < 1;\n");
     // Expression tags and segments on user.
     let int = |rng: &mut Rng| if ints.is_empty() { "coalesce(level, 0)".to_string() } else { rng.pick(&ints).clone() };
     let dec = |rng: &mut Rng| if decimals.is_empty() { "0.5".to_string() } else { rng.pick(&decimals).clone() };

@@ -37,7 +37,6 @@ pub fn lower(program: &Program) -> Plan {
         },
         nodes: HashMap::new(),
         layers: HashMap::new(),
-        needs: HashMap::new(),
         group_of: HashMap::new(),
         def_columns: HashMap::new(),
         gathers: HashMap::new(),
@@ -90,9 +89,6 @@ struct Lowerer<'a> {
     nodes: HashMap<Node, NodeId>,
     /// Each expression definition's layer (see `layer_def`).
     layers: HashMap<Def, u32>,
-    /// The least layer of a gather that reads a definition computed outside
-    /// it (see `outside_need`).
-    needs: HashMap<Def, u32>,
     /// Each expression definition's gather, as the layer it is keyed by
     /// (its own, or a lower one it was merged into: see `merge_groups`).
     group_of: HashMap<Def, u32>,
@@ -287,52 +283,11 @@ impl Lowerer<'_> {
         if let Some(&l) = self.layers.get(&def) {
             return l;
         }
-        let entity = self.def_entity(def);
-        let mut columns = Vec::new();
-        self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone()));
-        let layer = columns.iter().map(|c| self.column_need(entity, c, false)).max().unwrap_or(0);
+        let layer =
+            self.gathered_reads(def).into_iter().map(|(x, outside)| self.layer_def(x) + u32::from(outside)).max();
+        let layer = layer.unwrap_or(0);
         self.layers.insert(def, layer);
         layer
-    }
-
-    /// The least layer of a gather of `entity` that reads `column`, reached
-    /// from outside the gather if `outside`.
-    fn column_need(&mut self, entity: EntityId, column: &Column, outside: bool) -> u32 {
-        match column {
-            Column::Field(_) => 0,
-            Column::Tag(t) => self.def_need(entity, Def::Tag(*t), outside),
-            Column::Segment(s) => self.def_need(entity, Def::Segment(*s), outside),
-            // Joined in: both the reference and what it leads to come from outside.
-            Column::Follow { via, target, .. } => {
-                self.column_need(entity, via, true).max(self.column_need(entity, target, true))
-            }
-        }
-    }
-
-    /// The least layer of a gather of `entity` that reads `def`.
-    fn def_need(&mut self, entity: EntityId, def: Def, outside: bool) -> u32 {
-        if !self.is_gathered(def) {
-            return self.outside_need(def);
-        }
-        if self.def_entity(def) == entity && !outside {
-            self.layer_def(def)
-        } else {
-            self.layer_def(def) + 1
-        }
-    }
-
-    /// The least layer of a gather that reads `def`, computed outside it (a
-    /// bare aggregate, or a tag computed on read): whatever `def` reads is
-    /// reached from outside the gather.
-    fn outside_need(&mut self, def: Def) -> u32 {
-        if let Some(&n) = self.needs.get(&def) {
-            return n;
-        }
-        let columns = self.columns_read(def);
-        let entity = self.def_entity(def);
-        let need = columns.iter().map(|c| self.column_need(entity, c, true)).max().unwrap_or(0);
-        self.needs.insert(def, need);
-        need
     }
 
     /// The columns a definition reads: an aggregate's value and filter, or
@@ -352,9 +307,10 @@ impl Lowerer<'_> {
         columns
     }
 
-    /// The expression definitions `def` reads, each with whether through
-    /// something outside a gather (`true`) or as a column of its own
-    /// entity's gather (`false`), looking through aggregates and joins.
+    /// The expression definitions that expression definition `def` reads,
+    /// each with whether through something outside a gather (`true`) or as a
+    /// column of its own entity (`false`), looking through aggregates and
+    /// joins.
     fn gathered_reads(&self, def: Def) -> Vec<(Def, bool)> {
         fn walk(l: &Lowerer<'_>, column: &Column, outside: bool, out: &mut Vec<(Def, bool)>) {
             let def = match column {
@@ -376,9 +332,8 @@ impl Lowerer<'_> {
             }
         }
         let mut out = Vec::new();
-        let outside = !self.is_gathered(def);
         for c in self.columns_read(def) {
-            walk(self, &c, outside, &mut out);
+            walk(self, &c, false, &mut out);
         }
         out
     }
@@ -389,27 +344,25 @@ impl Lowerer<'_> {
     /// each other): fewer gathers keep fewer rows per instance, and an event
     /// that moves several of an instance's columns updates one. A user's
     /// `home_store in hot_stores` goes beside `tier`, since the stores'
-    /// segment reads nothing of the users; a store segment that reads a
-    /// product segment, while a product segment reads a store one, stays in
-    /// a layer of its own.
+    /// segment reads nothing of the users. Where two entities' layers read
+    /// each other's (a store segment reading a product segment, a product
+    /// segment reading a store one), the entity tried first (the first
+    /// declared) merges and the other keeps its layers.
     fn merge_groups(&mut self) {
         let defs: Vec<Def> = self.program.order.iter().copied().filter(|d| self.group_of.contains_key(d)).collect();
         let reads: Vec<Vec<(Def, bool)>> = defs.iter().map(|&d| self.gathered_reads(d)).collect();
         let mut layers: Vec<(EntityId, u32)> = defs.iter().map(|&d| (self.def_entity(d), self.group_of[&d])).collect();
         layers.sort_unstable();
         layers.dedup();
+        let group = |l: &Self, entity: EntityId, layer: u32| -> Vec<Def> {
+            defs.iter().copied().filter(|d| l.def_entity(*d) == entity && l.group_of[d] == layer).collect()
+        };
         for &(entity, layer) in &layers {
+            let moved = group(self, entity, layer);
             for &(e, lower) in &layers {
-                if e != entity || lower >= layer {
+                // Only into a gather of the entity below that still has definitions.
+                if e != entity || lower >= layer || group(self, entity, lower).is_empty() {
                     continue;
-                }
-                let moved: Vec<Def> = defs
-                    .iter()
-                    .copied()
-                    .filter(|d| self.def_entity(*d) == entity && self.group_of[d] == layer)
-                    .collect();
-                if moved.is_empty() {
-                    break;
                 }
                 for d in &moved {
                     self.group_of.insert(*d, lower);
@@ -958,7 +911,7 @@ mod tests {
             segment hot on store = revenue > 100;\n\
             tag user.orders = count(order within 30d);\n";
         // Fields only, an aggregate, and a segment of the user's store that
-        // reads nothing of the users: one gather (they were three).
+        // reads nothing of the users: one gather.
         let text = format!(
             "{schema}tag user.age = 2026 - birth_year;\n\
              segment frequent on user = orders >= 3;\n\
@@ -975,8 +928,8 @@ mod tests {
         );
         assert_eq!(gathers(&text, "user"), [["frequent"], ["loyal_home"]]);
         // Stores' and products' segments that read each other's: the stores'
-        // two share a gather, the products' cannot (it would read the
-        // stores' gather, which reads it).
+        // (declared first) merge into one gather; then the products' cannot
+        // (their gather would read the stores', which reads it).
         let text = format!(
             "{schema}tag product.buyers = count_distinct(order.user within 30d);\n\
              segment popular on product = buyers >= 2;\n\
@@ -987,6 +940,15 @@ mod tests {
         );
         assert_eq!(gathers(&text, "store"), [["hot", "quiet"]]);
         assert_eq!(gathers(&text, "product"), [["popular"], ["hot_products"]]);
+        // A user segment counted over transfers to users of another: in one
+        // gather with it, the gather would read what it computes.
+        let text = format!(
+            "{schema}event transfer {{ sender: user; receiver: user; }}\n\
+             segment frequent on user = orders >= 3;\n\
+             tag user.sent_to_frequent = count(transfer by sender where receiver.frequent within 30d);\n\
+             segment generous on user = sent_to_frequent >= 2;\n"
+        );
+        assert_eq!(gathers(&text, "user"), [["frequent"], ["generous"]]);
     }
 
     #[test]
