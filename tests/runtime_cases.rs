@@ -371,6 +371,35 @@ fn retail_example_matches_the_reference_evaluator() {
     }
 }
 
+/// EQL.md §5: a written type is checked, and an int widens to decimal or
+/// float. A bare aggregate so widened was left inside an expression that
+/// nothing computed: the tag was always null.
+#[test]
+fn a_tag_written_wider_than_its_aggregate_holds_the_aggregate_widened() {
+    let model = r#"
+entity user { key id: string; }
+entity store { key id: string; }
+event order { user: user; store: store?; product: product; amount: decimal; }
+entity product { key sku: string; category: string?; }
+tag user.orders_dec: decimal = count(order within 10s);
+tag user.orders_float: float = count(order within 10s);
+tag user.orders = count(order within 10s);
+segment counted on user = orders_dec >= 2;
+"#;
+    let mut s = Script::new(model, 2, Clock::Event);
+    s.apply(&[r#"{"entity":"user","id":"u2"}"#.into(), order("a", 0, "u1", "5"), order("b", 1, "u1", "7")]);
+    assert_eq!(s.tag("user", "u1", "orders_dec"), json!(2));
+    assert_eq!(s.tag("user", "u1", "orders_float"), json!(2.0));
+    assert_eq!(s.segments("user", "u1"), ["counted"]);
+    // No orders: the aggregate's 0, widened; out of the window likewise.
+    assert_eq!(s.tag("user", "u2", "orders_dec"), json!(0));
+    assert_eq!(s.tag("user", "u2", "orders_float"), json!(0.0));
+    s.apply(&[order("c", 20_000, "u2", "1")]);
+    assert_eq!(s.tag("user", "u1", "orders_dec"), json!(0));
+    assert_eq!(s.tag("user", "u2", "orders_float"), json!(1.0));
+    assert!(s.segments("user", "u1").is_empty());
+}
+
 #[test]
 fn a_segment_read_two_references_away_follows_both_hops() {
     // Regression: `shop.city in big_cities` crashed the lowering.

@@ -424,6 +424,13 @@ impl<'a> Resolver<'a> {
         let mut ty = expr.ty;
         if let (Some(written), Some(declared)) = (written, self.tag_types[t]) {
             if declared != Type::Null && expr.ty != Type::Null && declared != expr.ty {
+                // A bare aggregate widened is an expression over it: the
+                // aggregate is lifted into a tag of its own, which the
+                // expression reads (left inside, it was computed nowhere, and
+                // `tag n: decimal = count(...)` was always null).
+                if let (ExprKind::Aggregate(agg), Some(_)) = (&expr.kind, widen(expr.clone(), declared)) {
+                    expr = self.lift(entity, *agg);
+                }
                 if let Some(widened) = widen(expr.clone(), declared) {
                     expr = widened;
                 } else {
