@@ -136,7 +136,7 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("tag product.buyers = count_distinct(order.user within 1m);\n");
     text.push_str("segment popular on product = buyers >= 2 and category is not null;\n");
     // Segments that follow a reference to the other entity's segment. The
-    // stores' (declared first) shares their gather (see
+    // stores' (first in dependency order) shares their gather (see
     // `lower::merge_groups`); then the products' cannot (their gather would
     // read the stores', which reads `popular`): it is a gather of its own, of
     // one column, that keeps nothing for an instance without a value

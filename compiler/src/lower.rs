@@ -338,41 +338,36 @@ impl Lowerer<'_> {
         out
     }
 
-    /// Merges each entity's gathers into one of a lower layer where that
-    /// leaves no cycle among the gathers (a definition of the merged gather
-    /// read, through something outside, by one it holds; or gathers that read
-    /// each other): fewer gathers keep fewer rows per instance, and an event
-    /// that moves several of an instance's columns updates one. A user's
+    /// Moves each expression definition, in dependency order, into the
+    /// lowest gather of its entity below its layer where that leaves no
+    /// cycle among the gathers (a definition of a gather read, through
+    /// something outside, by one it holds; or gathers that read each
+    /// other): fewer gathers keep fewer rows per instance, and an event that
+    /// moves several of an instance's columns updates one. A user's
     /// `home_store in hot_stores` goes beside `tier`, since the stores'
-    /// segment reads nothing of the users. Where two entities' layers read
-    /// each other's (a store segment reading a product segment, a product
-    /// segment reading a store one), the entity tried first (the first
-    /// declared) merges and the other keeps its layers.
+    /// segment reads nothing of the users; `shop in hot_stores`, where
+    /// `shop` is a user's tag, stays a layer above `shop`. Where two
+    /// entities' definitions read each other's (a store segment reading a
+    /// product segment, a product segment reading a store one), the one
+    /// tried first (the first in dependency order) moves and the other stays.
     fn merge_groups(&mut self) {
         let defs: Vec<Def> = self.program.order.iter().copied().filter(|d| self.group_of.contains_key(d)).collect();
         let reads: Vec<Vec<(Def, bool)>> = defs.iter().map(|&d| self.gathered_reads(d)).collect();
-        let mut layers: Vec<(EntityId, u32)> = defs.iter().map(|&d| (self.def_entity(d), self.group_of[&d])).collect();
-        layers.sort_unstable();
-        layers.dedup();
-        let group = |l: &Self, entity: EntityId, layer: u32| -> Vec<Def> {
-            defs.iter().copied().filter(|d| l.def_entity(*d) == entity && l.group_of[d] == layer).collect()
-        };
-        for &(entity, layer) in &layers {
-            let moved = group(self, entity, layer);
-            for &(e, lower) in &layers {
-                // Only into a gather of the entity below that still has definitions.
-                if e != entity || lower >= layer || group(self, entity, lower).is_empty() {
-                    continue;
-                }
-                for d in &moved {
-                    self.group_of.insert(*d, lower);
-                }
+        for &def in &defs {
+            let (entity, layer) = (self.def_entity(def), self.group_of[&def]);
+            let mut lower: Vec<u32> = defs
+                .iter()
+                .filter(|d| self.def_entity(**d) == entity && self.group_of[*d] < layer)
+                .map(|d| self.group_of[d])
+                .collect();
+            lower.sort_unstable();
+            lower.dedup();
+            for target in lower {
+                self.group_of.insert(def, target);
                 if self.groups_acyclic(&defs, &reads) {
                     break;
                 }
-                for d in &moved {
-                    self.group_of.insert(*d, layer);
-                }
+                self.group_of.insert(def, layer);
             }
         }
     }
@@ -928,8 +923,9 @@ mod tests {
         );
         assert_eq!(gathers(&text, "user"), [["frequent"], ["loyal_home"]]);
         // Stores' and products' segments that read each other's: the stores'
-        // (declared first) merge into one gather; then the products' cannot
-        // (their gather would read the stores', which reads it).
+        // (first in dependency order) merge into one gather; then the
+        // products' cannot (their gather would read the stores', which
+        // reads it).
         let text = format!(
             "{schema}tag product.buyers = count_distinct(order.user within 30d);\n\
              segment popular on product = buyers >= 2;\n\
@@ -949,6 +945,34 @@ mod tests {
              segment generous on user = sent_to_frequent >= 2;\n"
         );
         assert_eq!(gathers(&text, "user"), [["frequent"], ["generous"]]);
+    }
+
+    #[test]
+    fn a_definition_joins_a_lower_gather_alone_when_others_of_its_layer_cannot() {
+        // `shop in hot` reads the user's own tag `shop` through a join: it
+        // stays a layer above it. The rest of that layer joins the first
+        // gather: a segment of the tag-followed store (`fav_store in hot`),
+        // and one two hops away (`home.region in busy_region`).
+        let text = "entity region { key id: string; }\n\
+            entity store { key id: string; region: region?; }\n\
+            entity user { key id: string; home: store?; }\n\
+            event order { user: user; store: store?; amount: decimal; }\n\
+            event visit { user: user; region: region; }\n\
+            tag store.revenue = sum(order.amount within 7d);\n\
+            segment hot on store = revenue > 100;\n\
+            tag region.visits = count(visit within 7d);\n\
+            segment busy_region on region = visits > 10;\n\
+            tag user.orders = count(order within 30d);\n\
+            segment frequent on user = orders >= 3;\n\
+            tag user.fav_store = mode(order.store within 30d);\n\
+            segment fav_is_hot on user = fav_store in hot and frequent;\n\
+            tag user.shop = coalesce(fav_store, home);\n\
+            segment shop_hot on user = shop in hot;\n\
+            segment home_region_busy on user = home.region in busy_region and frequent;\n";
+        assert_eq!(
+            gathers(text, "user"),
+            [vec!["user.shop", "frequent", "fav_is_hot", "home_region_busy"], vec!["shop_hot"]]
+        );
     }
 
     #[test]
