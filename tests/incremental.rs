@@ -135,14 +135,11 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("segment busy_stores on store = revenue > 100 or buyers >= 3;\n");
     text.push_str("tag product.buyers = count_distinct(order.user within 1m);\n");
     text.push_str("segment popular on product = buyers >= 2 and category is not null;\n");
-    // Segments that follow a reference to the other entity's segment. The
-    // stores' (first in dependency order) shares their gather (see
-    // `lower::merge_groups`); then the products' cannot (their gather would
-    // read the stores', which reads `popular`): it is a gather of its own, of
-    // one column, that keeps nothing for an instance without a value
-    // (computed without state). A store segment over it is a gather of one
-    // column too (with the stores' it would make a cycle), and keeps every
-    // store without a value (not computed without state).
+    // Segments that follow a reference to the other entity's segment, and
+    // a store segment over a product one that reads the stores': gathers
+    // that read one another, which the compiler keeps from forming a cycle
+    // (see `lower::merge_groups`; a one-column gather of each kind is a
+    // runtime case of its own).
     text.push_str("tag product.busy_store_orders = count(order where store.busy_stores within 30s);\n");
     text.push_str("segment hot_products on product = busy_store_orders >= 2;\n");
     text.push_str("tag store.popular_orders = count(order where product.popular within 1m);\n");

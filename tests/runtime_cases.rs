@@ -371,6 +371,43 @@ fn retail_example_matches_the_reference_evaluator() {
     }
 }
 
+/// A segment whose gather reads one column: one that an instance without
+/// a value is not a member of is computed without state, one that such an
+/// instance is a member of keeps every instance (`render::stateless_gather`).
+#[test]
+fn a_one_column_segment_holds_instances_without_a_value_exactly_when_its_default_does() {
+    let model = |segment: &str| {
+        format!(
+            "entity user {{ key id: string; }}\nentity store {{ key id: string; }}\n\
+             entity product {{ key sku: string; }}\n\
+             event order {{ user: user; store: store?; product: product; amount: decimal; }}\n\
+             tag user.spend = sum(order.amount within 10s);\n{segment}\n"
+        )
+    };
+    let one_column_gather = |s: &Script| {
+        s.compiled.plan.nodes.iter().any(|n| {
+            matches!(n, segflow_compiler::plan::Node::Gather { inputs, exprs, .. } if inputs.len() == 1 && !exprs.is_empty())
+        })
+    };
+    let mut heavy = Script::new(&model("segment heavy on user = spend >= 10;"), 2, Clock::Event);
+    assert!(one_column_gather(&heavy));
+    heavy.apply(&[r#"{"entity":"user","id":"u2"}"#.into(), order("a", 0, "u1", "15")]);
+    assert_eq!(heavy.segments("user", "u1"), ["heavy"]);
+    assert!(heavy.segments("user", "u2").is_empty());
+    // u1's order leaves its window as u2's comes.
+    heavy.apply(&[order("b", 20_000, "u2", "12")]);
+    assert!(heavy.segments("user", "u1").is_empty());
+    assert_eq!(heavy.segments("user", "u2"), ["heavy"]);
+    let mut light = Script::new(&model("segment light on user = spend < 10;"), 2, Clock::Event);
+    assert!(one_column_gather(&light));
+    light.apply(&[r#"{"entity":"user","id":"u2"}"#.into(), order("a", 0, "u1", "15")]);
+    assert!(light.segments("user", "u1").is_empty());
+    assert_eq!(light.segments("user", "u2"), ["light"], "no orders: spend is 0");
+    light.apply(&[order("b", 20_000, "u2", "12")]);
+    assert_eq!(light.segments("user", "u1"), ["light"]);
+    assert!(light.segments("user", "u2").is_empty());
+}
+
 /// EQL.md §5: a written type is checked, and an int widens to decimal or
 /// float. A bare aggregate so widened was left inside an expression that
 /// nothing computed: the tag was always null.

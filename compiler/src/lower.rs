@@ -9,10 +9,10 @@
 //!   are evaluated in `Gather` nodes: one per entity and *layer* that
 //!   assembles a dense row per instance from the columns the expressions read,
 //!   then evaluates them in dependency order. Definitions are layered so
-//!   that no gather reads what it computes (see `layer_def`), and an
-//!   entity's layers are merged wherever that leaves no cycle among the
-//!   gathers (`merge_groups`): a model needs a handful of gathers, often one
-//!   per entity, not one per definition.
+//!   that no gather reads what it computes (see `layer_def`), and each then
+//!   moves into the lowest gather of its entity that leaves no cycle among
+//!   the gathers (`merge_groups`): a model needs a handful of gathers, often
+//!   one per entity, not one per definition.
 //! - Following a reference (`home_store.revenue_7d`) joins the rows holding the
 //!   reference with a `Gather` of the referenced entity that has the target
 //!   column: a live join, so a change on either side flows through.
@@ -278,7 +278,8 @@ impl Lowerer<'_> {
     /// the gather (an aggregate whose filter follows a reference to it, a
     /// join, another entity's definition) must be in a layer below. Every
     /// gather then reads only gathers of lower layers: no cycle.
-    /// (`merge_groups` then merges layers where no cycle follows.)
+    /// (`merge_groups` then moves definitions into lower gathers where no
+    /// cycle follows.)
     fn layer_def(&mut self, def: Def) -> u32 {
         if let Some(&l) = self.layers.get(&def) {
             return l;
