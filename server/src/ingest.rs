@@ -167,7 +167,7 @@ impl Durability {
         drop(log);
         let copied_ms = started.elapsed().as_millis() as u64;
         let dir = self.dir.clone();
-        let mut write = move || -> Result<(std::path::PathBuf, usize), String> {
+        let write = move || -> Result<(std::path::PathBuf, usize), String> {
             let path = snapshot::write(&dir, &mut snap).map_err(|e| format!("cannot write a snapshot: {e}"))?;
             let removed = wal::remove_covered(&wal_dir, seq).map_err(|e| e.to_string())?;
             snapshot::remove_older(&dir, seq).map_err(|e| e.to_string())?;
@@ -175,7 +175,7 @@ impl Durability {
         };
         let writer = std::thread::Builder::new()
             .name("segflow-snapshot".into())
-            .spawn(move || match write() {
+            .spawn(move || match run_in_background(write) {
                 Ok((path, removed)) => tracing::info!(path = %path.display(), seq, removed_segments = removed, copied_ms, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot written"),
                 Err(e) => tracing::error!(error = %e, "snapshot failed; the log is kept"),
             })
@@ -196,6 +196,25 @@ impl Drop for Durability {
     fn drop(&mut self) {
         self.finish_snapshot();
     }
+}
+
+/// Runs `f` with the calling thread's scheduling priority lowered (nice
+/// 10): a snapshot's writer takes half a second or more of a core to encode
+/// and write a large state, and on a machine whose cores the workers and
+/// the engine keep busy under load it took that from them, holding up
+/// acknowledged batches. At a lower priority it runs on what they leave.
+/// (On Linux a thread's nice value is its own; elsewhere this only runs `f`.)
+fn run_in_background<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority reads no memory of ours; `0` names the calling thread.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "the snapshot writer keeps its priority");
+        }
+    }
+    f()
 }
 
 pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Option<Durability>) -> IngestHandle {
