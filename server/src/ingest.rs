@@ -187,7 +187,14 @@ impl Durability {
     /// Waits until the snapshot being written (if any) is on disk.
     fn finish_snapshot(&mut self) {
         if let Some(writer) = self.writer.take() {
+            let waited = Instant::now();
             let _ = writer.join();
+            // The writer runs at a low priority (`run_in_background`): one
+            // still writing when the next snapshot is due holds ingest here.
+            let waited_ms = waited.elapsed().as_millis() as u64;
+            if waited_ms >= 100 {
+                tracing::info!(waited_ms, "waited for the last snapshot to be written");
+            }
         }
     }
 }
@@ -198,18 +205,25 @@ impl Drop for Durability {
     }
 }
 
-/// Runs `f` with the calling thread's scheduling priority lowered (nice
-/// 10): a snapshot's writer takes half a second or more of a core to encode
-/// and write a large state, and on a machine whose cores the workers and
-/// the engine keep busy under load it took that from them, holding up
-/// acknowledged batches. At a lower priority it runs on what they leave.
-/// (On Linux a thread's nice value is its own; elsewhere this only runs `f`.)
+/// Runs `f` with the calling thread's scheduling priority lowered by 10
+/// nice steps (to at most 19): a snapshot's writer takes half a second or
+/// more of a core to encode and write a large state, and on a machine whose
+/// cores the workers and the engine keep busy under load it took that from
+/// them, holding up acknowledged batches. At a lower priority it runs on
+/// what they leave; under load it takes longer, and the next snapshot, or a
+/// shutdown, waits for it (`finish_snapshot`). (On Linux a thread's nice
+/// value is its own; elsewhere this only runs `f`.)
 fn run_in_background<T>(f: impl FnOnce() -> T) -> T {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: setpriority reads no memory of ours; `0` names the calling thread.
+        // SAFETY: getpriority and setpriority read no memory of ours; `0`
+        // names the calling thread. (-1 from getpriority can be a nice value
+        // or an error; either way 10 steps above it is lower.)
         #[allow(unsafe_code)]
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        let rc = unsafe {
+            let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+            libc::setpriority(libc::PRIO_PROCESS, 0, (nice + 10).min(19))
+        };
         if rc != 0 {
             tracing::debug!(error = %std::io::Error::last_os_error(), "the snapshot writer keeps its priority");
         }
