@@ -253,10 +253,7 @@ impl Lowerer<'_> {
                 acc.insert(i);
             }
         }
-        let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
-        if let Some(f) = &agg.filter {
-            f.visit_columns(&mut |c| columns.push(c.clone()));
-        }
+        let columns = aggregate_columns(agg);
         for c in columns {
             if let Column::Follow { entity, target, .. } = c {
                 self.column_lineage(entity, &target, acc);
@@ -294,18 +291,14 @@ impl Lowerer<'_> {
     /// The columns a definition reads: an aggregate's value and filter, or
     /// an expression's.
     fn columns_read(&self, def: Def) -> Vec<Column> {
-        let mut columns: Vec<Column> = Vec::new();
         match self.def_expr(def).kind {
-            ExprKind::Aggregate(a) => {
-                let agg = &self.program.aggregates[a];
-                columns.extend(agg.value.iter().cloned());
-                if let Some(f) = &agg.filter {
-                    f.visit_columns(&mut |c| columns.push(c.clone()));
-                }
+            ExprKind::Aggregate(a) => aggregate_columns(&self.program.aggregates[a]),
+            _ => {
+                let mut columns = Vec::new();
+                self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone()));
+                columns
             }
-            _ => self.def_expr(def).visit_columns(&mut |c| columns.push(c.clone())),
         }
-        columns
     }
 
     /// The expression definitions that expression definition `def` reads,
@@ -549,10 +542,7 @@ impl Lowerer<'_> {
         let mut slot_of: HashMap<Column, usize> =
             fields.iter().enumerate().map(|(slot, &f)| (Column::Field(f), slot)).collect();
         // Followed references, grouped by the event field that holds the reference.
-        let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
-        if let Some(f) = &agg.filter {
-            f.visit_columns(&mut |c| columns.push(c.clone()));
-        }
+        let columns = aggregate_columns(&agg);
         let mut follows: BTreeMap<usize, (EntityId, Vec<Column>)> = BTreeMap::new();
         for c in &columns {
             if let Column::Follow { via, entity, target } = c {
@@ -623,10 +613,7 @@ impl Lowerer<'_> {
                 fields.insert(hir::EVENT_AT);
                 fields.insert(hir::EVENT_ID);
             }
-            let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
-            if let Some(f) = &agg.filter {
-                f.visit_columns(&mut |c| columns.push(c.clone()));
-            }
+            let columns = aggregate_columns(agg);
             for c in columns {
                 match c {
                     Column::Field(i) => fields.insert(i),
@@ -846,6 +833,15 @@ fn conjunction(parts: Vec<Expr>) -> Option<Expr> {
 /// Whether an aggregate's rows carry `at` and `id` to be ordered by.
 fn orders_by_time(agg: &hir::Aggregate) -> bool {
     matches!(agg.func, AggFunc::First | AggFunc::Last) || strategy(agg) == Strategy::Expiring
+}
+
+/// The columns an aggregate reads: its value's and its filter's.
+fn aggregate_columns(agg: &hir::Aggregate) -> Vec<Column> {
+    let mut columns: Vec<Column> = agg.value.iter().cloned().collect();
+    if let Some(f) = &agg.filter {
+        f.visit_columns(&mut |c| columns.push(c.clone()));
+    }
+    columns
 }
 
 /// Whether an aggregate's value or filter reads a column of an instance an

@@ -72,10 +72,7 @@ impl Logic {
     /// allocation, from an iterator of known length.
     fn joined(&self, row: &SharedRow, lookup: &SharedRow) -> Option<SharedRow> {
         let values = row.iter().chain(lookup.iter()).cloned();
-        match &self.predicate {
-            None => Some(values.collect()),
-            Some(predicate) => filtered_row(predicate, &mut self.scratch.borrow_mut(), values),
-        }
+        filtered_row(self.predicate.as_ref(), &mut self.scratch.borrow_mut(), values)
     }
 }
 

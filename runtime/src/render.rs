@@ -274,18 +274,19 @@ impl<'s> Rendered<'s> {
 }
 
 /// Whether a filter keeps `row`: its predicate is true (null counts as false).
-pub fn kept_by(predicate: &ScalarExpr, row: &[Value]) -> bool {
+pub(crate) fn kept_by(predicate: &ScalarExpr, row: &[Value]) -> bool {
     predicate.eval(row) == Value::Bool(true)
 }
 
-/// The row of `values` if `predicate` keeps it, made only then: tested in
-/// `scratch` (left empty, its room kept for the next), then moved into its
-/// one allocation.
-pub fn filtered_row(
-    predicate: &ScalarExpr,
+/// The row of `values` if `predicate` (if any) keeps it, made only then:
+/// tested in `scratch` (left empty, its room kept for the next), then moved
+/// into its one allocation.
+pub(crate) fn filtered_row(
+    predicate: Option<&ScalarExpr>,
     scratch: &mut Row,
     values: impl Iterator<Item = Value>,
 ) -> Option<SharedRow> {
+    let Some(predicate) = predicate else { return Some(values.collect()) };
     scratch.clear();
     scratch.extend(values);
     if kept_by(predicate, scratch) {
@@ -372,10 +373,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                             return None;
                         }
                         let values = row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width));
-                        match &null_filter {
-                            None => Some(values.collect()),
-                            Some(predicate) => filtered_row(predicate, &mut padded, values),
-                        }
+                        filtered_row(null_filter.as_ref(), &mut padded, values)
                     });
                     Rendered::Rows(enriched(referencing, rendered[*lookup].dense(), predicate).concat(nulls))
                 }
