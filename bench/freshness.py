@@ -50,9 +50,13 @@ def bodies(rate, seconds, interval_ms, users, seed, start_ms):
             # As in generated data, about 40% of orders are at a store (here
             # any of the 50 that `segflow gen` makes for 100,000 users).
             store = '"s%04d"' % rng.randrange(1, 51) if rng.random() < 0.4 else "null"
-            lines.append('{"event":"order","id":"fr-%d-%d-%d","at":%d,"user":"u%07d","store":%s,'
+            # The ids start with the run's first time: a second run against
+            # the same server, with the same seed, sends new events, not
+            # redeliveries that the server skips (which made such runs look
+            # fast).
+            lines.append('{"event":"order","id":"fr-%d-%d-%d-%d","at":%d,"user":"u%07d","store":%s,'
                          '"product":"p%06d","amount":"%d.%02d","quantity":1}'
-                         % (seed, r, i, t, rng.randrange(1, users + 1), store, rng.randrange(1, 1000),
+                         % (start_ms, seed, r, i, t, rng.randrange(1, users + 1), store, rng.randrange(1, 1000),
                             rng.randrange(10, 500), rng.randrange(100)))
         out.append(("\n".join(lines) + "\n").encode())
     return out, per_request
