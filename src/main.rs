@@ -26,6 +26,7 @@ usage:
                                                 the profile dump (EQL.md §11)
   segflow serve FILE.eql... [--listen 127.0.0.1:7878] [--workers N] [--clock wall|event]
               [--load DATA.ndjson...] [--demo-data] [--data-dir DIR] [--snapshot-secs N]
+              [--keep-changes N]
                                                 serve the v1 HTTP API (profiles, segments,
                                                 change streams, metrics) until Ctrl-C
   segflow gen [--users N] [--events M] [--seed S] [--days D] [--out FILE]
@@ -255,7 +256,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     };
     let decoder = Decoder::new(&compiled.plan);
     let started = std::time::Instant::now();
-    let config = EngineConfig { workers, clock, retain_events: false };
+    let config = EngineConfig { workers, clock, retain_events: false, keep_changes: usize::MAX };
     let files: Vec<String> =
         events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
     // One batch streams: its records are decoded a run at a time and fed as they
@@ -487,7 +488,7 @@ fn parse_now(text: &str) -> Result<i64, String> {
 fn serve(args: &[String]) -> Result<ExitCode, String> {
     let args = Args::parse(
         args,
-        &["listen", "workers", "clock", "data-dir", "max-body-bytes", "snapshot-secs"],
+        &["listen", "workers", "clock", "data-dir", "max-body-bytes", "snapshot-secs", "keep-changes"],
         &["load"],
         &["demo-data"],
     )?;
@@ -510,6 +511,9 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
         let secs: u64 =
             s.parse().ok().filter(|n| *n > 0).ok_or("--snapshot-secs takes a positive number of seconds")?;
         config.snapshot_every = std::time::Duration::from_secs(secs);
+    }
+    if let Some(n) = args.get("keep-changes") {
+        config.keep_changes = n.parse().ok().filter(|n| *n > 0).ok_or("--keep-changes takes a positive number")?;
     }
     config.load = args.all("load");
     if args.has("demo-data") {

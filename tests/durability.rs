@@ -843,3 +843,65 @@ fn a_failed_log_write_under_concurrent_writers_loses_nothing_acknowledged() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The first `n` events of a change stream resumed after `last_id`: (id, data).
+fn stream_events(addr: SocketAddr, segment: &str, last_id: u64, n: usize) -> Vec<(Option<u64>, Value)> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = format!("GET /v1/segments/{segment}/changes HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {last_id}\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let (mut events, mut id) = (Vec::new(), None);
+    for line in BufReader::new(s).lines() {
+        let line = line.expect("the stream goes on");
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = v.trim().parse().ok();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            events.push((id.take(), serde_json::from_str(data).unwrap()));
+            if events.len() == n {
+                break;
+            }
+        }
+    }
+    events
+}
+
+/// With old changes forgotten (`--keep-changes`), a restart keeps every
+/// kept change's id, whether it starts from a snapshot or replays the log
+/// after one, and a client behind the kept ones is still told so.
+#[test]
+fn a_restart_keeps_the_change_ids_of_a_log_that_forgets_its_oldest() {
+    let model = "entity user { key id: string; }\nevent ping { user: user; }\nsegment pinged on user = exists(ping);\n";
+    let (dir, model) = with_model("forget", model);
+    let data = dir.join("data");
+    let flags = ["--clock", "event", "--snapshot-secs", "100000", "--keep-changes", "3"];
+    let ping = |addr, u: u64| {
+        let body = format!(r#"{{"event":"ping","id":"p{u}","at":{u}000,"user":"u{u}"}}"#);
+        assert_eq!(http(addr, "POST", "/v1/records", &body).unwrap().0, 200);
+    };
+    let keys = |events: &[(Option<u64>, Value)]| -> Vec<(Option<u64>, String)> {
+        events.iter().map(|(id, e)| (*id, e["key"].as_str().unwrap_or("").to_string())).collect()
+    };
+    let (child, addr, _) = start_args(&model, &data, &flags);
+    for u in 1..=5 {
+        ping(addr, u);
+    }
+    // A clean stop: the restart starts from its snapshot.
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+    let (mut child, addr, _) = start_args(&model, &data, &flags);
+    assert_eq!(keys(&stream_events(addr, "pinged", 3, 2)), [(Some(4), "u4".into()), (Some(5), "u5".into())]);
+    let behind = stream_events(addr, "pinged", 1, 2);
+    assert_eq!(behind[0].1["code"], "changes_forgotten", "{behind:?}");
+    assert_eq!(keys(&behind[1..]), [(Some(3), "u3".into())]);
+    // One more, then a crash: the restart replays the log after the snapshot.
+    ping(addr, 6);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let (mut child, addr, _) = start_args(&model, &data, &flags);
+    assert_eq!(keys(&stream_events(addr, "pinged", 4, 2)), [(Some(5), "u5".into()), (Some(6), "u6".into())]);
+    assert_eq!(stream_events(addr, "pinged", 2, 1)[0].1["code"], "changes_forgotten");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,18 +12,17 @@ use std::time::Duration;
 
 /// Starts a server in the background; it stops when the test process ends.
 fn start(model: &str, clock: Clock, tick_ms: u64, max_body_bytes: usize) -> SocketAddr {
+    start_with(model, ServerConfig { clock, tick_ms, max_body_bytes, ..ServerConfig::default() })
+}
+
+/// `start`, with any configuration (its address is a random loopback port).
+fn start_with(model: &str, config: ServerConfig) -> SocketAddr {
     let compiled = common::compile(model);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async move {
-            let config = ServerConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                clock,
-                tick_ms,
-                max_body_bytes,
-                ..ServerConfig::default()
-            };
+            let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..config };
             let server = Server::bind(compiled.plan, config).await.unwrap();
             tx.send(server.addr).unwrap();
             server.run(std::future::pending()).await;
@@ -250,6 +249,42 @@ fn concurrent_writers_read_their_writes_and_end_where_a_batch_run_does() {
     for profile in common::dump(&engine) {
         assert_served(addr, &profile, time);
     }
+}
+
+/// A server keeps its newest changes (`--keep-changes`): a stream resumed
+/// from a forgotten one is told so, then gets every change kept, with the
+/// ids they always had.
+#[test]
+fn a_stream_resumed_from_a_forgotten_change_is_told_and_goes_on_from_the_oldest_kept() {
+    let model = r#"
+        entity user { key id: string; }
+        event ping { user: user; }
+        segment pinged on user = exists(ping);
+    "#;
+    let addr = start_with(model, ServerConfig { clock: Clock::Event, keep_changes: 3, ..ServerConfig::default() });
+    // Five users enter, a batch each: changes with ids 1 to 5, of which 3 to 5 are kept.
+    for u in 1..=5 {
+        let (status, answer) = post(addr, &[format!(r#"{{"event":"ping","id":"p{u}","at":{u}000,"user":"u{u}"}}"#)]);
+        assert_eq!(status, 200, "{answer}");
+    }
+    let entered = |from: u64, n: usize| -> Vec<(Option<u64>, Value)> {
+        let stream = follow(addr, "/v1/segments/pinged/changes", Some(from));
+        (0..n).map(|_| stream.recv_timeout(Duration::from_secs(10)).expect("an event")).collect()
+    };
+    let kept = |events: &[(Option<u64>, Value)]| -> Vec<(u64, String)> {
+        events.iter().filter_map(|(id, e)| Some((((*id)?), e["key"].as_str()?.to_string()))).collect()
+    };
+    let expected: Vec<(u64, String)> = (3..=5).map(|u| (u, format!("u{u}"))).collect();
+    let events = entered(1, 4);
+    assert_eq!(events[0].0, None, "{events:?}");
+    assert_eq!(events[0].1["code"], json!("changes_forgotten"), "{events:?}");
+    assert!(events[0].1["message"].as_str().unwrap().contains("event ids 2 to 2"), "{events:?}");
+    assert_eq!(kept(&events[1..]), expected);
+    // From the last one forgotten, or a kept one: no error.
+    assert_eq!(kept(&entered(2, 3)), expected);
+    assert_eq!(kept(&entered(4, 1)), expected[2..]);
+    let (_, metrics) = get(addr, "/metrics");
+    assert!(metrics.as_str().unwrap().contains("segflow_changes_retained 3"), "{metrics}");
 }
 
 #[test]

@@ -44,6 +44,12 @@ impl<T> Default for Shared<T> {
 }
 
 impl<T> Shared<T> {
+    /// An empty log whose first item will be at position `at` (a log read
+    /// back whose front was forgotten before it was written).
+    pub fn starting_at(at: usize) -> Self {
+        Shared { pushed: at, forgotten: at, ..Shared::default() }
+    }
+
     pub fn push_back(&mut self, item: T) {
         if self.tail.len() == CHUNK {
             let full = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
@@ -307,6 +313,30 @@ mod tests {
                 prop_assert!(copy.iter().eq(held.iter()));
             }
         }
+    }
+
+    /// A log read back from a snapshot starts where the written one did:
+    /// positions go on across chunks as in the log it was written from.
+    #[test]
+    fn a_log_started_at_a_position_keeps_positions_from_there() {
+        let mut original = Shared::default();
+        for i in 0..3 * CHUNK + 7 {
+            original.push_back(i);
+        }
+        for _ in 0..CHUNK + 5 {
+            original.pop_front();
+        }
+        let mut copy = Shared::starting_at(original.start());
+        original.iter().for_each(|&i| copy.push_back(i));
+        for log in [&mut original, &mut copy] {
+            log.push_back(3 * CHUNK + 7);
+        }
+        assert_eq!((copy.start(), copy.end(), copy.len()), (original.start(), original.end(), original.len()));
+        for at in [0, CHUNK + 4, CHUNK + 5, 2 * CHUNK, 3 * CHUNK + 7, 3 * CHUNK + 8] {
+            assert_eq!(copy.get(at), original.get(at), "at {at}");
+            assert!(copy.iter_from(at).eq(original.iter_from(at)), "from {at}");
+        }
+        assert_eq!(copy.get(CHUNK + 5), Some(&(CHUNK + 5)));
     }
 
     #[test]

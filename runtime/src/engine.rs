@@ -56,6 +56,10 @@ pub struct EngineConfig {
     pub clock: Clock,
     /// Keep the events a snapshot needs (`serve`); a batch run does not.
     pub retain_events: bool,
+    /// The most segment changes the serving state keeps for change
+    /// streams, the oldest forgotten first (`usize::MAX`: every one, which a
+    /// batch run writes out).
+    pub keep_changes: usize,
 }
 
 /// The engine's inputs in record form: everything needed to rebuild it.
@@ -401,8 +405,10 @@ impl Engine {
             Clock::Fixed(t) => t,
             Clock::Wall | Clock::Event => 0,
         };
+        let mut state = ServingState::new(plan.clone());
+        state.keep_changes(config.keep_changes);
         Ok(Engine {
-            state: Arc::new(RwLock::new(ServingState::new(plan.clone()))),
+            state: Arc::new(RwLock::new(state)),
             keys: vec![Interner::default(); plan.entities.len()],
             key_order,
             attributes: vec![Default::default(); plan.entities.len()],

@@ -10,6 +10,9 @@
 //! File: `snapshot-<seq>.bin` = magic line, u64 body length, u32 CRC32C of the
 //! body, body (bincode), written atomically (`wal::write_atomically`), so a
 //! crash leaves either the old or the new snapshot, never half of one.
+//! Version 2 gives the change log's first position (older changes may be
+//! forgotten); a version 1 file, whose log started at the first change ever
+//! made, is still read.
 
 use crate::chunked::Shared;
 use crate::engine::EngineSnapshot;
@@ -18,7 +21,8 @@ use segflow_compiler::value::Value;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8] = b"SEGFLOW-SNAPSHOT-1\n";
+const MAGIC: &[u8] = b"SEGFLOW-SNAPSHOT-2\n";
+const MAGIC_V1: &[u8] = b"SEGFLOW-SNAPSHOT-1\n";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -40,31 +44,52 @@ pub struct ServingSnapshot {
     pub members: Vec<(String, Vec<(Value, i64)>)>,
 }
 
-/// The segment change log: in a snapshot, (segment, key, enter, time) in log
-/// order. Taken from a serving state, it shares the state's log (its full
-/// chunks) and names segments when written; read back, `names` are the
-/// segments the snapshot named, which `Change::output` indexes.
+/// The segment change log: in a snapshot, the position of its first change
+/// and then (segment, key, enter, time) in log order. Taken from a serving
+/// state, it shares the state's log (its full chunks) and names segments
+/// when written; read back, `names` are the segments the snapshot named,
+/// which `Change::output` indexes.
 #[derive(Clone, Debug, Default)]
 pub struct ChangeLog {
     pub names: Vec<String>,
     pub changes: Shared<Change>,
 }
 
-impl Serialize for ChangeLog {
+/// A change as a snapshot lists it: (segment, key, enter, time).
+type Listed = (String, Value, bool, i64);
+
+struct Listing<'a>(&'a ChangeLog);
+
+impl Serialize for Listing<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(Some(self.changes.len()))?;
-        for c in self.changes.iter() {
-            seq.serialize_element(&(&self.names[c.output], &c.key, c.enter, c.time))?;
+        let log = self.0;
+        let mut seq = serializer.serialize_seq(Some(log.changes.len()))?;
+        for c in log.changes.iter() {
+            seq.serialize_element(&(&log.names[c.output], &c.key, c.enter, c.time))?;
         }
         seq.end()
     }
 }
 
+impl Serialize for ChangeLog {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.changes.start() as u64, Listing(self)).serialize(serializer)
+    }
+}
+
 impl<'de> Deserialize<'de> for ChangeLog {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ChangeLog, D::Error> {
-        let mut log = ChangeLog::default();
-        for (name, key, enter, time) in Vec::<(String, Value, bool, i64)>::deserialize(deserializer)? {
+        let (start, listed) = <(u64, Vec<Listed>)>::deserialize(deserializer)?;
+        let start = usize::try_from(start).map_err(serde::de::Error::custom)?;
+        Ok(ChangeLog::from_listed(start, listed))
+    }
+}
+
+impl ChangeLog {
+    fn from_listed(start: usize, listed: Vec<Listed>) -> ChangeLog {
+        let mut log = ChangeLog { names: Vec::new(), changes: Shared::starting_at(start) };
+        for (name, key, enter, time) in listed {
             let output = match log.names.iter().position(|n| *n == name) {
                 Some(o) => o,
                 None => {
@@ -74,7 +99,37 @@ impl<'de> Deserialize<'de> for ChangeLog {
             };
             log.changes.push_back(Change { output, key, enter, time });
         }
-        Ok(log)
+        log
+    }
+}
+
+/// A version 1 snapshot: the same, but its change log is only the list.
+#[derive(Deserialize)]
+struct SnapshotV1 {
+    seq: u64,
+    model: String,
+    engine: EngineSnapshot,
+    serving: ServingSnapshotV1,
+}
+
+#[derive(Deserialize)]
+struct ServingSnapshotV1 {
+    time: i64,
+    batches: u64,
+    changes: Vec<Listed>,
+    members: Vec<(String, Vec<(Value, i64)>)>,
+}
+
+impl From<SnapshotV1> for Snapshot {
+    fn from(v1: SnapshotV1) -> Snapshot {
+        let ServingSnapshotV1 { time, batches, changes, members } = v1.serving;
+        let changes = ChangeLog::from_listed(0, changes);
+        Snapshot {
+            seq: v1.seq,
+            model: v1.model,
+            engine: v1.engine,
+            serving: ServingSnapshot { time, batches, changes, members },
+        }
     }
 }
 
@@ -108,7 +163,11 @@ pub fn read(path: &Path) -> Result<Snapshot, String> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
-    let rest = bytes.strip_prefix(MAGIC).ok_or("not a segflow snapshot (bad header)")?;
+    let (rest, v1) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V1)) {
+        (Some(rest), _) => (rest, false),
+        (None, Some(rest)) => (rest, true),
+        (None, None) => return Err("not a segflow snapshot (bad header)".into()),
+    };
     if rest.len() < 12 {
         return Err("the snapshot is cut short".into());
     }
@@ -123,12 +182,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     }
     // Bounded so a forged length inside the body cannot make bincode allocate wildly.
     use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .allow_trailing_bytes()
-        .with_limit(len as u64 + 1024)
-        .deserialize(body)
-        .map_err(|e| format!("cannot decode the snapshot: {e}"))
+    let options =
+        bincode::DefaultOptions::new().with_fixint_encoding().allow_trailing_bytes().with_limit(len as u64 + 1024);
+    let decoded =
+        if v1 { options.deserialize::<SnapshotV1>(body).map(Snapshot::from) } else { options.deserialize(body) };
+    decoded.map_err(|e| format!("cannot decode the snapshot: {e}"))
 }
 
 /// The newest snapshot, if any. A damaged newest snapshot is an error naming
@@ -163,6 +221,43 @@ mod tests {
     use crate::state::Change;
     use segflow_compiler::value::Value;
 
+    /// A version 1 file (no first position: its log started at the first
+    /// change) reads as it did; a version 2 file keeps the first position.
+    #[test]
+    fn a_version_1_snapshot_is_read_and_version_2_keeps_the_logs_first_position() {
+        let listed = vec![("s".to_string(), Value::str("a"), true, 5i64), ("s".to_string(), Value::str("a"), false, 9)];
+        let members: Vec<(String, Vec<(Value, i64)>)> = vec![("s".to_string(), vec![(Value::str("b"), 7)])];
+        let engine = crate::engine::EngineSnapshot { now: 11, ..Default::default() };
+        // Version 1's body: the same fields, the log only its list.
+        let body = bincode::serialize(&(3u64, "m", &engine, (12i64, 4u64, &listed, &members))).unwrap();
+        let framed = |magic: &[u8], body: &[u8]| {
+            let mut bytes = magic.to_vec();
+            bytes.extend((body.len() as u64).to_le_bytes());
+            bytes.extend(crc32c::crc32c(body).to_le_bytes());
+            bytes.extend(body);
+            bytes
+        };
+        let v1 = super::decode(&framed(super::MAGIC_V1, &body)).unwrap();
+        assert_eq!((v1.seq, v1.model.as_str(), v1.engine.now), (3, "m", 11));
+        assert_eq!((v1.serving.time, v1.serving.batches, &v1.serving.members), (12, 4, &members));
+        let log = &v1.serving.changes;
+        assert_eq!((log.changes.start(), log.changes.end(), &log.names[..]), (0, 2, &["s".to_string()][..]));
+        // A log whose front was forgotten: written and read back as version 2.
+        let mut forgetful = v1.clone();
+        forgetful.serving.changes.changes.pop_front();
+        let body = bincode::serialize(&forgetful).unwrap();
+        let v2 = super::decode(&framed(super::MAGIC, &body)).unwrap();
+        let log = &v2.serving.changes;
+        assert_eq!((log.changes.start(), log.changes.end()), (1, 2));
+        assert_eq!(log.changes.get(1).map(|c| (c.enter, c.time)), Some((false, 9)));
+        // Version 1's body under version 2's header is refused, not misread.
+        assert!(super::decode(&framed(
+            super::MAGIC,
+            &bincode::serialize(&(3u64, "m", &engine, (12i64, 4u64, &listed, &members))).unwrap()
+        ))
+        .is_err());
+    }
+
     /// A serving state's history lists members in no order; a snapshot file
     /// has them in key order, whatever order they came in (so the same
     /// state writes the same bytes).
@@ -196,12 +291,17 @@ mod tests {
                 time: i as i64,
             })
             .collect();
-        let log = ChangeLog { names: names.clone(), changes };
+        let mut log = ChangeLog { names: names.clone(), changes };
+        // The first 1,100 forgotten (more than a chunk).
+        for _ in 0..1_100 {
+            log.changes.pop_front();
+        }
         let tuples: Vec<(String, Value, bool, i64)> =
             log.changes.iter().map(|c| (names[c.output].clone(), c.key.clone(), c.enter, c.time)).collect();
         let written = bincode::serialize(&log).unwrap();
-        assert_eq!(written, bincode::serialize(&tuples).unwrap());
+        assert_eq!(written, bincode::serialize(&(1_100u64, &tuples)).unwrap());
         let read: ChangeLog = bincode::deserialize(&written).unwrap();
+        assert_eq!((read.changes.start(), read.changes.end()), (1_100, 3_000));
         assert_eq!(read.names, ["vip", "lapsed"], "the segments it names, in order of first change");
         let read_tuples: Vec<(String, Value, bool, i64)> =
             read.changes.iter().map(|c| (read.names[c.output].clone(), c.key.clone(), c.enter, c.time)).collect();

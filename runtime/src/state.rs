@@ -29,6 +29,9 @@ pub struct Change {
     pub time: i64,
 }
 
+// What the server's `--keep-changes` default is documented to cost a change.
+const _: () = assert!(std::mem::size_of::<Change>() == 48);
+
 #[derive(Clone, Debug, Default)]
 pub struct EntityTable {
     /// Key value of each interned id, and the id of each key (in chunks and
@@ -121,9 +124,13 @@ pub struct ServingState {
     /// entered (read them by key through `member_since` and
     /// `members_in_order`).
     pub members: Vec<Members>,
-    /// Every membership change, in time order (chunked: it grows for the
-    /// server's life, nothing trims it, and a snapshot shares it).
+    /// Membership changes in time order, the newest `keep_changes` of them
+    /// (chunked, so a snapshot shares it). A change's position counts from
+    /// the first ever made, so it stays the same as older ones are
+    /// forgotten, and across a restart.
     pub changes: Shared<Change>,
+    /// The most changes `changes` holds.
+    keep_changes: usize,
     /// Per entity, what its profiles show: made from `plan` by `new`
     /// (nothing replaces the plan of a serving state).
     layouts: Vec<Layout>,
@@ -139,11 +146,25 @@ impl ServingState {
             columns: vec![Column::sparse(); n],
             members: vec![Members::default(); n],
             changes: Shared::default(),
+            keep_changes: usize::MAX,
             time: 0,
             batches: 0,
             layouts: (0..plan.entities.len()).map(|e| layout(&plan, e)).collect(),
             def_outputs: plan.outputs.iter().enumerate().map(|(o, output)| (output.def, o)).collect(),
             plan,
+        }
+    }
+
+    /// Keeps only the newest `keep` membership changes from now on (at
+    /// least one).
+    pub fn keep_changes(&mut self, keep: usize) {
+        self.keep_changes = keep.max(1);
+        self.forget_old_changes();
+    }
+
+    fn forget_old_changes(&mut self) {
+        while self.changes.len() > self.keep_changes {
+            self.changes.pop_front();
         }
     }
 
@@ -172,14 +193,21 @@ impl ServingState {
     /// Puts back the change log and membership times of a snapshot taken under
     /// the same definitions (the rest of the state is recomputed from inputs).
     pub fn restore_history(&mut self, history: &crate::snapshot::ServingSnapshot) {
-        let index =
-            |name: &str| self.plan.outputs.iter().position(|o| o.name == name && matches!(o.def, Def::Segment(_)));
+        let plan = self.plan.clone();
+        let index = |name: &str| plan.outputs.iter().position(|o| o.name == name && matches!(o.def, Def::Segment(_)));
         let log = &history.changes;
         let outputs: Vec<Option<usize>> = log.names.iter().map(|name| index(name)).collect();
-        let changes: Option<Shared<Change>> =
-            log.changes.iter().map(|c| outputs[c.output].map(|output| Change { output, ..c.clone() })).collect();
-        if let Some(changes) = changes {
+        // A log naming a segment since dropped or renamed does not carry
+        // over: its readers start anew.
+        if log.changes.iter().all(|c| outputs[c.output].is_some()) {
+            let mut changes = Shared::starting_at(log.changes.start());
+            for c in log.changes.iter() {
+                if let Some(output) = outputs[c.output] {
+                    changes.push_back(Change { output, ..c.clone() });
+                }
+            }
             self.changes = changes;
+            self.forget_old_changes();
         }
         for (name, members) in &history.members {
             if let Some(o) = index(name) {
@@ -279,6 +307,7 @@ impl ServingState {
             segment_changes.clear();
             start = end;
         }
+        self.forget_old_changes();
     }
 
     fn apply_output(&mut self, output: usize, id: u64, value: Value, time: Time, diff: isize) {
@@ -641,6 +670,36 @@ mod tests {
         let members = state.members_in_order(regular, None, None);
         let changes = state.changes.iter().map(|c| (c.output, c.key.clone(), c.enter, c.time)).collect();
         (tags, members, changes)
+    }
+
+    /// The log keeps the newest changes it is told to; positions stay where
+    /// they were, and a snapshot's log, read back, starts where it did.
+    #[test]
+    fn the_change_log_keeps_its_newest_changes_at_their_positions() {
+        let mut state = state();
+        state.keep_changes(3);
+        let regular = output(&state, "regular");
+        // a enters, b enters, a leaves, b leaves, a enters: five changes.
+        for (t, id, diff) in [(1u64, 0u64, 1isize), (2, 1, 1), (3, 0, -1), (4, 1, -1), (5, 0, 1)] {
+            state.apply_outputs(&mut vec![(regular, id, Value::Bool(true), t << 16, diff)]);
+        }
+        let held = |state: &ServingState| -> Vec<(usize, Value, bool)> {
+            let at = state.changes.start();
+            state.changes.iter().enumerate().map(|(i, c)| (at + i, c.key.clone(), c.enter)).collect()
+        };
+        let (a, b) = (Value::str("a"), Value::str("b"));
+        let expected = [(2, a.clone(), false), (3, b, false), (4, a.clone(), true)];
+        assert_eq!(held(&state), expected);
+        assert_eq!(state.changes.end(), 5);
+        // Read back into a state that keeps more, the log starts at position 2.
+        let history = state.history();
+        let bytes = bincode::serialize(&history).unwrap();
+        let mut restored = super::tests::state();
+        restored.restore_history(&bincode::deserialize(&bytes).unwrap());
+        assert_eq!(held(&restored), expected);
+        // Told to keep fewer, it forgets the oldest.
+        restored.keep_changes(1);
+        assert_eq!(held(&restored), [(4, a, true)]);
     }
 
     /// What publishing `updates` must do, written plainly: all of them

@@ -56,7 +56,14 @@ pub struct ServerConfig {
     pub data_dir: Option<std::path::PathBuf>,
     /// How often a snapshot is taken while records arrive (and always at shutdown).
     pub snapshot_every: std::time::Duration,
+    /// The most segment changes kept for change streams to resume from.
+    pub keep_changes: usize,
 }
+
+/// Segment changes a server keeps for change streams unless told otherwise:
+/// at 48 bytes each (a long key's text is shared with the entity's key
+/// table), at most ~480 MB, hours of changes at thousands a second.
+pub const DEFAULT_KEEP_CHANGES: usize = 10_000_000;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -70,6 +77,7 @@ impl Default for ServerConfig {
             tick_ms: 1000,
             data_dir: None,
             snapshot_every: std::time::Duration::from_secs(60),
+            keep_changes: DEFAULT_KEEP_CHANGES,
         }
     }
 }
@@ -97,8 +105,15 @@ impl Server {
         let mut data_dir_lock = config.data_dir.as_deref().map(lock_data_dir).transpose()?;
         let decoder = Decoder::new(&plan);
         let model_hash = model_fingerprint(&plan);
-        let mut engine =
-            Engine::start(plan, EngineConfig { workers: config.workers, clock: config.clock, retain_events: true })?;
+        let mut engine = Engine::start(
+            plan,
+            EngineConfig {
+                workers: config.workers,
+                clock: config.clock,
+                retain_events: true,
+                keep_changes: config.keep_changes,
+            },
+        )?;
         let mut wal = None;
         let mut fresh = true;
         let has_initial = !config.load.is_empty() || !config.preload.is_empty();

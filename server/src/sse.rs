@@ -4,7 +4,10 @@
 //! that position + 1, so a client that reconnects with `Last-Event-ID: n`
 //! receives exactly the changes after the n-th, with no gap and no duplicate.
 //! `?from=snapshot` first sends the current members as `enter` events (marked
-//! `"snapshot": true`), then follows the log from that point. A stream task per
+//! `"snapshot": true`), then follows the log from that point. The log keeps
+//! the newest changes only (`--keep-changes`); a client resuming from one
+//! already forgotten gets an `error` event (`changes_forgotten`) before the
+//! oldest kept. A stream task per
 //! client reads the log under the read lock after each published batch.
 
 use crate::http::{error, Body};
@@ -109,22 +112,30 @@ async fn stream(shared: Arc<Shared>, output: usize, mut cursor: usize, first: Ve
             let state = read(&shared);
             let e = &state.plan.entities[state.plan.outputs[output].entity];
             let key_ty = e.fields[e.key].ty;
-            // Positions before the log's start (were it ever trimmed) are gone.
-            cursor = cursor.max(state.changes.start());
-            let out = state
-                .changes
-                .iter_from(cursor)
-                .enumerate()
-                .filter(|(_, c)| c.output == output)
-                .map(|(i, c)| {
+            // The log keeps only its newest changes (`--keep-changes`): a
+            // client behind them is told what it missed, then goes on.
+            let mut out = Vec::new();
+            let start = state.changes.start();
+            if cursor < start {
+                let message = format!(
+                    "the changes with event ids {} to {start} are no longer kept (the log keeps the newest {}); \
+                     reconnect with ?from=snapshot for the current members",
+                    cursor + 1,
+                    state.changes.len()
+                );
+                out.push(event(None, "error", &json!({"code": "changes_forgotten", "message": message})));
+                cursor = start;
+            }
+            out.extend(state.changes.iter_from(cursor).enumerate().filter(|(_, c)| c.output == output).map(
+                |(i, c)| {
                     let data = json!({
                         "key": state.json_value(&c.key, key_ty),
                         "change": if c.enter { "enter" } else { "exit" },
                         "time": c.time,
                     });
                     event(Some(cursor + i + 1), "change", &data)
-                })
-                .collect();
+                },
+            ));
             cursor = state.changes.end();
             out
         };
