@@ -2,6 +2,8 @@
 //! check every acknowledged record is there after restart, none twice; damage
 //! the log in the ways a crash or a disk can, and check recovery's answer.
 
+mod common;
+
 use segflow_runtime::wal::{recover, Entry, WalWriter};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -708,19 +710,10 @@ fn wall_clock_expiries_are_logged_so_a_replay_keeps_their_times() {
     let restarted_at = segflow_runtime::engine::wall_ms();
     let (mut child, addr, _) = start_args(&model, &data, &["--clock", "wall", "--snapshot-secs", "100000"]);
     // Read the whole change log of `busy` from the start.
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /v1/segments/busy/changes HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 0\r\n\r\n").unwrap();
-    let mut changes = Vec::new();
-    for line in BufReader::new(s).lines() {
-        let Ok(line) = line else { break };
-        if let Some(data) = line.strip_prefix("data: ") {
-            changes.push(serde_json::from_str::<Value>(data).unwrap());
-            if changes.len() == 2 {
-                break;
-            }
-        }
-    }
+    let changes: Vec<Value> = common::next_events(&common::follow(addr, "/v1/segments/busy/changes", Some(0)), 2)
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
     assert_eq!(changes.len(), 2, "{changes:?}");
     assert_eq!(changes[1]["change"], Value::from("exit"));
     let exit = changes[1]["time"].as_i64().unwrap();
@@ -846,61 +839,65 @@ fn a_failed_log_write_under_concurrent_writers_loses_nothing_acknowledged() {
 
 /// The first `n` events of a change stream resumed after `last_id`: (id, data).
 fn stream_events(addr: SocketAddr, segment: &str, last_id: u64, n: usize) -> Vec<(Option<u64>, Value)> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let request = format!("GET /v1/segments/{segment}/changes HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {last_id}\r\n\r\n");
-    s.write_all(request.as_bytes()).unwrap();
-    let (mut events, mut id) = (Vec::new(), None);
-    for line in BufReader::new(s).lines() {
-        let line = line.expect("the stream goes on");
-        if let Some(v) = line.strip_prefix("id: ") {
-            id = v.trim().parse().ok();
-        } else if let Some(data) = line.strip_prefix("data: ") {
-            events.push((id.take(), serde_json::from_str(data).unwrap()));
-            if events.len() == n {
-                break;
-            }
-        }
-    }
-    events
+    common::next_events(&common::follow(addr, &format!("/v1/segments/{segment}/changes"), Some(last_id)), n)
 }
 
 /// With old changes forgotten (`--keep-changes`), a restart keeps every
-/// kept change's id, whether it starts from a snapshot or replays the log
-/// after one, and a client behind the kept ones is still told so.
+/// kept change, with its id and time, whether it starts from a snapshot or
+/// replays the log after one, and a client behind the kept ones is still
+/// told so. Under changed definitions the log is recomputed, but its ids
+/// go on from the old ones, never naming a different change.
 #[test]
 fn a_restart_keeps_the_change_ids_of_a_log_that_forgets_its_oldest() {
     let model = "entity user { key id: string; }\nevent ping { user: user; }\nsegment pinged on user = exists(ping);\n";
-    let (dir, model) = with_model("forget", model);
+    let (dir, model_path) = with_model("forget", model);
     let data = dir.join("data");
     let flags = ["--clock", "event", "--snapshot-secs", "100000", "--keep-changes", "3"];
     let ping = |addr, u: u64| {
         let body = format!(r#"{{"event":"ping","id":"p{u}","at":{u}000,"user":"u{u}"}}"#);
         assert_eq!(http(addr, "POST", "/v1/records", &body).unwrap().0, 200);
     };
-    let keys = |events: &[(Option<u64>, Value)]| -> Vec<(Option<u64>, String)> {
-        events.iter().map(|(id, e)| (*id, e["key"].as_str().unwrap_or("").to_string())).collect()
+    // (id, key, time) of each change; u<n> entered at n s.
+    let changes = |events: &[(Option<u64>, Value)]| -> Vec<(Option<u64>, String, i64)> {
+        events
+            .iter()
+            .map(|(id, e)| (*id, e["key"].as_str().unwrap_or("").to_string(), e["time"].as_i64().unwrap_or(-1)))
+            .collect()
     };
-    let (child, addr, _) = start_args(&model, &data, &flags);
+    let entered = |ids: std::ops::RangeInclusive<u64>| -> Vec<(Option<u64>, String, i64)> {
+        ids.map(|u| (Some(u), format!("u{u}"), u as i64 * 1000)).collect()
+    };
+    let (child, addr, _) = start_args(&model_path, &data, &flags);
     for u in 1..=5 {
         ping(addr, u);
     }
-    // A clean stop: the restart starts from its snapshot.
+    // A clean stop: the restart starts from its snapshot (a recomputation
+    // would stamp the entries with the restart's time).
     Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     let mut child = child;
     assert!(child.wait().unwrap().success());
-    let (mut child, addr, _) = start_args(&model, &data, &flags);
-    assert_eq!(keys(&stream_events(addr, "pinged", 3, 2)), [(Some(4), "u4".into()), (Some(5), "u5".into())]);
+    let (mut child, addr, _) = start_args(&model_path, &data, &flags);
+    assert_eq!(changes(&stream_events(addr, "pinged", 3, 2)), entered(4..=5));
     let behind = stream_events(addr, "pinged", 1, 2);
     assert_eq!(behind[0].1["code"], "changes_forgotten", "{behind:?}");
-    assert_eq!(keys(&behind[1..]), [(Some(3), "u3".into())]);
+    assert_eq!(changes(&behind[1..]), entered(3..=3));
     // One more, then a crash: the restart replays the log after the snapshot.
     ping(addr, 6);
     child.kill().unwrap();
     let _ = child.wait();
-    let (mut child, addr, _) = start_args(&model, &data, &flags);
-    assert_eq!(keys(&stream_events(addr, "pinged", 4, 2)), [(Some(5), "u5".into()), (Some(6), "u6".into())]);
+    let (child, addr, _) = start_args(&model_path, &data, &flags);
+    assert_eq!(changes(&stream_events(addr, "pinged", 4, 2)), entered(5..=6));
     assert_eq!(stream_events(addr, "pinged", 2, 1)[0].1["code"], "changes_forgotten");
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+    // Changed definitions: the recomputed entries come after id 6.
+    std::fs::write(&model_path, format!("{model}tag user.pings = count(ping);\n")).unwrap();
+    let (mut child, addr, _) = start_args(&model_path, &data, &flags);
+    let events = stream_events(addr, "pinged", 3, 4);
+    assert_eq!(events[0].1["code"], "changes_forgotten", "{events:?}");
+    let ids: Vec<Option<u64>> = events[1..].iter().map(|e| e.0).collect();
+    assert_eq!(ids, [Some(7), Some(8), Some(9)], "{events:?}");
     child.kill().unwrap();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

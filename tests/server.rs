@@ -6,7 +6,7 @@ use segflow_runtime::Clock;
 use segflow_server::{Server, ServerConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -59,33 +59,6 @@ fn post(addr: SocketAddr, lines: &[String]) -> (u16, Value) {
     request(addr, "POST", "/v1/records", Some("application/x-ndjson"), lines.join("\n").as_bytes())
 }
 
-/// Follows an SSE stream in the background, collecting (id, data) of each event.
-fn follow(addr: SocketAddr, path: &str, last_event_id: Option<u64>) -> std::sync::mpsc::Receiver<(Option<u64>, Value)> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
-    if let Some(id) = last_event_id {
-        head.push_str(&format!("Last-Event-ID: {id}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    std::thread::spawn(move || {
-        let reader = BufReader::new(stream);
-        let mut id = None;
-        for line in reader.lines() {
-            let Ok(line) = line else { return };
-            if let Some(v) = line.strip_prefix("id: ") {
-                id = v.trim().parse().ok();
-            } else if let Some(data) = line.strip_prefix("data: ") {
-                if tx.send((id.take(), serde_json::from_str(data).unwrap())).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
-}
-
 /// Checks that the server, at `time`, serves `profile` (a batch run's dump line).
 fn assert_served(addr: SocketAddr, profile: &Value, time: i64) {
     let (entity, id) = (profile["entity"].as_str().unwrap(), profile["id"].as_str().unwrap());
@@ -109,7 +82,7 @@ fn retail_lines(users: u64, events: u64, seed: u64) -> Vec<String> {
 fn posted_batches_give_the_same_profiles_members_and_change_streams_as_a_batch_run() {
     let model = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retail/retail.eql")).unwrap();
     let addr = start(&model, Clock::Event, 1000, 16 << 20);
-    let hv = follow(addr, "/v1/segments/high_value/changes", None);
+    let hv = common::follow(addr, "/v1/segments/high_value/changes", None);
     let lines = retail_lines(300, 5000, 3);
     let mut last_time = 0;
     for chunk in lines.chunks(700) {
@@ -178,7 +151,7 @@ fn posted_batches_give_the_same_profiles_members_and_change_streams_as_a_batch_r
     let want_set: BTreeSet<String> = want.iter().map(|k| k.as_str().unwrap().to_string()).collect();
     assert_eq!(members, want_set);
     // A new order enters a user; a client resuming from the last id sees exactly that.
-    let resumed = follow(addr, "/v1/segments/high_value/changes", Some(last_id));
+    let resumed = common::follow(addr, "/v1/segments/high_value/changes", Some(last_id));
     let outsider = expected.iter().find(|p| p["entity"] == "user" && !want.contains(&p["id"])).unwrap()["id"].clone();
     let orders: Vec<String> = (0..3)
         .map(|i| format!(r#"{{"event":"order","id":"rw-{i}","at":{},"user":{outsider},"product":"p000001","amount":"2000","quantity":1}}"#, T0 + i))
@@ -194,7 +167,7 @@ fn posted_batches_give_the_same_profiles_members_and_change_streams_as_a_batch_r
     assert!(id.unwrap() > last_id, "resumes after the last id");
     assert_eq!((change["key"].clone(), change["change"].clone()), (outsider.clone(), json!("enter")));
     // ?from=snapshot starts with the current members.
-    let snap = follow(addr, "/v1/segments/high_value/changes?from=snapshot", None);
+    let snap = common::follow(addr, "/v1/segments/high_value/changes?from=snapshot", None);
     let mut snapshot = BTreeSet::new();
     while snapshot.len() < want.len() + 1 {
         let (_, c) = snap.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -268,11 +241,11 @@ fn a_stream_resumed_from_a_forgotten_change_is_told_and_goes_on_from_the_oldest_
         assert_eq!(status, 200, "{answer}");
     }
     let entered = |from: u64, n: usize| -> Vec<(Option<u64>, Value)> {
-        let stream = follow(addr, "/v1/segments/pinged/changes", Some(from));
+        let stream = common::follow(addr, "/v1/segments/pinged/changes", Some(from));
         (0..n).map(|_| stream.recv_timeout(Duration::from_secs(10)).expect("an event")).collect()
     };
     let kept = |events: &[(Option<u64>, Value)]| -> Vec<(u64, String)> {
-        events.iter().filter_map(|(id, e)| Some((((*id)?), e["key"].as_str()?.to_string()))).collect()
+        events.iter().filter_map(|(id, e)| Some(((*id)?, e["key"].as_str()?.to_string()))).collect()
     };
     let expected: Vec<(u64, String)> = (3..=5).map(|u| (u, format!("u{u}"))).collect();
     let events = entered(1, 4);
@@ -285,6 +258,25 @@ fn a_stream_resumed_from_a_forgotten_change_is_told_and_goes_on_from_the_oldest_
     assert_eq!(kept(&entered(4, 1)), expected[2..]);
     let (_, metrics) = get(addr, "/metrics");
     assert!(metrics.as_str().unwrap().contains("segflow_changes_retained 3"), "{metrics}");
+    // A `?from=snapshot` stream (as a browser resumes one) gets the members again.
+    let resumed = common::follow(addr, "/v1/segments/pinged/changes?from=snapshot", Some(1));
+    let events = common::next_events(&resumed, 6);
+    assert!(events[0].1["message"].as_str().unwrap().contains("the current members follow"), "{events:?}");
+    let members: Vec<(Option<u64>, &str, bool)> =
+        events[1..].iter().map(|(id, e)| (*id, e["key"].as_str().unwrap(), e["snapshot"] == json!(true))).collect();
+    let keys = ["u1", "u2", "u3", "u4", "u5"];
+    let expected: Vec<(Option<u64>, &str, bool)> =
+        keys.iter().enumerate().map(|(i, k)| ((i == 4).then_some(5), *k, true)).collect();
+    assert_eq!(members, expected);
+    // A stream that falls behind as it goes: one batch of more changes than kept.
+    let live = common::follow(addr, "/v1/segments/pinged/changes", None);
+    std::thread::sleep(Duration::from_millis(200));
+    let batch: Vec<String> =
+        (6..=10).map(|u| format!(r#"{{"event":"ping","id":"p{u}","at":{u}000,"user":"u{u}"}}"#)).collect();
+    assert_eq!(post(addr, &batch).0, 200);
+    let events = common::next_events(&live, 4);
+    assert!(events[0].1["message"].as_str().unwrap().contains("event ids 6 to 7"), "{events:?}");
+    assert_eq!(kept(&events[1..]), (8..=10).map(|u| (u, format!("u{u}"))).collect::<Vec<_>>());
 }
 
 #[test]
@@ -296,7 +288,7 @@ fn wall_clock_windows_expire_with_no_new_events() {
         segment active on user = recent >= 1;
     "#;
     let addr = start(model, Clock::Wall, 100, 1 << 20);
-    let changes = follow(addr, "/v1/segments/active/changes", None);
+    let changes = common::follow(addr, "/v1/segments/active/changes", None);
     let now = segflow_runtime::engine::wall_ms();
     let (status, answer) = post(addr, &[format!(r#"{{"event":"ping","id":"p1","at":{now},"user":"u1"}}"#)]);
     assert_eq!(status, 200, "{answer}");

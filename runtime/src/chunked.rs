@@ -127,6 +127,21 @@ impl<T> Shared<T> {
         }
     }
 
+    /// Calls `f` on each item held, oldest first, changing it in place (a
+    /// chunk shared with a copy is copied first, so the copy keeps its own).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut T))
+    where
+        T: Clone,
+    {
+        let skip = self.skip;
+        for (i, chunk) in self.full.iter_mut().enumerate() {
+            let items = Arc::make_mut(chunk);
+            items[if i == 0 { skip } else { 0 }..].iter_mut().for_each(&mut f);
+        }
+        let tail_from = if self.full.is_empty() { skip } else { 0 };
+        self.tail[tail_from..].iter_mut().for_each(f);
+    }
+
     /// The items held, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.iter_from(self.forgotten)
@@ -337,6 +352,11 @@ mod tests {
             assert!(copy.iter_from(at).eq(original.iter_from(at)), "from {at}");
         }
         assert_eq!(copy.get(CHUNK + 5), Some(&(CHUNK + 5)));
+        // Changed in place: every item held, and only in the log changed.
+        let before: Vec<usize> = original.iter().copied().collect();
+        copy.for_each_mut(|i| *i += 1);
+        assert!(copy.iter().eq(before.iter().map(|i| i + 1).collect::<Vec<_>>().iter()));
+        assert!(original.iter().eq(before.iter()), "a copy sharing chunks keeps its own");
     }
 
     #[test]

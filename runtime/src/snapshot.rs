@@ -14,9 +14,7 @@
 //! forgotten); a version 1 file, whose log started at the first change ever
 //! made, is still read.
 
-use crate::chunked::Shared;
 use crate::engine::EngineSnapshot;
-use crate::state::Change;
 use segflow_compiler::value::Value;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -44,94 +42,10 @@ pub struct ServingSnapshot {
     pub members: Vec<(String, Vec<(Value, i64)>)>,
 }
 
-/// The segment change log: in a snapshot, the position of its first change
-/// and then (segment, key, enter, time) in log order. Taken from a serving
-/// state, it shares the state's log (its full chunks) and names segments
-/// when written; read back, `names` are the segments the snapshot named,
-/// which `Change::output` indexes.
-#[derive(Clone, Debug, Default)]
-pub struct ChangeLog {
-    pub names: Vec<String>,
-    pub changes: Shared<Change>,
-}
+mod change_log;
+mod v1;
 
-/// A change as a snapshot lists it: (segment, key, enter, time).
-type Listed = (String, Value, bool, i64);
-
-struct Listing<'a>(&'a ChangeLog);
-
-impl Serialize for Listing<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let log = self.0;
-        let mut seq = serializer.serialize_seq(Some(log.changes.len()))?;
-        for c in log.changes.iter() {
-            seq.serialize_element(&(&log.names[c.output], &c.key, c.enter, c.time))?;
-        }
-        seq.end()
-    }
-}
-
-impl Serialize for ChangeLog {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (self.changes.start() as u64, Listing(self)).serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for ChangeLog {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ChangeLog, D::Error> {
-        let (start, listed) = <(u64, Vec<Listed>)>::deserialize(deserializer)?;
-        let start = usize::try_from(start).map_err(serde::de::Error::custom)?;
-        Ok(ChangeLog::from_listed(start, listed))
-    }
-}
-
-impl ChangeLog {
-    fn from_listed(start: usize, listed: Vec<Listed>) -> ChangeLog {
-        let mut log = ChangeLog { names: Vec::new(), changes: Shared::starting_at(start) };
-        for (name, key, enter, time) in listed {
-            let output = match log.names.iter().position(|n| *n == name) {
-                Some(o) => o,
-                None => {
-                    log.names.push(name);
-                    log.names.len() - 1
-                }
-            };
-            log.changes.push_back(Change { output, key, enter, time });
-        }
-        log
-    }
-}
-
-/// A version 1 snapshot: the same, but its change log is only the list.
-#[derive(Deserialize)]
-struct SnapshotV1 {
-    seq: u64,
-    model: String,
-    engine: EngineSnapshot,
-    serving: ServingSnapshotV1,
-}
-
-#[derive(Deserialize)]
-struct ServingSnapshotV1 {
-    time: i64,
-    batches: u64,
-    changes: Vec<Listed>,
-    members: Vec<(String, Vec<(Value, i64)>)>,
-}
-
-impl From<SnapshotV1> for Snapshot {
-    fn from(v1: SnapshotV1) -> Snapshot {
-        let ServingSnapshotV1 { time, batches, changes, members } = v1.serving;
-        let changes = ChangeLog::from_listed(0, changes);
-        Snapshot {
-            seq: v1.seq,
-            model: v1.model,
-            engine: v1.engine,
-            serving: ServingSnapshot { time, batches, changes, members },
-        }
-    }
-}
+pub use change_log::ChangeLog;
 
 pub fn file_name(seq: u64) -> String {
     format!("snapshot-{seq:020}.bin")
@@ -166,6 +80,13 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     let (rest, v1) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V1)) {
         (Some(rest), _) => (rest, false),
         (None, Some(rest)) => (rest, true),
+        (None, None) if bytes.starts_with(b"SEGFLOW-SNAPSHOT-") => {
+            let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+            return Err(format!(
+                "a snapshot of another format ({}), written by another version of segflow; this one reads formats 1 and 2",
+                String::from_utf8_lossy(header)
+            ));
+        }
         (None, None) => return Err("not a segflow snapshot (bad header)".into()),
     };
     if rest.len() < 12 {
@@ -185,7 +106,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     let options =
         bincode::DefaultOptions::new().with_fixint_encoding().allow_trailing_bytes().with_limit(len as u64 + 1024);
     let decoded =
-        if v1 { options.deserialize::<SnapshotV1>(body).map(Snapshot::from) } else { options.deserialize(body) };
+        if v1 { options.deserialize::<v1::Snapshot>(body).map(Snapshot::from) } else { options.deserialize(body) };
     decoded.map_err(|e| format!("cannot decode the snapshot: {e}"))
 }
 

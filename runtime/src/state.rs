@@ -162,6 +162,11 @@ impl ServingState {
         self.forget_old_changes();
     }
 
+    /// The most membership changes kept (`keep_changes`).
+    pub fn changes_kept_at_most(&self) -> usize {
+        self.keep_changes
+    }
+
     fn forget_old_changes(&mut self) {
         while self.changes.len() > self.keep_changes {
             self.changes.pop_front();
@@ -192,24 +197,33 @@ impl ServingState {
 
     /// Puts back the change log and membership times of a snapshot taken under
     /// the same definitions (the rest of the state is recomputed from inputs).
-    pub fn restore_history(&mut self, history: &crate::snapshot::ServingSnapshot) {
+    pub fn restore_history(&mut self, history: crate::snapshot::ServingSnapshot) {
         let plan = self.plan.clone();
         let index = |name: &str| plan.outputs.iter().position(|o| o.name == name && matches!(o.def, Def::Segment(_)));
-        let log = &history.changes;
+        let crate::snapshot::ServingSnapshot { time, batches, changes: log, members } = history;
         let outputs: Vec<Option<usize>> = log.names.iter().map(|name| index(name)).collect();
-        // A log naming a segment since dropped or renamed does not carry
-        // over: its readers start anew.
-        if log.changes.iter().all(|c| outputs[c.output].is_some()) {
-            let mut changes = Shared::starting_at(log.changes.start());
-            for c in log.changes.iter() {
+        let mut changes = log.changes;
+        if changes.iter().all(|c| outputs[c.output].is_some()) {
+            let entities = &self.entities;
+            changes.for_each_mut(|c| {
                 if let Some(output) = outputs[c.output] {
-                    changes.push_back(Change { output, ..c.clone() });
+                    c.output = output;
                 }
-            }
+                // The key as the entity's table holds it: a long key's text
+                // is then shared, not held again by every change.
+                let keys = &entities[plan.outputs[c.output].entity].keys;
+                if let Some(id) = keys.get(&c.key) {
+                    c.key = keys.key(id).clone();
+                }
+            });
             self.changes = changes;
-            self.forget_old_changes();
+        } else {
+            // A segment since dropped or renamed (the definitions changed):
+            // the log does not carry over, but its ids are not reused.
+            self.continue_changes_after(changes.end());
         }
-        for (name, members) in &history.members {
+        self.forget_old_changes();
+        for (name, members) in &members {
             if let Some(o) = index(name) {
                 let keys = &self.entities[self.plan.outputs[o].entity].keys;
                 for (key, since) in members {
@@ -219,8 +233,19 @@ impl ServingState {
                 }
             }
         }
-        self.time = history.time;
-        self.batches = history.batches;
+        self.time = time;
+        self.batches = batches;
+    }
+
+    /// Numbers the changes held from `end` on, if they started before: a
+    /// log recomputed under changed definitions follows the positions of the
+    /// one it replaces, so a client's id from before names no new change.
+    pub fn continue_changes_after(&mut self, end: usize) {
+        if self.changes.start() < end {
+            let mut renumbered = Shared::starting_at(end);
+            self.changes.iter().for_each(|c| renumbered.push_back(c.clone()));
+            self.changes = renumbered;
+        }
     }
 
     /// Applies the output updates of one batch: consolidated, in time order,
@@ -691,15 +716,19 @@ mod tests {
         let expected = [(2, a.clone(), false), (3, b, false), (4, a.clone(), true)];
         assert_eq!(held(&state), expected);
         assert_eq!(state.changes.end(), 5);
-        // Read back into a state that keeps more, the log starts at position 2.
-        let history = state.history();
-        let bytes = bincode::serialize(&history).unwrap();
+        // Read back, the log starts at position 2; a state that keeps fewer
+        // forgets the oldest as it restores them.
+        let bytes = bincode::serialize(&state.history()).unwrap();
         let mut restored = super::tests::state();
-        restored.restore_history(&bincode::deserialize(&bytes).unwrap());
+        restored.restore_history(bincode::deserialize(&bytes).unwrap());
         assert_eq!(held(&restored), expected);
-        // Told to keep fewer, it forgets the oldest.
-        restored.keep_changes(1);
-        assert_eq!(held(&restored), [(4, a, true)]);
+        let mut fewer = super::tests::state();
+        fewer.keep_changes(1);
+        fewer.restore_history(bincode::deserialize(&bytes).unwrap());
+        assert_eq!(held(&fewer), [(4, a.clone(), true)]);
+        // A log recomputed under changed definitions goes on from the old end.
+        fewer.continue_changes_after(9);
+        assert_eq!(held(&fewer), [(9, a, true)]);
     }
 
     /// What publishing `updates` must do, written plainly: all of them

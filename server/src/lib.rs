@@ -61,8 +61,10 @@ pub struct ServerConfig {
 }
 
 /// Segment changes a server keeps for change streams unless told otherwise:
-/// at 48 bytes each (a long key's text is shared with the entity's key
-/// table), at most ~480 MB, hours of changes at thousands a second.
+/// 48 bytes each (a long key's text is shared with the entity's key table),
+/// so ~480 MB, and 80 minutes of changes at 2,000 a second. (A batch adds
+/// all its changes before the oldest are forgotten, and a snapshot being
+/// written holds on to the chunks it shares.)
 pub const DEFAULT_KEEP_CHANGES: usize = 10_000_000;
 
 impl Default for ServerConfig {
@@ -136,26 +138,33 @@ impl Server {
             let started = std::time::Instant::now();
             let snapshot = segflow_runtime::snapshot::latest(dir)?;
             let covered = snapshot.as_ref().map_or(0, |s| s.seq);
-            if let Some(snap) = &snapshot {
+            let had_snapshot = snapshot.is_some();
+            // Taken whole: its change log becomes the state's, not a copy of it.
+            if let Some(snap) = snapshot {
                 let dropped = engine.restore(&snap.engine);
                 if dropped > 0 {
                     eprintln!(
                         "segflow: {dropped} retained values or events in the snapshot do not fit the changed definitions and were not restored"
                     );
                 }
+                let retained = snap.engine.events.iter().map(Retained::len).sum::<usize>();
+                let state = engine.state();
+                let mut state = state.write().map_err(|_| "serving state poisoned")?;
                 if snap.model == model_hash {
-                    engine.state().write().map_err(|_| "serving state poisoned")?.restore_history(&snap.serving);
+                    state.restore_history(snap.serving);
+                } else {
+                    state.continue_changes_after(snap.serving.changes.changes.end());
                 }
+                drop(state);
                 eprintln!(
-                    "segflow: restored the snapshot of log entry {} ({} retained events) in {:.2}s",
+                    "segflow: restored the snapshot of log entry {} ({retained} retained events) in {:.2}s",
                     snap.seq,
-                    snap.engine.events.iter().map(Retained::len).sum::<usize>(),
                     started.elapsed().as_secs_f64()
                 );
             }
             let recovered = segflow_runtime::wal::recover(&wal_dir, covered)?;
             let last_seq = recovered.entries.last().map_or(covered, |e| e.seq());
-            fresh = recovered.entries.is_empty() && snapshot.is_none();
+            fresh = recovered.entries.is_empty() && !had_snapshot;
             let previous = std::fs::read_to_string(dir.join("model.fingerprint")).ok();
             if !fresh && previous.as_deref() != Some(model_hash.as_str()) {
                 tracing::warn!(dir = %dir.display(), "the definitions changed since this data was written; recomputing every tag and segment from the retained log");

@@ -4,11 +4,15 @@
 //! that position + 1, so a client that reconnects with `Last-Event-ID: n`
 //! receives exactly the changes after the n-th, with no gap and no duplicate.
 //! `?from=snapshot` first sends the current members as `enter` events (marked
-//! `"snapshot": true`), then follows the log from that point. The log keeps
-//! the newest changes only (`--keep-changes`); a client resuming from one
-//! already forgotten gets an `error` event (`changes_forgotten`) before the
-//! oldest kept. A stream task per
-//! client reads the log under the read lock after each published batch.
+//! `"snapshot": true`), then follows the log from that point.
+//!
+//! The log keeps the newest changes only (`--keep-changes`). A client
+//! resuming from one already forgotten, or from an id the log never had (a
+//! restart without durability), gets an `error` event first; then a
+//! `?from=snapshot` stream (which a browser's `EventSource` resumes with
+//! `Last-Event-ID` on the same URL) gets the current members again, and
+//! any other the oldest change kept. A stream task per client reads the log
+//! under the read lock after each published batch.
 
 use crate::http::{error, Body};
 use crate::routes::read;
@@ -19,6 +23,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use segflow_compiler::hir::Def;
+use segflow_runtime::state::ServingState;
 use serde_json::json;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -46,15 +51,22 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
     };
     let last_id = request.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let snapshot = crate::http::query(request).iter().any(|(k, v)| k == "from" && v == "snapshot");
-    let log_len = state.changes.end();
+    let newest = state.changes.end();
     let mut first = Vec::new();
     let cursor = match last_id {
         Some(id) => match id.parse::<usize>() {
-            Ok(n) if n <= log_len => n,
+            Ok(n) if n <= newest => n,
             Ok(n) => {
-                // An id from the future: the log was lost (e.g. a restart without durability).
-                first.push(event(None, "error", &json!({"code": "unknown_event_id", "message": format!("event id {n} is beyond the change log ({log_len} changes); reconnect with ?from=snapshot")})));
-                log_len
+                let message = format!("event id {n} is beyond the change log, whose newest is {newest}");
+                first.push(event(
+                    None,
+                    "error",
+                    &json!({"code": "unknown_event_id", "message": resync(message, snapshot)}),
+                ));
+                if snapshot {
+                    first.extend(members(&state, output, newest));
+                }
+                newest
             }
             Err(_) => {
                 return error(
@@ -64,31 +76,50 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
                 )
             }
         },
-        None => log_len,
-    };
-    if snapshot && last_id.is_none() {
-        let key_ty = {
-            let e = &state.plan.entities[state.plan.outputs[output].entity];
-            e.fields[e.key].ty
-        };
-        let members = state.members_in_order(output, None, None);
-        let n = members.len();
-        for (i, (key, since)) in members.iter().enumerate() {
-            let id = (i + 1 == n).then_some(cursor);
-            let data =
-                json!({"key": state.json_value(key, key_ty), "change": "enter", "time": since, "snapshot": true});
-            first.push(event(id, "change", &data));
+        None => {
+            if snapshot {
+                first.extend(members(&state, output, newest));
+            }
+            newest
         }
-    }
+    };
     drop(state);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(stream(shared, output, cursor, first, tx));
+    tokio::spawn(stream(shared, output, cursor, snapshot, first, tx));
     let mut response = Response::new(ChannelBody(rx).boxed());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The segment's members as `enter` events marked `"snapshot": true`, the
+/// last with id `cursor` (the log position they are as of).
+fn members(state: &ServingState, output: usize, cursor: usize) -> Vec<Bytes> {
+    let e = &state.plan.entities[state.plan.outputs[output].entity];
+    let key_ty = e.fields[e.key].ty;
+    let members = state.members_in_order(output, None, None);
+    let n = members.len();
+    members
+        .iter()
+        .enumerate()
+        .map(|(i, (key, since))| {
+            let id = (i + 1 == n).then_some(cursor);
+            let data =
+                json!({"key": state.json_value(key, key_ty), "change": "enter", "time": since, "snapshot": true});
+            event(id, "change", &data)
+        })
+        .collect()
+}
+
+/// `why` a stream cannot go on from where its client was, and what comes next.
+fn resync(why: String, snapshot: bool) -> String {
+    if snapshot {
+        format!("{why}; the current members follow")
+    } else {
+        format!("{why}; reconnect without Last-Event-ID, with ?from=snapshot, for the current members")
+    }
 }
 
 fn event(id: Option<usize>, kind: &str, data: &serde_json::Value) -> Bytes {
@@ -100,7 +131,14 @@ fn event(id: Option<usize>, kind: &str, data: &serde_json::Value) -> Bytes {
     Bytes::from(text)
 }
 
-async fn stream(shared: Arc<Shared>, output: usize, mut cursor: usize, first: Vec<Bytes>, tx: mpsc::Sender<Bytes>) {
+async fn stream(
+    shared: Arc<Shared>,
+    output: usize,
+    mut cursor: usize,
+    snapshot: bool,
+    first: Vec<Bytes>,
+    tx: mpsc::Sender<Bytes>,
+) {
     for b in first {
         if tx.send(b).await.is_err() {
             return;
@@ -113,18 +151,21 @@ async fn stream(shared: Arc<Shared>, output: usize, mut cursor: usize, first: Ve
             let e = &state.plan.entities[state.plan.outputs[output].entity];
             let key_ty = e.fields[e.key].ty;
             // The log keeps only its newest changes (`--keep-changes`): a
-            // client behind them is told what it missed, then goes on.
+            // client behind them is told what it missed (see the module's doc).
             let mut out = Vec::new();
             let start = state.changes.start();
             if cursor < start {
-                let message = format!(
-                    "the changes with event ids {} to {start} are no longer kept (the log keeps the newest {}); \
-                     reconnect with ?from=snapshot for the current members",
+                let why = format!(
+                    "the changes with event ids {} to {start} are no longer kept (the log keeps the newest {})",
                     cursor + 1,
-                    state.changes.len()
+                    state.changes_kept_at_most()
                 );
-                out.push(event(None, "error", &json!({"code": "changes_forgotten", "message": message})));
+                out.push(event(None, "error", &json!({"code": "changes_forgotten", "message": resync(why, snapshot)})));
                 cursor = start;
+                if snapshot {
+                    cursor = state.changes.end();
+                    out.extend(members(&state, output, cursor));
+                }
             }
             out.extend(state.changes.iter_from(cursor).enumerate().filter(|(_, c)| c.output == output).map(
                 |(i, c)| {
