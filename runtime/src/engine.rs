@@ -20,6 +20,7 @@
 //! that share a millisecond, so every batch gets a distinct time that still
 //! orders exactly like its logical time.
 
+use crate::chunked::Shared;
 use crate::decode::Record;
 use crate::due::{Due, Schedule};
 use crate::ids::{IdList, IdSet};
@@ -60,6 +61,56 @@ pub struct EngineConfig {
     /// streams, the oldest forgotten first (`usize::MAX`: every one, which a
     /// batch run writes out).
     pub keep_changes: usize,
+}
+
+/// An engine's state as a snapshot needs it (see `Engine::copy`).
+pub struct EngineCopy {
+    plan: Arc<Plan>,
+    now: i64,
+    keys: Vec<Shared<Value>>,
+    attributes: Vec<HashMap<u64, SharedRow>>,
+    events: Vec<Retained>,
+    seen_ids: Vec<IdList>,
+}
+
+impl EngineCopy {
+    /// What a restart needs, in the form records arrive in (references by
+    /// key), so it can be re-applied under the same or a changed model:
+    /// every instance in interning order, with its attribute row.
+    pub fn snapshot(self) -> EngineSnapshot {
+        let EngineCopy { plan, now, keys, attributes, events, seen_ids } = self;
+        let key = |entity: usize, id: u64| keys[entity].get(id as usize).cloned().unwrap_or(Value::Null);
+        let entities = (0..plan.entities.len())
+            .map(|e| {
+                let fields: Vec<Type> = plan.entities[e].fields.iter().map(|f| f.ty).collect();
+                (0..keys[e].end() as u64)
+                    .map(|id| {
+                        let row = attributes[e].get(&id).map(|row| {
+                            row.iter()
+                                .zip(&fields)
+                                .map(|(v, ty)| match (ty, v) {
+                                    (Type::Ref(target), Value::Ref(r)) => key(*target, *r),
+                                    _ => v.clone(),
+                                })
+                                .collect()
+                        });
+                        (key(e, id), row)
+                    })
+                    .collect()
+            })
+            .collect();
+        let schema = |name: &String, fields: &[segflow_compiler::hir::Field]| {
+            (name.clone(), fields.iter().map(|f| f.name.clone()).collect())
+        };
+        EngineSnapshot {
+            now,
+            entity_schema: plan.entities.iter().map(|e| schema(&e.name, &e.fields)).collect(),
+            event_schema: plan.events.iter().map(|e| schema(&e.name, &e.fields)).collect(),
+            entities,
+            events,
+            seen_ids,
+        }
+    }
 }
 
 /// The engine's inputs in record form: everything needed to rebuild it.
@@ -244,7 +295,7 @@ pub struct Submitted {
     /// Keys first named by this batch, per entity, in id order.
     new_keys: Vec<Vec<Value>>,
     /// Attribute rows this batch changed, per entity (None: removed).
-    attributes: Vec<Vec<(u64, Option<Row>)>>,
+    attributes: Vec<Vec<(u64, Option<SharedRow>)>>,
     outcome: BatchOutcome,
     records: usize,
     started: Instant,
@@ -278,7 +329,9 @@ pub struct Engine {
     keys: Vec<Interner>,
     /// The keys the workers order references by (see `KeyOrder`).
     key_order: KeyOrder,
-    attributes: Vec<HashMap<u64, Row>>,
+    /// Per entity, each instance's attribute row, if it has one (shared
+    /// with the serving state and the dataflow).
+    attributes: Vec<HashMap<u64, SharedRow>>,
     seen_ids: Vec<IdSet>,
     /// Events a restart (or a changed model) may still need, as they arrived:
     /// per event type, by (time, arrival). See `retention_ms`.
@@ -796,11 +849,14 @@ impl Engine {
                     let fields: Vec<Type> = self.plan.entities[*entity].fields.iter().map(|f| f.ty).collect();
                     let key_field = self.plan.entities[*entity].key;
                     let old = self.attributes[*entity].get(&id).cloned();
-                    let mut row = old.clone().unwrap_or_else(|| {
-                        let mut r = vec![Value::Null; fields.len()];
-                        r[key_field] = Value::Ref(id);
-                        r
-                    });
+                    let mut row = old.as_deref().map_or_else(
+                        || {
+                            let mut r = vec![Value::Null; fields.len()];
+                            r[key_field] = Value::Ref(id);
+                            r
+                        },
+                        <[Value]>::to_vec,
+                    );
                     for (i, v) in set {
                         row[*i] = match (fields[*i], v) {
                             (Type::Ref(target), v) if !v.is_null() => {
@@ -813,13 +869,15 @@ impl Engine {
                         row[*i] = Value::Null;
                     }
                     let empty = row.iter().enumerate().all(|(i, v)| i == key_field || v.is_null());
-                    if old.as_ref() != Some(&row) {
+                    if old.as_deref() != Some(row.as_slice()) {
+                        // One row shared by the engine, the dataflow and the serving state.
+                        let row = SharedRow::from(row);
                         if let Some(input) = self.attributes_input[*entity] {
                             if let Some(old) = &old {
-                                updates.push((Target::single(input), old.clone().into(), batch_time, -1));
+                                updates.push((Target::single(input), old.clone(), batch_time, -1));
                             }
                             if !empty {
-                                updates.push((Target::single(input), row.clone().into(), batch_time, 1));
+                                updates.push((Target::single(input), row.clone(), batch_time, 1));
                             }
                         }
                         if empty {
@@ -835,7 +893,7 @@ impl Engine {
                     let id = self.intern_key(*entity, key, batch_time, &mut updates);
                     if let Some(old) = self.attributes[*entity].remove(&id) {
                         if let Some(input) = self.attributes_input[*entity] {
-                            updates.push((Target::single(input), old.into(), batch_time, -1));
+                            updates.push((Target::single(input), old, batch_time, -1));
                         }
                         touched[*entity].insert(id);
                     }
@@ -947,39 +1005,18 @@ impl Engine {
         outcome
     }
 
-    /// What a restart needs, in the form records arrive in (references by key),
-    /// so it can be re-applied under the same or a changed model.
-    pub fn snapshot(&self) -> EngineSnapshot {
-        let entities = self
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(e, interner)| {
-                let fields: Vec<Type> = self.plan.entities[e].fields.iter().map(|f| f.ty).collect();
-                (0..interner.len() as u64)
-                    .map(|id| {
-                        let row = self.attributes[e].get(&id).map(|row| {
-                            row.iter()
-                                .zip(&fields)
-                                .map(|(v, ty)| match (ty, v) {
-                                    (Type::Ref(target), Value::Ref(r)) => self.keys[*target].key(*r).clone(),
-                                    _ => v.clone(),
-                                })
-                                .collect()
-                        });
-                        (interner.key(id).clone(), row)
-                    })
-                    .collect()
-            })
-            .collect();
-        let schema = |name: &String, fields: &[segflow_compiler::hir::Field]| {
-            (name.clone(), fields.iter().map(|f| f.name.clone()).collect())
-        };
-        EngineSnapshot {
+    /// What a snapshot of the engine needs, taken without converting
+    /// anything: the key tables, attribute rows, retained events and event
+    /// ids are shared with the engine, not copied. `EngineCopy::snapshot`
+    /// makes the snapshot from it on another thread while ingest goes on
+    /// (on the engine thread, turning every attribute row's references into
+    /// keys held ingest ~30 ms at 100k instances).
+    pub fn copy(&self) -> EngineCopy {
+        EngineCopy {
+            plan: self.plan.clone(),
             now: self.now,
-            entity_schema: self.plan.entities.iter().map(|e| schema(&e.name, &e.fields)).collect(),
-            event_schema: self.plan.events.iter().map(|e| schema(&e.name, &e.fields)).collect(),
-            entities,
+            keys: self.keys.iter().map(Interner::shared_keys).collect(),
+            attributes: self.attributes.clone(),
             events: self.retained.clone(),
             seen_ids: self.seen_ids.iter().map(IdSet::list).collect(),
         }

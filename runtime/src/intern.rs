@@ -112,6 +112,11 @@ impl Interner {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The keys by id, sharing their chunks (a snapshot's copy).
+    pub fn shared_keys(&self) -> Shared<Value> {
+        self.keys.clone()
+    }
+
     /// Keys from id `from` on, in id order (for publishing new keys).
     pub fn keys_from(&self, from: usize) -> impl Iterator<Item = &Value> {
         self.keys.iter_from(from)

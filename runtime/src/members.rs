@@ -90,9 +90,10 @@ impl Members {
         self.since.keys().copied()
     }
 
-    /// The members and when each entered, in no particular order.
-    pub fn unordered(&self, keys: &Interner) -> Vec<(Value, i64)> {
-        self.since.iter().map(|(&id, &since)| (keys.key(id).clone(), since)).collect()
+    /// Each member's id and when it entered, in no particular order (a
+    /// copy of plain numbers, quick to take while ingest waits).
+    pub fn since_by_id(&self) -> Vec<(u64, i64)> {
+        self.since.iter().map(|(&id, &since)| (id, since)).collect()
     }
 
     /// Up to `limit` members (all, for `None`) in the order of their keys

@@ -10,7 +10,7 @@ use crate::chunked::Shared;
 use crate::column::Column;
 use crate::intern::Interner;
 use crate::members::Members;
-use crate::render::{output_order, sum_equal_changes, OutputUpdate, Row, Time};
+use crate::render::{output_order, sum_equal_changes, OutputUpdate, SharedRow, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::{Plan, ReadInput};
@@ -37,8 +37,43 @@ pub struct EntityTable {
     /// Key value of each interned id, and the id of each key (in chunks and
     /// shards: growing never copies or rehashes all of them at once).
     pub keys: Interner,
-    /// Current attribute rows (all declared fields; the key field holds `Ref(id)`).
-    pub attributes: HashMap<u64, Row>,
+    /// Current attribute rows (all declared fields; the key field holds
+    /// `Ref(id)`), shared with the engine.
+    pub attributes: HashMap<u64, SharedRow>,
+}
+
+/// A serving state's history as `ServingState::history` copies it.
+pub struct History {
+    time: i64,
+    batches: u64,
+    changes: crate::snapshot::ChangeLog,
+    members: Vec<SegmentMembers>,
+}
+
+/// A segment's name, each member's id and when it entered, and the keys of
+/// the segment's entity by id.
+struct SegmentMembers {
+    name: String,
+    since: Vec<(u64, i64)>,
+    keys: Shared<Value>,
+}
+
+impl History {
+    pub fn snapshot(self) -> crate::snapshot::ServingSnapshot {
+        let key = |keys: &Shared<Value>, id: u64| keys.get(id as usize).cloned().unwrap_or(Value::Null);
+        crate::snapshot::ServingSnapshot {
+            time: self.time,
+            batches: self.batches,
+            changes: self.changes,
+            members: self
+                .members
+                .into_iter()
+                .map(|SegmentMembers { name, since, keys }| {
+                    (name, since.into_iter().map(|(id, t)| (key(&keys, id), t)).collect())
+                })
+                .collect(),
+        }
+    }
 }
 
 /// What a profile of one entity shows, with its names rendered as JSON once
@@ -173,12 +208,12 @@ impl ServingState {
         }
     }
 
-    /// The history part of the state, for a snapshot: each segment's
-    /// members in no particular order (`snapshot::write` puts them in key
-    /// order, on the writer's thread, not the engine's while ingest waits).
-    pub fn history(&self) -> crate::snapshot::ServingSnapshot {
-        let name = |o: usize| self.plan.outputs[o].name.clone();
-        crate::snapshot::ServingSnapshot {
+    /// The history part of the state, for a snapshot, copied as ids and
+    /// numbers: `History::snapshot` gives the members keys on the writer's
+    /// thread, not the engine's while ingest waits (and `snapshot::write`
+    /// puts them in key order there).
+    pub fn history(&self) -> History {
+        History {
             time: self.time,
             batches: self.batches,
             changes: crate::snapshot::ChangeLog {
@@ -190,7 +225,11 @@ impl ServingState {
                 .iter()
                 .enumerate()
                 .filter(|(o, _)| matches!(self.plan.outputs[*o].def, Def::Segment(_)))
-                .map(|(o, m)| (name(o), m.unordered(&self.entities[self.plan.outputs[o].entity].keys)))
+                .map(|(o, m)| {
+                    let output = &self.plan.outputs[o];
+                    let keys = self.entities[output.entity].keys.shared_keys();
+                    SegmentMembers { name: output.name.clone(), since: m.since_by_id(), keys }
+                })
                 .collect(),
         }
     }
@@ -718,7 +757,7 @@ mod tests {
         assert_eq!(state.changes.end(), 5);
         // Read back, the log starts at position 2; a state that keeps fewer
         // forgets the oldest as it restores them.
-        let bytes = bincode::serialize(&state.history()).unwrap();
+        let bytes = bincode::serialize(&state.history().snapshot()).unwrap();
         let mut restored = super::tests::state();
         restored.restore_history(bincode::deserialize(&bytes).unwrap());
         assert_eq!(held(&restored), expected);

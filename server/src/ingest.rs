@@ -158,7 +158,7 @@ impl Durability {
         // is appended between reading the log's end and rotating it.
         let seq = self.wal.writer().next_seq() - 1;
         let serving = engine.state().read().map(|s| s.history()).map_err(|_| "serving state poisoned".to_string())?;
-        let mut snap = Snapshot { seq, model: self.model.clone(), engine: engine.snapshot(), serving };
+        let engine = engine.copy();
         // Entries after the snapshot go to a new segment, so the covered ones
         // can be deleted whole once the snapshot is durable.
         let mut log = self.wal.writer();
@@ -167,7 +167,9 @@ impl Durability {
         drop(log);
         let copied_ms = started.elapsed().as_millis() as u64;
         let dir = self.dir.clone();
+        let model = self.model.clone();
         let write = move || -> Result<(std::path::PathBuf, usize), String> {
+            let mut snap = Snapshot { seq, model, engine: engine.snapshot(), serving: serving.snapshot() };
             let path = snapshot::write(&dir, &mut snap).map_err(|e| format!("cannot write a snapshot: {e}"))?;
             let removed = wal::remove_covered(&wal_dir, seq).map_err(|e| e.to_string())?;
             snapshot::remove_older(&dir, seq).map_err(|e| e.to_string())?;
