@@ -300,6 +300,8 @@ fn everything(addr: SocketAddr, users: usize, items: usize) -> Vec<Value> {
     let mut out = Vec::new();
     for u in 0..users {
         out.push(http(addr, "GET", &format!("/v1/entities/user/u{u}"), "").unwrap().1);
+        // When each entered `busy`: history a snapshot carries, not recomputed.
+        out.push(http(addr, "GET", &format!("/v1/segments/busy/members/u{u}"), "").unwrap().1);
     }
     for i in 0..items {
         out.push(http(addr, "GET", &format!("/v1/entities/item/i{i}"), "").unwrap().1);

@@ -862,3 +862,56 @@ fn sums_counts_averages_and_exists_skip_null_values_and_groups() {
         assert_eq!((users.len(), all_tips), (2, 4));
     }
 }
+
+/// A snapshot is made from a copy taken on the engine thread, on another
+/// thread, while records go on arriving: it holds the instances and
+/// attribute rows as they were at the copy, in interning order, references
+/// given by key; and an engine restored from it serves what one given only
+/// the records before the copy does.
+#[test]
+fn a_snapshot_made_from_a_copy_holds_the_state_at_the_copy() {
+    let model = r#"
+        entity store { key id: string; city: string?; }
+        entity user { key id: string; home: store?; }
+        event ping { user: user; }
+        tag user.pings = count(ping);
+        tag user.home_city = home.city;
+    "#;
+    let compiled = common::compile(model);
+    let before = [
+        r#"{"entity":"user","id":"u2","set":{"home":"s9"}}"#,
+        r#"{"event":"ping","id":"p1","at":1000,"user":"u1"}"#,
+        r#"{"entity":"store","id":"s1","set":{"city":"Shanghai"}}"#,
+        r#"{"entity":"user","id":"u1","set":{"home":"s1"}}"#,
+    ]
+    .map(String::from);
+    let after = [
+        r#"{"entity":"user","id":"u3","set":{"home":"s9"}}"#,
+        r#"{"entity":"user","id":"u2","set":{"home":"s1"}}"#,
+        r#"{"entity":"user","id":"u1","delete":true}"#,
+    ]
+    .map(String::from);
+    let mut engine = common::engine(&compiled, 2, Clock::Event);
+    engine.apply(&common::decode(&compiled, &before));
+    let copy = engine.copy();
+    engine.apply(&common::decode(&compiled, &after));
+    let snapshot = copy.snapshot();
+    let index = |name: &str| snapshot.entity_schema.iter().position(|(n, _)| n == name).unwrap();
+    let (stores, users) = (&snapshot.entities[index("store")], &snapshot.entities[index("user")]);
+    let keys = |instances: &Vec<(segflow_compiler::value::Value, Option<Vec<segflow_compiler::value::Value>>)>| {
+        instances.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()
+    };
+    let s = segflow_compiler::value::Value::str;
+    assert_eq!(keys(stores), [s("s9"), s("s1")], "interning order");
+    assert_eq!(keys(users), [s("u2"), s("u1")], "u3 came after the copy");
+    let home = |i: usize| {
+        let fields = &snapshot.entity_schema[index("user")].1;
+        users[i].1.as_ref().map(|row| row[fields.iter().position(|f| f == "home").unwrap()].clone())
+    };
+    assert_eq!((home(0), home(1)), (Some(s("s9")), Some(s("s1"))), "references by key, as at the copy");
+    let mut restored = common::engine(&compiled, 2, Clock::Event);
+    restored.restore(&snapshot);
+    let mut expected = common::engine(&compiled, 2, Clock::Event);
+    expected.apply(&common::decode(&compiled, &before));
+    assert_eq!(common::dump(&restored), common::dump(&expected));
+}

@@ -233,6 +233,7 @@ fn a_stream_resumed_from_a_forgotten_change_is_told_and_goes_on_from_the_oldest_
         entity user { key id: string; }
         event ping { user: user; }
         segment pinged on user = exists(ping);
+        segment quiet on user = not exists(ping);
     "#;
     let addr = start_with(model, ServerConfig { clock: Clock::Event, keep_changes: 3, ..ServerConfig::default() });
     // Five users enter, a batch each: changes with ids 1 to 5, of which 3 to 5 are kept.
@@ -268,6 +269,13 @@ fn a_stream_resumed_from_a_forgotten_change_is_told_and_goes_on_from_the_oldest_
     let expected: Vec<(Option<u64>, &str, bool)> =
         keys.iter().enumerate().map(|(i, k)| ((i == 4).then_some(5), *k, true)).collect();
     assert_eq!(members, expected);
+    // An id the log never had: the same, with the code saying so; and for a
+    // segment without members the error carries the id to resume from.
+    let events = common::next_events(&common::follow(addr, "/v1/segments/pinged/changes?from=snapshot", Some(99)), 6);
+    assert_eq!(events[0].1["code"], json!("unknown_event_id"), "{events:?}");
+    assert_eq!((events[5].0, events[5].1["key"].clone()), (Some(5), json!("u5")));
+    let events = common::next_events(&common::follow(addr, "/v1/segments/quiet/changes?from=snapshot", Some(1)), 1);
+    assert_eq!((events[0].0, events[0].1["code"].clone()), (Some(5), json!("changes_forgotten")), "{events:?}");
     // A stream that falls behind as it goes: one batch of more changes than kept.
     let live = common::follow(addr, "/v1/segments/pinged/changes", None);
     std::thread::sleep(Duration::from_millis(200));

@@ -352,11 +352,35 @@ mod tests {
             assert!(copy.iter_from(at).eq(original.iter_from(at)), "from {at}");
         }
         assert_eq!(copy.get(CHUNK + 5), Some(&(CHUNK + 5)));
-        // Changed in place: every item held, and only in the log changed.
-        let before: Vec<usize> = original.iter().copied().collect();
-        copy.for_each_mut(|i| *i += 1);
-        assert!(copy.iter().eq(before.iter().map(|i| i + 1).collect::<Vec<_>>().iter()));
-        assert!(original.iter().eq(before.iter()), "a copy sharing chunks keeps its own");
+    }
+
+    /// Changed in place: every item held, forgotten ones skipped, and a
+    /// copy sharing the log's chunks keeps its own items.
+    #[test]
+    fn a_log_changed_in_place_leaves_its_copies_as_they_were() {
+        let mut log = Shared::default();
+        for i in 0..2 * CHUNK + 7 {
+            log.push_back(i);
+        }
+        let mut tail_only = Shared::default();
+        for i in 0..10 {
+            tail_only.push_back(i);
+        }
+        for _ in 0..5 {
+            log.pop_front();
+        }
+        for _ in 0..3 {
+            tail_only.pop_front();
+        }
+        for log in [log, tail_only] {
+            let copy = log.clone();
+            let mut changed = log;
+            changed.for_each_mut(|i| *i += 1_000_000);
+            assert!(changed.iter().eq(copy.iter().map(|i| i + 1_000_000).collect::<Vec<_>>().iter()));
+            assert_eq!((changed.start(), changed.end()), (copy.start(), copy.end()));
+            assert_eq!(copy.iter().next(), copy.get(copy.start()), "the copy is untouched");
+            assert!(copy.iter().all(|&i| i < 1_000_000), "the copy is untouched");
+        }
     }
 
     #[test]

@@ -79,22 +79,28 @@ impl EngineCopy {
     /// every instance in interning order, with its attribute row.
     pub fn snapshot(self) -> EngineSnapshot {
         let EngineCopy { plan, now, keys, attributes, events, seen_ids } = self;
-        let key = |entity: usize, id: u64| keys[entity].get(id as usize).cloned().unwrap_or(Value::Null);
+        // A row refers only to instances interned before it was written,
+        // and so before the copy.
+        let referenced = |entity: usize, id: u64| {
+            let key = keys[entity].get(id as usize);
+            debug_assert!(key.is_some(), "a reference to an instance not in the copy");
+            key.cloned().unwrap_or(Value::Null)
+        };
         let entities = (0..plan.entities.len())
             .map(|e| {
                 let fields: Vec<Type> = plan.entities[e].fields.iter().map(|f| f.ty).collect();
-                (0..keys[e].end() as u64)
-                    .map(|id| {
+                (keys[e].iter().zip(0u64..))
+                    .map(|(key, id)| {
                         let row = attributes[e].get(&id).map(|row| {
                             row.iter()
                                 .zip(&fields)
                                 .map(|(v, ty)| match (ty, v) {
-                                    (Type::Ref(target), Value::Ref(r)) => key(*target, *r),
+                                    (Type::Ref(target), Value::Ref(r)) => referenced(*target, *r),
                                     _ => v.clone(),
                                 })
                                 .collect()
                         });
-                        (key(e, id), row)
+                        (key.clone(), row)
                     })
                     .collect()
             })
@@ -870,21 +876,21 @@ impl Engine {
                     }
                     let empty = row.iter().enumerate().all(|(i, v)| i == key_field || v.is_null());
                     if old.as_deref() != Some(row.as_slice()) {
-                        // One row shared by the engine, the dataflow and the serving state.
-                        let row = SharedRow::from(row);
+                        // One row shared by the engine, the dataflow and the
+                        // serving state; none for a row left empty.
+                        let row = (!empty).then(|| SharedRow::from(row));
                         if let Some(input) = self.attributes_input[*entity] {
                             if let Some(old) = &old {
                                 updates.push((Target::single(input), old.clone(), batch_time, -1));
                             }
-                            if !empty {
+                            if let Some(row) = &row {
                                 updates.push((Target::single(input), row.clone(), batch_time, 1));
                             }
                         }
-                        if empty {
-                            self.attributes[*entity].remove(&id);
-                        } else {
-                            self.attributes[*entity].insert(id, row);
-                        }
+                        match row {
+                            Some(row) => self.attributes[*entity].insert(id, row),
+                            None => self.attributes[*entity].remove(&id),
+                        };
                         touched[*entity].insert(id);
                     }
                     outcome.applied += 1;
@@ -1006,8 +1012,9 @@ impl Engine {
     }
 
     /// What a snapshot of the engine needs, taken without converting
-    /// anything: the key tables, attribute rows, retained events and event
-    /// ids are shared with the engine, not copied. `EngineCopy::snapshot`
+    /// anything: the key tables, retained events and event ids are shared
+    /// with the engine (their chunks), and so are the attribute rows (the
+    /// table of them is copied, a pointer a row). `EngineCopy::snapshot`
     /// makes the snapshot from it on another thread while ingest goes on
     /// (on the engine thread, turning every attribute row's references into
     /// keys held ingest ~30 ms at 100k instances).

@@ -112,6 +112,7 @@ impl Interner {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
     /// The keys by id, sharing their chunks (a snapshot's copy).
     pub fn shared_keys(&self) -> Shared<Value> {
         self.keys.clone()

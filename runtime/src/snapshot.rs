@@ -82,6 +82,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
         (None, Some(rest)) => (rest, true),
         (None, None) if bytes.starts_with(b"SEGFLOW-SNAPSHOT-") => {
             let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+            let header = &header[..header.len().min(40)];
             return Err(format!(
                 "a snapshot of another format ({}), written by another version of segflow; this one reads formats 1 and 2",
                 String::from_utf8_lossy(header)

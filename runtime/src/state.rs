@@ -42,8 +42,9 @@ pub struct EntityTable {
     pub attributes: HashMap<u64, SharedRow>,
 }
 
-/// A serving state's history as `ServingState::history` copies it.
-pub struct History {
+/// A serving state's history as `ServingState::history` copies it for a
+/// snapshot.
+pub struct ServingCopy {
     time: i64,
     batches: u64,
     changes: crate::snapshot::ChangeLog,
@@ -58,7 +59,9 @@ struct SegmentMembers {
     keys: Shared<Value>,
 }
 
-impl History {
+impl ServingCopy {
+    /// The snapshot's part of the serving state: each segment's members
+    /// by key, as at the copy.
     pub fn snapshot(self) -> crate::snapshot::ServingSnapshot {
         let key = |keys: &Shared<Value>, id: u64| keys.get(id as usize).cloned().unwrap_or(Value::Null);
         crate::snapshot::ServingSnapshot {
@@ -209,11 +212,11 @@ impl ServingState {
     }
 
     /// The history part of the state, for a snapshot, copied as ids and
-    /// numbers: `History::snapshot` gives the members keys on the writer's
+    /// numbers: `ServingCopy::snapshot` gives the members keys on the writer's
     /// thread, not the engine's while ingest waits (and `snapshot::write`
     /// puts them in key order there).
-    pub fn history(&self) -> History {
-        History {
+    pub fn history(&self) -> ServingCopy {
+        ServingCopy {
             time: self.time,
             batches: self.batches,
             changes: crate::snapshot::ChangeLog {

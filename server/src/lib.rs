@@ -148,8 +148,8 @@ impl Server {
                     );
                 }
                 let retained = snap.engine.events.iter().map(Retained::len).sum::<usize>();
-                let state = engine.state();
-                let mut state = state.write().map_err(|_| "serving state poisoned")?;
+                let serving = engine.state();
+                let mut state = serving.write().map_err(|_| "serving state poisoned")?;
                 if snap.model == model_hash {
                     state.restore_history(snap.serving);
                 } else {

@@ -10,8 +10,9 @@
 //! resuming from one already forgotten, or from an id the log never had (a
 //! restart without durability), gets an `error` event first; then a
 //! `?from=snapshot` stream (which a browser's `EventSource` resumes with
-//! `Last-Event-ID` on the same URL) gets the current members again, and
-//! any other the oldest change kept. A stream task per client reads the log
+//! `Last-Event-ID` on the same URL) gets the current members again, to
+//! replace the ones it held (a member that left meanwhile gets no `exit`),
+//! and any other the oldest change kept. A stream task per client reads the log
 //! under the read lock after each published batch.
 
 use crate::http::{error, Body};
@@ -57,15 +58,8 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
         Some(id) => match id.parse::<usize>() {
             Ok(n) if n <= newest => n,
             Ok(n) => {
-                let message = format!("event id {n} is beyond the change log, whose newest is {newest}");
-                first.push(event(
-                    None,
-                    "error",
-                    &json!({"code": "unknown_event_id", "message": resync(message, snapshot)}),
-                ));
-                if snapshot {
-                    first.extend(members(&state, output, newest));
-                }
+                let why = format!("event id {n} is beyond the change log, whose newest is {newest}");
+                first.extend(resynced(&state, output, newest, snapshot, "unknown_event_id", why));
                 newest
             }
             Err(_) => {
@@ -113,13 +107,22 @@ fn members(state: &ServingState, output: usize, cursor: usize) -> Vec<Bytes> {
         .collect()
 }
 
-/// `why` a stream cannot go on from where its client was, and what comes next.
-fn resync(why: String, snapshot: bool) -> String {
-    if snapshot {
-        format!("{why}; the current members follow")
+/// An `error` event saying `why` a stream cannot go on from where its
+/// client was, and what comes next: on a `?from=snapshot` stream, the
+/// current members, as of log position `cursor`. Whichever event comes last
+/// carries `cursor` as its id (the error itself, for a segment without
+/// members), so that a reconnect resumes from there.
+fn resynced(state: &ServingState, output: usize, cursor: usize, snapshot: bool, code: &str, why: String) -> Vec<Bytes> {
+    let members = if snapshot { members(state, output, cursor) } else { Vec::new() };
+    let message = if snapshot {
+        format!("{why}; the current members follow, to replace those held")
     } else {
         format!("{why}; reconnect without Last-Event-ID, with ?from=snapshot, for the current members")
-    }
+    };
+    let id = (snapshot && members.is_empty()).then_some(cursor);
+    let mut events = vec![event(id, "error", &json!({"code": code, "message": message}))];
+    events.extend(members);
+    events
 }
 
 fn event(id: Option<usize>, kind: &str, data: &serde_json::Value) -> Bytes {
@@ -160,12 +163,8 @@ async fn stream(
                     cursor + 1,
                     state.changes_kept_at_most()
                 );
-                out.push(event(None, "error", &json!({"code": "changes_forgotten", "message": resync(why, snapshot)})));
-                cursor = start;
-                if snapshot {
-                    cursor = state.changes.end();
-                    out.extend(members(&state, output, cursor));
-                }
+                cursor = if snapshot { state.changes.end() } else { start };
+                out.extend(resynced(&state, output, cursor, snapshot, "changes_forgotten", why));
             }
             out.extend(state.changes.iter_from(cursor).enumerate().filter(|(_, c)| c.output == output).map(
                 |(i, c)| {

@@ -6,7 +6,8 @@
 //! full chunks) and names segments as it is written. Read back, `names` are
 //! the segments the snapshot named, which `Change::output` indexes; the
 //! changes go straight into the log, so ten million of them are not first
-//! held as a list of named tuples.
+//! held as a list of named tuples (read from bytes in memory: the names are
+//! borrowed from them).
 
 use crate::chunked::Shared;
 use crate::state::Change;
@@ -86,15 +87,17 @@ impl<'de> Visitor<'de> for Listed {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ChangeLog, A::Error> {
         let mut log = ChangeLog { names: Vec::new(), changes: Shared::starting_at(self.start) };
-        while let Some((name, key, enter, time)) = seq.next_element::<(String, Value, bool, i64)>()? {
+        // Names are borrowed from the snapshot's bytes: a segment's is kept
+        // once, not allocated for each of its changes.
+        while let Some((name, key, enter, time)) = seq.next_element::<(&'de str, Value, bool, i64)>()? {
             // A damaged or forged position must not overflow the log's count.
             if log.changes.end() == usize::MAX {
                 return Err(A::Error::custom("the change log's positions overflow"));
             }
-            let output = match log.names.iter().position(|n| *n == name) {
+            let output = match log.names.iter().position(|n| n == name) {
                 Some(o) => o,
                 None => {
-                    log.names.push(name);
+                    log.names.push(name.to_string());
                     log.names.len() - 1
                 }
             };
