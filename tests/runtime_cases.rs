@@ -915,3 +915,28 @@ fn a_snapshot_made_from_a_copy_holds_the_state_at_the_copy() {
     expected.apply(&common::decode(&compiled, &before));
     assert_eq!(common::dump(&restored), common::dump(&expected));
 }
+
+/// A snapshot's attribute row leaves its key field empty (the key is given
+/// beside it), so definitions that rename the key field restore every
+/// attribute and count nothing as dropped; a row of an earlier snapshot,
+/// which held the instance's internal id there, restores the same.
+#[test]
+fn a_renamed_key_field_restores_every_attribute() {
+    let before = common::compile("entity user { key id: string; name: string?; }\nevent ping { user: user; }\n");
+    let after = common::compile("entity user { key uid: string; name: string?; }\nevent ping { user: user; }\n");
+    let mut engine = common::engine(&before, 1, Clock::Event);
+    let records = [r#"{"entity":"user","id":"u1","set":{"name":"Ann"}}"#.to_string()];
+    engine.apply(&common::decode(&before, &records));
+    let mut snapshot = engine.copy().snapshot();
+    let row = snapshot.entities[0][0].1.clone().unwrap();
+    assert_eq!(row[0], segflow_compiler::value::Value::Null, "the key field of {row:?}");
+    for earlier in [false, true] {
+        if earlier {
+            snapshot.entities[0][0].1.as_mut().unwrap()[0] = segflow_compiler::value::Value::Ref(0);
+        }
+        let mut restored = common::engine(&after, 1, Clock::Event);
+        assert_eq!(restored.restore(&snapshot), 0, "nothing dropped (earlier snapshot: {earlier})");
+        let dump = common::dump(&restored);
+        assert_eq!(dump[0]["attributes"]["name"], json!("Ann"), "{dump:?}");
+    }
+}

@@ -89,12 +89,17 @@ impl EngineCopy {
         let entities = (0..plan.entities.len())
             .map(|e| {
                 let fields: Vec<Type> = plan.entities[e].fields.iter().map(|f| f.ty).collect();
+                let key_field = plan.entities[e].key;
                 (keys[e].iter().zip(0u64..))
                     .map(|(key, id)| {
                         let row = attributes[e].get(&id).map(|row| {
                             row.iter()
                                 .zip(&fields)
-                                .map(|(v, ty)| match (ty, v) {
+                                .enumerate()
+                                .map(|(i, (v, ty))| match (ty, v) {
+                                    // The instance's key is given beside the row; its
+                                    // internal id in the row means nothing to a restart.
+                                    _ if i == key_field => Value::Null,
                                     (Type::Ref(target), Value::Ref(r)) => referenced(*target, *r),
                                     _ => v.clone(),
                                 })
@@ -1060,7 +1065,11 @@ impl Engine {
                     match new_i {
                         Some(i) if i == entity.key || v.is_null() => {}
                         Some(i) if fits(&plan, v, entity.fields[i].ty) => set.push((i, v.clone())),
-                        _ if v.is_null() => {}
+                        // Null, or the instance's own internal id in its key
+                        // field, as earlier snapshots wrote it (references are
+                        // by key): nothing to restore, under a renamed key
+                        // field too.
+                        _ if v.is_null() || matches!(v, Value::Ref(_)) => {}
                         _ => dropped += 1,
                     }
                 }
