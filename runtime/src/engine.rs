@@ -132,7 +132,9 @@ pub struct EngineSnapshot {
     pub entity_schema: Vec<(String, Vec<String>)>,
     /// Per event type likewise (`id` and `at` first).
     pub event_schema: Vec<(String, Vec<String>)>,
-    /// Per entity, in interning order: (key, attribute row with references by key).
+    /// Per entity, in interning order: (key, attribute row with references
+    /// by key). The row's key field is null (snapshots before 62a5d8f held
+    /// the instance's internal id there); the key is the pair's first.
     pub entities: Vec<Vec<(Value, Option<Row>)>>,
     /// Per event type: retained events as `[id, at, fields...]`, references by key
     /// (shared with the engine, so taking a snapshot copies pointers to chunks
