@@ -30,12 +30,12 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// Starts `segflow serve` on a free port; returns the child and its address.
-fn start(model: &Path, data: &Path) -> (Child, SocketAddr) {
+fn start(model: &Path, data: &Path) -> (Served, SocketAddr) {
     start_with(model, data, "1")
 }
 
 /// As `start`, snapshotting every `snapshot_secs` seconds while records arrive.
-fn start_with(model: &Path, data: &Path, snapshot_secs: &str) -> (Child, SocketAddr) {
+fn start_with(model: &Path, data: &Path, snapshot_secs: &str) -> (Served, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
         .args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0"])
         .args(["--snapshot-secs", snapshot_secs, "--data-dir"])
@@ -55,7 +55,33 @@ fn start_with(model: &Path, data: &Path, snapshot_secs: &str) -> (Child, SocketA
     };
     // Keep draining stderr so the server never blocks on it.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (Served(child), addr)
+}
+
+/// A server process that is killed when it goes out of scope: a test that
+/// fails midway leaves no server running (each still stops its servers as
+/// the test says, a kill or a clean stop).
+struct Served(Child);
+
+impl std::ops::Deref for Served {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // Already stopped: both are harmless.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// One request's whole answer, status line and headers included.
@@ -490,7 +516,7 @@ fn retained_values_that_no_longer_fit_a_changed_model_are_dropped_and_reported()
 
 /// Starts `segflow serve` with extra arguments; returns the child, its address
 /// and everything it said on stderr before serving.
-fn start_args(model: &Path, data: &Path, extra: &[&str]) -> (Child, SocketAddr, String) {
+fn start_args(model: &Path, data: &Path, extra: &[&str]) -> (Served, SocketAddr, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
     command
         .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--data-dir"])
@@ -501,7 +527,7 @@ fn start_args(model: &Path, data: &Path, extra: &[&str]) -> (Child, SocketAddr, 
 
 /// Starts a server by `command`; returns the child, its address and what it
 /// said on stderr before serving.
-fn start_command(mut command: Command) -> (Child, SocketAddr, String) {
+fn start_command(mut command: Command) -> (Served, SocketAddr, String) {
     let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut said = String::new();
@@ -514,7 +540,7 @@ fn start_command(mut command: Command) -> (Child, SocketAddr, String) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, addr, said)
+    (Served(child), addr, said)
 }
 
 /// Runs `segflow serve` expecting it not to start; returns what it said.
@@ -729,7 +755,7 @@ fn wall_clock_expiries_are_logged_so_a_replay_keeps_their_times() {
 /// the signal that limit sends ignored: a write past it fails, as on a full
 /// disk.
 #[cfg(target_os = "linux")]
-fn start_with_a_full_disk(model: &Path, data: &Path) -> (Child, SocketAddr) {
+fn start_with_a_full_disk(model: &Path, data: &Path) -> (Served, SocketAddr) {
     let mut limited = Command::new("bash");
     limited.args(["-c", r#"trap '' XFSZ; ulimit -S -f 64 && exec "$@""#, "bash", env!("CARGO_BIN_EXE_segflow")]);
     limited.args(["serve", &model.display().to_string(), "--clock", "event", "--listen", "127.0.0.1:0"]);
