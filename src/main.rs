@@ -513,7 +513,11 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
         config.snapshot_every = std::time::Duration::from_secs(secs);
     }
     if let Some(n) = args.get("keep-changes") {
-        config.keep_changes = n.parse().ok().filter(|n| *n > 0).ok_or("--keep-changes takes a positive number")?;
+        config.keep_changes = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("--keep-changes takes a positive number of changes, not `{n}`"))?;
     }
     config.load = args.all("load");
     if args.has("demo-data") {

@@ -880,6 +880,10 @@ fn a_restart_keeps_the_change_ids_of_a_log_that_forgets_its_oldest() {
     let model = "entity user { key id: string; }\nevent ping { user: user; }\nsegment pinged on user = exists(ping);\n";
     let (dir, model_path) = with_model("forget", model);
     let data = dir.join("data");
+    for bad in ["0", "lots"] {
+        let said = start_fails(&model_path, &data, &["--keep-changes", bad]);
+        assert!(said.contains(&format!("--keep-changes takes a positive number of changes, not `{bad}`")), "{said}");
+    }
     let flags = ["--clock", "event", "--snapshot-secs", "100000", "--keep-changes", "3"];
     let ping = |addr, u: u64| {
         let body = format!(r#"{{"event":"ping","id":"p{u}","at":{u}000,"user":"u{u}"}}"#);

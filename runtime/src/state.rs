@@ -245,19 +245,22 @@ impl ServingState {
         let crate::snapshot::ServingSnapshot { time, batches, changes: log, members } = history;
         let outputs: Vec<Option<usize>> = log.names.iter().map(|name| index(name)).collect();
         let mut changes = log.changes;
-        if changes.iter().all(|c| outputs[c.output].is_some()) {
-            let entities = &self.entities;
-            changes.for_each_mut(|c| {
-                if let Some(output) = outputs[c.output] {
-                    c.output = output;
-                }
-                // The key as the entity's table holds it: a long key's text
-                // is then shared, not held again by every change.
-                let keys = &entities[plan.outputs[c.output].entity].keys;
+        // One pass: each change names this state's output and holds the key
+        // as the entity's table does (a long key's text is then shared, not
+        // held again by every change), unless a segment is gone.
+        let mut carried = true;
+        let entities = &self.entities;
+        changes.for_each_mut(|c| match outputs[c.output] {
+            Some(output) => {
+                c.output = output;
+                let keys = &entities[plan.outputs[output].entity].keys;
                 if let Some(id) = keys.get(&c.key) {
                     c.key = keys.key(id).clone();
                 }
-            });
+            }
+            None => carried = false,
+        });
+        if carried {
             self.changes = changes;
         } else {
             // A segment since dropped or renamed (the definitions changed):

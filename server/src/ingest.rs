@@ -149,9 +149,10 @@ impl Durability {
     /// Takes a snapshot covering the whole log so far. The engine thread only
     /// copies the state (shared chunks and plain numbers: `Engine::copy`,
     /// `ServingState::history`) and starts a new log segment; another thread
-    /// makes the snapshot from the copy (keys for ids), encodes and writes it, then deletes the segments and snapshots it
-    /// covers, so ingest pauses for the copy, not for the write. One snapshot
-    /// is written at a time.
+    /// makes the snapshot from the copy (keys for ids), encodes and writes
+    /// it, then deletes the segments and snapshots it covers, so ingest
+    /// pauses for the copy, not for the write. One snapshot is written at a
+    /// time.
     fn snapshot(&mut self, engine: &Engine) -> Result<(), String> {
         self.finish_snapshot();
         let started = Instant::now();

@@ -91,8 +91,7 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
 /// The segment's members as `enter` events marked `"snapshot": true`, the
 /// last with id `cursor` (the log position they are as of).
 fn members(state: &ServingState, output: usize, cursor: usize) -> Vec<Bytes> {
-    let e = &state.plan.entities[state.plan.outputs[output].entity];
-    let key_ty = e.fields[e.key].ty;
+    let key_ty = key_type(state, output);
     let members = state.members_in_order(output, None, None);
     let n = members.len();
     members
@@ -105,6 +104,12 @@ fn members(state: &ServingState, output: usize, cursor: usize) -> Vec<Bytes> {
             event(id, "change", &data)
         })
         .collect()
+}
+
+/// The type of the keys of a segment's entity.
+fn key_type(state: &ServingState, output: usize) -> segflow_compiler::value::Type {
+    let e = &state.plan.entities[state.plan.outputs[output].entity];
+    e.fields[e.key].ty
 }
 
 /// An `error` event saying `why` a stream cannot go on from where its
@@ -151,8 +156,7 @@ async fn stream(
     loop {
         let batch: Vec<Bytes> = {
             let state = read(&shared);
-            let e = &state.plan.entities[state.plan.outputs[output].entity];
-            let key_ty = e.fields[e.key].ty;
+            let key_ty = key_type(&state, output);
             // The log keeps only its newest changes (`--keep-changes`): a
             // client behind them is told what it missed (see the module's doc).
             let mut out = Vec::new();
