@@ -16,18 +16,20 @@
 use crate::folded::folded_by_time;
 use crate::instances::Instances;
 use crate::render::Time;
+use crate::sharded::ShardedMap;
 use differential_dataflow::VecCollection;
 use foldhash::HashMap;
+use hashbrown::hash_table::Entry;
 use segflow_compiler::value::Value;
-use std::collections::hash_map::Entry;
 
 /// Per instance, the number of distinct values among its rows' `(instance,
 /// value)` pairs, as `Value::Int`; instances with none are absent.
 pub fn distinct_counts<'s>(
     pairs: VecCollection<'s, Time, (u64, Value), isize>,
 ) -> VecCollection<'s, Time, (u64, Value), isize> {
-    // How many rows hold each pair (none held is absent).
-    let mut held: HashMap<(u64, Value), isize> = HashMap::default();
+    // How many rows hold each pair (none held is absent): one pair per
+    // distinct (instance, value) in the windows, so it grows with the events.
+    let mut held: ShardedMap<(u64, Value), isize> = ShardedMap::default();
     // Distinct values per instance.
     let scope = pairs.inner.scope();
     let mut counts = Instances::<i64>::new(scope.index(), scope.peers(), |n| *n == 0);
@@ -44,18 +46,18 @@ pub fn distinct_counts<'s>(
                 continue;
             }
             let key = pair.0;
-            let (before, after) = match held.entry(pair) {
+            let (before, after) = match held.entry(&pair) {
                 Entry::Occupied(mut n) => {
-                    let before = *n.get();
-                    *n.get_mut() += diff;
-                    let after = *n.get();
+                    let before = n.get().1;
+                    n.get_mut().1 += diff;
+                    let after = n.get().1;
                     if after == 0 {
                         n.remove();
                     }
                     (before, after)
                 }
                 Entry::Vacant(slot) => {
-                    slot.insert(diff);
+                    slot.insert((pair, diff));
                     (0, diff)
                 }
             };

@@ -33,6 +33,7 @@ pub mod probed;
 pub mod profile;
 pub mod render;
 pub mod retained;
+pub mod sharded;
 pub mod snapshot;
 pub mod state;
 #[cfg(test)]
