@@ -11,16 +11,16 @@
 //!
 //! Nothing here grows by copying everything at once, which paused the
 //! engine thread for up to 0.4 s at a million ids: the ids are split over
-//! `SHARDS` tables by hash, each growing alone, and the bytes fill chunks
+//! `SHARDS` tables by hash, each growing alone (see `sharded`), and the bytes fill chunks
 //! that are never moved. A full chunk is shared, so a snapshot's list of
 //! the ids (`IdList`) copies pointers, not bytes.
 
 use crate::probed::Probed;
+use crate::sharded::{shard, SHARDS};
 use segflow_compiler::value::Value;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-pub(crate) const SHARDS: usize = 64;
 /// Bytes per chunk (a longer id gets a chunk of its own length).
 const CHUNK_BYTES: usize = 64 * 1024;
 
@@ -103,11 +103,6 @@ impl IdSet {
     pub fn list(&self) -> IdList {
         self.bytes.clone()
     }
-}
-
-/// The shard of an id's hash. Not its lowest bits: a table places by those.
-pub(crate) fn shard(hash: u64) -> usize {
-    (hash >> 32) as usize % SHARDS
 }
 
 /// Ids in order, each its length (4 bytes, little-endian) then its bytes,

@@ -12,8 +12,8 @@
 //! caller with many keys to look up can `prefetch` each first (see `probed`).
 
 use crate::chunked::Shared;
-use crate::ids::{shard, SHARDS};
 use crate::probed::{Probed, Vacant};
+use crate::sharded::{shard, SHARDS};
 use segflow_compiler::value::{Text, Value};
 use std::hash::BuildHasher;
 
