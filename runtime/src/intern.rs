@@ -147,21 +147,23 @@ fn matches(keys: &Shared<Value>, slot: &Slot, key: &Value) -> bool {
 /// new key here before it sends anything that names it. A copy of the
 /// `Interner`'s keys, kept only for those entities: the interner is the engine
 /// thread's own, unlocked on the path every reference of every event takes.
+/// In chunks: a vector doubling at a million keys copied them all under the
+/// lock the workers read through.
 #[derive(Clone, Default)]
-pub struct KeyOrder(std::sync::Arc<Vec<Option<std::sync::RwLock<Vec<Value>>>>>);
+pub struct KeyOrder(std::sync::Arc<Vec<Option<std::sync::RwLock<Shared<Value>>>>>);
 
 impl KeyOrder {
     /// Keys kept for the entities marked in `ordered`, none for the rest.
     pub fn new(ordered: &[bool]) -> KeyOrder {
         KeyOrder(std::sync::Arc::new(
-            ordered.iter().map(|&kept| kept.then(|| std::sync::RwLock::new(Vec::new()))).collect(),
+            ordered.iter().map(|&kept| kept.then(|| std::sync::RwLock::new(Shared::default()))).collect(),
         ))
     }
 
     /// Adds the key of `entity`'s next id, if its keys are kept.
     pub fn push(&self, entity: usize, key: &Value) {
         if let Some(Some(keys)) = self.0.get(entity) {
-            keys.write().unwrap_or_else(|e| e.into_inner()).push(key.clone());
+            keys.write().unwrap_or_else(|e| e.into_inner()).push_back(key.clone());
         }
     }
 
@@ -178,7 +180,7 @@ impl KeyOrder {
 
 #[cfg(test)]
 mod tests {
-    use super::Interner;
+    use super::{Interner, KeyOrder};
     use segflow_compiler::value::{Value, INLINE as SHORT};
 
     #[test]
@@ -211,5 +213,24 @@ mod tests {
         assert_eq!(interner.get(&Value::Int(8)), None);
         assert_eq!(interner.len(), keys.len() + 10_000);
         assert!(interner.keys_from(keys.len() + 9_999).eq(&[Value::str("extra-9999")]));
+    }
+
+    #[test]
+    fn key_order_gives_each_id_its_key_across_chunks() {
+        // Entity 0's keys are kept, entity 1's are not.
+        let order = KeyOrder::new(&[true, false]);
+        let n = 3 * crate::chunked::CHUNK + 5;
+        for i in 0..n {
+            order.push(0, &Value::str(&format!("k{i}")));
+            order.push(1, &Value::str(&format!("other{i}")));
+        }
+        for id in [0, 1, crate::chunked::CHUNK - 1, crate::chunked::CHUNK, 2 * crate::chunked::CHUNK + 7, n - 1] {
+            assert_eq!(order.key_of(0, &Value::Ref(id as u64)), Value::str(&format!("k{id}")));
+        }
+        // An id not pushed yet, an entity whose keys are not kept, and a
+        // value that is no reference: the value itself.
+        assert_eq!(order.key_of(0, &Value::Ref(n as u64)), Value::Ref(n as u64));
+        assert_eq!(order.key_of(1, &Value::Ref(3)), Value::Ref(3));
+        assert_eq!(order.key_of(0, &Value::Null), Value::Null);
     }
 }
