@@ -20,7 +20,7 @@
 //! that share a millisecond, so every batch gets a distinct time that still
 //! orders exactly like its logical time.
 
-use crate::chunked::Shared;
+use crate::chunked::{ById, Shared};
 use crate::decode::Record;
 use crate::due::{Due, Schedule};
 use crate::ids::{IdList, IdSet};
@@ -30,7 +30,7 @@ use crate::profile::OperatorProfile;
 use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
 use crate::retained::Retained;
 use crate::state::{MergedRuns, ServingState};
-use foldhash::{HashMap, HashSet};
+use foldhash::HashSet;
 use segflow_compiler::hir::{Def, EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
 use segflow_compiler::value::{Type, Value};
@@ -68,7 +68,7 @@ pub struct EngineCopy {
     plan: Arc<Plan>,
     now: i64,
     keys: Vec<Shared<Value>>,
-    attributes: Vec<HashMap<u64, SharedRow>>,
+    attributes: Vec<ById<SharedRow>>,
     events: Vec<Retained>,
     seen_ids: Vec<IdList>,
 }
@@ -92,7 +92,7 @@ impl EngineCopy {
                 let key_field = plan.entities[e].key;
                 (keys[e].iter().zip(0u64..))
                     .map(|(key, id)| {
-                        let row = attributes[e].get(&id).map(|row| {
+                        let row = attributes[e].get(id).map(|row| {
                             row.iter()
                                 .zip(&fields)
                                 .enumerate()
@@ -344,7 +344,7 @@ pub struct Engine {
     key_order: KeyOrder,
     /// Per entity, each instance's attribute row, if it has one (shared
     /// with the serving state and the dataflow).
-    attributes: Vec<HashMap<u64, SharedRow>>,
+    attributes: Vec<ById<SharedRow>>,
     seen_ids: Vec<IdSet>,
     /// Events a restart (or a changed model) may still need, as they arrived:
     /// per event type, by (time, arrival). See `retention_ms`.
@@ -861,7 +861,7 @@ impl Engine {
                     let id = self.intern_key(*entity, key, batch_time, &mut updates);
                     let fields: Vec<Type> = self.plan.entities[*entity].fields.iter().map(|f| f.ty).collect();
                     let key_field = self.plan.entities[*entity].key;
-                    let old = self.attributes[*entity].get(&id).cloned();
+                    let old = self.attributes[*entity].get(id).cloned();
                     let mut row = old.as_deref().map_or_else(
                         || {
                             let mut r = vec![Value::Null; fields.len()];
@@ -896,7 +896,7 @@ impl Engine {
                         }
                         match row {
                             Some(row) => self.attributes[*entity].insert(id, row),
-                            None => self.attributes[*entity].remove(&id),
+                            None => self.attributes[*entity].remove(id),
                         };
                         touched[*entity].insert(id);
                     }
@@ -904,7 +904,7 @@ impl Engine {
                 }
                 Record::Delete { entity, key } => {
                     let id = self.intern_key(*entity, key, batch_time, &mut updates);
-                    if let Some(old) = self.attributes[*entity].remove(&id) {
+                    if let Some(old) = self.attributes[*entity].remove(id) {
                         if let Some(input) = self.attributes_input[*entity] {
                             updates.push((Target::single(input), old, batch_time, -1));
                         }
@@ -958,7 +958,7 @@ impl Engine {
         let attributes = touched
             .iter()
             .enumerate()
-            .map(|(e, ids)| ids.iter().map(|id| (*id, self.attributes[e].get(id).cloned())).collect())
+            .map(|(e, ids)| ids.iter().map(|&id| (id, self.attributes[e].get(id).cloned())).collect())
             .collect();
         Submitted { upto: batch_time + 1, new_now, stamp, new_keys, attributes, outcome, records, started, sent }
     }
@@ -992,7 +992,7 @@ impl Engine {
             for (id, row) in rows {
                 match row {
                     Some(row) => table.attributes.insert(id, row),
-                    None => table.attributes.remove(&id),
+                    None => table.attributes.remove(id),
                 };
             }
         }

@@ -6,7 +6,7 @@
 //! batch entirely or not at all, and never waits on the dataflow's compute:
 //! reads take a read lock on plain maps.
 
-use crate::chunked::Shared;
+use crate::chunked::{ById, Shared};
 use crate::column::Column;
 use crate::intern::Interner;
 use crate::members::Members;
@@ -39,7 +39,7 @@ pub struct EntityTable {
     pub keys: Interner,
     /// Current attribute rows (all declared fields; the key field holds
     /// `Ref(id)`), shared with the engine.
-    pub attributes: HashMap<u64, SharedRow>,
+    pub attributes: ById<SharedRow>,
 }
 
 /// A serving state's history as `ServingState::history` copies it for a
@@ -437,7 +437,7 @@ impl ServingState {
         match input {
             ReadInput::Key => self.entities[entity].keys.key_of(id).cloned().unwrap_or(Value::Null),
             ReadInput::Attribute(i) => {
-                self.entities[entity].attributes.get(&id).map_or(Value::Null, |row| row[*i].clone())
+                self.entities[entity].attributes.get(id).map_or(Value::Null, |row| row[*i].clone())
             }
             ReadInput::Def(def) => self.value(self.def_outputs[def], id),
             ReadInput::Follow { via, entity: target_entity, target } => match self.read_input(entity, id, via) {
@@ -478,7 +478,7 @@ impl ServingState {
         self.write_value(line, table.keys.key(id), ent.fields[ent.key].ty);
         line.extend_from_slice(b",\"attributes\":{");
         let mut first = true;
-        if let Some(row) = table.attributes.get(&id) {
+        if let Some(row) = table.attributes.get(id) {
             for (i, f) in ent.fields.iter().enumerate() {
                 if i != ent.key && !row[i].is_null() {
                     if !first {
