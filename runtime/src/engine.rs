@@ -1021,7 +1021,7 @@ impl Engine {
     /// What a snapshot of the engine needs, taken without converting
     /// anything: the key tables, retained events and event ids are shared
     /// with the engine (their chunks), and so are the attribute rows (the
-    /// table of them is copied, a pointer a row). `EngineCopy::snapshot`
+    /// slots by id are copied, 16 bytes an id). `EngineCopy::snapshot`
     /// makes the snapshot from it on another thread while ingest goes on
     /// (on the engine thread, turning every attribute row's references into
     /// keys held ingest ~30 ms at 100k instances).

@@ -11,9 +11,9 @@
 //!
 //! Nothing here grows by copying everything at once, which paused the
 //! engine thread for up to 0.4 s at a million ids: the ids are split over
-//! `SHARDS` tables by hash, each growing alone (see `sharded`), and the bytes fill chunks
-//! that are never moved. A full chunk is shared, so a snapshot's list of
-//! the ids (`IdList`) copies pointers, not bytes.
+//! `SHARDS` tables by hash, which grow one at a time (see `sharded`), and
+//! the bytes fill chunks that are never moved. A full chunk is shared, so
+//! a snapshot's list of the ids (`IdList`) copies pointers, not bytes.
 
 use crate::probed::Probed;
 use crate::sharded::{shard, SHARDS};

@@ -21,7 +21,7 @@ use std::hash::BuildHasher;
 pub struct Interner {
     /// Keys by id, in chunks: the engine thread never copies them all to grow.
     keys: Shared<Value>,
-    /// Slots split over tables by hash, each growing alone (see `ids`).
+    /// Slots split over tables by hash, which grow one at a time (see `sharded`).
     tables: Vec<Probed<Slot>>,
     // Seeded per process: keys come from clients, who should not be able to
     // pick keys that collide.

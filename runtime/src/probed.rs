@@ -10,8 +10,9 @@
 //! before looking them up overlaps the misses of the whole run.
 //!
 //! Nothing is ever removed (ids and keys stay for the engine's life). The
-//! callers split their keys over several tables by hash (`SHARDS`), each
-//! growing alone, so no growth copies everything at once.
+//! callers split their keys over several tables by hash, in unequal shares
+//! so that the tables grow one at a time (see `sharded`): no growth copies
+//! everything at once.
 
 /// A value that has a vacant form, which marks an empty slot.
 pub(crate) trait Vacant {
