@@ -25,7 +25,7 @@ use crate::decode::Record;
 use crate::due::{Due, Schedule};
 use crate::ids::{IdList, IdSet};
 use crate::input_groups::{self, retraction, InputGroups, Target};
-use crate::intern::{Interner, KeyOrder};
+use crate::intern::{key_in, Interner, KeyOrder};
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
 use crate::retained::Retained;
@@ -81,11 +81,6 @@ impl EngineCopy {
         let EngineCopy { plan, now, keys, attributes, events, seen_ids } = self;
         // A row refers only to instances interned before it was written,
         // and so before the copy.
-        let referenced = |entity: usize, id: u64| {
-            let key = keys[entity].get(id as usize);
-            debug_assert!(key.is_some(), "a reference to an instance not in the copy");
-            key.cloned().unwrap_or(Value::Null)
-        };
         let entities = (0..plan.entities.len())
             .map(|e| {
                 let fields: Vec<Type> = plan.entities[e].fields.iter().map(|f| f.ty).collect();
@@ -100,7 +95,7 @@ impl EngineCopy {
                                     // The instance's key is given beside the row; its
                                     // internal id in the row means nothing to a restart.
                                     _ if i == key_field => Value::Null,
-                                    (Type::Ref(target), Value::Ref(r)) => referenced(*target, *r),
+                                    (Type::Ref(target), Value::Ref(r)) => key_in(&keys[*target], *r),
                                     _ => v.clone(),
                                 })
                                 .collect()

@@ -113,7 +113,8 @@ impl Interner {
         self.len() == 0
     }
 
-    /// The keys by id, sharing their chunks (a snapshot's copy).
+    /// The keys by id, sharing their chunks (a snapshot's copy; read an id's
+    /// key in it with `key_in`).
     pub fn shared_keys(&self) -> Shared<Value> {
         self.keys.clone()
     }
@@ -138,6 +139,14 @@ fn matches(keys: &Shared<Value>, slot: &Slot, key: &Value) -> bool {
         (Some(_), _) => false,
         (None, key) => &keys[slot.id as usize] == key,
     }
+}
+
+/// The key of `id` in `keys` (`Interner::shared_keys`), which holds it: a
+/// copy is taken after every id it is asked about (null, were it not).
+pub fn key_in(keys: &Shared<Value>, id: u64) -> Value {
+    let key = keys.get(id as usize);
+    debug_assert!(key.is_some(), "an id not in the copy of the keys");
+    key.cloned().unwrap_or(Value::Null)
 }
 
 /// The keys of the entities whose references the dataflow orders by value

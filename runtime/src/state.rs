@@ -8,7 +8,7 @@
 
 use crate::chunked::{ById, Shared};
 use crate::column::Column;
-use crate::intern::Interner;
+use crate::intern::{key_in, Interner};
 use crate::members::Members;
 use crate::render::{output_order, sum_equal_changes, OutputUpdate, SharedRow, Time};
 use foldhash::HashMap;
@@ -63,7 +63,6 @@ impl ServingCopy {
     /// The snapshot's part of the serving state: each segment's members
     /// by key, as at the copy.
     pub fn snapshot(self) -> crate::snapshot::ServingSnapshot {
-        let key = |keys: &Shared<Value>, id: u64| keys.get(id as usize).cloned().unwrap_or(Value::Null);
         crate::snapshot::ServingSnapshot {
             time: self.time,
             batches: self.batches,
@@ -72,7 +71,7 @@ impl ServingCopy {
                 .members
                 .into_iter()
                 .map(|SegmentMembers { name, since, keys }| {
-                    (name, since.into_iter().map(|(id, t)| (key(&keys, id), t)).collect())
+                    (name, since.into_iter().map(|(id, t)| (key_in(&keys, id), t)).collect())
                 })
                 .collect(),
         }
