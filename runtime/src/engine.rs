@@ -854,8 +854,11 @@ impl Engine {
                 }
                 Record::Upsert { entity, key, set, unset } => {
                     let id = self.intern_key(*entity, key, batch_time, &mut updates);
-                    let fields: Vec<Type> = self.plan.entities[*entity].fields.iter().map(|f| f.ty).collect();
-                    let key_field = self.plan.entities[*entity].key;
+                    // The plan's own handle (a count, not a copy of its field
+                    // types per upsert), as interning borrows the engine.
+                    let plan = self.plan.clone();
+                    let fields = &plan.entities[*entity].fields;
+                    let key_field = plan.entities[*entity].key;
                     let old = self.attributes[*entity].get(id).cloned();
                     let mut row = old.as_deref().map_or_else(
                         || {
@@ -866,7 +869,7 @@ impl Engine {
                         <[Value]>::to_vec,
                     );
                     for (i, v) in set {
-                        row[*i] = match (fields[*i], v) {
+                        row[*i] = match (fields[*i].ty, v) {
                             (Type::Ref(target), v) if !v.is_null() => {
                                 Value::Ref(self.intern_key(target, v, batch_time, &mut updates))
                             }
