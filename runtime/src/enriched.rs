@@ -23,6 +23,7 @@ use crate::values::Values;
 use differential_dataflow::consolidation::consolidate_slice;
 use differential_dataflow::VecCollection;
 use segflow_compiler::eval::ScalarExpr;
+use segflow_compiler::value::Value;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use thin_vec::ThinVec;
@@ -56,24 +57,49 @@ struct Referenced {
 /// is the join's only reader, if it has one (`where product.category =
 /// "shoes"`), which each joined row is tested by before it is made. Made
 /// and then filtered, most rows of such a join were an allocation each,
-/// sent on only to be dropped.
+/// sent on only to be dropped. Or the columns its readers read, if that is
+/// all they read (see `Logic::narrow`).
 pub struct Logic {
     predicate: Option<ScalarExpr>,
+    columns: Option<Vec<usize>>,
     /// A joined row being tested, reused.
     scratch: RefCell<Row>,
 }
 
 impl Logic {
     pub fn new(predicate: Option<ScalarExpr>) -> Logic {
-        Logic { predicate, scratch: RefCell::default() }
+        Logic { predicate, columns: None, scratch: RefCell::default() }
+    }
+
+    /// Joined rows of only `columns` of the whole joined row (the row, then
+    /// the lookup row), in that order. A gather that follows a reference
+    /// reads two values of each row (the key, a slot of the lookup); when
+    /// the referenced instance's value changes, every row that references
+    /// it is joined again, and a store's users were each copied whole, twice.
+    pub fn narrow(columns: Vec<usize>) -> Logic {
+        Logic { predicate: None, columns: Some(columns), scratch: RefCell::default() }
     }
 
     /// `row` extended with `lookup`, if the predicate keeps it: one
     /// allocation, from an iterator of known length.
     fn joined(&self, row: &SharedRow, lookup: &SharedRow) -> Option<SharedRow> {
-        let values = row.iter().chain(lookup.iter()).cloned();
-        filtered_row(self.predicate.as_ref(), &mut self.scratch.borrow_mut(), values)
+        match &self.columns {
+            None => {
+                let values = row.iter().chain(lookup.iter()).cloned();
+                filtered_row(self.predicate.as_ref(), &mut self.scratch.borrow_mut(), values)
+            }
+            Some(columns) => Some(narrow_row(columns, row, lookup)),
+        }
     }
+}
+
+/// Columns `columns` of `row` followed by `lookup` (null past their end).
+pub(crate) fn narrow_row(columns: &[usize], row: &[Value], lookup: &[Value]) -> SharedRow {
+    let at = |c: usize| match c.checked_sub(row.len()) {
+        None => row[c].clone(),
+        Some(l) => lookup.get(l).cloned().unwrap_or(Value::Null),
+    };
+    columns.iter().map(|&c| at(c)).collect()
 }
 
 /// Appends every pair of `rows` and `lookups` that `logic` keeps to `out`,
@@ -185,21 +211,15 @@ impl InstanceState<Side, SharedRow> for Referenced {
 pub fn enriched<'s>(
     rows: VecCollection<'s, Time, (u64, SharedRow), isize>,
     lookups: VecCollection<'s, Time, (u64, SharedRow), isize>,
-    predicate: Option<ScalarExpr>,
+    logic: Logic,
 ) -> VecCollection<'s, Time, SharedRow, isize> {
     let side = |input, row| if input == 0 { Side::Row(row) } else { Side::Lookup(row) };
-    keyed_inputs::<_, _, _, Referenced, Changes<Side>, _>(
-        vec![rows, lookups],
-        "Enrich",
-        side,
-        |_, row| row,
-        Logic::new(predicate),
-    )
+    keyed_inputs::<_, _, _, Referenced, Changes<Side>, _>(vec![rows, lookups], "Enrich", side, |_, row| row, logic)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{enriched, Logic, Referenced, Side};
+    use super::{enriched, narrow_row, Logic, Referenced, Side};
     use crate::keyed::InstanceState;
     use crate::render::SharedRow;
     use crate::render::Time;
@@ -212,6 +232,21 @@ mod tests {
 
     fn row(values: &[i64]) -> SharedRow {
         values.iter().map(|v| Value::Int(*v)).collect()
+    }
+
+    #[test]
+    fn a_narrow_row_takes_its_columns_from_the_row_then_the_lookup() {
+        let (r, l) = (row(&[10, 11, 12]), row(&[20, 21]));
+        assert_eq!(narrow_row(&[0, 4], &r, &l), row(&[10, 21]));
+        assert_eq!(narrow_row(&[1, 2, 3], &r, &l), row(&[11, 12, 20]));
+        // Past the lookup's end (no lookup: a row referencing nothing), null.
+        let padded: SharedRow = [Value::Int(12), Value::Null].into_iter().collect();
+        assert_eq!(narrow_row(&[2, 3], &r, &[]), padded);
+        // The same columns as the whole joined row, projected.
+        let whole: Vec<Value> = r.iter().chain(l.iter()).cloned().collect();
+        let columns = [0, 2, 3];
+        let projected: SharedRow = columns.iter().map(|&c| whole[c].clone()).collect();
+        assert_eq!(narrow_row(&columns, &r, &l), projected);
     }
 
     /// Each time's changes; what the operator emits at each time, consolidated.
@@ -266,7 +301,7 @@ mod tests {
     /// The join of the rows and lookup rows among `sides`, each an input.
     fn join_of_sides(sides: VecCollection<'_, Time, (u64, Side), isize>) -> VecCollection<'_, Time, SharedRow, isize> {
         let (rows, lookups) = self::sides(sides);
-        enriched(rows, lookups, None)
+        enriched(rows, lookups, Logic::new(None))
     }
 
     /// `join_of_sides` with `filter()` as its predicate.
@@ -274,7 +309,7 @@ mod tests {
         sides: VecCollection<'_, Time, (u64, Side), isize>,
     ) -> VecCollection<'_, Time, SharedRow, isize> {
         let (rows, lookups) = self::sides(sides);
-        enriched(rows, lookups, Some(filter()))
+        enriched(rows, lookups, Logic::new(Some(filter())))
     }
 
     fn consolidated(changes: impl IntoIterator<Item = (SharedRow, isize)>) -> Vec<(SharedRow, isize)> {

@@ -13,7 +13,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::distinct::distinct_counts;
-use crate::enriched::enriched;
+use crate::enriched::{enriched, narrow_row, Logic};
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, by_key_of_slots, expiring, mode, running};
@@ -332,6 +332,51 @@ fn join_filters(plan: &Plan) -> JoinFilters {
     filters
 }
 
+/// Per node: for a join read only by gathers, each a key and a value of
+/// its rows (a tag that follows a reference, `home_store.region`), the
+/// columns they read, sorted; `None` for every other node. Such a join
+/// makes rows of those columns alone (`Logic::narrow`), and the gathers
+/// read them at their places among those columns (`narrowed`).
+fn gather_read_columns(plan: &Plan) -> Vec<Option<Vec<usize>>> {
+    let mut columns: Vec<Option<Vec<usize>>> =
+        plan.nodes.iter().map(|node| matches!(node, Node::Enrich { .. }).then(Vec::new)).collect();
+    for node in &plan.nodes {
+        match node {
+            Node::Gather { instances, inputs, .. } => {
+                columns[*instances] = None;
+                for input in inputs {
+                    match input {
+                        GatherInput::Rows { node, key_field, field } => {
+                            if let Some(read) = &mut columns[*node] {
+                                read.extend([*key_field, *field]);
+                            }
+                        }
+                        GatherInput::Column { node, .. } => columns[*node] = None,
+                    }
+                }
+            }
+            other => {
+                for source in other.sources() {
+                    columns[source] = None;
+                }
+            }
+        }
+    }
+    for node in plan.outputs.iter().filter_map(|o| o.node).chain(plan.arrangements.iter().map(|a| a.node)) {
+        columns[node] = None;
+    }
+    for read in columns.iter_mut().flatten() {
+        read.sort_unstable();
+        read.dedup();
+    }
+    columns
+}
+
+/// Where column `c` of a join's whole rows is in its narrowed rows.
+fn narrowed(columns: &Option<Vec<usize>>, c: usize) -> usize {
+    columns.as_ref().map_or(c, |read| read.binary_search(&c).expect("a narrowed join keeps what its gathers read"))
+}
+
 /// Builds the dataflow of `plan` in `worker`.
 pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflow {
     let outputs: Rc<RefCell<OutputChunks>> = Rc::default();
@@ -355,6 +400,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
             }
         }
         let join_filters = join_filters(plan);
+        let gather_reads = gather_read_columns(plan);
         for (n, node) in plan.nodes.iter().enumerate() {
             node_operators.push((scope.worker().peek_identifier(), n));
             let r = match node {
@@ -368,14 +414,25 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                         .flat_map(move |row: SharedRow| row[via].as_ref_id().map(|instance| (instance, row)));
                     let null_filter = predicate.clone();
                     let mut padded = Row::new();
+                    let read = gather_reads[n].clone();
                     let nulls = rows.flat_map(move |row: SharedRow| {
                         if !row[via].is_null() {
                             return None;
                         }
+                        if let Some(read) = &read {
+                            return Some(narrow_row(read, &row, &[]));
+                        }
                         let values = row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width));
                         filtered_row(null_filter.as_ref(), &mut padded, values)
                     });
-                    Rendered::Rows(enriched(referencing, rendered[*lookup].dense(), predicate).concat(nulls))
+                    let logic = match gather_reads[n].clone() {
+                        Some(read) => {
+                            debug_assert!(predicate.is_none(), "a join with a filter has the filter as its reader");
+                            Logic::narrow(read)
+                        }
+                        None => Logic::new(predicate),
+                    };
+                    Rendered::Rows(enriched(referencing, rendered[*lookup].dense(), logic).concat(nulls))
                 }
                 // Applied by the join it reads (see `join_filters`).
                 Node::Filter { source, .. } if join_filters.fused[n] => Rendered::Rows(rendered[*source].rows()),
@@ -429,7 +486,8 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                             }
                             GatherInput::Rows { node, key_field, field } => {
                                 defaults.push(Value::Null);
-                                let (kf, f) = (*key_field, *field);
+                                let read = &gather_reads[*node];
+                                let (kf, f) = (narrowed(read, *key_field), narrowed(read, *field));
                                 slots.push(rendered[*node].rows().flat_map(move |row: SharedRow| {
                                     let key = row[kf].as_ref_id()?;
                                     let v = row[f].clone();
@@ -886,9 +944,61 @@ pub fn values_aggregate(func: AggFunc, input: &Values<Value>) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::{output_order, OutputChunks, OutputUpdate};
+    use super::{gather_read_columns, output_order, OutputChunks, OutputUpdate};
     use proptest::prelude::*;
+    use segflow_compiler::plan::{GatherInput, Node};
     use segflow_compiler::value::Value;
+
+    #[test]
+    fn joins_read_only_by_gathers_make_rows_of_what_they_read() {
+        let model = r#"
+            entity user { key id: string; city: string?; home_store: store?; }
+            entity store { key id: string; region: string?; }
+            entity product { key sku: string; category: string?; }
+            event order { user: user; store: store?; product: product; amount: decimal; }
+            tag store.avg_basket = avg(order.amount within 30d);
+            tag user.shoe_spend = sum(order.amount where product.category = "shoes");
+            tag user.last_category = last(order.product.category);
+            segment above_store on user = shoe_spend > coalesce(home_store.avg_basket, 0)
+              and coalesce(home_store.region, city) = "East";
+        "#;
+        let plan = segflow_compiler::compile_str("t.eql", model).map_err(|(_, d)| d).expect("compiles").plan;
+        let read = gather_read_columns(&plan);
+        let mut narrowed = 0;
+        for (n, node) in plan.nodes.iter().enumerate() {
+            let Node::Enrich { .. } = node else {
+                assert_eq!(read[n], None, "only joins are narrowed");
+                continue;
+            };
+            let gathered: Vec<(usize, usize)> = plan
+                .nodes
+                .iter()
+                .flat_map(|m| match m {
+                    Node::Gather { inputs, .. } => inputs.clone(),
+                    _ => Vec::new(),
+                })
+                .filter_map(|i| match i {
+                    GatherInput::Rows { node, key_field, field } if node == n => Some((key_field, field)),
+                    _ => None,
+                })
+                .collect();
+            let other_readers =
+                plan.nodes.iter().filter(|m| m.sources().contains(&n) && !matches!(m, Node::Gather { .. }));
+            if other_readers.count() > 0 {
+                // The orders joined to their products feed aggregates: whole rows.
+                assert_eq!(read[n], None);
+                continue;
+            }
+            // The users joined to their home store: the key and the slots read.
+            let mut expected: Vec<usize> = gathered.iter().flat_map(|&(k, f)| [k, f]).collect();
+            expected.sort_unstable();
+            expected.dedup();
+            assert!(!expected.is_empty());
+            assert_eq!(read[n].as_deref(), Some(expected.as_slice()));
+            narrowed += 1;
+        }
+        assert!(narrowed >= 1, "the home store's join is read by the user gather alone");
+    }
 
     #[test]
     fn a_new_tag_value_goes_without_the_old_ones_retraction() {
