@@ -179,9 +179,10 @@ impl Gathered {
         }
     }
 
-    /// The instance's row: defaults, its slots' values, then each expression
-    /// that `needs` names. False if it is not an instance (slot 0 has no value).
-    fn fill(&self, logic: &Projections, needs: u64, row: &mut Row) -> bool {
+    /// The instance's row: the slots in `slots` (their values, or their
+    /// defaults), null in the others, then each expression that `needs`
+    /// names. False if it is not an instance (slot 0 has no value).
+    fn fill(&self, logic: &Projections, slots: Slots, needs: u64, row: &mut Row) -> bool {
         // (A multiset's row took an instance whose slot 0 held only a
         // retraction, which a completed time cannot leave, as present.)
         let instance =
@@ -189,13 +190,19 @@ impl Gathered {
         if !instance {
             return false;
         }
+        // A slot that no projection that may have changed reads is left
+        // null: a user whose home store's revenue moved reads two slots of
+        // thirty, and every user of the store is recomputed.
         row.clear();
-        row.extend_from_slice(&logic.defaults);
-        for (slot, value) in self.slots.iter().enumerate() {
-            if let (Some(v), Some(at)) = (value, row.get_mut(slot)) {
-                *at = v.clone();
+        row.extend(logic.defaults.iter().enumerate().map(|(slot, default)| {
+            if slots & slot_bit(slot) == 0 {
+                return Value::Null;
             }
-        }
+            match self.slots.get(slot) {
+                Some(Some(v)) => v.clone(),
+                _ => default.clone(),
+            }
+        }));
         // Not one value at a completed time only if an input broke its
         // contract: the greatest inserted value wins, as in a multiset's row.
         for ((slot, value), diff) in &self.odd {
@@ -243,9 +250,15 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
         let changed = if self.changed & 1 != 0 || !self.odd.is_empty() { Slots::MAX } else { self.changed };
         self.changed = 0;
         let may_change = |j: usize| projections.depends[j].0 & changed != 0;
-        let needs = (0..projections.kept.len()).filter(|&j| may_change(j)).fold(0, |n, j| n | projections.depends[j].1);
+        let (slots, needs) = (0..projections.kept.len())
+            .filter(|&j| may_change(j))
+            .fold((0, 0), |(s, n), j| (s | projections.depends[j].0, n | projections.depends[j].1));
         let mut row = logic.row.borrow_mut();
-        let instance = self.fill(projections, if changed == Slots::MAX { u64::MAX } else { needs }, &mut row);
+        let instance = if changed == Slots::MAX {
+            self.fill(projections, Slots::MAX, u64::MAX, &mut row)
+        } else {
+            self.fill(projections, slots, needs, &mut row)
+        };
         let now = |at: usize, keep: Keep| if instance { row.get(at).filter(|v| kept(keep, v)) } else { None };
         if self.produced.is_empty() {
             if !projections.kept.iter().enumerate().any(|(j, &(at, keep))| may_change(j) && now(at, keep).is_some()) {
@@ -280,6 +293,13 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
 
     fn size(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count() + self.odd.len()
+    }
+
+    // Asked after every produce: stops at the first slot with a value (slot
+    // 0, the instance, for all but one that is going), where counting them
+    // all read every slot of every instance recomputed.
+    fn is_empty(&self) -> bool {
+        self.odd.is_empty() && self.slots.iter().all(Option::is_none)
     }
 
     fn holds_output(&self) -> bool {
