@@ -211,8 +211,10 @@ fn random_model(rng: &mut Rng) -> String {
     }
     // In every model, drawing nothing (the seeds on record replay as they
     // did): a store's tag that most batches change, read by every user of
-    // the store through a join whose rows carry only what the gather reads.
-    text.push_str("segment s_store_busy on user = coalesce(home_store.revenue, 0) > 40 and coalesce(level, 0) >= 1;\n");
+    // the store through a join whose rows carry only what the gather reads,
+    // in a tag computed on read that a segment reads too.
+    text.push_str("tag user.store_rev = coalesce(home_store.revenue, 0);\n");
+    text.push_str("segment s_store_busy on user = store_rev > 40 and coalesce(level, 0) >= 1;\n");
     text
 }
 

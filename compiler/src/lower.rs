@@ -42,9 +42,10 @@ pub fn lower(program: &Program) -> Plan {
         gathers: HashMap::new(),
         groups: BTreeMap::new(),
         on_read: HashSet::new(),
+        read: HashSet::new(),
         unsplit_joins: HashSet::new(),
     };
-    l.on_read = computed_on_read(program);
+    (l.on_read, l.read) = computed_on_read(program);
     l.unsplit_joins = unsplit_joins(program);
     for &def in &program.order {
         if l.is_gathered(def) {
@@ -98,6 +99,8 @@ struct Lowerer<'a> {
     groups: BTreeMap<(EntityId, u32), Vec<Def>>,
     /// The tags the serving state computes on read (see `OnRead`).
     on_read: HashSet<Def>,
+    /// The definitions other definitions or aggregates read.
+    read: HashSet<Def>,
     /// Joins whose rows are not filtered before them (see `unsplit_joins`).
     unsplit_joins: HashSet<JoinKey>,
 }
@@ -264,9 +267,10 @@ impl Lowerer<'_> {
     // ---------- layers ----------
 
     /// Whether a definition is an expression a gather evaluates (not a bare
-    /// aggregate, not computed on read).
+    /// aggregate, and not computed on read unless other definitions read it:
+    /// their gathers evaluate it, though its own values are not kept).
     fn is_gathered(&self, def: Def) -> bool {
-        !self.is_bare_aggregate(def) && !self.on_read.contains(&def)
+        !self.is_bare_aggregate(def) && (!self.on_read.contains(&def) || self.read.contains(&def))
     }
 
     /// The layer of an expression definition: a definition of its entity
@@ -758,9 +762,14 @@ fn unsplit_joins(program: &Program) -> HashSet<JoinKey> {
 }
 
 /// The tags computed on read (see `OnRead`): expression tags that follow a
-/// reference, that no other definition reads, and that read only what the
-/// serving state holds (not a lifted inline aggregate, which it does not).
-fn computed_on_read(program: &Program) -> HashSet<Def> {
+/// reference and that read only what the serving state holds (not a lifted
+/// inline aggregate, which it does not); and the definitions that other
+/// definitions and aggregates read. A tag computed on read that others read
+/// is still evaluated where they are, but its values are not kept: a
+/// segment on `home_store.revenue_7d` re-evaluates every user of a store
+/// whose revenue moved, but the tag itself no longer changes for each of
+/// them in the serving state.
+fn computed_on_read(program: &Program) -> (HashSet<Def>, HashSet<Def>) {
     fn defs_in(column: &Column, acc: &mut HashSet<Def>) {
         match column {
             Column::Field(_) => {}
@@ -794,7 +803,7 @@ fn computed_on_read(program: &Program) -> HashSet<Def> {
     for &def in &program.order {
         let Def::Tag(t) = def else { continue };
         let expr = &program.tags[t].expr;
-        if program.tags[t].anonymous || matches!(expr.kind, ExprKind::Aggregate(_)) || read.contains(&def) {
+        if program.tags[t].anonymous || matches!(expr.kind, ExprKind::Aggregate(_)) {
             continue;
         }
         let (mut follows, mut lifted) = (false, false);
@@ -808,7 +817,7 @@ fn computed_on_read(program: &Program) -> HashSet<Def> {
             on_read.insert(def);
         }
     }
-    on_read
+    (on_read, read)
 }
 
 /// The parts of `a and b and ...`, in order.
@@ -858,6 +867,8 @@ fn follows_a_reference(agg: &hir::Aggregate) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::plan::Node;
+
     const MODEL: &str =
         "entity user { key id: string; }\nevent visit { user: user; }\ntag user.visits = count(visit within 7d);\n";
 
@@ -987,11 +998,19 @@ mod tests {
             tag user.with_inline = home.revenue + count(order within 1d);\n";
         let plan = crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
         let on_read: Vec<&str> = plan.outputs.iter().filter(|o| o.on_read.is_some()).map(|o| o.name.as_str()).collect();
-        // Not: a tag a segment reads, one that follows nothing, one reading a lifted aggregate.
-        assert_eq!(on_read, ["home_revenue", "note"]);
+        // A tag a segment reads too (its gather evaluates it for the
+        // segment); not one that follows nothing, nor one reading a lifted
+        // aggregate.
+        assert_eq!(on_read, ["home_revenue", "note", "read_by_segment"]);
         assert!(plan.outputs.iter().all(|o| o.on_read.is_some() != o.node.is_some()));
         let text = crate::explain::plan_text(&plan);
         assert!(text.contains("computed on read: `home.revenue`"), "{text}");
+        let rich_home = plan.outputs.iter().find(|o| o.name == "rich_home").expect("the segment");
+        let Some(Node::Project { source, .. }) = rich_home.node.map(|n| &plan.nodes[n]) else {
+            panic!("the segment is kept by the dataflow: {text}")
+        };
+        let Node::Gather { exprs, .. } = &plan.nodes[*source] else { panic!("a gather: {text}") };
+        assert!(exprs.iter().any(|e| e.name == "user.read_by_segment"), "{text}");
     }
 
     #[test]

@@ -180,11 +180,12 @@ pub struct Output {
 
 /// A tag that the serving state computes when it is read, from what it
 /// holds, instead of the dataflow keeping it: an expression tag (not an
-/// aggregate) that follows a reference, that no other definition reads, and
-/// that reads no inline aggregate (the serving state holds none). Kept live, it would change for every
+/// aggregate) that follows a reference and that reads no inline aggregate
+/// (the serving state holds none). Kept live, it would change for every
 /// instance referring to a followed value whenever that value changes (all
 /// the users of a store, each time the store's revenue moves), where a read
-/// costs a lookup or two.
+/// costs a lookup or two. Definitions that read it have it evaluated where
+/// they are (a gather's expression), with no column of its own.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct OnRead {
     /// What slot `i` of the expression's row holds, for the instance read.
