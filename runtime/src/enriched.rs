@@ -102,6 +102,9 @@ pub(crate) fn narrow_row(columns: &[usize], row: &[Value], lookup: &[Value]) -> 
     columns.iter().map(|&c| at(c)).collect()
 }
 
+/// How many rows ahead `join_all` asks for a row's memory.
+const JOIN_AHEAD: usize = 8;
+
 /// Appends every pair of `rows` and `lookups` that `logic` keeps to `out`,
 /// each with the product of their multiplicities times `sign`.
 fn join_all(
@@ -111,7 +114,12 @@ fn join_all(
     logic: &Logic,
     out: &mut Vec<(SharedRow, isize)>,
 ) {
-    for (row, n) in rows {
+    for (i, (row, n)) in rows.iter().enumerate() {
+        // Joined again when the lookup row changes, a store's users are
+        // thousands of rows, each in memory of its own.
+        if let Some((ahead, _)) = rows.get(i + JOIN_AHEAD) {
+            crate::instances::prefetch(&**ahead);
+        }
         for (lookup, m) in lookups.iter() {
             if let Some(joined) = logic.joined(row, lookup) {
                 out.push((joined, sign * n * m));
