@@ -35,6 +35,9 @@ pub struct Projections {
     /// 0, the instance), and the expressions it needs evaluated (bit `k`:
     /// expression `k`; all bits for one past the 64th).
     depends: Vec<(Slots, u64)>,
+    /// Per slot bit, the projections that depend on it: a change to one
+    /// slot of thirty visits its few projections, not all of them.
+    dependents: Vec<Vec<usize>>,
 }
 
 /// A set of slots, as bits; slot 63 stands for itself and every later one.
@@ -61,14 +64,34 @@ impl Projections {
         }
         // Every projection depends on the instance (slot 0) being there too:
         // one that reads no slot (a constant) changes when it comes or goes.
-        let depends = kept
+        let depends: Vec<(Slots, u64)> = kept
             .iter()
             .map(|&(at, _)| {
                 let (slots, needs) = position_depends(at, inputs, &expr_depends);
                 (slots | slot_bit(0), needs)
             })
             .collect();
-        Projections { defaults, exprs, kept, depends }
+        let dependents = (0..Slots::BITS)
+            .map(|bit| (0..depends.len()).filter(|&j| depends[j].0 & (1 << bit) != 0).collect())
+            .collect();
+        Projections { defaults, exprs, kept, depends, dependents }
+    }
+
+    /// Into `candidates`, in order, the projections that depend on a slot of
+    /// `changed` (all of them for `Slots::MAX`).
+    fn depending_on(&self, changed: Slots, candidates: &mut Vec<usize>) {
+        candidates.clear();
+        if changed == Slots::MAX {
+            candidates.extend(0..self.kept.len());
+            return;
+        }
+        let mut bits = changed;
+        while bits != 0 {
+            candidates.extend_from_slice(&self.dependents[bits.trailing_zeros() as usize]);
+            bits &= bits - 1;
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
     }
 }
 
@@ -97,7 +120,7 @@ pub fn projected<'s>(
     name: &str,
     projections: Projections,
 ) -> VecCollection<'s, Time, (u64, (u32, Value)), isize> {
-    let logic = Logic { projections, row: Default::default() };
+    let logic = Logic { projections, row: Default::default(), candidates: Default::default() };
     keyed_inputs::<_, _, _, Gathered, Changes<(u32, Value)>, _>(slots, name, slot_of_input, with_key, logic)
 }
 
@@ -106,6 +129,8 @@ pub(crate) struct Logic {
     projections: Projections,
     /// One row buffer for every instance the operator recomputes.
     row: std::cell::RefCell<Row>,
+    /// The projections that may have changed, for every instance.
+    candidates: std::cell::RefCell<Vec<usize>>,
 }
 
 /// One instance's slots and projected values.
@@ -249,10 +274,10 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
         // value, changes everything.
         let changed = if self.changed & 1 != 0 || !self.odd.is_empty() { Slots::MAX } else { self.changed };
         self.changed = 0;
-        let may_change = |j: usize| projections.depends[j].0 & changed != 0;
-        let (slots, needs) = (0..projections.kept.len())
-            .filter(|&j| may_change(j))
-            .fold((0, 0), |(s, n), j| (s | projections.depends[j].0, n | projections.depends[j].1));
+        let mut candidates = logic.candidates.borrow_mut();
+        projections.depending_on(changed, &mut candidates);
+        let (slots, needs) =
+            candidates.iter().fold((0, 0), |(s, n), &j| (s | projections.depends[j].0, n | projections.depends[j].1));
         let mut row = logic.row.borrow_mut();
         let instance = if changed == Slots::MAX {
             self.fill(projections, Slots::MAX, u64::MAX, &mut row)
@@ -261,17 +286,15 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
         };
         let now = |at: usize, keep: Keep| if instance { row.get(at).filter(|v| kept(keep, v)) } else { None };
         if self.produced.is_empty() {
-            if !projections.kept.iter().enumerate().any(|(j, &(at, keep))| may_change(j) && now(at, keep).is_some()) {
+            if !candidates.iter().any(|&j| now(projections.kept[j].0, projections.kept[j].1).is_some()) {
                 return;
             }
             self.produced.resize(projections.kept.len(), None);
         }
         let mut holds = false;
-        for (j, (&(at, keep), before)) in projections.kept.iter().zip(self.produced.iter_mut()).enumerate() {
-            if !may_change(j) {
-                holds |= before.is_some();
-                continue;
-            }
+        for &j in candidates.iter() {
+            let (at, keep) = projections.kept[j];
+            let before = &mut self.produced[j];
             let now = now(at, keep);
             holds |= now.is_some();
             if now == before.as_ref() {
@@ -285,7 +308,9 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
                 out.push(((j as u32, new.clone()), 1));
             }
         }
-        if !holds {
+        // The others are as they were; only when none of these kept a value
+        // are they looked at.
+        if !holds && !self.produced.iter().any(Option::is_some) {
             // Nothing kept any more: no buffer to keep either.
             self.produced = ThinVec::new();
         }
