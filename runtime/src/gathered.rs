@@ -320,6 +320,13 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
         self.slots.iter().filter(|s| s.is_some()).count() + self.odd.len()
     }
 
+    // A change overwrites its slot, so folding early costs no search; and
+    // counting the slots read each one (a time that recomputes every user
+    // of a store folds early).
+    fn folds_later(&self, _: usize) -> bool {
+        false
+    }
+
     // Asked after every produce: stops at the first slot with a value (slot
     // 0, the instance, for all but one that is going), where counting them
     // all read every slot of every instance recomputed.

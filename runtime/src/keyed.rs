@@ -51,6 +51,12 @@ pub(crate) trait InstanceState<D, V>: Default {
     fn produce(&mut self, logic: &Self::Logic, scratch: &mut Vec<V>, out: &mut Vec<(V, isize)>);
     /// How many values the instance holds.
     fn size(&self) -> usize;
+    /// Whether `changes` of a time not yet complete are better folded in
+    /// with its last ones than now: a few into a large state, where each
+    /// fold costs a search (see `Absorbed::absorb_ahead`).
+    fn folds_later(&self, changes: usize) -> bool {
+        changes * 8 < self.size()
+    }
     /// Asks for the memory its values are in (see `Ahead`).
     fn prefetch(&self) {}
     /// Whether the instance has no values left (its state can go).
@@ -343,7 +349,7 @@ impl Absorbed {
         std::mem::take(&mut first.get_mut().1).for_each_instance(|key, batch, ahead| {
             ahead.prefetch(instances);
             let state = instances.entry(key);
-            if batch.len() * 8 < state.size() {
+            if state.folds_later(batch.len()) {
                 for (value, diff) in batch.drain(..) {
                     left.push(key, value, diff);
                 }
