@@ -215,6 +215,11 @@ fn random_model(rng: &mut Rng) -> String {
     // in a tag computed on read that a segment reads too.
     text.push_str("tag user.store_rev = coalesce(home_store.revenue, 0);\n");
     text.push_str("segment s_store_busy on user = store_rev > 40 and coalesce(level, 0) >= 1;\n");
+    // Computed on read and read only by another computed on read; and read
+    // by an aggregate's filter, through the order's user.
+    text.push_str("tag user.store_rev_twice = store_rev + coalesce(home_store.revenue, 0);\n");
+    text.push_str("tag user.twice_plus = store_rev_twice + coalesce(home_store.top_order, 0);\n");
+    text.push_str("tag store.fan_orders = count(order where user.store_rev > 40 within 1m);\n");
     text
 }
 

@@ -763,12 +763,11 @@ fn unsplit_joins(program: &Program) -> HashSet<JoinKey> {
 
 /// The tags computed on read (see `OnRead`): expression tags that follow a
 /// reference and that read only what the serving state holds (not a lifted
-/// inline aggregate, which it does not); and the definitions that other
-/// definitions and aggregates read. A tag computed on read that others read
-/// is still evaluated where they are, but its values are not kept: a
-/// segment on `home_store.revenue_7d` re-evaluates every user of a store
-/// whose revenue moved, but the tag itself no longer changes for each of
-/// them in the serving state.
+/// inline aggregate, which it does not); and the definitions the dataflow
+/// reads. A tag computed on read that the dataflow reads is evaluated there
+/// too, but the serving state keeps none of its values: a segment on
+/// `home_store.revenue_7d` re-evaluates every user of a store whose revenue
+/// moved, but the tag itself is no longer published for each of them.
 fn computed_on_read(program: &Program) -> (HashSet<Def>, HashSet<Def>) {
     fn defs_in(column: &Column, acc: &mut HashSet<Def>) {
         match column {
@@ -789,16 +788,6 @@ fn computed_on_read(program: &Program) -> (HashSet<Def>, HashSet<Def>) {
         Def::Tag(t) => &program.tags[t].expr,
         Def::Segment(s) => &program.segments[s].expr,
     };
-    let mut read = HashSet::new();
-    for &def in &program.order {
-        expr_of(def).visit_columns(&mut |c| defs_in(c, &mut read));
-    }
-    for agg in &program.aggregates {
-        agg.value.iter().for_each(|c| defs_in(c, &mut read));
-        if let Some(f) = &agg.filter {
-            f.visit_columns(&mut |c| defs_in(c, &mut read));
-        }
-    }
     let mut on_read = HashSet::new();
     for &def in &program.order {
         let Def::Tag(t) = def else { continue };
@@ -815,6 +804,32 @@ fn computed_on_read(program: &Program) -> (HashSet<Def>, HashSet<Def>) {
         });
         if follows && !lifted {
             on_read.insert(def);
+        }
+    }
+    // What the dataflow reads: every aggregate's value and filter, every
+    // definition it keeps, and every tag computed on read that one of those
+    // reads (so evaluated in the dataflow too), until nothing is added. A
+    // tag computed on read that only others computed on read read is left
+    // to the serving state, which reads it through them.
+    let mut read = HashSet::new();
+    for agg in &program.aggregates {
+        agg.value.iter().for_each(|c| defs_in(c, &mut read));
+        if let Some(f) = &agg.filter {
+            f.visit_columns(&mut |c| defs_in(c, &mut read));
+        }
+    }
+    for &def in program.order.iter().filter(|d| !on_read.contains(*d)) {
+        expr_of(def).visit_columns(&mut |c| defs_in(c, &mut read));
+    }
+    let mut visited: HashSet<Def> = HashSet::new();
+    loop {
+        let next: Vec<Def> = read.iter().copied().filter(|d| on_read.contains(d) && !visited.contains(d)).collect();
+        if next.is_empty() {
+            break;
+        }
+        for def in next {
+            visited.insert(def);
+            expr_of(def).visit_columns(&mut |c| defs_in(c, &mut read));
         }
     }
     (on_read, read)
@@ -995,13 +1010,29 @@ mod tests {
             tag user.read_by_segment = home.revenue * 2;\n\
             segment rich_home on user = read_by_segment > 10;\n\
             tag user.own_only = coalesce(city, id);\n\
-            tag user.with_inline = home.revenue + count(order within 1d);\n";
+            tag user.with_inline = home.revenue + count(order within 1d);\n\
+            tag user.doubled = home.revenue * 2;\n\
+            tag user.doubled_again = doubled + home.revenue;\n\
+            tag user.filtered = home.revenue - 1;\n\
+            tag store.filtered_orders = count(order where user.filtered > 3 within 1d);\n";
         let plan = crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
         let on_read: Vec<&str> = plan.outputs.iter().filter(|o| o.on_read.is_some()).map(|o| o.name.as_str()).collect();
         // A tag a segment reads too (its gather evaluates it for the
-        // segment); not one that follows nothing, nor one reading a lifted
-        // aggregate.
-        assert_eq!(on_read, ["home_revenue", "note", "read_by_segment"]);
+        // segment), one another computed on read reads, one an aggregate's
+        // filter reads; not one that follows nothing, nor one reading a
+        // lifted aggregate.
+        assert_eq!(on_read, ["home_revenue", "note", "read_by_segment", "doubled", "doubled_again", "filtered"]);
+        let evaluated: Vec<&str> = plan
+            .nodes
+            .iter()
+            .flat_map(|n| match n {
+                Node::Gather { exprs, .. } => exprs.iter().map(|e| e.name.as_str()).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        // Read by the dataflow: evaluated there. Read only on read: not.
+        assert!(evaluated.contains(&"user.filtered"), "{evaluated:?}");
+        assert!(!evaluated.contains(&"user.doubled") && !evaluated.contains(&"user.doubled_again"), "{evaluated:?}");
         assert!(plan.outputs.iter().all(|o| o.on_read.is_some() != o.node.is_some()));
         let text = crate::explain::plan_text(&plan);
         assert!(text.contains("computed on read: `home.revenue`"), "{text}");

@@ -184,8 +184,9 @@ pub struct Output {
 /// (the serving state holds none). Kept live, it would change for every
 /// instance referring to a followed value whenever that value changes (all
 /// the users of a store, each time the store's revenue moves), where a read
-/// costs a lookup or two. Definitions that read it have it evaluated where
-/// they are (a gather's expression), with no column of its own.
+/// costs a lookup or two. Definitions of the dataflow that read it have it
+/// evaluated there (an expression of their gather, or a column of its own
+/// for a reader elsewhere), but it is not published.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct OnRead {
     /// What slot `i` of the expression's row holds, for the instance read.
