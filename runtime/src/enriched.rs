@@ -91,10 +91,23 @@ impl Logic {
             Some(columns) => Some(narrow_row(columns, row, lookup)),
         }
     }
+
+    /// What a row referencing no instance (its reference is null) joins
+    /// to, as a left outer join gives it: `row` extended with `width`
+    /// nulls, made as `joined` makes the others.
+    pub fn unreferenced(&self, row: &SharedRow, width: usize) -> Option<SharedRow> {
+        match &self.columns {
+            None => {
+                let values = row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width));
+                filtered_row(self.predicate.as_ref(), &mut self.scratch.borrow_mut(), values)
+            }
+            Some(columns) => Some(narrow_row(columns, row, &[])),
+        }
+    }
 }
 
 /// Columns `columns` of `row` followed by `lookup` (null past their end).
-pub(crate) fn narrow_row(columns: &[usize], row: &[Value], lookup: &[Value]) -> SharedRow {
+fn narrow_row(columns: &[usize], row: &[Value], lookup: &[Value]) -> SharedRow {
     let at = |c: usize| match c.checked_sub(row.len()) {
         None => row[c].clone(),
         Some(l) => lookup.get(l).cloned().unwrap_or(Value::Null),

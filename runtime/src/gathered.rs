@@ -279,11 +279,7 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
         let (slots, needs) =
             candidates.iter().fold((0, 0), |(s, n), &j| (s | projections.depends[j].0, n | projections.depends[j].1));
         let mut row = logic.row.borrow_mut();
-        let instance = if changed == Slots::MAX {
-            self.fill(projections, Slots::MAX, u64::MAX, &mut row)
-        } else {
-            self.fill(projections, slots, needs, &mut row)
-        };
+        let instance = self.fill(projections, slots, needs, &mut row);
         let now = |at: usize, keep: Keep| if instance { row.get(at).filter(|v| kept(keep, v)) } else { None };
         if self.produced.is_empty() {
             if !candidates.iter().any(|&j| now(projections.kept[j].0, projections.kept[j].1).is_some()) {

@@ -13,7 +13,7 @@
 //! bits numbering batches within the same millisecond (see `engine`).
 
 use crate::distinct::distinct_counts;
-use crate::enriched::{enriched, narrow_row, Logic};
+use crate::enriched::{enriched, Logic};
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, by_key_of_slots, expiring, mode, running};
@@ -407,32 +407,25 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                 Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
                 Node::Enrich { source, via, lookup, width, .. } => {
                     let (via, width) = (*via, *width);
-                    let predicate = join_filters.of_join[n].clone();
+                    let logic = || match (&gather_reads[n], &join_filters.of_join[n]) {
+                        (Some(read), predicate) => {
+                            debug_assert!(predicate.is_none(), "a join with a filter has the filter as its reader");
+                            Logic::narrow(read.clone())
+                        }
+                        (None, predicate) => Logic::new(predicate.clone()),
+                    };
                     let rows = rendered[*source].rows();
                     let referencing = rows
                         .clone()
                         .flat_map(move |row: SharedRow| row[via].as_ref_id().map(|instance| (instance, row)));
-                    let null_filter = predicate.clone();
-                    let mut padded = Row::new();
-                    let read = gather_reads[n].clone();
+                    let unreferenced = logic();
                     let nulls = rows.flat_map(move |row: SharedRow| {
                         if !row[via].is_null() {
                             return None;
                         }
-                        if let Some(read) = &read {
-                            return Some(narrow_row(read, &row, &[]));
-                        }
-                        let values = row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width));
-                        filtered_row(null_filter.as_ref(), &mut padded, values)
+                        unreferenced.unreferenced(&row, width)
                     });
-                    let logic = match gather_reads[n].clone() {
-                        Some(read) => {
-                            debug_assert!(predicate.is_none(), "a join with a filter has the filter as its reader");
-                            Logic::narrow(read)
-                        }
-                        None => Logic::new(predicate),
-                    };
-                    Rendered::Rows(enriched(referencing, rendered[*lookup].dense(), logic).concat(nulls))
+                    Rendered::Rows(enriched(referencing, rendered[*lookup].dense(), logic()).concat(nulls))
                 }
                 // Applied by the join it reads (see `join_filters`).
                 Node::Filter { source, .. } if join_filters.fused[n] => Rendered::Rows(rendered[*source].rows()),
