@@ -121,6 +121,8 @@ def in_window_events(seg, path, model=MODEL):
                 d = datetime.datetime.fromisoformat(m.group(2).replace("Z", "+00:00"))
                 t = int(d.timestamp() * 1000)
             times.append((m.group(1), t))
+    if not times:
+        return 0
     now = max(t for _, t in times)
     return sum(1 for event, t in times if event in longest and now - longest[event] < t <= now)
 
