@@ -12,6 +12,8 @@ timed from where the server's clock is (just after the generated data ends, on
 a server just loaded with it), with fresh ids; as in generated data,
 about 40% of them are at a store and the rest online (the store picked
 uniformly from s0001..s0050, where generated data favours a user's home store).
+With `--event page_view` they are page views instead: channels in about the
+generated data's shares, a product page (p000001..p000999) for 55% of them.
 """
 import argparse
 import json
@@ -43,6 +45,7 @@ def main():
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--stores", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--event", choices=["order", "page_view"], default="order")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     latencies = []
@@ -56,12 +59,19 @@ def main():
         for i in range(args.size):
             t += 7
             u = rng.randrange(1, args.users + 1)
-            store = f"s{rng.randrange(1, args.stores + 1):04d}" if rng.random() < 0.4 else None
-            lines.append(json.dumps({
-                "event": "order", "id": f"refresh-{start}-{args.seed}-{b}-{i}", "at": t,
-                "user": f"u{u:07d}", "store": store, "product": f"p{rng.randrange(1, 1000):06d}",
-                "amount": f"{rng.randrange(1000, 50000) / 100:.2f}", "quantity": 1,
-            }))
+            # (Orders' ids as they always were, so that figures stay comparable.)
+            kind = "" if args.event == "order" else "view-"
+            event = {"event": args.event, "id": f"refresh-{kind}{start}-{args.seed}-{b}-{i}", "at": t,
+                     "user": f"u{u:07d}"}
+            if args.event == "order":
+                store = f"s{rng.randrange(1, args.stores + 1):04d}" if rng.random() < 0.4 else None
+                event.update({"store": store, "product": f"p{rng.randrange(1, 1000):06d}",
+                              "amount": f"{rng.randrange(1000, 50000) / 100:.2f}", "quantity": 1})
+            else:
+                product = f"p{rng.randrange(1, 1000):06d}" if rng.random() < 0.55 else None
+                channel = rng.choices(["app", "mini_program", "web", "store_kiosk"], weights=[44, 25, 23, 8])[0]
+                event.update({"url": f"/p/{product}" if product else "/", "channel": channel, "product": product})
+            lines.append(json.dumps(event))
         body = ("\n".join(lines) + "\n").encode()
         started = time.perf_counter()
         answer = post(args.url, body)
