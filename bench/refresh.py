@@ -9,11 +9,17 @@ POST's round trip is the refresh latency; a read with ?min_time confirms it.
 
 The events are retail orders for users u0000001.. (the `segflow gen` key space),
 timed from where the server's clock is (just after the generated data ends, on
-a server just loaded with it), with fresh ids; as in generated data,
-about 40% of them are at a store and the rest online (the store picked
-uniformly from s0001..s0050, where generated data favours a user's home store).
-With `--event page_view` they are page views instead: channels in about the
-generated data's shares, a product page (p000001..p000999) for 55% of them.
+a server just loaded with it), with fresh ids; as in generated data, about 40%
+of them are at a store and the rest online. The store is picked uniformly from
+s0001..s0050 (`--stores`), where generated data favours a user's home store,
+and the product from p000001..p000999 (below `--products`). With `--event
+page_view` they are page views instead: channels in about the generated data's
+shares, a product page for 55% of them.
+
+For data generated with other `--users` than 100,000, give the users, stores
+and products it has (`segflow gen` makes one store per 2,000 users and one
+product per 100 users, at least 5 and 50), or the events name instances that
+it lacks.
 """
 import argparse
 import json
@@ -44,6 +50,7 @@ def main():
     ap.add_argument("--size", type=int, default=1000)
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--stores", type=int, default=50)
+    ap.add_argument("--products", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--event", choices=["order", "page_view"], default="order")
     args = ap.parse_args()
@@ -65,10 +72,10 @@ def main():
                      "user": f"u{u:07d}"}
             if args.event == "order":
                 store = f"s{rng.randrange(1, args.stores + 1):04d}" if rng.random() < 0.4 else None
-                event.update({"store": store, "product": f"p{rng.randrange(1, 1000):06d}",
+                event.update({"store": store, "product": f"p{rng.randrange(1, args.products):06d}",
                               "amount": f"{rng.randrange(1000, 50000) / 100:.2f}", "quantity": 1})
             else:
-                product = f"p{rng.randrange(1, 1000):06d}" if rng.random() < 0.55 else None
+                product = f"p{rng.randrange(1, args.products):06d}" if rng.random() < 0.55 else None
                 channel = rng.choices(["app", "mini_program", "web", "store_kiosk"], weights=[44, 25, 23, 8])[0]
                 event.update({"url": f"/p/{product}" if product else "/", "channel": channel, "product": product})
             lines.append(json.dumps(event))
