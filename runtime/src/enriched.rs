@@ -83,25 +83,26 @@ impl Logic {
     /// `row` extended with `lookup`, if the predicate keeps it: one
     /// allocation, from an iterator of known length.
     fn joined(&self, row: &SharedRow, lookup: &SharedRow) -> Option<SharedRow> {
-        match &self.columns {
-            None => {
-                let values = row.iter().chain(lookup.iter()).cloned();
-                filtered_row(self.predicate.as_ref(), &mut self.scratch.borrow_mut(), values)
-            }
-            Some(columns) => Some(narrow_row(columns, row, lookup)),
-        }
+        self.extended(row, lookup, 0)
     }
 
     /// What a row referencing no instance (its reference is null) joins
     /// to, as a left outer join gives it: `row` extended with `width`
     /// nulls, made as `joined` makes the others.
     pub fn unreferenced(&self, row: &SharedRow, width: usize) -> Option<SharedRow> {
+        self.extended(row, &[], width)
+    }
+
+    /// `row`, then `lookup`, then `nulls` nulls: whole if the predicate
+    /// keeps it, or its narrowed columns.
+    fn extended(&self, row: &[Value], lookup: &[Value], nulls: usize) -> Option<SharedRow> {
         match &self.columns {
             None => {
-                let values = row.iter().cloned().chain(std::iter::repeat_n(Value::Null, width));
+                let values = row.iter().chain(lookup).cloned().chain(std::iter::repeat_n(Value::Null, nulls));
                 filtered_row(self.predicate.as_ref(), &mut self.scratch.borrow_mut(), values)
             }
-            Some(columns) => Some(narrow_row(columns, row, &[])),
+            // (Past the lookup, `narrow_row` reads nulls.)
+            Some(columns) => Some(narrow_row(columns, row, lookup)),
         }
     }
 }
