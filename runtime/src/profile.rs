@@ -78,7 +78,9 @@ impl OperatorProfile {
         // leave the others waiting for it.
         let mut report =
             format!("segflow: worker {worker}: {:.3} s in operators; the most expensive:\n", all.as_secs_f64());
-        for (id, (time, schedules)) in rows.into_iter().take(30) {
+        for (id, (time, schedules)) in
+            rows.into_iter().take(if std::env::var_os("SEGFLOW_PROFILE_ALL").is_some() { usize::MAX } else { 30 })
+        {
             let node = nodes.iter().rev().find(|(first, _)| first <= id).map(|(_, n)| format!("%{n}"));
             report.push_str(&format!(
                 "  {:>8.3} s {:>5.1} % {:>8} schedules  op {id:<4} {:<6} {}\n",
@@ -89,6 +91,21 @@ impl OperatorProfile {
                 t.names.get(id).map(String::as_str).unwrap_or("?"),
             ));
         }
+        // And by kind: a cost spread over many small operators (each map
+        // before an exchange, say) shows only in their sum.
+        let mut kinds: HashMap<&str, (Duration, usize)> = HashMap::new();
+        for (id, (time, _)) in &t.time {
+            let kind = kinds.entry(t.names.get(id).map(String::as_str).unwrap_or("?")).or_default();
+            kind.0 += *time;
+            kind.1 += 1;
+        }
+        let mut kinds: Vec<_> = kinds.into_iter().collect();
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.1 .0));
+        report.push_str("  by kind:");
+        for (name, (time, operators)) in kinds {
+            report.push_str(&format!(" {name} {:.3} s ({operators});", time.as_secs_f64()));
+        }
+        report.push('\n');
         let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
     }
 }
