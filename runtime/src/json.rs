@@ -164,7 +164,7 @@ impl Cursor<'_> {
 /// if it is zero after xor with a quote or a backslash, or below 0x20; a
 /// borrow can also set bits above a match, never below the first, so the
 /// lowest set bit is the first match.
-fn string_end(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
     let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x;

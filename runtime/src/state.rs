@@ -14,7 +14,7 @@ use crate::render::{output_order, sum_equal_changes, OutputUpdate, SharedRow, Ti
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::{Plan, ReadInput};
-use segflow_compiler::value::{format_timestamp, Rfc3339, Type, Value};
+use segflow_compiler::value::{format_timestamp, Rfc3339, Text, Type, Value};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -605,20 +605,17 @@ impl ServingState {
 
     /// Appends a value as JSON, exactly as `json_value` renders it.
     fn write_value(&self, out: &mut Vec<u8>, v: &Value, ty: Type) {
-        use std::io::Write as _;
         match v {
             Value::Null => out.extend_from_slice(b"null"),
             Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::Decimal(d) => {
-                let _ = write!(out, "{d}");
-            }
-            Value::Str(s) => write_json_str(out, s),
+            Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            Value::Decimal(d) => d.write_to(out),
+            Value::Str(s) => write_json_text(out, s),
             // Digits, dashes, colons and a dot: nothing to escape.
             Value::Timestamp(t) => {
-                let _ = write!(out, "\"{}\"", Rfc3339(*t));
+                out.push(b'"');
+                Rfc3339(*t).write_to(out);
+                out.push(b'"');
             }
             // A reference as its key, as `json_value` shows it.
             Value::Ref(id) => match ty {
@@ -626,13 +623,14 @@ impl ServingState {
                     Some(key) => self.write_value(out, key, Type::String),
                     None => out.extend_from_slice(b"null"),
                 },
-                _ => {
-                    let _ = write!(out, "{id}");
-                }
+                _ => out.extend_from_slice(itoa::Buffer::new().format(*id).as_bytes()),
             },
-            Value::Float(_) => {
-                let _ = serde_json::to_writer(&mut *out, &self.json_value(v, ty));
+            // As `json_value` shows it (a number, or null if not finite),
+            // without making a `serde_json::Value` of it.
+            Value::Float(f) if f.0.is_finite() => {
+                let _ = serde_json::to_writer(&mut *out, &f.0);
             }
+            Value::Float(_) => out.extend_from_slice(b"null"),
         }
     }
 }
@@ -700,6 +698,20 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// A string value as `write_json_str` writes it. Most need no escape (ids,
+/// names, channels): those are copied between quotes, from the bytes, where
+/// the string itself (a short one's bytes checked again) and serde's writer
+/// took twice as long.
+fn write_json_text(out: &mut Vec<u8>, text: &Text) {
+    let bytes = text.as_bytes();
+    if crate::json::string_end(bytes).is_some() {
+        return write_json_str(out, text);
+    }
+    out.push(b'"');
+    out.extend_from_slice(bytes);
+    out.push(b'"');
+}
+
 /// A JSON number written exactly as `text`, a valid decimal literal
 /// (serde_json's `arbitrary_precision` keeps the digits, never an `f64`).
 fn exact_number(text: &str) -> serde_json::Value {
@@ -710,6 +722,18 @@ fn exact_number(text: &str) -> serde_json::Value {
 mod tests {
     use super::*;
     use segflow_compiler::value::Decimal;
+
+    proptest::proptest! {
+        /// A string value is written as serde writes it, short or long,
+        /// with escapes or without (quotes, backslashes, controls, DEL,
+        /// characters of several bytes).
+        #[test]
+        fn strings_are_written_as_serde_writes_them(s in "[a-z\"\\\\\u{0}-\u{1f}\u{7f}é中😀 ]{0,40}") {
+            let mut written = Vec::new();
+            write_json_text(&mut written, &Text::new(&s));
+            proptest::prop_assert_eq!(String::from_utf8(written).unwrap(), serde_json::to_string(&s).unwrap());
+        }
+    }
 
     const MODEL: &str = "entity user { key id: string; }\n\
         event visit { user: user; }\n\
