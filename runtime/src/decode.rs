@@ -564,7 +564,9 @@ fn string(raw: &str) -> Result<Cow<'_, str>, String> {
 /// the parser, which has already refused control characters.
 fn json_string(text: &str) -> Option<Cow<'_, str>> {
     let contents = text.strip_prefix('"')?.strip_suffix('"')?;
-    if contents.contains('\\') {
+    // A byte at a time: `str::contains` took ~90 instructions a string (of
+    // a few bytes), more than `memchr` or `json::string_end` take too.
+    if contents.bytes().any(|b| b == b'\\') {
         serde_json::from_str::<String>(text).ok().map(Cow::Owned)
     } else {
         Some(Cow::Borrowed(contents))
