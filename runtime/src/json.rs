@@ -114,6 +114,7 @@ impl Cursor<'_> {
 
     /// A string without escapes (at its opening quote; ends past the closing
     /// one). JSON forbids control characters in strings.
+    #[inline(always)]
     fn string(&mut self) -> Option<()> {
         self.eat(b'"')?;
         let rest = &self.text[self.at..];
