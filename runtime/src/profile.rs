@@ -3,7 +3,9 @@
 //! With `SEGFLOW_PROFILE=operators` in the environment every worker records
 //! timely's schedule events and, when it stops, prints the operators that took
 //! the most time with the plan node that created them (see `segflow explain`
-//! for the node numbers). Off by default: logging every schedule costs time.
+//! for the node numbers), every operator with `SEGFLOW_PROFILE_ALL=1` too,
+//! then the time of each kind of operator summed. Off by default: logging
+//! every schedule costs time.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -66,8 +68,10 @@ impl OperatorProfile {
         Some(OperatorProfile { totals })
     }
 
-    /// Prints the operators that took the most time, each with the plan node
-    /// whose rendering created it (`nodes`: first operator id of each node).
+    /// Prints the operators that took the most time (all of them with
+    /// `SEGFLOW_PROFILE_ALL=1`), each with the plan node whose rendering
+    /// created it (`nodes`: first operator id of each node), then each
+    /// kind's sum.
     pub fn report(&self, worker: usize, nodes: &[(usize, usize)]) {
         let t = self.totals.borrow();
         let mut rows: Vec<(&usize, &(Duration, u64))> = t.time.iter().collect();
@@ -76,11 +80,10 @@ impl OperatorProfile {
         // One write, whose failure is ignored: a closed standard error (a
         // report piped into `head`) must not panic a worker, which would
         // leave the others waiting for it.
-        let mut report =
-            format!("segflow: worker {worker}: {:.3} s in operators; the most expensive:\n", all.as_secs_f64());
-        for (id, (time, schedules)) in
-            rows.into_iter().take(if std::env::var_os("SEGFLOW_PROFILE_ALL").is_some() { usize::MAX } else { 30 })
-        {
+        let every = std::env::var("SEGFLOW_PROFILE_ALL").is_ok_and(|v| v == "1");
+        let shown = if every { "every one" } else { "the most expensive" };
+        let mut report = format!("segflow: worker {worker}: {:.3} s in operators; {shown}:\n", all.as_secs_f64());
+        for (id, (time, schedules)) in rows.into_iter().take(if every { usize::MAX } else { 30 }) {
             let node = nodes.iter().rev().find(|(first, _)| first <= id).map(|(_, n)| format!("%{n}"));
             report.push_str(&format!(
                 "  {:>8.3} s {:>5.1} % {:>8} schedules  op {id:<4} {:<6} {}\n",
