@@ -199,7 +199,7 @@ impl Decoder {
     }
 
     /// An event line of the common kind, read in one pass straight into its
-    /// row: "event" first, then declared fields, each at most once, every
+    /// row: `{"event":` first (no space in it), then declared fields, each at most once, every
     /// value valid. Anything else (an entity, an unknown or repeated field,
     /// an escape, a wrong value) is `None`, and `decode_line_in_full` reads
     /// it again and says what is wrong or odd. Whatever this accepts, the
@@ -208,6 +208,11 @@ impl Decoder {
     /// the fields first, then finding the kind, then matching each field was
     /// a third of a small model's backfill.
     fn plain_event(&self, text: &str) -> Option<Record> {
+        // Only a line that names its event first can be read here: another
+        // (an entity's) is not scanned to its end only to be read again.
+        if !text.starts_with("{\"event\":") {
+            return None;
+        }
         let mut event: Option<(hir::EventId, &hir::Event)> = None;
         let mut row: Vec<Value> = Vec::new();
         // Fields given so far, by declared position (at most 64: more go the long way).
@@ -712,6 +717,7 @@ mod tests {
             r#"{"event":"buy","at":-1,"user":"u1","amount":1,"qty":1}"#,
             r#"{"event":"buy","at":0,"user":"u\u0031","amount":1,"qty":1}"#,
             r#"{"entity":"user","id":"u1"}"#,
+            r#"{ "event":"buy","at":0,"user":"u1","amount":1,"qty":1}"#,
         ] {
             assert_eq!(decoder.plain_event(other), None, "{other}");
             let (mut warnings, mut full_warnings) = (Vec::new(), Vec::new());
