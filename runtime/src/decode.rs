@@ -199,8 +199,8 @@ impl Decoder {
     }
 
     /// An event line of the common kind, read in one pass straight into its
-    /// row: `{"event":` first (no space in it), then declared fields, each at most once, every
-    /// value valid. Anything else (an entity, an unknown or repeated field,
+    /// row: `{"event":` first (no space in it), then declared fields, each
+    /// at most once, every value valid. Anything else (an entity, an unknown or repeated field,
     /// an escape, a wrong value) is `None`, and `decode_line_in_full` reads
     /// it again and says what is wrong or odd. Whatever this accepts, the
     /// full reading accepts as the same record with no warning (a test holds

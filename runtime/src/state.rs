@@ -733,9 +733,7 @@ mod tests {
             write_json_text(&mut written, &Text::new(&s));
             proptest::prop_assert_eq!(String::from_utf8(written).unwrap(), serde_json::to_string(&s).unwrap());
         }
-    }
 
-    proptest::proptest! {
         /// A float is written as `json_value` shows it: any bits (half the
         /// cases), and NaN, the infinities (null), -0.0, the least
         /// subnormal, 1e21 and 0.1 + 0.2 by name.
