@@ -9,6 +9,7 @@
 //! [`crate::json`], or as serde_json's `RawValue` where that declines), so a
 //! decimal such as `99.50` is parsed from its digits, never through `f64`.
 
+use crate::json;
 use segflow_compiler::hir::{self, EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::Plan;
 use segflow_compiler::value::{parse_timestamp, Decimal, EntityId, Type, Value, F64};
@@ -172,6 +173,8 @@ pub struct Decoder {
     events: Names<hir::EventId>,
     model_entities: Vec<hir::Entity>,
     model_events: Vec<hir::Event>,
+    /// Each event's field names in quotes, as a line gives them.
+    quoted_field_names: Vec<Vec<Box<[u8]>>>,
 }
 
 type Names<T> = HashMap<String, T, foldhash::fast::FixedState>;
@@ -187,6 +190,11 @@ impl Decoder {
             events: plan.events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect(),
             model_entities: plan.entities.clone(),
             model_events: plan.events.clone(),
+            quoted_field_names: plan
+                .events
+                .iter()
+                .map(|e| e.fields.iter().map(|f| format!("\"{}\"", f.name).into_bytes().into_boxed_slice()).collect())
+                .collect(),
         }
     }
 
@@ -200,60 +208,107 @@ impl Decoder {
 
     /// An event line of the common kind, read in one pass straight into its
     /// row: `{"event":` first (no space in it), then declared fields, each
-    /// at most once, every value valid. Anything else (an entity, an unknown or repeated field,
-    /// an escape, a wrong value) is `None`, and `decode_line_in_full` reads
+    /// at most once, every value valid, with or without spaces between
+    /// them. Anything else (an entity, an unknown or repeated field, an
+    /// escape, a wrong value) is `None`, and `decode_line_in_full` reads
     /// it again and says what is wrong or odd. Whatever this accepts, the
     /// full reading accepts as the same record with no warning (a test holds
     /// them to it), and errors and warnings come from one place. Collecting
     /// the fields first, then finding the kind, then matching each field was
     /// a third of a small model's backfill.
+    ///
+    /// Each field's name is first expected to be the next one declared, and
+    /// each value is read by its field's type as it is met: scanning a name
+    /// and then finding it, and scanning a value and then reading it again,
+    /// were half of the decoding of a line.
     fn plain_event(&self, text: &str) -> Option<Record> {
         // Only a line that names its event first can be read here: another
         // (an entity's) is not scanned to its end only to be read again.
-        if !text.starts_with("{\"event\":") {
+        const KIND: &str = "{\"event\":";
+        if !text.starts_with(KIND) {
             return None;
         }
-        let mut event: Option<(hir::EventId, &hir::Event)> = None;
-        let mut row: Vec<Value> = Vec::new();
+        let mut at = json::Cursor::new(text, KIND.len());
+        at.whitespace();
+        let (start, end) = at.string_contents()?;
+        let e = *self.events.get(text.get(start..end)?)?;
+        let ev = &self.model_events[e];
+        let quoted = &self.quoted_field_names[e];
+        let n = ev.fields.len();
         // Fields given so far, by declared position (at most 64: more go the long way).
-        let (mut given, mut next, mut plain) = (0u64, 0, true);
-        crate::json::each_field(text, |name, raw| {
-            if !plain {
-                return;
+        if n > 64 {
+            return None;
+        }
+        let mut row: Vec<Value> = Vec::with_capacity(n);
+        let (mut given, mut next) = (0u64, 0);
+        loop {
+            at.whitespace();
+            if at.eat(b'}').is_some() {
+                break;
             }
-            let Some((_, ev)) = event else {
-                let kind = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'));
-                match (name, kind.and_then(|k| self.events.get(k))) {
-                    ("event", Some(&e)) if self.model_events[e].fields.len() <= 64 => {
-                        let ev = &self.model_events[e];
-                        row = vec![Value::Null; ev.fields.len()];
-                        event = Some((e, ev));
-                    }
-                    _ => plain = false,
+            at.eat(b',')?;
+            at.whitespace();
+            let i = match quoted.get(next) {
+                Some(name) if at.eat_all(name) => next,
+                // A repeated "event", or "entity", is no field (both are keywords).
+                _ => {
+                    let (start, end) = at.string_contents()?;
+                    field_index(ev, text.get(start..end)?, next)?
                 }
-                return;
             };
-            // A repeated "event", or "entity", is no field (both are keywords).
-            let Some(i) = field_index(ev, name, next).filter(|i| given & (1 << i) == 0) else {
-                plain = false;
-                return;
-            };
-            let f = &ev.fields[i];
-            match self.value_text(raw, f.ty, f.nullable) {
-                Ok(v) => {
-                    row[i] = v;
-                    given |= 1 << i;
-                    next = i + 1;
-                }
-                Err(_) => plain = false,
+            if given & (1 << i) != 0 {
+                return None;
             }
-        })?;
-        let (e, ev) = event.filter(|_| plain)?;
+            at.whitespace();
+            at.eat(b':')?;
+            at.whitespace();
+            let value = self.plain_value(&mut at, text, &ev.fields[i])?;
+            // Mostly in declared order: each pushed after the last.
+            if i < row.len() {
+                row[i] = value;
+            } else {
+                if i > row.len() {
+                    row.resize(i, Value::Null);
+                }
+                row.push(value);
+            }
+            given |= 1 << i;
+            next = i + 1;
+        }
+        at.whitespace();
+        if !at.at_end() {
+            return None;
+        }
+        row.resize(n, Value::Null);
         let required =
             ev.fields.iter().enumerate().all(|(i, f)| (f.nullable && i != EVENT_AT) || given & (1 << i) != 0);
         let id_ok = !matches!(&row[EVENT_ID], Value::Str(s) if s.is_empty());
         let at_ok = matches!(row[EVENT_AT], Value::Timestamp(t) if (0..=MAX_TIME_MS).contains(&t));
         (required && id_ok && at_ok).then_some(Record::Event { event: e, row })
+    }
+
+    /// The value at `at` of field `f`, read as `value_text` reads it; `None`
+    /// where that says it is wrong. A string is read in place: the cursor
+    /// has found its end and that it has no escape.
+    #[inline(always)]
+    fn plain_value(&self, at: &mut json::Cursor<'_>, text: &str, f: &hir::Field) -> Option<Value> {
+        if at.peek() == Some(b'"') {
+            let (start, end) = at.string_contents()?;
+            let contents = text.get(start..end)?;
+            let ty = match f.ty {
+                Type::Ref(e) => self.model_entities[e].fields[self.model_entities[e].key].ty,
+                ty => ty,
+            };
+            return match ty {
+                Type::String => Some(Value::str(contents)),
+                Type::Timestamp => parse_timestamp(contents).ok().map(Value::Timestamp),
+                Type::Decimal => Decimal::parse(contents).ok().map(Value::Decimal),
+                _ => None,
+            };
+        }
+        let start = at.offset();
+        at.scalar()?;
+        self.value_text(text.get(start..at.offset())?, f.ty, f.nullable).ok()
     }
 
     /// `decode_line` without the one-pass reading of `plain_event`.
@@ -652,9 +707,17 @@ mod tests {
             .prop_shuffle()
     }
 
+    /// Separators between members and around names, as producers write
+    /// them: none, Python's `json.dumps`, and any whitespace JSON allows.
+    const SPACINGS: [(&str, &str, &str); 3] = [(",", ":", ""), (", ", ": ", ""), (" ,\t", " :\n", " \r\n")];
+
     fn line(fields: &[(&str, &str)]) -> String {
-        let members: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-        format!("{{{}}}", members.join(","))
+        spaced_line(fields, SPACINGS[0])
+    }
+
+    fn spaced_line(fields: &[(&str, &str)], (comma, colon, end): (&str, &str, &str)) -> String {
+        let members: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\"{colon}{v}")).collect();
+        format!("{{{}}}{end}", members.join(comma))
     }
 
     proptest! {
@@ -667,6 +730,7 @@ mod tests {
             kind_first in any::<bool>(),
             valid in valid_fields(),
             others in proptest::collection::vec((field(), 0..12usize), 0..3),
+            spacing in proptest::sample::select(&SPACINGS[..]),
         ) {
             let decoder = decoder();
             let no_others = others.is_empty();
@@ -678,7 +742,7 @@ mod tests {
             if kind_first {
                 all.insert(0, ("event", r#""buy""#));
             }
-            let text = line(&all);
+            let text = spaced_line(&all, spacing);
             let plain = decoder.plain_event(&text);
             let (mut warnings, mut full_warnings) = (Vec::new(), Vec::new());
             let full = decoder.decode_line_in_full(&text, 1, &mut full_warnings);
@@ -686,7 +750,8 @@ mod tests {
                 prop_assert_eq!(&full, &Ok(record), "{}", text);
                 prop_assert!(full_warnings.is_empty(), "{}: {:?}", text, full_warnings);
             } else {
-                prop_assert!(!(kind_first && no_others), "a plain event went the long way: {}", text);
+                let kind_plainly_first = kind_first && text.starts_with("{\"event\":");
+                prop_assert!(!(kind_plainly_first && no_others), "a plain event went the long way: {}", text);
             }
             prop_assert_eq!(decoder.decode_line(&text, 1, &mut warnings), full, "{}", text);
             prop_assert_eq!(warnings, full_warnings, "{}", text);
@@ -705,6 +770,8 @@ mod tests {
             matches!(decoder.plain_event(few), Some(Record::Event { .. })),
             "fields in any order, nullable ones left out"
         );
+        let python = r#"{"event": "buy", "at": "2026-11-20T00:00:00Z", "user": "u1", "amount": 2.5, "qty": 1}"#;
+        assert!(matches!(decoder.plain_event(python), Some(Record::Event { .. })), "Python's json.dumps spacing");
         for other in [
             r#"{"id":"o-1","event":"buy","at":0,"user":"u1","amount":1,"qty":1}"#,
             r#"{"event":"buy","at":0,"user":"u1","amount":1,"qty":1,"x":1}"#,

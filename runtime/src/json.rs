@@ -19,28 +19,74 @@ const MAX_DEPTH: u32 = 16;
 /// as it is read, (name, the value's text); `None` if serde_json is to read
 /// `text`, whose fields must then be taken from it instead.
 pub fn each_field<'a>(text: &'a str, mut field: impl FnMut(&'a str, &'a str)) -> Option<()> {
-    let mut cursor = Cursor { text: text.as_bytes(), at: 0 };
+    let mut cursor = Cursor::new(text, 0);
     cursor.whitespace();
     cursor.object(0, |name, value| field(&text[name.0..name.1], &text[value.0..value.1]))?;
     cursor.whitespace();
     (cursor.at == text.len()).then_some(())
 }
 
-struct Cursor<'a> {
+/// A position in a JSON text, read forward. The decoder's one-pass reading
+/// of events walks a line with it too, so both read JSON by one grammar.
+pub(crate) struct Cursor<'a> {
     text: &'a [u8],
     at: usize,
 }
 
-impl Cursor<'_> {
-    fn peek(&self) -> Option<u8> {
+impl<'a> Cursor<'a> {
+    /// At byte `at` of `text`.
+    pub(crate) fn new(text: &'a str, at: usize) -> Cursor<'a> {
+        Cursor { text: text.as_bytes(), at }
+    }
+
+    /// The byte offset read up to.
+    pub(crate) fn offset(&self) -> usize {
+        self.at
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.at >= self.text.len()
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.text.get(self.at).copied()
     }
 
-    fn eat(&mut self, byte: u8) -> Option<()> {
+    pub(crate) fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek() == Some(byte)).then(|| self.at += 1)
     }
 
-    fn whitespace(&mut self) {
+    /// Steps over `bytes` if the text goes on with them.
+    #[inline(always)]
+    pub(crate) fn eat_all(&mut self, bytes: &[u8]) -> bool {
+        let found = self.text[self.at..].starts_with(bytes);
+        if found {
+            self.at += bytes.len();
+        }
+        found
+    }
+
+    /// A string without escapes (at its opening quote), as the byte range
+    /// of its contents.
+    #[inline(always)]
+    pub(crate) fn string_contents(&mut self) -> Option<(usize, usize)> {
+        let start = self.at + 1;
+        self.string()?;
+        Some((start, self.at - 1))
+    }
+
+    /// A number, `true`, `false` or `null`.
+    pub(crate) fn scalar(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            b'n' => self.word(b"null"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.at += 1;
         }
@@ -102,13 +148,9 @@ impl Cursor<'_> {
     fn value(&mut self, depth: u32) -> Option<()> {
         match self.peek()? {
             b'"' => self.string(),
-            b'-' | b'0'..=b'9' => self.number(),
-            b't' => self.word(b"true"),
-            b'f' => self.word(b"false"),
-            b'n' => self.word(b"null"),
             b'{' if depth < MAX_DEPTH => self.object(depth + 1, |_, _| {}),
             b'[' if depth < MAX_DEPTH => self.list(depth + 1),
-            _ => None,
+            _ => self.scalar(),
         }
     }
 
