@@ -11,6 +11,7 @@
 use crate::hir::{BinaryOp, Function, UnaryOp};
 use crate::value::{Decimal, Type, Value, F64};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// An expression whose inputs are positions in a row.
@@ -28,7 +29,23 @@ pub enum ScalarExpr {
     Call(Function, Vec<ScalarExpr>),
 }
 
+/// What a slot past the row's end reads.
+static NULL: Value = Value::Null;
+
 impl ScalarExpr {
+    /// The value of this expression over `row`: a slot's or a literal's
+    /// borrowed, any other computed. Comparisons and tests read their
+    /// operands through this, so a slot is not cloned (for a string, a
+    /// reference count up and down again) only to be looked at.
+    #[inline]
+    fn value<'a>(&'a self, row: &'a [Value]) -> Cow<'a, Value> {
+        match self {
+            ScalarExpr::Slot(i) => Cow::Borrowed(row.get(*i).unwrap_or(&NULL)),
+            ScalarExpr::Literal(v) => Cow::Borrowed(v),
+            _ => Cow::Owned(self.eval(row)),
+        }
+    }
+
     pub fn eval(&self, row: &[Value]) -> Value {
         match self {
             ScalarExpr::Slot(i) => row.get(*i).cloned().unwrap_or(Value::Null),
@@ -45,15 +62,15 @@ impl ScalarExpr {
                 _ => Value::Null,
             },
             ScalarExpr::Binary(op, l, r) => binary(*op, l, r, row),
-            ScalarExpr::IsNull(e, negated) => Value::Bool(e.eval(row).is_null() != *negated),
+            ScalarExpr::IsNull(e, negated) => Value::Bool(e.value(row).is_null() != *negated),
             ScalarExpr::InList(e, list, negated) => {
-                let x = e.eval(row);
+                let x = e.value(row);
                 if x.is_null() {
                     return Value::Null;
                 }
                 let mut saw_null = false;
                 for item in list {
-                    let v = item.eval(row);
+                    let v = item.value(row);
                     if v.is_null() {
                         saw_null = true;
                     } else if compare(&x, &v) == Some(Ordering::Equal) {
@@ -68,7 +85,7 @@ impl ScalarExpr {
             }
             ScalarExpr::Case(whens, otherwise) => {
                 for (c, v) in whens {
-                    if c.eval(row) == Value::Bool(true) {
+                    if *c.value(row) == Value::Bool(true) {
                         return v.eval(row);
                     }
                 }
@@ -211,7 +228,7 @@ fn binary(op: BinaryOp, l: &ScalarExpr, r: &ScalarExpr, row: &[Value]) -> Value 
             }
         }
         BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-            let (a, b) = (l.eval(row), r.eval(row));
+            let (a, b) = (l.value(row), r.value(row));
             match compare(&a, &b) {
                 None => Value::Null,
                 Some(o) => Value::Bool(match op {
@@ -283,13 +300,13 @@ pub fn arithmetic(op: BinaryOp, a: Value, b: Value) -> Value {
 fn call(f: Function, args: &[ScalarExpr], row: &[Value]) -> Value {
     match f {
         Function::Coalesce => args.iter().map(|a| a.eval(row)).find(|v| !v.is_null()).unwrap_or(Value::Null),
-        Function::Lower | Function::Upper => match args[0].eval(row) {
+        Function::Lower | Function::Upper => match &*args[0].value(row) {
             Value::Str(s) => Value::str(&if f == Function::Lower { s.to_lowercase() } else { s.to_uppercase() }),
             _ => Value::Null,
         },
-        Function::StartsWith | Function::Contains => match (args[0].eval(row), args[1].eval(row)) {
+        Function::StartsWith | Function::Contains => match (&*args[0].value(row), &*args[1].value(row)) {
             (Value::Str(s), Value::Str(p)) => {
-                Value::Bool(if f == Function::StartsWith { s.starts_with(&*p) } else { s.contains(&*p) })
+                Value::Bool(if f == Function::StartsWith { s.starts_with(&**p) } else { s.contains(&**p) })
             }
             _ => Value::Null,
         },
