@@ -175,6 +175,10 @@ pub struct Decoder {
     model_events: Vec<hir::Event>,
     /// Each event's field names in quotes, as a line gives them.
     quoted_field_names: Vec<Vec<Box<[u8]>>>,
+    /// Each entity's attribute names in quotes, and each one's place among
+    /// them in the order of their names (the order of a record's `set`).
+    quoted_attribute_names: Vec<Vec<Box<[u8]>>>,
+    attribute_name_ranks: Vec<Vec<usize>>,
 }
 
 type Names<T> = HashMap<String, T, foldhash::fast::FixedState>;
@@ -190,17 +194,15 @@ impl Decoder {
             events: plan.events.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect(),
             model_entities: plan.entities.clone(),
             model_events: plan.events.clone(),
-            quoted_field_names: plan
-                .events
-                .iter()
-                .map(|e| e.fields.iter().map(|f| format!("\"{}\"", f.name).into_bytes().into_boxed_slice()).collect())
-                .collect(),
+            quoted_field_names: plan.events.iter().map(|e| quoted_names(&e.fields)).collect(),
+            quoted_attribute_names: plan.entities.iter().map(|e| quoted_names(&e.fields)).collect(),
+            attribute_name_ranks: plan.entities.iter().map(|e| name_ranks(&e.fields)).collect(),
         }
     }
 
     /// Decodes one NDJSON line (`line` numbers the errors).
     pub fn decode_line(&self, text: &str, line: usize, warnings: &mut Vec<Warning>) -> Result<Record, DecodeError> {
-        match self.plain_event(text) {
+        match self.plain_event(text).or_else(|| self.plain_entity(text)) {
             Some(record) => Ok(record),
             None => self.decode_line_in_full(text, line, warnings),
         }
@@ -248,21 +250,13 @@ impl Decoder {
             }
             at.eat(b',')?;
             at.whitespace();
-            let i = match quoted.get(next) {
-                Some(name) if at.eat_all(name) => next,
-                // A repeated "event", or "entity", is no field (both are keywords).
-                _ => {
-                    let (start, end) = at.string_contents()?;
-                    field_index(ev, text.get(start..end)?, next)?
-                }
-            };
+            // A repeated "event", or "entity", is no field (both are keywords).
+            let i = member_name(&mut at, text, &ev.fields, quoted, next)?;
             if given & (1 << i) != 0 {
                 return None;
             }
-            at.whitespace();
-            at.eat(b':')?;
-            at.whitespace();
-            let value = self.plain_value(&mut at, text, &ev.fields[i])?;
+            let f = &ev.fields[i];
+            let value = self.plain_value(&mut at, text, f.ty, f.nullable)?;
             // Mostly in declared order: each pushed after the last.
             if i < row.len() {
                 row[i] = value;
@@ -287,15 +281,93 @@ impl Decoder {
         (required && id_ok && at_ok).then_some(Record::Event { event: e, row })
     }
 
-    /// The value at `at` of field `f`, read as `value_text` reads it; `None`
-    /// where that says it is wrong. A string is read in place: the cursor
-    /// has found its end and that it has no escape.
+    /// An entity line of the common kind, read in one pass as `plain_event`
+    /// reads an event: `{"entity":` first, then `id` and `set` (an object
+    /// of declared attributes other than the key, each at most once), every
+    /// value valid. Anything else (`unset`, `delete`, an unknown or repeated
+    /// name, an escape, a wrong value) is `None`, for `decode_line_in_full`.
+    /// Whatever this accepts, the full reading accepts as the same record
+    /// with no warning (a test holds them to it). Read the long way, each
+    /// entity line took the instructions of two events.
+    fn plain_entity(&self, text: &str) -> Option<Record> {
+        const KIND: &str = "{\"entity\":";
+        if !text.starts_with(KIND) {
+            return None;
+        }
+        let mut at = json::Cursor::new(text, KIND.len());
+        at.whitespace();
+        let (start, end) = at.string_contents()?;
+        let entity = *self.entities.get(text.get(start..end)?)?;
+        let e = &self.model_entities[entity];
+        let (mut key, mut set) = (None, None);
+        loop {
+            at.whitespace();
+            if at.eat(b'}').is_some() {
+                break;
+            }
+            at.eat(b',')?;
+            at.whitespace();
+            if at.eat_all(b"\"id\"") && key.is_none() {
+                colon(&mut at)?;
+                key = Some(self.plain_value(&mut at, text, e.fields[e.key].ty, false)?);
+            } else if at.eat_all(b"\"set\"") && set.is_none() {
+                colon(&mut at)?;
+                set = Some(self.plain_attributes(&mut at, text, entity)?);
+            } else {
+                return None;
+            }
+        }
+        at.whitespace();
+        if !at.at_end() {
+            return None;
+        }
+        Some(Record::Upsert { entity, key: key?, set: set.unwrap_or_default(), unset: Vec::new() })
+    }
+
+    /// A `set` object of `entity`'s attributes (at its `{`), in the order of
+    /// their names, as `decode_entity` gives them.
+    fn plain_attributes(&self, at: &mut json::Cursor<'_>, text: &str, entity: EntityId) -> Option<Vec<(usize, Value)>> {
+        let e = &self.model_entities[entity];
+        let quoted = &self.quoted_attribute_names[entity];
+        if e.fields.len() > 64 {
+            return None;
+        }
+        at.eat(b'{')?;
+        let mut set = Vec::with_capacity(e.fields.len());
+        let (mut given, mut next) = (0u64, 0);
+        at.whitespace();
+        if at.eat(b'}').is_none() {
+            loop {
+                let i = member_name(at, text, &e.fields, quoted, next)?;
+                if i == e.key || given & (1 << i) != 0 {
+                    return None;
+                }
+                let f = &e.fields[i];
+                set.push((i, self.plain_value(at, text, f.ty, f.nullable)?));
+                given |= 1 << i;
+                next = i + 1;
+                at.whitespace();
+                if at.eat(b'}').is_some() {
+                    break;
+                }
+                at.eat(b',')?;
+                at.whitespace();
+            }
+        }
+        let ranks = &self.attribute_name_ranks[entity];
+        set.sort_unstable_by_key(|&(i, _)| ranks[i]);
+        Some(set)
+    }
+
+    /// The value at `at` of a field of type `ty`, read as `value_text`
+    /// reads it; `None` where that says it is wrong. A string is read in
+    /// place: the cursor has found its end and that it has no escape.
     #[inline(always)]
-    fn plain_value(&self, at: &mut json::Cursor<'_>, text: &str, f: &hir::Field) -> Option<Value> {
+    fn plain_value(&self, at: &mut json::Cursor<'_>, text: &str, ty: Type, nullable: bool) -> Option<Value> {
         if at.peek() == Some(b'"') {
             let (start, end) = at.string_contents()?;
             let contents = text.get(start..end)?;
-            let ty = match f.ty {
+            let ty = match ty {
                 Type::Ref(e) => self.model_entities[e].fields[self.model_entities[e].key].ty,
                 ty => ty,
             };
@@ -308,7 +380,7 @@ impl Decoder {
         }
         let start = at.offset();
         at.scalar()?;
-        self.value_text(text.get(start..at.offset())?, f.ty, f.nullable).ok()
+        self.value_text(text.get(start..at.offset())?, ty, nullable).ok()
     }
 
     /// `decode_line` without the one-pass reading of `plain_event`.
@@ -610,8 +682,58 @@ impl Decoder {
 /// The position of the field `name` of `ev`, looked for from position `next`
 /// on first: a record's fields mostly come in declaration order.
 fn field_index(ev: &hir::Event, name: &str, next: usize) -> Option<usize> {
-    let n = ev.fields.len();
-    (0..n).map(|k| (next + k) % n).find(|&i| ev.fields[i].name == name)
+    field_position(&ev.fields, name, next)
+}
+
+fn field_position(fields: &[hir::Field], name: &str, next: usize) -> Option<usize> {
+    let n = fields.len();
+    (0..n).map(|k| (next + k) % n).find(|&i| fields[i].name == name)
+}
+
+/// Each field's name in quotes, as JSON gives it.
+fn quoted_names(fields: &[hir::Field]) -> Vec<Box<[u8]>> {
+    fields.iter().map(|f| format!("\"{}\"", f.name).into_bytes().into_boxed_slice()).collect()
+}
+
+/// Each field's place in the order of their names.
+fn name_ranks(fields: &[hir::Field]) -> Vec<usize> {
+    let mut by_name: Vec<usize> = (0..fields.len()).collect();
+    by_name.sort_by(|&a, &b| fields[a].name.cmp(&fields[b].name));
+    let mut ranks = vec![0; fields.len()];
+    for (rank, &i) in by_name.iter().enumerate() {
+        ranks[i] = rank;
+    }
+    ranks
+}
+
+/// The name of a member (at its opening quote) and the colon after it:
+/// which of `fields` it is. `quoted[next]`, the one declared after the
+/// last, is tried first, as one comparison; any other is read and looked up.
+#[inline(always)]
+fn member_name(
+    at: &mut json::Cursor<'_>,
+    text: &str,
+    fields: &[hir::Field],
+    quoted: &[Box<[u8]>],
+    next: usize,
+) -> Option<usize> {
+    let i = match quoted.get(next) {
+        Some(name) if at.eat_all(name) => next,
+        _ => {
+            let (start, end) = at.string_contents()?;
+            field_position(fields, text.get(start..end)?, next)?
+        }
+    };
+    colon(at)?;
+    Some(i)
+}
+
+/// The `:` after a member's name, and any whitespace around it.
+fn colon(at: &mut json::Cursor<'_>) -> Option<()> {
+    at.whitespace();
+    at.eat(b':')?;
+    at.whitespace();
+    Some(())
 }
 
 fn string(raw: &str) -> Result<Cow<'_, str>, String> {
@@ -655,7 +777,7 @@ mod tests {
 
     const MODEL: &str = "
         entity user { key id: string; }
-        entity shop { key n: int; }
+        entity shop { key n: int; city: string?; since: timestamp?; rating: decimal?; open: bool; owner: user?; floors: int?; }
         event buy { user: user; shop: shop?; amount: decimal; qty: int; w: float?; ok: bool?; note: string?; seen: timestamp?; }
     ";
 
@@ -752,6 +874,88 @@ mod tests {
             } else {
                 let kind_plainly_first = kind_first && text.starts_with("{\"event\":");
                 prop_assert!(!(kind_plainly_first && no_others), "a plain event went the long way: {}", text);
+            }
+            prop_assert_eq!(decoder.decode_line(&text, 1, &mut warnings), full, "{}", text);
+            prop_assert_eq!(warnings, full_warnings, "{}", text);
+        }
+    }
+
+    /// Members of an entity line, valid and not.
+    fn entity_member() -> impl Strategy<Value = (&'static str, String)> {
+        let pick = |name: &'static str, raws: &'static [&'static str]| {
+            proptest::sample::select(raws).prop_map(move |raw| (name, raw.to_string()))
+        };
+        prop_oneof![
+            pick("entity", &[r#""shop""#, r#""user""#]),
+            pick("event", &[r#""buy""#]),
+            pick("id", &["7", r#""7""#, "null", "1.5"]),
+            pick("set", &["{}", "5", r#"{"city":"x"}"#, r#"{"n":7}"#, r#"{"n":8}"#]),
+            pick("unset", &[r#"["city"]"#, r#"["n"]"#, "[]"]),
+            pick("delete", &["true", "false", "1"]),
+            pick("x", &["1"]),
+        ]
+    }
+
+    /// Attributes of a shop's `set`, valid and not, and names that are none.
+    fn attribute() -> impl Strategy<Value = (&'static str, &'static str)> {
+        let pick = |name: &'static str, raws: &'static [&'static str]| {
+            proptest::sample::select(raws).prop_map(move |raw| (name, raw))
+        };
+        prop_oneof![
+            3 => pick("city", &[r#""Xi'an""#, r#""日本""#, "null", r#""a"b""#, "3", r#""""#]),
+            3 => pick("since", &[r#""2026-11-20T00:00:00Z""#, "1795132800000", r#""2026-02-30T00:00:00Z""#, "null", "-1"]),
+            3 => pick("rating", &["4.5", r#""4.50""#, "null", r#""x""#, "1e2"]),
+            3 => pick("open", &["true", "false", "null", "0"]),
+            3 => pick("owner", &[r#""u1""#, "null", "1", "[]"]),
+            3 => pick("floors", &["2", "-0", "2.5", "null", "{}"]),
+            1 => pick("n", &["7", "8"]),
+            1 => pick("nope", &["1"]),
+        ]
+    }
+
+    proptest! {
+        /// As for events: what the one-pass reading of an entity line
+        /// accepts, the full reading accepts as the same record with no
+        /// warning; a valid line of `entity`, `id` and `set` of declared
+        /// attributes takes the one pass; and `decode_line` gives what the
+        /// full reading gives.
+        #[test]
+        fn a_plain_entity_is_what_the_full_reading_gives(
+            set_first in any::<bool>(),
+            attributes in proptest::collection::vec(attribute(), 0..7),
+            others in proptest::collection::vec((entity_member(), 0..4usize), 0..2),
+            spacing in proptest::sample::select(&SPACINGS[..]),
+        ) {
+            let decoder = decoder();
+            let (comma, colon, _) = spacing;
+            let members: Vec<String> = attributes.iter().map(|(k, v)| format!("\"{k}\"{colon}{v}")).collect();
+            let set = format!("{{{}}}", members.join(comma));
+            let mut all = vec![("id", "7".to_string()), ("set", set)];
+            if set_first {
+                all.swap(0, 1);
+            }
+            let no_others = others.is_empty();
+            for (other, at) in others {
+                all.insert(at.min(all.len()), other);
+            }
+            all.insert(0, ("entity", r#""shop""#.to_string()));
+            let fields: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let text = spaced_line(&fields, spacing);
+            let plain = decoder.plain_entity(&text);
+            let (mut warnings, mut full_warnings) = (Vec::new(), Vec::new());
+            let full = decoder.decode_line_in_full(&text, 1, &mut full_warnings);
+            if let Some(record) = plain {
+                prop_assert_eq!(&full, &Ok(record), "{}", text);
+                prop_assert!(full_warnings.is_empty(), "{}: {:?}", text, full_warnings);
+            } else {
+                let valid = full.is_ok() && full_warnings.is_empty();
+                let mut names: Vec<&str> = attributes.iter().map(|(k, _)| *k).collect();
+                names.sort();
+                let distinct = names.windows(2).all(|w| w[0] != w[1]) && !names.contains(&"n");
+                prop_assert!(
+                    !(valid && distinct && no_others && text.starts_with("{\"entity\":")),
+                    "a plain entity went the long way: {}", text
+                );
             }
             prop_assert_eq!(decoder.decode_line(&text, 1, &mut warnings), full, "{}", text);
             prop_assert_eq!(warnings, full_warnings, "{}", text);
