@@ -212,7 +212,7 @@ impl Decoder {
     /// row: `{"event":` first (no space in it), then declared fields, each
     /// at most once, every value valid, with or without spaces between
     /// them. Anything else (an entity, an unknown or repeated field, an
-    /// escape, a wrong value) is `None`, and `decode_line_in_full` reads
+    /// escape in a name, a wrong value) is `None`, and `decode_line_in_full` reads
     /// it again and says what is wrong or odd. Whatever this accepts, the
     /// full reading accepts as the same record with no warning (a test holds
     /// them to it), and errors and warnings come from one place. Collecting
@@ -285,7 +285,7 @@ impl Decoder {
     /// reads an event: `{"entity":` first, then `id` and `set` (an object
     /// of declared attributes other than the key, each at most once), every
     /// value valid. Anything else (`unset`, `delete`, an unknown or repeated
-    /// name, an escape, a wrong value) is `None`, for `decode_line_in_full`.
+    /// name, an escape in a name, a wrong value) is `None`, for `decode_line_in_full`.
     /// Whatever this accepts, the full reading accepts as the same record
     /// with no warning (a test holds them to it). Read the long way, each
     /// entity line took the instructions of two events.
@@ -360,12 +360,17 @@ impl Decoder {
     }
 
     /// The value at `at` of a field of type `ty`, read as `value_text`
-    /// reads it; `None` where that says it is wrong. A string is read in
-    /// place: the cursor has found its end and that it has no escape.
+    /// reads it; `None` where that says it is wrong. A string without
+    /// escapes is read in place: the cursor has found its end. One with
+    /// escapes (`json.dumps` writes every character past ASCII as one) is
+    /// read by `value_text` from its text.
     #[inline(always)]
     fn plain_value(&self, at: &mut json::Cursor<'_>, text: &str, ty: Type, nullable: bool) -> Option<Value> {
         if at.peek() == Some(b'"') {
-            let (start, end) = at.string_contents()?;
+            let (start, end, escaped) = at.any_string()?;
+            if escaped {
+                return self.value_text(text.get(start..end)?, ty, nullable).ok();
+            }
             let contents = text.get(start..end)?;
             let ty = match ty {
                 Type::Ref(e) => self.model_entities[e].fields[self.model_entities[e].key].ty,
@@ -818,10 +823,14 @@ mod tests {
         };
         let maybe = |name: &'static str, raws: &'static [&'static str]| proptest::option::of(one(name, raws));
         (
-            (one("at", &["1795132800000", r#""2026-11-20T00:00:00Z""#]), one("user", &[r#""u1""#, r#""u2""#])),
+            (one("at", &["1795132800000", r#""2026-11-20T00:00:00Z""#]), one("user", &[r#""u1""#, r#""u\u0032""#])),
             (one("amount", &[r#""2.50""#, "2.5", "-1"]), one("qty", &["3", "-2", "0"])),
             (maybe("id", &[r#""o-1""#, "null"]), maybe("shop", &["7", "null"]), maybe("w", &["0.5", "null"])),
-            (maybe("ok", &["true", "null"]), maybe("note", &[r#""hi""#, r#""日本""#]), maybe("seen", &["0"])),
+            (
+                maybe("ok", &["true", "null"]),
+                maybe("note", &[r#""hi""#, r#""日本""#, r#""\u65e5\"\\""#]),
+                maybe("seen", &["0", r#""2026-11-20T00:00:00\u005a""#]),
+            ),
         )
             .prop_map(|((a, b), (c, d), (e, f, g), (h, i, j))| {
                 [Some(a), Some(b), Some(c), Some(d), e, f, g, h, i, j].into_iter().flatten().collect::<Vec<_>>()
@@ -974,8 +983,11 @@ mod tests {
             matches!(decoder.plain_event(few), Some(Record::Event { .. })),
             "fields in any order, nullable ones left out"
         );
-        let python = r#"{"event": "buy", "at": "2026-11-20T00:00:00Z", "user": "u1", "amount": 2.5, "qty": 1}"#;
-        assert!(matches!(decoder.plain_event(python), Some(Record::Event { .. })), "Python's json.dumps spacing");
+        let python = r#"{"event": "buy", "at": "2026-11-20T00:00:00Z", "user": "u\u4e00", "amount": 2.5, "qty": 1}"#;
+        let Some(Record::Event { row, .. }) = decoder.plain_event(python) else {
+            panic!("Python's json.dumps spacing and escapes take the one pass")
+        };
+        assert_eq!(row[2], segflow_compiler::value::Value::str("u一"));
         for other in [
             r#"{"id":"o-1","event":"buy","at":0,"user":"u1","amount":1,"qty":1}"#,
             r#"{"event":"buy","at":0,"user":"u1","amount":1,"qty":1,"x":1}"#,
@@ -986,7 +998,12 @@ mod tests {
             r#"{"event":"buy","at":0,"user":"u1","amount":1,"qty":1.5}"#,
             r#"{"event":"buy","id":"","at":0,"user":"u1","amount":1,"qty":1}"#,
             r#"{"event":"buy","at":-1,"user":"u1","amount":1,"qty":1}"#,
-            r#"{"event":"buy","at":0,"user":"u\u0031","amount":1,"qty":1}"#,
+            r#"{"event":"buy","at":0,"user":"u\u0031\x","amount":1,"qty":1}"#,
+            r#"{"event":"buy","at":0,"user":"u\ud800","amount":1,"qty":1}"#,
+            r#"{"event":"buy","at":0,"user":"u1\"#,
+            r#"{"event":"buy","at":0,"user":"u1\\"#,
+            r#"{"event\u0020":"buy","at":0,"user":"u1","amount":1,"qty":1}"#,
+            r#"{"event":"buy","at":0,"us\u0065r":"u1","amount":1,"qty":1}"#,
             r#"{"entity":"user","id":"u1"}"#,
             r#"{ "event":"buy","at":0,"user":"u1","amount":1,"qty":1}"#,
         ] {

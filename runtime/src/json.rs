@@ -75,6 +75,34 @@ impl<'a> Cursor<'a> {
         Some((start, self.at - 1))
     }
 
+    /// A string (at its opening quote), escapes and all: the byte range of
+    /// its contents and `false`, or, if it has escapes, of its whole text,
+    /// quotes included, and `true` (serde_json reads those, and says if one
+    /// is wrong). Control characters are no JSON string's.
+    #[inline(always)]
+    pub(crate) fn any_string(&mut self) -> Option<(usize, usize, bool)> {
+        let start = self.at;
+        self.eat(b'"')?;
+        let mut escaped = false;
+        loop {
+            let rest = self.text.get(self.at..)?;
+            let end = string_end(rest)?;
+            match rest[end] {
+                b'"' => {
+                    self.at += end + 1;
+                    break;
+                }
+                // Whatever byte it escapes is stepped over: a quote ends no string there.
+                b'\\' => {
+                    escaped = true;
+                    self.at += end + 2;
+                }
+                _ => return None,
+            }
+        }
+        Some(if escaped { (start, self.at, true) } else { (start + 1, self.at - 1, false) })
+    }
+
     /// A number, `true`, `false` or `null`.
     pub(crate) fn scalar(&mut self) -> Option<()> {
         match self.peek()? {
@@ -283,6 +311,23 @@ mod tests {
         let fields = object_fields(entity).unwrap();
         assert_eq!(fields[2], ("set", r#"{"city":"Xi'an","tags":[1,[],{}]}"#));
         assert_eq!(owned(fields), serde_fields(entity).unwrap());
+    }
+
+    #[test]
+    fn a_string_with_escapes_is_found_whole() {
+        fn read(text: &str) -> Option<(&str, bool, usize)> {
+            let mut cursor = super::Cursor::new(text, 0);
+            let (start, end, escaped) = cursor.any_string()?;
+            Some((&text[start..end], escaped, cursor.offset()))
+        }
+        assert_eq!(read(r#""abc","#), Some(("abc", false, 5)));
+        assert_eq!(read(r#""a\"b","#), Some((r#""a\"b""#, true, 6)));
+        assert_eq!(read(r#""a\\","#), Some((r#""a\\""#, true, 5)));
+        assert_eq!(read(r#""\\\"","#), Some((r#""\\\"""#, true, 6)));
+        assert_eq!(read(r#""\u00e9日""#), Some((r#""\u00e9日""#, true, 11)));
+        for unfinished in [r#""a\"#, r#""a\""#, r#""a"#, "\"a\tb\"", "x"] {
+            assert_eq!(read(unfinished), None, "{unfinished}");
+        }
     }
 
     #[test]
