@@ -103,6 +103,12 @@ impl<'a> Cursor<'a> {
         Some(if escaped { (start, self.at, true) } else { (start + 1, self.at - 1, false) })
     }
 
+    /// Any value, nested up to the same depth as a member's in
+    /// `each_field`, strings in it without escapes (`None` otherwise).
+    pub(crate) fn skip_value(&mut self) -> Option<()> {
+        self.value(0)
+    }
+
     /// A number, `true`, `false` or `null`.
     pub(crate) fn scalar(&mut self) -> Option<()> {
         match self.peek()? {
