@@ -570,8 +570,9 @@ fn parse_any_timestamp(text: &str) -> Result<i64, String> {
 /// and either with an offset (`+08:00`) in place of the `Z`, read with no
 /// more than they need: every event carries a time, and the general reading
 /// below (closures, `Result`s with messages, a fraction of any length) took
-/// ~500 instructions of the ~5,000 a record's decoding did (with an offset,
-/// as a store in China writes its times, 5 % of a backfill's instructions).
+/// ~500 instructions of the ~5,000 a record's decoding did. Times with an
+/// offset, as a store in China writes them, went that way until they were
+/// read here too: 2.3 % of a 200k-event backfill's instructions.
 /// Anything else, or anything invalid, is `None`, and the general reading
 /// accepts it or says what is wrong.
 fn plain_timestamp(b: &[u8]) -> Option<i64> {

@@ -127,7 +127,8 @@ impl Interner {
 
 /// A string key hashes as its bytes, whether it is held in a slot or not.
 // (Asked to inline: after an unrelated change to the decoder, LTO made it
-// a call of its own for every key interned, +0.5 % of a backfill.)
+// a call of its own for every key interned: 13 M instructions, 0.5 %, of a
+// 200k-event backfill.)
 #[inline]
 fn hash_of(hasher: &foldhash::fast::RandomState, key: &Value) -> u64 {
     match key {

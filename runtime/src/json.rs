@@ -26,8 +26,9 @@ pub fn each_field<'a>(text: &'a str, mut field: impl FnMut(&'a str, &'a str)) ->
     (cursor.at == text.len()).then_some(())
 }
 
-/// A position in a JSON text, read forward. The decoder's one-pass reading
-/// of events walks a line with it too, so both read JSON by one grammar.
+/// A position in a JSON text, read forward. The decoder's one-pass readings
+/// of events and entities walk a line with it too, so all read JSON by one
+/// grammar.
 pub(crate) struct Cursor<'a> {
     text: &'a [u8],
     at: usize,
@@ -92,8 +93,9 @@ impl<'a> Cursor<'a> {
                     self.at += end + 1;
                     break;
                 }
-                // Whatever byte it escapes is stepped over: a quote ends no string there.
-                b'\\' => {
+                // Whatever byte it escapes is stepped over: a quote ends no
+                // string there. (A backslash last is no string's end.)
+                b'\\' if self.at + end + 2 <= self.text.len() => {
                     escaped = true;
                     self.at += end + 2;
                 }
@@ -103,8 +105,8 @@ impl<'a> Cursor<'a> {
         Some(if escaped { (start, self.at, true) } else { (start + 1, self.at - 1, false) })
     }
 
-    /// Any value, nested up to the same depth as a member's in
-    /// `each_field`, strings in it without escapes (`None` otherwise).
+    /// Any value, nested at most `MAX_DEPTH` deep below it, strings in it
+    /// without escapes (`None` otherwise).
     pub(crate) fn skip_value(&mut self) -> Option<()> {
         self.value(0)
     }
@@ -166,7 +168,7 @@ impl<'a> Cursor<'a> {
 
     /// After a member or an element: a comma (more follow: true) or the
     /// `close` that ends them (false).
-    fn more_before(&mut self, close: u8) -> Option<bool> {
+    pub(crate) fn more_before(&mut self, close: u8) -> Option<bool> {
         self.whitespace();
         let next = self.peek()?;
         self.at += 1;
