@@ -849,8 +849,9 @@ fn describe(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Decoder, Record};
+    use super::{Decoder, Record, Warning};
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     const MODEL: &str = "
         entity user { key id: string; }
@@ -910,6 +911,34 @@ mod tests {
             .prop_shuffle()
     }
 
+    /// Reads `text` with the one-pass reader `plain` and in full: what the
+    /// one pass accepts must be the full reading's record, with its
+    /// warnings, and it must push none when it declines; `decode_line`
+    /// must give what the full reading gives. Whether the one pass took the
+    /// line, and whether the full reading accepted it.
+    fn both_readings(
+        decoder: &Decoder,
+        text: &str,
+        plain: fn(&Decoder, &str, usize, &mut Vec<Warning>) -> Option<Record>,
+    ) -> Result<(bool, bool), TestCaseError> {
+        let (mut plain_warnings, mut warnings, mut full_warnings) = (Vec::new(), Vec::new(), Vec::new());
+        let full = decoder.decode_line_in_full(text, 1, &mut full_warnings);
+        let took = match plain(decoder, text, 1, &mut plain_warnings) {
+            Some(record) => {
+                prop_assert_eq!(&full, &Ok(record), "{}", text);
+                prop_assert_eq!(&plain_warnings, &full_warnings, "{}", text);
+                true
+            }
+            None => {
+                prop_assert!(plain_warnings.is_empty(), "{}", text);
+                false
+            }
+        };
+        prop_assert_eq!(decoder.decode_line(text, 1, &mut warnings), full.clone(), "{}", text);
+        prop_assert_eq!(warnings, full_warnings, "{}", text);
+        Ok((took, full.is_ok()))
+    }
+
     /// Separators between members and around names, as producers write
     /// them: none, Python's `json.dumps`, and any whitespace JSON allows.
     const SPACINGS: [(&str, &str, &str); 3] = [(",", ":", ""), (", ", ": ", ""), (" ,\t", " :\n", " \r\n")];
@@ -948,19 +977,9 @@ mod tests {
                 all.insert(0, ("event", r#""buy""#));
             }
             let text = spaced_line(&all, spacing);
-            let (mut warnings, mut plain_warnings, mut full_warnings) = (Vec::new(), Vec::new(), Vec::new());
-            let plain = decoder.plain_event(&text, 1, &mut plain_warnings);
-            let full = decoder.decode_line_in_full(&text, 1, &mut full_warnings);
-            if let Some(record) = plain {
-                prop_assert_eq!(&full, &Ok(record), "{}", text);
-                prop_assert_eq!(&plain_warnings, &full_warnings, "{}", text);
-            } else {
-                prop_assert!(plain_warnings.is_empty(), "{}", text);
-                let kind_plainly_first = kind_first && text.starts_with("{\"event\":");
-                prop_assert!(!(kind_plainly_first && only_unknown), "a plain event went the long way: {}", text);
-            }
-            prop_assert_eq!(decoder.decode_line(&text, 1, &mut warnings), full, "{}", text);
-            prop_assert_eq!(warnings, full_warnings, "{}", text);
+            let (plain, _) = both_readings(&decoder, &text, Decoder::plain_event)?;
+            let kind_plainly_first = kind_first && text.starts_with("{\"event\":");
+            prop_assert!(plain || !(kind_plainly_first && only_unknown), "a plain event went the long way: {}", text);
         }
     }
 
@@ -1029,25 +1048,14 @@ mod tests {
             all.insert(0, ("entity", r#""shop""#.to_string()));
             let fields: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let text = spaced_line(&fields, spacing);
-            let (mut warnings, mut plain_warnings, mut full_warnings) = (Vec::new(), Vec::new(), Vec::new());
-            let plain = decoder.plain_entity(&text, 1, &mut plain_warnings);
-            let full = decoder.decode_line_in_full(&text, 1, &mut full_warnings);
-            if let Some(record) = plain {
-                prop_assert_eq!(&full, &Ok(record), "{}", text);
-                prop_assert_eq!(&plain_warnings, &full_warnings, "{}", text);
-            } else {
-                prop_assert!(plain_warnings.is_empty(), "{}", text);
-                let valid = full.is_ok();
-                let mut names: Vec<&str> = attributes.iter().map(|(k, _)| *k).collect();
-                names.sort();
-                let distinct = names.windows(2).all(|w| w[0] != w[1]) && !names.contains(&"n");
-                prop_assert!(
-                    !(valid && distinct && only_unknown && text.starts_with("{\"entity\":")),
-                    "a plain entity went the long way: {}", text
-                );
-            }
-            prop_assert_eq!(decoder.decode_line(&text, 1, &mut warnings), full, "{}", text);
-            prop_assert_eq!(warnings, full_warnings, "{}", text);
+            let (plain, valid) = both_readings(&decoder, &text, Decoder::plain_entity)?;
+            let mut names: Vec<&str> = attributes.iter().map(|(k, _)| *k).collect();
+            names.sort();
+            let distinct = names.windows(2).all(|w| w[0] != w[1]) && !names.contains(&"n");
+            prop_assert!(
+                plain || !(valid && distinct && only_unknown && text.starts_with("{\"entity\":")),
+                "a plain entity went the long way: {}", text
+            );
         }
     }
 
@@ -1090,18 +1098,8 @@ mod tests {
             (r#"{"event":"e17","at":0,"user":"u1","n":2}"#, false),
             (r#"{"event":"wide","at":0,"user":"u1","f63":5}"#, false),
         ] {
-            let (mut plain_warnings, mut warnings, mut full_warnings) = (Vec::new(), Vec::new(), Vec::new());
-            let full = decoder.decode_line_in_full(text, 1, &mut full_warnings);
-            match decoder.plain_event(text, 1, &mut plain_warnings) {
-                Some(record) => {
-                    assert_eq!(full, Ok(record), "{text}");
-                    assert_eq!(plain_warnings, full_warnings, "{text}");
-                }
-                None => assert!(plain_warnings.is_empty(), "{text}"),
-            }
-            assert_eq!(decoder.plain_event(text, 1, &mut Vec::new()).is_some(), plain, "{text}");
-            assert_eq!(decoder.decode_line(text, 1, &mut warnings), full, "{text}");
-            assert_eq!(warnings, full_warnings, "{text}");
+            let (took, _) = both_readings(&decoder, text, Decoder::plain_event).unwrap();
+            assert_eq!(took, plain, "{text}");
         }
     }
 
