@@ -2,7 +2,7 @@
 //! done by the grammar, compiler, runtime and gen crates.
 
 use segflow_compiler::{compile, explain, Compiled, SourceMap};
-use segflow_runtime::load::{load_files, Loaded};
+use segflow_runtime::load::{load_files, Loaded, KEPT_WARNINGS};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig};
 use std::io::Write;
 use std::process::ExitCode;
@@ -344,8 +344,8 @@ struct Diagnostics {
 
 impl Diagnostics {
     fn add(&mut self, loaded: &Loaded) {
-        self.warnings.extend(loaded.warnings.iter().take(20 - self.warnings.len()).map(|w| w.to_string()));
-        self.warning_count += loaded.warnings.len();
+        self.warnings.extend(loaded.warnings.iter().take(KEPT_WARNINGS - self.warnings.len()).map(|w| w.to_string()));
+        self.warning_count += loaded.warnings.len() + loaded.more_warnings;
         self.errors.extend(loaded.errors.iter().take(1000 - self.errors.len()).map(|e| e.to_string()));
         self.error_count += loaded.errors.len();
     }

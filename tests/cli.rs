@@ -260,6 +260,37 @@ fn a_large_file_decoded_in_parallel_names_the_right_lines() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_run_shows_the_first_twenty_warnings_and_counts_them_all() {
+    // Undeclared fields on many lines, over pieces decoded in parallel: the
+    // first 20 warnings in file order are shown, and every one is counted.
+    let (dir, path, text) = generated("warned", "warned.ndjson", "40000", "3");
+    let data = path.display().to_string();
+    let mut warned = Vec::new();
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match line.strip_prefix("{\"event\":\"order\",") {
+            Some(rest) if i % 3 == 0 => {
+                warned.push(i + 1);
+                format!("{{\"event\":\"order\",\"source\":\"sdk\",{rest}")
+            }
+            _ => line.to_string(),
+        })
+        .collect();
+    assert!(warned.len() > 1000, "{} lines warned of", warned.len());
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let (code, _, stderr) = segflow(&["run", "examples/retail/retail.eql", "--events", &data, "--out", "-"]);
+    assert_eq!(code, 0, "{stderr}");
+    let shown: Vec<&str> = stderr.lines().filter(|l| l.contains("unknown field `source`")).collect();
+    assert_eq!(shown.len(), 20, "{stderr}");
+    for (line, number) in shown.iter().zip(&warned) {
+        assert!(line.contains(&format!("warned.ndjson: line {number}: ")), "{line} (line {number} expected)");
+    }
+    assert!(stderr.contains(&format!("… and {} more warnings", warned.len() - 20)), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `segflow run` of the retail example over `data` (info logs on), read from
 /// standard input (`--events -`) when `stdin` is set.
 fn run_events(data: &Path, stdin: bool, extra: &[&str]) -> (i32, String, String) {

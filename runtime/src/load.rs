@@ -16,6 +16,11 @@ impl<T: std::fmt::Display> std::fmt::Display for Located<T> {
     }
 }
 
+/// Warnings a `Loaded` keeps; past them it counts. A run shows the first
+/// 20, and a file whose every line has a field the model does not declare
+/// gave one per line, each a copy of the file's name besides its message.
+pub const KEPT_WARNINGS: usize = 20;
+
 /// Everything decoded from a set of files.
 #[derive(Default)]
 pub struct Loaded {
@@ -23,21 +28,33 @@ pub struct Loaded {
     /// The accepted records' text, in order, when asked for (to log them).
     pub lines: Vec<String>,
     pub errors: Vec<Located<DecodeError>>,
+    /// The first `KEPT_WARNINGS` warnings, in order, and how many followed.
     pub warnings: Vec<Located<Warning>>,
+    pub more_warnings: usize,
 }
 
 impl Loaded {
     /// Adds what a later part of the input decoded (taken whole, not copied,
     /// when nothing came before it).
     fn append(&mut self, later: Loaded) {
-        if self.records.is_empty() && self.lines.is_empty() && self.errors.is_empty() && self.warnings.is_empty() {
+        let nothing_yet = self.records.is_empty() && self.lines.is_empty() && self.errors.is_empty();
+        if nothing_yet && self.warnings.is_empty() && self.more_warnings == 0 {
             *self = later;
             return;
         }
         self.records.extend(later.records);
         self.lines.extend(later.lines);
         self.errors.extend(later.errors);
-        self.warnings.extend(later.warnings);
+        self.more_warnings += later.more_warnings;
+        self.keep_warnings(later.warnings.into_iter());
+    }
+
+    /// Keeps `warnings` while there is room, and counts the rest (made
+    /// only if kept: `warnings` can be a lazy map).
+    fn keep_warnings(&mut self, warnings: impl ExactSizeIterator<Item = Located<Warning>>) {
+        let room = KEPT_WARNINGS.saturating_sub(self.warnings.len());
+        self.more_warnings += warnings.len().saturating_sub(room);
+        self.warnings.extend(warnings.take(room));
     }
 
     /// Decodes line `number` of `source` (a blank line is skipped); an invalid
@@ -56,7 +73,7 @@ impl Loaded {
             }
             Err(e) => self.errors.push(Located { file: source.to_string(), item: e }),
         }
-        self.warnings.extend(warnings.into_iter().map(|w| Located { file: source.to_string(), item: w }));
+        self.keep_warnings(warnings.into_iter().map(|w| Located { file: source.to_string(), item: w }));
     }
 }
 
@@ -518,7 +535,30 @@ fn decode_piece(
 
 #[cfg(test)]
 mod tests {
-    use super::{split_lines, Input, LineRuns};
+    use super::{split_lines, Input, LineRuns, Loaded, Located, KEPT_WARNINGS};
+    use crate::decode::Warning;
+
+    /// A part that warned of `n` lines from line `first` on.
+    fn warned(n: usize, first: usize) -> Loaded {
+        let mut part = Loaded::default();
+        let warnings: Vec<_> = (0..n)
+            .map(|i| Located { file: "f".into(), item: Warning { line: first + i, message: "m".into() } })
+            .collect();
+        part.keep_warnings(warnings.into_iter());
+        part
+    }
+
+    #[test]
+    fn parts_keep_the_first_warnings_in_order_and_count_the_rest() {
+        let mut all = Loaded::default();
+        all.append(warned(15, 1));
+        all.append(warned(30, 100));
+        all.append(warned(25, 200));
+        let lines: Vec<usize> = all.warnings.iter().map(|w| w.item.line).collect();
+        assert_eq!(lines, (1..=15).chain(100..105).collect::<Vec<_>>());
+        assert_eq!(all.warnings.len(), KEPT_WARNINGS);
+        assert_eq!(all.warnings.len() + all.more_warnings, 15 + 30 + 25);
+    }
 
     #[test]
     fn line_runs_hand_out_the_text_in_runs_of_whole_lines() {
