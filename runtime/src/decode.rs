@@ -792,17 +792,19 @@ fn skip_unknown<'t>(
 }
 
 /// The warnings of fields and attributes a record gives that the model
-/// does not declare (both readings give them, from here).
+/// does not declare (both readings give them, from here). Their messages
+/// are joined pieces, not `format!`s: a file whose every line has an
+/// undeclared field makes one per line.
 fn unknown_field_of_event(line: usize, name: &str, ev: &hir::Event) -> Warning {
-    Warning { line, message: format!("unknown field `{name}` of event `{}` ignored", ev.name) }
+    Warning { line, message: ["unknown field `", name, "` of event `", &ev.name, "` ignored"].concat() }
 }
 
 fn unknown_field_of_entity(line: usize, name: &str) -> Warning {
-    Warning { line, message: format!("unknown field `{name}` of an entity record ignored") }
+    Warning { line, message: ["unknown field `", name, "` of an entity record ignored"].concat() }
 }
 
 fn unknown_attribute(line: usize, name: &str, e: &hir::Entity) -> Warning {
-    Warning { line, message: format!("unknown attribute `{name}` of entity `{}` ignored", e.name) }
+    Warning { line, message: ["unknown attribute `", name, "` of entity `", &e.name, "` ignored"].concat() }
 }
 
 /// The `:` after a member's name, and any whitespace around it.
