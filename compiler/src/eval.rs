@@ -48,8 +48,7 @@ impl ScalarExpr {
 
     pub fn eval(&self, row: &[Value]) -> Value {
         match self {
-            ScalarExpr::Slot(i) => row.get(*i).cloned().unwrap_or(Value::Null),
-            ScalarExpr::Literal(v) => v.clone(),
+            ScalarExpr::Slot(_) | ScalarExpr::Literal(_) => self.value(row).into_owned(),
             ScalarExpr::Widen(e, ty) => widen(e.eval(row), *ty),
             ScalarExpr::Unary(UnaryOp::Not, e) => match e.eval(row) {
                 Value::Bool(b) => Value::Bool(!b),

@@ -196,6 +196,9 @@ struct PlainSet<'t> {
     unknown: Vec<&'t str>,
 }
 
+/// The members of an entity record; any other is warned of and ignored.
+const ENTITY_MEMBERS: [&str; 5] = ["entity", "id", "set", "unset", "delete"];
+
 /// Events before 1970 or after year 10000 are rejected: times are kept as
 /// unsigned milliseconds in the dataflow.
 const MAX_TIME_MS: i64 = 253_402_300_799_999;
@@ -296,9 +299,13 @@ impl Decoder {
             let (start, end) = cursor.string_contents()?;
             colon(&mut cursor)?;
             match text.get(start..end)? {
-                "id" if key.is_none() => key = Some(self.plain_value(&mut cursor, text, e.fields[e.key].ty, false)?),
+                "id" if key.is_none() => {
+                    key = Some(self.plain_value(&mut cursor, text, self.key_type(entity), false)?)
+                }
                 "set" if set.is_none() => set = Some(self.plain_set(&mut cursor, text, entity)?),
-                "entity" | "id" | "set" | "unset" | "delete" | "event" => return None,
+                // Any other of an entity record's own (repeated, or read
+                // the long way), or an event's kind.
+                name if ENTITY_MEMBERS.contains(&name) || name == "event" => return None,
                 name => skip_unknown(&mut cursor, name, &[], &mut unknown)?,
             }
         }
@@ -361,7 +368,7 @@ impl Decoder {
             }
             let contents = text.get(start..end)?;
             let ty = match ty {
-                Type::Ref(e) => self.model_entities[e].fields[self.model_entities[e].key].ty,
+                Type::Ref(e) => self.key_type(e),
                 ty => ty,
             };
             return match ty {
@@ -515,7 +522,7 @@ impl Decoder {
             Some(raw) => self.value_text(raw, key_field.ty, false).map_err(|m| err("id", m))?,
         };
         for name in object.keys() {
-            if !matches!(name, "entity" | "id" | "set" | "unset" | "delete") {
+            if !ENTITY_MEMBERS.contains(&name) {
                 warnings.push(unknown_field_of_entity(line, name));
             }
         }
@@ -588,6 +595,12 @@ impl Decoder {
         Ok(Record::Upsert { entity, key, set, unset })
     }
 
+    /// The type of the key of `entity`: what a reference to it is given as.
+    fn key_type(&self, entity: EntityId) -> Type {
+        let e = &self.model_entities[entity];
+        e.fields[e.key].ty
+    }
+
     fn expectation(&self, ty: Type) -> String {
         match ty {
             Type::Bool => "true or false".into(),
@@ -598,7 +611,7 @@ impl Decoder {
             Type::Timestamp => "a timestamp (RFC 3339 string or integer epoch milliseconds)".into(),
             Type::Ref(e) => {
                 let ent = &self.model_entities[e];
-                format!("the key of a {} ({})", ent.name, self.expectation(ent.fields[ent.key].ty))
+                format!("the key of a {} ({})", ent.name, self.expectation(self.key_type(e)))
             }
             Type::Null => "null".into(),
         }
@@ -661,7 +674,7 @@ impl Decoder {
                 }
             }
             Type::Ref(e) => {
-                let key_ty = self.model_entities[e].fields[self.model_entities[e].key].ty;
+                let key_ty = self.key_type(e);
                 self.value_text(text, key_ty, false).map_err(|_| expected())
             }
             Type::Null => Err(expected()),
