@@ -109,39 +109,42 @@ impl Ahead {
     }
 }
 
-/// Every change, grouped by instance when the time completes.
-pub(crate) struct Changes<D>(Vec<(u64, D, isize)>);
+/// Every change, grouped by instance when the time completes. The keys are
+/// kept apart from the values: grouping sorts only the keys, with each
+/// change's position (see `radix`), and then takes each instance's values
+/// from their places, where sorting the changes themselves moved every one
+/// at each level of a comparison sort.
+pub(crate) struct Changes<D> {
+    keys: Vec<u64>,
+    /// Each is taken, once, as its instance's turn comes.
+    values: Vec<Option<(D, isize)>>,
+}
 
 impl<D> Default for Changes<D> {
     fn default() -> Self {
-        Changes(Vec::new())
+        Changes { keys: Vec::new(), values: Vec::new() }
     }
 }
 
 impl<D> Pending<D> for Changes<D> {
     fn push(&mut self, key: u64, value: D, diff: isize) {
-        self.0.push((key, value, diff));
+        self.keys.push(key);
+        self.values.push(Some((value, diff)));
     }
     fn held(&self) -> usize {
-        self.0.len()
+        self.keys.len()
     }
     fn for_each_instance(mut self, mut f: impl FnMut(u64, &mut Vec<(D, isize)>, Ahead)) {
         // Grouping needs only the instances in order; a state that needs its
         // values sorted sorts its own few.
-        self.0.sort_unstable_by_key(|c| c.0);
-        let mut keys: Vec<u64> = self.0.iter().map(|c| c.0).collect();
-        keys.dedup();
+        let order = crate::radix::order_by_key(self.keys.iter().copied());
+        self.keys.clear();
+        self.keys.extend(order.chunk_by(|a, b| a.0 == b.0).map(|run| run[0].0));
         let mut batch = Vec::new();
-        let mut changes = self.0.into_iter().peekable();
-        let mut at = 0;
-        while let Some((key, value, diff)) = changes.next() {
+        for (at, run) in order.chunk_by(|a, b| a.0 == b.0).enumerate() {
             batch.clear();
-            batch.push((value, diff));
-            while let Some((_, value, diff)) = changes.next_if(|c| c.0 == key) {
-                batch.push((value, diff));
-            }
-            f(key, &mut batch, Ahead::of(&keys, at));
-            at += 1;
+            batch.extend(run.iter().filter_map(|&(_, i)| self.values[i as usize].take()));
+            f(run[0].0, &mut batch, Ahead::of(&self.keys, at));
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod load;
 pub mod members;
 pub mod probed;
 pub mod profile;
+pub mod radix;
 pub mod render;
 pub mod retained;
 pub mod sharded;

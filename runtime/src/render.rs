@@ -17,6 +17,7 @@ use crate::enriched::{enriched, Logic};
 use crate::gathered::{self, kept, Projections};
 use crate::intern::KeyOrder;
 use crate::keyed::{by_key, by_key_of_slots, expiring, mode, running};
+use crate::radix;
 use crate::totals::{totals_of, SumCount};
 use crate::unbeaten::Unbeaten;
 use crate::values::Values;
@@ -103,35 +104,16 @@ impl OutputChunks {
 /// too many for the cache, see `RADIX_MOST`, are sorted as they are.)
 pub fn sort_in_output_order(updates: &mut [OutputUpdate]) {
     let packs = |u: &OutputUpdate| u.0 < 1 << 16 && u.1 < 1 << 48 && u.3 == updates[0].3;
-    if !(64..=RADIX_MOST).contains(&updates.len()) || !updates.iter().all(packs) {
+    if updates.len() > RADIX_MOST || !updates.iter().all(packs) {
         updates.sort_unstable_by(output_order);
         return;
     }
     let key = |u: &OutputUpdate| (u.0 as u64) << 48 | u.1;
-    let mut order: Vec<(u64, u32)> = updates.iter().enumerate().map(|(i, u)| (key(u), i as u32)).collect();
-    let varying = order.iter().fold(0, |bits, &(k, _)| bits | (k ^ order[0].0));
-    radix_sort(&mut order, varying);
-    // Each change to its place along the cycles of the order, in place: no
-    // second vector of the changes, to allocate and fault in.
-    const PLACED: u32 = u32::MAX;
-    for start in 0..order.len() {
-        let mut at = start;
-        while order[at].1 != PLACED {
-            let from = order[at].1 as usize;
-            order[at].1 = PLACED;
-            if from == start {
-                break;
-            }
-            updates.swap(at, from);
-            at = from;
-        }
-    }
-    let mut start = 0;
-    for run in order.chunk_by(|a, b| a.0 == b.0) {
+    radix::sort_by_key(updates, key);
+    for run in updates.chunk_by_mut(|a, b| key(a) == key(b)) {
         if run.len() > 1 {
-            updates[start..start + run.len()].sort_unstable_by(|a, b| a.2.cmp(&b.2));
+            run.sort_unstable_by(|a, b| a.2.cmp(&b.2));
         }
-        start += run.len();
     }
 }
 
@@ -141,29 +123,6 @@ pub fn sort_in_output_order(updates: &mut [OutputUpdate]) {
 /// sequential passes beyond (a backfill's ~500k a worker, 28 MB: 4.4 % of its
 /// samples against ~2.5 %).
 const RADIX_MOST: usize = 1 << 15;
-
-/// Sorts `items` by key, stably, a byte at a time from the lowest, passing
-/// over the bytes in which no key differs (`varying`: the bits that do).
-fn radix_sort(items: &mut Vec<(u64, u32)>, varying: u64) {
-    let mut moved = vec![(0, 0); items.len()];
-    for shift in (0..64).step_by(8).filter(|shift| (varying >> shift) & 0xff != 0) {
-        let digit = |key: u64| ((key >> shift) & 0xff) as usize;
-        let mut starts = [0usize; 256];
-        for &(key, _) in items.iter() {
-            starts[digit(key)] += 1;
-        }
-        let mut next = 0;
-        for start in starts.iter_mut() {
-            (*start, next) = (next, next + *start);
-        }
-        for &item in items.iter() {
-            let at = &mut starts[digit(item.0)];
-            moved[*at] = item;
-            *at += 1;
-        }
-        std::mem::swap(items, &mut moved);
-    }
-}
 
 /// The order the serving state applies a batch's changes in: by time, then
 /// output and instance, then value, so that equal changes are adjacent.
