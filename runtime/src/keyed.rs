@@ -143,7 +143,11 @@ impl<D> Pending<D> for Changes<D> {
         let mut batch = Vec::new();
         for (at, run) in order.chunk_by(|a, b| a.0 == b.0).enumerate() {
             batch.clear();
-            batch.extend(run.iter().filter_map(|&(_, i)| self.values[i as usize].take()));
+            for &(_, i) in run {
+                let change = self.values[i].take();
+                debug_assert!(change.is_some(), "a change taken twice");
+                batch.extend(change);
+            }
             f(run[0].0, &mut batch, Ahead::of(&self.keys, at));
         }
     }
@@ -785,6 +789,31 @@ mod tests {
         let emitted = crate::testing::emitted(vec![vec![((0, 7), 1)], second], counts);
         assert_eq!(emitted[0], [((0, 1), 1)]);
         assert_eq!(emitted[1], [((0, 1), -1), ((1000, ABSORB_HELD as i64 * 4), 1)]);
+    }
+
+    proptest::proptest! {
+        /// A time's changes come out by instance, in key order, each
+        /// instance's the ones pushed for it (in the order they came), and
+        /// with the instances 4 and 8 places on to prefetch.
+        #[test]
+        fn changes_come_out_by_instance(
+            pushed in proptest::collection::vec((0..40u64, -3..3i64, -1..=1isize), 0..300),
+        ) {
+            let mut changes = Changes::default();
+            let mut expected: BTreeMap<u64, Vec<(i64, isize)>> = BTreeMap::new();
+            for &(key, value, diff) in &pushed {
+                changes.push(key, value, diff);
+                expected.entry(key).or_default().push((value, diff));
+            }
+            let keys: Vec<u64> = expected.keys().copied().collect();
+            let mut handed = Vec::new();
+            changes.for_each_instance(|key, batch, ahead| {
+                let at = handed.len();
+                assert_eq!((ahead.near, ahead.far), (keys.get(at + NEAR).copied(), keys.get(at + FAR).copied()));
+                handed.push((key, std::mem::take(batch)));
+            });
+            proptest::prop_assert_eq!(handed, expected.into_iter().collect::<Vec<_>>());
+        }
     }
 
     fn diff<V: Ord + Clone>(old: &[V], new: &[V]) -> Vec<(V, isize)> {

@@ -97,11 +97,12 @@ impl OutputChunks {
 /// 0.3-0.4 ms of each worker's batch, on the path the batch waits for. A
 /// batch's changes are usually all at one time, and then (output, instance)
 /// packs into one integer whose changing bytes (those of a few outputs' and
-/// 100k instances' numbers) are radix sorted with each change's position,
-/// and the changes are swapped into that order. Only the runs of one
-/// instance's changes of an output are then compared, by value. (Changes at
-/// several times, whose output or instance does not fit the packing, or
-/// too many for the cache, see `RADIX_MOST`, are sorted as they are.)
+/// 100k instances' numbers) are radix sorted with each change's position
+/// (`radix::sort_by_key`; a few are compared), and the changes are swapped
+/// into that order. Only the runs of one instance's changes of an output
+/// are then compared, by value. (Changes at several times, whose output or
+/// instance does not fit the packing, or too many for the cache, see
+/// `RADIX_MOST`, are sorted as they are.)
 pub fn sort_in_output_order(updates: &mut [OutputUpdate]) {
     let packs = |u: &OutputUpdate| u.0 < 1 << 16 && u.1 < 1 << 48 && u.3 == updates[0].3;
     if updates.len() > RADIX_MOST || !updates.iter().all(packs) {
