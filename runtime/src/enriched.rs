@@ -18,7 +18,7 @@
 //! it that the predicate is true of.
 
 use crate::keyed::{keyed_inputs, Changes, InstanceState};
-use crate::render::{filtered_row, Row, SharedRow, Time};
+use crate::render::{filtered_row, kept_by, Row, SharedRow, Time};
 use crate::values::Values;
 use differential_dataflow::consolidation::consolidate_slice;
 use differential_dataflow::VecCollection;
@@ -57,8 +57,8 @@ struct Referenced {
 /// is the join's only reader, if it has one (`where product.category =
 /// "shoes"`), which each joined row is tested by before it is made. Made
 /// and then filtered, most rows of such a join were an allocation each,
-/// sent on only to be dropped. Or the columns its readers read, if that is
-/// all they read (see `Logic::narrow`).
+/// sent on only to be dropped. And the columns its readers read, if that
+/// is all they read (`render::read_columns`).
 pub struct Logic {
     predicate: Option<ScalarExpr>,
     columns: Option<Vec<usize>>,
@@ -67,17 +67,15 @@ pub struct Logic {
 }
 
 impl Logic {
-    pub fn new(predicate: Option<ScalarExpr>) -> Logic {
-        Logic { predicate, columns: None, scratch: RefCell::default() }
-    }
-
-    /// Joined rows of only `columns` of the whole joined row (the row, then
-    /// the lookup row), in that order. A gather that follows a reference
-    /// reads two values of each row (the key, a slot of the lookup); when
-    /// the referenced instance's value changes, every row that references
-    /// it is joined again, and a store's users were each copied whole, twice.
-    pub fn narrow(columns: Vec<usize>) -> Logic {
-        Logic { predicate: None, columns: Some(columns), scratch: RefCell::default() }
+    /// A join that tests each joined row by `predicate`, if any, and makes
+    /// rows of `columns` of it alone, if given: of the whole joined row
+    /// (the row, then the lookup row), in that order. A gather that follows
+    /// a reference reads two values of each row (the key, a slot of the
+    /// lookup), an aggregate two to four; when the referenced instance's
+    /// value changes, every row that references it is joined again, and a
+    /// store's users were each copied whole, twice.
+    pub fn new(predicate: Option<ScalarExpr>, columns: Option<Vec<usize>>) -> Logic {
+        Logic { predicate, columns, scratch: RefCell::default() }
     }
 
     /// `row` extended with `lookup`, if the predicate keeps it: one
@@ -96,13 +94,21 @@ impl Logic {
     /// `row`, then `lookup`, then `nulls` nulls: whole if the predicate
     /// keeps it, or its narrowed columns.
     fn extended(&self, row: &[Value], lookup: &[Value], nulls: usize) -> Option<SharedRow> {
-        match &self.columns {
-            None => {
+        // (Past the lookup, `narrow_row` and the predicate read nulls.)
+        match (&self.columns, &self.predicate) {
+            (None, predicate) => {
                 let values = row.iter().chain(lookup).cloned().chain(std::iter::repeat_n(Value::Null, nulls));
-                filtered_row(self.predicate.as_ref(), &mut self.scratch.borrow_mut(), values)
+                filtered_row(predicate.as_ref(), &mut self.scratch.borrow_mut(), values)
             }
-            // (Past the lookup, `narrow_row` reads nulls.)
-            Some(columns) => Some(narrow_row(columns, row, lookup)),
+            (Some(columns), None) => Some(narrow_row(columns, row, lookup)),
+            (Some(columns), Some(predicate)) => {
+                let mut scratch = self.scratch.borrow_mut();
+                scratch.clear();
+                scratch.extend(row.iter().chain(lookup).cloned());
+                let kept = kept_by(predicate, &scratch);
+                scratch.clear();
+                kept.then(|| narrow_row(columns, row, lookup))
+            }
         }
     }
 }
@@ -323,7 +329,7 @@ mod tests {
     /// The join of the rows and lookup rows among `sides`, each an input.
     fn join_of_sides(sides: VecCollection<'_, Time, (u64, Side), isize>) -> VecCollection<'_, Time, SharedRow, isize> {
         let (rows, lookups) = self::sides(sides);
-        enriched(rows, lookups, Logic::new(None))
+        enriched(rows, lookups, Logic::new(None, None))
     }
 
     /// `join_of_sides` with `filter()` as its predicate.
@@ -331,7 +337,7 @@ mod tests {
         sides: VecCollection<'_, Time, (u64, Side), isize>,
     ) -> VecCollection<'_, Time, SharedRow, isize> {
         let (rows, lookups) = self::sides(sides);
-        enriched(rows, lookups, Logic::new(Some(filter())))
+        enriched(rows, lookups, Logic::new(Some(filter()), None))
     }
 
     fn consolidated(changes: impl IntoIterator<Item = (SharedRow, isize)>) -> Vec<(SharedRow, isize)> {
@@ -368,7 +374,7 @@ mod tests {
             state.absorb(&mut part);
         }
         let mut out = Vec::new();
-        state.produce(&Logic::new(None), &mut Vec::new(), &mut out);
+        state.produce(&Logic::new(None, None), &mut Vec::new(), &mut out);
         consolidated(out)
     }
 

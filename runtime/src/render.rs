@@ -292,38 +292,67 @@ fn join_filters(plan: &Plan) -> JoinFilters {
     filters
 }
 
-/// Per node: for a join read only by gathers, each a key and a value of
-/// its rows (a tag that follows a reference, `home_store.region`), the
-/// columns they read, sorted; `None` for every other node. Such a join
-/// makes rows of those columns alone (`Logic::narrow`), and the gathers
-/// read them at their places among those columns (`narrowed`).
-fn gather_read_columns(plan: &Plan) -> Vec<Option<Vec<usize>>> {
+/// Per node: for a join whose rows are read only by gathers (a key and a
+/// value of each row: a tag that follows a reference, `home_store.region`)
+/// and by aggregates (their group, value and order fields), directly or
+/// through the filter the join applies (see `join_filters`), the columns
+/// they read, sorted; `None` for every other node. Such a join makes rows
+/// of those columns alone (`Logic::narrow`), and its readers read them at
+/// their places among those columns (`narrowed`): an order joined to its
+/// product for `max(order.product.weight_kg)` is the user and the weight,
+/// not the order's seven fields and the product's two, cloned into a row
+/// of nine that the aggregate reads two of.
+fn read_columns(plan: &Plan, join_filters: &JoinFilters) -> Vec<Option<Vec<usize>>> {
     let mut columns: Vec<Option<Vec<usize>>> =
         plan.nodes.iter().map(|node| matches!(node, Node::Enrich { .. }).then(Vec::new)).collect();
-    for node in &plan.nodes {
-        match node {
+    // The rows a node passes on are its join's if it is a filter that the
+    // join applies.
+    let rows_of = |n: usize| match &plan.nodes[n] {
+        Node::Filter { source, .. } if join_filters.fused[n] => *source,
+        _ => n,
+    };
+    for (n, node) in plan.nodes.iter().enumerate() {
+        let reads: Vec<(usize, Vec<usize>)> = match node {
             Node::Gather { instances, inputs, .. } => {
                 columns[*instances] = None;
-                for input in inputs {
-                    match input {
-                        GatherInput::Rows { node, key_field, field } => {
-                            if let Some(read) = &mut columns[*node] {
-                                read.extend([*key_field, *field]);
-                            }
+                inputs
+                    .iter()
+                    .filter_map(|input| match input {
+                        // A gather reads a join's rows at their narrowed places
+                        // only without a filter between.
+                        GatherInput::Rows { node, .. } if rows_of(*node) != *node => {
+                            columns[rows_of(*node)] = None;
+                            None
                         }
-                        GatherInput::Column { node, .. } => columns[*node] = None,
-                    }
-                }
+                        GatherInput::Rows { node, key_field, field } => Some((*node, vec![*key_field, *field])),
+                        GatherInput::Column { node, .. } => {
+                            columns[*node] = None;
+                            None
+                        }
+                    })
+                    .collect()
             }
+            Node::Aggregate { source, group, value, order_by, .. } => {
+                let fields = [Some(*group), *value, order_by.map(|o| o.0), order_by.map(|o| o.1)];
+                vec![(rows_of(*source), fields.into_iter().flatten().collect())]
+            }
+            // Its predicate is tested on the whole joined row, before it is narrowed.
+            Node::Filter { .. } if join_filters.fused[n] => Vec::new(),
             other => {
                 for source in other.sources() {
-                    columns[source] = None;
+                    columns[rows_of(source)] = None;
                 }
+                Vec::new()
+            }
+        };
+        for (rows, read) in reads {
+            if let Some(columns) = &mut columns[rows] {
+                columns.extend(read);
             }
         }
     }
     for node in plan.outputs.iter().filter_map(|o| o.node).chain(plan.arrangements.iter().map(|a| a.node)) {
-        columns[node] = None;
+        columns[rows_of(node)] = None;
     }
     for read in columns.iter_mut().flatten() {
         read.sort_unstable();
@@ -334,7 +363,7 @@ fn gather_read_columns(plan: &Plan) -> Vec<Option<Vec<usize>>> {
 
 /// Where column `c` of a join's whole rows is in its narrowed rows.
 fn narrowed(columns: &Option<Vec<usize>>, c: usize) -> usize {
-    columns.as_ref().map_or(c, |read| read.binary_search(&c).expect("a narrowed join keeps what its gathers read"))
+    columns.as_ref().map_or(c, |read| read.binary_search(&c).expect("a narrowed join keeps what its readers read"))
 }
 
 /// Builds the dataflow of `plan` in `worker`.
@@ -360,20 +389,19 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
             }
         }
         let join_filters = join_filters(plan);
-        let gather_reads = gather_read_columns(plan);
+        let read = read_columns(plan, &join_filters);
+        // The columns read of the rows `node` passes on, if its join narrows them.
+        let read_of = |node: usize| match &plan.nodes[node] {
+            Node::Filter { source, .. } if join_filters.fused[node] => &read[*source],
+            _ => &read[node],
+        };
         for (n, node) in plan.nodes.iter().enumerate() {
             node_operators.push((scope.worker().peek_identifier(), n));
             let r = match node {
                 Node::Input { input } => Rendered::Rows(input_collections[*input].clone()),
                 Node::Enrich { source, via, lookup, width, .. } => {
                     let (via, width) = (*via, *width);
-                    let logic = || match (&gather_reads[n], &join_filters.of_join[n]) {
-                        (Some(read), predicate) => {
-                            debug_assert!(predicate.is_none(), "a join with a filter has the filter as its reader");
-                            Logic::narrow(read.clone())
-                        }
-                        (None, predicate) => Logic::new(predicate.clone()),
-                    };
+                    let logic = || Logic::new(join_filters.of_join[n].clone(), read[n].clone());
                     let rows = rendered[*source].rows();
                     let referencing = rows
                         .clone()
@@ -393,16 +421,19 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                     let predicate = predicate.clone();
                     Rendered::Rows(rendered[*source].rows().filter(move |row| kept_by(&predicate, row)))
                 }
-                Node::Aggregate { source, group, func, value, order_by, ty, strategy } => Rendered::Column(aggregate(
-                    rendered[*source].rows(),
-                    keys,
-                    *group,
-                    *func,
-                    *value,
-                    *order_by,
-                    *ty,
-                    *strategy,
-                )),
+                Node::Aggregate { source, group, func, value, order_by, ty, strategy } => {
+                    let at = |c: usize| narrowed(read_of(*source), c);
+                    Rendered::Column(aggregate(
+                        rendered[*source].rows(),
+                        keys,
+                        at(*group),
+                        *func,
+                        value.map(at),
+                        order_by.map(|(t, id)| (at(t), at(id))),
+                        *ty,
+                        *strategy,
+                    ))
+                }
                 Node::Gather { inputs, exprs, .. } if stateless_gather(plan, n, inputs, exprs, &projections[n]) => {
                     let GatherInput::Column { node, .. } = &inputs[0] else { unreachable!("checked") };
                     let exprs: Vec<ScalarExpr> = exprs.iter().map(|e| e.expr.clone()).collect();
@@ -439,8 +470,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                             }
                             GatherInput::Rows { node, key_field, field } => {
                                 defaults.push(Value::Null);
-                                let read = &gather_reads[*node];
-                                let (kf, f) = (narrowed(read, *key_field), narrowed(read, *field));
+                                let (kf, f) = (narrowed(read_of(*node), *key_field), narrowed(read_of(*node), *field));
                                 slots.push(rendered[*node].rows().flat_map(move |row: SharedRow| {
                                     let key = row[kf].as_ref_id()?;
                                     let v = row[f].clone();
@@ -897,60 +927,81 @@ pub fn values_aggregate(func: AggFunc, input: &Values<Value>) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::{gather_read_columns, output_order, OutputChunks, OutputUpdate};
+    use super::{join_filters, output_order, read_columns, OutputChunks, OutputUpdate};
     use proptest::prelude::*;
     use segflow_compiler::plan::{GatherInput, Node};
     use segflow_compiler::value::Value;
 
     #[test]
-    fn joins_read_only_by_gathers_make_rows_of_what_they_read() {
+    fn joins_make_rows_of_what_their_readers_read() {
         let model = r#"
             entity user { key id: string; city: string?; home_store: store?; }
             entity store { key id: string; region: string?; }
-            entity product { key sku: string; category: string?; }
-            event order { user: user; store: store?; product: product; amount: decimal; }
+            entity product { key sku: string; category: string?; weight: float?; }
+            event order { user: user; store: store?; product: product; amount: decimal; quantity: int; }
+            event view { user: user; product: product; }
             tag store.avg_basket = avg(order.amount within 30d);
-            tag user.shoe_spend = sum(order.amount where product.category = "shoes");
+            tag user.shoe_spend = sum(order.amount where product.category = "shoes" within 30d);
             tag user.last_category = last(order.product.category);
+            tag user.heaviest = max(order.product.weight within 7d);
+            tag user.shoe_views = count(view where product.category = "shoes");
+            tag user.bag_views = count(view where product.category = "bags");
             segment above_store on user = shoe_spend > coalesce(home_store.avg_basket, 0)
               and coalesce(home_store.region, city) = "East";
         "#;
         let plan = segflow_compiler::compile_str("t.eql", model).map_err(|(_, d)| d).expect("compiles").plan;
-        let read = gather_read_columns(&plan);
-        let mut narrowed = 0;
+        let filters = join_filters(&plan);
+        let read = read_columns(&plan, &filters);
+        let rows_of = |n: usize| match &plan.nodes[n] {
+            Node::Filter { source, .. } if filters.fused[n] => *source,
+            _ => n,
+        };
+        // What the gathers and aggregates read of each join's rows, and
+        // whether anything else reads them.
+        let mut expected: Vec<Vec<usize>> = vec![Vec::new(); plan.nodes.len()];
+        let mut whole = vec![false; plan.nodes.len()];
+        for (m, node) in plan.nodes.iter().enumerate() {
+            match node {
+                Node::Gather { inputs, .. } => {
+                    for input in inputs {
+                        if let GatherInput::Rows { node, key_field, field } = input {
+                            expected[*node].extend([*key_field, *field]);
+                        }
+                    }
+                }
+                Node::Aggregate { source, group, value, order_by, .. } => {
+                    expected[rows_of(*source)].push(*group);
+                    expected[rows_of(*source)].extend(value);
+                    expected[rows_of(*source)].extend(order_by.iter().flat_map(|&(t, id)| [t, id]));
+                }
+                Node::Filter { source, .. } if filters.fused[m] => {}
+                other => other.sources().into_iter().for_each(|s| whole[s] = true),
+            }
+        }
+        let (mut narrowed, mut kept_whole) = (0, 0);
         for (n, node) in plan.nodes.iter().enumerate() {
             let Node::Enrich { .. } = node else {
                 assert_eq!(read[n], None, "only joins are narrowed");
                 continue;
             };
-            let gathered: Vec<(usize, usize)> = plan
-                .nodes
-                .iter()
-                .flat_map(|m| match m {
-                    Node::Gather { inputs, .. } => inputs.clone(),
-                    _ => Vec::new(),
-                })
-                .filter_map(|i| match i {
-                    GatherInput::Rows { node, key_field, field } if node == n => Some((key_field, field)),
-                    _ => None,
-                })
-                .collect();
-            let other_readers =
-                plan.nodes.iter().filter(|m| m.sources().contains(&n) && !matches!(m, Node::Gather { .. }));
-            if other_readers.count() > 0 {
-                // The orders joined to their products feed aggregates: whole rows.
+            if whole[n] {
+                // The views joined to their products feed two filters: whole rows.
                 assert_eq!(read[n], None);
+                kept_whole += 1;
                 continue;
             }
-            // The users joined to their home store: the key and the slots read.
-            let mut expected: Vec<usize> = gathered.iter().flat_map(|&(k, f)| [k, f]).collect();
+            let mut expected = std::mem::take(&mut expected[n]);
             expected.sort_unstable();
             expected.dedup();
             assert!(!expected.is_empty());
             assert_eq!(read[n].as_deref(), Some(expected.as_slice()));
             narrowed += 1;
         }
-        assert!(narrowed >= 1, "the home store's join is read by the user gather alone");
+        // The home store's (read by the user gather), and the orders' with
+        // their products: through the shoe filter the join applies (30
+        // days), by `last` (no window), by `max` (7 days).
+        assert!(narrowed >= 4, "{narrowed} joins narrowed");
+        assert_eq!(kept_whole, 1);
     }
 
     #[test]
