@@ -145,6 +145,14 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("tag store.popular_orders = count(order where product.popular within 1m);\n");
     text.push_str("segment quiet_stores on store = popular_orders < 2;\n");
     text.push_str("tag store.hot_product_orders = count(order where product.hot_products within 1m);\n");
+    // A join narrowed to a lookup value behind a filter on another, and to
+    // the fields `last` orders by.
+    text.push_str(
+        "tag store.priciest_shoes = max(order.product.price where product.category = \"shoes\" within 25s);\n",
+    );
+    text.push_str(
+        "tag user.last_untyped_price = last(order.product.price where product.category is null within 50s);\n",
+    );
     text.push_str("segment cold_stores on store = hot_product_orders < 1;\n");
     // Expression tags and segments on user.
     let int = |rng: &mut Rng| if ints.is_empty() { "coalesce(level, 0)".to_string() } else { rng.pick(&ints).clone() };

@@ -71,7 +71,7 @@ impl Logic {
     /// rows of `columns` of it alone, if given: of the whole joined row
     /// (the row, then the lookup row), in that order. A gather that follows
     /// a reference reads two values of each row (the key, a slot of the
-    /// lookup), an aggregate two to four; when the referenced instance's
+    /// lookup), an aggregate one to four; when the referenced instance's
     /// value changes, every row that references it is joined again, and a
     /// store's users were each copied whole, twice.
     pub fn new(predicate: Option<ScalarExpr>, columns: Option<Vec<usize>>) -> Logic {
@@ -91,10 +91,11 @@ impl Logic {
         self.extended(row, &[], width)
     }
 
-    /// `row`, then `lookup`, then `nulls` nulls: whole if the predicate
-    /// keeps it, or its narrowed columns.
+    /// `row`, then `lookup`, then `nulls` nulls, if the predicate keeps it
+    /// (tested on the whole row): whole, or only its narrowed columns.
     fn extended(&self, row: &[Value], lookup: &[Value], nulls: usize) -> Option<SharedRow> {
-        // (Past the lookup, `narrow_row` and the predicate read nulls.)
+        // `nulls` matters to the whole row alone: past the lookup, the
+        // predicate and `narrow_row` read nulls.
         match (&self.columns, &self.predicate) {
             (None, predicate) => {
                 let values = row.iter().chain(lookup).cloned().chain(std::iter::repeat_n(Value::Null, nulls));
@@ -254,7 +255,7 @@ mod tests {
     use differential_dataflow::VecCollection;
     use proptest::prelude::*;
     use segflow_compiler::eval::ScalarExpr;
-    use segflow_compiler::hir::BinaryOp;
+    use segflow_compiler::hir::{BinaryOp, UnaryOp};
     use segflow_compiler::value::Value;
     use std::collections::BTreeMap;
 
@@ -285,6 +286,14 @@ mod tests {
     /// `run` of the join with `filter()` as its predicate.
     fn run_filtered(times: Vec<Vec<((u64, Side), isize)>>) -> Vec<Vec<(SharedRow, isize)>> {
         crate::testing::emitted(times, filtered_join_of_sides)
+            .into_iter()
+            .map(|emitted| consolidated(emitted))
+            .collect()
+    }
+
+    /// `run_filtered` of the join that keeps only column `C` of its rows.
+    fn run_narrowed<const C: usize>(times: Vec<Vec<((u64, Side), isize)>>) -> Vec<Vec<(SharedRow, isize)>> {
+        crate::testing::emitted(times, narrowed_join_of_sides::<C>)
             .into_iter()
             .map(|emitted| consolidated(emitted))
             .collect()
@@ -340,12 +349,30 @@ mod tests {
         enriched(rows, lookups, Logic::new(Some(filter()), None))
     }
 
+    /// `filtered_join_of_sides` making rows of column `C` alone: the
+    /// predicate reads both columns, so each narrowing drops one it read.
+    fn narrowed_join_of_sides<const C: usize>(
+        sides: VecCollection<'_, Time, (u64, Side), isize>,
+    ) -> VecCollection<'_, Time, SharedRow, isize> {
+        let (rows, lookups) = self::sides(sides);
+        enriched(rows, lookups, Logic::new(Some(filter()), Some(vec![C])))
+    }
+
     fn consolidated(changes: impl IntoIterator<Item = (SharedRow, isize)>) -> Vec<(SharedRow, isize)> {
         let mut sums: BTreeMap<SharedRow, isize> = BTreeMap::new();
         for (r, n) in changes {
             *sums.entry(r).or_default() += n;
         }
         sums.into_iter().filter(|(_, n)| *n != 0).collect()
+    }
+
+    #[test]
+    fn a_row_referencing_nothing_is_tested_whole_then_narrowed() {
+        let is_null = |slot| ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(slot)), false);
+        let logic = Logic::new(Some(is_null(2)), Some(vec![0, 2]));
+        assert_eq!(logic.unreferenced(&row(&[7]), 2), Some(SharedRow::from(vec![Value::Int(7), Value::Null])));
+        let logic = Logic::new(Some(ScalarExpr::Unary(UnaryOp::Not, Box::new(is_null(2)))), Some(vec![0, 2]));
+        assert_eq!(logic.unreferenced(&row(&[7]), 2), None);
     }
 
     #[test]
@@ -447,7 +474,8 @@ mod tests {
                 .map(|step| step.iter().map(|&(k, lookup, v, n)| ((k, side(lookup, v)), n)).collect())
                 .collect();
             let emitted = run(times.clone());
-            let filtered = run_filtered(times);
+            let filtered = run_filtered(times.clone());
+            let narrowed = [run_narrowed::<0>(times.clone()), run_narrowed::<1>(times)];
             // The join of all changes up to each time, from scratch.
             let join_upto = |t: usize| {
                 let mut rows: BTreeMap<(u64, i64), isize> = BTreeMap::new();
@@ -472,6 +500,12 @@ mod tests {
                 let kept: Vec<(SharedRow, isize)> =
                     expected.iter().filter(|(row, _)| keeps(row)).cloned().collect();
                 prop_assert_eq!(&filtered[t], &kept, "filtered, at time {}", t);
+                // Narrowed: those changes, of one column (retractions made
+                // when a lookup row changes cancel the rows made before).
+                for (c, narrowed) in narrowed.iter().enumerate() {
+                    let projected = consolidated(kept.iter().map(|(row, n)| (SharedRow::from(&row[c..=c]), *n)));
+                    prop_assert_eq!(&narrowed[t], &projected, "narrowed to column {}, at time {}", c, t);
+                }
             }
         }
     }

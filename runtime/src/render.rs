@@ -268,6 +268,17 @@ struct JoinFilters {
     fused: Vec<bool>,
 }
 
+impl JoinFilters {
+    /// The node whose rows `n` passes on: its join's if it is a filter
+    /// that the join applies, its own otherwise.
+    fn rows_of(&self, plan: &Plan, n: usize) -> usize {
+        match &plan.nodes[n] {
+            Node::Filter { source, .. } if self.fused[n] => *source,
+            _ => n,
+        }
+    }
+}
+
 fn join_filters(plan: &Plan) -> JoinFilters {
     let mut readers = vec![0usize; plan.nodes.len()];
     for node in &plan.nodes {
@@ -297,7 +308,7 @@ fn join_filters(plan: &Plan) -> JoinFilters {
 /// and by aggregates (their group, value and order fields), directly or
 /// through the filter the join applies (see `join_filters`), the columns
 /// they read, sorted; `None` for every other node. Such a join makes rows
-/// of those columns alone (`Logic::narrow`), and its readers read them at
+/// of those columns alone (`enriched::Logic`), and its readers read them at
 /// their places among those columns (`narrowed`): an order joined to its
 /// product for `max(order.product.weight_kg)` is the user and the weight,
 /// not the order's seven fields and the product's two, cloned into a row
@@ -305,12 +316,7 @@ fn join_filters(plan: &Plan) -> JoinFilters {
 fn read_columns(plan: &Plan, join_filters: &JoinFilters) -> Vec<Option<Vec<usize>>> {
     let mut columns: Vec<Option<Vec<usize>>> =
         plan.nodes.iter().map(|node| matches!(node, Node::Enrich { .. }).then(Vec::new)).collect();
-    // The rows a node passes on are its join's if it is a filter that the
-    // join applies.
-    let rows_of = |n: usize| match &plan.nodes[n] {
-        Node::Filter { source, .. } if join_filters.fused[n] => *source,
-        _ => n,
-    };
+    let rows_of = |n: usize| join_filters.rows_of(plan, n);
     for (n, node) in plan.nodes.iter().enumerate() {
         let reads: Vec<(usize, Vec<usize>)> = match node {
             Node::Gather { instances, inputs, .. } => {
@@ -318,13 +324,11 @@ fn read_columns(plan: &Plan, join_filters: &JoinFilters) -> Vec<Option<Vec<usize
                 inputs
                     .iter()
                     .filter_map(|input| match input {
-                        // A gather reads a join's rows at their narrowed places
-                        // only without a filter between.
-                        GatherInput::Rows { node, .. } if rows_of(*node) != *node => {
-                            columns[rows_of(*node)] = None;
-                            None
+                        // (A filter between reads nothing itself: the join
+                        // tests its predicate on the whole row.)
+                        GatherInput::Rows { node, key_field, field } => {
+                            Some((rows_of(*node), vec![*key_field, *field]))
                         }
-                        GatherInput::Rows { node, key_field, field } => Some((*node, vec![*key_field, *field])),
                         GatherInput::Column { node, .. } => {
                             columns[*node] = None;
                             None
@@ -391,10 +395,7 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
         let join_filters = join_filters(plan);
         let read = read_columns(plan, &join_filters);
         // The columns read of the rows `node` passes on, if its join narrows them.
-        let read_of = |node: usize| match &plan.nodes[node] {
-            Node::Filter { source, .. } if join_filters.fused[node] => &read[*source],
-            _ => &read[node],
-        };
+        let read_of = |node: usize| &read[join_filters.rows_of(plan, node)];
         for (n, node) in plan.nodes.iter().enumerate() {
             node_operators.push((scope.worker().peek_identifier(), n));
             let r = match node {
@@ -952,10 +953,7 @@ mod tests {
         let plan = segflow_compiler::compile_str("t.eql", model).map_err(|(_, d)| d).expect("compiles").plan;
         let filters = join_filters(&plan);
         let read = read_columns(&plan, &filters);
-        let rows_of = |n: usize| match &plan.nodes[n] {
-            Node::Filter { source, .. } if filters.fused[n] => *source,
-            _ => n,
-        };
+        let rows_of = |n: usize| filters.rows_of(&plan, n);
         // What the gathers and aggregates read of each join's rows, and
         // whether anything else reads them.
         let mut expected: Vec<Vec<usize>> = vec![Vec::new(); plan.nodes.len()];
@@ -1002,6 +1000,13 @@ mod tests {
         // days), by `last` (no window), by `max` (7 days).
         assert!(narrowed >= 4, "{narrowed} joins narrowed");
         assert_eq!(kept_whole, 1);
+        // By hand: `max(order.product.weight within 7d)` reads the user and
+        // the weight, the first and second of its join's two columns.
+        let heaviest = plan.outputs.iter().find(|o| o.name == "heaviest").and_then(|o| o.node).expect("kept live");
+        let Node::Aggregate { source, group, value: Some(value), .. } = &plan.nodes[heaviest] else { panic!() };
+        let read = &read[rows_of(*source)];
+        assert_eq!(read.as_ref().map(Vec::len), Some(2));
+        assert_eq!((super::narrowed(read, *group), super::narrowed(read, *value)), (0, 1));
     }
 
     #[test]
