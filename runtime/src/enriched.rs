@@ -106,9 +106,11 @@ impl Logic {
                 let mut scratch = self.scratch.borrow_mut();
                 scratch.clear();
                 scratch.extend(row.iter().chain(lookup).cloned());
-                let kept = kept_by(predicate, &scratch);
+                // The kept columns are moved out of the row tested, not cloned again.
+                let narrowed = kept_by(predicate, &scratch)
+                    .then(|| columns.iter().map(|&c| scratch.get_mut(c).map_or(Value::Null, std::mem::take)).collect());
                 scratch.clear();
-                kept.then(|| narrow_row(columns, row, lookup))
+                narrowed
             }
         }
     }

@@ -471,7 +471,8 @@ pub fn build(worker: &mut Worker, plan: &Plan, keys: &KeyOrder) -> WorkerDataflo
                             }
                             GatherInput::Rows { node, key_field, field } => {
                                 defaults.push(Value::Null);
-                                let (kf, f) = (narrowed(read_of(*node), *key_field), narrowed(read_of(*node), *field));
+                                let read = read_of(*node);
+                                let (kf, f) = (narrowed(read, *key_field), narrowed(read, *field));
                                 slots.push(rendered[*node].rows().flat_map(move |row: SharedRow| {
                                     let key = row[kf].as_ref_id()?;
                                     let v = row[f].clone();
