@@ -3,11 +3,13 @@
 //! Every accepted event's id stays for the life of the engine, so this is
 //! memory per event: a set of shared strings took ~86 bytes an id (a
 //! reference-counted allocation each, plus the table). Here the ids' bytes
-//! sit one after another in chunks and the tables hold where each starts
-//! and its hash (16 bytes a slot, three quarters of them used at most), so
-//! ~30–50 bytes an id for the retail example's. The chunks also keep the
-//! order the ids came in, which a snapshot lists them in. A batch's ids are
-//! looked up a run at a time, their slots prefetched first (see `probed`).
+//! sit one after another in chunks, each after its length, and the tables
+//! hold where each starts beside the low bits of its hash, 8 bytes a slot
+//! (three quarters of them used at most): ~26 bytes an id for the retail
+//! example's, where a slot of the whole hash beside the place took 16 bytes
+//! and ids took ~44 bytes each. The chunks also keep the order the ids came in,
+//! which a snapshot lists them in. A batch's ids are looked up a run at a
+//! time, their slots prefetched first (see `probed`).
 //!
 //! Nothing here grows by copying everything at once, which paused the
 //! engine thread for up to 0.4 s at a million ids: the ids are split over
@@ -15,22 +17,62 @@
 //! the bytes fill chunks that are never moved. A full chunk is shared, so
 //! a snapshot's list of the ids (`IdList`) copies pointers, not bytes.
 
-use crate::probed::Probed;
+use crate::probed::{self, Probed, Vacant};
 use crate::sharded::{shard, SHARDS};
 use segflow_compiler::value::Value;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-/// Bytes per chunk (a longer id gets a chunk of its own length).
-const CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes per chunk (a longer id gets a chunk of its own length, where it
+/// starts at 0): an id's offset in its chunk takes `OFFSET_BITS`.
+const CHUNK_BYTES: usize = 1 << OFFSET_BITS;
+const OFFSET_BITS: u32 = 16;
+/// Where an id is: its chunk's index, then its offset in the chunk.
+const PLACE_BITS: u32 = 38;
+/// Chunks a set holds at most, 256 GB of ids: far more than a machine
+/// holds with everything else the engine keeps per event.
+const MOST_CHUNKS: usize = (1 << (PLACE_BITS - OFFSET_BITS)) - 1;
+
+/// Where an id is (`IdList::push`) under the lowest bits of its hash (the
+/// rest of the word): finding an id compares those bits before reading it.
+/// The highest chunk index is never used, so no slot is all ones.
+#[derive(Clone, Copy, Debug)]
+struct Slot(u64);
+
+impl Slot {
+    /// (The shift keeps the hash's lowest bits.)
+    fn new(hash: u64, place: u64) -> Slot {
+        Slot(hash << PLACE_BITS | place)
+    }
+
+    fn place(self) -> u64 {
+        self.0 & ((1 << PLACE_BITS) - 1)
+    }
+}
+
+impl Vacant for Slot {
+    fn vacant() -> Slot {
+        Slot(u64::MAX)
+    }
+    fn is_vacant(&self) -> bool {
+        self.0 == u64::MAX
+    }
+}
+
+impl probed::Slot for Slot {
+    /// Tables of up to 2^26 slots: 64 of them hold 3 billion ids.
+    const HASH_BITS: u32 = u64::BITS - PLACE_BITS;
+    fn hash(&self) -> u64 {
+        self.0 >> PLACE_BITS
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct IdSet {
-    /// Per shard, where each id is (chunk index in the high 32 bits, offset
-    /// in it in the low 32, of its length (4 bytes, little-endian), which its
-    /// bytes follow), beside its hash: a growth then moves entries without
-    /// reading every id again, a cache miss each.
-    tables: Vec<Probed<u64>>,
+    /// Per shard, where each id is, beside the low bits of its hash: a
+    /// growth then moves entries without reading every id again, a cache
+    /// miss each.
+    tables: Vec<Probed<Slot>>,
     bytes: IdList,
     // Seeded per process: ids come from clients, who should not be able to
     // pick ids that collide.
@@ -72,13 +114,13 @@ impl IdSet {
         if self.find(hash, id) {
             return false;
         }
-        let at = self.bytes.push(id);
-        self.tables[shard(hash)].insert_new(hash, at);
+        let place = self.bytes.push(id);
+        self.tables[shard(hash)].insert_new(hash, Slot::new(hash, place));
         true
     }
 
     fn find(&self, hash: u64, id: &[u8]) -> bool {
-        self.tables[shard(hash)].find(hash, |&at| self.bytes.id_at(at) == id).is_some()
+        self.tables[shard(hash)].find(hash, |slot| self.bytes.id_at(slot.place()) == id).is_some()
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -105,8 +147,9 @@ impl IdSet {
     }
 }
 
-/// Ids in order, each its length (4 bytes, little-endian) then its bytes,
-/// in chunks; a clone shares the full ones. In a snapshot, a list of string
+/// Ids in order, each its length then its bytes, in chunks; a clone shares
+/// the full ones. A length below 255 is one byte; a longer one is 255 and
+/// then the length in 4 bytes, little-endian. In a snapshot, a list of string
 /// values, as the ids were before they had a set of their own.
 #[derive(Clone, Debug, Default)]
 pub struct IdList {
@@ -116,31 +159,43 @@ pub struct IdList {
 }
 
 impl IdList {
-    /// Appends `id`; where it is (see `IdSet::tables`).
+    /// Appends `id`; where it is: its chunk's index, then its offset in the
+    /// chunk in the lowest `OFFSET_BITS`.
     fn push(&mut self, id: &[u8]) -> u64 {
-        let need = 4 + id.len();
-        if self.tail.len() + need > self.tail.capacity() {
-            if !self.tail.is_empty() {
-                let full = std::mem::take(&mut self.tail);
-                self.full.push(full.into());
-            }
-            self.tail = Vec::with_capacity(need.max(CHUNK_BYTES));
+        let short = id.len() < LONG as usize;
+        let need = if short { 1 } else { 5 } + id.len();
+        // By `CHUNK_BYTES`, not the chunk's capacity, which may be more: an
+        // offset must fit its bits. An id starts a chunk, whatever its length.
+        if !self.tail.is_empty() && self.tail.len() + need > CHUNK_BYTES {
+            let full = std::mem::take(&mut self.tail);
+            self.full.push(full.into());
+            assert!(self.full.len() < MOST_CHUNKS, "more ids than an engine can hold ({} GB)", MOST_CHUNKS >> 14);
         }
-        let at = (self.full.len() as u64) << 32 | self.tail.len() as u64;
-        // An id longer than 4 GB cannot come from a line of a record.
-        self.tail.extend_from_slice(&(id.len() as u32).to_le_bytes());
+        if self.tail.capacity() == 0 {
+            self.tail.reserve_exact(need.max(CHUNK_BYTES));
+        }
+        debug_assert!(self.tail.len() < CHUNK_BYTES, "an offset fits its bits");
+        let place = (self.full.len() as u64) << OFFSET_BITS | self.tail.len() as u64;
+        if short {
+            self.tail.push(id.len() as u8);
+        } else {
+            // An id longer than 4 GB cannot come from a line of a record.
+            self.tail.push(LONG);
+            self.tail.extend_from_slice(&(id.len() as u32).to_le_bytes());
+        }
         self.tail.extend_from_slice(id);
         self.len += 1;
-        at
+        place
     }
 
     fn chunk(&self, index: usize) -> &[u8] {
         self.full.get(index).map_or(&self.tail[..], |c| &c[..])
     }
 
-    /// The id at `at` (as `push` returned it).
-    fn id_at(&self, at: u64) -> &[u8] {
-        id_in(self.chunk((at >> 32) as usize), (at & u32::MAX as u64) as usize)
+    /// The id at `place` (as `push` returned it).
+    fn id_at(&self, place: u64) -> &[u8] {
+        let chunk = self.chunk((place >> OFFSET_BITS) as usize);
+        id_in(chunk, (place & (CHUNK_BYTES as u64 - 1)) as usize).0
     }
 
     pub fn len(&self) -> usize {
@@ -156,8 +211,8 @@ impl IdList {
         self.full.iter().map(|c| &c[..]).chain(std::iter::once(&self.tail[..])).flat_map(|chunk| {
             let mut at = 0;
             std::iter::from_fn(move || {
-                let id = (at < chunk.len()).then(|| id_in(chunk, at))?;
-                at += 4 + id.len();
+                let (id, end) = (at < chunk.len()).then(|| id_in(chunk, at))?;
+                at = end;
                 // The bytes came from a `&str`.
                 Some(std::str::from_utf8(id).unwrap_or_default())
             })
@@ -165,10 +220,16 @@ impl IdList {
     }
 }
 
-/// The id whose length is at `at` in `chunk`.
-fn id_in(chunk: &[u8], at: usize) -> &[u8] {
-    let len = u32::from_le_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]]) as usize;
-    &chunk[at + 4..at + 4 + len]
+/// The length byte of an id of 255 bytes or more, which 4 more follow.
+const LONG: u8 = u8::MAX;
+
+/// The id whose length is at `at` in `chunk`, and where it ends.
+fn id_in(chunk: &[u8], at: usize) -> (&[u8], usize) {
+    let (start, len) = match chunk[at] {
+        LONG => (at + 5, u32::from_le_bytes([chunk[at + 1], chunk[at + 2], chunk[at + 3], chunk[at + 4]]) as usize),
+        short => (at + 1, short as usize),
+    };
+    (&chunk[start..start + len], start + len)
 }
 
 impl serde::Serialize for IdList {
@@ -203,9 +264,13 @@ mod tests {
     #[test]
     fn ids_are_added_once_and_listed_in_order() {
         let mut ids = IdSet::default();
-        // Over several chunks, one id longer than a chunk among them.
+        // Over several chunks, one id longer than a chunk among them, and
+        // ids about as long as a length kept in one byte.
         let mut names: Vec<String> = (0..10_000).map(|i| format!("ev-{}", i * 7919 % 10_007)).collect();
         names.insert(5_000, "x".repeat(CHUNK_BYTES + 1));
+        for (at, len) in [(10, 254), (11, 255), (12, 256), (7_000, 1_000), (7_001, 253)] {
+            names.insert(at, format!("{len}-").repeat(len)[..len].to_string());
+        }
         for name in &names {
             assert!(ids.insert(name.as_bytes()), "{name}");
         }

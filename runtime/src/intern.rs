@@ -22,7 +22,7 @@ pub struct Interner {
     /// Keys by id, in chunks: the engine thread never copies them all to grow.
     keys: Shared<Value>,
     /// Slots split over tables by hash, which grow one at a time (see `sharded`).
-    tables: Vec<Probed<Slot>>,
+    tables: Vec<Probed<(u64, Slot)>>,
     // Seeded per process: keys come from clients, who should not be able to
     // pick keys that collide.
     hasher: foldhash::fast::RandomState,
@@ -78,7 +78,7 @@ impl Interner {
             return (id, false);
         }
         let id = self.keys.end() as u64;
-        self.tables[shard(hash)].insert_new(hash, Slot::new(id, key));
+        self.tables[shard(hash)].insert_new(hash, (hash, Slot::new(id, key)));
         self.keys.push_back(key.clone());
         (id, true)
     }
@@ -88,7 +88,7 @@ impl Interner {
     }
 
     fn find(&self, hash: u64, key: &Value) -> Option<u64> {
-        self.tables[shard(hash)].find(hash, |slot| matches(&self.keys, slot, key)).map(|slot| slot.id)
+        self.tables[shard(hash)].find(hash, |(_, slot)| matches(&self.keys, slot, key)).map(|(_, slot)| slot.id)
     }
 
     /// Asks for the memory that looking `key` up reads first, without

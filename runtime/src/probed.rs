@@ -4,10 +4,11 @@
 //! The engine thread looks up every event's id (`ids`) and every reference
 //! (`intern`) in tables far larger than the cache: one miss each, and with
 //! hashbrown two in a row (its control bytes, then the slot), taken one
-//! lookup at a time. Here a slot holds its full hash beside the value, in
-//! one array probed linearly from `hash`'s position: `prefetch` asks for that
-//! cache line without waiting, so a caller that prefetches a run of hashes
-//! before looking them up overlaps the misses of the whole run.
+//! lookup at a time. Here a slot holds its hash (whole, or its low bits
+//! packed with the value, see `Slot`) beside the value, in one array probed
+//! linearly from `hash`'s position: `prefetch` asks for that cache line
+//! without waiting, so a caller that prefetches a run of hashes before
+//! looking them up overlaps the misses of the whole run.
 //!
 //! Nothing is ever removed (ids and keys stay for the engine's life). The
 //! callers split their keys over several tables by hash, in unequal shares
@@ -30,14 +31,41 @@ impl Vacant for u64 {
     }
 }
 
+/// What a table slot holds: an entry, and the lowest `HASH_BITS` bits of
+/// its hash, which place it again when the table grows (so a table holds at
+/// most 2^`HASH_BITS` slots) and tell most other entries from it without
+/// reading them.
+pub(crate) trait Slot: Vacant {
+    const HASH_BITS: u32;
+    /// The hash bits it keeps.
+    fn hash(&self) -> u64;
+}
+
+/// An entry beside its whole hash.
+impl<T: Vacant> Vacant for (u64, T) {
+    fn vacant() -> Self {
+        (0, T::vacant())
+    }
+    fn is_vacant(&self) -> bool {
+        self.1.is_vacant()
+    }
+}
+
+impl<T: Vacant> Slot for (u64, T) {
+    const HASH_BITS: u32 = u64::BITS;
+    fn hash(&self) -> u64 {
+        self.0
+    }
+}
+
 #[derive(Clone, Debug)]
-pub(crate) struct Probed<T> {
-    /// (hash, value); the length is a power of two, or zero.
-    slots: Vec<(u64, T)>,
+pub(crate) struct Probed<S> {
+    /// The length is a power of two, or zero.
+    slots: Vec<S>,
     len: usize,
 }
 
-impl<T> Default for Probed<T> {
+impl<S> Default for Probed<S> {
     fn default() -> Self {
         Probed { slots: Vec::new(), len: 0 }
     }
@@ -46,7 +74,12 @@ impl<T> Default for Probed<T> {
 /// Slots of a table when it first holds anything.
 const FIRST_SLOTS: usize = 16;
 
-impl<T: Vacant> Probed<T> {
+/// The bits of `hash` a slot of `S` keeps.
+fn kept<S: Slot>(hash: u64) -> u64 {
+    hash & (u64::MAX >> (u64::BITS - S::HASH_BITS))
+}
+
+impl<S: Slot> Probed<S> {
     fn home(&self, hash: u64) -> usize {
         hash as usize & (self.slots.len() - 1)
     }
@@ -59,32 +92,35 @@ impl<T: Vacant> Probed<T> {
         }
     }
 
-    /// The value stored under `hash` that `is` accepts.
-    pub fn find(&self, hash: u64, mut is: impl FnMut(&T) -> bool) -> Option<&T> {
+    /// The slot of an entry of `hash` that `is` accepts.
+    pub fn find(&self, hash: u64, mut is: impl FnMut(&S) -> bool) -> Option<&S> {
         if self.slots.is_empty() {
             return None;
         }
+        let kept = kept::<S>(hash);
         let mut at = self.home(hash);
         loop {
-            let (h, value) = &self.slots[at];
-            if value.is_vacant() {
+            let slot = &self.slots[at];
+            if slot.is_vacant() {
                 return None;
             }
-            if *h == hash && is(value) {
-                return Some(value);
+            if slot.hash() == kept && is(slot) {
+                return Some(slot);
             }
             at = (at + 1) & (self.slots.len() - 1);
         }
     }
 
-    /// Stores `value` under `hash`; the caller has found no equal one.
-    pub fn insert_new(&mut self, hash: u64, value: T) {
+    /// Stores `slot`, whose entry's hash is `hash`; the caller has found no
+    /// equal one.
+    pub fn insert_new(&mut self, hash: u64, slot: S) {
+        debug_assert_eq!(slot.hash(), kept::<S>(hash), "a slot keeps its entry's hash");
         // At most three quarters full: a miss then probes a few slots, most
         // in the cache line it started in.
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
-        place(&mut self.slots, hash, value);
+        place(&mut self.slots, hash, slot);
         self.len += 1;
     }
 
@@ -93,32 +129,37 @@ impl<T: Vacant> Probed<T> {
         self.len
     }
 
-    /// Doubles the slots, placing each value again by its stored hash.
+    /// Doubles the slots, placing each again by its kept hash bits.
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(FIRST_SLOTS);
-        let old = std::mem::replace(&mut self.slots, (0..size).map(|_| (0, T::vacant())).collect());
-        for (hash, value) in old {
-            if !value.is_vacant() {
-                place(&mut self.slots, hash, value);
+        assert!(
+            size.trailing_zeros() <= S::HASH_BITS,
+            "a table of {size} slots would need more of its entries' hashes than they keep"
+        );
+        let old = std::mem::replace(&mut self.slots, (0..size).map(|_| S::vacant()).collect());
+        for slot in old {
+            if !slot.is_vacant() {
+                let hash = slot.hash();
+                place(&mut self.slots, hash, slot);
             }
         }
     }
 }
 
-/// Puts `value` in the first vacant slot from `hash`'s position (`slots`
-/// is a power of two long, and has one).
-fn place<T: Vacant>(slots: &mut [(u64, T)], hash: u64, value: T) {
+/// Puts `slot` in the first vacant slot from `hash`'s position (`slots` is
+/// a power of two long, and has one).
+fn place<S: Vacant>(slots: &mut [S], hash: u64, slot: S) {
     let mask = slots.len() - 1;
     let mut at = hash as usize & mask;
-    while !slots[at].1.is_vacant() {
+    while !slots[at].is_vacant() {
         at = (at + 1) & mask;
     }
-    slots[at] = (hash, value);
+    slots[at] = slot;
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Probed;
+    use super::{Probed, Slot, Vacant};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -131,29 +172,88 @@ mod tests {
             // 21 hashes for 200 keys; homes just below the end of the slots,
             // so runs wrap past the last one.
             let hash = |key: u64| (key % 7).wrapping_sub(3) ^ ((key % 3) << 40);
-            let mut table: Probed<u64> = Probed::default();
+            let mut table: Probed<(u64, u64)> = Probed::default();
             let mut map: HashMap<u64, u64> = HashMap::new();
-            for key in keys {
-                let found = table.find(hash(key), |&v| v == key).copied();
+            for &key in &keys {
+                let found = table.find(hash(key), |&(_, v)| v == key).map(|&(_, v)| v);
                 prop_assert_eq!(found, map.get(&key).copied());
                 if found.is_none() {
                     table.prefetch(hash(key));
-                    table.insert_new(hash(key), key);
+                    table.insert_new(hash(key), (hash(key), key));
                     map.insert(key, key);
                 }
                 prop_assert_eq!(table.len(), map.len());
             }
             for key in 0..200 {
-                prop_assert_eq!(table.find(hash(key), |&v| v == key).copied(), map.get(&key).copied());
+                prop_assert_eq!(table.find(hash(key), |&(_, v)| v == key).map(|&(_, v)| v), map.get(&key).copied());
             }
+        }
+
+        /// A slot that keeps only a few bits of its hash finds the same,
+        /// though entries whose hashes differ above those bits share them.
+        #[test]
+        fn a_slot_keeping_part_of_its_hash_finds_what_a_map_finds(keys in proptest::collection::vec(0u64..700, 0..1000)) {
+            // Hashes that differ mostly above the 10 bits a slot keeps.
+            let hash = |key: u64| (key % 5) | (key / 5) << 10;
+            let mut table: Probed<Narrow> = Probed::default();
+            let mut map: HashMap<u64, u64> = HashMap::new();
+            for &key in &keys {
+                let found = table.find(hash(key), |slot| slot.key() == key).map(Narrow::key);
+                prop_assert_eq!(found, map.get(&key).copied());
+                if found.is_none() {
+                    table.insert_new(hash(key), Narrow::new(hash(key), key));
+                    map.insert(key, key);
+                }
+            }
+            for key in 0..700 {
+                prop_assert_eq!(table.find(hash(key), |slot| slot.key() == key).map(Narrow::key), map.get(&key).copied());
+            }
+        }
+    }
+
+    /// A key beside the lowest 10 bits of its hash.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Narrow(u64);
+
+    impl Narrow {
+        fn new(hash: u64, key: u64) -> Narrow {
+            Narrow(key << 10 | hash & 0x3ff)
+        }
+        fn key(&self) -> u64 {
+            self.0 >> 10
+        }
+    }
+
+    impl Vacant for Narrow {
+        fn vacant() -> Narrow {
+            Narrow(u64::MAX)
+        }
+        fn is_vacant(&self) -> bool {
+            self.0 == u64::MAX
+        }
+    }
+
+    impl Slot for Narrow {
+        const HASH_BITS: u32 = 10;
+        fn hash(&self) -> u64 {
+            self.0 & 0x3ff
         }
     }
 
     #[test]
     fn an_empty_table_finds_nothing() {
-        let table: Probed<u64> = Probed::default();
+        let table: Probed<(u64, u64)> = Probed::default();
         table.prefetch(3);
         assert_eq!(table.find(3, |_| true), None);
         assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "more of its entries' hashes than they keep")]
+    fn a_table_does_not_outgrow_the_hash_its_slots_keep() {
+        let mut table: Probed<Narrow> = Probed::default();
+        for key in 0..1000 {
+            table.insert_new(key, Narrow::new(key, key));
+        }
     }
 }
