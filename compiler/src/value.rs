@@ -415,7 +415,7 @@ impl<'de> Deserialize<'de> for Text {
 
 /// One value. The order between variants is arbitrary but fixed; SQL comparisons
 /// go through [`crate::eval`], which widens numbers first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub enum Value {
     #[default]
     Null,
@@ -431,6 +431,25 @@ pub enum Value {
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 24);
+
+/// A value without a shared string is cloned by copying its bytes. The
+/// derived clone matched the variant and copied its fields one by one: 1.7 %
+/// of a backfill's instructions (200k retail events: 2.611 -> 2.566 G), as
+/// rows are copied into every group of inputs, join and aggregate.
+impl Clone for Value {
+    #[inline]
+    fn clone(&self) -> Value {
+        match self {
+            Value::Str(s) if !s.is_inline() => Value::Str(s.clone()),
+            #[allow(unsafe_code)]
+            // SAFETY: every other variant holds only plain data (numbers, a
+            // boolean, a short string's bytes inside the value), which a copy
+            // of the bytes duplicates exactly as a clone would, and owns
+            // nothing that a copy would share.
+            _ => unsafe { std::ptr::read(self) },
+        }
+    }
+}
 
 impl Value {
     pub fn str(s: &str) -> Value {
@@ -839,6 +858,34 @@ mod tests {
         assert_eq!(d("-2.5").round(0).to_string(), "-3");
         assert_eq!(d("0.1").checked_mul(d("0.2")).unwrap().to_string(), "0.02");
         assert!(d("1").checked_div(d("0")).is_none());
+    }
+
+    #[test]
+    fn every_kind_of_value_clones_to_an_equal_one() {
+        let long = "a string longer than fits inside a value";
+        let values = [
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(-7),
+            Value::Float(F64(2.5)),
+            Value::Decimal(Decimal::from_int(12)),
+            Value::str(""),
+            Value::str(&"x".repeat(INLINE)),
+            Value::str(long),
+            Value::Timestamp(1_795_132_800_000),
+            Value::Ref(u64::MAX - 1),
+        ];
+        for value in &values {
+            let copy = value.clone();
+            assert_eq!(&copy, value);
+            assert_eq!(hash_of(&copy), hash_of(value));
+        }
+        // A shared string's copy holds a reference of its own: it outlives
+        // the value it came from, and dropping both frees it once.
+        let shared = Value::str(long);
+        let copies: Vec<Value> = (0..3).map(|_| shared.clone()).collect();
+        drop(shared);
+        assert!(copies.iter().all(|c| matches!(c, Value::Str(s) if s.as_str() == long && !s.is_inline())));
     }
 
     #[test]
