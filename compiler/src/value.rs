@@ -441,12 +441,21 @@ impl Clone for Value {
     fn clone(&self) -> Value {
         match self {
             Value::Str(s) if !s.is_inline() => Value::Str(s.clone()),
+            // Named one by one: a variant added later that owns memory must
+            // not be copied here unseen.
             #[allow(unsafe_code)]
-            // SAFETY: every other variant holds only plain data (numbers, a
+            // SAFETY: these variants hold only plain data (numbers, a
             // boolean, a short string's bytes inside the value), which a copy
-            // of the bytes duplicates exactly as a clone would, and owns
+            // of the bytes duplicates exactly as a clone would, and own
             // nothing that a copy would share.
-            _ => unsafe { std::ptr::read(self) },
+            Value::Null
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::Float(_)
+            | Value::Decimal(_)
+            | Value::Str(_)
+            | Value::Timestamp(_)
+            | Value::Ref(_) => unsafe { std::ptr::read(self) },
         }
     }
 }
@@ -883,8 +892,14 @@ mod tests {
         // A shared string's copy holds a reference of its own: it outlives
         // the value it came from, and dropping both frees it once.
         let shared = Value::str(long);
+        let references = |v: &Value| match v {
+            Value::Str(Text(Repr::Shared(s))) => Arc::strong_count(s),
+            _ => 0,
+        };
         let copies: Vec<Value> = (0..3).map(|_| shared.clone()).collect();
+        assert_eq!(references(&shared), 4);
         drop(shared);
+        assert_eq!(references(&copies[0]), 3);
         assert!(copies.iter().all(|c| matches!(c, Value::Str(s) if s.as_str() == long && !s.is_inline())));
     }
 

@@ -28,21 +28,23 @@ use std::sync::Arc;
 const CHUNK_BYTES: usize = 1 << OFFSET_BITS;
 const OFFSET_BITS: u32 = 16;
 /// Where an id is: its chunk's index, then its offset in the chunk.
-const PLACE_BITS: u32 = 38;
-/// Chunks a set holds at most, 256 GB of ids: far more than a machine
-/// holds with everything else the engine keeps per event.
+const PLACE_BITS: u32 = 36;
+/// Chunks a set holds at most: 64 GB of ids, ~6 billion of the retail
+/// example's (its slots then take ~90 GB more), before a table of a shard
+/// could reach the 2^28 slots its kept hash bits place (~9 billion ids).
+/// The highest chunk index is never used, so no slot is all ones.
 const MOST_CHUNKS: usize = (1 << (PLACE_BITS - OFFSET_BITS)) - 1;
 
-/// Where an id is (`IdList::push`) under the lowest bits of its hash (the
-/// rest of the word): finding an id compares those bits before reading it.
-/// The highest chunk index is never used, so no slot is all ones.
+/// Where an id is (`IdList::push`, see `place`) under the lowest bits of
+/// its hash (the rest of the word): finding an id compares those bits
+/// before reading it.
 #[derive(Clone, Copy, Debug)]
-struct Slot(u64);
+struct IdSlot(u64);
 
-impl Slot {
+impl IdSlot {
     /// (The shift keeps the hash's lowest bits.)
-    fn new(hash: u64, place: u64) -> Slot {
-        Slot(hash << PLACE_BITS | place)
+    fn new(hash: u64, place: u64) -> IdSlot {
+        IdSlot(hash << PLACE_BITS | place)
     }
 
     fn place(self) -> u64 {
@@ -50,21 +52,31 @@ impl Slot {
     }
 }
 
-impl Vacant for Slot {
-    fn vacant() -> Slot {
-        Slot(u64::MAX)
+impl Vacant for IdSlot {
+    fn vacant() -> IdSlot {
+        IdSlot(u64::vacant())
     }
     fn is_vacant(&self) -> bool {
-        self.0 == u64::MAX
+        self.0.is_vacant()
     }
 }
 
-impl probed::Slot for Slot {
-    /// Tables of up to 2^26 slots: 64 of them hold 3 billion ids.
+impl probed::Slot for IdSlot {
     const HASH_BITS: u32 = u64::BITS - PLACE_BITS;
     fn hash(&self) -> u64 {
         self.0 >> PLACE_BITS
     }
+}
+
+/// An id's place: its chunk's index, then its offset in the chunk in the
+/// lowest `OFFSET_BITS`.
+fn place(chunk: usize, offset: usize) -> u64 {
+    (chunk as u64) << OFFSET_BITS | offset as u64
+}
+
+/// The chunk and the offset of a place.
+fn chunk_and_offset(place: u64) -> (usize, usize) {
+    ((place >> OFFSET_BITS) as usize, (place & (CHUNK_BYTES as u64 - 1)) as usize)
 }
 
 #[derive(Clone, Debug)]
@@ -72,7 +84,7 @@ pub struct IdSet {
     /// Per shard, where each id is, beside the low bits of its hash: a
     /// growth then moves entries without reading every id again, a cache
     /// miss each.
-    tables: Vec<Probed<Slot>>,
+    tables: Vec<Probed<IdSlot>>,
     bytes: IdList,
     // Seeded per process: ids come from clients, who should not be able to
     // pick ids that collide.
@@ -114,8 +126,8 @@ impl IdSet {
         if self.find(hash, id) {
             return false;
         }
-        let place = self.bytes.push(id);
-        self.tables[shard(hash)].insert_new(hash, Slot::new(hash, place));
+        let at = self.bytes.push(id);
+        self.tables[shard(hash)].insert_new(hash, IdSlot::new(hash, at));
         true
     }
 
@@ -159,33 +171,28 @@ pub struct IdList {
 }
 
 impl IdList {
-    /// Appends `id`; where it is: its chunk's index, then its offset in the
-    /// chunk in the lowest `OFFSET_BITS`.
+    /// Appends `id`; where it is (see `place`).
     fn push(&mut self, id: &[u8]) -> u64 {
-        let short = id.len() < LONG as usize;
-        let need = if short { 1 } else { 5 } + id.len();
+        let need = if id.len() < LONG as usize { 1 } else { 5 } + id.len();
         // By `CHUNK_BYTES`, not the chunk's capacity, which may be more: an
         // offset must fit its bits. An id starts a chunk, whatever its length.
         if !self.tail.is_empty() && self.tail.len() + need > CHUNK_BYTES {
             let full = std::mem::take(&mut self.tail);
             self.full.push(full.into());
-            assert!(self.full.len() < MOST_CHUNKS, "more ids than an engine can hold ({} GB)", MOST_CHUNKS >> 14);
+            assert!(
+                self.full.len() < MOST_CHUNKS,
+                "more ids than an engine can hold ({} GB)",
+                (CHUNK_BYTES * MOST_CHUNKS) >> 30
+            );
         }
         if self.tail.capacity() == 0 {
             self.tail.reserve_exact(need.max(CHUNK_BYTES));
         }
         debug_assert!(self.tail.len() < CHUNK_BYTES, "an offset fits its bits");
-        let place = (self.full.len() as u64) << OFFSET_BITS | self.tail.len() as u64;
-        if short {
-            self.tail.push(id.len() as u8);
-        } else {
-            // An id longer than 4 GB cannot come from a line of a record.
-            self.tail.push(LONG);
-            self.tail.extend_from_slice(&(id.len() as u32).to_le_bytes());
-        }
-        self.tail.extend_from_slice(id);
+        let at = place(self.full.len(), self.tail.len());
+        write_id(&mut self.tail, id);
         self.len += 1;
-        place
+        at
     }
 
     fn chunk(&self, index: usize) -> &[u8] {
@@ -194,8 +201,8 @@ impl IdList {
 
     /// The id at `place` (as `push` returned it).
     fn id_at(&self, place: u64) -> &[u8] {
-        let chunk = self.chunk((place >> OFFSET_BITS) as usize);
-        id_in(chunk, (place & (CHUNK_BYTES as u64 - 1)) as usize).0
+        let (chunk, offset) = chunk_and_offset(place);
+        id_in(self.chunk(chunk), offset).0
     }
 
     pub fn len(&self) -> usize {
@@ -222,6 +229,18 @@ impl IdList {
 
 /// The length byte of an id of 255 bytes or more, which 4 more follow.
 const LONG: u8 = u8::MAX;
+
+/// Appends `id` to `chunk`, after its length (read back by `id_in`).
+fn write_id(chunk: &mut Vec<u8>, id: &[u8]) {
+    if id.len() < LONG as usize {
+        chunk.push(id.len() as u8);
+    } else {
+        // An id longer than 4 GB cannot come from a line of a record.
+        chunk.push(LONG);
+        chunk.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    }
+    chunk.extend_from_slice(id);
+}
 
 /// The id whose length is at `at` in `chunk`, and where it ends.
 fn id_in(chunk: &[u8], at: usize) -> (&[u8], usize) {
@@ -258,8 +277,52 @@ impl<'de> serde::Deserialize<'de> for IdList {
 
 #[cfg(test)]
 mod tests {
-    use super::{IdList, IdSet, CHUNK_BYTES};
+    use super::{chunk_and_offset, IdList, IdSet, IdSlot, Vacant, CHUNK_BYTES, MOST_CHUNKS, PLACE_BITS};
     use segflow_compiler::value::Value;
+
+    #[test]
+    fn ids_whose_kept_hash_bits_agree_are_told_apart_by_their_bytes() {
+        let mut ids = IdSet::default();
+        // The same lowest bits and the same shard (bits 32 to 43); the first
+        // two differ above both, the third has the same hash as the first.
+        let h = 0x0123_4567_89ab_cdef;
+        assert!(ids.insert_hashed(h, b"first"));
+        assert!(ids.insert_hashed(h ^ 1 << 50, b"second"));
+        assert!(ids.insert_hashed(h, b"third"));
+        assert!(!ids.insert_hashed(h, b"first"));
+        assert!(!ids.insert_hashed(h ^ 1 << 50, b"second"));
+        assert!(!ids.insert_hashed(h, b"third"));
+        assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn an_id_fills_a_chunk_to_its_last_byte_and_the_next_starts_another() {
+        let mut list = IdList::default();
+        // 256 ids of 254 bytes after a length byte each: 65,280 bytes.
+        let filler = vec![b'f'; 254];
+        for _ in 0..256 {
+            list.push(&filler);
+        }
+        let before_last = vec![b'l'; 254];
+        let at = list.push(&before_last);
+        assert_eq!(chunk_and_offset(at), (0, 65_280));
+        // An empty id is its length byte alone: the chunk's last.
+        let last = list.push(b"");
+        assert_eq!(chunk_and_offset(last), (0, CHUNK_BYTES - 1));
+        let next = list.push(b"x");
+        assert_eq!(chunk_and_offset(next), (1, 0), "the chunk of 65,536 bytes is full");
+        assert_eq!((list.id_at(at), list.id_at(last), list.id_at(next)), (&before_last[..], &b""[..], &b"x"[..]));
+        assert_eq!(list.iter().count(), 259);
+        assert_eq!(list.iter().nth(257), Some(""));
+    }
+
+    #[test]
+    fn no_slot_is_vacant() {
+        let highest = ((MOST_CHUNKS as u64 - 1) << 16) | (CHUNK_BYTES as u64 - 1);
+        assert!(highest < 1 << PLACE_BITS);
+        assert!(!IdSlot::new(u64::MAX, highest).is_vacant());
+        assert_eq!(IdSlot::new(u64::MAX, highest).place(), highest);
+    }
 
     #[test]
     fn ids_are_added_once_and_listed_in_order() {
