@@ -277,7 +277,7 @@ impl<'de> serde::Deserialize<'de> for IdList {
 
 #[cfg(test)]
 mod tests {
-    use super::{chunk_and_offset, IdList, IdSet, IdSlot, Vacant, CHUNK_BYTES, MOST_CHUNKS, PLACE_BITS};
+    use super::{chunk_and_offset, place, IdList, IdSet, IdSlot, Vacant, CHUNK_BYTES, MOST_CHUNKS, PLACE_BITS};
     use segflow_compiler::value::Value;
 
     #[test]
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn no_slot_is_vacant() {
-        let highest = ((MOST_CHUNKS as u64 - 1) << 16) | (CHUNK_BYTES as u64 - 1);
+        let highest = place(MOST_CHUNKS - 1, CHUNK_BYTES - 1);
         assert!(highest < 1 << PLACE_BITS);
         assert!(!IdSlot::new(u64::MAX, highest).is_vacant());
         assert_eq!(IdSlot::new(u64::MAX, highest).place(), highest);
