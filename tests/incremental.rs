@@ -228,6 +228,18 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("tag user.store_rev_twice = store_rev + coalesce(home_store.revenue, 0);\n");
     text.push_str("tag user.twice_plus = store_rev_twice + coalesce(home_store.top_order, 0);\n");
     text.push_str("tag store.fan_orders = count(order where user.store_rev > 40 within 1m);\n");
+    // Tests of a referenced instance, which the compiler moves into tags of
+    // that instance (`pushdown`): one that is true of a store with no
+    // records (moved whole), one inside a choice that also reads the
+    // reference itself, through a tag computed on read, and one through a
+    // reference held in a tag that is true over a null reference.
+    text.push_str("segment s_store_calm on user = not (home_store.revenue > 50) or home_store.region = \"east\";\n");
+    text.push_str(
+        "tag user.store_band = case when home_store.revenue > 60 then \"big\" when home_store is null then \"none\" \
+         else \"small\" end;\n",
+    );
+    text.push_str("segment s_band on user = store_band = \"big\" and coalesce(level, 0) < 3;\n");
+    text.push_str("segment s_no_vip_buyer on product = not coalesce(last_buyer.vip, false);\n");
     text
 }
 

@@ -4,7 +4,9 @@
 //!  grammar::parse ──> ast::File
 //!        resolve ──> hir::Program   names resolved, types checked, aggregates lifted,
 //!                                   definitions in dependency order (cycles rejected)
-//!          lower ──> plan::Plan     inputs, arrangements, nodes, outputs
+//!          lower ──> plan::Plan     inputs, arrangements, nodes, outputs (after
+//!                                   `pushdown` moves the tests of a referenced
+//!                                   instance into tags of that instance)
 //! ```
 //!
 //! The compiler knows nothing of timely: the plan is plain data (serde and
@@ -17,6 +19,7 @@ pub mod explain;
 pub mod hir;
 pub mod lower;
 pub mod plan;
+mod pushdown;
 pub mod render;
 pub mod resolve;
 pub mod value;

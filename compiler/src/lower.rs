@@ -23,7 +23,11 @@ use crate::plan::*;
 use crate::value::{EntityId, Type, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub fn lower(program: &Program) -> Plan {
+pub fn lower(written: &Program) -> Plan {
+    // Snapshots compare the definitions as written: the rewrite below keeps
+    // every value, and a change to it alone leaves a snapshot's history valid.
+    let definitions = fnv1a(serde_json::to_string(written).unwrap_or_default().as_bytes());
+    let program = &crate::pushdown::push_down(written);
     let mut l = Lowerer {
         program,
         plan: Plan {
@@ -33,7 +37,7 @@ pub fn lower(program: &Program) -> Plan {
             arrangements: Vec::new(),
             nodes: Vec::new(),
             outputs: Vec::new(),
-            definitions: fnv1a(serde_json::to_string(program).unwrap_or_default().as_bytes()),
+            definitions,
         },
         nodes: HashMap::new(),
         layers: HashMap::new(),
@@ -768,7 +772,7 @@ fn unsplit_joins(program: &Program) -> HashSet<JoinKey> {
 /// too, but the serving state keeps none of its values: a segment on
 /// `home_store.revenue_7d` re-evaluates every user of a store whose revenue
 /// moved, but the tag itself is no longer published for each of them.
-fn computed_on_read(program: &Program) -> (HashSet<Def>, HashSet<Def>) {
+pub(crate) fn computed_on_read(program: &Program) -> (HashSet<Def>, HashSet<Def>) {
     fn defs_in(column: &Column, acc: &mut HashSet<Def>) {
         match column {
             Column::Field(_) => {}
@@ -1008,7 +1012,7 @@ mod tests {
             tag user.home_revenue = home.revenue;\n\
             tag user.note = case when home in busy then coalesce(home.region, city) else id end;\n\
             tag user.read_by_segment = home.revenue * 2;\n\
-            segment rich_home on user = read_by_segment > 10;\n\
+            segment rich_home on user = read_by_segment > count(order within 1d);\n\
             tag user.own_only = coalesce(city, id);\n\
             tag user.with_inline = home.revenue + count(order within 1d);\n\
             tag user.doubled = home.revenue * 2;\n\

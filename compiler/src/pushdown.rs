@@ -1,0 +1,312 @@
+//! Moving what an expression reads of one referenced instance into a tag of
+//! that instance, before lowering.
+//!
+//! `segment store_fans on user = home_store.revenue_7d > 20000 and ...` reads
+//! a store's revenue through every user's `home_store`. Lowered as written,
+//! each change to a store's revenue flows to every user of the store and
+//! re-evaluates each of them, although the comparison moves only when the
+//! revenue crosses 20,000. Here the part of the expression that reads
+//! nothing but one reference's target (`home_store.revenue_7d > 20000`)
+//! becomes an anonymous tag of the store (`revenue_7d > 20000`), and the
+//! user reads that tag through the reference: a user changes only when its
+//! store's answer does.
+//!
+//! The rewrite keeps every value. With the reference set, the anonymous tag
+//! is the part evaluated over the same columns of the same instance (every
+//! named instance is one, whatever its records: see `Input::Instances`).
+//! With the reference null, every column the part reads is null, and so is
+//! the tag read through it; where the part over nulls is not null
+//! (`coalesce(home_store.revenue_7d, 0) > 40` is false), the rewrite says so:
+//! `case when home_store is null then false else home_store.<tag> end`.
+//!
+//! Tags computed on read (`tag user.home_revenue = home_store.revenue_7d`)
+//! are read inside the definitions that read them, so that the part that
+//! goes through them moves too; such a tag is then computed only on read.
+//! They themselves are not rewritten (their values are not kept: the serving
+//! state would have to keep the anonymous tag's), nor are aggregates' filters
+//! (an event's row reads its referenced instance once, when it is joined).
+
+use crate::hir::{Column, Def, Expr, ExprKind, Program, Tag, TagId};
+use crate::lower::{computed_on_read, lower_expr};
+use crate::value::{EntityId, Type, Value};
+use std::collections::HashSet;
+
+/// The program with each evaluated definition's parts over one referenced
+/// instance moved into anonymous tags of that instance's entity (see the
+/// module's comment). A definition with no such part is left as it is.
+pub fn push_down(program: &Program) -> Program {
+    let (on_read, _) = computed_on_read(program);
+    let mut out = program.clone();
+    let mut order = Vec::with_capacity(program.order.len());
+    for &def in &program.order {
+        let evaluated = match def {
+            Def::Tag(t) => !matches!(program.tags[t].expr.kind, ExprKind::Aggregate(_)) && !on_read.contains(&def),
+            Def::Segment(_) => true,
+        };
+        if evaluated {
+            let expr = match def {
+                Def::Tag(t) => &program.tags[t].expr,
+                Def::Segment(s) => &program.segments[s].expr,
+            };
+            let inlined = inline_on_read(program, &on_read, expr);
+            let mut pushing = Pushing { out: &mut out, owner: program.def_name(def), added: Vec::new(), moved: false };
+            let rewritten = pushing.rewrite(inlined);
+            let (added, moved) = (std::mem::take(&mut pushing.added), pushing.moved);
+            order.extend(added.into_iter().map(Def::Tag));
+            if moved {
+                match def {
+                    Def::Tag(t) => out.tags[t].expr = rewritten,
+                    Def::Segment(s) => out.segments[s].expr = rewritten,
+                }
+            }
+        }
+        order.push(def);
+    }
+    out.order = order;
+    out
+}
+
+/// `expr` with each tag computed on read replaced by its expression (which
+/// reads columns of the same instance, or follows its references).
+fn inline_on_read(program: &Program, on_read: &HashSet<Def>, expr: &Expr) -> Expr {
+    map_expr(expr.clone(), &mut |e| match &e.kind {
+        ExprKind::Column(Column::Tag(t)) if on_read.contains(&Def::Tag(*t)) => {
+            inline_on_read(program, on_read, &program.tags[*t].expr)
+        }
+        _ => e,
+    })
+}
+
+/// What a sub-expression reads.
+#[derive(Clone, PartialEq)]
+enum Reads {
+    /// Literals only.
+    Nothing,
+    /// Only columns of the instance that `via` (a column of the definition's
+    /// entity) refers to, an instance of `entity`.
+    Through { via: Column, entity: EntityId },
+    /// Anything else: the definition's own columns, aggregates, or two references.
+    Other,
+}
+
+fn reads(e: &Expr) -> Reads {
+    let mut acc = Reads::Nothing;
+    e.visit(&mut |part| {
+        let read = match &part.kind {
+            ExprKind::Column(Column::Follow { via, entity, .. }) => {
+                Reads::Through { via: (**via).clone(), entity: *entity }
+            }
+            ExprKind::Column(_) | ExprKind::Aggregate(_) => Reads::Other,
+            _ => return,
+        };
+        acc = match (std::mem::replace(&mut acc, Reads::Other), read) {
+            (Reads::Nothing, r) => r,
+            (a, b) if a == b => a,
+            _ => Reads::Other,
+        };
+    });
+    acc
+}
+
+/// `f` applied bottom-up to every sub-expression of `e`.
+fn map_expr(e: Expr, f: &mut impl FnMut(Expr) -> Expr) -> Expr {
+    let e = map_parts(e, &mut |part| map_expr(part, f));
+    f(e)
+}
+
+/// `e` with `f` applied to each of its direct sub-expressions, in order.
+fn map_parts(e: Expr, f: &mut impl FnMut(Expr) -> Expr) -> Expr {
+    let Expr { kind, ty } = e;
+    let mut go = |x: Box<Expr>| Box::new(f(*x));
+    let kind = match kind {
+        k @ (ExprKind::Literal(_) | ExprKind::Column(_) | ExprKind::Aggregate(_)) => k,
+        ExprKind::Widen(x) => ExprKind::Widen(go(x)),
+        ExprKind::Unary(op, x) => ExprKind::Unary(op, go(x)),
+        ExprKind::Binary(op, l, r) => {
+            let l = go(l);
+            ExprKind::Binary(op, l, go(r))
+        }
+        ExprKind::IsNull { expr, negated } => ExprKind::IsNull { expr: go(expr), negated },
+        ExprKind::InList { expr, list, negated } => {
+            let expr = go(expr);
+            ExprKind::InList { expr, list: list.into_iter().map(|x| *go(Box::new(x))).collect(), negated }
+        }
+        ExprKind::Case { whens, otherwise } => ExprKind::Case {
+            whens: whens.into_iter().map(|(c, v)| (*go(Box::new(c)), *go(Box::new(v)))).collect(),
+            otherwise: otherwise.map(go),
+        },
+        ExprKind::Call(func, args) => ExprKind::Call(func, args.into_iter().map(|x| *go(Box::new(x))).collect()),
+    };
+    Expr { kind, ty }
+}
+
+struct Pushing<'a> {
+    out: &'a mut Program,
+    /// The definition being rewritten, whose name the new tags carry.
+    owner: String,
+    /// The tags this definition reads that were added for it.
+    added: Vec<TagId>,
+    /// Whether a part moved (into a new tag or one an earlier definition made).
+    moved: bool,
+}
+
+impl Pushing<'_> {
+    /// `e` with every largest part that reads through one reference, and
+    /// answers a question about what it reads, read from a tag instead.
+    fn rewrite(&mut self, e: Expr) -> Expr {
+        match reads(&e) {
+            Reads::Through { via, entity } if worth_moving(&e) => self.moved(e, via, entity),
+            Reads::Nothing => e,
+            _ => map_parts(e, &mut |part| self.rewrite(part)),
+        }
+    }
+
+    /// A read through `via` of a tag of `entity` computing `part`, which
+    /// reads only through `via`; the same tag if an earlier part made it.
+    fn moved(&mut self, part: Expr, via: Column, entity: EntityId) -> Expr {
+        self.moved = true;
+        let ty = part.ty;
+        let over_nulls = value_over_nulls(&part);
+        let target = map_expr(part, &mut |e| match e.kind {
+            ExprKind::Column(Column::Follow { target, .. }) => Expr { kind: ExprKind::Column(*target), ty: e.ty },
+            kind => Expr { kind, ty: e.ty },
+        });
+        let existing = self.out.tags.iter().position(|t| t.anonymous && t.entity == entity && t.expr == target);
+        let tag = match existing {
+            Some(t) => t,
+            None => {
+                let name = format!("{}^{}", self.owner, self.added.len() + 1);
+                self.out.tags.push(Tag { entity, name, ty, anonymous: true, expr: target, span: Default::default() });
+                self.added.push(self.out.tags.len() - 1);
+                self.out.tags.len() - 1
+            }
+        };
+        let read = Expr {
+            kind: ExprKind::Column(Column::Follow {
+                via: Box::new(via.clone()),
+                entity,
+                target: Box::new(Column::Tag(tag)),
+            }),
+            ty,
+        };
+        if over_nulls.is_null() {
+            return read;
+        }
+        let null_via = Expr {
+            kind: ExprKind::IsNull {
+                expr: Box::new(Expr { kind: ExprKind::Column(via), ty: Type::Ref(entity) }),
+                negated: false,
+            },
+            ty: Type::Bool,
+        };
+        Expr {
+            kind: ExprKind::Case {
+                whens: vec![(null_via, Expr::literal(over_nulls, ty))],
+                otherwise: Some(Box::new(read)),
+            },
+            ty,
+        }
+    }
+}
+
+/// Whether moving `part` saves work: a test (`revenue_7d > 20000`) or a
+/// choice among cases (a band) changes less often than what it reads, so
+/// fewer changes cross the reference. Arithmetic (`revenue_7d * 2`) moves
+/// as often as its inputs and stays where it is; so does a bare column.
+fn worth_moving(part: &Expr) -> bool {
+    match part.kind {
+        ExprKind::Column(_) => false,
+        ExprKind::Case { .. } => true,
+        _ => part.ty == Type::Bool,
+    }
+}
+
+/// The value of `part` when every column it reads is null.
+fn value_over_nulls(part: &Expr) -> Value {
+    let mut columns: Vec<Column> = Vec::new();
+    part.visit_columns(&mut |c| {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    });
+    let scalar = lower_expr(part, &|c| columns.iter().position(|x| x == c));
+    scalar.eval(&vec![Value::Null; columns.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_down;
+    use crate::explain::hir_text;
+
+    const SCHEMA: &str = "entity store { key id: string; region: string?; }\n\
+        entity user { key id: string; home: store?; city: string?; }\n\
+        event order { user: user; store: store?; amount: decimal; }\n\
+        tag store.revenue = sum(order.amount within 7d);\n";
+
+    /// The program's definitions after the rewrite, as `explain --stage hir` prints them.
+    fn pushed(definitions: &str) -> String {
+        let compiled =
+            crate::compile_str("m.eql", &format!("{SCHEMA}{definitions}")).map_err(|(_, d)| format!("{d:?}")).unwrap();
+        let text = hir_text(&push_down(&compiled.program));
+        text.split_once("definitions (in dependency order):\n").unwrap().1.to_string()
+    }
+
+    #[test]
+    fn a_test_of_the_referenced_instance_becomes_its_tag() {
+        let text = pushed("segment fans on user = home.revenue > 100 and city = \"x\";\n");
+        assert!(text.contains("tag store.fans^1: bool (lifted) = revenue > 100::decimal\n"), "{text}");
+        assert!(text.contains("segment fans on user = home.fans^1 and (city = \"x\")"), "{text}");
+        // The new tag comes before the segment that reads it.
+        assert!(text.find("store.fans^1").unwrap() < text.find("segment fans").unwrap(), "{text}");
+    }
+
+    #[test]
+    fn a_part_with_a_value_over_a_null_reference_keeps_it() {
+        let text = pushed("segment fans on user = coalesce(home.revenue, 0) > 40 and city = \"x\";\n");
+        assert!(text.contains("(lifted) = coalesce(revenue, 0::decimal) > 40::decimal\n"), "{text}");
+        assert!(
+            text.contains("segment fans on user = case when home is null then false else home.fans^1 end and"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_tag_computed_on_read_moves_with_the_part_that_reads_it() {
+        let text = pushed(
+            "tag user.home_revenue = home.revenue;\n\
+             tag user.band = case when home.revenue > 50 then \"big\" else \"small\" end;\n\
+             segment fans on user = home_revenue > 100 and city = \"x\";\n\
+             segment big on user = band = \"big\" or city is null;\n",
+        );
+        // The tags themselves are still computed on read, as written.
+        assert!(text.contains("tag user.home_revenue: decimal = home.revenue\n"), "{text}");
+        assert!(text.contains("segment fans on user = home.fans^1 and"), "{text}");
+        // The whole test moves, band and all: over a null reference the
+        // band is "small", so the test is false there.
+        assert!(text.contains("tag store.big^1: bool (lifted) = case when revenue > 50::decimal then"), "{text}");
+        assert!(
+            text.contains("segment big on user = case when home is null then false else home.big^1 end or"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn arithmetic_and_mixed_parts_stay() {
+        let text = pushed(
+            "tag user.twice = home.revenue * 2 + count(order within 1d);\n\
+             segment mixed on user = home.revenue > count(order within 1d);\n\
+             segment own on user = city = \"x\";\n",
+        );
+        assert!(!text.contains('^'), "{text}");
+    }
+
+    #[test]
+    fn equal_parts_share_one_tag() {
+        let text = pushed(
+            "segment a on user = home.revenue > 100 and city = \"x\";\n\
+             segment b on user = home.revenue > 100 and city = \"y\";\n",
+        );
+        assert_eq!(text.matches("(lifted) = revenue > 100::decimal").count(), 1, "{text}");
+        assert!(text.contains("segment b on user = home.a^1 and"), "{text}");
+    }
+}
