@@ -352,7 +352,7 @@ def main():
     # re-evaluated every user.
     for port, model, what in [
         (7995, FANOUT_MODEL, "a segment on home_store_revenue_7d"),
-        (7996, STORE_TESTS_MODEL, "five segments testing the home store"),
+        (7996, STORE_TESTS_MODEL, "segments testing the home store, filters testing an order's store"),
     ]:
         server = Server(seg, port, path_1m, model=[MODEL, model])
         try:

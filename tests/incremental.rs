@@ -240,6 +240,12 @@ fn random_model(rng: &mut Rng) -> String {
     );
     text.push_str("segment s_band on user = store_band = \"big\" and coalesce(level, 0) < 3;\n");
     text.push_str("segment s_no_vip_buyer on product = not coalesce(last_buyer.vip, false);\n");
+    // The same in aggregates' filters, through an order's optional store
+    // (true over a null one) and through its user, to a tag computed on read.
+    text.push_str(
+        "tag user.calm_store_orders = count(order where not coalesce(store.revenue > 30, false) within 1m);\n",
+    );
+    text.push_str("tag product.rich_fan_units = sum(order.quantity where user.store_rev > 20 within 1m);\n");
     text
 }
 

@@ -23,8 +23,12 @@
 //! are read inside the definitions that read them, so that the part that
 //! goes through them moves too; such a tag is then computed only on read.
 //! They themselves are not rewritten (their values are not kept: the serving
-//! state would have to keep the anonymous tag's), nor are aggregates' filters
-//! (an event's row reads its referenced instance once, when it is joined).
+//! state would have to keep the anonymous tag's).
+//!
+//! An aggregate's filter is rewritten the same way: `count(order where
+//! store.revenue_7d > 20000 within 30d)` joins each order to its store, and
+//! the join is live, so every move of a store's revenue changed every order
+//! row of the store; the join now carries the store's answer instead.
 
 use crate::hir::{Column, Def, Expr, ExprKind, Program, Tag, TagId};
 use crate::lower::{computed_on_read, lower_expr};
@@ -38,28 +42,41 @@ pub fn push_down(program: &Program) -> Program {
     let (on_read, _) = computed_on_read(program);
     let mut out = program.clone();
     let mut order = Vec::with_capacity(program.order.len());
+    let mut filtered = HashSet::new();
     for &def in &program.order {
-        let evaluated = match def {
-            Def::Tag(t) => !matches!(program.tags[t].expr.kind, ExprKind::Aggregate(_)) && !on_read.contains(&def),
-            Def::Segment(_) => true,
+        let owner = match def {
+            Def::Tag(t) => program.tags[t].name.clone(),
+            Def::Segment(s) => program.segments[s].name.clone(),
         };
-        if evaluated {
-            let expr = match def {
-                Def::Tag(t) => &program.tags[t].expr,
-                Def::Segment(s) => &program.segments[s].expr,
-            };
-            let inlined = inline_on_read(program, &on_read, expr);
-            let mut pushing = Pushing { out: &mut out, owner: program.def_name(def), added: Vec::new(), moved: false };
-            let rewritten = pushing.rewrite(inlined);
-            let (added, moved) = (std::mem::take(&mut pushing.added), pushing.moved);
-            order.extend(added.into_iter().map(Def::Tag));
-            if moved {
-                match def {
-                    Def::Tag(t) => out.tags[t].expr = rewritten,
-                    Def::Segment(s) => out.segments[s].expr = rewritten,
+        let mut pushing = Pushing { out: &mut out, owner, added: Vec::new(), moved: false };
+        match def {
+            Def::Tag(t) => match program.tags[t].expr.kind {
+                // An aggregate's filter reads an event's row, whose
+                // references are followed by a live join.
+                ExprKind::Aggregate(a) => {
+                    if let (Some(filter), true) = (&program.aggregates[a].filter, filtered.insert(a)) {
+                        let rewritten = pushing.rewrite(filter.clone());
+                        if pushing.moved {
+                            pushing.out.aggregates[a].filter = Some(rewritten);
+                        }
+                    }
+                }
+                _ if !on_read.contains(&def) => {
+                    let rewritten = pushing.rewrite(inline_on_read(program, &on_read, &program.tags[t].expr));
+                    if pushing.moved {
+                        pushing.out.tags[t].expr = rewritten;
+                    }
+                }
+                _ => {}
+            },
+            Def::Segment(s) => {
+                let rewritten = pushing.rewrite(inline_on_read(program, &on_read, &program.segments[s].expr));
+                if pushing.moved {
+                    pushing.out.segments[s].expr = rewritten;
                 }
             }
         }
+        order.extend(pushing.added.into_iter().map(Def::Tag));
         order.push(def);
     }
     out.order = order;
@@ -210,14 +227,28 @@ impl Pushing<'_> {
 }
 
 /// Whether moving `part` saves work: a test (`revenue_7d > 20000`) or a
-/// choice among cases (a band) changes less often than what it reads, so
-/// fewer changes cross the reference. Arithmetic (`revenue_7d * 2`) moves
-/// as often as its inputs and stays where it is; so does a bare column.
+/// choice among cases (a band) of a tag or segment changes less often than
+/// what it reads, so fewer changes cross the reference. Arithmetic
+/// (`revenue_7d * 2`) moves as often as its inputs and stays where it is;
+/// so does a bare column, and a part that reads only attributes (`region =
+/// "east"`), which change only when a record sets them.
 fn worth_moving(part: &Expr) -> bool {
-    match part.kind {
+    let answers = match part.kind {
         ExprKind::Column(_) => false,
         ExprKind::Case { .. } => true,
         _ => part.ty == Type::Bool,
+    };
+    let mut computed = false;
+    part.visit_columns(&mut |c| computed |= reads_computed(c));
+    answers && computed
+}
+
+/// Whether a column is a tag or a segment, or follows a reference to one.
+fn reads_computed(column: &Column) -> bool {
+    match column {
+        Column::Field(_) => false,
+        Column::Tag(_) | Column::Segment(_) => true,
+        Column::Follow { target, .. } => reads_computed(target),
     }
 }
 
@@ -295,9 +326,27 @@ mod tests {
         let text = pushed(
             "tag user.twice = home.revenue * 2 + count(order within 1d);\n\
              segment mixed on user = home.revenue > count(order within 1d);\n\
-             segment own on user = city = \"x\";\n",
+             segment own on user = city = \"x\";\n\
+             segment attribute on user = home.region = \"x\" and city = \"y\";\n\
+             tag user.east_orders = count(order where store.region = \"east\" within 1d);\n",
         );
         assert!(!text.contains('^'), "{text}");
+    }
+
+    #[test]
+    fn a_filter_carries_the_answer_of_the_instance_its_event_names() {
+        let text = pushed(
+            "tag user.hot_orders = count(order where store.revenue > 100 within 1d);\n\
+             tag user.calm_orders = count(order where not coalesce(store.revenue > 100, false) within 1d);\n",
+        );
+        // The filters are in the aggregates, which the text prints in their tags.
+        assert!(text.contains("tag store.hot_orders^1: bool (lifted) = revenue > 100::decimal\n"), "{text}");
+        assert!(text.contains("count(order by user where store.hot_orders^1 within 1d)"), "{text}");
+        assert!(
+            text.contains("count(order by user where case when store is null then true else store.calm_orders^1 end"),
+            "{text}"
+        );
+        assert!(text.find("store.hot_orders^1").unwrap() < text.find("tag user.hot_orders").unwrap(), "{text}");
     }
 
     #[test]
