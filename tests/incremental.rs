@@ -228,24 +228,28 @@ fn random_model(rng: &mut Rng) -> String {
     text.push_str("tag user.store_rev_twice = store_rev + coalesce(home_store.revenue, 0);\n");
     text.push_str("tag user.twice_plus = store_rev_twice + coalesce(home_store.top_order, 0);\n");
     text.push_str("tag store.fan_orders = count(order where user.store_rev > 40 within 1m);\n");
-    // Tests of a referenced instance, which the compiler moves into tags of
-    // that instance (`pushdown`): one that is true of a store with no
-    // records (moved whole), one inside a choice that also reads the
-    // reference itself, through a tag computed on read, and one through a
-    // reference held in a tag that is true over a null reference.
+    // Tests of a referenced instance's tags, which the compiler moves into
+    // tags of that instance (`pushdown`): one that is true of a store with
+    // no records (moved whole); one inside a choice that also reads the
+    // reference itself, through a tag computed on read; one through a
+    // reference held in a tag, true over a null reference; and a tag whose
+    // value over a null reference is null, not false, unless said.
     text.push_str("segment s_store_calm on user = not (home_store.revenue > 50) or home_store.region = \"east\";\n");
     text.push_str(
         "tag user.store_band = case when home_store.revenue > 60 then \"big\" when home_store is null then \"none\" \
          else \"small\" end;\n",
     );
     text.push_str("segment s_band on user = store_band = \"big\" and coalesce(level, 0) < 3;\n");
-    text.push_str("segment s_no_vip_buyer on product = not coalesce(last_buyer.vip, false);\n");
-    // The same in aggregates' filters, through an order's optional store
-    // (true over a null one) and through its user, to a tag computed on read.
+    text.push_str("segment s_calm_buyer on product = not coalesce(last_buyer.store_rev > 40, false);\n");
+    text.push_str("tag user.rich_or_recent = coalesce(home_store.revenue, 0) > 40 or exists(order within 1m);\n");
+    // The same in aggregates' filters: through an order's optional store
+    // (true over a null one), through its user to a tag computed on read,
+    // and through a transfer's receiver, a user as its sender is.
     text.push_str(
         "tag user.calm_store_orders = count(order where not coalesce(store.revenue > 30, false) within 1m);\n",
     );
     text.push_str("tag product.rich_fan_units = sum(order.quantity where user.store_rev > 20 within 1m);\n");
+    text.push_str("tag user.sent_to_fans = count(transfer by sender where receiver.store_rev > 40 within 1m);\n");
     text
 }
 
@@ -321,6 +325,11 @@ fn random_records(rng: &mut Rng, n: usize) -> Vec<String> {
             sent.push(line.clone());
         }
         lines.push(line);
+        // Halfway, drawing nothing: a store loses its attributes (it stays
+        // an instance, which references and the store's tags still name).
+        if i == n / 2 {
+            lines.push(r#"{"entity":"store","id":"s2","delete":true}"#.to_string());
+        }
     }
     lines
 }

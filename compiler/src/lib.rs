@@ -31,7 +31,10 @@ pub use segflow_grammar::{Diagnostic, Severity, Span};
 #[derive(Clone, Debug)]
 pub struct Compiled {
     pub ast: segflow_grammar::ast::File,
+    /// The definitions as written (what `explain --stage hir` prints).
     pub program: hir::Program,
+    /// Lowered from `program` after `pushdown` added anonymous tags to it:
+    /// an output's `def` may name a tag past `program.tags`.
     pub plan: plan::Plan,
     /// Warnings (there were no errors).
     pub warnings: Vec<Diagnostic>,

@@ -770,8 +770,10 @@ fn unsplit_joins(program: &Program) -> HashSet<JoinKey> {
 /// inline aggregate, which it does not); and the definitions the dataflow
 /// reads. A tag computed on read that the dataflow reads is evaluated there
 /// too, but the serving state keeps none of its values: a segment on
-/// `home_store.revenue_7d` re-evaluates every user of a store whose revenue
-/// moved, but the tag itself is no longer published for each of them.
+/// `home_store.revenue_7d * 2 > spend_90d` re-evaluates every user of a
+/// store whose revenue moved, but the tag itself is not published for each
+/// of them. (A segment that only tests the store's revenue reads a tag of
+/// the store instead: see `pushdown`.)
 pub(crate) fn computed_on_read(program: &Program) -> (HashSet<Def>, HashSet<Def>) {
     fn defs_in(column: &Column, acc: &mut HashSet<Def>) {
         match column {
@@ -804,6 +806,9 @@ pub(crate) fn computed_on_read(program: &Program) -> (HashSet<Def>, HashSet<Def>
             follows |= matches!(c, Column::Follow { .. });
             let mut defs = HashSet::new();
             defs_in(c, &mut defs);
+            // The serving state holds no anonymous tag: neither a lifted
+            // aggregate nor a part `pushdown` moved (so a definition it
+            // rewrote, which reads one, is never computed on read).
             lifted |= defs.iter().any(|d| matches!(d, Def::Tag(t) if program.tags[*t].anonymous));
         });
         if follows && !lifted {

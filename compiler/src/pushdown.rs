@@ -21,19 +21,22 @@
 //!
 //! Tags computed on read (`tag user.home_revenue = home_store.revenue_7d`)
 //! are read inside the definitions that read them, so that the part that
-//! goes through them moves too; such a tag is then computed only on read.
-//! They themselves are not rewritten (their values are not kept: the serving
-//! state would have to keep the anonymous tag's).
+//! goes through them moves too; a tag that nothing else in the dataflow
+//! reads is then computed only on read. They themselves are not rewritten
+//! (their values are not kept: the serving state would have to keep the
+//! anonymous tag's). A filter's part that reads such a tag of the event's
+//! instance (`user.store_rev > 20`) moves into a tag of that instance as
+//! written, which reads the tag computed on read there.
 //!
 //! An aggregate's filter is rewritten the same way: `count(order where
 //! store.revenue_7d > 20000 within 30d)` joins each order to its store, and
 //! the join is live, so every move of a store's revenue changed every order
 //! row of the store; the join now carries the store's answer instead.
 
-use crate::hir::{Column, Def, Expr, ExprKind, Program, Tag, TagId};
+use crate::hir::{AggId, Column, Def, Expr, ExprKind, Program, SegmentId, Tag, TagId};
 use crate::lower::{computed_on_read, lower_expr};
 use crate::value::{EntityId, Type, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The program with each evaluated definition's parts over one referenced
 /// instance moved into anonymous tags of that instance's entity (see the
@@ -44,54 +47,98 @@ pub fn push_down(program: &Program) -> Program {
     let mut order = Vec::with_capacity(program.order.len());
     let mut filtered = HashSet::new();
     for &def in &program.order {
-        let owner = match def {
-            Def::Tag(t) => program.tags[t].name.clone(),
-            Def::Segment(s) => program.segments[s].name.clone(),
-        };
-        let mut pushing = Pushing { out: &mut out, owner, added: Vec::new(), moved: false };
-        match def {
+        // The expression to rewrite and where it goes: an aggregate's filter
+        // (an event's row, whose references a live join follows; an
+        // aggregate that two tags share, once), or an evaluated definition,
+        // with the tags computed on read that it reads written out.
+        let target = match def {
             Def::Tag(t) => match program.tags[t].expr.kind {
-                // An aggregate's filter reads an event's row, whose
-                // references are followed by a live join.
                 ExprKind::Aggregate(a) => {
-                    if let (Some(filter), true) = (&program.aggregates[a].filter, filtered.insert(a)) {
-                        let rewritten = pushing.rewrite(filter.clone());
-                        if pushing.moved {
-                            pushing.out.aggregates[a].filter = Some(rewritten);
-                        }
-                    }
+                    let first = filtered.insert(a);
+                    program.aggregates[a].filter.clone().filter(|_| first).map(|f| (f, Place::Filter(a)))
                 }
-                _ if !on_read.contains(&def) => {
-                    let rewritten = pushing.rewrite(inline_on_read(program, &on_read, &program.tags[t].expr));
-                    if pushing.moved {
-                        pushing.out.tags[t].expr = rewritten;
-                    }
-                }
-                _ => {}
+                _ if on_read.contains(&def) => None,
+                _ => Some((inline_on_read(program, &on_read, &program.tags[t].expr), Place::Tag(t))),
             },
-            Def::Segment(s) => {
-                let rewritten = pushing.rewrite(inline_on_read(program, &on_read, &program.segments[s].expr));
-                if pushing.moved {
-                    pushing.out.segments[s].expr = rewritten;
-                }
+            Def::Segment(s) => Some((inline_on_read(program, &on_read, &program.segments[s].expr), Place::Segment(s))),
+        };
+        if let Some((expr, place)) = target {
+            let mut pushing =
+                Pushing { out: &mut out, owner: program.def_name(def), added: Vec::new(), any_moved: false };
+            let rewritten = pushing.rewrite(expr);
+            let (added, any_moved) = (pushing.added, pushing.any_moved);
+            if any_moved {
+                *place.expr_in(&mut out) = rewritten;
             }
+            order.extend(added.into_iter().map(Def::Tag));
         }
-        order.extend(pushing.added.into_iter().map(Def::Tag));
         order.push(def);
     }
     out.order = order;
     out
 }
 
+/// Where a rewritten expression goes.
+enum Place {
+    Filter(AggId),
+    Tag(TagId),
+    Segment(SegmentId),
+}
+
+impl Place {
+    fn expr_in(self, program: &mut Program) -> &mut Expr {
+        match self {
+            Place::Filter(a) => program.aggregates[a].filter.as_mut().expect("only a filter is rewritten"),
+            Place::Tag(t) => &mut program.tags[t].expr,
+            Place::Segment(s) => &mut program.segments[s].expr,
+        }
+    }
+}
+
+/// How large an expression with tags computed on read written out may grow:
+/// each read of such a tag copies it, so a chain of tags that each read the
+/// one before twice would double at every link. Past this, the expression
+/// is rewritten as written (its tags computed on read are then evaluated in
+/// its gather, as before this pass).
+const INLINED_NODES: usize = 256;
+
 /// `expr` with each tag computed on read replaced by its expression (which
-/// reads columns of the same instance, or follows its references).
+/// reads columns of the same instance, or follows its references), unless
+/// that would make it larger than `INLINED_NODES`.
 fn inline_on_read(program: &Program, on_read: &HashSet<Def>, expr: &Expr) -> Expr {
+    if inlined_nodes(program, on_read, expr, &mut HashMap::new()) > INLINED_NODES {
+        return expr.clone();
+    }
+    inline_tags(program, on_read, expr)
+}
+
+fn inline_tags(program: &Program, on_read: &HashSet<Def>, expr: &Expr) -> Expr {
     map_expr(expr.clone(), &mut |e| match &e.kind {
         ExprKind::Column(Column::Tag(t)) if on_read.contains(&Def::Tag(*t)) => {
-            inline_on_read(program, on_read, &program.tags[*t].expr)
+            inline_tags(program, on_read, &program.tags[*t].expr)
         }
         _ => e,
     })
+}
+
+/// The number of nodes `inline_tags` would make, counted without making
+/// them (each tag's count once, in `counted`).
+fn inlined_nodes(program: &Program, on_read: &HashSet<Def>, expr: &Expr, counted: &mut HashMap<TagId, usize>) -> usize {
+    let mut nodes = 0usize;
+    expr.visit(&mut |e| {
+        nodes = nodes.saturating_add(match &e.kind {
+            ExprKind::Column(Column::Tag(t)) if on_read.contains(&Def::Tag(*t)) => match counted.get(t) {
+                Some(&n) => n,
+                None => {
+                    let n = inlined_nodes(program, on_read, &program.tags[*t].expr, counted);
+                    counted.insert(*t, n);
+                    n
+                }
+            },
+            _ => 1,
+        })
+    });
+    nodes
 }
 
 /// What a sub-expression reads.
@@ -99,8 +146,9 @@ fn inline_on_read(program: &Program, on_read: &HashSet<Def>, expr: &Expr) -> Exp
 enum Reads {
     /// Literals only.
     Nothing,
-    /// Only columns of the instance that `via` (a column of the definition's
-    /// entity) refers to, an instance of `entity`.
+    /// Only columns of the instance that `via` refers to, an instance of
+    /// `entity`: `via` is a column of the definition's entity, or a field
+    /// of the event a filter reads.
     Through { via: Column, entity: EntityId },
     /// Anything else: the definition's own columns, aggregates, or two references.
     Other,
@@ -164,7 +212,7 @@ struct Pushing<'a> {
     /// The tags this definition reads that were added for it.
     added: Vec<TagId>,
     /// Whether a part moved (into a new tag or one an earlier definition made).
-    moved: bool,
+    any_moved: bool,
 }
 
 impl Pushing<'_> {
@@ -172,7 +220,7 @@ impl Pushing<'_> {
     /// answers a question about what it reads, read from a tag instead.
     fn rewrite(&mut self, e: Expr) -> Expr {
         match reads(&e) {
-            Reads::Through { via, entity } if worth_moving(&e) => self.moved(e, via, entity),
+            Reads::Through { via, entity } if worth_moving(&e) => self.move_part(e, via, entity),
             Reads::Nothing => e,
             _ => map_parts(e, &mut |part| self.rewrite(part)),
         }
@@ -180,8 +228,8 @@ impl Pushing<'_> {
 
     /// A read through `via` of a tag of `entity` computing `part`, which
     /// reads only through `via`; the same tag if an earlier part made it.
-    fn moved(&mut self, part: Expr, via: Column, entity: EntityId) -> Expr {
-        self.moved = true;
+    fn move_part(&mut self, part: Expr, via: Column, entity: EntityId) -> Expr {
+        self.any_moved = true;
         let ty = part.ty;
         let over_nulls = value_over_nulls(&part);
         let target = map_expr(part, &mut |e| match e.kind {
@@ -340,13 +388,41 @@ mod tests {
              tag user.calm_orders = count(order where not coalesce(store.revenue > 100, false) within 1d);\n",
         );
         // The filters are in the aggregates, which the text prints in their tags.
-        assert!(text.contains("tag store.hot_orders^1: bool (lifted) = revenue > 100::decimal\n"), "{text}");
-        assert!(text.contains("count(order by user where store.hot_orders^1 within 1d)"), "{text}");
+        assert!(text.contains("tag store.user.hot_orders^1: bool (lifted) = revenue > 100::decimal\n"), "{text}");
+        assert!(text.contains("count(order by user where store.user.hot_orders^1 within 1d)"), "{text}");
         assert!(
-            text.contains("count(order by user where case when store is null then true else store.calm_orders^1 end"),
+            text.contains(
+                "count(order by user where case when store is null then true else store.user.calm_orders^1 end"
+            ),
             "{text}"
         );
-        assert!(text.find("store.hot_orders^1").unwrap() < text.find("tag user.hot_orders").unwrap(), "{text}");
+        assert!(text.find("store.user.hot_orders^1").unwrap() < text.find("tag user.hot_orders").unwrap(), "{text}");
+    }
+
+    #[test]
+    fn parts_of_two_entities_tags_of_one_name_stay_apart() {
+        let text = pushed(
+            "entity product { key sku: string; }\n\
+             event sale { product: product; store: store; }\n\
+             tag user.hot = count(order where store.revenue > 100 within 1d);\n\
+             tag product.hot = count(sale where store.revenue > 200 within 1d);\n",
+        );
+        assert!(text.contains("tag store.user.hot^1: bool (lifted) = revenue > 100::decimal\n"), "{text}");
+        assert!(text.contains("tag store.product.hot^1: bool (lifted) = revenue > 200::decimal\n"), "{text}");
+    }
+
+    #[test]
+    fn a_chain_of_tags_computed_on_read_is_not_written_out_past_a_bound() {
+        // Each link follows the reference (so it is computed on read) and
+        // reads the one before twice: written out, 2^12 copies of `t0`.
+        let mut chain = "tag user.t0 = home.revenue;\n".to_string();
+        for i in 1..=12 {
+            chain.push_str(&format!("tag user.t{i} = t{} + t{} + home.revenue;\n", i - 1, i - 1));
+        }
+        let text = pushed(&format!("{chain}segment big on user = t12 > 100 and city = \"x\";\n"));
+        assert!(text.contains("segment big on user = (t12 > 100::decimal) and"), "{text}");
+        let short = pushed(&format!("{chain}segment big on user = t2 > 100 and city = \"x\";\n"));
+        assert!(short.contains("segment big on user = home.big^1 and"), "{short}");
     }
 
     #[test]
