@@ -1023,7 +1023,7 @@ mod tests {
             tag user.doubled = home.revenue * 2;\n\
             tag user.doubled_again = doubled + home.revenue;\n\
             tag user.filtered = home.revenue - 1;\n\
-            tag store.filtered_orders = count(order where user.filtered > 3 within 1d);\n";
+            tag store.filtered_orders = count(order where user.filtered > amount within 1d);\n";
         let plan = crate::compile_str("m.eql", text).map_err(|(_, d)| format!("{d:?}")).unwrap().plan;
         let on_read: Vec<&str> = plan.outputs.iter().filter(|o| o.on_read.is_some()).map(|o| o.name.as_str()).collect();
         // A tag a segment reads too (its gather evaluates it for the

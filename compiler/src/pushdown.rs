@@ -24,9 +24,11 @@
 //! goes through them moves too; a tag that nothing else in the dataflow
 //! reads is then computed only on read. They themselves are not rewritten
 //! (their values are not kept: the serving state would have to keep the
-//! anonymous tag's). A filter's part that reads such a tag of the event's
-//! instance (`user.store_rev > 20`) moves into a tag of that instance as
-//! written, which reads the tag computed on read there.
+//! anonymous tag's). A moved part's new tag is rewritten in turn, with its
+//! own entity's tags computed on read written out: a filter's
+//! `user.store_rev > 20`, where `store_rev` is `coalesce(home_store.revenue,
+//! 0)`, becomes a user tag that reads a store tag `coalesce(revenue, 0) >
+//! 20`, so no user is evaluated when a store's revenue moves.
 //!
 //! An aggregate's filter is rewritten the same way: `count(order where
 //! store.revenue_7d > 20000 within 30d)` joins each order to its store, and
@@ -63,8 +65,13 @@ pub fn push_down(program: &Program) -> Program {
             Def::Segment(s) => Some((inline_on_read(program, &on_read, &program.segments[s].expr), Place::Segment(s))),
         };
         if let Some((expr, place)) = target {
-            let mut pushing =
-                Pushing { out: &mut out, owner: program.def_name(def), added: Vec::new(), any_moved: false };
+            let mut pushing = Pushing {
+                out: &mut out,
+                on_read: &on_read,
+                owner: program.def_name(def),
+                added: Vec::new(),
+                any_moved: false,
+            };
             let rewritten = pushing.rewrite(expr);
             let (added, any_moved) = (pushing.added, pushing.any_moved);
             if any_moved {
@@ -207,6 +214,8 @@ fn map_parts(e: Expr, f: &mut impl FnMut(Expr) -> Expr) -> Expr {
 
 struct Pushing<'a> {
     out: &'a mut Program,
+    /// The tags computed on read, which a moved part's new tag writes out.
+    on_read: &'a HashSet<Def>,
     /// The definition being rewritten, whose name the new tags carry.
     owner: String,
     /// The tags this definition reads that were added for it.
@@ -236,6 +245,16 @@ impl Pushing<'_> {
             ExprKind::Column(Column::Follow { target, .. }) => Expr { kind: ExprKind::Column(*target), ty: e.ty },
             kind => Expr { kind, ty: e.ty },
         });
+        // The new tag is rewritten in turn, with the tags computed on read
+        // of its own entity written out: `order.user.store_rev > 20` moves
+        // into a user tag `store_rev > 20`, and that, where `store_rev` is
+        // `coalesce(home_store.revenue, 0)`, into a store tag (the tags it
+        // adds come first in `added`, so before the one reading them).
+        let inlined = inline_on_read(self.out, self.on_read, &target);
+        let outer_moved = std::mem::replace(&mut self.any_moved, false);
+        let rewritten = self.rewrite(inlined);
+        let target = if self.any_moved { rewritten } else { target };
+        self.any_moved = outer_moved;
         let existing = self.out.tags.iter().position(|t| t.anonymous && t.entity == entity && t.expr == target);
         let tag = match existing {
             Some(t) => t,
@@ -397,6 +416,26 @@ mod tests {
             "{text}"
         );
         assert!(text.find("store.user.hot_orders^1").unwrap() < text.find("tag user.hot_orders").unwrap(), "{text}");
+    }
+
+    #[test]
+    fn a_moved_part_moves_again_through_a_tag_computed_on_read() {
+        let text = pushed(
+            "tag user.home_revenue = coalesce(home.revenue, 0);\n\
+             tag store.fan_orders = count(order where user.home_revenue > 100 within 1d);\n",
+        );
+        // The order's user's test, then the user's store's.
+        assert!(
+            text.contains(
+                "tag store.store.fan_orders^1: bool (lifted) = coalesce(revenue, 0::decimal) > 100::decimal\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tag user.store.fan_orders^2: bool (lifted) = case when home is null then false else home.store.fan_orders^1 end\n"),
+            "{text}"
+        );
+        assert!(text.contains("count(order by store where user.store.fan_orders^2 within 1d)"), "{text}");
     }
 
     #[test]
