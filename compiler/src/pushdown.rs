@@ -218,7 +218,8 @@ struct Pushing<'a> {
     on_read: &'a HashSet<Def>,
     /// The definition being rewritten, whose name the new tags carry.
     owner: String,
-    /// The tags this definition reads that were added for it.
+    /// The tags added for this definition, which it reads directly or
+    /// through one another.
     added: Vec<TagId>,
     /// Whether a part moved (into a new tag or one an earlier definition made).
     any_moved: bool,
@@ -238,7 +239,6 @@ impl Pushing<'_> {
     /// A read through `via` of a tag of `entity` computing `part`, which
     /// reads only through `via`; the same tag if an earlier part made it.
     fn move_part(&mut self, part: Expr, via: Column, entity: EntityId) -> Expr {
-        self.any_moved = true;
         let ty = part.ty;
         let over_nulls = value_over_nulls(&part);
         let target = map_expr(part, &mut |e| match e.kind {
@@ -246,15 +246,16 @@ impl Pushing<'_> {
             kind => Expr { kind, ty: e.ty },
         });
         // The new tag is rewritten in turn, with the tags computed on read
-        // of its own entity written out: `order.user.store_rev > 20` moves
-        // into a user tag `store_rev > 20`, and that, where `store_rev` is
-        // `coalesce(home_store.revenue, 0)`, into a store tag (the tags it
-        // adds come first in `added`, so before the one reading them).
+        // of its own entity written out: a filter's `user.home_rev > 20`
+        // moves into a user tag `home_rev > 20`, and that, where `home_rev`
+        // is `coalesce(home_store.revenue, 0)`, into a store tag (the tags it
+        // adds come first in `added`, so before the one reading them). If
+        // nothing moves on, the tag keeps the target as written.
         let inlined = inline_on_read(self.out, self.on_read, &target);
-        let outer_moved = std::mem::replace(&mut self.any_moved, false);
+        self.any_moved = false;
         let rewritten = self.rewrite(inlined);
         let target = if self.any_moved { rewritten } else { target };
-        self.any_moved = outer_moved;
+        self.any_moved = true;
         let existing = self.out.tags.iter().position(|t| t.anonymous && t.entity == entity && t.expr == target);
         let tag = match existing {
             Some(t) => t,
@@ -436,6 +437,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("count(order by store where user.store.fan_orders^2 within 1d)"), "{text}");
+    }
+
+    #[test]
+    fn a_moved_part_that_moves_no_further_keeps_its_tags_computed_on_read() {
+        let text = pushed(
+            "tag user.orders_1d = count(order within 1d);\n\
+             tag user.net = home.revenue - orders_1d;\n\
+             tag user.home_revenue = home.revenue;\n\
+             tag store.net_orders = count(order where user.net > 3 within 1d);\n\
+             tag store.a = count(order where user.home_revenue > 100 within 1d);\n\
+             tag store.b = count(order where user.home_revenue > 100 within 2d);\n",
+        );
+        // `net` also reads the user's own count, so written out its test
+        // cannot move on to the store: the user's tag reads `net` as written.
+        assert!(text.contains("tag user.store.net_orders^1: bool (lifted) = net > 3::decimal\n"), "{text}");
+        // Two filters with one test share the user's tag and the store's.
+        assert_eq!(text.matches("(lifted) = revenue > 100::decimal").count(), 1, "{text}");
+        assert_eq!(text.matches("(lifted) = home.store.a^1").count(), 1, "{text}");
+        assert!(text.contains("count(order by store where user.store.a^2 within 2d)"), "{text}");
     }
 
     #[test]
