@@ -185,14 +185,8 @@ impl Lowerer<'_> {
     /// How the serving state computes `def` (one of `on_read`) from what it holds.
     fn read_plan(&mut self, def: Def) -> OnRead {
         let entity = self.def_entity(def);
-        let mut columns: Vec<Column> = Vec::new();
-        self.def_expr(def).visit_columns(&mut |c| {
-            if !columns.contains(c) {
-                columns.push(c.clone());
-            }
-        });
+        let (columns, expr) = lower_over_columns(self.def_expr(def));
         let inputs = columns.iter().map(|c| self.read_input(entity, c)).collect();
-        let expr = lower_expr(self.def_expr(def), &|c| columns.iter().position(|x| x == c));
         OnRead { inputs, expr }
     }
 
@@ -667,6 +661,19 @@ pub fn lower_expr(e: &Expr, slot_of: &dyn Fn(&Column) -> Option<usize>) -> Scala
         ),
         ExprKind::Call(f, args) => ScalarExpr::Call(*f, args.iter().map(|x| lower_expr(x, slot_of)).collect()),
     }
+}
+
+/// The distinct columns `e` reads, in order of first reading, and `e`
+/// lowered over a row holding them in that order.
+pub(crate) fn lower_over_columns(e: &Expr) -> (Vec<Column>, ScalarExpr) {
+    let mut columns: Vec<Column> = Vec::new();
+    e.visit_columns(&mut |c| {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    });
+    let expr = lower_expr(e, &|c| columns.iter().position(|x| x == c));
+    (columns, expr)
 }
 
 /// FNV-1a: a stable, dependency-free fingerprint (not a security measure).

@@ -36,7 +36,7 @@
 //! row of the store; the join now carries the store's answer instead.
 
 use crate::hir::{AggId, Column, Def, Expr, ExprKind, Program, SegmentId, Tag, TagId};
-use crate::lower::{computed_on_read, lower_expr};
+use crate::lower::{computed_on_read, lower_over_columns};
 use crate::value::{EntityId, Type, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -322,13 +322,7 @@ fn reads_computed(column: &Column) -> bool {
 
 /// The value of `part` when every column it reads is null.
 fn value_over_nulls(part: &Expr) -> Value {
-    let mut columns: Vec<Column> = Vec::new();
-    part.visit_columns(&mut |c| {
-        if !columns.contains(c) {
-            columns.push(c.clone());
-        }
-    });
-    let scalar = lower_expr(part, &|c| columns.iter().position(|x| x == c));
+    let (columns, scalar) = lower_over_columns(part);
     scalar.eval(&vec![Value::Null; columns.len()])
 }
 
