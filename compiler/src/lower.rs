@@ -648,7 +648,11 @@ pub fn lower_expr(e: &Expr, slot_of: &dyn Fn(&Column) -> Option<usize>) -> Scala
             None => ScalarExpr::Literal(Value::Null),
         },
         ExprKind::Aggregate(_) => ScalarExpr::Literal(Value::Null),
-        ExprKind::Widen(x) => ScalarExpr::Widen(go(x), e.ty),
+        // A widened literal is widened once, here, not at every evaluation.
+        ExprKind::Widen(x) => match &x.kind {
+            ExprKind::Literal(v) => ScalarExpr::Literal(crate::eval::widen(v.clone(), e.ty)),
+            _ => ScalarExpr::Widen(go(x), e.ty),
+        },
         ExprKind::Unary(op, x) => ScalarExpr::Unary(*op, go(x)),
         ExprKind::Binary(op, l, r) => ScalarExpr::Binary(*op, go(l), go(r)),
         ExprKind::IsNull { expr, negated } => ScalarExpr::IsNull(go(expr), *negated),

@@ -235,7 +235,7 @@ impl<'s> Rendered<'s> {
 
 /// Whether a filter keeps `row`: its predicate is true (null counts as false).
 pub(crate) fn kept_by(predicate: &ScalarExpr, row: &[Value]) -> bool {
-    predicate.eval(row) == Value::Bool(true)
+    predicate.truth(row) == Some(true)
 }
 
 /// The row of `values` if `predicate` (if any) keeps it, made only then:
