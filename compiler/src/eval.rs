@@ -40,7 +40,7 @@ impl ScalarExpr {
     #[inline]
     fn value<'a>(&'a self, row: &'a [Value]) -> Cow<'a, Value> {
         match self {
-            ScalarExpr::Slot(i) => Cow::Borrowed(row.get(*i).unwrap_or(&NULL)),
+            ScalarExpr::Slot(i) => Cow::Borrowed(slot(row, *i)),
             ScalarExpr::Literal(v) => Cow::Borrowed(v),
             _ => Cow::Owned(self.eval(row)),
         }
@@ -56,7 +56,12 @@ impl ScalarExpr {
                 Value::Float(f) => Value::Float(F64(-f.0)),
                 _ => Value::Null,
             },
-            ScalarExpr::Binary(op, l, r) if is_arithmetic(*op) => arithmetic(*op, l.eval(row), r.eval(row)),
+            ScalarExpr::Binary(
+                op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem),
+                l,
+                r,
+            ) => arithmetic(*op, l.eval(row), r.eval(row)),
+            // `truth` reads each of these itself (never through `eval`).
             ScalarExpr::Unary(UnaryOp::Not, _)
             | ScalarExpr::Binary(..)
             | ScalarExpr::IsNull(..)
@@ -83,7 +88,7 @@ impl ScalarExpr {
     /// about half the time of building and dropping a value at every step.
     pub fn truth(&self, row: &[Value]) -> Option<bool> {
         match self {
-            ScalarExpr::Slot(i) => as_truth(row.get(*i).unwrap_or(&NULL)),
+            ScalarExpr::Slot(i) => as_truth(slot(row, *i)),
             ScalarExpr::Literal(v) => as_truth(v),
             ScalarExpr::Unary(UnaryOp::Not, e) => e.truth(row).map(|b| !b),
             ScalarExpr::Binary(BinaryOp::And, l, r) => match l.truth(row) {
@@ -102,11 +107,17 @@ impl ScalarExpr {
                     _ => None,
                 },
             },
-            ScalarExpr::Binary(op, l, r) if !is_arithmetic(*op) => {
+            ScalarExpr::Binary(
+                op @ (BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge),
+                l,
+                r,
+            ) => {
                 let holds = |a: &Value, b: &Value| compare(a, b).map(|o| comparison_holds(*op, o));
                 match (&**l, &**r) {
-                    // The common test of a column against a constant, read in place.
-                    (ScalarExpr::Slot(i), ScalarExpr::Literal(v)) => holds(row.get(*i).unwrap_or(&NULL), v),
+                    // The common test of a column against a constant, read
+                    // without `value`'s two matches and copy-on-write
+                    // wrappers (a fifth of a segment's time, measured).
+                    (ScalarExpr::Slot(i), ScalarExpr::Literal(v)) => holds(slot(row, *i), v),
                     _ => holds(&l.value(row), &r.value(row)),
                 }
             }
@@ -131,7 +142,15 @@ impl ScalarExpr {
                     Some(*negated)
                 }
             }
-            _ => as_truth(&self.eval(row)),
+            ScalarExpr::Case(whens, otherwise) => match whens.iter().find(|(c, _)| c.truth(row) == Some(true)) {
+                Some((_, v)) => v.truth(row),
+                None => otherwise.as_ref().and_then(|o| o.truth(row)),
+            },
+            // Values that are not tests: computed, then read.
+            ScalarExpr::Widen(..)
+            | ScalarExpr::Unary(UnaryOp::Neg, _)
+            | ScalarExpr::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem, ..)
+            | ScalarExpr::Call(..) => as_truth(&self.eval(row)),
         }
     }
 
@@ -251,19 +270,22 @@ fn as_truth(v: &Value) -> Option<bool> {
     }
 }
 
-fn is_arithmetic(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem)
+/// Row position `i`'s value; null past the row's end.
+fn slot(row: &[Value], i: usize) -> &Value {
+    row.get(i).unwrap_or(&NULL)
 }
 
-/// Whether comparison `op` holds of two values ordered `o`.
+/// Whether comparison `op` holds of two values ordered `o` (`truth` passes
+/// comparisons only).
 fn comparison_holds(op: BinaryOp, o: Ordering) -> bool {
     match op {
-        BinaryOp::Eq => o == Ordering::Equal,
-        BinaryOp::Ne => o != Ordering::Equal,
-        BinaryOp::Lt => o == Ordering::Less,
-        BinaryOp::Le => o != Ordering::Greater,
-        BinaryOp::Gt => o == Ordering::Greater,
-        _ => o != Ordering::Less,
+        BinaryOp::Eq => o.is_eq(),
+        BinaryOp::Ne => o.is_ne(),
+        BinaryOp::Lt => o.is_lt(),
+        BinaryOp::Le => o.is_le(),
+        BinaryOp::Gt => o.is_gt(),
+        BinaryOp::Ge => o.is_ge(),
+        _ => unreachable!("`{}` is not a comparison", op.symbol()),
     }
 }
 
@@ -403,8 +425,15 @@ mod tests {
                         (Some(false), Some(false)) => Value::Bool(false),
                         _ => Value::Null,
                     },
-                    op if is_arithmetic(*op) => arithmetic(*op, a, b),
-                    op => boolean(compare(&a, &b).map(|o| comparison_holds(*op, o))),
+                    BinaryOp::Eq => boolean(compare(&a, &b).map(|o| o == Ordering::Equal)),
+                    BinaryOp::Ne => boolean(compare(&a, &b).map(|o| o != Ordering::Equal)),
+                    BinaryOp::Lt => boolean(compare(&a, &b).map(|o| o == Ordering::Less)),
+                    BinaryOp::Le => boolean(compare(&a, &b).map(|o| o != Ordering::Greater)),
+                    BinaryOp::Gt => boolean(compare(&a, &b).map(|o| o == Ordering::Greater)),
+                    BinaryOp::Ge => boolean(compare(&a, &b).map(|o| o != Ordering::Less)),
+                    BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
+                        arithmetic(*op, a, b)
+                    }
                 }
             }
             ScalarExpr::IsNull(x, negated) => Value::Bool(reference(x, row).is_null() != *negated),
@@ -444,11 +473,13 @@ mod tests {
             (-3i128..4).prop_map(|d| Value::Decimal(Decimal(d * 500_000))),
             (-2i32..3).prop_map(|f| Value::Float(F64(f as f64 / 2.0))),
             prop::sample::select(vec!["", "a", "ab", "Shanghai", "MINI shop"]).prop_map(Value::str),
+            (0i64..3).prop_map(Value::Timestamp),
         ]
     }
 
     fn any_expr() -> impl Strategy<Value = ScalarExpr> {
-        let leaf = prop_oneof![(0usize..5).prop_map(ScalarExpr::Slot), any_value().prop_map(ScalarExpr::Literal)];
+        // Slots 5 and 6 are past the row's end.
+        let leaf = prop_oneof![(0usize..7).prop_map(ScalarExpr::Slot), any_value().prop_map(ScalarExpr::Literal)];
         leaf.prop_recursive(4, 40, 4, |e| {
             let op = prop::sample::select(vec![
                 BinaryOp::Or,

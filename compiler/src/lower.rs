@@ -17,7 +17,7 @@
 //!   reference with a `Gather` of the referenced entity that has the target
 //!   column: a live join, so a change on either side flows through.
 
-use crate::eval::ScalarExpr;
+use crate::eval::{widen, ScalarExpr};
 use crate::hir::{self, AggFunc, Column, Def, Expr, ExprKind, Program};
 use crate::plan::*;
 use crate::value::{EntityId, Type, Value};
@@ -649,9 +649,9 @@ pub fn lower_expr(e: &Expr, slot_of: &dyn Fn(&Column) -> Option<usize>) -> Scala
         },
         ExprKind::Aggregate(_) => ScalarExpr::Literal(Value::Null),
         // A widened literal is widened once, here, not at every evaluation.
-        ExprKind::Widen(x) => match &x.kind {
-            ExprKind::Literal(v) => ScalarExpr::Literal(crate::eval::widen(v.clone(), e.ty)),
-            _ => ScalarExpr::Widen(go(x), e.ty),
+        ExprKind::Widen(x) => match *go(x) {
+            ScalarExpr::Literal(v) => ScalarExpr::Literal(widen(v, e.ty)),
+            inner => ScalarExpr::Widen(Box::new(inner), e.ty),
         },
         ExprKind::Unary(op, x) => ScalarExpr::Unary(*op, go(x)),
         ExprKind::Binary(op, l, r) => ScalarExpr::Binary(*op, go(l), go(r)),
@@ -903,6 +903,18 @@ fn follows_a_reference(agg: &hir::Aggregate) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::plan::Node;
+
+    #[test]
+    fn a_widened_constant_is_widened_once_when_lowered() {
+        use super::lower_expr;
+        use crate::eval::ScalarExpr;
+        use crate::hir::{Expr, ExprKind};
+        use crate::value::{Decimal, Type, Value, F64};
+        let five = || Box::new(Expr { kind: ExprKind::Literal(Value::Int(5)), ty: Type::Int });
+        let widened = |ty| lower_expr(&Expr { kind: ExprKind::Widen(five()), ty }, &|_| None);
+        assert_eq!(widened(Type::Float), ScalarExpr::Literal(Value::Float(F64(5.0))));
+        assert_eq!(widened(Type::Decimal), ScalarExpr::Literal(Value::Decimal(Decimal::from_int(5))));
+    }
 
     const MODEL: &str =
         "entity user { key id: string; }\nevent visit { user: user; }\ntag user.visits = count(visit within 7d);\n";
