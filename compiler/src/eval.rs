@@ -481,21 +481,7 @@ mod tests {
         // Slots 5 and 6 are past the row's end.
         let leaf = prop_oneof![(0usize..7).prop_map(ScalarExpr::Slot), any_value().prop_map(ScalarExpr::Literal)];
         leaf.prop_recursive(4, 40, 4, |e| {
-            let op = prop::sample::select(vec![
-                BinaryOp::Or,
-                BinaryOp::And,
-                BinaryOp::Eq,
-                BinaryOp::Ne,
-                BinaryOp::Lt,
-                BinaryOp::Le,
-                BinaryOp::Gt,
-                BinaryOp::Ge,
-                BinaryOp::Add,
-                BinaryOp::Sub,
-                BinaryOp::Mul,
-                BinaryOp::Div,
-                BinaryOp::Rem,
-            ]);
+            let op = prop::sample::select(BinaryOp::ALL.to_vec());
             let ty = prop::sample::select(vec![Type::Decimal, Type::Float, Type::Int]);
             prop_oneof![
                 (e.clone(), ty).prop_map(|(x, t)| ScalarExpr::Widen(Box::new(x), t)),

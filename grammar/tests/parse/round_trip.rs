@@ -106,21 +106,7 @@ fn negate(e: Expr) -> Expr {
     expr(ExprKind::Unary(UnaryOp::Neg, Box::new(e)))
 }
 
-const OPS: &[BinaryOp] = &[
-    BinaryOp::Or,
-    BinaryOp::And,
-    BinaryOp::Eq,
-    BinaryOp::Ne,
-    BinaryOp::Lt,
-    BinaryOp::Le,
-    BinaryOp::Gt,
-    BinaryOp::Ge,
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Rem,
-];
+const OPS: &[BinaryOp] = &BinaryOp::ALL;
 
 fn any_expr() -> impl Strategy<Value = Expr> {
     let leaf = prop_oneof![
