@@ -91,22 +91,20 @@ impl ScalarExpr {
             ScalarExpr::Slot(i) => as_truth(slot(row, *i)),
             ScalarExpr::Literal(v) => as_truth(v),
             ScalarExpr::Unary(UnaryOp::Not, e) => e.truth(row).map(|b| !b),
-            ScalarExpr::Binary(BinaryOp::And, l, r) => match l.truth(row) {
-                Some(false) => Some(false),
-                a => match (a, r.truth(row)) {
-                    (_, Some(false)) => Some(false),
-                    (Some(true), Some(true)) => Some(true),
-                    _ => None,
-                },
-            },
-            ScalarExpr::Binary(BinaryOp::Or, l, r) => match l.truth(row) {
-                Some(true) => Some(true),
-                a => match (a, r.truth(row)) {
-                    (_, Some(true)) => Some(true),
-                    (Some(false), Some(false)) => Some(false),
-                    _ => None,
-                },
-            },
+            ScalarExpr::Binary(op @ (BinaryOp::And | BinaryOp::Or), l, r) => {
+                // One operand false decides an `and`, one true an `or`
+                // (the right one is not read then); two of the other value
+                // give the other value; anything else is null.
+                let decides = *op == BinaryOp::Or;
+                match l.truth(row) {
+                    Some(b) if b == decides => Some(decides),
+                    a => match (a, r.truth(row)) {
+                        (_, Some(b)) if b == decides => Some(decides),
+                        (Some(_), Some(_)) => Some(!decides),
+                        _ => None,
+                    },
+                }
+            }
             ScalarExpr::Binary(
                 op @ (BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge),
                 l,
@@ -467,13 +465,15 @@ mod tests {
 
     fn any_value() -> impl Strategy<Value = Value> {
         prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            (-3i64..4).prop_map(Value::Int),
-            (-3i128..4).prop_map(|d| Value::Decimal(Decimal(d * 500_000))),
-            (-2i32..3).prop_map(|f| Value::Float(F64(f as f64 / 2.0))),
-            prop::sample::select(vec!["", "a", "ab", "Shanghai", "MINI shop"]).prop_map(Value::str),
-            (0i64..3).prop_map(Value::Timestamp),
+            1 => Just(Value::Null),
+            // Booleans as often as all the rest: `and`, `or`, `not` and
+            // `case` mostly meet them.
+            6 => any::<bool>().prop_map(Value::Bool),
+            1 => (-3i64..4).prop_map(Value::Int),
+            1 => (-3i128..4).prop_map(|d| Value::Decimal(Decimal(d * 500_000))),
+            1 => (-2i32..3).prop_map(|f| Value::Float(F64(f as f64 / 2.0))),
+            1 => prop::sample::select(vec!["", "a", "ab", "Shanghai", "MINI shop"]).prop_map(Value::str),
+            1 => (0i64..3).prop_map(Value::Timestamp),
         ]
     }
 
@@ -552,6 +552,8 @@ mod tests {
         assert_eq!(and(&n, &t), Value::Null);
         assert_eq!(or(&n, &t), Value::Bool(true));
         assert_eq!(or(&n, &f), Value::Null);
+        assert_eq!(and(&t, &t), Value::Bool(true));
+        assert_eq!(or(&f, &f), Value::Bool(false));
         let in_list = ScalarExpr::InList(Box::new(lit(Value::Int(3))), vec![lit(Value::Int(1)), n.clone()], false);
         assert_eq!(in_list.eval(&[]), Value::Null);
     }
