@@ -15,21 +15,26 @@
 
 use crate::folded::folded_by_time;
 use crate::instances::Instances;
+use crate::pairs::HeldPairs;
 use crate::render::Time;
-use crate::sharded::ShardedMap;
 use differential_dataflow::VecCollection;
 use foldhash::HashMap;
-use hashbrown::hash_table::Entry;
 use segflow_compiler::value::Value;
+
+/// How many pairs ahead a pair's count is prefetched.
+const PREFETCH_AHEAD: usize = 8;
+
+/// The most changes (16k, 640 KB) whose list the operator keeps.
+const KEEP_LISTED: usize = 1 << 14;
 
 /// Per instance, the number of distinct values among its rows' `(instance,
 /// value)` pairs, as `Value::Int`; instances with none are absent.
 pub fn distinct_counts<'s>(
     pairs: VecCollection<'s, Time, (u64, Value), isize>,
 ) -> VecCollection<'s, Time, (u64, Value), isize> {
-    // How many rows hold each pair (none held is absent): one pair per
-    // distinct (instance, value) in the windows, so it grows with the events.
-    let mut held: ShardedMap<(u64, Value), isize> = ShardedMap::default();
+    // How many rows hold each pair: one entry per distinct (instance,
+    // value) in the windows, so it grows with the events.
+    let mut held = HeldPairs::default();
     // Distinct values per instance.
     let scope = pairs.inner.scope();
     let mut counts = Instances::<i64>::new(scope.index(), scope.peers(), |n| *n == 0);
@@ -40,32 +45,31 @@ pub fn distinct_counts<'s>(
     let fold = |changes: &mut HashMap<(u64, Value), isize>, _, pair, diff| {
         *changes.entry(pair).or_default() += diff;
     };
+    // A completed time's changes with their pairs' hashes, so that a pair a
+    // few ahead can be asked for while this one is worked on.
+    let mut listed: Vec<(u64, u64, Value, i64)> = Vec::new();
     folded_by_time(pairs, "DistinctCounts", instance, fold, move |changes, out| {
-        for (pair, diff) in changes {
-            if diff == 0 {
-                continue;
+        listed.clear();
+        listed.extend(
+            changes
+                .into_iter()
+                .filter(|(_, diff)| *diff != 0)
+                .map(|((key, value), diff)| (held.hash(key, &value), key, value, diff as i64)),
+        );
+        for i in 0..listed.len() {
+            if let Some(&(ahead, ..)) = listed.get(i + PREFETCH_AHEAD) {
+                held.prefetch(ahead);
             }
-            let key = pair.0;
-            let (before, after) = match held.entry(&pair) {
-                Entry::Occupied(mut n) => {
-                    let before = n.get().1;
-                    n.get_mut().1 += diff;
-                    let after = n.get().1;
-                    if after == 0 {
-                        n.remove();
-                    }
-                    (before, after)
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert((pair, diff));
-                    (0, diff)
-                }
-            };
+            let (hash, key, ref mut value, diff) = listed[i];
+            let (before, after) = held.add(hash, key, std::mem::take(value), diff);
             match (before > 0, after > 0) {
                 (false, true) => *moved.entry(key).or_default() += 1,
                 (true, false) => *moved.entry(key).or_default() -= 1,
                 _ => {}
             }
+        }
+        if listed.capacity() > KEEP_LISTED {
+            listed = Vec::new();
         }
         for (key, by) in moved.drain() {
             if by == 0 {

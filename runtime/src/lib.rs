@@ -29,6 +29,7 @@ pub mod json;
 pub mod keyed;
 pub mod load;
 pub mod members;
+pub mod pairs;
 pub mod probed;
 pub mod profile;
 pub mod radix;

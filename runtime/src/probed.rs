@@ -10,10 +10,12 @@
 //! without waiting, so a caller that prefetches a run of hashes before
 //! looking them up overlaps the misses of the whole run.
 //!
-//! Nothing is ever removed (ids and keys stay for the engine's life). The
-//! callers split their keys over several tables by hash, in unequal shares
-//! so that the tables grow one at a time (see `sharded`): no growth copies
-//! everything at once.
+//! Ids and keys stay for the engine's life; a worker's `count_distinct`
+//! pairs (`distinct`) come and go, and a removal shifts the entries after
+//! it back (no tombstones, so a lookup still stops at the first vacant
+//! slot). The callers split their entries over several tables by hash, in
+//! unequal shares so that the tables grow one at a time (see `sharded`): no
+//! growth copies everything at once.
 
 /// A value that has a vacant form, which marks an empty slot.
 pub(crate) trait Vacant {
@@ -93,7 +95,16 @@ impl<S: Slot> Probed<S> {
     }
 
     /// The slot of an entry of `hash` that `is` accepts.
-    pub fn find(&self, hash: u64, mut is: impl FnMut(&S) -> bool) -> Option<&S> {
+    pub fn find(&self, hash: u64, is: impl FnMut(&S) -> bool) -> Option<&S> {
+        self.position(hash, is).map(|at| &self.slots[at])
+    }
+
+    /// `find`, for changing the entry in place (its hash stays).
+    pub fn find_mut(&mut self, hash: u64, is: impl FnMut(&S) -> bool) -> Option<&mut S> {
+        self.position(hash, is).map(|at| &mut self.slots[at])
+    }
+
+    fn position(&self, hash: u64, mut is: impl FnMut(&S) -> bool) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -105,10 +116,34 @@ impl<S: Slot> Probed<S> {
                 return None;
             }
             if slot.hash() == kept && is(slot) {
-                return Some(slot);
+                return Some(at);
             }
             at = (at + 1) & (self.slots.len() - 1);
         }
+    }
+
+    /// Takes out the entry of `hash` that `is` accepts, if there is one.
+    /// Each entry after it in its run moves back into the gap if its home is
+    /// at or before the gap, so that every entry stays reachable from its home
+    /// without crossing a vacant slot.
+    pub fn remove(&mut self, hash: u64, is: impl FnMut(&S) -> bool) -> Option<S> {
+        let mut gap = self.position(hash, is)?;
+        let removed = std::mem::replace(&mut self.slots[gap], S::vacant());
+        let mask = self.slots.len() - 1;
+        let mut at = (gap + 1) & mask;
+        while !self.slots[at].is_vacant() {
+            // Kept bits cover the mask (`grow` asserts it), so this is its home.
+            let home = self.slots[at].hash() as usize & mask;
+            // Steps from its home to it, and from the gap to it: the gap lies
+            // on its way from home if the first is no shorter.
+            if at.wrapping_sub(home) & mask >= at.wrapping_sub(gap) & mask {
+                self.slots.swap(gap, at);
+                gap = at;
+            }
+            at = (at + 1) & mask;
+        }
+        self.len -= 1;
+        Some(removed)
     }
 
     /// Stores `slot`, whose entry's hash is `hash`; the caller has found no
@@ -125,8 +160,14 @@ impl<S: Slot> Probed<S> {
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// How many slots the table has (entries and vacant ones).
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        self.slots.len()
     }
 
     /// Doubles the slots, placing each again by its kept hash bits.
@@ -186,6 +227,44 @@ mod tests {
             }
             for key in 0..200 {
                 prop_assert_eq!(table.find(hash(key), |&(_, v)| v == key).map(|&(_, v)| v), map.get(&key).copied());
+            }
+        }
+
+        /// Entries added, changed in place and removed in any order, with
+        /// few distinct hashes (long runs that wrap past the last slot, so
+        /// a removal shifts entries back across the end), are found exactly
+        /// as a map finds them, and every one is still found afterwards.
+        #[test]
+        fn removes_and_changes_as_a_map_does(ops in proptest::collection::vec((0u64..60, 0u8..3), 0..600)) {
+            let hash = |key: u64| (key % 5).wrapping_sub(2) ^ ((key % 3) << 40);
+            let mut table: Probed<(u64, (u64, u64))> = Probed::default();
+            let mut map: HashMap<u64, u64> = HashMap::new();
+            let is = |key: u64| move |&(_, (k, _)): &(u64, (u64, u64))| k == key;
+            for (step, &(key, op)) in ops.iter().enumerate() {
+                let value = step as u64;
+                match op {
+                    0 => {
+                        let removed = table.remove(hash(key), is(key)).map(|(_, (_, v))| v);
+                        prop_assert_eq!(removed, map.remove(&key));
+                    }
+                    1 => {
+                        let changed = table.find_mut(hash(key), is(key)).map(|(_, (_, v))| {
+                            *v = value;
+                        });
+                        prop_assert_eq!(changed.is_some(), map.get_mut(&key).map(|v| *v = value).is_some());
+                    }
+                    _ => {
+                        if table.find(hash(key), is(key)).is_none() {
+                            table.insert_new(hash(key), (hash(key), (key, value)));
+                            map.insert(key, value);
+                        }
+                    }
+                }
+                prop_assert_eq!(table.len(), map.len());
+            }
+            for key in 0..60 {
+                let found = table.find(hash(key), is(key)).map(|&(_, (_, v))| v);
+                prop_assert_eq!(found, map.get(&key).copied());
             }
         }
 
