@@ -52,7 +52,7 @@ pub fn distinct_counts<'s>(
         listed.clear();
         listed.extend(
             changes
-                .into_iter()
+                .drain()
                 .filter(|(_, diff)| *diff != 0)
                 .map(|((key, value), diff)| (held.hash(key, &value), key, value, diff as i64)),
         );

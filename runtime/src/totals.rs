@@ -117,7 +117,7 @@ where
     let mut listed: Vec<(u64, SumCount)> = Vec::new();
     folded_by_time(items, "Totals", instance, fold, move |changes, out| {
         listed.clear();
-        listed.extend(changes.into_iter().filter(|(_, change)| !change.is_zero()));
+        listed.extend(changes.drain().filter(|(_, change)| !change.is_zero()));
         let changes = &listed;
         for (i, &(key, change)) in changes.iter().enumerate() {
             if let Some(&(ahead, _)) = changes.get(i + PREFETCH_AHEAD) {
