@@ -335,8 +335,8 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
     }
 
     fn prefetch(&self) {
-        crate::instances::prefetch(self.slots.as_slice());
-        crate::instances::prefetch(self.produced.as_slice());
+        crate::instances::prefetch_lines(self.slots.as_slice(), 16);
+        crate::instances::prefetch_lines(self.produced.as_slice(), 16);
     }
 }
 

@@ -170,6 +170,18 @@ pub fn prefetch<T: ?Sized>(at: &T) {
     let _ = at;
 }
 
+/// `prefetch` of every cache line of `items`, up to `most_lines` of them.
+pub fn prefetch_lines<T>(items: &[T], most_lines: usize) {
+    let per_line = (64 / std::mem::size_of::<T>().max(1)).max(1);
+    for item in items.iter().step_by(per_line).take(most_lines) {
+        prefetch(item);
+    }
+    // The last item may begin in one line and end in the next.
+    if let Some(last) = items.last() {
+        prefetch_whole(last);
+    }
+}
+
 /// `prefetch` of both ends of `at`, for a value that may lie across two
 /// cache lines.
 #[allow(unsafe_code)]
