@@ -13,19 +13,13 @@
 //! `distinct_total` then `count_total` give (an instance with no values has
 //! none, and reads as 0).
 
-use crate::folded::folded_by_time;
+use crate::folded::{folded_by_time, KEEP_CHANGES, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::pairs::HeldPairs;
 use crate::render::Time;
 use differential_dataflow::VecCollection;
 use foldhash::HashMap;
 use segflow_compiler::value::Value;
-
-/// How many pairs ahead a pair's count is prefetched.
-const PREFETCH_AHEAD: usize = 8;
-
-/// The most changes (16k, 640 KB) whose list the operator keeps.
-const KEEP_LISTED: usize = 1 << 14;
 
 /// Per instance, the number of distinct values among its rows' `(instance,
 /// value)` pairs, as `Value::Int`; instances with none are absent.
@@ -68,7 +62,7 @@ pub fn distinct_counts<'s>(
                 _ => {}
             }
         }
-        if listed.capacity() > KEEP_LISTED {
+        if listed.capacity() > KEEP_CHANGES {
             listed = Vec::new();
         }
         for (key, by) in moved.drain() {

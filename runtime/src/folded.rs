@@ -33,9 +33,15 @@ impl<K, V, S: Default> Folded for std::collections::HashMap<K, V, S> {
     }
 }
 
-/// The most changes an emptied `Folded` may have room for to be used again
-/// (a backfill's one time grows it far past what a refresh needs).
-const KEEP_FOLDED: usize = 1 << 14;
+/// The most changes an emptied `Folded`, or a list of a time's changes that
+/// an operator keeps for the next time, may have room for (16k; a
+/// backfill's one time grows them far past what a refresh needs).
+pub const KEEP_CHANGES: usize = 1 << 14;
+
+/// How many changes ahead of the one it works on an operator asks for the
+/// state that a change updates: a time's changes are listed first, so that
+/// the cache misses of scattered instances overlap (`totals`, `distinct`).
+pub const PREFETCH_AHEAD: usize = 8;
 
 /// `instance` says which instance a change is of (the worker that keeps
 /// it gets it); `fold` adds one change of that instance, with its
@@ -83,7 +89,7 @@ where
                         }
                         let (time, (cap, mut folded)) = entry.remove_entry();
                         complete(&mut folded, &mut emitted);
-                        if folded.capacity() <= KEEP_FOLDED {
+                        if folded.capacity() <= KEEP_CHANGES {
                             folded.clear();
                             spare = Some(folded);
                         }
@@ -96,4 +102,37 @@ where
             },
         )
         .as_collection()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folded_by_time;
+    use foldhash::HashMap;
+
+    /// A map handed over for one time and used again for the next holds
+    /// only that time's changes, though `complete` leaves it as it was.
+    #[test]
+    fn a_reused_map_holds_only_its_own_times_changes() {
+        let emitted = crate::testing::emitted(
+            vec![vec![(1u64, 1), (2, 1)], vec![(3, 1)], vec![], vec![(1, 1), (1, 1)]],
+            |changes| {
+                let fold = |folded: &mut HashMap<u64, isize>, instance, _, diff| {
+                    *folded.entry(instance).or_default() += diff;
+                };
+                // Emits each instance's folded change, reading the map without emptying it.
+                folded_by_time(
+                    changes,
+                    "Test",
+                    |&instance: &u64| instance,
+                    fold,
+                    |folded, out| {
+                        out.extend(folded.iter().map(|(&instance, &diff)| ((instance, diff), 1)));
+                    },
+                )
+            },
+        );
+        let expected: [Vec<((u64, isize), isize)>; 4] =
+            [vec![((1, 1), 1), ((2, 1), 1)], vec![((3, 1), 1)], vec![], vec![((1, 2), 1)]];
+        assert_eq!(emitted, expected);
+    }
 }

@@ -158,45 +158,43 @@ impl<S: Default> Instances<S> {
 
 /// Asks the CPU to bring the cache line of `at` in, without waiting for it
 /// (a hint: it never faults, and does nothing on other architectures).
-#[allow(unsafe_code)]
 pub fn prefetch<T: ?Sized>(at: &T) {
-    // SAFETY: a prefetch is a hint that reads nothing and cannot fault, and
-    // SSE, which it needs, is part of every x86_64.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((at as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
+    prefetch_address((at as *const T).cast());
 }
 
-/// `prefetch` of every cache line of `items`, up to `most_lines` of them.
+/// `prefetch` of the cache lines of `items`, from the first, at most
+/// `most_lines` of them, and of the line where the last item ends.
 pub fn prefetch_lines<T>(items: &[T], most_lines: usize) {
-    let per_line = (64 / std::mem::size_of::<T>().max(1)).max(1);
-    for item in items.iter().step_by(per_line).take(most_lines) {
-        prefetch(item);
+    let start = items.as_ptr().cast::<i8>();
+    let bytes = std::mem::size_of_val(items);
+    for offset in (0..bytes).step_by(CACHE_LINE).take(most_lines) {
+        prefetch_address(start.wrapping_add(offset));
     }
-    // The last item may begin in one line and end in the next.
-    if let Some(last) = items.last() {
-        prefetch_whole(last);
+    if bytes > 0 {
+        prefetch_address(start.wrapping_add(bytes - 1));
     }
 }
 
 /// `prefetch` of both ends of `at`, for a value that may lie across two
 /// cache lines.
-#[allow(unsafe_code)]
 pub fn prefetch_whole<T>(at: &T) {
     let first = (at as *const T).cast::<i8>();
-    let last = first.wrapping_add(std::mem::size_of::<T>().max(1) - 1);
-    // SAFETY: as for `prefetch`; a prefetch of any address is a hint that
-    // reads nothing and cannot fault.
+    prefetch_address(first);
+    prefetch_address(first.wrapping_add(std::mem::size_of::<T>().max(1) - 1));
+}
+
+const CACHE_LINE: usize = 64;
+
+#[allow(unsafe_code)]
+fn prefetch_address(at: *const i8) {
+    // SAFETY: a prefetch is a hint that reads nothing and cannot fault,
+    // whatever the address, and SSE, which it needs, is part of every x86_64.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(first);
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(last);
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (first, last);
+    let _ = at;
 }
 
 #[cfg(test)]

@@ -19,8 +19,7 @@
 pub(crate) const SHARDS: usize = 64;
 
 /// The shard of a hash: bits 32 to 43 of it, through `STAGGER`. (Not the
-/// lowest bits, which place an entry in its table, nor the highest, which
-/// hashbrown keeps as a tag.)
+/// lowest bits, which place an entry in its table.)
 pub(crate) fn shard(hash: u64) -> usize {
     STAGGER[(hash >> 32) as usize % STAGGER_STEPS] as usize
 }
@@ -83,8 +82,7 @@ mod tests {
 
     /// The shard is read from bits 32 to 43 alone: the low bits place an
     /// entry within its table (had the shard taken them, every table's
-    /// entries would crowd into a 64th of its buckets), and hashbrown tags
-    /// an entry with the highest.
+    /// entries would crowd into a 64th of its slots).
     #[test]
     fn the_shard_is_read_from_bits_32_to_43() {
         let mut h = 0x9E37_79B9_7F4A_7C15u64;

@@ -13,7 +13,7 @@
 //! `count_total` and a map give. Sums are in decimal units (10^-6), so
 //! decimal money and integer quantities are exact.
 
-use crate::folded::folded_by_time;
+use crate::folded::{folded_by_time, KEEP_CHANGES, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::render::Time;
 use differential_dataflow::{ExchangeData, VecCollection};
@@ -60,12 +60,6 @@ impl From<Total> for SumCount {
         SumCount { sum: ((t.sum_high as i128) << 64) | t.sum_low as i128, count: t.count }
     }
 }
-
-/// How many changes ahead a total is prefetched.
-const PREFETCH_AHEAD: usize = 8;
-
-/// The most changes (16k, 768 KB) whose list a totals operator keeps.
-const KEEP_LISTED: usize = 1 << 14;
 
 /// Per instance, `finish` of the total of its values (with their
 /// multiplicities): an instance whose total is zero has none, and neither
@@ -137,7 +131,7 @@ where
                 out.extend(new.map(|v| ((key, v), 1)));
             }
         }
-        if listed.capacity() > KEEP_LISTED {
+        if listed.capacity() > KEEP_CHANGES {
             listed = Vec::new();
         }
     })
