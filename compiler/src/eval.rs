@@ -67,12 +67,7 @@ impl ScalarExpr {
             | ScalarExpr::IsNull(..)
             | ScalarExpr::InList(..) => self.truth(row).map_or(Value::Null, Value::Bool),
             ScalarExpr::Case(whens, otherwise) => {
-                for (c, v) in whens {
-                    if c.truth(row) == Some(true) {
-                        return v.eval(row);
-                    }
-                }
-                otherwise.as_ref().map_or(Value::Null, |o| o.eval(row))
+                chosen_branch(whens, otherwise, row).map_or(Value::Null, |b| b.eval(row))
             }
             ScalarExpr::Call(f, args) => call(*f, args, row),
         }
@@ -140,10 +135,7 @@ impl ScalarExpr {
                     Some(*negated)
                 }
             }
-            ScalarExpr::Case(whens, otherwise) => match whens.iter().find(|(c, _)| c.truth(row) == Some(true)) {
-                Some((_, v)) => v.truth(row),
-                None => otherwise.as_ref().and_then(|o| o.truth(row)),
-            },
+            ScalarExpr::Case(whens, otherwise) => chosen_branch(whens, otherwise, row).and_then(|b| b.truth(row)),
             // Values that are not tests: computed, then read.
             ScalarExpr::Widen(..)
             | ScalarExpr::Unary(UnaryOp::Neg, _)
@@ -257,6 +249,19 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
         (Value::Float(x), Value::Int(y)) => x.0.partial_cmp(&(*y as f64)),
         (Value::Float(x), Value::Float(y)) => x.0.partial_cmp(&y.0),
         _ => Some(a.cmp(b)),
+    }
+}
+
+/// The branch of a `case` that `row` takes: the first whose condition is
+/// true, else the `else` branch, if any (none: the case is null).
+fn chosen_branch<'e>(
+    whens: &'e [(ScalarExpr, ScalarExpr)],
+    otherwise: &'e Option<Box<ScalarExpr>>,
+    row: &[Value],
+) -> Option<&'e ScalarExpr> {
+    match whens.iter().find(|(c, _)| c.truth(row) == Some(true)) {
+        Some((_, v)) => Some(v),
+        None => otherwise.as_deref(),
     }
 }
 

@@ -13,7 +13,7 @@
 //! `distinct_total` then `count_total` give (an instance with no values has
 //! none, and reads as 0).
 
-use crate::folded::{folded_by_time, KEEP_CHANGES, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, release_if_large, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::pairs::HeldPairs;
 use crate::render::Time;
@@ -62,9 +62,7 @@ pub fn distinct_counts<'s>(
                 _ => {}
             }
         }
-        if listed.capacity() > KEEP_CHANGES {
-            listed = Vec::new();
-        }
+        release_if_large(&mut listed);
         for (key, by) in moved.drain() {
             if by == 0 {
                 continue;

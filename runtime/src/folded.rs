@@ -36,7 +36,15 @@ impl<K, V, S: Default> Folded for std::collections::HashMap<K, V, S> {
 /// The most changes an emptied `Folded`, or a list of a time's changes that
 /// an operator keeps for the next time, may have room for (16k; a
 /// backfill's one time grows them far past what a refresh needs).
-pub const KEEP_CHANGES: usize = 1 << 14;
+const KEEP_CHANGES: usize = 1 << 14;
+
+/// Drops `list`'s buffer if a large time grew it past `KEEP_CHANGES`, so
+/// that what a backfill needed is not held for every refresh after it.
+pub fn release_if_large<T>(list: &mut Vec<T>) {
+    if list.capacity() > KEEP_CHANGES {
+        *list = Vec::new();
+    }
+}
 
 /// How many changes ahead of the one it works on an operator asks for the
 /// state that a change updates: a time's changes are listed first, so that

@@ -13,7 +13,7 @@
 //! `count_total` and a map give. Sums are in decimal units (10^-6), so
 //! decimal money and integer quantities are exact.
 
-use crate::folded::{folded_by_time, KEEP_CHANGES, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, release_if_large, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::render::Time;
 use differential_dataflow::{ExchangeData, VecCollection};
@@ -131,9 +131,7 @@ where
                 out.extend(new.map(|v| ((key, v), 1)));
             }
         }
-        if listed.capacity() > KEEP_CHANGES {
-            listed = Vec::new();
-        }
+        release_if_large(&mut listed);
     })
 }
 
