@@ -293,6 +293,17 @@ impl AwaitingNow {
     }
 }
 
+/// The keys of an entity that a batch first named, for the serving state.
+enum NewKeys {
+    /// In id order.
+    Listed(Vec<Value>),
+    /// The engine's whole table, where the entity had no key before the
+    /// batch (a backfill's): the serving state takes it as it is. Interning
+    /// a backfill's 100k users' keys again, one by one, was ~25 ms of the
+    /// engine thread's publishing, when the workers have nothing to do.
+    All(Interner),
+}
+
 /// A batch on its way through the workers (see `Engine::submit`).
 pub struct Submitted {
     upto: Time,
@@ -300,8 +311,8 @@ pub struct Submitted {
     /// The dataflow time the outputs are published at, when it is not the one
     /// they were computed at (a batch on its own event clock, `finish`).
     stamp: Option<Time>,
-    /// Keys first named by this batch, per entity, in id order.
-    new_keys: Vec<Vec<Value>>,
+    /// Keys first named by this batch, per entity.
+    new_keys: Vec<NewKeys>,
     /// Attribute rows this batch changed, per entity (None: removed).
     attributes: Vec<Vec<(u64, Option<SharedRow>)>>,
     outcome: BatchOutcome,
@@ -951,8 +962,12 @@ impl Engine {
         }
         self.next_time = batch_time + 1;
         // What this batch publishes, as of now (a later submit may change it).
-        let new_keys =
-            self.keys.iter().enumerate().map(|(e, i)| i.keys_from(first_new_key[e]).cloned().collect()).collect();
+        let new_keys = (self.keys.iter().zip(first_new_key))
+            .map(|(keys, first)| match first {
+                0 => NewKeys::All(keys.clone()),
+                _ => NewKeys::Listed(keys.keys_from(first).cloned().collect()),
+            })
+            .collect();
         let attributes = touched
             .iter()
             .enumerate()
@@ -978,11 +993,19 @@ impl Engine {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for (e, keys) in submitted.new_keys.into_iter().enumerate() {
             let table = &mut state.entities[e];
-            for key in keys {
-                // New keys come in id order, each once.
-                let next = table.keys.len() as u64;
-                let interned = table.keys.intern(&key);
-                debug_assert_eq!(interned, (next, true), "published keys out of step with the engine's");
+            match keys {
+                NewKeys::All(keys) => {
+                    debug_assert!(table.keys.is_empty(), "published keys out of step with the engine's");
+                    table.keys = keys;
+                }
+                NewKeys::Listed(keys) => {
+                    for key in keys {
+                        // New keys come in id order, each once.
+                        let next = table.keys.len() as u64;
+                        let interned = table.keys.intern(&key);
+                        debug_assert_eq!(interned, (next, true), "published keys out of step with the engine's");
+                    }
+                }
             }
         }
         for (e, rows) in submitted.attributes.into_iter().enumerate() {
