@@ -224,6 +224,20 @@ impl<T: Default> Slots<T> {
 }
 
 impl<T> Slots<T> {
+    /// Appends `item`. A chunk after the first is allocated whole: a batch's
+    /// hundreds of thousands of changes fill many.
+    pub fn push(&mut self, item: T) {
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < SLOTS_CHUNK => last.push(item),
+            _ => {
+                let mut chunk = Vec::with_capacity(if self.chunks.is_empty() { 16 } else { SLOTS_CHUNK });
+                chunk.push(item);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -438,6 +452,28 @@ mod tests {
         let doubled: Vec<u64> = vector.iter().map(|v| v * 2).collect();
         assert_eq!(slots.clone().into_iter().collect::<Vec<_>>(), doubled);
         assert_eq!((0..slots.len()).map(|i| slots[i]).collect::<Vec<_>>(), doubled);
+    }
+
+    /// Pushed slots, over several chunks and after slots grown by length,
+    /// are where a vector has them; every chunk but the last is full, whole
+    /// from the start after the first.
+    #[test]
+    fn slots_pushed_hold_what_a_vector_does() {
+        let mut slots: Slots<u64> = Slots::default();
+        let mut vector = Vec::new();
+        for i in 0..2 * SLOTS_CHUNK as u64 + 7 {
+            slots.push(i);
+            vector.push(i);
+        }
+        slots.grow_to(slots.len() + 2);
+        vector.extend([0, 0]);
+        slots.push(9);
+        vector.push(9);
+        assert_eq!(slots.len(), vector.len());
+        assert_eq!((0..slots.len()).map(|i| slots[i]).collect::<Vec<_>>(), vector);
+        let (last, full) = slots.chunks.split_last().unwrap();
+        assert!(full.iter().all(|c| c.len() == SLOTS_CHUNK) && last.len() == 10);
+        assert!(full[1..].iter().chain([last]).all(|c| c.capacity() == SLOTS_CHUNK), "later chunks are whole");
     }
 
     proptest! {
