@@ -234,17 +234,24 @@ fn small_pages_only() {}
 /// every page and hands each back to the kernel at exit: 16–40 ms after a
 /// 1M-event `run` (~700 MB), for memory the kernel takes back anyway.
 /// (`destroy_on_exit` above 1 skips the allocator's exit routine; 1 would
-/// destroy every arena, 0 is the default.)
+/// destroy every arena, 0 is the default.) That routine also prints
+/// mimalloc's statistics, so `MIMALLOC_SHOW_STATS` no longer does, and a
+/// `MIMALLOC_DESTROY_ON_EXIT` given in the environment is overridden.
 #[allow(unsafe_code)]
 fn no_heap_teardown_at_exit() {
-    // SAFETY: setting an option is allowed at any time; this one is read
-    // only by the exit routine.
+    // SAFETY: `mi_option_set` is a plain, unsynchronized write; this runs
+    // at the start of `main`, before any other thread exists, and the
+    // option is read only by the exit routine.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_DESTROY_ON_EXIT, 2) }
 }
 
-/// `mi_option_destroy_on_exit` in mimalloc.h's `mi_option_t` (the crate names
-/// only some of the options).
+/// `mi_option_destroy_on_exit` in the vendored mimalloc.h's `mi_option_t`
+/// (the crate names only some of the options). The enum's length is
+/// checked, so that a version of the crate whose options moved fails to
+/// build instead of setting another option.
 const MI_OPTION_DESTROY_ON_EXIT: libmimalloc_sys::mi_option_t = 22;
+const _: () =
+    assert!(libmimalloc_sys::_mi_option_last == 47, "mimalloc's options moved: check MI_OPTION_DESTROY_ON_EXIT");
 
 fn json(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| e.to_string())

@@ -127,6 +127,36 @@ fn a_redelivered_event_is_applied_once() {
     assert_eq!(s.tag("user", "u2", "spend"), json!(2));
 }
 
+/// The serving state finds every key by its id and every id by its key,
+/// whether the key came in the first batch of its entity (which hands the
+/// state the engine's whole table) or in a later one (which lists only the
+/// new keys), and a batch that names no new key leaves them be.
+#[test]
+fn keys_first_named_in_a_first_or_a_later_batch_are_served_alike() {
+    let mut s = Script::new(MODEL, 2, Clock::Event);
+    let orders = |batch: usize, users: std::ops::Range<usize>| -> Vec<String> {
+        users.map(|n| order(&format!("o-{batch}-{n}"), n as i64, &format!("u{n}"), "1")).collect()
+    };
+    s.apply(&orders(1, 0..50));
+    s.apply(&orders(2, 40..60));
+    s.apply(&orders(3, 55..58));
+    let state = s.engine.state();
+    let state = state.read().unwrap();
+    let user = state.plan.entities.iter().position(|e| e.name == "user").unwrap();
+    let keys = &state.entities[user].keys;
+    assert_eq!(keys.len(), 60);
+    for n in 0..60 {
+        let key = segflow_compiler::value::Value::str(&format!("u{n}"));
+        let id = keys.get(&key).unwrap_or_else(|| panic!("u{n} has no id"));
+        assert_eq!(keys.key(id), &key);
+    }
+    assert_eq!(keys.get(&segflow_compiler::value::Value::str("u60")), None);
+    drop(state);
+    assert_eq!(s.tag("user", "u45", "spend"), json!(2));
+    assert_eq!(s.tag("user", "u56", "spend"), json!(2));
+    assert_eq!(s.tag("user", "u59", "spend"), json!(1));
+}
+
 /// The engine looks a batch's ids up a run at a time (their slots
 /// prefetched first): a redelivery in the same run, the next run or a later
 /// batch is skipped all the same, and its amount, which differs, never counts.

@@ -224,8 +224,8 @@ impl<T: Default> Slots<T> {
 }
 
 impl<T> Slots<T> {
-    /// Appends `item`. A chunk after the first is allocated whole: a batch's
-    /// hundreds of thousands of changes fill many.
+    /// Appends `item`. A chunk this starts after the first is allocated
+    /// whole: a batch's hundreds of thousands of changes fill many.
     pub fn push(&mut self, item: T) {
         match self.chunks.last_mut() {
             Some(last) if last.len() < SLOTS_CHUNK => last.push(item),

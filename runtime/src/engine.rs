@@ -298,9 +298,10 @@ enum NewKeys {
     /// In id order.
     Listed(Vec<Value>),
     /// The engine's whole table, where the entity had no key before the
-    /// batch (a backfill's): the serving state takes it as it is. Interning
-    /// a backfill's 100k users' keys again, one by one, was ~25 ms of the
-    /// engine thread's publishing, when the workers have nothing to do.
+    /// batch and has some now (a backfill's first batch, say): the serving
+    /// state takes it as it is. Interning a backfill's 100k users' keys
+    /// again, one by one, was ~25 ms of the engine thread's publishing,
+    /// when the workers have nothing to do.
     All(Interner),
 }
 
@@ -964,7 +965,7 @@ impl Engine {
         // What this batch publishes, as of now (a later submit may change it).
         let new_keys = (self.keys.iter().zip(first_new_key))
             .map(|(keys, first)| match first {
-                0 => NewKeys::All(keys.clone()),
+                0 if !keys.is_empty() => NewKeys::All(keys.clone()),
                 _ => NewKeys::Listed(keys.keys_from(first).cloned().collect()),
             })
             .collect();

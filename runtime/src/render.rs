@@ -81,9 +81,9 @@ impl OutputChunks {
     /// leaves the column as both would, for half the engine thread's work.
     /// (Each instance's changes of an output come from one worker, the one
     /// its operator keeps it on, so its retraction and insertion meet here.)
-    pub fn sorted(self, overwrites: &[bool]) -> Vec<OutputUpdate> {
+    pub fn sorted(mut self, overwrites: &[bool]) -> Vec<OutputUpdate> {
         let mut all = match self.by_output() {
-            Ok((mut all, ends)) => {
+            Some((mut all, ends)) => {
                 let mut start = 0;
                 for end in ends {
                     sort_in_output_order(&mut all[start..end]);
@@ -91,9 +91,9 @@ impl OutputChunks {
                 }
                 all
             }
-            Err(chunks) => {
-                let mut all = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
-                for chunk in chunks {
+            None => {
+                let mut all = Vec::with_capacity(self.0.iter().map(Vec::len).sum());
+                for chunk in self.0 {
                     all.extend(chunk);
                 }
                 sort_in_output_order(&mut all);
@@ -104,49 +104,48 @@ impl OutputChunks {
         all
     }
 
-    /// If there are many changes and all are at one time (a backfill's):
-    /// all of them, each output's together and in output order, and where
-    /// each output's changes end; else the chunks as they are. Sorting each
-    /// output's changes apart is sorting all of them by output first, for
-    /// the price of the one copy out of the chunks that is made anyway: a
-    /// backfill's ~450k changes a worker come as a few dozen runs, one an
-    /// output, of instances in no order, and a comparison sort of all of
-    /// them took 45–75 ms of each worker at the end of the run, when
+    /// If there are many changes and all are at one time (a backfill's),
+    /// takes them all: each output's together and in output order, and
+    /// where each output's changes end. Sorting each output's changes apart
+    /// is sorting all of them by output first, for a count per output, a
+    /// fill of the vector and the copy out of the chunks that is made
+    /// anyway: a backfill's ~450k changes a worker come as a few dozen runs,
+    /// one an output, of instances in no order, and a comparison sort of all
+    /// of them took 45–75 ms of each worker at the end of the run, when
     /// nothing else is left to run.
-    #[allow(clippy::type_complexity)]
-    fn by_output(self) -> Result<(Vec<OutputUpdate>, Vec<usize>), Vec<Vec<OutputUpdate>>> {
-        let time = self.0.first().and_then(|chunk| chunk.first()).map(|u| u.3);
-        let mut ends: Vec<usize> = Vec::new();
+    fn by_output(&mut self) -> Option<(Vec<OutputUpdate>, Vec<usize>)> {
+        let time = self.0.iter().flatten().next()?.3;
+        let mut counts: Vec<usize> = Vec::new();
         for u in self.0.iter().flatten() {
-            if Some(u.3) != time {
-                return Err(self.0);
+            if u.3 != time {
+                return None;
             }
-            if ends.len() <= u.0 {
-                ends.resize(u.0 + 1, 0);
+            if counts.len() <= u.0 {
+                counts.resize(u.0 + 1, 0);
             }
-            ends[u.0] += 1;
+            counts[u.0] += 1;
         }
-        let total: usize = ends.iter().sum();
+        let total: usize = counts.iter().sum();
         if total <= RADIX_MOST {
-            return Err(self.0);
+            return None;
         }
-        // Each output's next place, from its count.
-        let mut next = Vec::with_capacity(ends.len());
+        // Each output's next place, and where its changes end.
+        let (mut next, mut ends) = (Vec::with_capacity(counts.len()), Vec::with_capacity(counts.len()));
         let mut end = 0;
-        for count in ends.iter_mut() {
+        for count in counts {
             next.push(end);
-            end += *count;
-            *count = end;
+            end += count;
+            ends.push(end);
         }
         let mut all: Vec<OutputUpdate> = std::iter::repeat_with(|| (0, 0, Value::Null, 0, 0)).take(total).collect();
-        for chunk in self.0 {
+        for chunk in std::mem::take(&mut self.0) {
             for u in chunk {
                 let at = &mut next[u.0];
                 all[*at] = u;
                 *at += 1;
             }
         }
-        Ok((all, ends))
+        Some((all, ends))
     }
 }
 
@@ -1107,7 +1106,8 @@ mod tests {
             (seed >> 33) % n
         };
         for (count, times) in [(RADIX_MOST + 1, 1), (90_000, 1), (50_000, 2)] {
-            let mut chunks: Vec<Vec<OutputUpdate>> = vec![Vec::new()];
+            // (An empty chunk first: the time is the first change's.)
+            let mut chunks: Vec<Vec<OutputUpdate>> = vec![Vec::new(), Vec::new()];
             for _ in 0..count {
                 let output = next(7) as usize;
                 let instance = if output == 3 && next(50) == 0 { u64::MAX - next(4) } else { next(3_000) };
@@ -1119,6 +1119,8 @@ mod tests {
                 chunks.last_mut().unwrap().push(update);
             }
             let overwrites = [true, false, true, true, false, true, false];
+            let by_output = OutputChunks(chunks.clone()).by_output().is_some();
+            assert_eq!(by_output, times == 1, "sorted output by output only when all are at one time");
             let mut expected: Vec<OutputUpdate> = chunks.concat();
             expected.sort_unstable_by(output_order);
             net_output_changes(&mut expected, &overwrites);
