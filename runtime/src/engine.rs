@@ -20,7 +20,7 @@
 //! that share a millisecond, so every batch gets a distinct time that still
 //! orders exactly like its logical time.
 
-use crate::chunked::{ById, Shared};
+use crate::chunked::{ById, Pieces, Shared};
 use crate::decode::Record;
 use crate::due::{Due, Schedule};
 use crate::ids::{IdList, IdSet};
@@ -238,13 +238,13 @@ struct AwaitingNow {
     /// The dataflow time of the guessed `now` (`Time::MAX` for none).
     guess: Time,
     /// Rows that the guess puts outside their windows, held back.
-    held: Vec<(i64, Target, SharedRow)>,
+    held: Pieces<(i64, Target, SharedRow)>,
     /// `held` and `sent` are rid of rows already out of their windows when
     /// together they grow this long.
     prune_at: usize,
     /// Rows inside their windows at the guess, sent: a later `now` may take
     /// some out again.
-    sent: Vec<(i64, Target, SharedRow)>,
+    sent: Pieces<(i64, Target, SharedRow)>,
 }
 
 impl AwaitingNow {
@@ -714,9 +714,9 @@ impl Engine {
         let mut batch = self.begin(self.now, true);
         batch.awaiting_now = Some(AwaitingNow {
             guess: guess.map_or(Time::MAX, logical_to_time),
-            held: Vec::new(),
+            held: Pieces::default(),
             prune_at: PRUNE_AWAITING,
-            sent: Vec::new(),
+            sent: Pieces::default(),
         });
         batch
     }
