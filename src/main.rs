@@ -231,8 +231,8 @@ fn small_pages_only() {}
 
 /// Tells mimalloc not to walk its heap when the process exits. Linked into
 /// the program (not a library loaded and unloaded), it otherwise visits
-/// every page and hands each back to the kernel at exit: 16–40 ms after a
-/// 1M-event `run` (~700 MB), for memory the kernel takes back anyway.
+/// every page and hands each back to the kernel at exit: ~16 ms after a
+/// 1M-event `run` (~700 MB; perf), for memory the kernel takes back anyway.
 /// (`destroy_on_exit` above 1 skips the allocator's exit routine; 1 would
 /// destroy every arena, 0 is the default.) That routine also prints
 /// mimalloc's statistics, so `MIMALLOC_SHOW_STATS` no longer does, and a
