@@ -282,12 +282,16 @@ impl<T> Default for Pieces<T> {
 impl<T> Pieces<T> {
     pub fn push(&mut self, item: T) {
         match self.pieces.last_mut() {
-            Some(last) if last.len() < last.capacity() => last.push(item),
+            // (Capacity may exceed what was asked for: PIECE bounds a piece.)
+            Some(last) if last.len() < last.capacity().min(PIECE) => last.push(item),
             _ => {
-                // The first piece grows as a `Vec` does: a short list costs little.
+                // The only piece grows as a `Vec` does, so a short list costs
+                // little; a last piece that thinning shrank, among others,
+                // takes its whole room at once.
                 let mut piece = match self.pieces.pop() {
-                    Some(mut last) if last.capacity() < PIECE => {
-                        last.reserve_exact((2 * last.capacity()).min(PIECE) - last.len());
+                    Some(mut last) if last.len() < PIECE => {
+                        let room = if self.pieces.is_empty() { (2 * last.len()).min(PIECE) } else { PIECE };
+                        last.reserve_exact(room - last.len());
                         last
                     }
                     last => {
@@ -315,7 +319,7 @@ impl<T> Pieces<T> {
     pub fn retain_mut(&mut self, mut keep: impl FnMut(&mut T) -> bool) {
         for piece in &mut self.pieces {
             piece.retain_mut(&mut keep);
-            if piece.len() * 4 <= piece.capacity() {
+            if !piece.is_empty() && piece.len() * 4 <= piece.capacity() {
                 piece.shrink_to_fit();
             }
         }
@@ -547,7 +551,7 @@ mod tests {
                 pieces.retain_mut(keep);
                 vector.retain_mut(keep);
                 prop_assert_eq!(pieces.len(), vector.len());
-                prop_assert!(pieces.pieces.iter().all(|p| !p.is_empty() && p.len() <= PIECE));
+                prop_assert!(pieces.pieces.iter().all(|p| !p.is_empty() && p.len() <= PIECE && p.capacity() <= PIECE));
             }
             prop_assert_eq!(pieces.is_empty(), vector.is_empty());
             prop_assert_eq!(pieces.into_iter().collect::<Vec<_>>(), vector);
