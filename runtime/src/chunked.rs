@@ -289,14 +289,15 @@ impl<T> Pieces<T> {
                 // little; a last piece that thinning shrank, among others,
                 // takes its whole room at once.
                 let mut piece = match self.pieces.pop() {
+                    None => Vec::with_capacity(16),
                     Some(mut last) if last.len() < PIECE => {
                         let room = if self.pieces.is_empty() { (2 * last.len()).min(PIECE) } else { PIECE };
                         last.reserve_exact(room - last.len());
                         last
                     }
-                    last => {
-                        self.pieces.extend(last);
-                        Vec::with_capacity(if self.pieces.is_empty() { 16 } else { PIECE })
+                    Some(full) => {
+                        self.pieces.push(full);
+                        Vec::with_capacity(PIECE)
                     }
                 };
                 piece.push(item);
