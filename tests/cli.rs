@@ -401,6 +401,40 @@ fn operator_profile_names_plan_nodes() {
     let _ = std::fs::remove_file(&data);
 }
 
+/// A server's workers print their profiles as it stops: the process must
+/// not end (once its shutdown is acknowledged) before they have.
+#[test]
+fn a_profiled_server_prints_every_workers_operators_when_stopped() {
+    use std::io::{BufRead, BufReader, Read};
+    let model = std::env::temp_dir().join(format!("segflow-profiled-{}.eql", std::process::id()));
+    std::fs::write(
+        &model,
+        "entity user { key id: string; }\nevent ping { user: user; }\ntag user.pings = count(ping);\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--workers", "2"])
+        .env("SEGFLOW_PROFILE", "operators")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("segflow serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("on http://") {
+        line.clear();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "the server stopped before serving");
+    }
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    for worker in ["worker 0:", "worker 1:"] {
+        assert!(rest.lines().any(|l| l.contains(worker) && l.contains("in operators")), "{rest}");
+    }
+    let _ = std::fs::remove_file(&model);
+}
+
 #[test]
 fn a_byte_order_mark_is_not_part_of_the_program() {
     let path = std::env::temp_dir().join(format!("segflow-bom-{}.eql", std::process::id()));

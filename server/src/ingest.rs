@@ -250,6 +250,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             // worth a snapshot too, so the next start does not replay them again.
             let mut dirty = durability.as_ref().is_some_and(|d| d.wal.writer().next_seq() > d.covered + 1);
             let mut stopping = None;
+            let mut acknowledge = None;
             // The batch the workers compute while the next is gathered and
             // sent: handed to the log (perhaps not durable yet), not yet
             // published (see the module's doc).
@@ -322,7 +323,7 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
                         if let Some(d) = durability.as_mut() {
                             d.finish_snapshot();
                         }
-                        let _ = done.send(());
+                        acknowledge = Some(done);
                         break;
                     }
                     stopping = Some(done);
@@ -367,6 +368,14 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
             }
             if let Some(in_flight) = computing.take() {
                 in_flight.finish(&mut engine, &publish, &stopped);
+            }
+            // Profiled workers print their operators' times as they stop,
+            // which the process's exit would cut short once acknowledged.
+            if segflow_runtime::profile::enabled() {
+                drop(engine);
+            }
+            if let Some(done) = acknowledge {
+                let _ = done.send(());
             }
         })
         .expect("spawn the engine thread");
