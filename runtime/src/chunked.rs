@@ -224,6 +224,12 @@ impl<T: Default> Slots<T> {
 }
 
 impl<T> Slots<T> {
+    /// Empty, with room for `items` in its first chunk (at most a chunk's).
+    pub fn with_room(items: usize) -> Slots<T> {
+        let chunks = if items == 0 { Vec::new() } else { vec![Vec::with_capacity(items.min(SLOTS_CHUNK))] };
+        Slots { chunks, len: 0 }
+    }
+
     /// Appends `item`. A chunk this starts after the first is allocated
     /// whole: a batch's hundreds of thousands of changes fill many.
     pub fn push(&mut self, item: T) {
@@ -579,6 +585,24 @@ mod tests {
         let (last, full) = slots.chunks.split_last().unwrap();
         assert!(full.iter().all(|c| c.len() == SLOTS_CHUNK) && last.len() == 10);
         assert!(full[1..].iter().chain([last]).all(|c| c.capacity() == SLOTS_CHUNK), "later chunks are whole");
+    }
+
+    /// Slots made with room (none, part of a chunk, more than a chunk)
+    /// hold what a vector does as they are pushed past it, every chunk but
+    /// the last full.
+    #[test]
+    fn slots_made_with_room_hold_what_a_vector_does() {
+        for room in [0, 5, SLOTS_CHUNK + 3] {
+            let mut slots: Slots<u64> = Slots::with_room(room);
+            assert!(slots.is_empty());
+            let vector: Vec<u64> = (0..2 * SLOTS_CHUNK as u64 + 7).collect();
+            for &i in &vector {
+                slots.push(i);
+            }
+            assert_eq!((0..slots.len()).map(|i| slots[i]).collect::<Vec<_>>(), vector, "room {room}");
+            let (last, full) = slots.chunks.split_last().unwrap();
+            assert!(full.iter().all(|c| c.len() == SLOTS_CHUNK) && last.len() == 7, "room {room}");
+        }
     }
 
     proptest! {

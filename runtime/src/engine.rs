@@ -448,7 +448,12 @@ impl Engine {
                             worker.step_or_park(Some(PARK_AT_MOST));
                         }
                     }
-                    let outputs = std::mem::take(&mut *dataflow.outputs.borrow_mut()).sorted(&overwrites);
+                    let outputs = {
+                        let mut outputs = dataflow.outputs.borrow_mut();
+                        let room = crate::keyed::with_slack(outputs.count());
+                        std::mem::replace(&mut *outputs, render::OutputChunks::with_room(room))
+                    };
+                    let outputs = outputs.sorted(&overwrites);
                     if ack.send(Ack { upto, outputs }).is_err() {
                         break;
                     }

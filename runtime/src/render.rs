@@ -58,6 +58,21 @@ pub struct OutputChunks(pub Vec<Vec<OutputUpdate>>);
 const OUTPUT_CHUNK: usize = 1 << 16;
 
 impl OutputChunks {
+    /// Empty, with its first chunk's room for `changes` (at most a chunk's):
+    /// a worker's next batch starts with room for as many as its last one
+    /// emitted, instead of growing from 64 through every doubling.
+    pub fn with_room(changes: usize) -> OutputChunks {
+        match changes.min(OUTPUT_CHUNK) {
+            0 => OutputChunks::default(),
+            room => OutputChunks(vec![Vec::with_capacity(room)]),
+        }
+    }
+
+    /// How many changes it holds.
+    pub fn count(&self) -> usize {
+        self.0.iter().map(Vec::len).sum()
+    }
+
     fn push(&mut self, update: OutputUpdate) {
         match self.0.last_mut() {
             Some(chunk) if chunk.len() < OUTPUT_CHUNK => chunk.push(update),
@@ -92,10 +107,17 @@ impl OutputChunks {
                 all
             }
             None => {
-                let mut all = Vec::with_capacity(self.0.iter().map(Vec::len).sum());
-                for chunk in self.0 {
-                    all.extend(chunk);
-                }
+                // A refresh's changes fit the first chunk: taken, not copied.
+                let mut all = match self.0.len() {
+                    1 => self.0.pop().unwrap_or_default(),
+                    _ => {
+                        let mut all = Vec::with_capacity(self.0.iter().map(Vec::len).sum());
+                        for chunk in self.0 {
+                            all.extend(chunk);
+                        }
+                        all
+                    }
+                };
                 sort_in_output_order(&mut all);
                 all
             }
@@ -1126,6 +1148,27 @@ mod tests {
             net_output_changes(&mut expected, &overwrites);
             assert!(expected.len() > 1_000);
             assert_eq!(OutputChunks(chunks).sorted(&overwrites), expected, "{count} changes at {times} times");
+        }
+    }
+
+    /// Chunks made with room for a batch (none, fewer than come, more)
+    /// count and sort what chunks grown from nothing do; one chunk is
+    /// taken whole.
+    #[test]
+    fn output_chunks_made_with_room_sort_as_ones_grown_from_nothing() {
+        for room in [0, 3, 100] {
+            let (mut roomy, mut plain) = (OutputChunks::with_room(room), OutputChunks::default());
+            for i in 0..50u64 {
+                let update = ((i % 3) as usize, 50 - i % 7, Value::Int((i % 4) as i64), 7, [1, -1][i as usize % 2]);
+                roomy.push(update.clone());
+                plain.push(update);
+            }
+            assert_eq!((roomy.count(), roomy.0.len()), (50, 1), "room {room}");
+            let overwrites = [true, false, true];
+            let mut expected: Vec<OutputUpdate> = plain.0.concat();
+            expected.sort_unstable_by(output_order);
+            net_output_changes(&mut expected, &overwrites);
+            assert_eq!(roomy.sorted(&overwrites), expected, "room {room}");
         }
     }
 
