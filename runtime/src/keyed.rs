@@ -179,6 +179,9 @@ impl<D> Default for Greatest<D> {
 }
 
 impl<D: Ord> Pending<D> for Greatest<D> {
+    fn with_room(instances: usize) -> Self {
+        Greatest(HashMap::with_capacity_and_hasher(instances, Default::default()))
+    }
     fn push(&mut self, key: u64, value: D, diff: isize) {
         debug_assert!(diff > 0, "a running aggregate saw a retraction");
         match self.0.entry(key) {
