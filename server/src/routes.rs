@@ -263,7 +263,14 @@ fn halves(text: &str) -> Option<(usize, usize)> {
     let half = text.len() / 2;
     let at = half + text.as_bytes()[half..].iter().position(|&b| b == b'\n')? + 1;
     // `lines` ends a line at each `\n`.
-    Some((at, text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count()))
+    Some((at, newlines(&text.as_bytes()[..at])))
+}
+
+/// How many `\n` bytes `bytes` has. Counted in a byte per 64-byte chunk,
+/// which the compiler turns into vector compares: 5 µs for 75 KB, where
+/// counting into a `usize` byte by byte took 41 (and `str::matches`, 14).
+fn newlines(bytes: &[u8]) -> usize {
+    bytes.chunks(64).map(|chunk| chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n')) as usize).sum()
 }
 
 /// Decodes `text`'s lines, numbered from `before + 1`.
@@ -363,4 +370,18 @@ fn membership(state: &ServingState, name: &str, key: &str) -> Result<Reply, Reje
     let key = parse_key(state, state.plan.outputs[s].entity, key)?;
     let since = state.member_since(s, &key);
     Ok(Reply::Json(json!({"member": since.is_some(), "since": since})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newlines;
+
+    /// As a plain count, across chunk ends and in a chunk of nothing else.
+    #[test]
+    fn newlines_are_counted_as_a_plain_count_does() {
+        for text in ["", "\n", "a\nb\n", &"x\n".repeat(100), &"\n".repeat(64 * 3 + 1), &"ab\nc".repeat(77)] {
+            let plain = text.bytes().filter(|&b| b == b'\n').count();
+            assert_eq!(newlines(text.as_bytes()), plain, "{text:?}");
+        }
+    }
 }
