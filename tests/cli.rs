@@ -406,14 +406,20 @@ fn operator_profile_names_plan_nodes() {
 #[test]
 fn a_profiled_server_prints_every_workers_operators_when_stopped() {
     use std::io::{BufRead, BufReader, Read};
-    let model = std::env::temp_dir().join(format!("segflow-profiled-{}.eql", std::process::id()));
+    // Its own data directory: `serve` keeps its log and snapshots in
+    // ./segflow-data by default, which would be the checkout's.
+    let dir = std::env::temp_dir().join(format!("segflow-profiled-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("model.eql");
     std::fs::write(
         &model,
         "entity user { key id: string; }\nevent ping { user: user; }\ntag user.pings = count(ping);\n",
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_segflow"))
-        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(["serve", &model.display().to_string(), "--listen", "127.0.0.1:0", "--workers", "2", "--data-dir"])
+        .arg(dir.join("data"))
         .env("SEGFLOW_PROFILE", "operators")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -432,7 +438,7 @@ fn a_profiled_server_prints_every_workers_operators_when_stopped() {
     for worker in ["worker 0:", "worker 1:"] {
         assert!(rest.lines().any(|l| l.contains(worker) && l.contains("in operators")), "{rest}");
     }
-    let _ = std::fs::remove_file(&model);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
