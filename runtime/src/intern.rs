@@ -7,14 +7,14 @@
 //! of workers. Anything that orders by key (dumps, paging) maps ids back first.
 //!
 //! Every reference of every event is looked up here, in a table too large for
-//! the cache, so a string key short enough to sit inside its `Text` is kept
-//! in its table slot too: finding it reads the slot and not also `keys`. A
+//! the cache, so a string key of up to 23 bytes is kept in its table slot
+//! too: finding it reads the slot and not also `keys`. A
 //! caller with many keys to look up can `prefetch` each first (see `probed`).
 
 use crate::chunked::Shared;
 use crate::probed::{Probed, Vacant};
 use crate::sharded::{shard, SHARDS};
-use segflow_compiler::value::{Text, Value};
+use segflow_compiler::value::Value;
 use std::hash::BuildHasher;
 
 #[derive(Clone, Debug)]
@@ -28,32 +28,46 @@ pub struct Interner {
     hasher: foldhash::fast::RandomState,
 }
 
-/// 32 bytes: the id and, for a string held in place, the key itself. A
-/// table keeps each beside its hash, 40 bytes a slot, at most three quarters
-/// of them used: ~40 % more memory a key than hashbrown took (33 bytes a
-/// slot, up to seven eighths used), ~2 MB more for 100k users.
+/// 32 bytes: the id and, for a string key of up to `IN_SLOT` bytes, the key
+/// itself. A table keeps each beside its hash, 40 bytes a slot, at most three
+/// quarters of them used: ~40 % more memory a key than hashbrown took (33
+/// bytes a slot, up to seven eighths used), ~2 MB more for 100k users.
+/// (Its own bytes, not a `Text`: a slot holds longer keys than a value does.)
 #[derive(Clone, Debug)]
 struct Slot {
     id: u64,
-    /// `None` for a longer string or another value: the key is `keys[id]`.
-    short: Option<Text>,
+    /// The key's length, or `NOT_IN_SLOT` for a longer string or another
+    /// value, whose key is `keys[id]`.
+    len: u8,
+    bytes: [u8; IN_SLOT],
 }
+
+const IN_SLOT: usize = 23;
+const NOT_IN_SLOT: u8 = u8::MAX;
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
 impl Slot {
     fn new(id: u64, key: &Value) -> Slot {
-        let short = match key {
-            Value::Str(s) if s.is_inline() => Some(s.clone()),
-            _ => None,
-        };
-        Slot { id, short }
+        let mut slot = Slot { id, len: NOT_IN_SLOT, bytes: [0; IN_SLOT] };
+        if let Value::Str(s) = key {
+            if s.len() <= IN_SLOT {
+                slot.len = s.len() as u8;
+                slot.bytes[..s.len()].copy_from_slice(s.as_bytes());
+            }
+        }
+        slot
+    }
+
+    /// The key, if it is held here.
+    fn short(&self) -> Option<&[u8]> {
+        self.bytes.get(..self.len as usize)
     }
 }
 
 impl Vacant for Slot {
     fn vacant() -> Slot {
-        Slot { id: u64::MAX, short: None }
+        Slot { id: u64::MAX, len: NOT_IN_SLOT, bytes: [0; IN_SLOT] }
     }
     fn is_vacant(&self) -> bool {
         self.id == u64::MAX
@@ -138,8 +152,8 @@ fn hash_of(hasher: &foldhash::fast::RandomState, key: &Value) -> u64 {
 }
 
 fn matches(keys: &Shared<Value>, slot: &Slot, key: &Value) -> bool {
-    match (&slot.short, key) {
-        (Some(short), Value::Str(s)) => short == s,
+    match (slot.short(), key) {
+        (Some(short), Value::Str(s)) => short == s.as_bytes(),
         (Some(_), _) => false,
         (None, key) => &keys[slot.id as usize] == key,
     }
@@ -193,7 +207,7 @@ impl KeyOrder {
 
 #[cfg(test)]
 mod tests {
-    use super::{Interner, KeyOrder};
+    use super::{Interner, KeyOrder, IN_SLOT};
     use segflow_compiler::value::{Value, INLINE as SHORT};
 
     #[test]
@@ -204,6 +218,9 @@ mod tests {
             Value::str("u0000001"),
             Value::str(&"s".repeat(SHORT)),
             Value::str(&long),
+            // Held in the slot though not in the value, and the first that is neither.
+            Value::str(&"k".repeat(IN_SLOT)),
+            Value::str(&"k".repeat(IN_SLOT + 1)),
             Value::Int(7),
             Value::str("7"),
             Value::str("用户-42"),
@@ -222,6 +239,8 @@ mod tests {
             assert_eq!(interner.key(i as u64), key);
         }
         assert_eq!(interner.get(&Value::str(&"k".repeat(SHORT + 2))), None);
+        assert_eq!(interner.get(&Value::str(&"k".repeat(IN_SLOT - 1))), None);
+        assert_eq!(interner.get(&Value::str(&"k".repeat(IN_SLOT + 2))), None);
         assert_eq!(interner.get(&Value::str("u000000")), None, "a prefix of a held key");
         assert_eq!(interner.get(&Value::Int(8)), None);
         assert_eq!(interner.len(), keys.len() + 10_000);
