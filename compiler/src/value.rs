@@ -295,27 +295,59 @@ enum Repr {
     Shared(Arc<str>),
 }
 
-/// A short string's length and bytes: the value's last two words. Aligned to
-/// a word, they leave the first word to the tag alone (rustc widens the tag
-/// to fill it), and LLVM copies a value as three words. With the length in
-/// byte 1 and the bytes after it (22 of them in place), it split each copy
-/// at the tag byte and moved bytes 1 to 7 as two overlapping 4-byte pieces
-/// through stack slots, whose reloads missed store forwarding: 40-60 % of
-/// the samples of the loops that copy rows (the engine's feed of an event's
-/// fields to each input, a join's rows, a keyed operator's changes).
+/// A short string: its bytes, zeros after them, and its length in the last
+/// byte; the value's last two words. Aligned to a word, it leaves the first
+/// word to the tag alone (rustc widens the tag to fill it), and LLVM copies a
+/// value as three words. With the length in byte 1 and the bytes after it
+/// (22 of them in place), it split each copy at the tag byte and moved bytes
+/// 1 to 7 as two overlapping 4-byte pieces through stack slots, whose reloads
+/// missed store forwarding: 40-60 % of the samples of the loops that copy
+/// rows (the engine's feed of an event's fields to each input, a join's
+/// rows, a keyed operator's changes).
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
-struct Short {
-    len: u8,
-    bytes: [u8; INLINE],
+struct Short([u8; INLINE + 1]);
+
+impl Short {
+    /// `bytes` (at most `INLINE` of them), assembled in registers from a few
+    /// overlapping reads. Copied into a buffer on the stack by `memcpy` and
+    /// read back as words, they missed store forwarding: half of the samples
+    /// of making a string value.
+    fn new(bytes: &[u8]) -> Short {
+        let n = bytes.len();
+        debug_assert!(n <= INLINE);
+        let (low, high) = if n >= 8 {
+            // The last 8 bytes, shifted down to start at byte 8 (none past 8 when n = 8).
+            let last = le_word(&bytes[n - 8..]);
+            (le_word(&bytes[..8]), last.checked_shr(8 * (16 - n) as u32).unwrap_or(0))
+        } else if n >= 4 {
+            let (first, last) = (le_word(&bytes[..4]), le_word(&bytes[n - 4..]));
+            (first | last << (8 * (n - 4)), 0)
+        } else {
+            (bytes.iter().rev().fold(0, |word, &b| word << 8 | u64::from(b)), 0)
+        };
+        let all = u128::from(low) | u128::from(high) << 64 | (n as u128) << (8 * INLINE);
+        Short(all.to_le_bytes())
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.0[..usize::from(self.0[INLINE])]
+    }
+}
+
+/// The little-endian number of exactly 4 or 8 bytes.
+#[inline]
+fn le_word(bytes: &[u8]) -> u64 {
+    match bytes.len() {
+        8 => u64::from_le_bytes(bytes.try_into().unwrap_or_default()),
+        _ => u64::from(u32::from_le_bytes(bytes.try_into().unwrap_or_default())),
+    }
 }
 
 impl Text {
     pub fn new(s: &str) -> Text {
         if s.len() <= INLINE {
-            let mut bytes = [0; INLINE];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Text(Repr::Inline(Short { len: s.len() as u8, bytes }))
+            Text(Repr::Inline(Short::new(s.as_bytes())))
         } else {
             Text(Repr::Shared(Arc::from(s)))
         }
@@ -324,7 +356,7 @@ impl Text {
     /// The UTF-8 bytes, without checking them again.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Inline(Short { len, bytes }) => &bytes[..*len as usize],
+            Repr::Inline(short) => short.as_bytes(),
             Repr::Shared(s) => s.as_bytes(),
         }
     }
@@ -835,6 +867,15 @@ mod tests {
             Rfc3339(ms).write_to(&mut written);
             prop_assert_eq!(String::from_utf8(written).unwrap(), expected.clone());
             prop_assert_eq!(format_timestamp(ms), expected);
+        }
+
+        /// A short text holds its string's bytes whatever their length
+        /// and values (`Short::new` assembles them from overlapping words).
+        #[test]
+        fn a_short_text_holds_its_bytes(bytes in prop::collection::vec(1u8..128, 0..=INLINE + 1)) {
+            let s = String::from_utf8(bytes).unwrap();
+            let text = Text::new(&s);
+            prop_assert_eq!(text.as_str(), s.as_str());
         }
 
         /// Texts compare, order, hash, print and serialize as their strings
