@@ -298,9 +298,9 @@ enum Repr {
 /// A short string: its bytes, zeros after them, and its length in the last
 /// byte; the value's last two words. Aligned to a word, it leaves the first
 /// word to the tag alone (rustc widens the tag to fill it), and LLVM copies a
-/// value as three words. With the length in byte 1 and the bytes after it
-/// (22 of them in place), it split each copy at the tag byte and moved bytes
-/// 1 to 7 as two overlapping 4-byte pieces through stack slots, whose reloads
+/// value as three words. The layout before (the length in byte 1, then 22
+/// bytes) made LLVM split each copy at the tag byte and move bytes 1 to 7
+/// as two overlapping 4-byte pieces through stack slots, whose reloads
 /// missed store forwarding: 40-60 % of the samples of the loops that copy
 /// rows (the engine's feed of an event's fields to each input, a join's
 /// rows, a keyed operator's changes).
@@ -312,7 +312,8 @@ impl Short {
     /// `bytes` (at most `INLINE` of them), assembled in registers from a few
     /// overlapping reads. Copied into a buffer on the stack by `memcpy` and
     /// read back as words, they missed store forwarding: half of the samples
-    /// of making a string value.
+    /// of making a string value. `Text::new`, the one caller, has checked
+    /// the length (past `INLINE`, `16 - n` would wrap).
     #[inline(always)]
     fn new(bytes: &[u8]) -> Short {
         let n = bytes.len();
@@ -339,6 +340,7 @@ impl Short {
 /// The little-endian number of exactly 4 or 8 bytes.
 #[inline]
 fn le_word(bytes: &[u8]) -> u64 {
+    debug_assert!(matches!(bytes.len(), 4 | 8));
     match bytes.len() {
         8 => u64::from_le_bytes(bytes.try_into().unwrap_or_default()),
         _ => u64::from(u32::from_le_bytes(bytes.try_into().unwrap_or_default())),

@@ -8,8 +8,8 @@
 //!
 //! Every reference of every event is looked up here, in a table too large for
 //! the cache, so a string key of up to 23 bytes is kept in its table slot
-//! too: finding it reads the slot and not also `keys`. A
-//! caller with many keys to look up can `prefetch` each first (see `probed`).
+//! too: finding it reads the slot and not also `keys`. A caller with many
+//! keys to look up can `prefetch` each first (see `probed`).
 
 use crate::chunked::Shared;
 use crate::probed::{Probed, Vacant};
@@ -67,7 +67,7 @@ impl Slot {
 
 impl Vacant for Slot {
     fn vacant() -> Slot {
-        Slot { id: u64::MAX, len: NOT_IN_SLOT, bytes: [0; IN_SLOT] }
+        Slot::new(u64::MAX, &Value::Null)
     }
     fn is_vacant(&self) -> bool {
         self.id == u64::MAX
