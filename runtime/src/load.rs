@@ -173,8 +173,8 @@ pub fn for_each_run_decoded_ahead(
                         return Ok(()); // the caller stopped
                     }
                     next += 1;
-                    // One text is read into next; the others are let go.
-                    if let Some(text) = texts_back.try_iter().last() {
+                    // Later runs are read into these (a few are kept).
+                    for text in texts_back.try_iter() {
                         runs.recycle(text);
                     }
                 }
@@ -364,10 +364,16 @@ const TAIL_BYTES: u64 = 64 << 10;
 /// Bytes read from a file at a time.
 const READ_BYTES: usize = 1 << 20;
 
+/// Runs handed back that a reader keeps for later ones (a decoding thread
+/// holds about four at once, and gives them back in bursts).
+const SPARE_RUNS: usize = 4;
+
 /// A file read a run of `lines` whole lines at a time: what was read past
 /// the run is kept for the next, and nothing else. A run handed back with
-/// `recycle` holds the next one: a fresh buffer per run was mostly the kernel
-/// zeroing new pages, as much time as reading the file.
+/// `recycle` holds a later one: a fresh buffer per run was mostly the kernel
+/// zeroing new pages, as much time as reading the file. Each run starts
+/// with room for the last run's size and a read more, so that reading it
+/// never moves what it holds to a larger buffer.
 struct LineRuns<R> {
     path: String,
     source: R,
@@ -376,8 +382,8 @@ struct LineRuns<R> {
     read_bytes: usize,
     /// Bytes read and not handed out yet, starting at line `first_line`.
     buffer: Vec<u8>,
-    /// A run handed back, to read into next.
-    spare: Vec<u8>,
+    /// Runs handed back, to read into later ones (at most `SPARE_RUNS`).
+    spare: Vec<Vec<u8>>,
     first_line: usize,
     /// How much of `buffer` was searched for newlines, and how many it held.
     searched: usize,
@@ -420,7 +426,9 @@ impl<R: Read> LineRuns<R> {
 
     /// Hands back a run that is done with, for a later one to be read into.
     fn recycle(&mut self, run: Vec<u8>) {
-        self.spare = run;
+        if self.spare.len() < SPARE_RUNS {
+            self.spare.push(run);
+        }
     }
 
     /// Where the run ends in `buffer`, if `buffer` holds all of its lines.
@@ -438,9 +446,11 @@ impl<R: Read> LineRuns<R> {
 
     /// Hands out `buffer[..end]`; the rest starts the next run.
     fn take(&mut self, end: usize) -> (usize, Vec<u8>) {
-        let mut rest = std::mem::take(&mut self.spare);
+        let mut rest = self.spare.pop().unwrap_or_default();
         rest.clear();
-        rest.reserve(self.buffer.len() - end + self.read_bytes);
+        // Room for a run as long as this one, an eighth more, and the read
+        // that finds its end.
+        rest.reserve((self.buffer.len() - end).max(end + end / 8) + self.read_bytes);
         rest.extend_from_slice(&self.buffer[end..]);
         let mut run = std::mem::replace(&mut self.buffer, rest);
         run.truncate(end);
