@@ -103,6 +103,9 @@ pub(crate) struct Ahead {
 const NEAR: usize = 4;
 const FAR: usize = 8;
 
+/// How far ahead of the change being taken `Changes` prefetches one.
+const CHANGES_AHEAD: usize = 16;
+
 impl Ahead {
     fn of(keys: &[u64], at: usize) -> Ahead {
         Ahead { near: keys.get(at + NEAR).copied(), far: keys.get(at + FAR).copied() }
@@ -156,9 +159,17 @@ impl<D> Pending<D> for Changes<D> {
         self.keys.clear();
         self.keys.extend(order.chunk_by(|a, b| a.0 == b.0).map(|run| run[0].0));
         let mut batch = Vec::new();
+        // The changes lie in the order they came, and are taken in the
+        // instances' order: each would be a cache miss of its own in a
+        // backfill's hundreds of thousands, so the one `CHANGES_AHEAD`
+        // places on is asked for meanwhile.
+        let mut ahead = order.iter().skip(CHANGES_AHEAD).map(|&(_, i)| i);
         for (at, run) in order.chunk_by(|a, b| a.0 == b.0).enumerate() {
             batch.clear();
             for &(_, i) in run {
+                if let Some(change) = ahead.next().and_then(|i| self.values.get(i)) {
+                    crate::instances::prefetch_whole(change);
+                }
                 let change = self.values[i].take();
                 debug_assert!(change.is_some(), "a change taken twice");
                 batch.extend(change);
