@@ -958,10 +958,6 @@ mod tests {
     /// them: none, Python's `json.dumps`, and any whitespace JSON allows.
     const SPACINGS: [(&str, &str, &str); 3] = [(",", ":", ""), (", ", ": ", ""), (" ,\t", " :\n", " \r\n")];
 
-    fn line(fields: &[(&str, &str)]) -> String {
-        spaced_line(fields, SPACINGS[0])
-    }
-
     fn spaced_line(fields: &[(&str, &str)], (comma, colon, end): (&str, &str, &str)) -> String {
         let members: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\"{colon}{v}")).collect();
         format!("{{{}}}{end}", members.join(comma))
