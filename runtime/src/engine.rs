@@ -422,9 +422,7 @@ impl Engine {
                             for session in dataflow.inputs.iter_mut() {
                                 session.advance_to(at);
                             }
-                            for (target, row, time, diff) in updates {
-                                input_groups::apply(&worker_groups, target, row, time, diff, &mut dataflow.inputs);
-                            }
+                            input_groups::apply_all(&worker_groups, updates, &mut dataflow.inputs);
                             for session in dataflow.inputs.iter_mut() {
                                 session.flush();
                             }
@@ -433,9 +431,7 @@ impl Engine {
                         }
                         Command::Step { updates, upto } => (updates, upto),
                     };
-                    for (target, row, time, diff) in updates {
-                        input_groups::apply(&worker_groups, target, row, time, diff, &mut dataflow.inputs);
-                    }
+                    input_groups::apply_all(&worker_groups, updates, &mut dataflow.inputs);
                     for session in dataflow.inputs.iter_mut() {
                         session.advance_to(upto);
                         session.flush();

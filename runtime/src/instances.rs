@@ -183,6 +183,13 @@ pub fn prefetch_whole<T>(at: &T) {
     prefetch_address(first.wrapping_add(std::mem::size_of::<T>().max(1) - 1));
 }
 
+/// `prefetch` of where an `Arc` keeps its counts, and the start of its
+/// value just after them (a clone's increment touches the first).
+pub fn prefetch_arc<T: ?Sized>(at: &std::sync::Arc<T>) {
+    // The counts are two words just before the value.
+    prefetch_address(std::sync::Arc::as_ptr(at).cast::<i8>().wrapping_sub(2 * std::mem::size_of::<usize>()));
+}
+
 const CACHE_LINE: usize = 64;
 
 #[allow(unsafe_code)]
