@@ -48,6 +48,13 @@ impl Unbeaten {
         }
     }
 
+    /// Asks for `instance`'s best rank, for an `admits` soon after.
+    pub fn prefetch(&self, instance: u64) {
+        if let Some(best) = self.best.get(instance as usize) {
+            crate::instances::prefetch(best);
+        }
+    }
+
     /// Whether a row of `instance` with `rank` at `time` may still change
     /// the answer: false only if a row that ranked strictly better passed
     /// at a time no later.
