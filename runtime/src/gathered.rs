@@ -348,6 +348,13 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
         crate::instances::prefetch_lines(self.slots.as_slice(), 16);
         crate::instances::prefetch_lines(self.produced.as_slice(), 16);
     }
+
+    // A `ThinVec` keeps its length in its allocation, just before the
+    // items: `prefetch` reads it.
+    fn prefetch_pointed(&self) {
+        crate::instances::prefetch_before(self.slots.as_ptr());
+        crate::instances::prefetch_before(self.produced.as_ptr());
+    }
 }
 
 /// Whether a projection keeps `v`: a value that is not null, or a segment's true.

@@ -190,6 +190,14 @@ pub fn prefetch_arc<T: ?Sized>(at: &std::sync::Arc<T>) {
     prefetch_address(std::sync::Arc::as_ptr(at).cast::<i8>().wrapping_sub(2 * std::mem::size_of::<usize>()));
 }
 
+/// `prefetch` of the word before `items` (where a `ThinVec` keeps its
+/// length) and of the first item, without reading either.
+pub fn prefetch_before<T>(items: *const T) {
+    let start = items.cast::<i8>();
+    prefetch_address(start.wrapping_sub(std::mem::size_of::<usize>()));
+    prefetch_address(start);
+}
+
 const CACHE_LINE: usize = 64;
 
 #[allow(unsafe_code)]

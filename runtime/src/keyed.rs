@@ -60,6 +60,10 @@ pub(crate) trait InstanceState<D, V>: Default {
     }
     /// Asks for the memory its values are in (see `Ahead`).
     fn prefetch(&self) {}
+    /// Asks for the first memory its pointers lead to, reading only the
+    /// state itself (see `Ahead`): where `prefetch` reads a length kept
+    /// behind a pointer, that read was a cache miss of its own.
+    fn prefetch_pointed(&self) {}
     /// Whether the instance has no values left (its state can go).
     fn is_empty(&self) -> bool {
         self.size() == 0
@@ -91,16 +95,19 @@ pub(crate) trait Pending<D>: Default {
 }
 
 /// Instances a few and several places ahead of the one being handed over:
-/// an operator prefetches the state of the first and the slot of the second,
-/// so that the cache misses of a table of a million instances overlap
-/// instead of following one another.
+/// an operator prefetches the slot of the farthest, the memory the state
+/// of the middle one points to (`prefetch_pointed`), and the state of the
+/// nearest, so that the cache misses of a table of a million instances
+/// overlap instead of following one another.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Ahead {
     near: Option<u64>,
+    middle: Option<u64>,
     far: Option<u64>,
 }
 
 const NEAR: usize = 4;
+const MIDDLE: usize = 6;
 const FAR: usize = 8;
 
 /// How far ahead of the change being taken `Changes` prefetches one.
@@ -108,12 +115,19 @@ const CHANGES_AHEAD: usize = 16;
 
 impl Ahead {
     fn of(keys: &[u64], at: usize) -> Ahead {
-        Ahead { near: keys.get(at + NEAR).copied(), far: keys.get(at + FAR).copied() }
+        Ahead {
+            near: keys.get(at + NEAR).copied(),
+            middle: keys.get(at + MIDDLE).copied(),
+            far: keys.get(at + FAR).copied(),
+        }
     }
 
     fn prefetch<D, V, S: InstanceState<D, V>>(self, instances: &Instances<S>) {
         if let Some(far) = self.far {
             instances.prefetch(far);
+        }
+        if let Some(state) = self.middle.and_then(|middle| instances.get(middle)) {
+            state.prefetch_pointed();
         }
         if let Some(state) = self.near.and_then(|near| instances.get(near)) {
             state.prefetch();
