@@ -109,7 +109,7 @@ pub fn retraction(at: i64, window: u64) -> Time {
 /// `apply` of each update in turn. A row was made by the engine thread,
 /// on another core, and the first touch of it here is the count its clone
 /// increments: a cache miss an update (3 % of the workers' samples in a
-/// backfill), so the row `ROWS_AHEAD` updates on is asked for meanwhile.
+/// backfill), so the row `UPDATES_AHEAD` updates on is asked for meanwhile.
 pub fn apply_all(
     groups: &InputGroups,
     updates: Vec<(Target, SharedRow, Time, isize)>,
@@ -117,7 +117,8 @@ pub fn apply_all(
 ) {
     let mut updates = updates.into_iter();
     while let Some((target, row, time, diff)) = updates.next() {
-        if let Some((_, ahead, _, _)) = updates.as_slice().get(ROWS_AHEAD) {
+        // (What is left starts at the next update.)
+        if let Some((_, ahead, _, _)) = updates.as_slice().get(UPDATES_AHEAD - 1) {
             crate::instances::prefetch_arc(ahead);
         }
         apply(groups, target, row, time, diff, sessions);
@@ -125,7 +126,7 @@ pub fn apply_all(
 }
 
 /// How far ahead `apply_all` prefetches a row.
-const ROWS_AHEAD: usize = 8;
+const UPDATES_AHEAD: usize = 8;
 
 /// Puts `row` into each input `target` names.
 pub fn apply(

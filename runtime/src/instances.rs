@@ -183,15 +183,19 @@ pub fn prefetch_whole<T>(at: &T) {
     prefetch_address(first.wrapping_add(std::mem::size_of::<T>().max(1) - 1));
 }
 
-/// `prefetch` of where an `Arc` keeps its counts, and the start of its
-/// value just after them (a clone's increment touches the first).
+/// `prefetch` of where an `Arc` keeps its counts, which a clone's
+/// increment touches first (and of whatever of its value shares their
+/// cache line).
 pub fn prefetch_arc<T: ?Sized>(at: &std::sync::Arc<T>) {
-    // The counts are two words just before the value.
+    // The counts are the two words before the value, which starts at the
+    // next multiple of its alignment: right after them up to 16.
+    debug_assert!(std::mem::align_of_val(&**at) <= 2 * std::mem::size_of::<usize>());
     prefetch_address(std::sync::Arc::as_ptr(at).cast::<i8>().wrapping_sub(2 * std::mem::size_of::<usize>()));
 }
 
-/// `prefetch` of the word before `items` (where a `ThinVec` keeps its
-/// length) and of the first item, without reading either.
+/// `prefetch` of the word before `items` (a `ThinVec` keeps its length and
+/// capacity in the two words before its items, in one cache line) and of
+/// the first item, without reading either.
 pub fn prefetch_before<T>(items: *const T) {
     let start = items.cast::<i8>();
     prefetch_address(start.wrapping_sub(std::mem::size_of::<usize>()));

@@ -364,8 +364,10 @@ const TAIL_BYTES: u64 = 64 << 10;
 /// Bytes read from a file at a time.
 const READ_BYTES: usize = 1 << 20;
 
-/// Runs handed back that a reader keeps for later ones (a decoding thread
-/// holds about four at once, and gives them back in bursts).
+/// Runs handed back that a reader keeps for later ones: they come back in
+/// bursts, as the decoding threads finish while the reader waits to hand
+/// out the next run. Four bound what is kept to ~14 MB at the streaming
+/// run size (each ~1.1 runs and a read).
 const SPARE_RUNS: usize = 4;
 
 /// A file read a run of `lines` whole lines at a time: what was read past
@@ -449,8 +451,10 @@ impl<R: Read> LineRuns<R> {
         let mut rest = self.spare.pop().unwrap_or_default();
         rest.clear();
         // Room for a run as long as this one, an eighth more, and the read
-        // that finds its end.
-        rest.reserve((self.buffer.len() - end).max(end + end / 8) + self.read_bytes);
+        // that finds its end (none after the file's last run).
+        if !self.at_end {
+            rest.reserve((self.buffer.len() - end).max(end + end / 8) + self.read_bytes);
+        }
         rest.extend_from_slice(&self.buffer[end..]);
         let mut run = std::mem::replace(&mut self.buffer, rest);
         run.truncate(end);

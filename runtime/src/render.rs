@@ -854,8 +854,9 @@ fn flat_map_rows<'s, D: differential_dataflow::Data>(
 }
 
 /// A flat map of rows that asks for each row's memory `ROWS_AHEAD` rows
-/// before `f` reads it, and shows `peek` the row `PEEK_AHEAD` on (asked
-/// for earlier), for `f`'s state of its own to be asked for too. A row
+/// before `f` reads it (a container's first ones before the first), and
+/// shows `peek` the row `PEEK_AHEAD` on (asked for earlier), for `f`'s
+/// state of its own to be asked for too. A row
 /// was made by the engine thread, on another core, and the first read of
 /// each was a cache miss of its own (`as_ref_id` and `Unbeaten::admits`,
 /// 3-5 % of the workers' samples in a backfill).
@@ -867,19 +868,22 @@ fn map_updates_ahead<'s, S: 'static, D: differential_dataflow::Data>(
 ) -> VecCollection<'s, Time, D, isize> {
     use timely::dataflow::operators::generic::Operator;
     rows.inner
-        .unary::<CapacityContainerBuilder<Vec<(D, Time, isize)>>, _, _, _>(Pipeline, "FlatMap", move |_, _| {
+        .unary::<CapacityContainerBuilder<Vec<(D, Time, isize)>>, _, _, _>(Pipeline, "MapRows", move |_, _| {
             move |input, output| {
                 input.for_each_stamp(|cap, containers| {
                     let mut session = output.session(&cap);
                     for container in containers {
+                        for (row, _, _) in container.iter().take(ROWS_AHEAD) {
+                            ask_for_row(row);
+                        }
                         let mut updates = container.drain(..);
                         while let Some(update) = updates.next() {
+                            // What is left starts at the next update.
                             let rest = updates.as_slice();
-                            if let Some((ahead, _, _)) = rest.get(ROWS_AHEAD) {
-                                crate::instances::prefetch_arc(ahead);
-                                crate::instances::prefetch_lines(&ahead[..], ROW_LINES);
+                            if let Some((ahead, _, _)) = rest.get(ROWS_AHEAD - 1) {
+                                ask_for_row(ahead);
                             }
-                            if let Some((near, _, _)) = rest.get(PEEK_AHEAD) {
+                            if let Some((near, _, _)) = rest.get(PEEK_AHEAD - 1) {
                                 peek(&state, near);
                             }
                             if let Some(out) = f(&mut state, update) {
@@ -893,11 +897,19 @@ fn map_updates_ahead<'s, S: 'static, D: differential_dataflow::Data>(
         .as_collection()
 }
 
-/// How far ahead `map_updates_ahead` asks for a row, and shows one to `peek`.
+/// How many rows ahead of the one `f` takes `map_updates_ahead` asks for one.
 const ROWS_AHEAD: usize = 12;
+/// How many rows ahead of the one `f` takes `map_updates_ahead` shows one
+/// to `peek` (asked for `ROWS_AHEAD - PEEK_AHEAD` rows before).
 const PEEK_AHEAD: usize = 6;
 /// Cache lines of a row's values asked for: an order's seven fill three.
 const ROW_LINES: usize = 3;
+
+/// Asks for a row's counts and its first values (see `map_updates_ahead`).
+fn ask_for_row(row: &SharedRow) {
+    crate::instances::prefetch_arc(row);
+    crate::instances::prefetch_lines(&row[..], ROW_LINES);
+}
 
 /// An aggregate that orders references (`ordered_reference`) orders them as
 /// (key, reference), the keys read from `keys`.
@@ -1073,7 +1085,7 @@ pub fn values_aggregate(func: AggFunc, input: &Values<Value>) -> Option<Value> {
 mod tests {
     use super::{
         flat_map_rows, join_filters, map_updates_ahead, net_output_changes, output_order, read_columns, OutputChunks,
-        OutputUpdate, SharedRow, Time, RADIX_MOST, ROWS_AHEAD,
+        OutputUpdate, SharedRow, Time, PEEK_AHEAD, RADIX_MOST, ROWS_AHEAD,
     };
     use differential_dataflow::VecCollection;
     use proptest::prelude::*;
@@ -1106,24 +1118,30 @@ mod tests {
         assert_eq!(emitted[2], (0..n).filter(|i| i % 2 == 1).map(|i| (2 * i, -1)).collect::<Vec<_>>());
     }
 
-    /// `peek` sees only rows that `f` has yet to take, in order, and the
-    /// state that `f` changes.
+    /// `peek` sees the row `PEEK_AHEAD` on from the one `f` takes next, and
+    /// the state that `f` changes; the last few rows have none that far on.
     #[test]
-    fn a_peek_sees_rows_still_to_come() {
-        fn checked(rows: VecCollection<'_, Time, SharedRow, isize>) -> VecCollection<'_, Time, i64, isize> {
-            // The state: the last row taken; a peeked row comes after it.
-            let peek = |last: &i64, row: &SharedRow| assert!(matches!(row[0], Value::Int(i) if i > *last));
-            let take = |last: &mut i64, (row, time, diff): (SharedRow, Time, isize)| {
-                let Value::Int(i) = row[0] else { return None };
-                assert!(i > *last, "rows are taken in order");
-                *last = i;
-                Some((i, time, diff))
+    fn a_peek_sees_the_row_peek_ahead_on() {
+        type Seen = (i64, std::cell::Cell<Option<i64>>);
+        fn checked(rows: VecCollection<'_, Time, SharedRow, isize>) -> VecCollection<'_, Time, (i64, bool), isize> {
+            // The state: the last row taken, and the row peeked since.
+            let peek = |(last, peeked): &Seen, row: &SharedRow| {
+                let Value::Int(i) = row[0] else { panic!("rows of ints") };
+                assert_eq!(i, last + 1 + PEEK_AHEAD as i64, "the row PEEK_AHEAD on from the next");
+                assert_eq!(peeked.replace(Some(i)), None, "one peek a row");
             };
-            map_updates_ahead(rows, -1, peek, take)
+            let take = |(last, peeked): &mut Seen, (row, time, diff): (SharedRow, Time, isize)| {
+                let Value::Int(i) = row[0] else { return None };
+                assert_eq!(i, *last + 1, "rows are taken in order");
+                *last = i;
+                Some(((i, peeked.take().is_some()), time, diff))
+            };
+            map_updates_ahead(rows, (-1, std::cell::Cell::new(None)), peek, take)
         }
         let n = 4 * ROWS_AHEAD as i64;
         let emitted = crate::testing::emitted(vec![(0..n).map(|i| (row(i), 1)).collect()], checked);
-        assert_eq!(emitted[0], (0..n).map(|i| (i, 1)).collect::<Vec<_>>());
+        let peeked_before = |i: i64| i + (PEEK_AHEAD as i64) < n;
+        assert_eq!(emitted[0], (0..n).map(|i| ((i, peeked_before(i)), 1)).collect::<Vec<_>>());
     }
 
     #[test]
