@@ -354,6 +354,7 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
 
     // A `ThinVec` keeps its length in its allocation, just before the
     // items: `prefetch` reads it.
+    const PREFETCHES_POINTED: bool = true;
     fn prefetch_pointed(&self) {
         crate::instances::prefetch_before(self.slots.as_ptr());
         crate::instances::prefetch_before(self.produced.as_ptr());

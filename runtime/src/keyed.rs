@@ -60,6 +60,9 @@ pub(crate) trait InstanceState<D, V>: Default {
     }
     /// Asks for the memory its values are in (see `Ahead`).
     fn prefetch(&self) {}
+    /// Whether `prefetch_pointed` asks for anything: the others skip the
+    /// lookup of the instance it needs (a hash table's, in sparse form).
+    const PREFETCHES_POINTED: bool = false;
     /// Asks for the first memory its pointers lead to, reading only the
     /// state itself (see `Ahead`): where `prefetch` reads a length kept
     /// behind a pointer, that read was a cache miss of its own.
@@ -126,8 +129,10 @@ impl Ahead {
         if let Some(far) = self.far {
             instances.prefetch(far);
         }
-        if let Some(state) = self.middle.and_then(|middle| instances.get(middle)) {
-            state.prefetch_pointed();
+        if S::PREFETCHES_POINTED {
+            if let Some(state) = self.middle.and_then(|middle| instances.get(middle)) {
+                state.prefetch_pointed();
+            }
         }
         if let Some(state) = self.near.and_then(|near| instances.get(near)) {
             state.prefetch();
