@@ -5,15 +5,15 @@
 //! enters and `(-value, -1)` when it leaves. Differential's `count_total`
 //! keeps those totals in an arrangement of its input, which it sorts, merges
 //! and compacts at every batch and reads back with a cursor. Here each worker
-//! keeps its instances' totals by id (`instances`), folds a time's changes into
-//! one change per instance as they arrive, and when the time completes emits,
-//! for each instance whose total moved, the retraction of the old total's
-//! value (the count, sum, average or existence it stands for) and the
-//! insertion of the new one's, unless they are equal: the collection
-//! `count_total` and a map give. Sums are in decimal units (10^-6), so
-//! decimal money and integer quantities are exact.
+//! keeps its instances' totals by id (`instances`), lists a time's changes
+//! as they arrive (`Listed`), sums them up per instance when the time
+//! completes, and emits, for each instance whose total moved, the retraction
+//! of the old total's value (the count, sum, average or existence it
+//! stands for) and the insertion of the new one's, unless they are equal:
+//! the collection `count_total` and a map give. Sums are in decimal units
+//! (10^-6), so decimal money and integer quantities are exact.
 
-use crate::folded::{folded_by_time, release_if_large, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, Folded, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::render::Time;
 use differential_dataflow::{ExchangeData, VecCollection};
@@ -61,6 +61,79 @@ impl From<Total> for SumCount {
     }
 }
 
+/// A time's changes to the totals, listed as they come and summed up per
+/// instance when the time completes. Folded into a hash table as they came,
+/// each change of a refresh was a lookup at a scattered slot, the slowest
+/// line of a refresh's totals; a list takes a push, and its sort by
+/// instance a few passes over it (`radix`). A time with more changes than
+/// `LISTED_MOST` (a backfill's one time) folds the rest into a table, as
+/// before: a few stores' totals over a million orders would otherwise be
+/// listed and sorted a million times over.
+#[derive(Default)]
+struct Listed {
+    changes: Vec<(u64, Total)>,
+    folded: HashMap<u64, SumCount>,
+}
+
+/// The most changes a time lists before it folds them into a table.
+/// Debug builds (the tests) fold past a handful, so that the randomized
+/// reference tests cover both and the switch.
+const LISTED_MOST: usize = if cfg!(debug_assertions) { 4 } else { 1 << 14 };
+
+impl Folded for Listed {
+    fn capacity(&self) -> usize {
+        self.changes.capacity().max(self.folded.capacity())
+    }
+    fn clear(&mut self) {
+        self.changes.clear();
+        self.folded.clear();
+    }
+}
+
+impl Listed {
+    fn push(&mut self, instance: u64, change: SumCount) {
+        if self.changes.len() < LISTED_MOST && self.folded.is_empty() {
+            self.changes.push((instance, Total::from(change)));
+            return;
+        }
+        for (listed, earlier) in self.changes.drain(..) {
+            self.folded.entry(listed).or_default().add(SumCount::from(earlier), 1);
+        }
+        self.folded.entry(instance).or_default().add(change, 1);
+    }
+
+    /// The time's changes, one per instance, in instance order, none zero.
+    fn sum_up(&mut self) -> &[(u64, Total)] {
+        let folded = self.folded.drain().map(|(instance, change)| (instance, Total::from(change)));
+        self.changes.extend(folded);
+        crate::radix::sort_by_key(&mut self.changes, |&(instance, _)| instance);
+        let mut kept: usize = 0;
+        for at in 0..self.changes.len() {
+            let (instance, change) = self.changes[at];
+            match kept.checked_sub(1).map(|last| &mut self.changes[last]) {
+                Some((last, total)) if *last == instance => {
+                    let mut sum = SumCount::from(*total);
+                    sum.add(SumCount::from(change), 1);
+                    *total = Total::from(sum);
+                }
+                last => {
+                    // The instance before is done: a zero change is none.
+                    if last.is_some_and(|(_, total)| SumCount::from(*total).is_zero()) {
+                        kept -= 1;
+                    }
+                    self.changes[kept] = (instance, change);
+                    kept += 1;
+                }
+            }
+        }
+        if kept > 0 && SumCount::from(self.changes[kept - 1].1).is_zero() {
+            kept -= 1;
+        }
+        self.changes.truncate(kept);
+        &self.changes
+    }
+}
+
 /// Per instance, `finish` of the total of its values (with their
 /// multiplicities): an instance whose total is zero has none, and neither
 /// does one whose total `finish` takes to `None`. A change emits the
@@ -97,22 +170,19 @@ where
     // A zero total is an instance with none.
     let scope = items.inner.scope();
     let mut totals = Instances::<Total>::new(scope.index(), scope.peers(), |t| SumCount::from(*t).is_zero());
-    // Each instance's change in a time, folded.
-    let fold = move |changes: &mut HashMap<u64, SumCount>, key, item, diff| {
+    // Each instance's changes in a time, listed.
+    let fold = move |changes: &mut Listed, key, item, diff| {
         if let Some(value) = value(item) {
-            changes.entry(key).or_default().add(value, diff);
+            let mut change = SumCount::default();
+            change.add(value, diff);
+            changes.push(key, change);
         }
     };
     let value_of = move |total: SumCount| if total.is_zero() { None } else { finish(total) };
-    // A time's changes in a list, so that the total a few changes ahead can
-    // be asked for while this one is worked on (a refresh's instances are
-    // scattered); the list is kept from time to time unless a large time (a
-    // backfill) grew it.
-    let mut listed: Vec<(u64, SumCount)> = Vec::new();
-    folded_by_time(items, "Totals", instance, fold, move |changes, out| {
-        listed.clear();
-        listed.extend(changes.drain().filter(|(_, change)| !change.is_zero()));
-        let changes = &listed;
+    folded_by_time(items, "Totals", instance, fold, move |listed: &mut Listed, out| {
+        // In instance order, the total a few changes ahead asked for while
+        // this one is worked on.
+        let changes = listed.sum_up();
         for (i, &(key, change)) in changes.iter().enumerate() {
             if let Some(&(ahead, _)) = changes.get(i + PREFETCH_AHEAD) {
                 totals.prefetch(ahead);
@@ -120,7 +190,7 @@ where
             let total = totals.entry(key);
             let old = SumCount::from(*total);
             let mut new = old;
-            new.add(change, 1);
+            new.add(SumCount::from(change), 1);
             *total = Total::from(new);
             if new.is_zero() {
                 totals.remove(key);
@@ -131,13 +201,15 @@ where
                 out.extend(new.map(|v| ((key, v), 1)));
             }
         }
-        release_if_large(&mut listed);
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{totals, SumCount, Total};
+    use super::{totals, Listed, SumCount, Total, LISTED_MOST};
+    use crate::folded::Folded;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn sc(sum: i128, count: i64) -> SumCount {
         SumCount { sum, count }
@@ -224,6 +296,31 @@ mod tests {
         for sum in [0, 1, -1, i64::MAX as i128 + 7, i64::MIN as i128 - 7, i128::MAX, i128::MIN, 1 << 100, -(1 << 100)] {
             let t = SumCount { sum, count: -3 };
             assert_eq!(SumCount::from(Total::from(t)), t, "{sum}");
+        }
+    }
+
+    proptest! {
+        /// However many changes a time has (listed, or past `LISTED_MOST`
+        /// folded into a table, or both), they sum up to what a map of
+        /// instances to totals holds, without the zero ones, in instance
+        /// order; and an emptied list holds nothing of them.
+        #[test]
+        fn a_times_changes_sum_up_per_instance(
+            changes in proptest::collection::vec((0u64..6, -3i128..4, prop_oneof![Just(1isize), Just(-1)]), 0..3 * LISTED_MOST),
+        ) {
+            let mut listed = Listed::default();
+            let mut expected: BTreeMap<u64, SumCount> = BTreeMap::new();
+            for &(instance, sum, diff) in &changes {
+                let mut change = SumCount::default();
+                change.add(sc(sum, 1), diff);
+                listed.push(instance, change);
+                expected.entry(instance).or_default().add(sc(sum, 1), diff);
+            }
+            let expected: Vec<(u64, SumCount)> = expected.into_iter().filter(|(_, t)| !t.is_zero()).collect();
+            let summed: Vec<(u64, SumCount)> = listed.sum_up().iter().map(|&(i, t)| (i, SumCount::from(t))).collect();
+            prop_assert_eq!(summed, expected);
+            listed.clear();
+            prop_assert!(listed.sum_up().is_empty());
         }
     }
 }
