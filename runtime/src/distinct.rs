@@ -13,7 +13,7 @@
 //! `distinct_total` then `count_total` give (an instance with no values has
 //! none, and reads as 0).
 
-use crate::folded::{folded_by_time, release_if_large, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, release_if_large, Folded, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::pairs::HeldPairs;
 use crate::render::Time;
@@ -34,22 +34,21 @@ pub fn distinct_counts<'s>(
     let mut counts = Instances::<i64>::new(scope.index(), scope.peers(), |n| *n == 0);
     // How far a completed time moved each instance's count.
     let mut moved: HashMap<u64, i64> = HashMap::default();
-    // Each pair's change in a time, folded.
+    // Each pair's changes in a time, listed.
     let instance = |(key, _): &(u64, Value)| *key;
-    let fold = |changes: &mut HashMap<(u64, Value), isize>, _, pair, diff| {
-        *changes.entry(pair).or_default() += diff;
-    };
-    // A completed time's changes with their pairs' hashes, so that a pair a
-    // few ahead can be asked for while this one is worked on.
+    let fold = |changes: &mut ListedPairs, _, (key, value), diff| changes.push(key, value, diff);
+    // A completed time's changes with their pairs' hashes, summed up per
+    // pair, so that a pair a few ahead can be asked for while this one is
+    // worked on.
     let mut listed: Vec<(u64, u64, Value, i64)> = Vec::new();
-    folded_by_time(pairs, "DistinctCounts", instance, fold, move |changes, out| {
+    folded_by_time(pairs, "DistinctCounts", instance, fold, move |changes: &mut ListedPairs, out| {
         listed.clear();
-        listed.extend(
-            changes
-                .drain()
-                .filter(|(_, diff)| *diff != 0)
-                .map(|((key, value), diff)| (held.hash(key, &value), key, value, diff as i64)),
-        );
+        let hashed = |(key, value): (u64, Value), diff: isize| (held.hash(key, &value), key, value, diff as i64);
+        // A time's changes are listed or, past `LISTED_MOST`, all folded in
+        // the table, one per pair already (a backfill's, unsorted as before).
+        listed.extend(changes.listed.drain(..).map(|(key, value, diff)| hashed((key, value), diff)));
+        sum_up_pairs(&mut listed);
+        listed.extend(changes.folded.drain().filter(|(_, diff)| *diff != 0).map(|(pair, diff)| hashed(pair, diff)));
         for i in 0..listed.len() {
             if let Some(&(ahead, ..)) = listed.get(i + PREFETCH_AHEAD) {
                 held.prefetch(ahead);
@@ -81,10 +80,69 @@ pub fn distinct_counts<'s>(
     })
 }
 
+/// A time's changes to pairs, listed as they come and summed up per pair
+/// when the time completes (see `totals`' `Listed`, which this follows): a
+/// hash table's slot per change of a refresh was a scattered lookup, and its
+/// hash a second one beside `HeldPairs`'. Past `LISTED_MOST` changes (a
+/// backfill's one time) the rest fold into a table.
+#[derive(Default)]
+struct ListedPairs {
+    listed: Vec<(u64, Value, isize)>,
+    folded: HashMap<(u64, Value), isize>,
+}
+
+/// The most changes a time lists before it folds them into a table; a
+/// handful in debug builds, so that the tests cover both and the switch.
+const LISTED_MOST: usize = if cfg!(debug_assertions) { 4 } else { 1 << 14 };
+
+impl Folded for ListedPairs {
+    fn capacity(&self) -> usize {
+        self.listed.capacity().max(self.folded.capacity())
+    }
+    fn clear(&mut self) {
+        self.listed.clear();
+        self.folded.clear();
+    }
+}
+
+impl ListedPairs {
+    fn push(&mut self, instance: u64, value: Value, diff: isize) {
+        if self.listed.len() < LISTED_MOST && self.folded.is_empty() {
+            self.listed.push((instance, value, diff));
+            return;
+        }
+        for (instance, value, diff) in self.listed.drain(..).chain([(instance, value, diff)]) {
+            *self.folded.entry((instance, value)).or_default() += diff;
+        }
+    }
+}
+
+/// Sums up `changes` (hash, instance, value, change) per pair, dropping
+/// those that come to zero: sorted by hash, a pair's changes lie side by
+/// side, unless two pairs share a hash, which a sort of the few with
+/// that hash puts right.
+fn sum_up_pairs(changes: &mut Vec<(u64, u64, Value, i64)>) {
+    crate::radix::sort_by_key(changes, |&(hash, ..)| hash);
+    for run in changes.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 2) {
+        run.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
+    }
+    changes.dedup_by(|later, kept| {
+        let same = (later.0, later.1, &later.2) == (kept.0, kept.1, &kept.2);
+        if same {
+            kept.3 += later.3;
+        }
+        same
+    });
+    changes.retain(|&(.., diff)| diff != 0);
+}
+
 #[cfg(test)]
 mod tests {
-    use super::distinct_counts;
+    use super::{distinct_counts, sum_up_pairs, ListedPairs, LISTED_MOST};
+    use crate::folded::Folded;
+    use proptest::prelude::*;
     use segflow_compiler::value::Value;
+    use std::collections::BTreeMap;
 
     /// Each time's changes of (instance, value) pairs; what the operator
     /// emits at each time, sorted.
@@ -114,5 +172,50 @@ mod tests {
         assert_eq!(emitted[1], []);
         assert_eq!(emitted[2], [((1, 2), -1)]);
         assert_eq!(emitted[3], [((1, 1), 1), ((3, 2), 1)]);
+    }
+
+    /// `sum_up_pairs` of changes given as (hash, instance, value, change),
+    /// as pairs and their sums, sorted.
+    fn summed(mut listed: Vec<(u64, u64, Value, i64)>) -> Vec<((u64, Value), i64)> {
+        sum_up_pairs(&mut listed);
+        let mut summed: Vec<((u64, Value), i64)> = listed.into_iter().map(|(_, i, v, d)| ((i, v), d)).collect();
+        summed.sort();
+        summed
+    }
+
+    proptest! {
+        /// However many changes a time has (listed, or past `LISTED_MOST`
+        /// folded into a table, or both), and however many pairs share a
+        /// hash (here one bit of the instance), they sum up to what a map
+        /// of pairs holds, without the zero ones.
+        #[test]
+        fn a_times_changes_sum_up_per_pair(
+            changes in proptest::collection::vec((0u64..4, 0u8..4, prop_oneof![Just(1isize), Just(-1)]), 0..64),
+        ) {
+            let changes: Vec<(u64, Value, isize)> =
+                changes.into_iter().map(|(i, v, d)| (i, Value::str(&format!("v{v}")), d)).collect();
+            let mut expected: BTreeMap<(u64, Value), i64> = BTreeMap::new();
+            for (instance, value, diff) in &changes {
+                *expected.entry((*instance, value.clone())).or_default() += *diff as i64;
+            }
+            let expected: Vec<((u64, Value), i64)> = expected.into_iter().filter(|(_, d)| *d != 0).collect();
+            // As they came.
+            let listed = changes.iter().map(|(i, v, d)| (i % 2, *i, v.clone(), *d as i64)).collect();
+            prop_assert_eq!(summed(listed), expected.clone());
+            // Through a time's list (and table).
+            let mut pairs = ListedPairs::default();
+            for (instance, value, diff) in changes.iter().take(3 * LISTED_MOST).cloned() {
+                pairs.push(instance, value, diff);
+            }
+            let mut listed: Vec<(u64, u64, Value, i64)> = pairs.listed.drain(..).map(|(i, v, d)| (i % 2, i, v, d as i64)).collect();
+            listed.extend(pairs.folded.drain().map(|((i, v), d)| (i % 2, i, v, d as i64)));
+            let mut part: BTreeMap<(u64, Value), i64> = BTreeMap::new();
+            for (instance, value, diff) in changes.iter().take(3 * LISTED_MOST) {
+                *part.entry((*instance, value.clone())).or_default() += *diff as i64;
+            }
+            prop_assert_eq!(summed(listed), part.into_iter().filter(|(_, d)| *d != 0).collect::<Vec<_>>());
+            pairs.clear();
+            prop_assert!(pairs.listed.is_empty() && pairs.folded.is_empty());
+        }
     }
 }
