@@ -6,8 +6,8 @@
 //! the distinct pairs' instances, each sorted, merged and compacted at every
 //! batch. Here each worker keeps, for its share of instances, how many rows
 //! hold each (instance, value) pair and how many distinct values each
-//! instance has. A time's changes are folded per pair as they arrive; when the
-//! time completes, a pair whose multiplicity starts or stops being positive
+//! instance has. A time's changes are listed as they arrive and summed up
+//! per pair when the time completes; then a pair whose multiplicity starts or stops being positive
 //! moves its instance's count, and each instance whose count moved emits the
 //! old count's retraction and the new one's insertion: the collection
 //! `distinct_total` then `count_total` give (an instance with no values has
@@ -42,13 +42,7 @@ pub fn distinct_counts<'s>(
     // worked on.
     let mut listed: Vec<(u64, u64, Value, i64)> = Vec::new();
     folded_by_time(pairs, "DistinctCounts", instance, fold, move |changes: &mut ListedPairs, out| {
-        listed.clear();
-        let hashed = |(key, value): (u64, Value), diff: isize| (held.hash(key, &value), key, value, diff as i64);
-        // A time's changes are listed or, past `LISTED_MOST`, all folded in
-        // the table, one per pair already (a backfill's, unsorted as before).
-        listed.extend(changes.listed.drain(..).map(|(key, value, diff)| hashed((key, value), diff)));
-        sum_up_pairs(&mut listed);
-        listed.extend(changes.folded.drain().filter(|(_, diff)| *diff != 0).map(|(pair, diff)| hashed(pair, diff)));
+        changes.sum_up(|key, value| held.hash(key, value), &mut listed);
         for i in 0..listed.len() {
             if let Some(&(ahead, ..)) = listed.get(i + PREFETCH_AHEAD) {
                 held.prefetch(ahead);
@@ -83,8 +77,9 @@ pub fn distinct_counts<'s>(
 /// A time's changes to pairs, listed as they come and summed up per pair
 /// when the time completes (see `totals`' `Listed`, which this follows): a
 /// hash table's slot per change of a refresh was a scattered lookup, and its
-/// hash a second one beside `HeldPairs`'. Past `LISTED_MOST` changes (a
-/// backfill's one time) the rest fold into a table.
+/// hash a second one beside `HeldPairs`'. A time with more than
+/// `LISTED_MOST` changes (a backfill's one time) folds all of them into a
+/// table, one entry a pair, as before.
 #[derive(Default)]
 struct ListedPairs {
     listed: Vec<(u64, Value, isize)>,
@@ -114,6 +109,19 @@ impl ListedPairs {
         for (instance, value, diff) in self.listed.drain(..).chain([(instance, value, diff)]) {
             *self.folded.entry((instance, value)).or_default() += diff;
         }
+    }
+
+    /// Replaces `out` with the time's changes, one per pair that changed,
+    /// each as (`hash` of the pair, instance, value, change), leaving none.
+    /// Listed changes are summed up (`sum_up_pairs`); a table holds one per
+    /// pair already, taken unsorted, as before the list.
+    fn sum_up(&mut self, hash: impl Fn(u64, &Value) -> u64, out: &mut Vec<(u64, u64, Value, i64)>) {
+        debug_assert!(self.listed.is_empty() || self.folded.is_empty(), "a time's changes both listed and folded");
+        out.clear();
+        out.extend(self.listed.drain(..).map(|(key, value, diff)| (hash(key, &value), key, value, diff as i64)));
+        sum_up_pairs(out);
+        let folded = self.folded.drain().filter(|(_, diff)| *diff != 0);
+        out.extend(folded.map(|((key, value), diff)| (hash(key, &value), key, value, diff as i64)));
     }
 }
 
@@ -174,48 +182,54 @@ mod tests {
         assert_eq!(emitted[3], [((1, 1), 1), ((3, 2), 1)]);
     }
 
-    /// `sum_up_pairs` of changes given as (hash, instance, value, change),
-    /// as pairs and their sums, sorted.
-    fn summed(mut listed: Vec<(u64, u64, Value, i64)>) -> Vec<((u64, Value), i64)> {
-        sum_up_pairs(&mut listed);
-        let mut summed: Vec<((u64, Value), i64)> = listed.into_iter().map(|(_, i, v, d)| ((i, v), d)).collect();
-        summed.sort();
-        summed
+    /// Summed-up changes given as (hash, instance, value, change), as
+    /// pairs and their sums, sorted.
+    fn as_pairs(summed: Vec<(u64, u64, Value, i64)>) -> Vec<((u64, Value), i64)> {
+        let mut pairs: Vec<((u64, Value), i64)> = summed.into_iter().map(|(_, i, v, d)| ((i, v), d)).collect();
+        pairs.sort();
+        pairs
+    }
+
+    /// What a map of pairs sums `changes` up to, without the zero ones.
+    fn expected(changes: &[(u64, Value, isize)]) -> Vec<((u64, Value), i64)> {
+        let mut sums: BTreeMap<(u64, Value), i64> = BTreeMap::new();
+        for (instance, value, diff) in changes {
+            *sums.entry((*instance, value.clone())).or_default() += *diff as i64;
+        }
+        sums.into_iter().filter(|(_, d)| *d != 0).collect()
     }
 
     proptest! {
         /// However many changes a time has (listed, or past `LISTED_MOST`
-        /// folded into a table, or both), and however many pairs share a
-        /// hash (here one bit of the instance), they sum up to what a map
-        /// of pairs holds, without the zero ones.
+        /// all folded into a table), and however many pairs share a hash
+        /// (here one bit of the instance), they sum up to what a map of
+        /// pairs holds, without the zero ones; an emptied time has none.
         #[test]
         fn a_times_changes_sum_up_per_pair(
             changes in proptest::collection::vec((0u64..4, 0u8..4, prop_oneof![Just(1isize), Just(-1)]), 0..64),
         ) {
             let changes: Vec<(u64, Value, isize)> =
                 changes.into_iter().map(|(i, v, d)| (i, Value::str(&format!("v{v}")), d)).collect();
-            let mut expected: BTreeMap<(u64, Value), i64> = BTreeMap::new();
-            for (instance, value, diff) in &changes {
-                *expected.entry((*instance, value.clone())).or_default() += *diff as i64;
-            }
-            let expected: Vec<((u64, Value), i64)> = expected.into_iter().filter(|(_, d)| *d != 0).collect();
-            // As they came.
-            let listed = changes.iter().map(|(i, v, d)| (i % 2, *i, v.clone(), *d as i64)).collect();
-            prop_assert_eq!(summed(listed), expected.clone());
-            // Through a time's list (and table).
+            // As they came, in one list.
+            let mut listed: Vec<_> = changes.iter().map(|(i, v, d)| (i % 2, *i, v.clone(), *d as i64)).collect();
+            sum_up_pairs(&mut listed);
+            prop_assert_eq!(as_pairs(listed), expected(&changes));
+            // Through a time's changes, as the operator takes them.
+            let first = &changes[..changes.len().min(3 * LISTED_MOST)];
             let mut pairs = ListedPairs::default();
-            for (instance, value, diff) in changes.iter().take(3 * LISTED_MOST).cloned() {
+            for (instance, value, diff) in first.iter().cloned() {
                 pairs.push(instance, value, diff);
             }
-            let mut listed: Vec<(u64, u64, Value, i64)> = pairs.listed.drain(..).map(|(i, v, d)| (i % 2, i, v, d as i64)).collect();
-            listed.extend(pairs.folded.drain().map(|((i, v), d)| (i % 2, i, v, d as i64)));
-            let mut part: BTreeMap<(u64, Value), i64> = BTreeMap::new();
-            for (instance, value, diff) in changes.iter().take(3 * LISTED_MOST) {
-                *part.entry((*instance, value.clone())).or_default() += *diff as i64;
+            let mut out = Vec::new();
+            pairs.sum_up(|instance, _| instance % 2, &mut out);
+            prop_assert_eq!(as_pairs(out.clone()), expected(first));
+            // Emptied for the next time.
+            for (instance, value, diff) in first.iter().cloned() {
+                pairs.push(instance, value, diff);
             }
-            prop_assert_eq!(summed(listed), part.into_iter().filter(|(_, d)| *d != 0).collect::<Vec<_>>());
             pairs.clear();
-            prop_assert!(pairs.listed.is_empty() && pairs.folded.is_empty());
+            pairs.sum_up(|instance, _| instance % 2, &mut out);
+            prop_assert!(out.is_empty());
         }
     }
 }

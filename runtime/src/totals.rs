@@ -66,9 +66,9 @@ impl From<Total> for SumCount {
 /// each change of a refresh was a lookup at a scattered slot, the slowest
 /// line of a refresh's totals; a list takes a push, and its sort by
 /// instance a few passes over it (`radix`). A time with more changes than
-/// `LISTED_MOST` (a backfill's one time) folds the rest into a table, as
-/// before: a few stores' totals over a million orders would otherwise be
-/// listed and sorted a million times over.
+/// `LISTED_MOST` (a backfill's one time) folds all of them into a table, as
+/// before: a few stores' totals over a million orders would otherwise be a
+/// million-long list to sort.
 #[derive(Default)]
 struct Listed {
     changes: Vec<(u64, Total)>,
@@ -301,7 +301,7 @@ mod tests {
 
     proptest! {
         /// However many changes a time has (listed, or past `LISTED_MOST`
-        /// folded into a table, or both), they sum up to what a map of
+        /// all folded into a table), they sum up to what a map of
         /// instances to totals holds, without the zero ones, in instance
         /// order; and an emptied list holds nothing of them.
         #[test]
@@ -319,6 +319,12 @@ mod tests {
             let expected: Vec<(u64, SumCount)> = expected.into_iter().filter(|(_, t)| !t.is_zero()).collect();
             let summed: Vec<(u64, SumCount)> = listed.sum_up().iter().map(|&(i, t)| (i, SumCount::from(t))).collect();
             prop_assert_eq!(summed, expected);
+            // Emptied for the next time, whether listed or folded.
+            for &(instance, sum, diff) in &changes {
+                let mut change = SumCount::default();
+                change.add(sc(sum, 1), diff);
+                listed.push(instance, change);
+            }
             listed.clear();
             prop_assert!(listed.sum_up().is_empty());
         }
