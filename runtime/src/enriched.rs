@@ -223,8 +223,11 @@ impl InstanceState<Side, SharedRow> for Referenced {
         self.rows.is_empty() && self.lookups.is_empty() && self.lookup_changes.is_empty()
     }
 
+    // And the log's length: taking the state (`Instances::entry`) asks
+    // whether it is vacant, which reads it.
     fn prefetch(&self) {
         self.lookups.prefetch();
+        crate::instances::prefetch_before(self.rows.as_ptr());
     }
 
     // What it emitted is its rows joined to its lookup rows: nothing is held

@@ -507,7 +507,7 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&Values<D>, &mut Vec<V>)> InstanceState<D, V>
     }
     fn prefetch(&self) {
         self.values.prefetch();
-        crate::instances::prefetch(self.produced.as_slice());
+        crate::instances::prefetch_before(self.produced.as_ptr());
     }
 }
 

@@ -55,11 +55,13 @@ impl<D: Ord> Values<D> {
         self.len() == 0
     }
 
-    /// Asks for the memory the values start in: a vector's first ones, or
-    /// a tree's header (see `instances::prefetch`).
+    /// Asks for the memory the values start in: a vector's length and its
+    /// first values, through its pointer alone (reading the length to find
+    /// them was itself the cache miss), or a tree's header (see
+    /// `instances::prefetch`).
     pub fn prefetch(&self) {
         match self {
-            Values::Few(v) => crate::instances::prefetch(v.as_slice()),
+            Values::Few(v) => crate::instances::prefetch_before(v.as_ptr()),
             Values::Many(t) => crate::instances::prefetch(&**t),
         }
     }
