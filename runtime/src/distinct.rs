@@ -7,11 +7,11 @@
 //! batch. Here each worker keeps, for its share of instances, how many rows
 //! hold each (instance, value) pair and how many distinct values each
 //! instance has. A time's changes are listed as they arrive and summed up
-//! per pair when the time completes; then a pair whose multiplicity starts or stops being positive
-//! moves its instance's count, and each instance whose count moved emits the
-//! old count's retraction and the new one's insertion: the collection
-//! `distinct_total` then `count_total` give (an instance with no values has
-//! none, and reads as 0).
+//! per pair when the time completes; then a pair whose multiplicity starts
+//! or stops being positive moves its instance's count, and each instance
+//! whose count moved emits the old count's retraction and the new one's
+//! insertion: the collection `distinct_total` then `count_total` give (an
+//! instance with no values has none, and reads as 0).
 
 use crate::folded::{folded_by_time, release_if_large, Folded, PREFETCH_AHEAD};
 use crate::instances::Instances;
