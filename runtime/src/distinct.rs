@@ -13,7 +13,7 @@
 //! insertion: the collection `distinct_total` then `count_total` give (an
 //! instance with no values has none, and reads as 0).
 
-use crate::folded::{folded_by_time, release_if_large, Folded, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, release_if_large, Folded, LISTED_MOST, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::pairs::HeldPairs;
 use crate::render::Time;
@@ -86,10 +86,6 @@ struct ListedPairs {
     folded: HashMap<(u64, Value), isize>,
 }
 
-/// The most changes a time lists before it folds them into a table; a
-/// handful in debug builds, so that the tests cover both and the switch.
-const LISTED_MOST: usize = if cfg!(debug_assertions) { 4 } else { 1 << 14 };
-
 impl Folded for ListedPairs {
     fn capacity(&self) -> usize {
         self.listed.capacity().max(self.folded.capacity())
@@ -146,8 +142,8 @@ fn sum_up_pairs(changes: &mut Vec<(u64, u64, Value, i64)>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{distinct_counts, sum_up_pairs, ListedPairs, LISTED_MOST};
-    use crate::folded::Folded;
+    use super::{distinct_counts, sum_up_pairs, ListedPairs};
+    use crate::folded::{Folded, LISTED_MOST};
     use proptest::prelude::*;
     use segflow_compiler::value::Value;
     use std::collections::BTreeMap;

@@ -46,6 +46,13 @@ pub fn release_if_large<T>(list: &mut Vec<T>) {
     }
 }
 
+/// The most changes a time lists as they come (`totals`, `distinct`)
+/// before it folds them into a table, one entry an instance or pair: a
+/// refresh's are listed, a backfill's folded. Debug builds (the tests)
+/// fold past a handful, so that the randomized reference tests cover both
+/// and the switch.
+pub const LISTED_MOST: usize = if cfg!(debug_assertions) { 4 } else { 1 << 14 };
+
 /// How many changes ahead of the one it works on an operator asks for the
 /// state that a change updates: a time's changes are listed first, so that
 /// the cache misses of scattered instances overlap (`totals`, `distinct`).

@@ -13,7 +13,7 @@
 //! the collection `count_total` and a map give. Sums are in decimal units
 //! (10^-6), so decimal money and integer quantities are exact.
 
-use crate::folded::{folded_by_time, Folded, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, Folded, LISTED_MOST, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::render::Time;
 use differential_dataflow::{ExchangeData, VecCollection};
@@ -74,11 +74,6 @@ struct Listed {
     changes: Vec<(u64, Total)>,
     folded: HashMap<u64, SumCount>,
 }
-
-/// The most changes a time lists before it folds them into a table.
-/// Debug builds (the tests) fold past a handful, so that the randomized
-/// reference tests cover both and the switch.
-const LISTED_MOST: usize = if cfg!(debug_assertions) { 4 } else { 1 << 14 };
 
 impl Folded for Listed {
     fn capacity(&self) -> usize {
@@ -206,8 +201,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{totals, Listed, SumCount, Total, LISTED_MOST};
-    use crate::folded::Folded;
+    use super::{totals, Listed, SumCount, Total};
+    use crate::folded::{Folded, LISTED_MOST};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
