@@ -7,9 +7,11 @@
 //! of workers. Anything that orders by key (dumps, paging) maps ids back first.
 //!
 //! Every reference of every event is looked up here, in a table too large for
-//! the cache, so a string key of up to 23 bytes is kept in its table slot
-//! too: finding it reads the slot and not also `keys`. A caller with many
-//! keys to look up can `prefetch` each first (see `probed`).
+//! the cache, so a string key of up to 47 bytes (a UUID's 36 among them) is
+//! kept in its table slot too: finding it reads the slot and not also
+//! `keys`, and, for a key longer than a value holds inline, the key's own
+//! allocation behind it. A caller with many keys to look up can `prefetch`
+//! each first (see `probed`).
 
 use crate::chunked::Shared;
 use crate::probed::{Probed, Vacant};
@@ -28,11 +30,16 @@ pub struct Interner {
     hasher: foldhash::fast::RandomState,
 }
 
-/// 32 bytes: the id and, for a string key of up to `IN_SLOT` bytes, the key
-/// itself. A table keeps each beside its hash, 40 bytes a slot, at most three
-/// quarters of them used: ~40 % more memory a key than hashbrown took (33
-/// bytes a slot, up to seven eighths used), ~2 MB more for 100k users.
-/// (Its own bytes, not a `Text`: a slot holds longer keys than a value does.)
+/// 56 bytes: the id and, for a string key of up to `IN_SLOT` bytes, the key
+/// itself. A table keeps each beside its hash, 64 bytes a slot (a cache
+/// line), at most three quarters of them used: ~85 bytes a key, ~3 MB for
+/// 100k users. With 23 bytes in a slot (40 with the hash) a UUID key was
+/// compared through `keys` and then its text's allocation, two misses in a
+/// row on every reference: 1M events of the retail example with UUIDs for
+/// users and event ids took 1.81 s against 1.55 s with them in the slot, and
+/// short keys the same either way (1.27 / 1.28 s; BENCHMARKS.md,
+/// thirty-seventh session). (Its own bytes, not a `Text`: a slot holds
+/// longer keys than a value does.)
 #[derive(Clone, Debug)]
 struct Slot {
     id: u64,
@@ -42,10 +49,10 @@ struct Slot {
     bytes: [u8; IN_SLOT],
 }
 
-const IN_SLOT: usize = 23;
+const IN_SLOT: usize = 47;
 const NOT_IN_SLOT: u8 = u8::MAX;
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 32);
+const _: () = assert!(std::mem::size_of::<Slot>() == 56);
 
 impl Slot {
     fn new(id: u64, key: &Value) -> Slot {
