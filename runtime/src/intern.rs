@@ -32,14 +32,15 @@ pub struct Interner {
 
 /// 56 bytes: the id and, for a string key of up to `IN_SLOT` bytes, the key
 /// itself. A table keeps each beside its hash, 64 bytes a slot (a cache
-/// line), at most three quarters of them used: ~85 bytes a key, ~3 MB for
-/// 100k users. With 23 bytes in a slot (40 with the hash) a UUID key was
-/// compared through `keys` and then its text's allocation, two misses in a
-/// row on every reference: 1M events of the retail example with UUIDs for
-/// users and event ids took 1.81 s against 1.55 s with them in the slot, and
-/// short keys the same either way (1.27 / 1.28 s; BENCHMARKS.md,
-/// thirty-seventh session). (Its own bytes, not a `Text`: a slot holds
-/// longer keys than a value does.)
+/// line's size; the table is not aligned to lines, see `probed`), at most
+/// three quarters of them used: ~85 bytes a key, ~8.5 MB for 100k users,
+/// ~3 MB more than with 23 bytes in a slot. With those (40 with the
+/// hash) a UUID key was compared through `keys` and then its text's
+/// allocation, two misses in a row on every reference: 1M events of the
+/// retail example with UUIDs for users and event ids took 1.81 s against
+/// 1.55 s with them in the slot, and short keys the same either way (1.27 /
+/// 1.28 s; BENCHMARKS.md, thirty-seventh session). (Its own bytes, not a
+/// `Text`: a slot holds longer keys than a value does.)
 #[derive(Clone, Debug)]
 struct Slot {
     id: u64,
