@@ -13,7 +13,7 @@
 //! insertion: the collection `distinct_total` then `count_total` give (an
 //! instance with no values has none, and reads as 0).
 
-use crate::folded::{folded_by_time, release_if_large, Folded, LISTED_MOST, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, release_if_large, Listed, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::pairs::HeldPairs;
 use crate::render::Time;
@@ -36,13 +36,13 @@ pub fn distinct_counts<'s>(
     let mut moved: HashMap<u64, i64> = HashMap::default();
     // Each pair's changes in a time, listed.
     let instance = |(key, _): &(u64, Value)| *key;
-    let fold = |changes: &mut ListedPairs, _, (key, value), diff| changes.push(key, value, diff);
+    let fold = |changes: &mut Listed<(u64, Value), isize>, _, pair, diff| changes.push(pair, diff);
     // A completed time's changes with their pairs' hashes, summed up per
     // pair, so that a pair a few ahead can be asked for while this one is
     // worked on.
     let mut listed: Vec<(u64, u64, Value, i64)> = Vec::new();
-    folded_by_time(pairs, "DistinctCounts", instance, fold, move |changes: &mut ListedPairs, out| {
-        changes.sum_up(|key, value| held.hash(key, value), &mut listed);
+    folded_by_time(pairs, "DistinctCounts", instance, fold, move |changes: &mut Listed<(u64, Value), isize>, out| {
+        sum_up(changes, |key, value| held.hash(key, value), &mut listed);
         for i in 0..listed.len() {
             if let Some(&(ahead, ..)) = listed.get(i + PREFETCH_AHEAD) {
                 held.prefetch(ahead);
@@ -74,51 +74,21 @@ pub fn distinct_counts<'s>(
     })
 }
 
-/// A time's changes to pairs, listed as they come and summed up per pair
-/// when the time completes (see `totals`' `Listed`, which this follows): a
-/// hash table's slot per change of a refresh was a scattered lookup, and its
-/// hash a second one beside `HeldPairs`'. A time with more than
-/// `LISTED_MOST` changes (a backfill's one time) folds all of them into a
-/// table, one entry a pair, as before.
-#[derive(Default)]
-struct ListedPairs {
-    listed: Vec<(u64, Value, isize)>,
-    folded: HashMap<(u64, Value), isize>,
-}
-
-impl Folded for ListedPairs {
-    fn capacity(&self) -> usize {
-        self.listed.capacity().max(self.folded.capacity())
-    }
-    fn clear(&mut self) {
-        self.listed.clear();
-        self.folded.clear();
-    }
-}
-
-impl ListedPairs {
-    fn push(&mut self, instance: u64, value: Value, diff: isize) {
-        if self.listed.len() < LISTED_MOST && self.folded.is_empty() {
-            self.listed.push((instance, value, diff));
-            return;
-        }
-        for (instance, value, diff) in self.listed.drain(..).chain([(instance, value, diff)]) {
-            *self.folded.entry((instance, value)).or_default() += diff;
-        }
-    }
-
-    /// Replaces `out` with the time's changes, one per pair that changed,
-    /// each as (`hash` of the pair, instance, value, change), leaving none.
-    /// Listed changes are summed up (`sum_up_pairs`); a table holds one per
-    /// pair already, taken unsorted, as before the list.
-    fn sum_up(&mut self, hash: impl Fn(u64, &Value) -> u64, out: &mut Vec<(u64, u64, Value, i64)>) {
-        debug_assert!(self.listed.is_empty() || self.folded.is_empty(), "a time's changes both listed and folded");
-        out.clear();
-        out.extend(self.listed.drain(..).map(|(key, value, diff)| (hash(key, &value), key, value, diff as i64)));
-        sum_up_pairs(out);
-        let folded = self.folded.drain().filter(|(_, diff)| *diff != 0);
-        out.extend(folded.map(|((key, value), diff)| (hash(key, &value), key, value, diff as i64)));
-    }
+/// Replaces `out` with a time's `changes` (emptied), one per pair that
+/// changed, each as (`hash` of the pair, instance, value, change) (see
+/// `Listed`). Listed changes are summed up (`sum_up_pairs`); a table holds
+/// one per pair already, taken unsorted, as before the list.
+fn sum_up(
+    changes: &mut Listed<(u64, Value), isize>,
+    hash: impl Fn(u64, &Value) -> u64,
+    out: &mut Vec<(u64, u64, Value, i64)>,
+) {
+    let (listed, folded) = changes.drain();
+    let hashed = |((key, value), diff): ((u64, Value), isize)| (hash(key, &value), key, value, diff as i64);
+    out.clear();
+    out.extend(listed.map(hashed));
+    sum_up_pairs(out);
+    out.extend(folded.map(hashed));
 }
 
 /// Sums up `changes` (hash, instance, value, change) per pair, dropping
@@ -142,8 +112,8 @@ fn sum_up_pairs(changes: &mut Vec<(u64, u64, Value, i64)>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{distinct_counts, sum_up_pairs, ListedPairs};
-    use crate::folded::{Folded, LISTED_MOST};
+    use super::{distinct_counts, sum_up, sum_up_pairs};
+    use crate::folded::{Folded, Listed, LISTED_MOST};
     use proptest::prelude::*;
     use segflow_compiler::value::Value;
     use std::collections::BTreeMap;
@@ -212,19 +182,19 @@ mod tests {
             prop_assert_eq!(as_pairs(listed), expected(&changes));
             // Through a time's changes, as the operator takes them.
             let first = &changes[..changes.len().min(3 * LISTED_MOST)];
-            let mut pairs = ListedPairs::default();
+            let mut pairs = Listed::default();
             for (instance, value, diff) in first.iter().cloned() {
-                pairs.push(instance, value, diff);
+                pairs.push((instance, value), diff);
             }
             let mut out = Vec::new();
-            pairs.sum_up(|instance, _| instance % 2, &mut out);
+            sum_up(&mut pairs, |instance, _| instance % 2, &mut out);
             prop_assert_eq!(as_pairs(out.clone()), expected(first));
             // Emptied for the next time.
             for (instance, value, diff) in first.iter().cloned() {
-                pairs.push(instance, value, diff);
+                pairs.push((instance, value), diff);
             }
             pairs.clear();
-            pairs.sum_up(|instance, _| instance % 2, &mut out);
+            sum_up(&mut pairs, |instance, _| instance % 2, &mut out);
             prop_assert!(out.is_empty());
         }
     }

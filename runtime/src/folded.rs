@@ -1,13 +1,16 @@
 //! The frame of an operator that keeps its own state per instance
 //! (`totals`, `distinct`): changes exchanged by instance, each time's
-//! changes folded as they arrive, and handed over whole, in time order, once
-//! no change at that time can come any more. The changes can be rows, with
-//! the instance read from each to route it and the fold taking what it
-//! needs of it: no map before the operator (see `totals::totals_of`).
+//! changes folded (or listed: `Listed`) as they arrive, and handed over
+//! whole, in time order, once no change at that time can come any more.
+//! The changes can be rows, with the instance read from each to route it
+//! and the fold taking what it needs of it: no map before the operator
+//! (see `totals::totals_of`).
 
 use crate::render::Time;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
+use foldhash::HashMap;
 use std::collections::BTreeMap;
+use std::hash::Hash;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -52,6 +55,71 @@ pub fn release_if_large<T>(list: &mut Vec<T>) {
 /// fold past a handful, so that the randomized reference tests cover both
 /// and the switch.
 pub const LISTED_MOST: usize = if cfg!(debug_assertions) { 4 } else { 1 << 14 };
+
+/// A change that adds up with the others of its key: a total's sum and
+/// count, a pair's multiplicity.
+pub trait Adds: Default {
+    fn merge(&mut self, other: &Self);
+    fn is_zero(&self) -> bool;
+}
+
+impl Adds for isize {
+    fn merge(&mut self, other: &isize) {
+        *self += other;
+    }
+    fn is_zero(&self) -> bool {
+        *self == 0
+    }
+}
+
+/// A time's changes, listed as they come, for the operator to sum up per
+/// key when the time completes (`totals`, `distinct`). Folded into a hash
+/// table as they came, each change of a refresh was a lookup at a
+/// scattered slot, the slowest line of a refresh's totals; a list takes a
+/// push, and its sort a few passes over it (`radix`). A time with more
+/// than `LISTED_MOST` changes (a backfill's one time) folds all of them
+/// into a table, one entry a key: a few stores' totals over a million
+/// orders would otherwise be a million-long list to sort.
+pub struct Listed<K, C> {
+    listed: Vec<(K, C)>,
+    folded: HashMap<K, C>,
+}
+
+impl<K, C> Default for Listed<K, C> {
+    fn default() -> Self {
+        Listed { listed: Vec::new(), folded: HashMap::default() }
+    }
+}
+
+impl<K, C> Folded for Listed<K, C> {
+    fn capacity(&self) -> usize {
+        self.listed.capacity().max(self.folded.capacity())
+    }
+    fn clear(&mut self) {
+        self.listed.clear();
+        self.folded.clear();
+    }
+}
+
+impl<K: Hash + Eq, C: Adds> Listed<K, C> {
+    pub fn push(&mut self, key: K, change: C) {
+        if self.listed.len() < LISTED_MOST && self.folded.is_empty() {
+            self.listed.push((key, change));
+            return;
+        }
+        for (key, change) in self.listed.drain(..).chain([(key, change)]) {
+            self.folded.entry(key).or_default().merge(&change);
+        }
+    }
+
+    /// Empties the time: its listed changes as they came, to be summed up
+    /// (none once it has folded them), and its folded ones, one a key,
+    /// none zero.
+    pub fn drain(&mut self) -> (std::vec::Drain<'_, (K, C)>, impl Iterator<Item = (K, C)> + '_) {
+        debug_assert!(self.listed.is_empty() || self.folded.is_empty(), "a time's changes both listed and folded");
+        (self.listed.drain(..), self.folded.drain().filter(|(_, change)| !change.is_zero()))
+    }
+}
 
 /// How many changes ahead of the one it works on an operator asks for the
 /// state that a change updates: a time's changes are listed first, so that

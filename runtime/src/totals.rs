@@ -13,11 +13,10 @@
 //! the collection `count_total` and a map give. Sums are in decimal units
 //! (10^-6), so decimal money and integer quantities are exact.
 
-use crate::folded::{folded_by_time, Folded, LISTED_MOST, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, release_if_large, Adds, Listed, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::render::Time;
 use differential_dataflow::{ExchangeData, VecCollection};
-use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -61,72 +60,33 @@ impl From<Total> for SumCount {
     }
 }
 
-/// A time's changes to the totals, listed as they come and summed up per
-/// instance when the time completes. Folded into a hash table as they came,
-/// each change of a refresh was a lookup at a scattered slot, the slowest
-/// line of a refresh's totals; a list takes a push, and its sort by
-/// instance a few passes over it (`radix`). A time with more changes than
-/// `LISTED_MOST` (a backfill's one time) folds all of them into a table, as
-/// before: a few stores' totals over a million orders would otherwise be a
-/// million-long list to sort.
-#[derive(Default)]
-struct Listed {
-    changes: Vec<(u64, Total)>,
-    folded: HashMap<u64, SumCount>,
-}
-
-impl Folded for Listed {
-    fn capacity(&self) -> usize {
-        self.changes.capacity().max(self.folded.capacity())
+impl Adds for Total {
+    fn merge(&mut self, other: &Total) {
+        let mut sum = SumCount::from(*self);
+        sum.add(SumCount::from(*other), 1);
+        *self = Total::from(sum);
     }
-    fn clear(&mut self) {
-        self.changes.clear();
-        self.folded.clear();
+    fn is_zero(&self) -> bool {
+        SumCount::from(*self).is_zero()
     }
 }
 
-impl Listed {
-    fn push(&mut self, instance: u64, change: SumCount) {
-        if self.changes.len() < LISTED_MOST && self.folded.is_empty() {
-            self.changes.push((instance, Total::from(change)));
-            return;
+/// Replaces `out` with a time's `changes` (emptied), one per instance, in
+/// instance order, none zero (see `Listed`).
+fn sum_up(changes: &mut Listed<u64, Total>, out: &mut Vec<(u64, Total)>) {
+    let (listed, folded) = changes.drain();
+    out.clear();
+    out.extend(listed);
+    out.extend(folded);
+    crate::radix::sort_by_key(out, |&(instance, _)| instance);
+    out.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1.merge(&later.1);
         }
-        for (listed, earlier) in self.changes.drain(..) {
-            self.folded.entry(listed).or_default().add(SumCount::from(earlier), 1);
-        }
-        self.folded.entry(instance).or_default().add(change, 1);
-    }
-
-    /// The time's changes, one per instance, in instance order, none zero.
-    fn sum_up(&mut self) -> &[(u64, Total)] {
-        let folded = self.folded.drain().map(|(instance, change)| (instance, Total::from(change)));
-        self.changes.extend(folded);
-        crate::radix::sort_by_key(&mut self.changes, |&(instance, _)| instance);
-        let mut kept: usize = 0;
-        for at in 0..self.changes.len() {
-            let (instance, change) = self.changes[at];
-            match kept.checked_sub(1).map(|last| &mut self.changes[last]) {
-                Some((last, total)) if *last == instance => {
-                    let mut sum = SumCount::from(*total);
-                    sum.add(SumCount::from(change), 1);
-                    *total = Total::from(sum);
-                }
-                last => {
-                    // The instance before is done: a zero change is none.
-                    if last.is_some_and(|(_, total)| SumCount::from(*total).is_zero()) {
-                        kept -= 1;
-                    }
-                    self.changes[kept] = (instance, change);
-                    kept += 1;
-                }
-            }
-        }
-        if kept > 0 && SumCount::from(self.changes[kept - 1].1).is_zero() {
-            kept -= 1;
-        }
-        self.changes.truncate(kept);
-        &self.changes
-    }
+        same
+    });
+    out.retain(|(_, total)| !total.is_zero());
 }
 
 /// Per instance, `finish` of the total of its values (with their
@@ -166,18 +126,20 @@ where
     let scope = items.inner.scope();
     let mut totals = Instances::<Total>::new(scope.index(), scope.peers(), |t| SumCount::from(*t).is_zero());
     // Each instance's changes in a time, listed.
-    let fold = move |changes: &mut Listed, key, item, diff| {
+    let fold = move |changes: &mut Listed<u64, Total>, key, item, diff| {
         if let Some(value) = value(item) {
             let mut change = SumCount::default();
             change.add(value, diff);
-            changes.push(key, change);
+            changes.push(key, Total::from(change));
         }
     };
     let value_of = move |total: SumCount| if total.is_zero() { None } else { finish(total) };
-    folded_by_time(items, "Totals", instance, fold, move |listed: &mut Listed, out| {
-        // In instance order, the total a few changes ahead asked for while
-        // this one is worked on.
-        let changes = listed.sum_up();
+    // A completed time's changes summed up, in instance order, so that the
+    // total a few changes ahead can be asked for while this one is worked on.
+    let mut summed: Vec<(u64, Total)> = Vec::new();
+    folded_by_time(items, "Totals", instance, fold, move |changes: &mut Listed<u64, Total>, out| {
+        sum_up(changes, &mut summed);
+        let changes = &summed;
         for (i, &(key, change)) in changes.iter().enumerate() {
             if let Some(&(ahead, _)) = changes.get(i + PREFETCH_AHEAD) {
                 totals.prefetch(ahead);
@@ -196,13 +158,14 @@ where
                 out.extend(new.map(|v| ((key, v), 1)));
             }
         }
+        release_if_large(&mut summed);
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{totals, Listed, SumCount, Total};
-    use crate::folded::{Folded, LISTED_MOST};
+    use super::{sum_up, totals, SumCount, Total};
+    use crate::folded::{Folded, Listed, LISTED_MOST};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -304,24 +267,27 @@ mod tests {
             changes in proptest::collection::vec((0u64..6, -3i128..4, prop_oneof![Just(1isize), Just(-1)]), 0..3 * LISTED_MOST),
         ) {
             let mut listed = Listed::default();
+            let mut out = Vec::new();
             let mut expected: BTreeMap<u64, SumCount> = BTreeMap::new();
             for &(instance, sum, diff) in &changes {
                 let mut change = SumCount::default();
                 change.add(sc(sum, 1), diff);
-                listed.push(instance, change);
+                listed.push(instance, Total::from(change));
                 expected.entry(instance).or_default().add(sc(sum, 1), diff);
             }
             let expected: Vec<(u64, SumCount)> = expected.into_iter().filter(|(_, t)| !t.is_zero()).collect();
-            let summed: Vec<(u64, SumCount)> = listed.sum_up().iter().map(|&(i, t)| (i, SumCount::from(t))).collect();
+            sum_up(&mut listed, &mut out);
+            let summed: Vec<(u64, SumCount)> = out.iter().map(|&(i, t)| (i, SumCount::from(t))).collect();
             prop_assert_eq!(summed, expected);
             // Emptied for the next time, whether listed or folded.
             for &(instance, sum, diff) in &changes {
                 let mut change = SumCount::default();
                 change.add(sc(sum, 1), diff);
-                listed.push(instance, change);
+                listed.push(instance, Total::from(change));
             }
             listed.clear();
-            prop_assert!(listed.sum_up().is_empty());
+            sum_up(&mut listed, &mut out);
+            prop_assert!(out.is_empty());
         }
     }
 }
