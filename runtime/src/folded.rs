@@ -27,15 +27,6 @@ pub trait Folded: Default {
     fn clear(&mut self);
 }
 
-impl<K, V, S: Default> Folded for std::collections::HashMap<K, V, S> {
-    fn capacity(&self) -> usize {
-        std::collections::HashMap::capacity(self)
-    }
-    fn clear(&mut self) {
-        std::collections::HashMap::clear(self)
-    }
-}
-
 /// The most changes an emptied `Folded`, or a list of a time's changes that
 /// an operator keeps for the next time, may have room for (16k; a
 /// backfill's one time grows them far past what a refresh needs).
@@ -189,8 +180,19 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::folded_by_time;
+    use super::{folded_by_time, Folded};
     use foldhash::HashMap;
+
+    // The operators fold into a `Listed`; a plain map is the simplest
+    // `Folded` to check the frame with.
+    impl<K, V, S: Default> Folded for std::collections::HashMap<K, V, S> {
+        fn capacity(&self) -> usize {
+            std::collections::HashMap::capacity(self)
+        }
+        fn clear(&mut self) {
+            std::collections::HashMap::clear(self)
+        }
+    }
 
     /// A map handed over for one time and used again for the next holds
     /// only that time's changes, though `complete` leaves it as it was.
