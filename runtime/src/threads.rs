@@ -10,3 +10,103 @@ pub fn map_on_threads<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync)
         handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
     })
 }
+
+/// `f` of each item on `threads` threads (item k on thread k % threads),
+/// each answer handed to `consume` in item order as soon as it and those
+/// before it are ready: the consumer works while later items are computed,
+/// where `map_on_threads` makes it wait for all. A thread keeps at most one
+/// answer waiting. Stops at the first error of `consume` (the threads stop
+/// after the item each is on); a panic in `f` is raised again here, so no
+/// answer goes missing silently.
+pub fn map_in_order<I: Sync, T: Send, E>(
+    items: &[I],
+    threads: usize,
+    f: impl Fn(&I) -> T + Sync,
+    mut consume: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E> {
+    let threads = threads.clamp(1, items.len().max(1));
+    let f = &f;
+    std::thread::scope(|scope| {
+        let (mut answers, mut handles) = (Vec::with_capacity(threads), Vec::with_capacity(threads));
+        for t in 0..threads {
+            let (send, receive) = std::sync::mpsc::sync_channel(1);
+            answers.push(receive);
+            handles.push(scope.spawn(move || {
+                for item in items.iter().skip(t).step_by(threads) {
+                    if send.send(f(item)).is_err() {
+                        return; // the consumer stopped
+                    }
+                }
+            }));
+        }
+        let mut result = Ok(());
+        for k in 0..items.len() {
+            // An answer missing is a thread that panicked: raised below.
+            let Ok(answer) = answers[k % threads].recv() else { break };
+            if let Err(e) = consume(answer) {
+                result = Err(e);
+                break;
+            }
+        }
+        drop(answers);
+        for handle in handles {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_in_order;
+
+    #[test]
+    fn answers_are_consumed_in_item_order() {
+        let items: Vec<u32> = (0..100).collect();
+        for threads in [1, 2, 3, 8, 200] {
+            let mut seen = Vec::new();
+            let done: Result<(), ()> = map_in_order(
+                &items,
+                threads,
+                |&i| i * 2,
+                |a| {
+                    seen.push(a);
+                    Ok(())
+                },
+            );
+            assert_eq!(done, Ok(()));
+            assert_eq!(seen, items.iter().map(|i| i * 2).collect::<Vec<_>>(), "{threads} threads");
+        }
+        let none: Result<(), ()> = map_in_order(&[] as &[u32], 2, |&i| i, |_| panic!("no item"));
+        assert_eq!(none, Ok(()));
+    }
+
+    #[test]
+    fn the_first_error_stops_the_consumer() {
+        let items: Vec<u32> = (0..1000).collect();
+        let mut seen = 0;
+        let done = map_in_order(
+            &items,
+            2,
+            |&i| i,
+            |a| {
+                seen += 1;
+                if a == 10 {
+                    Err(a)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!((done, seen), (Err(10), 11));
+    }
+
+    #[test]
+    #[should_panic(expected = "item 7")]
+    fn a_panic_in_a_thread_is_raised_again() {
+        let items: Vec<u32> = (0..50).collect();
+        let _: Result<(), ()> = map_in_order(&items, 2, |&i| if i == 7 { panic!("item 7") } else { i }, |_| Ok(()));
+    }
+}
