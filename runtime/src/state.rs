@@ -670,9 +670,10 @@ fn layout(plan: &Plan, entity: usize) -> Layout {
 /// cover a miss's latency with the work of the updates between.
 const PUBLISH_AHEAD: usize = 8;
 
-/// Profiles a dump thread renders at a time. The writer waits only for the
-/// first run before it starts, and then for whichever is late: runs of
-/// 8,192 made a 1M-event dump 0.09 s against 0.07 s (BENCHMARKS.md,
+/// Profiles a dump thread renders at a time: the writer waits for the whole
+/// first run before it writes anything, and small runs keep both threads
+/// busy to the end. With in-order writing, runs of 8,192 took a 1M-event
+/// dump 0.08–0.13 s against 0.07–0.09 s for 2,048 (BENCHMARKS.md,
 /// thirty-eighth session).
 const DUMP_RUN: usize = 2048;
 

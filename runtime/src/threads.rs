@@ -14,8 +14,9 @@ pub fn map_on_threads<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync)
 /// `f` of each item on `threads` threads (item k on thread k % threads),
 /// each answer handed to `consume` in item order as soon as it and those
 /// before it are ready: the consumer works while later items are computed,
-/// where `map_on_threads` makes it wait for all. A thread keeps at most one
-/// answer waiting. Stops at the first error of `consume` (the threads stop
+/// where `map_on_threads` makes it wait for all. A thread holds at most two
+/// answers not yet consumed (one in its channel, one it waits to send), so
+/// memory stays bounded however many items there are. Stops at the first error of `consume` (the threads stop
 /// after the item each is on); a panic in `f` is raised again here, so no
 /// answer goes missing silently.
 pub fn map_in_order<I: Sync, T: Send, E>(
@@ -61,21 +62,22 @@ pub fn map_in_order<I: Sync, T: Send, E>(
 #[cfg(test)]
 mod tests {
     use super::map_in_order;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn answers_are_consumed_in_item_order() {
         let items: Vec<u32> = (0..100).collect();
         for threads in [1, 2, 3, 8, 200] {
             let mut seen = Vec::new();
-            let done: Result<(), ()> = map_in_order(
-                &items,
-                threads,
-                |&i| i * 2,
-                |a| {
-                    seen.push(a);
-                    Ok(())
-                },
-            );
+            // Earlier items take longer: answers become ready out of order.
+            let slow_first = |&i: &u32| {
+                std::thread::sleep(std::time::Duration::from_micros(u64::from(100 - i) * 20));
+                i * 2
+            };
+            let done: Result<(), ()> = map_in_order(&items, threads, slow_first, |a| {
+                seen.push(a);
+                Ok(())
+            });
             assert_eq!(done, Ok(()));
             assert_eq!(seen, items.iter().map(|i| i * 2).collect::<Vec<_>>(), "{threads} threads");
         }
@@ -84,23 +86,27 @@ mod tests {
     }
 
     #[test]
-    fn the_first_error_stops_the_consumer() {
+    fn the_first_error_stops_the_consumer_and_the_threads() {
         let items: Vec<u32> = (0..1000).collect();
+        let computed = AtomicUsize::new(0);
         let mut seen = 0;
-        let done = map_in_order(
-            &items,
-            2,
-            |&i| i,
-            |a| {
-                seen += 1;
-                if a == 10 {
-                    Err(a)
-                } else {
-                    Ok(())
-                }
-            },
-        );
+        let f = |&i: &u32| {
+            computed.fetch_add(1, Ordering::Relaxed);
+            i
+        };
+        let done = map_in_order(&items, 2, f, |a| {
+            seen += 1;
+            if a == 10 {
+                Err(a)
+            } else {
+                Ok(())
+            }
+        });
         assert_eq!((done, seen), (Err(10), 11));
+        // Each thread computes at most the answer in its channel, the one it
+        // waits to send and the one it is on when the consumer stops.
+        let computed = computed.load(Ordering::Relaxed);
+        assert!(computed <= 11 + 2 * 3, "{computed} answers computed after an error at the 11th");
     }
 
     #[test]
@@ -108,5 +114,14 @@ mod tests {
     fn a_panic_in_a_thread_is_raised_again() {
         let items: Vec<u32> = (0..50).collect();
         let _: Result<(), ()> = map_in_order(&items, 2, |&i| if i == 7 { panic!("item 7") } else { i }, |_| Ok(()));
+    }
+
+    #[test]
+    #[should_panic(expected = "consumer")]
+    fn a_panic_in_the_consumer_leaves_no_thread_waiting() {
+        // The threads are blocked sending the answers after the first when
+        // the consumer panics: the call must raise it, not hang.
+        let items: Vec<u32> = (0..1000).collect();
+        let _: Result<(), ()> = map_in_order(&items, 2, |&i| i, |_| panic!("consumer"));
     }
 }
