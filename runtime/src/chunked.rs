@@ -554,7 +554,7 @@ mod tests {
                     next += 1;
                 }
                 // Thinned, and each kept item changed as it is kept.
-                let keep = |v: &mut u64| { *v += 1_000_000; *v % modulus != 0 };
+                let keep = |v: &mut u64| { *v += 1_000_000; !v.is_multiple_of(modulus) };
                 pieces.retain_mut(keep);
                 vector.retain_mut(keep);
                 prop_assert_eq!(pieces.len(), vector.len());

@@ -285,23 +285,17 @@ mod tests {
 
     /// Each time's changes; what the operator emits at each time, consolidated.
     fn run(times: Vec<Vec<((u64, Side), isize)>>) -> Vec<Vec<(SharedRow, isize)>> {
-        crate::testing::emitted(times, join_of_sides).into_iter().map(|emitted| consolidated(emitted)).collect()
+        crate::testing::emitted(times, join_of_sides).into_iter().map(consolidated).collect()
     }
 
     /// `run` of the join with `filter()` as its predicate.
     fn run_filtered(times: Vec<Vec<((u64, Side), isize)>>) -> Vec<Vec<(SharedRow, isize)>> {
-        crate::testing::emitted(times, filtered_join_of_sides)
-            .into_iter()
-            .map(|emitted| consolidated(emitted))
-            .collect()
+        crate::testing::emitted(times, filtered_join_of_sides).into_iter().map(consolidated).collect()
     }
 
     /// `run_filtered` of the join that keeps only column `C` of its rows.
     fn run_narrowed<const C: usize>(times: Vec<Vec<((u64, Side), isize)>>) -> Vec<Vec<(SharedRow, isize)>> {
-        crate::testing::emitted(times, narrowed_join_of_sides::<C>)
-            .into_iter()
-            .map(|emitted| consolidated(emitted))
-            .collect()
+        crate::testing::emitted(times, narrowed_join_of_sides::<C>).into_iter().map(consolidated).collect()
     }
 
     /// True of a joined row `[v, w]` whose row value is even or whose lookup
@@ -325,10 +319,11 @@ mod tests {
         }
     }
 
+    /// Rows or lookup rows by instance, as a test's dataflow holds them.
+    type Keyed<'s> = VecCollection<'s, Time, (u64, SharedRow), isize>;
+
     /// The rows and the lookup rows among `sides`.
-    fn sides(
-        sides: VecCollection<'_, Time, (u64, Side), isize>,
-    ) -> (VecCollection<'_, Time, (u64, SharedRow), isize>, VecCollection<'_, Time, (u64, SharedRow), isize>) {
+    fn sides(sides: VecCollection<'_, Time, (u64, Side), isize>) -> (Keyed<'_>, Keyed<'_>) {
         let rows = sides.clone().flat_map(|(k, side)| match side {
             Side::Row(row) => Some((k, row)),
             Side::Lookup(_) => None,
