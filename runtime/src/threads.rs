@@ -2,13 +2,15 @@
 
 /// `f` of each item, each on its own thread; the answers in item order. A
 /// panic in any of them is raised again here, so no answer goes missing
-/// silently.
+/// silently (`map_in_order` with a thread an item).
 pub fn map_on_threads<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync) -> Vec<T> {
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items.iter().map(|item| scope.spawn(move || f(item))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    })
+    let mut answers = Vec::with_capacity(items.len());
+    let taken: Result<(), std::convert::Infallible> = map_in_order(items, items.len(), f, |answer| {
+        answers.push(answer);
+        Ok(())
+    });
+    let Ok(()) = taken;
+    answers
 }
 
 /// `f` of each item on `threads` threads (item k on thread k % threads),
@@ -61,7 +63,7 @@ pub fn map_in_order<I: Sync, T: Send, E>(
 
 #[cfg(test)]
 mod tests {
-    use super::map_in_order;
+    use super::{map_in_order, map_on_threads};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
@@ -83,6 +85,17 @@ mod tests {
         }
         let none: Result<(), ()> = map_in_order(&[] as &[u32], 2, |&i| i, |_| panic!("no item"));
         assert_eq!(none, Ok(()));
+    }
+
+    #[test]
+    fn a_thread_an_item_answers_in_item_order() {
+        let items: Vec<u64> = (0..8).collect();
+        let slow_first = |&i: &u64| {
+            std::thread::sleep(std::time::Duration::from_millis(8 - i));
+            i * 3
+        };
+        assert_eq!(map_on_threads(&items, slow_first), [0, 3, 6, 9, 12, 15, 18, 21]);
+        assert!(map_on_threads(&[] as &[u64], |&i| i).is_empty());
     }
 
     #[test]
