@@ -13,7 +13,7 @@
 //! insertion: the collection `distinct_total` then `count_total` give (an
 //! instance with no values has none, and reads as 0).
 
-use crate::folded::{folded_by_time, release_if_large, Listed, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, release_if_large, sum_runs, Listed, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::pairs::HeldPairs;
 use crate::render::Time;
@@ -100,14 +100,7 @@ fn sum_up_pairs(changes: &mut Vec<(u64, u64, Value, i64)>) {
     for run in changes.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 2) {
         run.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
     }
-    changes.dedup_by(|later, kept| {
-        let same = (later.0, later.1, &later.2) == (kept.0, kept.1, &kept.2);
-        if same {
-            kept.3 += later.3;
-        }
-        same
-    });
-    changes.retain(|&(.., diff)| diff != 0);
+    sum_runs(changes, |a, b| (a.0, a.1, &a.2) == (b.0, b.1, &b.2), |kept, later| kept.3 += later.3, |c| c.3 == 0);
 }
 
 #[cfg(test)]

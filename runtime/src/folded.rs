@@ -112,6 +112,25 @@ impl<K: Hash + Eq, C: Adds> Listed<K, C> {
     }
 }
 
+/// Sums each run of adjacent changes of one key (`same`) into its first
+/// with `add`, and drops those that come to zero: the last step of an
+/// operator's sum-up of a time's changes, once they are sorted by key.
+pub fn sum_runs<T>(
+    changes: &mut Vec<T>,
+    same: impl Fn(&T, &T) -> bool,
+    add: impl Fn(&mut T, &T),
+    is_zero: impl Fn(&T) -> bool,
+) {
+    changes.dedup_by(|later, kept| {
+        let one_key = same(later, kept);
+        if one_key {
+            add(kept, later);
+        }
+        one_key
+    });
+    changes.retain(|change| !is_zero(change));
+}
+
 /// How many changes ahead of the one it works on an operator asks for the
 /// state that a change updates: a time's changes are listed first, so that
 /// the cache misses of scattered instances overlap (`totals`, `distinct`).

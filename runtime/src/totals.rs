@@ -13,7 +13,7 @@
 //! the collection `count_total` and a map give. Sums are in decimal units
 //! (10^-6), so decimal money and integer quantities are exact.
 
-use crate::folded::{folded_by_time, release_if_large, Adds, Listed, PREFETCH_AHEAD};
+use crate::folded::{folded_by_time, release_if_large, sum_runs, Adds, Listed, PREFETCH_AHEAD};
 use crate::instances::Instances;
 use crate::render::Time;
 use differential_dataflow::{ExchangeData, VecCollection};
@@ -79,14 +79,7 @@ fn sum_up(changes: &mut Listed<u64, Total>, out: &mut Vec<(u64, Total)>) {
     out.extend(listed);
     out.extend(folded);
     crate::radix::sort_by_key(out, |&(instance, _)| instance);
-    out.dedup_by(|later, kept| {
-        let same = later.0 == kept.0;
-        if same {
-            kept.1.merge(&later.1);
-        }
-        same
-    });
-    out.retain(|(_, total)| !total.is_zero());
+    sum_runs(out, |a, b| a.0 == b.0, |kept, later| kept.1.merge(&later.1), |(_, total)| total.is_zero());
 }
 
 /// Per instance, `finish` of the total of its values (with their
