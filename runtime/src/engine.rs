@@ -990,7 +990,7 @@ impl Engine {
             }
         }
         let computed = Instant::now();
-        let mut merged = MergedRuns::new(runs);
+        let mut merged = MergedRuns::new(&self.plan, runs);
         let changes = merged.len();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for (e, keys) in submitted.new_keys.into_iter().enumerate() {
