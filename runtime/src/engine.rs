@@ -981,16 +981,9 @@ impl Engine {
     /// Waits until the workers have finished a submitted batch, then publishes
     /// it whole: instances, attributes, tag and segment changes, time.
     pub fn complete(&mut self, submitted: Submitted) -> BatchOutcome {
-        let mut runs = self.receive(submitted.upto);
-        // (A stamp could unsort a run only if it held more than the batch's
-        // one time; `MergedRuns::new` would sort it again.)
-        if let Some(stamp) = submitted.stamp {
-            for output in runs.iter_mut().flatten() {
-                output.3 = stamp;
-            }
-        }
+        let runs = self.receive(submitted.upto);
         let computed = Instant::now();
-        let mut merged = MergedRuns::new(&self.plan, runs);
+        let mut merged = MergedRuns::new(&self.plan, runs, submitted.stamp);
         let changes = merged.len();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for (e, keys) in submitted.new_keys.into_iter().enumerate() {

@@ -10,7 +10,7 @@ use crate::chunked::{ById, Shared};
 use crate::column::Column;
 use crate::intern::{key_in, Interner};
 use crate::members::Members;
-use crate::render::{output_order, sum_equal_changes, OutputUpdate, SharedRow};
+use crate::render::{output_order, sum_equal_changes, OutputUpdate, SharedRow, Time};
 use foldhash::HashMap;
 use segflow_compiler::hir::Def;
 use segflow_compiler::plan::{Plan, ReadInput};
@@ -112,13 +112,22 @@ pub struct MergedRuns {
 }
 
 impl MergedRuns {
-    /// Sorts and sums a run that is not sorted already (a worker's is).
-    pub fn new(plan: &Plan, mut runs: Vec<Vec<OutputUpdate>>) -> MergedRuns {
+    /// Runs each sorted and summed (`OutputChunks::sorted` leaves a
+    /// worker's so). With a `stamp`, every change takes that time instead
+    /// of its own. A run of one time stays sorted, and takes it only where
+    /// a change is published with its time (the segments'), not by a pass
+    /// over a backfill's million; a run of more times is stamped, sorted
+    /// and summed again.
+    pub fn new(plan: &Plan, mut runs: Vec<Vec<OutputUpdate>>, stamp: Option<Time>) -> MergedRuns {
         for run in &mut runs {
-            if !run.is_sorted_by(|a, b| output_order(a, b).is_le()) {
-                run.sort_unstable_by(output_order);
-                sum_equal_changes(run);
+            if let (Some(stamp), Some(first), Some(last)) = (stamp, run.first(), run.last()) {
+                if first.3 != last.3 {
+                    run.iter_mut().for_each(|u| u.3 = stamp);
+                    run.sort_unstable_by(output_order);
+                    sum_equal_changes(run);
+                }
             }
+            debug_assert!(run.is_sorted_by(|a, b| output_order(a, b).is_le()), "a run out of order");
         }
         let stretches: Vec<Vec<(usize, usize)>> = runs
             .iter()
@@ -150,7 +159,7 @@ impl MergedRuns {
         loop {
             let key = |r: usize, at: usize| {
                 let u = &runs[r][at];
-                (u.3, u.0, u.1)
+                (stamp.unwrap_or(u.3), u.0, u.1)
             };
             let next = (0..heads.len()).filter_map(|r| Some((key(r, *heads[r].peek()?), r))).min_by(|a, b| {
                 debug_assert!(a.0 != b.0, "two workers changed one instance of an output");
@@ -158,7 +167,9 @@ impl MergedRuns {
             });
             let Some((_, r)) = next else { break };
             let at = heads[r].next().unwrap_or_default();
-            segments.push(runs[r][at].clone());
+            let mut change = runs[r][at].clone();
+            change.3 = stamp.unwrap_or(change.3);
+            segments.push(change);
         }
         MergedRuns { runs, stretches, segments }
     }
@@ -345,7 +356,9 @@ impl ServingState {
     /// streams show; see `apply_merged`).
     /// `updates` is left empty, its capacity kept for the next batch.
     pub fn apply_outputs(&mut self, updates: &mut Vec<OutputUpdate>) {
-        let mut merged = MergedRuns::new(&self.plan, vec![std::mem::take(updates)]);
+        updates.sort_by(output_order);
+        sum_equal_changes(updates);
+        let mut merged = MergedRuns::new(&self.plan, vec![std::mem::take(updates)], None);
         self.apply_merged(&mut merged);
         *updates = merged.into_first_run();
         updates.clear();
@@ -1046,7 +1059,8 @@ mod tests {
         /// run sorted and summed as `OutputChunks::sorted` leaves it:
         /// published as merged runs, the tags' columns shared among up to
         /// three threads, they leave what publishing them plainly leaves,
-        /// change log and its order included. Tags change value, or lose it.
+        /// change log and its order included, stamped with one time or
+        /// not. Tags change value, or lose it.
         #[test]
         fn merged_runs_publish_what_publishing_plainly_does(
             batches in proptest::collection::vec(
@@ -1054,6 +1068,7 @@ mod tests {
                 1..5,
             ),
             threads in 1usize..4,
+            stamped in proptest::bool::ANY,
         ) {
             let (mut by_runs, mut plainly) = (state(), state());
             for s in [&mut by_runs, &mut plainly] {
@@ -1070,6 +1085,9 @@ mod tests {
                 changes.sort_by_key(|c| c.2);
                 let mut runs = vec![Vec::new(); workers];
                 for (id, v, t, which) in changes {
+                    // A stamped batch is computed at one time (the engine
+                    // stamps a batch on the event clock, which is).
+                    let t = if stamped { 0 } else { t };
                     let time = ((b as u64) << 20) | (t << 16);
                     let segment = which == 2;
                     let (o, value) = if segment { (regular, Value::Bool(true)) } else { (tags[which], Value::Int(v)) };
@@ -1085,8 +1103,11 @@ mod tests {
                 let overwrites: Vec<bool> = (0..by_runs.plan.outputs.len()).map(|o| tags.contains(&o)).collect();
                 let runs: Vec<Vec<OutputUpdate>> =
                     runs.into_iter().map(|run| crate::render::OutputChunks(vec![run]).sorted(&overwrites)).collect();
-                publish_plainly(&mut plainly, runs.iter().flatten().cloned().collect());
-                by_runs.apply_merged_on(&mut MergedRuns::new(&by_runs.plan.clone(), runs), threads);
+                // A stamp gives every change the batch's one time.
+                let stamp = stamped.then_some(((b as u64) << 20) | (7 << 16));
+                let plain = runs.iter().flatten().map(|u| (u.0, u.1, u.2.clone(), stamp.unwrap_or(u.3), u.4));
+                publish_plainly(&mut plainly, plain.collect());
+                by_runs.apply_merged_on(&mut MergedRuns::new(&by_runs.plan.clone(), runs, stamp), threads);
                 proptest::prop_assert_eq!(published(&by_runs), published(&plainly));
             }
         }
