@@ -281,7 +281,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     };
     let decoder = Decoder::new(&compiled.plan);
     let started = std::time::Instant::now();
-    let config = EngineConfig { workers, clock, retain_events: false, keep_changes: usize::MAX };
+    let config =
+        EngineConfig { workers, clock, retain_events: false, keep_changes: usize::MAX, workers_below_engine: true };
     let files: Vec<String> =
         events.iter().map(|f| if f == "-" { "/dev/stdin".to_string() } else { f.clone() }).collect();
     // One batch streams: its records are decoded a run at a time and fed as they

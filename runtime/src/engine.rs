@@ -61,6 +61,12 @@ pub struct EngineConfig {
     /// streams, the oldest forgotten first (`usize::MAX`: every one, which a
     /// batch run writes out).
     pub keep_changes: usize,
+    /// Runs the dataflow workers `load::SIDE_STAGE_STEPS` nice steps below
+    /// the engine thread (`segflow run`): while a backfill streams in, the
+    /// engine thread, which interns and routes every record, is the stage
+    /// the workers wait for. A server keeps them level: a refresh waits for
+    /// its workers.
+    pub workers_below_engine: bool,
 }
 
 /// An engine's state as a snapshot needs it (see `Engine::copy`).
@@ -393,6 +399,7 @@ impl Engine {
         let receivers = Arc::new(Mutex::new(receivers));
         let ack_tx = Arc::new(Mutex::new(ack_tx));
         let worker_plan = plan.clone();
+        let workers_below_engine = config.workers_below_engine;
         let input_groups = InputGroups::new(&plan);
         let worker_groups = input_groups.clone();
         // Tag columns: a new value replaces the old (see `OutputChunks::sorted`).
@@ -407,6 +414,9 @@ impl Engine {
             // writers and readers. Stop it instead (the panic has been printed;
             // the write-ahead log has every acknowledged batch).
             let worker_index = worker.index();
+            if workers_below_engine {
+                crate::priority::lower_this_thread(crate::load::SIDE_STAGE_STEPS);
+            }
             let run = std::panic::AssertUnwindSafe(|| {
                 let receiver = receivers.lock().ok().and_then(|mut r| r[worker_index].take());
                 let Some(receiver) = receiver else { return };

@@ -30,6 +30,7 @@ pub mod keyed;
 pub mod load;
 pub mod members;
 pub mod pairs;
+pub mod priority;
 pub mod probed;
 pub mod profile;
 pub mod radix;

@@ -114,6 +114,15 @@ pub fn for_each_run(
     each_run(decoder, inputs, keep_text, lines, |_, _, _, run| apply(run))
 }
 
+/// How many nice steps below the calling thread `for_each_run_decoded_ahead`
+/// runs its reading and decoding threads. The caller applies every run in
+/// order, one thread, while the others only keep ahead of it: when the cores
+/// are contended they go first to the stage the others wait for. A 1M-event
+/// retail `run` with these threads and the dataflow workers lowered took
+/// 1.05 s against 1.09, 1.15 against 1.18 and 1.17 against 1.21 s (medians
+/// of 8, 14 and 20 alternating runs; BENCHMARKS.md, thirty-ninth session).
+pub const SIDE_STAGE_STEPS: i32 = 5;
+
 /// `for_each_run` with the next runs decoded meanwhile: one thread reads the
 /// runs and deals them in turn to one decoding thread per core, each
 /// decoding whole runs, and `apply` takes them in order on the calling
@@ -122,7 +131,8 @@ pub fn for_each_run(
 /// each run among the cores instead left them idle while the slowest part
 /// finished. About four runs per decoding thread are held at once: one
 /// read and waiting for it, one being decoded, one decoded and waiting for
-/// `apply`, one waiting to be freed.
+/// `apply`, one waiting to be freed. The reading and decoding threads run
+/// `SIDE_STAGE_STEPS` below the calling thread.
 pub fn for_each_run_decoded_ahead(
     decoder: &Decoder,
     inputs: &[Input],
@@ -147,6 +157,7 @@ pub fn for_each_run_decoded_ahead(
             let (free, to_free) = channel::<Loaded>();
             let text_back = text_back.clone();
             scope.spawn(move || {
+                crate::priority::lower_this_thread(SIDE_STAGE_STEPS);
                 for (path, first_line, text) in to_decode {
                     to_free.try_iter().for_each(drop);
                     let run = decode_piece(decoder, path, first_line, &text, false);
@@ -164,6 +175,7 @@ pub fn for_each_run_decoded_ahead(
         }
         drop(text_back);
         let reader = scope.spawn(move || -> Result<(), String> {
+            crate::priority::lower_this_thread(SIDE_STAGE_STEPS);
             let mut next = 0;
             for input in inputs.iter().take_while(|_| !stopped.load(Ordering::Relaxed)) {
                 let mut runs = input.runs(lines)?;

@@ -218,20 +218,7 @@ impl Drop for Durability {
 /// shutdown, waits for it (`finish_snapshot`). (On Linux a thread's nice
 /// value is its own; elsewhere this only runs `f`.)
 fn run_in_background<T>(f: impl FnOnce() -> T) -> T {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: getpriority and setpriority read no memory of ours; `0`
-        // names the calling thread. (-1 from getpriority can be a nice value
-        // or an error; either way 10 steps above it is lower.)
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-            libc::setpriority(libc::PRIO_PROCESS, 0, (nice + 10).min(19))
-        };
-        if rc != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "the snapshot writer keeps its priority");
-        }
-    }
+    segflow_runtime::priority::lower_this_thread(10);
     f()
 }
 
@@ -380,24 +367,4 @@ pub fn spawn(mut engine: Engine, clock: Clock, tick_ms: u64, mut durability: Opt
         })
         .expect("spawn the engine thread");
     IngestHandle { queue, published, writes_stopped }
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::run_in_background;
-
-    /// The calling thread's nice value, from its /proc stat (field 19).
-    fn nice() -> i64 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("a thread's stat");
-        let after_name = &stat[stat.rfind(')').expect("the name's end") + 1..];
-        after_name.split_whitespace().nth(16).and_then(|f| f.parse().ok()).expect("the nice field")
-    }
-
-    #[test]
-    fn background_work_runs_ten_nice_steps_lower_on_its_own_thread() {
-        let before = nice();
-        let inside = std::thread::spawn(|| run_in_background(nice)).join().expect("the thread");
-        assert_eq!(inside, (before + 10).min(19));
-        assert_eq!(nice(), before, "only the thread that asked is lowered");
-    }
 }

@@ -114,6 +114,7 @@ impl Server {
                 clock: config.clock,
                 retain_events: true,
                 keep_changes: config.keep_changes,
+                workers_below_engine: false,
             },
         )?;
         let mut wal = None;

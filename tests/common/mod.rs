@@ -26,8 +26,11 @@ pub fn decode(compiled: &Compiled, lines: &[String]) -> Vec<Record> {
 }
 
 pub fn engine(compiled: &Compiled, workers: usize, clock: Clock) -> Engine {
-    Engine::start(compiled.plan.clone(), EngineConfig { workers, clock, retain_events: true, keep_changes: usize::MAX })
-        .expect("engine starts")
+    Engine::start(
+        compiled.plan.clone(),
+        EngineConfig { workers, clock, retain_events: true, keep_changes: usize::MAX, workers_below_engine: false },
+    )
+    .expect("engine starts")
 }
 
 /// The engine's profile dump as JSON values.
