@@ -974,8 +974,13 @@ impl Engine {
         }
         self.next_time = batch_time + 1;
         // What this batch publishes, as of now (a later submit may change it).
-        let new_keys = (self.keys.iter().zip(first_new_key))
+        // After the last batch nothing interns again: a batch run's keys
+        // are handed over, not copied (1.2 % of the engine thread's time in
+        // a 1M-event run, while the workers compute).
+        let closed = self.closed;
+        let new_keys = (self.keys.iter_mut().zip(first_new_key))
             .map(|(keys, first)| match first {
+                0 if !keys.is_empty() && closed => NewKeys::All(std::mem::take(keys)),
                 0 if !keys.is_empty() => NewKeys::All(keys.clone()),
                 _ => NewKeys::Listed(keys.keys_from(first).cloned().collect()),
             })
