@@ -376,7 +376,9 @@ pub struct Engine {
     event_types: Vec<Vec<Type>>,
     /// An event row with its references interned (reused per event).
     row_buffer: Row,
-    /// Set by `submit_last`: no batch may follow.
+    /// Set by a batch begun as the last (`begin(_, true)`, so also
+    /// `submit_last` and `begin_on_event_clock`): no batch may follow, and
+    /// `finish` hands the interners over to the serving state.
     closed: bool,
     now: i64,
     next_time: Time,
@@ -1055,8 +1057,10 @@ impl Engine {
     /// slots by id are copied, 16 bytes an id). `EngineCopy::snapshot`
     /// makes the snapshot from it on another thread while ingest goes on
     /// (on the engine thread, turning every attribute row's references into
-    /// keys held ingest ~30 ms at 100k instances).
+    /// keys held ingest ~30 ms at 100k instances). Not after the last batch,
+    /// whose keys `finish` handed over (a server's engine has none).
     pub fn copy(&self) -> EngineCopy {
+        debug_assert!(!self.closed, "a snapshot of an engine whose keys were handed over");
         EngineCopy {
             plan: self.plan.clone(),
             now: self.now,
