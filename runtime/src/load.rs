@@ -156,7 +156,8 @@ pub fn for_each_run_decoded_ahead(
             let (done, finished) = sync_channel(1);
             let (free, to_free) = channel::<Loaded>();
             let text_back = text_back.clone();
-            scope.spawn(move || {
+            let decoding = std::thread::Builder::new().name("segflow-decode".into());
+            let spawned = decoding.spawn_scoped(scope, move || {
                 crate::priority::lower_this_thread(SIDE_STAGE_STEPS);
                 for (path, first_line, text) in to_decode {
                     to_free.try_iter().for_each(drop);
@@ -169,12 +170,14 @@ pub fn for_each_run_decoded_ahead(
                 drop(done);
                 to_free.iter().for_each(drop);
             });
+            spawned.map_err(|e| format!("cannot start a decoding thread: {e}"))?;
             jobs.push(job);
             decoded.push(finished);
             spent.push(free);
         }
         drop(text_back);
-        let reader = scope.spawn(move || -> Result<(), String> {
+        let reading = std::thread::Builder::new().name("segflow-read".into());
+        let reader = reading.spawn_scoped(scope, move || -> Result<(), String> {
             crate::priority::lower_this_thread(SIDE_STAGE_STEPS);
             let mut next = 0;
             for input in inputs.iter().take_while(|_| !stopped.load(Ordering::Relaxed)) {
@@ -193,6 +196,7 @@ pub fn for_each_run_decoded_ahead(
             }
             Ok(())
         });
+        let reader = reader.map_err(|e| format!("cannot start the reading thread: {e}"))?;
         // Run k is dealt to thread k % threads: the first one missing ends the input.
         let mut next = 0;
         let mut applied = Ok(());
