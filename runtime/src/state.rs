@@ -735,10 +735,10 @@ fn layout(plan: &Plan, entity: usize) -> Layout {
 }
 
 /// Tag changes at least this many in a batch: its columns are published on
-/// one thread a core (at most eight). A 1M-event backfill's ~900k took 35 ms on the engine
-/// thread alone, while the cores' other threads had nothing to do; a
-/// refresh's thousands take well under a millisecond, less than starting a
-/// thread.
+/// one thread a core (at most eight). A 1M-event backfill's ~900k took
+/// 35 ms on the engine thread alone, while the cores' other threads had
+/// nothing to do; a refresh's thousands take well under a millisecond, less
+/// than starting a thread.
 const PUBLISH_ON_THREADS: usize = 1 << 16;
 
 /// One tag's column and its changes in a batch.
@@ -816,14 +816,12 @@ fn ids_in_key_order(keys: &[&Value]) -> Vec<u64> {
     let one_kind = keys.iter().all(|key| std::mem::discriminant(*key) == std::mem::discriminant(keys[0]));
     let order = crate::radix::order_by_key(keys.iter().map(|key| if one_kind { key_prefix(key) } else { 0 }));
     let mut ids: Vec<u64> = order.iter().map(|&(_, id)| id as u64).collect();
-    for (tied, start) in order.chunk_by(|a, b| a.0 == b.0).scan(0, |start, tied| {
-        let at = *start;
-        *start += tied.len();
-        Some((tied.len(), at))
-    }) {
+    let mut start = 0;
+    for tied in order.chunk_by(|a, b| a.0 == b.0).map(<[_]>::len) {
         if tied > 1 {
             ids[start..start + tied].sort_by(|a, b| keys[*a as usize].cmp(keys[*b as usize]));
         }
+        start += tied;
     }
     ids
 }

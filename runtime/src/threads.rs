@@ -18,9 +18,9 @@ pub fn map_on_threads<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync)
 /// before it are ready: the consumer works while later items are computed,
 /// where `map_on_threads` makes it wait for all. A thread holds at most two
 /// answers not yet consumed (one in its channel, one it waits to send), so
-/// memory stays bounded however many items there are. Stops at the first error of `consume` (the threads stop
-/// after the item each is on); a panic in `f` is raised again here, so no
-/// answer goes missing silently.
+/// memory stays bounded however many items there are. Stops at the first
+/// error of `consume` (the threads stop after the item each is on); a panic
+/// in `f` is raised again here, so no answer goes missing silently.
 pub fn map_in_order<I: Sync, T: Send, E>(
     items: &[I],
     threads: usize,
