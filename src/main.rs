@@ -1,6 +1,8 @@
 //! `segflow`: the command line. Argument parsing and wiring only; the work is
 //! done by the grammar, compiler, runtime and gen crates.
 
+mod gen_schema;
+
 use segflow_compiler::{compile, explain, Compiled, SourceMap};
 use segflow_runtime::load::{load_files, Loaded, KEPT_WARNINGS};
 use segflow_runtime::{Clock, Decoder, Engine, EngineConfig};
@@ -29,8 +31,9 @@ usage:
               [--keep-changes N]
                                                 serve the v1 HTTP API (profiles, segments,
                                                 change streams, metrics) until Ctrl-C
-  segflow gen [--users N] [--events M] [--seed S] [--days D] [--out FILE]
-                                                synthetic data for examples/retail/retail.eql
+  segflow gen [--model FILE.eql...] [--users N] [--events M] [--seed S] [--days D] [--out FILE]
+                                                synthetic data for examples/retail/retail.eql,
+                                                or for any model
 
 Set RUST_LOG=debug for structured logs on standard error.";
 
@@ -602,14 +605,27 @@ fn gen(args: &[String]) -> Result<ExitCode, String> {
         println!("{}", segflow_gen::USAGE);
         return Ok(ExitCode::SUCCESS);
     }
-    let (config, out) = segflow_gen::parse_args(args)?;
+    let segflow_gen::GenArgs { config, out, models } = segflow_gen::parse_args(args)?;
+    let schema = if models.is_empty() {
+        None
+    } else {
+        let files: Vec<String> = models.iter().map(|m| m.display().to_string()).collect();
+        match compile_files(&files)? {
+            Ok((_, compiled)) => Some(gen_schema::schema_of(&compiled.program)),
+            Err(code) => return Ok(code),
+        }
+    };
+    let generate = |mut out: &mut dyn Write| match &schema {
+        Some(schema) => segflow_gen::generate_for(schema, &config, &mut out),
+        None => segflow_gen::generate(&config, &mut out),
+    };
     let started = std::time::Instant::now();
     let stats = match &out {
         Some(path) => {
             let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            segflow_gen::generate(&config, &mut std::io::BufWriter::new(file))
+            generate(&mut std::io::BufWriter::new(file))
         }
-        None => segflow_gen::generate(&config, &mut std::io::stdout().lock()),
+        None => generate(&mut std::io::stdout().lock()),
     }
     .map_err(|e| e.to_string())?;
     if out.is_some() {
@@ -623,6 +639,12 @@ fn gen(args: &[String]) -> Result<ExitCode, String> {
             stats.late,
             started.elapsed().as_secs_f64()
         );
+        if let Some(schema) = &schema {
+            let counts = schema.instance_counts(config.users);
+            let instances: Vec<String> =
+                schema.entities.iter().zip(counts).map(|(e, n)| format!("{n} {}", e.name)).collect();
+            eprintln!("segflow gen: instances: {}", instances.join(", "));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

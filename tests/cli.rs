@@ -515,3 +515,122 @@ fn the_process_asks_for_small_pages_unless_told_not_to() {
     assert!(!default, "2 MB pages were left on");
     assert_eq!(huge_pages_allowed(Some("1")), Some(true), "SEGFLOW_HUGE_PAGES=1 is not honoured");
 }
+
+/// `segflow gen --model` data for `model` (its files, in order) in the
+/// temporary directory `dir`; then `segflow run` of that model over it:
+/// the dump. Every record must be accepted without a warning.
+fn generated_for_model(dir: &Path, model: &[&str], users: &str, events: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let data = dir.join("data.ndjson").display().to_string();
+    let mut args = vec!["gen"];
+    for file in model {
+        args.extend(["--model", file]);
+    }
+    args.extend(["--users", users, "--events", events, "--seed", "3", "--out", &data]);
+    let (code, _, stderr) = segflow(&args);
+    assert_eq!(code, 0, "{model:?}: {stderr}");
+    assert!(stderr.contains("segflow gen: instances: "), "{stderr}");
+    let mut args: Vec<&str> = vec!["run"];
+    args.extend(model);
+    args.extend(["--events", &data]);
+    let (code, dump, stderr) = segflow(&args);
+    assert_eq!(code, 0, "{model:?}: {stderr}");
+    assert!(!stderr.contains("warning"), "{model:?}: {stderr}");
+    dump
+}
+
+#[test]
+fn gen_writes_data_every_model_of_the_repository_accepts_and_its_segments_find_members() {
+    let dir = std::env::temp_dir().join(format!("segflow-gen-models-{}", std::process::id()));
+    let retail = "examples/retail/retail.eql";
+    // These add definitions to the retail example, and compile only after it.
+    let additions = ["many_segments.eql", "store_fans.eql", "store_tests.eql"];
+    let mut models = vec![vec![retail.to_string()]];
+    for path in files("bench/models", "eql") {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let path = path.display().to_string();
+        models.push(if additions.contains(&name.as_str()) { vec![retail.to_string(), path] } else { vec![path] });
+    }
+    assert!(models.len() >= 8, "{models:?}");
+    for model in &models {
+        let model: Vec<&str> = model.iter().map(String::as_str).collect();
+        let dump = generated_for_model(&dir, &model, "400", "6000");
+        assert!(dump.contains(r#""segments":[""#), "{model:?}: no instance is in any segment");
+    }
+    // The retail model compares the channel with "app" and a product's
+    // category with "shoes": both are common values, so the tags that count
+    // them are not all zero.
+    let dump = generated_for_model(&dir, &[retail], "400", "6000");
+    for tag in ["app_views_7d", "shoe_spend_90d"] {
+        let zero = format!("\"{tag}\":0,");
+        let nonzero = dump.lines().filter(|l| l.contains(&format!("\"{tag}\":")) && !l.contains(&zero)).count();
+        assert!(nonzero > 10, "{tag}: {nonzero} users");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A random model: entities with a string or int key and attributes of
+/// every type (references to any entity among them), and events whose
+/// fields are likewise random, each counted by a tag where it refers to an
+/// entity.
+fn random_schema(seed: u64) -> String {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut below = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let entities = 1 + below(3);
+    let ty = |below: &mut dyn FnMut(u64) -> u64| {
+        let nullable = if below(2) == 0 { "?" } else { "" };
+        match below(7) {
+            0 => format!("bool{nullable}"),
+            1 => format!("int{nullable}"),
+            2 => format!("float{nullable}"),
+            3 => format!("decimal{nullable}"),
+            4 => format!("timestamp{nullable}"),
+            5 => format!("e{}{nullable}", below(entities)),
+            _ => format!("string{nullable}"),
+        }
+    };
+    let mut text = String::new();
+    for e in 0..entities {
+        let key = if below(2) == 0 { "string" } else { "int" };
+        text.push_str(&format!("entity e{e} {{ key k: {key};"));
+        for a in 0..below(5) {
+            text.push_str(&format!(" a{a}: {};", ty(&mut below)));
+        }
+        text.push_str(" }\n");
+    }
+    let mut tags = String::new();
+    for v in 0..below(4) {
+        text.push_str(&format!("event v{v} {{"));
+        for f in 0..below(5) {
+            let t = ty(&mut below);
+            if let Some(entity) = t.strip_prefix('e') {
+                tags.push_str(&format!("tag e{}.v{v}_f{f} = count(v{v} by f{f});\n", entity.trim_end_matches('?')));
+            }
+            text.push_str(&format!(" f{f}: {t};"));
+        }
+        text.push_str(" }\n");
+    }
+    text + &tags
+}
+
+#[test]
+fn gen_writes_data_that_random_models_accept() {
+    let dir = std::env::temp_dir().join(format!("segflow-gen-random-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("model.eql");
+    for seed in 0..24 {
+        let text = random_schema(seed);
+        std::fs::write(&model, &text).unwrap();
+        let model = model.display().to_string();
+        let (code, _, stderr) = segflow(&["check", &model]);
+        assert_eq!(code, 0, "seed {seed}: the model does not compile:\n{text}\n{stderr}");
+        let dump = generated_for_model(&dir, &[&model], "50", "800");
+        assert!(dump.lines().count() >= 50, "seed {seed}:\n{text}\n{dump}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,33 +6,48 @@ use crate::{GenConfig, MAX_DAYS, MAX_USERS};
 
 /// One-paragraph help for `segflow gen`.
 pub const USAGE: &str = "\
-usage: segflow gen [--users N] [--events M] [--seed S] [--days D] [--out FILE]
+usage: segflow gen [--model FILE.eql...] [--users N] [--events M] [--seed S] [--days D] [--out FILE]
 
-Writes synthetic retail data (NDJSON records for examples/retail/retail.eql).
-  --users N    number of users (default 10000; stores and products scale with it)
+Writes synthetic data as NDJSON records: for examples/retail/retail.eql, or
+with --model for any model.
+  --model F    write data for the model in F (repeat for a model in several
+               files): its entities, then its events; strings the model
+               compares a field with are that field's most common values
+  --users N    number of users (default 10000; stores and products scale with
+               it); with --model, instances of the entity the events reference
+               most, and N/100 (at least 10) of every other
   --events M   number of distinct events (default 100000)
   --seed S     random seed; the same flags give byte-identical output (default 42)
   --days D     days of events, ending 2026-11-20T00:00:00Z (default 90)
   --out FILE   write to FILE instead of standard output
 Numbers may use '_' separators (1_000_000). Flags also accept --flag=value.";
 
-const FLAGS: [&str; 5] = ["--users", "--events", "--seed", "--days", "--out"];
+const FLAGS: [&str; 6] = ["--users", "--events", "--seed", "--days", "--out", "--model"];
+
+/// What `segflow gen`'s flags ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GenArgs {
+    pub config: GenConfig,
+    /// Where to write (`None`: standard output).
+    pub out: Option<PathBuf>,
+    /// The files of the model to write data for (none: the retail example's data).
+    pub models: Vec<PathBuf>,
+}
 
 /// Parses the arguments that follow `segflow gen` (not the program name).
 ///
-/// Returns the config and the output file (`None` = standard output). Errors are
-/// one line, lowercase, naming the flag and what it expected.
+/// Errors are one line, lowercase, naming the flag and what it expected.
 ///
 /// ```
 /// let args: Vec<String> = ["--users", "500", "--events=2_000", "--out", "data.ndjson"]
 ///     .iter().map(|s| s.to_string()).collect();
-/// let (config, out) = segflow_gen::parse_args(&args).unwrap();
-/// assert_eq!((config.users, config.events, config.seed), (500, 2_000, 42));
-/// assert_eq!(out, Some("data.ndjson".into()));
+/// let parsed = segflow_gen::parse_args(&args).unwrap();
+/// assert_eq!((parsed.config.users, parsed.config.events, parsed.config.seed), (500, 2_000, 42));
+/// assert_eq!(parsed.out, Some("data.ndjson".into()));
 /// ```
-pub fn parse_args(args: &[String]) -> Result<(GenConfig, Option<PathBuf>), String> {
-    let mut config = GenConfig::default();
-    let mut out = None;
+pub fn parse_args(args: &[String]) -> Result<GenArgs, String> {
+    let mut parsed = GenArgs::default();
+    let config = &mut parsed.config;
     let mut seen = [false; FLAGS.len()];
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -43,7 +58,7 @@ pub fn parse_args(args: &[String]) -> Result<(GenConfig, Option<PathBuf>), Strin
         let Some(index) = FLAGS.iter().position(|&f| f == flag) else {
             return Err(unknown_argument(arg, flag));
         };
-        if std::mem::replace(&mut seen[index], true) {
+        if std::mem::replace(&mut seen[index], true) && flag != "--model" {
             return Err(format!("{flag} given twice"));
         }
         let value = match inline_value {
@@ -68,11 +83,14 @@ pub fn parse_args(args: &[String]) -> Result<(GenConfig, Option<PathBuf>), Strin
                 if value.is_empty() {
                     return Err(format!("missing value for {flag}"));
                 }
-                out = Some(PathBuf::from(value));
+                match flag {
+                    "--out" => parsed.out = Some(PathBuf::from(value)),
+                    _ => parsed.models.push(PathBuf::from(value)),
+                }
             }
         }
     }
-    Ok((config, out))
+    Ok(parsed)
 }
 
 /// Parses a non-negative integer (with optional `_` separators) in `min..=max`.
@@ -120,7 +138,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<(GenConfig, Option<PathBuf>), String> {
-        parse_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|parsed| (parsed.config, parsed.out))
     }
 
     #[test]
@@ -149,6 +167,15 @@ mod tests {
     }
 
     #[test]
+    fn a_model_in_several_files() {
+        let args: Vec<String> = ["--model", "a.eql", "--users=50", "--model=b.eql"].map(String::from).to_vec();
+        let parsed = parse_args(&args).unwrap();
+        assert_eq!(parsed.models, [PathBuf::from("a.eql"), PathBuf::from("b.eql")]);
+        assert_eq!(parsed.config.users, 50);
+        assert_eq!(parse(&["--model"]).unwrap_err(), "missing value for --model");
+    }
+
+    #[test]
     fn clear_errors() {
         let err = |args: &[&str]| parse(args).unwrap_err();
         assert_eq!(err(&["--users"]), "missing value for --users");
@@ -173,11 +200,11 @@ mod tests {
         assert_eq!(err(&["--user", "5"]), "unknown flag '--user' (did you mean --users?)");
         assert_eq!(
             err(&["--verbose"]),
-            "unknown flag '--verbose' (expected one of --users, --events, --seed, --days, --out)"
+            "unknown flag '--verbose' (expected one of --users, --events, --seed, --days, --out, --model)"
         );
         assert_eq!(
             err(&["data.ndjson"]),
-            "unexpected argument 'data.ndjson': gen takes only flags (--users, --events, --seed, --days, --out)"
+            "unexpected argument 'data.ndjson': gen takes only flags (--users, --events, --seed, --days, --out, --model)"
         );
         assert_eq!(err(&["--seed", "1", "--seed", "2"]), "--seed given twice");
     }

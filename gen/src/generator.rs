@@ -12,20 +12,12 @@ use crate::clock::Clock;
 use crate::json::{push_cents, push_i64, push_key, push_str, push_thousandths, push_u64, push_utf8};
 use crate::model::*;
 use crate::rng::{mix64, PowerLaw, Rng};
-use crate::time::{push_padded, TimestampWriter, MS_PER_DAY, MS_PER_SECOND};
+use crate::stream::{AtForm, Stream};
+use crate::time::{push_padded, MS_PER_DAY};
 use crate::{GenConfig, GenStats};
 
-/// Hand the buffer to the writer once it holds this much.
-const FLUSH_AT: usize = 1 << 16;
-
-/// Per million events: late arrivals, re-sent duplicates, attribute changes.
-const LATE_PPM: u64 = 10_000;
-const DUPLICATE_PPM: u64 = 1_000;
-const UPDATE_PPM: u64 = 5_000;
-/// A duplicate is re-sent within this many events of the original.
-const DUPLICATE_MAX_DELAY: u64 = 5_000;
-/// A late event's time is up to this far behind the newest event time sent so far.
-const LATE_MAX_MS: u64 = 3 * MS_PER_DAY as u64;
+/// Per million events: attribute changes.
+pub(crate) const UPDATE_PPM: u64 = 5_000;
 
 const NONE: u32 = u32::MAX;
 const NO_CITY: u8 = u8::MAX;
@@ -34,28 +26,10 @@ const USER_KEY: (&str, usize) = ("u", 7);
 const STORE_KEY: (&str, usize) = ("s", 4);
 const PRODUCT_KEY: (&str, usize) = ("p", 6);
 
-/// How an event's `at` is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AtForm {
-    /// `"2026-11-19T10:00:00.123Z"`
-    Millis,
-    /// `"2026-11-19T10:00:00Z"` (the time is a whole second)
-    Seconds,
-    /// `1795082400123`
-    EpochMs,
-}
-
-struct Pending {
-    due: u64,
-    line: Vec<u8>,
-}
-
 pub(crate) struct Generator {
     seed: u64,
     rng: Rng,
-    buf: Vec<u8>,
-    stats: GenStats,
-    timestamps: TimestampWriter,
+    out: Stream,
     /// Text being assembled before it is written as a JSON string (always UTF-8).
     scratch: Vec<u8>,
 
@@ -74,10 +48,6 @@ pub(crate) struct Generator {
     product_price: Vec<u32>,
     stores_by_city: Vec<Vec<u32>>,
 
-    /// Duplicates waiting to be re-sent, in the order they were scheduled.
-    pending: Vec<Pending>,
-    /// The newest event time sent so far (late events excepted).
-    watermark: Option<i64>,
     next_id: [u64; 4],
 }
 
@@ -89,9 +59,7 @@ impl Generator {
         Generator {
             seed: config.seed,
             rng: Rng::new(config.seed, 1),
-            buf: Vec::with_capacity(FLUSH_AT + 4096),
-            stats: GenStats::default(),
-            timestamps: TimestampWriter::default(),
+            out: Stream::new(),
             scratch: Vec::with_capacity(64),
             users,
             stores,
@@ -107,8 +75,6 @@ impl Generator {
             product_category: Vec::with_capacity(products as usize),
             product_price: Vec::with_capacity(products as usize),
             stores_by_city: vec![Vec::new(); CITIES.len()],
-            pending: Vec::new(),
-            watermark: None,
             next_id: [1; 4],
         }
     }
@@ -120,54 +86,17 @@ impl Generator {
         // with the number of events.
         self.rng = Rng::new(config.seed, 2);
         for i in 0..config.events {
-            self.resend_due(i, out)?;
+            self.out.resend_due(i, out)?;
             let t = clock.time_of(i, &mut self.rng);
             self.event(t);
-            self.end_line(out)?;
+            self.out.end_line(out)?;
             if self.rng.chance_ppm(UPDATE_PPM) {
                 self.attribute_update();
-                self.stats.attribute_updates += 1;
-                self.end_line(out)?;
+                self.out.stats.attribute_updates += 1;
+                self.out.end_line(out)?;
             }
         }
-        self.resend_due(u64::MAX, out)?;
-        out.write_all(&self.buf)?;
-        self.stats.bytes += self.buf.len() as u64;
-        self.buf.clear();
-        out.flush()?;
-        Ok(self.stats)
-    }
-
-    fn end_line(&mut self, out: &mut impl Write) -> io::Result<()> {
-        self.buf.push(b'\n');
-        if self.buf.len() >= FLUSH_AT {
-            out.write_all(&self.buf)?;
-            self.stats.bytes += self.buf.len() as u64;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-
-    fn resend_due(&mut self, now: u64, out: &mut impl Write) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if now == u64::MAX {
-            // End of stream: send the rest in the order they fall due.
-            self.pending.sort_by_key(|p| p.due);
-        }
-        let mut k = 0;
-        while k < self.pending.len() {
-            if self.pending[k].due <= now {
-                let duplicate = self.pending.remove(k);
-                self.buf.extend_from_slice(&duplicate.line);
-                self.stats.duplicates += 1;
-                self.end_line(out)?;
-            } else {
-                k += 1;
-            }
-        }
-        Ok(())
+        self.out.finish(out)
     }
 
     // ---------------------------------------------------------------- entities
@@ -175,18 +104,18 @@ impl Generator {
     fn entities(&mut self, start_ms: i64, out: &mut impl Write) -> io::Result<()> {
         for s in 0..self.stores {
             self.store(s);
-            self.stats.entity_records += 1;
-            self.end_line(out)?;
+            self.out.stats.entity_records += 1;
+            self.out.end_line(out)?;
         }
         for p in 0..self.products {
             self.product(p);
-            self.stats.entity_records += 1;
-            self.end_line(out)?;
+            self.out.stats.entity_records += 1;
+            self.out.end_line(out)?;
         }
         for u in 0..self.users {
             self.user(u, start_ms);
-            self.stats.entity_records += 1;
-            self.end_line(out)?;
+            self.out.stats.entity_records += 1;
+            self.out.end_line(out)?;
         }
         Ok(())
     }
@@ -195,17 +124,17 @@ impl Generator {
         let city = if (s as usize) < CITIES.len() { s as usize } else { self.rng.weighted(&CITY_WEIGHTS) };
         self.stores_by_city[city].push(s as u32);
         self.entity_head("store", STORE_KEY, s);
-        self.buf.extend_from_slice(b",\"set\":{\"city\":");
-        push_str(&mut self.buf, CITIES[city].0);
+        self.out.buf.extend_from_slice(b",\"set\":{\"city\":");
+        push_str(&mut self.out.buf, CITIES[city].0);
         match self.rng.below(100) {
-            0..=7 => self.buf.extend_from_slice(b",\"region\":null"),
+            0..=7 => self.out.buf.extend_from_slice(b",\"region\":null"),
             8..=14 => {} // not given
             _ => {
-                self.buf.extend_from_slice(b",\"region\":");
-                push_str(&mut self.buf, CITIES[city].1);
+                self.out.buf.extend_from_slice(b",\"region\":");
+                push_str(&mut self.out.buf, CITIES[city].1);
             }
         }
-        self.buf.extend_from_slice(b"}}");
+        self.out.buf.extend_from_slice(b"}}");
     }
 
     fn product(&mut self, p: u64) {
@@ -215,22 +144,22 @@ impl Generator {
         self.product_price.push(price as u32);
 
         self.entity_head("product", PRODUCT_KEY, p);
-        self.buf.extend_from_slice(b",\"set\":{\"category\":");
-        push_str(&mut self.buf, CATEGORIES[category].name);
+        self.out.buf.extend_from_slice(b",\"set\":{\"category\":");
+        push_str(&mut self.out.buf, CATEGORIES[category].name);
         if price > 0 {
-            self.buf.extend_from_slice(b",\"price\":");
+            self.out.buf.extend_from_slice(b",\"price\":");
             let as_string = self.rng.percent(50);
-            push_cents(&mut self.buf, price, as_string);
+            push_cents(&mut self.out.buf, price, as_string);
         } else if self.rng.percent(50) {
-            self.buf.extend_from_slice(b",\"price\":null");
+            self.out.buf.extend_from_slice(b",\"price\":null");
         }
         if !self.rng.percent(4) {
             let (lo, hi) = CATEGORIES[category].grams;
             let grams = self.rng.between(lo, hi);
-            self.buf.extend_from_slice(b",\"weight_kg\":");
-            push_thousandths(&mut self.buf, grams);
+            self.out.buf.extend_from_slice(b",\"weight_kg\":");
+            push_thousandths(&mut self.out.buf, grams);
         }
-        self.buf.extend_from_slice(b"}}");
+        self.out.buf.extend_from_slice(b"}}");
     }
 
     /// A shelf price in cents for a product of `category`, ending in .00, .90,
@@ -255,7 +184,7 @@ impl Generator {
         self.user_home_store.push(home);
 
         self.entity_head("user", USER_KEY, u);
-        self.buf.extend_from_slice(b",\"set\":{");
+        self.out.buf.extend_from_slice(b",\"set\":{");
         let mut first = true;
         if !self.rng.percent(3) {
             self.scratch.clear();
@@ -269,37 +198,35 @@ impl Generator {
                 self.scratch.push(b' ');
                 self.scratch.extend_from_slice(given.0.as_bytes());
             }
-            self.buf.extend_from_slice(b"\"name\":");
-            push_utf8(&mut self.buf, &self.scratch);
+            self.out.buf.extend_from_slice(b"\"name\":");
+            push_utf8(&mut self.out.buf, &self.scratch);
             first = false;
         }
         if !first {
-            self.buf.push(b',');
+            self.out.buf.push(b',');
         }
-        self.buf.extend_from_slice(b"\"city\":");
+        self.out.buf.extend_from_slice(b"\"city\":");
         self.push_city(city);
 
         // Signed up some time in the three years before the data starts.
         let signup = start_ms - MS_PER_DAY - self.rng.below(3 * 365 * MS_PER_DAY as u64) as i64;
-        self.buf.extend_from_slice(b",\"signup_at\":");
+        self.out.buf.extend_from_slice(b",\"signup_at\":");
         if self.rng.percent(50) {
-            self.buf.push(b'"');
-            self.timestamps.write(&mut self.buf, signup, true);
-            self.buf.push(b'"');
+            self.out.push_timestamp(signup, true);
         } else {
-            push_i64(&mut self.buf, signup);
+            push_i64(&mut self.out.buf, signup);
         }
 
-        self.buf.extend_from_slice(b",\"home_store\":");
+        self.out.buf.extend_from_slice(b",\"home_store\":");
         self.push_store(home);
         if !self.rng.percent(20) {
             // Peaks in the mid-1980s.
             let year = 1958 + self.rng.below(25) + self.rng.below(25);
-            self.buf.extend_from_slice(b",\"birth_year\":");
-            push_u64(&mut self.buf, year);
+            self.out.buf.extend_from_slice(b",\"birth_year\":");
+            push_u64(&mut self.out.buf, year);
         }
         let vip = self.rng.percent(5);
-        self.buf.extend_from_slice(if vip { b",\"vip\":true}}" } else { b",\"vip\":false}}" });
+        self.out.buf.extend_from_slice(if vip { b",\"vip\":true}}" } else { b",\"vip\":false}}" });
     }
 
     /// A home store for a user in `city`: usually one in that city, sometimes
@@ -320,72 +247,27 @@ impl Generator {
     // ------------------------------------------------------------------ events
 
     fn event(&mut self, t: i64) {
-        let start = self.buf.len();
+        let start = self.out.buf.len();
         let kind = self.rng.below(1000);
-        let (at, form) = self.event_time(t);
+        let (at, form) = self.out.event_time(t, &mut self.rng);
         match kind {
             0..=699 => self.page_view(at, form),
             700..=849 => self.add_to_cart(at, form),
             850..=979 => self.order(at, form),
             _ => self.referral(at, form),
         }
-        if self.rng.chance_ppm(DUPLICATE_PPM) {
-            let line = self.buf[start..].to_vec();
-            let due = self.stats.events + self.rng.between(1, DUPLICATE_MAX_DELAY);
-            self.pending.push(Pending { due, line });
-        }
-        self.stats.events += 1;
-    }
-
-    /// Decides an event's `at`: usually its clock time `t`; for ~1% of events a
-    /// time up to three days behind the newest time already sent (a late arrival).
-    fn event_time(&mut self, t: i64) -> (i64, AtForm) {
-        let mut form = match self.rng.below(100) {
-            0..=9 => AtForm::EpochMs,
-            10..=11 => AtForm::Seconds,
-            _ => AtForm::Millis,
-        };
-        let mut at = t;
-        let mut late = false;
-        if let Some(watermark) = self.watermark {
-            if self.rng.chance_ppm(LATE_PPM) {
-                at = watermark - 1 - self.rng.below(LATE_MAX_MS) as i64;
-                late = true;
-            }
-        }
-        if form == AtForm::Seconds {
-            let whole = at - at.rem_euclid(MS_PER_SECOND);
-            // Rounding down must not make an on-time event look late.
-            if late || self.watermark.is_none_or(|w| whole >= w) {
-                at = whole;
-            } else {
-                form = AtForm::Millis;
-            }
-        }
-        if late {
-            self.stats.late += 1;
-        } else {
-            self.watermark = Some(self.watermark.map_or(at, |w| w.max(at)));
-        }
-        (at, form)
+        self.out.event_written(start, &mut self.rng);
     }
 
     fn event_head(&mut self, name: &str, kind: usize, id_prefix: &str, at: i64, form: AtForm) {
-        self.buf.extend_from_slice(b"{\"event\":");
-        push_str(&mut self.buf, name);
-        self.buf.extend_from_slice(b",\"id\":");
+        self.out.buf.extend_from_slice(b"{\"event\":");
+        push_str(&mut self.out.buf, name);
+        self.out.buf.extend_from_slice(b",\"id\":");
         let id = self.next_id[kind];
         self.next_id[kind] += 1;
-        push_key(&mut self.buf, id_prefix, id, 1);
-        self.buf.extend_from_slice(b",\"at\":");
-        match form {
-            AtForm::EpochMs => push_i64(&mut self.buf, at),
-            AtForm::Millis | AtForm::Seconds => {
-                self.buf.push(b'"');
-                self.timestamps.write(&mut self.buf, at, form == AtForm::Millis);
-                self.buf.push(b'"');
-            }
-        }
+        push_key(&mut self.out.buf, id_prefix, id, 1);
+        self.out.buf.extend_from_slice(b",\"at\":");
+        self.out.push_at(at, form);
     }
 
     fn page_view(&mut self, at: i64, form: AtForm) {
@@ -399,7 +281,7 @@ impl Generator {
             None
         };
         self.event_head("page_view", 0, "pv-", at, form);
-        self.buf.extend_from_slice(b",\"user\":");
+        self.out.buf.extend_from_slice(b",\"user\":");
         self.push_user(u);
 
         self.scratch.clear();
@@ -422,16 +304,16 @@ impl Generator {
                 }
             }
         }
-        self.buf.extend_from_slice(b",\"url\":");
-        push_utf8(&mut self.buf, &self.scratch);
-        self.buf.extend_from_slice(b",\"channel\":");
-        push_str(&mut self.buf, CHANNELS[channel]);
-        self.buf.extend_from_slice(b",\"product\":");
+        self.out.buf.extend_from_slice(b",\"url\":");
+        push_utf8(&mut self.out.buf, &self.scratch);
+        self.out.buf.extend_from_slice(b",\"channel\":");
+        push_str(&mut self.out.buf, CHANNELS[channel]);
+        self.out.buf.extend_from_slice(b",\"product\":");
         match product {
             Some(p) => self.push_product(p),
-            None => self.buf.extend_from_slice(b"null"),
+            None => self.out.buf.extend_from_slice(b"null"),
         }
-        self.buf.push(b'}');
+        self.out.buf.push(b'}');
     }
 
     fn add_to_cart(&mut self, at: i64, form: AtForm) {
@@ -440,13 +322,13 @@ impl Generator {
         self.user_last_product[u as usize] = p;
         let quantity = 1 + self.rng.weighted(&[70, 18, 7, 3, 2]) as u64;
         self.event_head("add_to_cart", 1, "c-", at, form);
-        self.buf.extend_from_slice(b",\"user\":");
+        self.out.buf.extend_from_slice(b",\"user\":");
         self.push_user(u);
-        self.buf.extend_from_slice(b",\"product\":");
+        self.out.buf.extend_from_slice(b",\"product\":");
         self.push_product(p);
-        self.buf.extend_from_slice(b",\"quantity\":");
-        push_u64(&mut self.buf, quantity);
-        self.buf.push(b'}');
+        self.out.buf.extend_from_slice(b",\"quantity\":");
+        push_u64(&mut self.out.buf, quantity);
+        self.out.buf.push(b'}');
     }
 
     fn order(&mut self, at: i64, form: AtForm) {
@@ -475,18 +357,18 @@ impl Generator {
         let amount = ((unit * quantity * discount + 50) / 100).clamp(MIN_AMOUNT_CENTS, MAX_AMOUNT_CENTS);
 
         self.event_head("order", 2, "o-", at, form);
-        self.buf.extend_from_slice(b",\"user\":");
+        self.out.buf.extend_from_slice(b",\"user\":");
         self.push_user(u);
-        self.buf.extend_from_slice(b",\"store\":");
+        self.out.buf.extend_from_slice(b",\"store\":");
         self.push_store(store);
-        self.buf.extend_from_slice(b",\"product\":");
+        self.out.buf.extend_from_slice(b",\"product\":");
         self.push_product(p);
-        self.buf.extend_from_slice(b",\"amount\":");
+        self.out.buf.extend_from_slice(b",\"amount\":");
         let as_string = self.rng.percent(30);
-        push_cents(&mut self.buf, amount, as_string);
-        self.buf.extend_from_slice(b",\"quantity\":");
-        push_u64(&mut self.buf, quantity);
-        self.buf.push(b'}');
+        push_cents(&mut self.out.buf, amount, as_string);
+        self.out.buf.extend_from_slice(b",\"quantity\":");
+        push_u64(&mut self.out.buf, quantity);
+        self.out.buf.push(b'}');
     }
 
     fn referral(&mut self, at: i64, form: AtForm) {
@@ -496,11 +378,11 @@ impl Generator {
             referee = (referee + 1) % self.users;
         }
         self.event_head("referral", 3, "r-", at, form);
-        self.buf.extend_from_slice(b",\"referrer\":");
+        self.out.buf.extend_from_slice(b",\"referrer\":");
         self.push_user(referrer);
-        self.buf.extend_from_slice(b",\"referee\":");
+        self.out.buf.extend_from_slice(b",\"referee\":");
         self.push_user(referee);
-        self.buf.push(b'}');
+        self.out.buf.push(b'}');
     }
 
     /// Each user has a favourite channel (a pure function of seed and user), used
@@ -541,36 +423,36 @@ impl Generator {
                 let city = self.rng.weighted(&CITY_WEIGHTS) as u8;
                 self.user_city[u as usize] = city;
                 self.entity_head("user", USER_KEY, u);
-                self.buf.extend_from_slice(b",\"set\":{\"city\":");
+                self.out.buf.extend_from_slice(b",\"set\":{\"city\":");
                 self.push_city(city);
                 if self.rng.percent(40) {
                     let home = self.choose_home_store(city);
                     self.user_home_store[u as usize] = home;
-                    self.buf.extend_from_slice(b",\"home_store\":");
+                    self.out.buf.extend_from_slice(b",\"home_store\":");
                     self.push_store(home);
                 }
-                self.buf.extend_from_slice(b"}}");
+                self.out.buf.extend_from_slice(b"}}");
             }
             300..=499 => {
                 let u = self.user_pick.sample(&mut self.rng);
                 let home = self.choose_home_store(self.user_city[u as usize]);
                 self.user_home_store[u as usize] = home;
                 self.entity_head("user", USER_KEY, u);
-                self.buf.extend_from_slice(b",\"set\":{\"home_store\":");
+                self.out.buf.extend_from_slice(b",\"set\":{\"home_store\":");
                 self.push_store(home);
-                self.buf.extend_from_slice(b"}}");
+                self.out.buf.extend_from_slice(b"}}");
             }
             500..=579 => {
                 let u = self.user_pick.sample(&mut self.rng);
                 self.user_city[u as usize] = NO_CITY;
                 self.entity_head("user", USER_KEY, u);
-                self.buf.extend_from_slice(b",\"unset\":[\"city\"]}");
+                self.out.buf.extend_from_slice(b",\"unset\":[\"city\"]}");
             }
             580..=599 => {
                 let u = self.user_pick.sample(&mut self.rng);
                 let vip = self.rng.percent(80);
                 self.entity_head("user", USER_KEY, u);
-                self.buf.extend_from_slice(if vip {
+                self.out.buf.extend_from_slice(if vip {
                     b",\"set\":{\"vip\":true}}"
                 } else {
                     b",\"set\":{\"vip\":false}}"
@@ -584,7 +466,7 @@ impl Generator {
                 self.user_home_store[u as usize] = NONE;
                 self.user_last_product[u as usize] = NONE;
                 self.entity_head("user", USER_KEY, u);
-                self.buf.extend_from_slice(b",\"delete\":true}");
+                self.out.buf.extend_from_slice(b",\"delete\":true}");
             }
             620..=849 => {
                 // Repricing: a sale, a price rise, or the price withdrawn.
@@ -600,23 +482,23 @@ impl Generator {
                 };
                 self.product_price[p as usize] = price as u32;
                 self.entity_head("product", PRODUCT_KEY, p);
-                self.buf.extend_from_slice(b",\"set\":{\"price\":");
+                self.out.buf.extend_from_slice(b",\"set\":{\"price\":");
                 if price == 0 {
-                    self.buf.extend_from_slice(b"null");
+                    self.out.buf.extend_from_slice(b"null");
                 } else {
                     let as_string = self.rng.percent(50);
-                    push_cents(&mut self.buf, price, as_string);
+                    push_cents(&mut self.out.buf, price, as_string);
                 }
-                self.buf.extend_from_slice(b"}}");
+                self.out.buf.extend_from_slice(b"}}");
             }
             _ => {
                 let p = self.product_pick.sample(&mut self.rng);
                 let category = self.rng.weighted(&CATEGORY_WEIGHTS);
                 self.product_category[p as usize] = category as u8;
                 self.entity_head("product", PRODUCT_KEY, p);
-                self.buf.extend_from_slice(b",\"set\":{\"category\":");
-                push_str(&mut self.buf, CATEGORIES[category].name);
-                self.buf.extend_from_slice(b"}}");
+                self.out.buf.extend_from_slice(b",\"set\":{\"category\":");
+                push_str(&mut self.out.buf, CATEGORIES[category].name);
+                self.out.buf.extend_from_slice(b"}}");
             }
         }
     }
@@ -624,33 +506,33 @@ impl Generator {
     // ----------------------------------------------------------------- pieces
 
     fn entity_head(&mut self, entity: &str, key: (&str, usize), n: u64) {
-        self.buf.extend_from_slice(b"{\"entity\":");
-        push_str(&mut self.buf, entity);
-        self.buf.extend_from_slice(b",\"id\":");
-        push_key(&mut self.buf, key.0, n + 1, key.1);
+        self.out.buf.extend_from_slice(b"{\"entity\":");
+        push_str(&mut self.out.buf, entity);
+        self.out.buf.extend_from_slice(b",\"id\":");
+        push_key(&mut self.out.buf, key.0, n + 1, key.1);
     }
 
     fn push_user(&mut self, u: u64) {
-        push_key(&mut self.buf, USER_KEY.0, u + 1, USER_KEY.1);
+        push_key(&mut self.out.buf, USER_KEY.0, u + 1, USER_KEY.1);
     }
 
     fn push_product(&mut self, p: u32) {
-        push_key(&mut self.buf, PRODUCT_KEY.0, u64::from(p) + 1, PRODUCT_KEY.1);
+        push_key(&mut self.out.buf, PRODUCT_KEY.0, u64::from(p) + 1, PRODUCT_KEY.1);
     }
 
     fn push_store(&mut self, s: u32) {
         if s == NONE {
-            self.buf.extend_from_slice(b"null");
+            self.out.buf.extend_from_slice(b"null");
         } else {
-            push_key(&mut self.buf, STORE_KEY.0, u64::from(s) + 1, STORE_KEY.1);
+            push_key(&mut self.out.buf, STORE_KEY.0, u64::from(s) + 1, STORE_KEY.1);
         }
     }
 
     fn push_city(&mut self, city: u8) {
         if city == NO_CITY {
-            self.buf.extend_from_slice(b"null");
+            self.out.buf.extend_from_slice(b"null");
         } else {
-            push_str(&mut self.buf, CITIES[city as usize].0);
+            push_str(&mut self.out.buf, CITIES[city as usize].0);
         }
     }
 }

@@ -1,6 +1,11 @@
-//! Deterministic synthetic retail data for segflow's examples and benchmarks.
+//! Deterministic synthetic data for segflow's examples and benchmarks.
 //!
-//! This crate is behind `segflow gen`. It writes NDJSON data records (EQL.md §10) for
+//! This crate is behind `segflow gen`. [`generate_for`] writes data for any
+//! model from its declared entities and events (`segflow gen --model FILE.eql`;
+//! the module `any_model` says how). [`generate`], the rest of this page, writes
+//! richer data for one model, the retail example.
+//!
+//! [`generate`] writes NDJSON data records (EQL.md §10) for
 //! the model in `examples/retail/retail.eql`: first the entities (stores, products,
 //! users, as `set` upserts), then a stream of `page_view`, `add_to_cart`, `order` and
 //! `referral` events over `days` days ending at `end_ms`, in increasing time.
@@ -38,15 +43,19 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod any_model;
 mod args;
 mod clock;
 mod generator;
 mod json;
 mod model;
 mod rng;
+pub mod schema;
+mod stream;
 mod time;
 
-pub use args::{parse_args, USAGE};
+pub use args::{parse_args, GenArgs, USAGE};
+pub use schema::Schema;
 
 /// What to generate. Two runs with equal configs write identical bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +122,45 @@ impl GenStats {
 /// leaves the years 0001..=9999, and with `out`'s own
 /// error if a write fails.
 pub fn generate(config: &GenConfig, out: &mut impl std::io::Write) -> std::io::Result<GenStats> {
+    check(config)?;
+    generator::Generator::new(config).run(config, out)
+}
+
+/// Writes synthetic data for any model, described by `schema`, as
+/// [`generate`] does for the retail example: the entity block, then
+/// `config.events` events over `config.days` days ending at `config.end_ms`.
+/// `config.users` counts the instances of the model's main entity
+/// ([`Schema::main_entity`]); every other entity has `max(10, users / 100)`
+/// ([`Schema::instance_counts`]). The module `any_model` says how values are drawn.
+/// Fails as [`generate`] does, and when the schema is not one EQL allows
+/// (a key that is not a string or an int, a reference to no entity).
+///
+/// ```
+/// use segflow_gen::schema::{EntitySchema, EventSchema, FieldSchema, FieldType, Schema};
+/// let schema = Schema {
+///     entities: vec![EntitySchema { name: "user".into(), key: 0, fields: vec![
+///         FieldSchema::new("id", FieldType::String, false),
+///         FieldSchema::new("city", FieldType::String, true),
+///     ] }],
+///     events: vec![EventSchema { name: "visit".into(), fields: vec![
+///         FieldSchema::new("user", FieldType::Ref(0), false),
+///     ] }],
+/// };
+/// let config = segflow_gen::GenConfig { users: 50, events: 200, ..Default::default() };
+/// let mut out = Vec::new();
+/// let stats = segflow_gen::generate_for(&schema, &config, &mut out)?;
+/// assert_eq!((stats.entity_records, stats.events), (50, 200));
+/// assert!(String::from_utf8(out).unwrap().starts_with("{\"entity\":\"user\",\"id\":\"u01\""));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn generate_for(schema: &Schema, config: &GenConfig, out: &mut impl std::io::Write) -> std::io::Result<GenStats> {
+    check(config)?;
+    schema.check().map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    any_model::ModelGenerator::new(schema, config).run(config, out)
+}
+
+/// The limits [`generate`] and [`generate_for`] put on a config.
+fn check(config: &GenConfig) -> std::io::Result<()> {
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
     if !(2..=MAX_USERS).contains(&config.users) {
         return Err(invalid(format!("users must be between 2 and {MAX_USERS}, got {}", config.users)));
@@ -126,5 +174,5 @@ pub fn generate(config: &GenConfig, out: &mut impl std::io::Write) -> std::io::R
     if !(MIN_END_MS..=MAX_END_MS).contains(&config.end_ms) || earliest < MIN_END_MS {
         return Err(invalid(format!("end_ms {} puts timestamps outside the years 0001..=9999", config.end_ms)));
     }
-    generator::Generator::new(config).run(config, out)
+    Ok(())
 }
