@@ -16,6 +16,16 @@ and the product from p000001..p000999 (below `--products`). With `--event
 page_view` they are page views instead: channels in about the generated data's
 shares, a product page for 55% of them.
 
+With `--events-from FILE` the events are those of FILE instead, in its order,
+each with a fresh id and the next time (7 ms apart): for any model, from data
+that `segflow gen --model MODEL.eql` wrote with the same `--users` as the data
+loaded and another `--seed` (its entity lines are skipped):
+
+    segflow gen --model M.eql --users 100000 --events 1000000 --out load.ndjson
+    segflow serve M.eql --clock event --load load.ndjson
+    segflow gen --model M.eql --users 100000 --events 200000 --seed 2 --out more.ndjson
+    python3 bench/refresh.py --events-from more.ndjson
+
 For data generated with other `--users` than 100,000, give the users, stores
 and products it has (`segflow gen` makes one store per 2,000 users and one
 product per 100 users, at least 5 and 50), or the events name instances that
@@ -43,6 +53,14 @@ def get(url, path):
         return json.loads(r.read())
 
 
+def events_from(path):
+    """The event records of an NDJSON file, in order, as dicts."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith('{"event":'):
+                yield json.loads(line)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="http://127.0.0.1:7878")
@@ -53,7 +71,9 @@ def main():
     ap.add_argument("--products", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--event", choices=["order", "page_view"], default="order")
+    ap.add_argument("--events-from", metavar="FILE", help="post the events of FILE (any model's)")
     args = ap.parse_args()
+    given = events_from(args.events_from) if args.events_from else None
     rng = random.Random(args.seed)
     latencies = []
     # Times go on from the server's clock, and ids start with the first: a
@@ -65,6 +85,13 @@ def main():
         lines = []
         for i in range(args.size):
             t += 7
+            if given is not None:
+                event = next(given, None)
+                if event is None:
+                    raise SystemExit(f"{args.events_from} has fewer than {args.batches * args.size} events")
+                event.update({"id": f"refresh-given-{start}-{args.seed}-{b}-{i}", "at": t})
+                lines.append(json.dumps(event))
+                continue
             u = rng.randrange(1, args.users + 1)
             # (Orders' ids as they always were, so that figures stay comparable.)
             kind = "" if args.event == "order" else "view-"
