@@ -558,8 +558,21 @@ impl Engine {
     /// (false for an event whose id was accepted before or earlier in the batch).
     fn accept(&mut self, records: &[Record]) -> Vec<bool> {
         // Per record: its event type, id and the id's hash, if it has an id.
-        let ids: Vec<Option<(usize, &[u8], u64)>> =
-            records.iter().map(|r| event_id(r).map(|(event, id)| (event, id, self.seen_ids[event].hash(id)))).collect();
+        // Each id's bytes are asked for `BYTES_AHEAD` records before it is
+        // hashed: a long id (a UUID) is a string of its own on the heap,
+        // written by a decoding thread on another core.
+        let found: Vec<Option<(usize, &[u8])>> = records.iter().map(event_id).collect();
+        for &(_, id) in found.iter().take(BYTES_AHEAD).flatten() {
+            prefetch_bytes(id);
+        }
+        let ids: Vec<Option<(usize, &[u8], u64)>> = (0..found.len())
+            .map(|i| {
+                if let Some(&Some((_, ahead))) = found.get(i + BYTES_AHEAD) {
+                    prefetch_bytes(ahead);
+                }
+                found[i].map(|(event, id)| (event, id, self.seen_ids[event].hash(id)))
+            })
+            .collect();
         // Each run's id slots are asked for a run ahead (see `probed`): their
         // cache misses overlap one another and the work on the run before.
         let mut runs = ids.chunks(WARM_RECORDS).peekable();
@@ -754,12 +767,18 @@ impl Engine {
     /// `feed_accepted`, a few records at a time, the references of the next
     /// few prefetched meanwhile (`warm_references`).
     fn feed_warmed(&mut self, batch: &mut Batch, records: &[Record], accepted: &[bool]) {
-        let mut runs = records.chunks(WARM_RECORDS).zip(accepted.chunks(WARM_RECORDS)).peekable();
-        if let Some((first, _)) = runs.peek() {
+        let runs: Vec<&[Record]> = records.chunks(WARM_RECORDS).collect();
+        if let Some(first) = runs.first() {
+            warm_reference_bytes(first, &self.event_types);
             self.warm_references(first);
         }
-        while let Some((records, accepted)) = runs.next() {
-            if let Some((next, _)) = runs.peek() {
+        for (k, (records, accepted)) in runs.iter().zip(accepted.chunks(WARM_RECORDS)).enumerate() {
+            // The keys of the run after next are asked for before the next
+            // run's are hashed to find their slots.
+            if let Some(after_next) = runs.get(k + 2) {
+                warm_reference_bytes(after_next, &self.event_types);
+            }
+            if let Some(next) = runs.get(k + 1) {
                 self.warm_references(next);
             }
             self.feed_accepted(batch, records, accepted);
@@ -1246,6 +1265,33 @@ pub fn wall_ms() -> i64 {
 
 /// The event type and id of an event record with an id (the decoder gives
 /// an event's id as a string or null).
+/// How many records ahead of the one whose id `accept` hashes it asks for
+/// that id's bytes.
+const BYTES_AHEAD: usize = 16;
+
+/// Asks for the bytes of a string without reading them: its first cache
+/// line and its last.
+fn prefetch_bytes(bytes: &[u8]) {
+    crate::instances::prefetch_lines(bytes, 1);
+}
+
+/// Asks for the bytes of the keys that `records`' references give, a long
+/// one being a string of its own on the heap (see `accept`): hashing them
+/// to find their slots (`warm_references`) reads them.
+fn warm_reference_bytes(records: &[Record], event_types: &[Vec<Type>]) {
+    for record in records {
+        if let Record::Event { event, row } = record {
+            for (value, ty) in row.iter().zip(&event_types[*event]) {
+                if let (Type::Ref(_), Value::Str(key)) = (ty, value) {
+                    if !key.is_inline() {
+                        prefetch_bytes(key.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn event_id(record: &Record) -> Option<(usize, &[u8])> {
     match record {
         Record::Event { event, row } => match &row[EVENT_ID] {
