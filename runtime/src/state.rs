@@ -656,9 +656,24 @@ impl ServingState {
                 |run| {
                     let mut buffer = Vec::with_capacity(run.len() * 512);
                     for (k, &id) in run.iter().enumerate() {
+                        if let Some(&ahead) = run.get(k + 2 * DUMP_AHEAD) {
+                            // The key and the attributes' row, whose own
+                            // memory is asked for when they are nearer.
+                            crate::instances::prefetch(table.keys.key(ahead));
+                            if let Some(row) = table.attributes.get(ahead) {
+                                crate::instances::prefetch(row);
+                            }
+                        }
                         if let Some(&ahead) = run.get(k + DUMP_AHEAD) {
                             for &o in &tags {
                                 self.columns[o].prefetch(ahead);
+                            }
+                            // A key in a string of its own (a UUID), and the row's values.
+                            if let Value::Str(key) = table.keys.key(ahead) {
+                                crate::instances::prefetch_lines(key.as_bytes(), 1);
+                            }
+                            if let Some(row) = table.attributes.get(ahead) {
+                                crate::instances::prefetch_lines(&row[..], 2);
                             }
                         }
                         self.write_profile_with(&mut buffer, e, id, Some(&members));
