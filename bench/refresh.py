@@ -16,6 +16,11 @@ and the product from p000001..p000999 (below `--products`). With `--event
 page_view` they are page views instead: channels in about the generated data's
 shares, a product page for 55% of them.
 
+For data generated with other `--users` than 100,000, give the users, stores
+and products it has (`segflow gen` makes one store per 2,000 users and one
+product per 100 users, at least 5 and 50), or the events name instances that
+it lacks.
+
 With `--events-from FILE` the events are those of FILE instead, in its order,
 each with a fresh id and the next time (7 ms apart): for any model, from data
 that `segflow gen --model MODEL.eql` wrote with the same `--users` as the data
@@ -25,11 +30,6 @@ loaded and another `--seed` (its entity lines are skipped):
     segflow serve M.eql --clock event --load load.ndjson
     segflow gen --model M.eql --users 100000 --events 200000 --seed 2 --out more.ndjson
     python3 bench/refresh.py --events-from more.ndjson
-
-For data generated with other `--users` than 100,000, give the users, stores
-and products it has (`segflow gen` makes one store per 2,000 users and one
-product per 100 users, at least 5 and 50), or the events name instances that
-it lacks.
 """
 import argparse
 import json

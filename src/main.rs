@@ -611,7 +611,12 @@ fn gen(args: &[String]) -> Result<ExitCode, String> {
     } else {
         let files: Vec<String> = models.iter().map(|m| m.display().to_string()).collect();
         match compile_files(&files)? {
-            Ok((_, compiled)) => Some(gen_schema::schema_of(&compiled.program)),
+            Ok((_, compiled)) => {
+                if compiled.program.events.is_empty() {
+                    eprintln!("segflow gen: the model declares no events: writing its entities only");
+                }
+                Some(gen_schema::schema_of(&compiled.program))
+            }
             Err(code) => return Ok(code),
         }
     };

@@ -5,11 +5,14 @@
 //! retail data's in spirit:
 //! - the entity block first: every instance of every entity, in declaration
 //!   order, with all its attributes set (a nullable one is null or absent
-//!   one time in ten);
+//!   one time in ten); a string key is the entity's first letter and the
+//!   instance's number, zero-padded (`u000017`), an int key the number;
 //! - then the events, over `days` days in increasing time (busy hours get
 //!   more), with the retail data's untidiness: ~1% late, ~0.1% re-sent
 //!   duplicates, ~0.5% attribute changes in between (`set`, `unset`, rarely a
-//!   `delete`);
+//!   `delete`); an event's id is `{event}-{seed}-{n}`, so that data of two
+//!   seeds can be loaded together; a model with no events gets its entities
+//!   only;
 //! - an event type's share halves down the declaration order (four events:
 //!   53%, 27%, 13%, 7%), never below 1/32 of the first's;
 //! - references pick their instance with a power-law skew, so a few
@@ -17,24 +20,25 @@
 //!   active and the rest are a long tail;
 //! - a string is drawn from the field's vocabulary: first the literals the
 //!   model compares the field with, then `{field}_{k}` (12 values, or one per
-//!   ten main instances for a field whose name says it is free text such as
-//!   `url` or `email`), earlier values more often;
-//! - numbers lean small: ints from 1 (events: up to 5; attributes: up to 100),
-//!   decimals with two places (up to 500.00 or 1000.00), floats with three
-//!   (up to 100); a number the model compares the field with moves the top
-//!   to twice its size;
+//!   ten main instances, at least 50, for a field whose name says it is free
+//!   text such as `url` or `email`), earlier values more often;
+//! - ints lean small, from 1 (events: up to 5; attributes: up to 100), and
+//!   decimals too, with two places (from 0.01 up to 500.00 or 1000.00);
+//!   floats are uniform from 0 to 100, with three places. A number the model
+//!   compares the field with moves the top to twice it (at least 10), and
+//!   one that is zero or less makes ints and decimals start at 0 (numbers
+//!   are never negative);
 //! - an event's timestamp fields lie up to 30 days before its `at`, an
-//!   entity's up to three years before the data starts; booleans are true
-//!   one time in four.
+//!   entity's up to three years before the data starts (or, in an update,
+//!   before the update); booleans are true one time in four.
 
 use std::io::{self, Write};
 
 use crate::clock::Clock;
-use crate::generator::UPDATE_PPM;
 use crate::json::{push_cents, push_i64, push_str, push_thousandths, push_u64};
 use crate::rng::{PowerLaw, Rng};
 use crate::schema::{FieldSchema, FieldType, Schema};
-use crate::stream::Stream;
+use crate::stream::{Stream, UPDATE_PPM};
 use crate::time::{push_padded, MS_PER_DAY};
 use crate::{GenConfig, GenStats};
 
@@ -46,14 +50,28 @@ const FEW_VALUES: u64 = 12;
 
 /// How one field's values are drawn.
 enum Values {
+    /// An entity's key, which is never drawn.
+    Key,
     Bool,
-    /// `1 + pick`.
-    Int(PowerLaw),
-    /// `1 + pick` hundredths.
-    Decimal(PowerLaw),
+    /// `least + pick`.
+    Int {
+        pick: PowerLaw,
+        least: u64,
+    },
+    /// `least + pick` hundredths.
+    Decimal {
+        pick: PowerLaw,
+        least: u64,
+    },
     /// Thousandths, uniform in `0..=max`.
     Float(u64),
-    String(Vec<String>, PowerLaw),
+    /// The model's literals, then `{field}_1` to `{field}_{synthetic}`
+    /// (written as drawn: a free-text field has many).
+    String {
+        literals: Vec<String>,
+        field: String,
+        pick: PowerLaw,
+    },
     /// Up to this many ms before the record's reference time.
     Timestamp(u64),
     Ref(usize),
@@ -62,11 +80,17 @@ enum Values {
 impl Values {
     fn of(field: &FieldSchema, on_event: bool, main_instances: u64) -> Values {
         let top = |default: u64| field.largest_number.map_or(default, |n| n.saturating_mul(2).clamp(10, 1 << 40));
+        // From 0 when the model asks whether a value is 0 or less.
+        let least = u64::from(!field.down_to_zero);
         match field.ty {
             FieldType::Bool => Values::Bool,
-            FieldType::Int => Values::Int(PowerLaw::new(top(if on_event { 5 } else { 100 }), 3, 0, false)),
+            FieldType::Int => {
+                let top = top(if on_event { 5 } else { 100 });
+                Values::Int { pick: PowerLaw::new(top + 1 - least, 3, 0, false), least }
+            }
             FieldType::Decimal => {
-                Values::Decimal(PowerLaw::new(top(if on_event { 500 } else { 1000 }) * 100, 2, 0, false))
+                let top = top(if on_event { 500 } else { 1000 }) * 100;
+                Values::Decimal { pick: PowerLaw::new(top + 1 - least, 2, 0, false), least }
             }
             FieldType::Float => Values::Float(top(100) * 1000),
             FieldType::String => {
@@ -76,15 +100,14 @@ impl Values {
                 } else {
                     FEW_VALUES
                 };
-                let mut vocabulary: Vec<String> = Vec::new();
+                let mut literals: Vec<String> = Vec::new();
                 for literal in &field.literals {
-                    if !vocabulary.contains(literal) {
-                        vocabulary.push(literal.clone());
+                    if !literals.contains(literal) {
+                        literals.push(literal.clone());
                     }
                 }
-                vocabulary.extend((1..=synthetic).map(|k| format!("{}_{k}", field.name)));
-                let pick = PowerLaw::new(vocabulary.len() as u64, 2, 100_000, false);
-                Values::String(vocabulary, pick)
+                let pick = PowerLaw::new(literals.len() as u64 + synthetic, 2, 100_000, false);
+                Values::String { literals, field: field.name.clone(), pick }
             }
             FieldType::Timestamp => Values::Timestamp(if on_event { 30 } else { 3 * 365 } * MS_PER_DAY as u64),
             FieldType::Ref(entity) => Values::Ref(entity),
@@ -148,7 +171,9 @@ impl<'s> ModelGenerator<'s> {
                 } else {
                     PowerLaw::new(instances, 2, 50_000, true)
                 },
-                values: entity.fields.iter().map(|f| Values::of(f, false, main_instances)).collect(),
+                values: (entity.fields.iter().enumerate())
+                    .map(|(i, f)| if i == entity.key { Values::Key } else { Values::of(f, false, main_instances) })
+                    .collect(),
             })
             .collect();
         let events = schema
@@ -304,14 +329,22 @@ impl<'s> ModelGenerator<'s> {
         }
         let buf = &mut self.out.buf;
         match values {
+            Values::Key => unreachable!("an entity's key is written as its id"),
             Values::Bool => buf.extend_from_slice(if self.rng.percent(25) { b"true" } else { b"false" }),
-            Values::Int(pick) => push_u64(buf, 1 + pick.sample(&mut self.rng)),
-            Values::Decimal(pick) => {
-                let cents = 1 + pick.sample(&mut self.rng);
-                push_cents(buf, cents, false);
-            }
+            Values::Int { pick, least } => push_u64(buf, least + pick.sample(&mut self.rng)),
+            Values::Decimal { pick, least } => push_cents(buf, least + pick.sample(&mut self.rng), false),
             Values::Float(max) => push_thousandths(buf, self.rng.below(max + 1)),
-            Values::String(vocabulary, pick) => push_str(buf, &vocabulary[pick.sample(&mut self.rng) as usize]),
+            Values::String { literals, field, pick } => match pick.sample(&mut self.rng) as usize {
+                k if k < literals.len() => push_str(buf, &literals[k]),
+                // A field's name is an identifier: nothing to escape.
+                k => {
+                    buf.push(b'"');
+                    buf.extend_from_slice(field.as_bytes());
+                    buf.push(b'_');
+                    push_u64(buf, (k - literals.len() + 1) as u64);
+                    buf.push(b'"');
+                }
+            },
             Values::Timestamp(before) => {
                 let ms = time - 1 - self.rng.below(*before) as i64;
                 self.out.push_timestamp(ms, true);

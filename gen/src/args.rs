@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{GenConfig, MAX_DAYS, MAX_USERS};
+use crate::{GenConfig, DEFAULT_END_MS, MAX_DAYS, MAX_USERS};
 
 /// One-paragraph help for `segflow gen`.
 pub const USAGE: &str = "\
@@ -23,6 +23,13 @@ with --model for any model.
 Numbers may use '_' separators (1_000_000). Flags also accept --flag=value.";
 
 const FLAGS: [&str; 6] = ["--users", "--events", "--seed", "--days", "--out", "--model"];
+
+/// The most `--days`: the events (and an event's timestamps, up to 33 days
+/// before its time) then start after 1970, before which `segflow` refuses
+/// an event. (`generate` itself takes up to `MAX_DAYS`, for data read by
+/// other tools.)
+const MAX_CLI_DAYS: u32 = 20_000;
+const _: () = assert!(MAX_CLI_DAYS <= MAX_DAYS && (MAX_CLI_DAYS as i64 + 33) * 86_400_000 < DEFAULT_END_MS);
 
 /// What `segflow gen`'s flags ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -77,7 +84,7 @@ pub fn parse_args(args: &[String]) -> Result<GenArgs, String> {
             }
             "--seed" => config.seed = number(flag, value, 0, u64::MAX, "an integer seed")?,
             "--days" => {
-                config.days = number(flag, value, 1, u64::from(MAX_DAYS), "a number of days")? as u32;
+                config.days = number(flag, value, 1, u64::from(MAX_CLI_DAYS), "a number of days")? as u32;
             }
             _ => {
                 if value.is_empty() {
@@ -164,6 +171,11 @@ mod tests {
         assert_eq!(out, Some(PathBuf::from("x.ndjson")));
         assert_eq!(parse(&["--days=7"]).unwrap().0.days, 7);
         assert_eq!(parse(&["--events", "0"]).unwrap().0.events, 0);
+        assert_eq!(parse(&["--days", "20000"]).unwrap().0.days, 20_000);
+        assert_eq!(
+            parse(&["--days", "20001"]).unwrap_err(),
+            "invalid value '20001' for --days: expected a number of days from 1 to 20000"
+        );
     }
 
     #[test]

@@ -12,12 +12,9 @@ use crate::clock::Clock;
 use crate::json::{push_cents, push_i64, push_key, push_str, push_thousandths, push_u64, push_utf8};
 use crate::model::*;
 use crate::rng::{mix64, PowerLaw, Rng};
-use crate::stream::{AtForm, Stream};
+use crate::stream::{AtForm, Stream, UPDATE_PPM};
 use crate::time::{push_padded, MS_PER_DAY};
 use crate::{GenConfig, GenStats};
-
-/// Per million events: attribute changes.
-pub(crate) const UPDATE_PPM: u64 = 5_000;
 
 const NONE: u32 = u32::MAX;
 const NO_CITY: u8 = u8::MAX;

@@ -61,6 +61,7 @@ pub use schema::Schema;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenConfig {
     /// Number of users; stores are `max(5, users / 2000)`, products `max(50, users / 100)`.
+    /// For [`generate_for`], instances of the model's main entity (see there).
     pub users: u64,
     /// Number of distinct events (duplicates come on top).
     pub events: u64,
@@ -74,8 +75,8 @@ pub struct GenConfig {
 /// 2026-11-20T00:00:00Z in epoch milliseconds.
 pub const DEFAULT_END_MS: i64 = 1_795_132_800_000;
 
-/// Limits [`generate`] accepts: referrals need two distinct users; the per-user
-/// state takes ~10 bytes per user.
+/// Limits [`generate`] and [`generate_for`] accept: referrals need two
+/// distinct users; the retail generator's per-user state takes ~10 bytes per user.
 pub const MAX_USERS: u64 = 1_000_000_000;
 pub const MAX_DAYS: u32 = 36_500;
 /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z.
@@ -92,9 +93,11 @@ impl Default for GenConfig {
 /// an event, an attribute update, or a duplicate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GenStats {
-    /// Entity upserts of the initial block (stores, products, users).
+    /// Entity upserts of the initial block (stores, products, users; for
+    /// `generate_for`, every instance of every entity).
     pub entity_records: u64,
-    /// Distinct events (equals `GenConfig::events`), late ones included.
+    /// Distinct events (equals `GenConfig::events`, or 0 for a model
+    /// without events), late ones included.
     pub events: u64,
     /// Entity records interleaved with the events (`set`, `unset`, `delete`).
     pub attribute_updates: u64,

@@ -37,9 +37,13 @@ pub struct FieldSchema {
     /// filters and segments written against them find something.
     pub literals: Vec<String>,
     /// The largest magnitude of a number the model compares this field with
-    /// (`amount > 100` gives 100), rounded up: the field's values then
-    /// spread over both sides of it.
+    /// (`amount > 100` gives 100, `amount > 99.5` gives 100): the field's
+    /// values then reach twice it, spreading over both sides of it.
     pub largest_number: Option<u64>,
+    /// Whether the model compares this field with zero or a negative
+    /// number (`stock > 0`): its numbers then start at 0, not 1 (they are
+    /// never negative).
+    pub down_to_zero: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +61,14 @@ pub enum FieldType {
 impl FieldSchema {
     /// A field with no literals compared against it.
     pub fn new(name: &str, ty: FieldType, nullable: bool) -> FieldSchema {
-        FieldSchema { name: name.to_string(), ty, nullable, literals: Vec::new(), largest_number: None }
+        FieldSchema {
+            name: name.to_string(),
+            ty,
+            nullable,
+            literals: Vec::new(),
+            largest_number: None,
+            down_to_zero: false,
+        }
     }
 }
 
@@ -69,7 +80,10 @@ impl Schema {
         let mut references = vec![0usize; self.entities.len()];
         for field in self.events.iter().flat_map(|e| &e.fields) {
             if let FieldType::Ref(entity) = field.ty {
-                references[entity] += 1;
+                // (A reference to no entity, which `check` refuses, counts for none.)
+                if let Some(count) = references.get_mut(entity) {
+                    *count += 1;
+                }
             }
         }
         // `max_by_key` keeps the last of equal counts; the first declared wins.

@@ -13,9 +13,11 @@ use crate::GenStats;
 /// Hand the buffer to the writer once it holds this much.
 const FLUSH_AT: usize = 1 << 16;
 
-/// Per million events: late arrivals and re-sent duplicates.
+/// Per million events: late arrivals, re-sent duplicates, and (written by
+/// each generator) attribute changes.
 const LATE_PPM: u64 = 10_000;
 const DUPLICATE_PPM: u64 = 1_000;
+pub(crate) const UPDATE_PPM: u64 = 5_000;
 /// A duplicate is re-sent within this many events of the original.
 const DUPLICATE_MAX_DELAY: u64 = 5_000;
 /// A late event's time is up to this far behind the newest event time sent so far.
@@ -41,7 +43,7 @@ pub(crate) struct Stream {
     /// The line being assembled, after any whole lines not yet written.
     pub(crate) buf: Vec<u8>,
     pub(crate) stats: GenStats,
-    pub(crate) timestamps: TimestampWriter,
+    timestamps: TimestampWriter,
     /// Duplicates waiting to be re-sent, in the order they were scheduled.
     pending: Vec<Pending>,
     /// The newest event time sent so far (late events excepted).

@@ -20,6 +20,8 @@ fn schema() -> Schema {
     channel.literals = vec!["app".into(), "web".into()];
     let mut amount = field("amount", FieldType::Decimal, false);
     amount.largest_number = Some(1000);
+    let mut units = field("units", FieldType::Int, false);
+    units.down_to_zero = true;
     Schema {
         entities: vec![
             EntitySchema {
@@ -54,7 +56,7 @@ fn schema() -> Schema {
                 fields: vec![
                     field("member", FieldType::Ref(0), false),
                     amount,
-                    field("units", FieldType::Int, false),
+                    units,
                     field("weight", FieldType::Float, true),
                     field("paid_at", FieldType::Timestamp, true),
                     field("gift", FieldType::Bool, false),
@@ -160,7 +162,7 @@ fn every_line_is_a_record_of_the_schema_and_the_stats_count_them() {
 fn values_follow_the_model_s_literals_and_thresholds_and_the_events_halve() {
     let (out, _) = run(&schema(), &config());
     let (mut channels, mut kinds) = (HashMap::<String, u32>::new(), HashMap::<String, u32>::new());
-    let (mut amounts_over, mut amounts) = (0, 0);
+    let (mut amounts_over, mut amounts, mut no_units) = (0, 0, 0);
     for line in String::from_utf8(out).unwrap().lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         if let Some(kind) = v["event"].as_str() {
@@ -169,6 +171,7 @@ fn values_follow_the_model_s_literals_and_thresholds_and_the_events_halve() {
         if let Some(channel) = v["channel"].as_str() {
             *channels.entry(channel.to_string()).or_default() += 1;
         }
+        no_units += u32::from(v["units"].as_i64() == Some(0));
         if let Some(amount) = v["amount"].as_f64() {
             amounts += 1;
             amounts_over += u32::from(amount > 1000.0);
@@ -181,6 +184,8 @@ fn values_follow_the_model_s_literals_and_thresholds_and_the_events_halve() {
     assert_eq!(by_count.len(), 2 + 12, "the literals, then channel_1..channel_12: {by_count:?}");
     // The amounts reach past the threshold the model compares with, to twice it.
     assert!(amounts_over * 20 > amounts && amounts_over * 2 < amounts, "{amounts_over} of {amounts}");
+    // A model that asks whether `units` is 0 or less gets some at 0.
+    assert!(no_units > 100, "{no_units} purchases of no units");
     // Shares 64 : 32 : 16.
     let (visit, purchase, ping) = (kinds["visit"], kinds["purchase"], kinds["ping"]);
     assert!(visit > purchase * 3 / 2 && purchase > ping * 3 / 2, "{kinds:?}");
