@@ -366,6 +366,14 @@ impl<T> ById<T> {
         self.0.get(id as usize).and_then(Option::as_ref)
     }
 
+    /// Asks for `id`'s slot without reading it (`get` reads it to tell
+    /// whether it holds a value).
+    pub fn prefetch(&self, id: u64) {
+        if let Some(slot) = self.0.get(id as usize) {
+            crate::instances::prefetch(slot);
+        }
+    }
+
     /// Sets `id`'s value; returns the one it replaces.
     pub fn insert(&mut self, id: u64, value: T) -> Option<T> {
         let at = id as usize;

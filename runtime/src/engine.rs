@@ -33,7 +33,7 @@ use crate::state::{MergedRuns, ServingState};
 use foldhash::HashSet;
 use segflow_compiler::hir::{Def, EVENT_AT, EVENT_ID};
 use segflow_compiler::plan::{Input, Plan};
-use segflow_compiler::value::{Type, Value};
+use segflow_compiler::value::{Text, Type, Value};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -557,20 +557,21 @@ impl Engine {
     /// Registers the ids of a batch's events: per record, whether it applies
     /// (false for an event whose id was accepted before or earlier in the batch).
     fn accept(&mut self, records: &[Record]) -> Vec<bool> {
-        // Per record: its event type, id and the id's hash, if it has an id.
-        // Each id's bytes are asked for `BYTES_AHEAD` records before it is
-        // hashed: a long id (a UUID) is a string of its own on the heap,
-        // written by a decoding thread on another core.
-        let found: Vec<Option<(usize, &[u8])>> = records.iter().map(event_id).collect();
-        for &(_, id) in found.iter().take(BYTES_AHEAD).flatten() {
-            prefetch_bytes(id);
+        // A long id (a UUID) is a string of its own on the heap, written by
+        // a decoding thread on another core: its bytes are asked for
+        // `BYTES_AHEAD` records before it is hashed.
+        for id in records.iter().take(BYTES_AHEAD).filter_map(event_id) {
+            prefetch_text(id.1);
         }
-        let ids: Vec<Option<(usize, &[u8], u64)>> = (0..found.len())
-            .map(|i| {
-                if let Some(&Some((_, ahead))) = found.get(i + BYTES_AHEAD) {
-                    prefetch_bytes(ahead);
+        let mut ahead = records.iter().skip(BYTES_AHEAD);
+        // Per record: its event type, id and the id's hash, if it has an id.
+        let ids: Vec<Option<(usize, &[u8], u64)>> = records
+            .iter()
+            .map(|record| {
+                if let Some((_, id)) = ahead.next().and_then(event_id) {
+                    prefetch_text(id);
                 }
-                found[i].map(|(event, id)| (event, id, self.seen_ids[event].hash(id)))
+                event_id(record).map(|(event, id)| (event, id.as_bytes(), self.seen_ids[event].hash(id.as_bytes())))
             })
             .collect();
         // Each run's id slots are asked for a run ahead (see `probed`): their
@@ -767,18 +768,21 @@ impl Engine {
     /// `feed_accepted`, a few records at a time, the references of the next
     /// few prefetched meanwhile (`warm_references`).
     fn feed_warmed(&mut self, batch: &mut Batch, records: &[Record], accepted: &[bool]) {
-        let runs: Vec<&[Record]> = records.chunks(WARM_RECORDS).collect();
-        if let Some(first) = runs.first() {
-            warm_reference_bytes(first, &self.event_types);
+        // Hashing a run's keys to find their slots reads each key: the keys'
+        // bytes are asked for a run earlier (see `warm_reference_bytes`).
+        let runs = records.chunks(WARM_RECORDS);
+        for early in runs.clone().take(2) {
+            warm_reference_bytes(early, &self.event_types);
+        }
+        if let Some(first) = runs.clone().next() {
             self.warm_references(first);
         }
-        for (k, (records, accepted)) in runs.iter().zip(accepted.chunks(WARM_RECORDS)).enumerate() {
-            // The keys of the run after next are asked for before the next
-            // run's are hashed to find their slots.
-            if let Some(after_next) = runs.get(k + 2) {
+        let (mut next, mut after_next) = (runs.clone().skip(1), runs.clone().skip(2));
+        for (records, accepted) in runs.zip(accepted.chunks(WARM_RECORDS)) {
+            if let Some(after_next) = after_next.next() {
                 warm_reference_bytes(after_next, &self.event_types);
             }
-            if let Some(next) = runs.get(k + 1) {
+            if let Some(next) = next.next() {
                 self.warm_references(next);
             }
             self.feed_accepted(batch, records, accepted);
@@ -791,14 +795,8 @@ impl Engine {
     /// overlap with one another and with the work on the records before,
     /// where interning one record at a time waits for each in turn.
     fn warm_references(&self, records: &[Record]) {
-        for record in records {
-            if let Record::Event { event, row } = record {
-                for (value, ty) in row.iter().zip(&self.event_types[*event]) {
-                    if let (Type::Ref(entity), false) = (ty, value.is_null()) {
-                        self.keys[*entity].prefetch(value);
-                    }
-                }
-            }
+        for (entity, key) in references(records, &self.event_types) {
+            self.keys[entity].prefetch(key);
         }
     }
 
@@ -1263,39 +1261,52 @@ pub fn wall_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// The event type and id of an event record with an id (the decoder gives
-/// an event's id as a string or null).
 /// How many records ahead of the one whose id `accept` hashes it asks for
-/// that id's bytes.
+/// that id's bytes: about the time a cache miss to the other core takes,
+/// in hashing and looking up ids (not tuned further; with UUID ids the
+/// engine thread's samples fell from 3279 to 2819, BENCHMARKS.md).
 const BYTES_AHEAD: usize = 16;
 
-/// Asks for the bytes of a string without reading them: its first cache
-/// line and its last.
-fn prefetch_bytes(bytes: &[u8]) {
-    crate::instances::prefetch_lines(bytes, 1);
+/// Asks for a string's bytes without reading them, if it keeps them on the
+/// heap: their first cache line and their last, all of a UUID's 36.
+fn prefetch_text(text: &Text) {
+    if !text.is_inline() {
+        crate::instances::prefetch_lines(text.as_bytes(), 1);
+    }
+}
+
+/// The references that `records`' events give: (entity, key), the nulls left out.
+fn references<'r>(records: &'r [Record], event_types: &'r [Vec<Type>]) -> impl Iterator<Item = (usize, &'r Value)> {
+    records
+        .iter()
+        .flat_map(move |record| match record {
+            Record::Event { event, row } => Some(row.iter().zip(&event_types[*event])),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|(value, ty)| match (ty, value.is_null()) {
+            (Type::Ref(entity), false) => Some((*entity, value)),
+            _ => None,
+        })
 }
 
 /// Asks for the bytes of the keys that `records`' references give, a long
 /// one being a string of its own on the heap (see `accept`): hashing them
 /// to find their slots (`warm_references`) reads them.
 fn warm_reference_bytes(records: &[Record], event_types: &[Vec<Type>]) {
-    for record in records {
-        if let Record::Event { event, row } = record {
-            for (value, ty) in row.iter().zip(&event_types[*event]) {
-                if let (Type::Ref(_), Value::Str(key)) = (ty, value) {
-                    if !key.is_inline() {
-                        prefetch_bytes(key.as_bytes());
-                    }
-                }
-            }
+    for (_, key) in references(records, event_types) {
+        if let Value::Str(key) = key {
+            prefetch_text(key);
         }
     }
 }
 
-fn event_id(record: &Record) -> Option<(usize, &[u8])> {
+/// The event type and id of an event record with an id (the decoder gives
+/// an event's id as a string or null).
+fn event_id(record: &Record) -> Option<(usize, &Text)> {
     match record {
         Record::Event { event, row } => match &row[EVENT_ID] {
-            Value::Str(id) => Some((*event, id.as_bytes())),
+            Value::Str(id) => Some((*event, id)),
             _ => None,
         },
         _ => None,

@@ -640,8 +640,9 @@ impl ServingState {
             // Profiles go in key order, which visits ids, and so every
             // column's slots, at random: each segment's members are made a
             // set of ids first (a bit an instance, in the cache), where a
-            // lookup in each segment's table was a miss a profile, and the
-            // tags' slots a few profiles ahead are asked for meanwhile.
+            // lookup in each segment's table was a miss a profile; the tags'
+            // slots, the key and the attributes' row of a profile a few
+            // ahead are asked for meanwhile.
             let members: Vec<Membership> =
                 self.layouts[e].segments.iter().map(|(o, _)| Membership::of(&self.members[*o], ids.len())).collect();
             let tags: Vec<usize> = self.layouts[e].tags.iter().map(|(o, _)| *o).collect();
@@ -656,13 +657,9 @@ impl ServingState {
                 |run| {
                     let mut buffer = Vec::with_capacity(run.len() * 512);
                     for (k, &id) in run.iter().enumerate() {
-                        if let Some(&ahead) = run.get(k + 2 * DUMP_AHEAD) {
-                            // The key and the attributes' row, whose own
-                            // memory is asked for when they are nearer.
+                        if let Some(&ahead) = run.get(k + SLOTS_AHEAD) {
                             crate::instances::prefetch(table.keys.key(ahead));
-                            if let Some(row) = table.attributes.get(ahead) {
-                                crate::instances::prefetch(row);
-                            }
+                            table.attributes.prefetch(ahead);
                         }
                         if let Some(&ahead) = run.get(k + DUMP_AHEAD) {
                             for &o in &tags {
@@ -670,10 +667,12 @@ impl ServingState {
                             }
                             // A key in a string of its own (a UUID), and the row's values.
                             if let Value::Str(key) = table.keys.key(ahead) {
-                                crate::instances::prefetch_lines(key.as_bytes(), 1);
+                                if !key.is_inline() {
+                                    crate::instances::prefetch_lines(key.as_bytes(), 1);
+                                }
                             }
                             if let Some(row) = table.attributes.get(ahead) {
-                                crate::instances::prefetch_lines(&row[..], 2);
+                                crate::instances::prefetch_lines(&row[..], ROW_LINES);
                             }
                         }
                         self.write_profile_with(&mut buffer, e, id, Some(&members));
@@ -858,8 +857,16 @@ fn key_prefix(key: &Value) -> u64 {
     }
 }
 
-/// How many profiles ahead a dump asks for the tags' slots.
+/// How many profiles ahead a dump asks for the tags' slots, a key's bytes
+/// and an attribute row's values.
 const DUMP_AHEAD: usize = 4;
+/// How many profiles ahead a dump asks for the key's and the attribute
+/// row's slots: each must be read, earlier, to find the memory it points to
+/// (asked for `DUMP_AHEAD` ahead).
+const SLOTS_AHEAD: usize = 2 * DUMP_AHEAD;
+/// Cache lines of an attribute row's values asked for: the retail user's
+/// seven fill three (two were measured, BENCHMARKS.md, fortieth session).
+const ROW_LINES: usize = 2;
 
 /// A segment's members as a set of instance ids, a bit each.
 struct Membership(Vec<u64>);
