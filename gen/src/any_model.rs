@@ -10,8 +10,9 @@
 //! - then the events, over `days` days in increasing time (busy hours get
 //!   more), with the retail data's untidiness: ~1% late, ~0.1% re-sent
 //!   duplicates, ~0.5% attribute changes in between (`set`, `unset`, rarely a
-//!   `delete`); an event's id is `{event}-{seed}-{n}`, so that data of two
-//!   seeds can be loaded together; a model with no events gets its entities
+//!   `delete`); an event's id is its name's initials, the seed and a
+//!   number (`pv42-17`, see `id_prefixes`), so that data of two seeds can
+//!   be loaded together; a model with no events gets its entities
 //!   only;
 //! - an event type's share halves down the declaration order (four events:
 //!   53%, 27%, 13%, 7%), never below 1/32 of the first's;
@@ -131,8 +132,32 @@ struct EntityPlan {
 
 struct EventPlan {
     name: String,
+    /// Its ids' prefix (see `id_prefixes`).
+    id_prefix: String,
     values: Vec<Values>,
     next_id: u64,
+}
+
+/// Each event's ids' prefix: the initials of its name's words (`page_view`:
+/// `pv`), and its place among the events after them where two events'
+/// initials agree. An id is the prefix, the seed and a number (`pv42-17`),
+/// 15 bytes or fewer for most data, which a value holds in place: a longer
+/// one is a string on the heap, which cost the engine and the workers
+/// (BENCHMARKS.md, fortieth session).
+fn id_prefixes(schema: &Schema) -> Vec<String> {
+    let initials: Vec<String> = (schema.events.iter())
+        .map(|event| event.name.split('_').filter_map(|word| word.chars().next()).collect())
+        .collect();
+    (initials.iter().enumerate())
+        .map(|(k, own)| {
+            let shared = initials.iter().filter(|other| *other == own).count() > 1;
+            if shared || own.is_empty() {
+                format!("{own}{k}_")
+            } else {
+                own.clone()
+            }
+        })
+        .collect()
 }
 
 pub(crate) struct ModelGenerator<'s> {
@@ -176,11 +201,10 @@ impl<'s> ModelGenerator<'s> {
                     .collect(),
             })
             .collect();
-        let events = schema
-            .events
-            .iter()
-            .map(|event| EventPlan {
+        let events = (schema.events.iter().zip(id_prefixes(schema)))
+            .map(|(event, id_prefix)| EventPlan {
                 name: event.name.clone(),
+                id_prefix,
                 values: event.fields.iter().map(|f| Values::of(f, true, main_instances)).collect(),
                 next_id: 1,
             })
@@ -264,8 +288,8 @@ impl<'s> ModelGenerator<'s> {
         self.out.buf.extend_from_slice(b"{\"event\":");
         push_str(&mut self.out.buf, &self.events[kind].name);
         self.out.buf.extend_from_slice(b",\"id\":\"");
-        self.out.buf.extend_from_slice(self.events[kind].name.as_bytes());
-        self.out.buf.push(b'-');
+        // An event's name is an identifier: its initials need no escape.
+        self.out.buf.extend_from_slice(self.events[kind].id_prefix.as_bytes());
         push_u64(&mut self.out.buf, self.seed);
         self.out.buf.push(b'-');
         push_u64(&mut self.out.buf, self.events[kind].next_id);
@@ -376,4 +400,20 @@ impl<'s> ModelGenerator<'s> {
 enum Owner {
     Entity(usize),
     Event(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_prefixes;
+    use crate::schema::{EventSchema, Schema};
+
+    #[test]
+    fn id_prefixes_are_initials_made_distinct() {
+        let event = |name: &str| EventSchema { name: name.into(), fields: vec![] };
+        let schema = Schema {
+            entities: vec![],
+            events: ["page_view", "order", "purchase_vote", "add_to_cart", "_x"].map(event).to_vec(),
+        };
+        assert_eq!(id_prefixes(&schema), ["pv0_", "o", "pv2_", "atc", "x"]);
+    }
 }

@@ -199,7 +199,7 @@ fn same_config_same_bytes_and_the_seed_changes_them() {
     let other = run(&schema, &GenConfig { seed: 10, ..config.clone() }).0;
     assert!(run(&schema, &config).0 != other);
     // Event ids carry the seed: data of two seeds can be loaded together.
-    assert!(String::from_utf8(other).unwrap().contains("\"id\":\"visit-10-1\""));
+    assert!(String::from_utf8(other).unwrap().contains("\"id\":\"v10-1\""));
 }
 
 #[test]
