@@ -552,15 +552,19 @@ fn gen_writes_data_every_model_of_the_repository_accepts_and_its_segments_find_m
         models.push(if additions.contains(&name.as_str()) { vec![retail.to_string(), path] } else { vec![path] });
     }
     assert!(models.len() >= 8, "{models:?}");
-    for model in &models {
-        let model: Vec<&str> = model.iter().map(String::as_str).collect();
-        let dump = generated_for_model(&dir, &model, "400", "6000");
-        assert!(dump.contains(r#""segments":[""#), "{model:?}: no instance is in any segment");
-    }
-    // The retail model compares the channel with "app" and a product's
-    // category with "shoes": both are common values, so the tags that count
-    // them are not all zero.
-    let dump = generated_for_model(&dir, &[retail], "400", "6000");
+    let dumps: Vec<String> = models
+        .iter()
+        .map(|model| {
+            let model: Vec<&str> = model.iter().map(String::as_str).collect();
+            let dump = generated_for_model(&dir, &model, "400", "6000");
+            assert!(dump.contains(r#""segments":[""#), "{model:?}: no instance is in any segment");
+            dump
+        })
+        .collect();
+    // The retail model (the first) compares the channel with "app" and a
+    // product's category with "shoes": both are common values, so the tags
+    // that count them are not all zero.
+    let dump = &dumps[0];
     for tag in ["app_views_7d", "shoe_spend_90d"] {
         let zero = format!("\"{tag}\":0,");
         let nonzero = dump.lines().filter(|l| l.contains(&format!("\"{tag}\":")) && !l.contains(&zero)).count();

@@ -116,9 +116,8 @@ impl Values {
     }
 }
 
+/// How an entity's instances are written (its name and key are the schema's).
 struct EntityPlan {
-    name: String,
-    key: usize,
     int_key: bool,
     /// Digits of a string key's number.
     width: usize,
@@ -130,8 +129,8 @@ struct EntityPlan {
     values: Vec<Values>,
 }
 
+/// How an event's records are written (its name is the schema's).
 struct EventPlan {
-    name: String,
     /// Its ids' prefix (see `id_prefixes`).
     id_prefix: String,
     values: Vec<Values>,
@@ -183,8 +182,6 @@ impl<'s> ModelGenerator<'s> {
             .zip(&counts)
             .enumerate()
             .map(|(e, (entity, &instances))| EntityPlan {
-                name: entity.name.clone(),
-                key: entity.key,
                 int_key: entity.fields[entity.key].ty == FieldType::Int,
                 width: instances.to_string().len(),
                 prefix: entity.name.chars().next().map(String::from).unwrap_or_default(),
@@ -203,7 +200,6 @@ impl<'s> ModelGenerator<'s> {
             .collect();
         let events = (schema.events.iter().zip(id_prefixes(schema)))
             .map(|(event, id_prefix)| EventPlan {
-                name: event.name.clone(),
                 id_prefix,
                 values: event.fields.iter().map(|f| Values::of(f, true, main_instances)).collect(),
                 next_id: 1,
@@ -260,7 +256,7 @@ impl<'s> ModelGenerator<'s> {
         for i in 0..self.entities[e].values.len() {
             let field = &self.schema.entities[e].fields[i];
             // A nullable attribute is left out one time in twenty.
-            if i == self.entities[e].key || (field.nullable && self.rng.percent(5)) {
+            if i == self.schema.entities[e].key || (field.nullable && self.rng.percent(5)) {
                 continue;
             }
             if !first {
@@ -276,7 +272,7 @@ impl<'s> ModelGenerator<'s> {
 
     fn entity_head(&mut self, e: usize, n: u64) {
         self.out.buf.extend_from_slice(b"{\"entity\":");
-        push_str(&mut self.out.buf, &self.entities[e].name);
+        push_str(&mut self.out.buf, &self.schema.entities[e].name);
         self.out.buf.extend_from_slice(b",\"id\":");
         self.push_key(e, n);
     }
@@ -286,7 +282,7 @@ impl<'s> ModelGenerator<'s> {
         let kind = self.rng.weighted(&self.event_weights);
         let (at, form) = self.out.event_time(t, &mut self.rng);
         self.out.buf.extend_from_slice(b"{\"event\":");
-        push_str(&mut self.out.buf, &self.events[kind].name);
+        push_str(&mut self.out.buf, &self.schema.events[kind].name);
         self.out.buf.extend_from_slice(b",\"id\":\"");
         // An event's name is an identifier: its initials need no escape.
         self.out.buf.extend_from_slice(self.events[kind].id_prefix.as_bytes());
@@ -324,7 +320,7 @@ impl<'s> ModelGenerator<'s> {
         }
         let fields = &self.schema.entities[e].fields;
         let mut i = self.rng.below(fields.len() as u64 - 1) as usize;
-        if i >= self.entities[e].key {
+        if i >= self.schema.entities[e].key {
             i += 1;
         }
         if fields[i].nullable && self.rng.percent(20) {

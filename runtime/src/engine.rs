@@ -25,6 +25,7 @@ use crate::decode::Record;
 use crate::due::{Due, Schedule};
 use crate::ids::{IdList, IdSet};
 use crate::input_groups::{self, retraction, InputGroups, Target};
+use crate::instances::prefetch_text;
 use crate::intern::{key_in, Interner, KeyOrder};
 use crate::profile::OperatorProfile;
 use crate::render::{self, OutputUpdate, Row, SharedRow, Time};
@@ -1266,14 +1267,6 @@ pub fn wall_ms() -> i64 {
 /// in hashing and looking up ids (not tuned further; with UUID ids the
 /// engine thread's samples fell from 3279 to 2819, BENCHMARKS.md).
 const BYTES_AHEAD: usize = 16;
-
-/// Asks for a string's bytes without reading them, if it keeps them on the
-/// heap: their first cache line and their last, all of a UUID's 36.
-fn prefetch_text(text: &Text) {
-    if !text.is_inline() {
-        crate::instances::prefetch_lines(text.as_bytes(), 1);
-    }
-}
 
 /// The references that `records`' events give: (entity, key), the nulls left out.
 fn references<'r>(records: &'r [Record], event_types: &'r [Vec<Type>]) -> impl Iterator<Item = (usize, &'r Value)> {

@@ -667,9 +667,7 @@ impl ServingState {
                             }
                             // A key in a string of its own (a UUID), and the row's values.
                             if let Value::Str(key) = table.keys.key(ahead) {
-                                if !key.is_inline() {
-                                    crate::instances::prefetch_lines(key.as_bytes(), 1);
-                                }
+                                crate::instances::prefetch_text(key);
                             }
                             if let Some(row) = table.attributes.get(ahead) {
                                 crate::instances::prefetch_lines(&row[..], ROW_LINES);
