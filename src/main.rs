@@ -27,8 +27,8 @@ usage:
                                                 run records through the dataflow and print
                                                 the profile dump (EQL.md §11)
   segflow serve FILE.eql... [--listen 127.0.0.1:7878] [--workers N] [--clock wall|event]
-              [--load DATA.ndjson...] [--demo-data] [--data-dir DIR] [--snapshot-secs N]
-              [--keep-changes N]
+              [--http-threads N] [--load DATA.ndjson...] [--demo-data] [--data-dir DIR]
+              [--snapshot-secs N] [--keep-changes N]
                                                 serve the v1 HTTP API (profiles, segments,
                                                 change streams, metrics) until Ctrl-C
   segflow gen [--model FILE.eql...] [--users N] [--events M] [--seed S] [--days D] [--out FILE]
@@ -517,7 +517,7 @@ fn parse_now(text: &str) -> Result<i64, String> {
 fn serve(args: &[String]) -> Result<ExitCode, String> {
     let args = Args::parse(
         args,
-        &["listen", "workers", "clock", "data-dir", "max-body-bytes", "snapshot-secs", "keep-changes"],
+        &["listen", "workers", "http-threads", "clock", "data-dir", "max-body-bytes", "snapshot-secs", "keep-changes"],
         &["load"],
         &["demo-data"],
     )?;
@@ -527,6 +527,15 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
             listen.parse().map_err(|_| format!("--listen takes an address like 127.0.0.1:7878, not `{listen}`"))?;
     }
     config.workers = workers(&args)?;
+    // One thread answers over 100k lookups a second; a second one, on a
+    // machine whose cores all run dataflow workers, only takes turns with them
+    // and with the clients, and each lost turn is a scheduler tick of latency.
+    let http_threads = match args.get("http-threads") {
+        Some(n) => {
+            n.parse().ok().filter(|n| (1..=64).contains(n)).ok_or("--http-threads takes a number from 1 to 64")?
+        }
+        None => 1,
+    };
     config.clock = match args.get("clock").unwrap_or("wall") {
         "wall" => Clock::Wall,
         "event" => Clock::Event,
@@ -560,7 +569,7 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
         Err(code) => return Ok(code),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(http_threads)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;

@@ -474,20 +474,16 @@ fn run_piped_into_a_reader_that_stops_early_is_not_an_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Whether the kernel may back a started `segflow serve` with 2 MB pages
-/// (`THP_enabled` of /proc/PID/status: the process's own setting), with
-/// `SEGFLOW_HUGE_PAGES` set to `huge_pages` if given; None on a kernel
-/// that does not say.
+/// `look` at a `segflow serve` of the retail model, started with `flags` and
+/// the environment variables `env`, once it serves (its process id).
 #[cfg(target_os = "linux")]
-fn huge_pages_allowed(huge_pages: Option<&str>) -> Option<bool> {
+fn with_server<T>(name: &str, flags: &[&str], env: &[(&str, &str)], look: impl FnOnce(u32) -> T) -> T {
     use std::io::{BufRead, BufReader};
-    let data = std::env::temp_dir().join(format!("segflow-pages-{}-{}", std::process::id(), huge_pages.is_some()));
+    let data = std::env::temp_dir().join(format!("segflow-{name}-{}", std::process::id()));
     let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
     command.args(["serve", "examples/retail/retail.eql", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+    command.args(flags).envs(env.iter().copied());
     command.current_dir(env!("CARGO_MANIFEST_DIR")).stdout(Stdio::null()).stderr(Stdio::piped());
-    if let Some(v) = huge_pages {
-        command.env("SEGFLOW_HUGE_PAGES", v);
-    }
     let mut child = command.spawn().expect("segflow serve starts");
     // Once it serves, `main` is long past its first lines.
     let serving = BufReader::new(child.stderr.take().unwrap())
@@ -495,12 +491,47 @@ fn huge_pages_allowed(huge_pages: Option<&str>) -> Option<bool> {
         .map_while(Result::ok)
         .any(|line| line.contains("on http://"));
     assert!(serving, "the server did not start");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let seen = look(child.id());
     child.kill().unwrap();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&data);
+    seen
+}
+
+/// Whether the kernel may back a started `segflow serve` with 2 MB pages
+/// (`THP_enabled` of /proc/PID/status: the process's own setting), with
+/// `SEGFLOW_HUGE_PAGES` set to `huge_pages` if given; None on a kernel
+/// that does not say.
+#[cfg(target_os = "linux")]
+fn huge_pages_allowed(huge_pages: Option<&str>) -> Option<bool> {
+    let env: Vec<(&str, &str)> = huge_pages.map(|v| ("SEGFLOW_HUGE_PAGES", v)).into_iter().collect();
+    let status = with_server(&format!("pages-{}", huge_pages.is_some()), &[], &env, |pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap()
+    });
     let field = status.lines().find_map(|l| l.strip_prefix("THP_enabled:"))?;
     Some(field.trim() == "1")
+}
+
+/// One HTTP thread unless told otherwise: two, on a machine whose cores the
+/// dataflow workers use, took turns with them and the p99 of lookups was a
+/// scheduler tick (BENCHMARKS.md, forty-first session).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_server_answers_on_as_many_http_threads_as_asked() {
+    let http_threads = |flags: &[&str]| {
+        with_server("http-threads", flags, &[], |pid| {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+            let names = tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok());
+            names.filter(|name| name.trim() == "tokio-rt-worker").count()
+        })
+    };
+    assert_eq!(http_threads(&[]), 1);
+    assert_eq!(http_threads(&["--http-threads", "3"]), 3);
+    for bad in ["0", "65", "many"] {
+        let (code, _, stderr) = segflow(&["serve", "examples/retail/retail.eql", "--http-threads", bad]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("--http-threads takes a number from 1 to 64"), "{stderr}");
+    }
 }
 
 /// 4 KB pages unless asked otherwise (BENCHMARKS.md, eighth session: first

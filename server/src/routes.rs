@@ -175,7 +175,20 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
                 std::str::from_utf8(&body[at..]).ok().map(|text| decode_lines(&shared.decoder, text, before))
             })
         });
-        let first = decode_lines(&shared.decoder, &text[..split.map_or(text.len(), |(at, _)| at)], 0);
+        let first_end = split.map_or(text.len(), |(at, _)| at);
+        let first = if first_end < BLOCKING_DECODE_BYTES {
+            decode_lines(&shared.decoder, &text[..first_end], 0)
+        } else {
+            // The first half too would keep this thread from reads for long.
+            let (shared, body) = (shared.clone(), body.clone());
+            let task = tokio::task::spawn_blocking(move || {
+                std::str::from_utf8(&body[..first_end]).ok().map(|text| decode_lines(&shared.decoder, text, 0))
+            });
+            match task.await {
+                Ok(Some(decoded)) => decoded,
+                _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed"),
+            }
+        };
         let second = match second {
             Some(task) => match task.await {
                 Ok(Some(decoded)) => Some(decoded),
@@ -253,6 +266,11 @@ struct Decoded {
 
 /// A body of at least this many bytes is decoded in two halves at once.
 const PARALLEL_DECODE_BYTES: usize = 64 << 10;
+
+/// A first half of at least this many bytes (~2 ms of decoding) is decoded
+/// on tokio's blocking pool too: the server has one HTTP thread by default,
+/// and every read waits while it decodes.
+const BLOCKING_DECODE_BYTES: usize = 512 << 10;
 
 /// Where a large body's second half starts (after a line's end), and how
 /// many lines come before it; `None` for a small body.
