@@ -311,6 +311,18 @@ fn run_events(data: &Path, stdin: bool, extra: &[&str]) -> (i32, String, String)
 }
 
 #[test]
+fn logs_to_a_file_or_pipe_have_no_colour_codes() {
+    let (dir, path, _) = generated("plain-logs", "data.ndjson", "2000", "1");
+    let path = path.display().to_string();
+    let args = ["run", "examples/retail/retail.eql", "--events", &path, "--out", "/dev/null"];
+    let (code, _, stderr) = segflow_with(&args, None, Some("debug"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("batch applied"), "a debug log line is written: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_streamed_run_gives_what_its_records_decoded_whole_give() {
     // One batch is decoded and fed in runs of 16,384 lines, in one pass: its
     // `now` is settled by its last record, and guessed meanwhile from the
