@@ -367,6 +367,33 @@ fn a_large_bodys_errors_and_warnings_keep_their_lines_and_order() {
     }
 }
 
+/// Keys with spaces, slashes, `+`, `%` and non-ASCII characters are read
+/// back through percent-encoded paths and query strings.
+#[test]
+fn percent_encoded_keys_name_the_instances_they_encode() {
+    let model = "entity user { key id: string; } event ping { user: user; } segment pinged on user = exists(ping);";
+    let addr = start(model, Clock::Event, 1000, 1 << 20);
+    let keys = ["a b/用户", "x+y%z", "plain"];
+    let lines: Vec<String> = keys
+        .iter()
+        .map(|k| format!(r#"{{"event":"ping","at":1795132800000,"user":{}}}"#, serde_json::to_string(k).unwrap()))
+        .collect();
+    assert_eq!(post(addr, &lines).0, 200);
+    let encode = |k: &str| k.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    for key in keys {
+        let (status, profile) = get(addr, &format!("/v1/entities/user/{}", encode(key)));
+        assert_eq!(status, 200, "{key}: {profile}");
+        assert_eq!(profile["id"], json!(key));
+        let (_, m) = get(addr, &format!("/v1/segments/pinged/members/{}", encode(key)));
+        assert_eq!(m["member"], json!(true), "{key}");
+    }
+    // Unencoded where a path allows it; `+` is itself in a path, a space in a query.
+    assert_eq!(get(addr, "/v1/entities/user/x+y%25z").1["id"], json!("x+y%z"));
+    assert_eq!(get(addr, "/v1/entities/user/plain").1["id"], json!("plain"));
+    let (_, page) = get(addr, "/v1/segments/pinged/members?after=a+b%2F%E7%94%A8%E6%88%B7&limit=1");
+    assert_eq!(page["members"], json!(["plain"]), "{page}");
+}
+
 #[test]
 fn bad_requests_get_json_errors_with_the_right_status() {
     let model =

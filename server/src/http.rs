@@ -9,6 +9,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -95,14 +96,18 @@ pub fn query(request: &Request<Incoming>) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k, true), percent_decode(v, true))
+            (percent_decode(k, true).into_owned(), percent_decode(v, true).into_owned())
         })
         .collect()
 }
 
-/// Decodes `%XX` escapes (and `+` as a space in query strings).
-pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
+/// Decodes `%XX` escapes (and `+` as a space in query strings); `s` itself
+/// when it has none, as nearly every path does.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || (plus_is_space && b == b'+')) {
+        return Cow::Borrowed(s);
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -122,5 +127,22 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+    use std::borrow::Cow;
+
+    #[test]
+    fn percent_escapes_are_decoded_and_plain_text_is_borrowed() {
+        assert!(matches!(percent_decode("u0000022", false), Cow::Borrowed("u0000022")));
+        assert!(matches!(percent_decode("a+b", false), Cow::Borrowed("a+b")), "`+` is itself in a path");
+        assert_eq!(percent_decode("a+b", true), "a b");
+        assert_eq!(percent_decode("a%20b%2F%E7%94%A8", false), "a b/用");
+        assert_eq!(percent_decode("100%", false), "100%", "an escape cut short is kept");
+        assert_eq!(percent_decode("%zz%4", false), "%zz%4", "so is one that is not hex");
+        assert_eq!(percent_decode("%FF", false), "\u{fffd}", "bytes that are not UTF-8 are replaced");
+    }
 }

@@ -9,15 +9,19 @@ use segflow_compiler::value::{Type, Value};
 use segflow_runtime::{DecodeError, Decoder, Record, ServingState, Warning};
 use serde_json::json;
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
     shared.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = request.uri().path().to_string();
-    let segments: Vec<String> =
+    // The URI's bytes are shared, not copied: the path outlives the request,
+    // which a POST's handler takes.
+    let uri = request.uri().clone();
+    let path = uri.path();
+    let segments: Vec<std::borrow::Cow<'_, str>> =
         path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(|s| http::percent_decode(s, false)).collect();
-    let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let parts: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
     let method = request.method().clone();
     let allowed = |m: &[Method]| m.contains(&method);
     match parts.as_slice() {
@@ -33,18 +37,15 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         }
         ["v1", "records"] if allowed(&[Method::POST]) => post_records(shared, request).await,
         ["v1", "entities", entity, key] if allowed(&[Method::GET]) => {
-            let (entity, key) = (entity.to_string(), key.to_string());
-            with_min_time(&shared, &request, move |state| profile(state, &entity, &key)).await
+            with_min_time(&shared, &request, |state| profile(state, entity, key)).await
         }
         ["v1", "segments"] if allowed(&[Method::GET]) => with_min_time(&shared, &request, segments_list).await,
         ["v1", "segments", name, "members"] if allowed(&[Method::GET]) => {
-            let name = name.to_string();
             let q = params(&request);
-            with_min_time(&shared, &request, move |state| members(state, &name, &q)).await
+            with_min_time(&shared, &request, |state| members(state, name, &q)).await
         }
         ["v1", "segments", name, "members", key] if allowed(&[Method::GET]) => {
-            let (name, key) = (name.to_string(), key.to_string());
-            with_min_time(&shared, &request, move |state| membership(state, &name, &key)).await
+            with_min_time(&shared, &request, |state| membership(state, name, key)).await
         }
         ["v1", "segments", name, "changes"] if allowed(&[Method::GET]) => crate::sse::changes(shared, &request, name),
         ["healthz"]
@@ -113,7 +114,7 @@ async fn with_min_time(
         Ok(Reply::Object(mut bytes)) => {
             // A rendered JSON object: add `"time"` before its closing brace.
             bytes.pop();
-            bytes.extend_from_slice(format!(",\"time\":{}}}\n", state.time).as_bytes());
+            let _ = writeln!(bytes, ",\"time\":{}}}", state.time); // (a Vec's writes do not fail)
             http::json_bytes(StatusCode::OK, bytes)
         }
         Err(response) => *response,
