@@ -31,6 +31,10 @@ pub struct Projections {
     exprs: Vec<ScalarExpr>,
     /// Per projection, the row position it reads and what it keeps.
     kept: Vec<(usize, Keep)>,
+    /// Per projection, where an instance keeps what it last produced.
+    held: Vec<Held>,
+    /// How many projections keep their value in `Gathered::produced`.
+    held_values: usize,
     /// Per projection, the slots its value depends on (`Slots`; always slot
     /// 0, the instance), and the expressions it needs evaluated (bit `k`:
     /// expression `k`; all bits for one past the 64th).
@@ -38,6 +42,18 @@ pub struct Projections {
     /// Per slot bit, the projections that depend on it: a change to one
     /// slot of thirty visits its few projections, not all of them.
     dependents: Vec<Vec<usize>>,
+}
+
+/// Where an instance keeps a projection's last produced value.
+#[derive(Clone, Copy, Debug)]
+enum Held {
+    /// A segment's: a bit of `Gathered::members`, set while it produced
+    /// true (the only value a segment keeps). 24 bytes a value for one bit
+    /// made the user gather's produced values 13 x 24 bytes a user, for
+    /// ten segments and three tags.
+    Bit(u32),
+    /// Its place in `Gathered::produced`.
+    Value(usize),
 }
 
 /// A set of slots, as bits; slot 63 stands for itself and every later one.
@@ -74,7 +90,22 @@ impl Projections {
         let dependents = (0..Slots::BITS)
             .map(|bit| (0..depends.len()).filter(|&j| depends[j].0 & (1 << bit) != 0).collect())
             .collect();
-        Projections { defaults, exprs, kept, depends, dependents }
+        // Segments past the 64th keep their true as a value.
+        let (mut bits, mut held_values) = (0, 0);
+        let held = kept
+            .iter()
+            .map(|&(_, keep)| match keep {
+                Keep::True if bits < u64::BITS => {
+                    bits += 1;
+                    Held::Bit(bits - 1)
+                }
+                _ => {
+                    held_values += 1;
+                    Held::Value(held_values - 1)
+                }
+            })
+            .collect();
+        Projections { defaults, exprs, kept, held, held_values, depends, dependents }
     }
 
     /// Into `candidates`, in order, the projections that depend on a slot of
@@ -141,9 +172,11 @@ pub struct Gathered {
     slots: ThinVec<Option<Value>>,
     /// Consolidated changes of slots that are not one value, by (slot, value).
     odd: ThinVec<((u32, Value), isize)>,
-    /// Each projection's value as last produced; empty while none keeps one
-    /// (most instances, for a segment that few are members of).
+    /// The value last produced by each projection whose `Held` is a
+    /// value; empty while none keeps one.
     produced: ThinVec<Option<Value>>,
+    /// The segments (`Held::Bit`) that last produced true.
+    members: u64,
     /// The slots changed since the instance last produced: only projections
     /// that depend on one can have changed. (A refresh that moves a user's
     /// spend need not evaluate the city tests beside it.)
@@ -294,33 +327,44 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
         let mut row = logic.row.borrow_mut();
         let instance = self.fill(projections, slots, needs, &mut row);
         let now = |at: usize, keep: Keep| if instance { row.get(at).filter(|v| kept(keep, v)) } else { None };
-        if self.produced.is_empty() {
-            if !candidates.iter().any(|&j| now(projections.kept[j].0, projections.kept[j].1).is_some()) {
-                return;
-            }
-            self.produced.resize(projections.kept.len(), None);
-        }
-        let mut holds = false;
+        let mut holds_value = false;
         for &j in candidates.iter() {
             let (at, keep) = projections.kept[j];
-            let before = &mut self.produced[j];
             let now = now(at, keep);
-            holds |= now.is_some();
-            if now == before.as_ref() {
-                continue;
-            }
-            if let Some(old) = before.take() {
-                out.push(((j as u32, old), -1));
-            }
-            if let Some(new) = now {
-                let new = before.insert(new.clone());
-                out.push(((j as u32, new.clone()), 1));
+            match projections.held[j] {
+                Held::Bit(bit) => {
+                    let (was, is) = (self.members & 1 << bit != 0, now.is_some());
+                    if was != is {
+                        self.members ^= 1 << bit;
+                        out.push(((j as u32, Value::Bool(true)), if is { 1 } else { -1 }));
+                    }
+                }
+                Held::Value(i) => {
+                    holds_value |= now.is_some();
+                    if self.produced.is_empty() {
+                        if now.is_none() {
+                            continue;
+                        }
+                        self.produced.resize(projections.held_values, None);
+                    }
+                    let before = &mut self.produced[i];
+                    if now == before.as_ref() {
+                        continue;
+                    }
+                    if let Some(old) = before.take() {
+                        out.push(((j as u32, old), -1));
+                    }
+                    if let Some(new) = now {
+                        let new = before.insert(new.clone());
+                        out.push(((j as u32, new.clone()), 1));
+                    }
+                }
             }
         }
         // The others are as they were; only when none of these kept a value
         // are they looked at.
-        if !holds && !self.produced.iter().any(Option::is_some) {
-            // Nothing kept any more: no buffer to keep either.
+        if !holds_value && !self.produced.is_empty() && !self.produced.iter().any(Option::is_some) {
+            // No value kept any more: no buffer to keep either.
             self.produced = ThinVec::new();
         }
     }
@@ -344,7 +388,7 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
     }
 
     fn holds_output(&self) -> bool {
-        !self.produced.is_empty()
+        !self.produced.is_empty() || self.members != 0
     }
 
     fn prefetch(&self) {
@@ -388,7 +432,9 @@ mod tests {
     /// then 67 more expressions (past the 64 that are told apart), each
     /// even one slot 2 and each odd one the expression before it.
     /// Projections of each kind: a column, a defaulted one, a segment, an
-    /// expression, the key, a constant segment, and expressions past 64.
+    /// expression, the key, a constant segment, and expressions past 64;
+    /// then more segments, so that those past the 64th keep their true as
+    /// a value, not a bit.
     fn projections() -> Projections {
         let mut exprs = vec![
             ScalarExpr::IsNull(Box::new(ScalarExpr::Slot(3)), false),
@@ -410,7 +456,10 @@ mod tests {
                 (6, Keep::True),
                 (4 + 40, Keep::NonNull),
                 (4 + 69, Keep::NonNull),
-            ],
+            ]
+            .into_iter()
+            .chain((0..66).map(|k| (if k % 2 == 0 { 4 } else { 6 }, Keep::True)))
+            .collect(),
         )
     }
 
