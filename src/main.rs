@@ -41,8 +41,13 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
-        // Colour codes only for a terminal: in a log file they are noise.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Colour codes only for a terminal (in a log file they are noise),
+        // and not there either under NO_COLOR (no-color.org), which an
+        // explicit `with_ansi` would override.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     small_pages_only();
     no_heap_teardown_at_exit();
@@ -529,9 +534,11 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
             listen.parse().map_err(|_| format!("--listen takes an address like 127.0.0.1:7878, not `{listen}`"))?;
     }
     config.workers = workers(&args)?;
-    // One thread answers over 100k lookups a second; a second one, on a
-    // machine whose cores all run dataflow workers, only takes turns with them
-    // and with the clients, and each lost turn is a scheduler tick of latency.
+    // One thread answered 100-128k membership lookups a second on 2 cores
+    // (BENCHMARKS.md, forty-first session). With two, beside a client's two
+    // threads on the same cores, more threads were busy than there were
+    // cores, and the p99 became the scheduler's turns (4 ms ticks). Where
+    // clients are remote or cores spare, more threads serve more.
     let http_threads = match args.get("http-threads") {
         Some(n) => {
             n.parse().ok().filter(|n| (1..=64).contains(n)).ok_or("--http-threads takes a number from 1 to 64")?
@@ -572,6 +579,7 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(http_threads)
+        .thread_name("segflow-http")
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;

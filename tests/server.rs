@@ -315,23 +315,48 @@ fn wall_clock_windows_expire_with_no_new_events() {
     assert_eq!(p["tags"]["recent"], json!(0));
 }
 
+/// The index of the line a body of `lines` is split before, as the server
+/// splits a large body into halves: after the first line end past its
+/// middle byte.
+fn split_line(lines: &[String]) -> usize {
+    let text = lines.join("\n");
+    let half = text.len() / 2;
+    let at = half + text[half..].find('\n').unwrap() + 1;
+    text[..at].matches('\n').count()
+}
+
 #[test]
 fn a_large_bodys_errors_and_warnings_keep_their_lines_and_order() {
     // Errors and warnings name each record's line (blank lines counted), in
     // order, however far into a body they are: past 64 KB a body is decoded
-    // in two halves at once, past 1 MB both on other threads than HTTP's, and
-    // these straddle where it is split.
+    // in two halves at once, past 1 MB both on other threads than HTTP's.
+    // Two errors sit either side of where it is split, and each half has a
+    // blank line.
     let model = "entity user { key id: string; } event ping { user: user; n: int; } tag user.c = count(ping);";
     let addr = start(model, Clock::Event, 1000, 4 << 20);
     let ping = |i: usize| format!(r#"{{"event":"ping","at":1795132800000,"user":"u{}","n":{i}}}"#, i % 7);
+    let bad = |i: usize| format!(r#"{{"event":"ping","at":1795132800000,"user":"u1","n":"bad{i}"}}"#);
     let mut u1 = 0;
     for n in [1200, 20_000] {
-        let mut lines: Vec<String> = (0..n).map(ping).collect();
-        let bad = [3, n / 2 - 1, n / 2, n - 2];
-        for i in bad {
-            lines[i] = format!(r#"{{"event":"ping","at":1795132800000,"user":"u1","n":"bad{i}"}}"#);
+        let mut good: Vec<String> = (0..n).map(ping).collect();
+        good.insert(n * 3 / 4, String::new()); // a blank line is skipped, and still counted
+        good.insert(n / 4, String::new());
+        // Where the bad lines go moves the split a little: place them until
+        // they straddle it.
+        let (mut lines, mut split) = (good.clone(), split_line(&good));
+        let mut wrong = [3, split - 1, split, n - 2];
+        for _ in 0..4 {
+            lines = good.clone();
+            for i in wrong {
+                lines[i] = bad(i);
+            }
+            split = split_line(&lines);
+            if wrong[1..3] == [split - 1, split] {
+                break;
+            }
+            wrong = [3, split - 1, split, n - 2];
         }
-        lines.insert(n * 3 / 4, String::new()); // a blank line is skipped, and still counted
+        assert_eq!(wrong[1..3], [split - 1, split], "the bad lines straddle the split");
         assert!(lines.join("\n").len() > if n == 1200 { 64 << 10 } else { 1 << 20 });
         let (status, v) = post(addr, &lines);
         assert_eq!(status, 400, "{v}");
@@ -341,7 +366,7 @@ fn a_large_bodys_errors_and_warnings_keep_their_lines_and_order() {
             .iter()
             .map(|e| (e["line"].clone(), e["message"].as_str().unwrap().to_string()))
             .collect();
-        let want = bad.map(|i| (if i >= n * 3 / 4 { i + 2 } else { i + 1 }, format!("bad{i}")));
+        let want = wrong.map(|i| (i + 1, format!("bad{i}")));
         assert_eq!(errors.len(), want.len(), "{errors:?}");
         for ((line, message), (want_line, want_text)) in errors.iter().zip(want) {
             assert_eq!(line, &json!(want_line));
@@ -365,6 +390,31 @@ fn a_large_bodys_errors_and_warnings_keep_their_lines_and_order() {
         u1 += (0..n).filter(|i| i % 7 == 1 || extra.contains(i)).count();
         assert_eq!(get(addr, "/v1/entities/user/u1").1["tags"]["c"], json!(u1), "every record applied once");
     }
+}
+
+/// A large JSON array is decoded off the HTTP thread, its items numbered
+/// as in a small one.
+#[test]
+fn a_large_json_arrays_errors_name_their_items() {
+    let model = "entity user { key id: string; } event ping { user: user; n: int; } tag user.c = count(ping);";
+    let addr = start(model, Clock::Event, 1000, 4 << 20);
+    for n in [10, 12_000] {
+        let mut items: Vec<String> =
+            (0..n).map(|i| format!(r#"{{"event":"ping","at":1795132800000,"user":"u{n}","n":{i}}}"#)).collect();
+        items[n - 3] = format!(r#"{{"event":"ping","at":1795132800000,"user":"u{n}","n":"bad"}}"#);
+        let body = format!("[{}]", items.join(","));
+        assert!(n == 10 || body.len() > 512 << 10);
+        let (status, v) = request(addr, "POST", "/v1/records", Some("application/json"), body.as_bytes());
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["errors"][0]["line"], json!(n - 2), "{v}");
+        items[n - 3] = format!(r#"{{"event":"ping","at":1795132800000,"user":"u{n}","n":0}}"#);
+        let body = format!("[{}]", items.join(","));
+        let (status, v) = request(addr, "POST", "/v1/records", Some("application/json"), body.as_bytes());
+        assert_eq!((status, &v["accepted"]), (200, &json!(n)), "{v}");
+        assert_eq!(get(addr, &format!("/v1/entities/user/u{n}")).1["tags"]["c"], json!(n));
+    }
+    let (status, v) = request(addr, "POST", "/v1/records", Some("application/json"), b"{\"not\": \"an array\"}");
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_json")), "{v}");
 }
 
 /// Keys with spaces, slashes, `+`, `%` and non-ASCII characters are read

@@ -194,7 +194,7 @@ const WARM_RECORDS: usize = 128;
 /// operator's activation wakes it at once).
 ///
 /// Waiting for the other workers by stepping in a loop kept a core busy
-/// doing nothing: under sustained ingest the engine thread, the HTTP threads
+/// doing nothing: under sustained ingest the engine thread, the HTTP thread
 /// and the other workers compete for the cores, and a spinning worker took
 /// turns from them. A small batch is computed in a few dozen rounds of
 /// messages between the workers, and waking a sleeping thread for each

@@ -112,15 +112,10 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
+            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
+                out.push(hex_value(bytes[i + 1]) << 4 | hex_value(bytes[i + 2]));
+                i += 3;
+                continue;
             }
             b'+' if plus_is_space => out.push(b' '),
             b => out.push(b),
@@ -128,6 +123,14 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
         i += 1;
     }
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The value of an ASCII hex digit.
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        _ => (digit | 0x20) - b'a' + 10,
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +146,8 @@ mod tests {
         assert_eq!(percent_decode("a%20b%2F%E7%94%A8", false), "a b/用");
         assert_eq!(percent_decode("100%", false), "100%", "an escape cut short is kept");
         assert_eq!(percent_decode("%zz%4", false), "%zz%4", "so is one that is not hex");
+        assert_eq!(percent_decode("%+5%-1", false), "%+5%-1", "a sign is no hex digit");
+        assert_eq!(percent_decode("%4a%4A%7e", false), "JJ~", "either case");
         assert_eq!(percent_decode("%FF", false), "\u{fffd}", "bytes that are not UTF-8 are replaced");
     }
 }

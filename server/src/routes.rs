@@ -181,6 +181,9 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
             decode_lines(&shared.decoder, &text[..first_end], 0)
         } else {
             // The first half too would keep this thread from reads for long.
+            // (Should this task fail, the request fails; the second half's
+            // task then finishes for nothing, as a blocking task cannot be
+            // stopped once it runs.)
             let (shared, body) = (shared.clone(), body.clone());
             let task = tokio::task::spawn_blocking(move || {
                 std::str::from_utf8(&body[..first_end]).ok().map(|text| decode_lines(&shared.decoder, text, 0))
@@ -204,21 +207,25 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
             warnings.extend(part.warnings);
         }
     } else {
-        let items: Vec<&serde_json::value::RawValue> = match serde_json::from_str(text) {
-            Ok(items) => items,
+        let decoded = if text.len() < BLOCKING_DECODE_BYTES {
+            decode_array(&shared.decoder, text)
+        } else {
+            let (shared, body) = (shared.clone(), body.clone());
+            let task = tokio::task::spawn_blocking(move || {
+                std::str::from_utf8(&body).ok().map(|text| decode_array(&shared.decoder, text))
+            });
+            match task.await {
+                Ok(Some(decoded)) => decoded,
+                _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed"),
+            }
+        };
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
             Err(e) => {
                 return error(StatusCode::BAD_REQUEST, "bad_json", format!("expected a JSON array of records: {e}"))
             }
         };
-        for (i, item) in items.iter().enumerate() {
-            match shared.decoder.decode_line(item.get(), i + 1, &mut warnings) {
-                Ok(r) => {
-                    records.push(r);
-                    lines.push(item.get().to_string());
-                }
-                Err(e) => errors.push(e),
-            }
-        }
+        (records, lines, errors, warnings) = (decoded.records, decoded.lines, decoded.errors, decoded.warnings);
     }
     let metrics = &shared.metrics;
     use std::sync::atomic::Ordering::Relaxed;
@@ -268,9 +275,9 @@ struct Decoded {
 /// A body of at least this many bytes is decoded in two halves at once.
 const PARALLEL_DECODE_BYTES: usize = 64 << 10;
 
-/// A first half of at least this many bytes (~2 ms of decoding) is decoded
-/// on tokio's blocking pool too: the server has one HTTP thread by default,
-/// and every read waits while it decodes.
+/// A first half, or a JSON array, of at least this many bytes (~2 ms of
+/// decoding) is decoded on tokio's blocking pool too: the server has one
+/// HTTP thread by default, and every read waits while it decodes.
 const BLOCKING_DECODE_BYTES: usize = 512 << 10;
 
 /// Where a large body's second half starts (after a line's end), and how
@@ -308,6 +315,23 @@ fn decode_lines(decoder: &Decoder, text: &str, before: usize) -> Decoded {
         }
     }
     decoded
+}
+
+/// Decodes a JSON array's items, numbered from 1; the parser's error if
+/// `text` is not an array.
+fn decode_array(decoder: &Decoder, text: &str) -> Result<Decoded, serde_json::Error> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)?;
+    let mut decoded = Decoded::default();
+    for (i, item) in items.iter().enumerate() {
+        match decoder.decode_line(item.get(), i + 1, &mut decoded.warnings) {
+            Ok(r) => {
+                decoded.records.push(r);
+                decoded.lines.push(item.get().to_string());
+            }
+            Err(e) => decoded.errors.push(e),
+        }
+    }
+    Ok(decoded)
 }
 
 /// An error answer, boxed: it is large and rare.
