@@ -417,6 +417,33 @@ fn a_large_json_arrays_errors_name_their_items() {
     assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_json")), "{v}");
 }
 
+/// A large segment's members are sent to a `?from=snapshot` stream whole
+/// and in key order (rendered with the HTTP thread's other work moved
+/// aside), then its live changes; a client far behind gets every change.
+#[test]
+fn a_large_segments_snapshot_stream_sends_every_member_then_its_changes() {
+    let model = "entity user { key id: string; } event ping { user: user; } segment pinged on user = exists(ping);";
+    let addr = start(model, Clock::Event, 1000, 8 << 20);
+    let n = 25_000;
+    let ping = |u: usize| format!(r#"{{"event":"ping","at":1795132800000,"user":"u{u:06}"}}"#);
+    assert_eq!(post(addr, &(0..n).map(ping).collect::<Vec<_>>()).0, 200);
+    let snapshot = common::follow(addr, "/v1/segments/pinged/changes?from=snapshot", None);
+    let events = common::next_events(&snapshot, n);
+    for (u, (id, e)) in events.iter().enumerate() {
+        assert_eq!((e["key"].as_str(), &e["snapshot"]), (Some(format!("u{u:06}").as_str()), &json!(true)));
+        assert_eq!(*id, (u + 1 == n).then_some(n as u64), "only the last member carries the log's position");
+    }
+    assert_eq!(post(addr, &[ping(n)]).0, 200);
+    let (id, e) = &common::next_events(&snapshot, 1)[0];
+    assert_eq!(
+        (*id, e["key"].as_str(), &e["change"]),
+        (Some(n as u64 + 1), Some(format!("u{n:06}").as_str()), &json!("enter"))
+    );
+    // From the start of the log: every change since, in order.
+    let behind = common::next_events(&common::follow(addr, "/v1/segments/pinged/changes", Some(0)), n + 1);
+    assert!(behind.iter().enumerate().all(|(i, (id, _))| *id == Some(i as u64 + 1)));
+}
+
 /// Keys with spaces, slashes, `+`, `%` and non-ASCII characters are read
 /// back through percent-encoded paths and query strings.
 #[test]
