@@ -17,10 +17,16 @@ fn start(model: &str, clock: Clock, tick_ms: u64, max_body_bytes: usize) -> Sock
 
 /// `start`, with any configuration (its address is a random loopback port).
 fn start_with(model: &str, config: ServerConfig) -> SocketAddr {
+    start_on_threads(model, config, 2)
+}
+
+/// `start_with`, on a runtime of `http_threads` threads (`serve`'s default is 1).
+fn start_on_threads(model: &str, config: ServerConfig, http_threads: usize) -> SocketAddr {
     let compiled = common::compile(model);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(http_threads).enable_all().build().unwrap();
         runtime.block_on(async move {
             let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..config };
             let server = Server::bind(compiled.plan, config).await.unwrap();
@@ -418,12 +424,15 @@ fn a_large_json_arrays_errors_name_their_items() {
 }
 
 /// A large segment's members are sent to a `?from=snapshot` stream whole
-/// and in key order (rendered with the HTTP thread's other work moved
-/// aside), then its live changes; a client far behind gets every change.
+/// and in key order, then its live changes; a client far behind gets every
+/// change, and one from an id the log never had the members again. These
+/// renders run with the runtime's other tasks handed to another thread:
+/// here on a runtime of one thread, as `serve`'s is.
 #[test]
 fn a_large_segments_snapshot_stream_sends_every_member_then_its_changes() {
     let model = "entity user { key id: string; } event ping { user: user; } segment pinged on user = exists(ping);";
-    let addr = start(model, Clock::Event, 1000, 8 << 20);
+    let config = ServerConfig { clock: Clock::Event, max_body_bytes: 8 << 20, ..ServerConfig::default() };
+    let addr = start_on_threads(model, config, 1);
     let n = 25_000;
     let ping = |u: usize| format!(r#"{{"event":"ping","at":1795132800000,"user":"u{u:06}"}}"#);
     assert_eq!(post(addr, &(0..n).map(ping).collect::<Vec<_>>()).0, 200);
@@ -442,6 +451,14 @@ fn a_large_segments_snapshot_stream_sends_every_member_then_its_changes() {
     // From the start of the log: every change since, in order.
     let behind = common::next_events(&common::follow(addr, "/v1/segments/pinged/changes", Some(0)), n + 1);
     assert!(behind.iter().enumerate().all(|(i, (id, _))| *id == Some(i as u64 + 1)));
+    assert_eq!(get(addr, "/v1/segments/pinged/members/u000007").1["member"], json!(true));
+    // From an id the log never had: the error, then every member again, the
+    // last carrying the log's position.
+    let resumed = common::follow(addr, "/v1/segments/pinged/changes?from=snapshot", Some(10 * n as u64));
+    let events = common::next_events(&resumed, n + 2);
+    assert_eq!((events[0].0, &events[0].1["code"]), (None, &json!("unknown_event_id")), "{:?}", events[0]);
+    assert_eq!(events[1].1["key"], json!("u000000"));
+    assert_eq!((events[n + 1].0, &events[n + 1].1["key"]), (Some(n as u64 + 1), &json!(format!("u{n:06}"))));
 }
 
 /// Keys with spaces, slashes, `+`, `%` and non-ASCII characters are read

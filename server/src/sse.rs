@@ -24,7 +24,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use segflow_compiler::hir::Def;
-use segflow_runtime::state::ServingState;
+use segflow_compiler::value::Value;
 use serde_json::json;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -53,17 +53,16 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
     let last_id = request.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let snapshot = crate::http::query(request).iter().any(|(k, v)| k == "from" && v == "snapshot");
     let newest = state.changes.end();
-    let mut first = Vec::new();
-    let cursor = match last_id {
+    // What to send first, copied under the lock and rendered after it: a
+    // render of many members under the lock held up the engine's publish,
+    // and, as the lock lets a waiting writer go first, every read after it.
+    let (cursor, first) = match last_id {
         Some(id) => match id.parse::<usize>() {
-            Ok(n) if n <= newest => n,
+            Ok(n) if n <= newest => (n, None),
             Ok(n) => {
                 let why = format!("event id {n} is beyond the change log, whose newest is {newest}");
-                let members = if snapshot { state.members[output].len() } else { 0 };
-                first.extend(off_the_runtime(members, || {
-                    resynced(&state, output, newest, snapshot, "unknown_event_id", why)
-                }));
-                newest
+                let members = snapshot.then(|| state.members_in_order(output, None, None));
+                (newest, Some(Resync { code: "unknown_event_id", why, members }))
             }
             Err(_) => {
                 return error(
@@ -73,14 +72,13 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
                 )
             }
         },
-        None => {
-            if snapshot {
-                first.extend(off_the_runtime(state.members[output].len(), || members(&state, output, newest)));
-            }
-            newest
-        }
+        None => (newest, snapshot.then(|| Resync::snapshot(state.members_in_order(output, None, None)))),
     };
     drop(state);
+    let first = first.map_or_else(Vec::new, |f| {
+        let work = f.members.as_ref().map_or(0, Vec::len);
+        with_runtime_aside(work, || f.render(snapshot, cursor))
+    });
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(stream(shared, output, cursor, snapshot, first, tx));
     let mut response = Response::new(ChannelBody(rx).boxed());
@@ -91,65 +89,74 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
     response
 }
 
-/// Events for a stream of at least this many members or changes are
-/// rendered with the HTTP thread's other work handed to another thread
-/// meanwhile (`block_in_place`): ~10 ms of rendering, which every lookup
-/// waited for on a server with one HTTP thread.
-const RENDER_IN_PLACE_MEMBERS: usize = 20_000;
+/// A render of at least this many events (~1 ms) runs with the runtime's
+/// other tasks handed to another thread (`block_in_place`): on a server with
+/// one HTTP thread every lookup waited for it (34k members: ~22 ms).
+const RENDER_ASIDE_EVENTS: usize = 2_000;
 
-/// `render`s the events for `members` members or changes, many with the
-/// runtime's other tasks moved to another thread while it does (where the
-/// runtime can: not a current-thread one).
-fn off_the_runtime(members: usize, render: impl FnOnce() -> Vec<Bytes>) -> Vec<Bytes> {
+/// Runs `render` of `events` events here, having the runtime's other tasks
+/// moved to another thread meanwhile if there are many (where the runtime
+/// can: not a current-thread one).
+fn with_runtime_aside(events: usize, render: impl FnOnce() -> Vec<Bytes>) -> Vec<Bytes> {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if members >= RENDER_IN_PLACE_MEMBERS && multi_thread {
+    if events >= RENDER_ASIDE_EVENTS && multi_thread {
         tokio::task::block_in_place(render)
     } else {
         render()
     }
 }
 
-/// The segment's members as `enter` events marked `"snapshot": true`, the
-/// last with id `cursor` (the log position they are as of).
-fn members(state: &ServingState, output: usize, cursor: usize) -> Vec<Bytes> {
-    let key_ty = key_type(state, output);
-    let members = state.members_in_order(output, None, None);
-    let n = members.len();
-    members
-        .iter()
-        .enumerate()
-        .map(|(i, (key, since))| {
-            let id = (i + 1 == n).then_some(cursor);
-            let data =
-                json!({"key": state.json_value(key, key_ty), "change": "enter", "time": since, "snapshot": true});
-            event(id, "change", &data)
-        })
-        .collect()
+/// What a stream sends before the log's changes: the current members (a
+/// `?from=snapshot` stream's start), or an `error` event saying why it cannot
+/// go on from where its client was, then, on a `?from=snapshot` stream, the
+/// current members.
+struct Resync {
+    code: &'static str,
+    /// Empty for a plain snapshot (no error).
+    why: String,
+    /// The members in key order with their times, when they are sent.
+    members: Option<Vec<(Value, i64)>>,
 }
 
-/// The type of the keys of a segment's entity.
-fn key_type(state: &ServingState, output: usize) -> segflow_compiler::value::Type {
-    let e = &state.plan.entities[state.plan.outputs[output].entity];
-    e.fields[e.key].ty
+impl Resync {
+    fn snapshot(members: Vec<(Value, i64)>) -> Resync {
+        Resync { code: "", why: String::new(), members: Some(members) }
+    }
+
+    /// The events, as of log position `cursor`. Whichever comes last carries
+    /// `cursor` as its id (the error itself, for a segment without members),
+    /// so that a reconnect resumes from there.
+    fn render(self, snapshot: bool, cursor: usize) -> Vec<Bytes> {
+        let members = self.members.unwrap_or_default();
+        let mut events = Vec::with_capacity(members.len() + 1);
+        if !self.code.is_empty() {
+            let message = if snapshot {
+                format!("{}; the current members follow, to replace those held", self.why)
+            } else {
+                format!("{}; reconnect without Last-Event-ID, with ?from=snapshot, for the current members", self.why)
+            };
+            let id = (snapshot && members.is_empty()).then_some(cursor);
+            events.push(event(id, "error", &json!({"code": self.code, "message": message})));
+        }
+        // The members as `enter` events marked `"snapshot": true`.
+        let n = members.len();
+        events.extend(members.iter().enumerate().map(|(i, (key, since))| {
+            let data = json!({"key": key_json(key), "change": "enter", "time": since, "snapshot": true});
+            event((i + 1 == n).then_some(cursor), "change", &data)
+        }));
+        events
+    }
 }
 
-/// An `error` event saying `why` a stream cannot go on from where its
-/// client was, and what comes next: on a `?from=snapshot` stream, the
-/// current members, as of log position `cursor`. Whichever event comes last
-/// carries `cursor` as its id (the error itself, for a segment without
-/// members), so that a reconnect resumes from there.
-fn resynced(state: &ServingState, output: usize, cursor: usize, snapshot: bool, code: &str, why: String) -> Vec<Bytes> {
-    let members = if snapshot { members(state, output, cursor) } else { Vec::new() };
-    let message = if snapshot {
-        format!("{why}; the current members follow, to replace those held")
-    } else {
-        format!("{why}; reconnect without Last-Event-ID, with ?from=snapshot, for the current members")
-    };
-    let id = (snapshot && members.is_empty()).then_some(cursor);
-    let mut events = vec![event(id, "error", &json!({"code": code, "message": message}))];
-    events.extend(members);
-    events
+/// A key as JSON (EQL keys are strings or ints: `ServingState::json_value`
+/// without the state).
+fn key_json(key: &Value) -> serde_json::Value {
+    match key {
+        Value::Str(s) => json!(s.as_ref()),
+        Value::Int(i) => json!(i),
+        _ => serde_json::Value::Null, // (no other key type compiles)
+    }
 }
 
 fn event(id: Option<usize>, kind: &str, data: &serde_json::Value) -> Bytes {
@@ -176,42 +183,42 @@ async fn stream(
     }
     let mut published = shared.ingest.published.clone();
     loop {
-        let batch: Vec<Bytes> = {
+        // Copied under the lock, rendered after it (see `changes`).
+        let (resync, changes) = {
             let state = read(&shared);
-            // A client far behind, or one given the members again, is a
-            // large render: see `off_the_runtime`.
-            let resyncing = snapshot && cursor < state.changes.start();
-            let work =
-                state.changes.end().saturating_sub(cursor) + if resyncing { state.members[output].len() } else { 0 };
-            off_the_runtime(work, || {
-                let key_ty = key_type(&state, output);
-                // The log keeps only its newest changes (`--keep-changes`): a
-                // client behind them is told what it missed (see the module's doc).
-                let mut out = Vec::new();
-                let start = state.changes.start();
-                if cursor < start {
-                    let why = format!(
-                        "the changes with event ids {} to {start} are no longer kept (the log keeps the newest {})",
-                        cursor + 1,
-                        state.changes_kept_at_most()
-                    );
-                    cursor = if snapshot { state.changes.end() } else { start };
-                    out.extend(resynced(&state, output, cursor, snapshot, "changes_forgotten", why));
-                }
-                out.extend(state.changes.iter_from(cursor).enumerate().filter(|(_, c)| c.output == output).map(
-                    |(i, c)| {
-                        let data = json!({
-                            "key": state.json_value(&c.key, key_ty),
-                            "change": if c.enter { "enter" } else { "exit" },
-                            "time": c.time,
-                        });
-                        event(Some(cursor + i + 1), "change", &data)
-                    },
-                ));
-                cursor = state.changes.end();
-                out
-            })
+            // The log keeps only its newest changes (`--keep-changes`): a
+            // client behind them is told what it missed (see the module's doc).
+            let start = state.changes.start();
+            let mut resync = None;
+            if cursor < start {
+                let why = format!(
+                    "the changes with event ids {} to {start} are no longer kept (the log keeps the newest {})",
+                    cursor + 1,
+                    state.changes_kept_at_most()
+                );
+                cursor = if snapshot { state.changes.end() } else { start };
+                let members = snapshot.then(|| state.members_in_order(output, None, None));
+                resync = Some((Resync { code: "changes_forgotten", why, members }, cursor));
+            }
+            let changes: Vec<(usize, Value, bool, i64)> = state
+                .changes
+                .iter_from(cursor)
+                .enumerate()
+                .filter(|(_, c)| c.output == output)
+                .map(|(i, c)| (cursor + i + 1, c.key.clone(), c.enter, c.time))
+                .collect();
+            cursor = state.changes.end();
+            (resync, changes)
         };
+        let work = changes.len() + resync.as_ref().and_then(|(r, _)| r.members.as_ref()).map_or(0, Vec::len);
+        let batch = with_runtime_aside(work, || {
+            let mut out = resync.map_or_else(Vec::new, |(r, at)| r.render(snapshot, at));
+            out.extend(changes.iter().map(|(id, key, enter, time)| {
+                let data = json!({"key": key_json(key), "change": if *enter { "enter" } else { "exit" }, "time": time});
+                event(Some(*id), "change", &data)
+            }));
+            out
+        });
         for b in batch {
             if tx.send(b).await.is_err() {
                 return;
