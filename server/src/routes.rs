@@ -169,12 +169,7 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
         // records, so the other core is idle.
         let split = halves(text);
         let second = split.map(|(at, before)| {
-            let (shared, body) = (shared.clone(), body.clone());
-            // `at` follows a `\n`, so the half is UTF-8 as the whole is; were
-            // it not, the request fails whole rather than losing the half.
-            tokio::task::spawn_blocking(move || {
-                std::str::from_utf8(&body[at..]).ok().map(|text| decode_lines(&shared.decoder, text, before))
-            })
+            on_pool(&shared, &body, at..body.len(), move |decoder, text| decode_lines(decoder, text, before))
         });
         let first_end = split.map_or(text.len(), |(at, _)| at);
         let first = if first_end < BLOCKING_DECODE_BYTES {
@@ -184,19 +179,15 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
             // (Should this task fail, the request fails; the second half's
             // task then finishes for nothing, as a blocking task cannot be
             // stopped once it runs.)
-            let (shared, body) = (shared.clone(), body.clone());
-            let task = tokio::task::spawn_blocking(move || {
-                std::str::from_utf8(&body[..first_end]).ok().map(|text| decode_lines(&shared.decoder, text, 0))
-            });
-            match task.await {
+            match on_pool(&shared, &body, 0..first_end, |decoder, text| decode_lines(decoder, text, 0)).await {
                 Ok(Some(decoded)) => decoded,
-                _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed"),
+                _ => return decoding_failed(),
             }
         };
         let second = match second {
             Some(task) => match task.await {
                 Ok(Some(decoded)) => Some(decoded),
-                _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed"),
+                _ => return decoding_failed(),
             },
             None => None,
         };
@@ -210,13 +201,9 @@ async fn post_records(shared: Arc<Shared>, request: Request<Incoming>) -> Respon
         let decoded = if text.len() < BLOCKING_DECODE_BYTES {
             decode_array(&shared.decoder, text)
         } else {
-            let (shared, body) = (shared.clone(), body.clone());
-            let task = tokio::task::spawn_blocking(move || {
-                std::str::from_utf8(&body).ok().map(|text| decode_array(&shared.decoder, text))
-            });
-            match task.await {
+            match on_pool(&shared, &body, 0..body.len(), decode_array).await {
                 Ok(Some(decoded)) => decoded,
-                _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed"),
+                _ => return decoding_failed(),
             }
         };
         let decoded = match decoded {
@@ -315,6 +302,26 @@ fn decode_lines(decoder: &Decoder, text: &str, before: usize) -> Decoded {
         }
     }
     decoded
+}
+
+/// Runs `decode` over `body[range]` on tokio's blocking pool. `None` if the
+/// range is not UTF-8: the callers' ranges end at a line's end or the body's,
+/// so it is, as the whole was; were it not, the request fails whole rather
+/// than losing a part.
+fn on_pool<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    body: &bytes::Bytes,
+    range: std::ops::Range<usize>,
+    decode: impl FnOnce(&Decoder, &str) -> T + Send + 'static,
+) -> tokio::task::JoinHandle<Option<T>> {
+    let (shared, body) = (shared.clone(), body.clone());
+    tokio::task::spawn_blocking(move || {
+        std::str::from_utf8(&body[range]).ok().map(|text| decode(&shared.decoder, text))
+    })
+}
+
+fn decoding_failed() -> Response<Body> {
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "decoding the records failed")
 }
 
 /// Decodes a JSON array's items, numbered from 1; the parser's error if

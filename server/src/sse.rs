@@ -62,7 +62,7 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
             Ok(n) => {
                 let why = format!("event id {n} is beyond the change log, whose newest is {newest}");
                 let members = snapshot.then(|| state.members_in_order(output, None, None));
-                (newest, Some(Resync { code: "unknown_event_id", why, members }))
+                (newest, Some(Resync { error: Some(("unknown_event_id", why)), members }))
             }
             Err(_) => {
                 return error(
@@ -72,7 +72,10 @@ pub fn changes(shared: Arc<Shared>, request: &Request<Incoming>, name: &str) -> 
                 )
             }
         },
-        None => (newest, snapshot.then(|| Resync::snapshot(state.members_in_order(output, None, None)))),
+        None => (
+            newest,
+            snapshot.then(|| Resync { error: None, members: Some(state.members_in_order(output, None, None)) }),
+        ),
     };
     drop(state);
     let first = first.map_or_else(Vec::new, |f| {
@@ -112,32 +115,27 @@ fn with_runtime_aside(events: usize, render: impl FnOnce() -> Vec<Bytes>) -> Vec
 /// go on from where its client was, then, on a `?from=snapshot` stream, the
 /// current members.
 struct Resync {
-    code: &'static str,
-    /// Empty for a plain snapshot (no error).
-    why: String,
+    /// The error's code and why, unless this is a plain snapshot.
+    error: Option<(&'static str, String)>,
     /// The members in key order with their times, when they are sent.
     members: Option<Vec<(Value, i64)>>,
 }
 
 impl Resync {
-    fn snapshot(members: Vec<(Value, i64)>) -> Resync {
-        Resync { code: "", why: String::new(), members: Some(members) }
-    }
-
     /// The events, as of log position `cursor`. Whichever comes last carries
     /// `cursor` as its id (the error itself, for a segment without members),
     /// so that a reconnect resumes from there.
     fn render(self, snapshot: bool, cursor: usize) -> Vec<Bytes> {
         let members = self.members.unwrap_or_default();
         let mut events = Vec::with_capacity(members.len() + 1);
-        if !self.code.is_empty() {
+        if let Some((code, why)) = self.error {
             let message = if snapshot {
-                format!("{}; the current members follow, to replace those held", self.why)
+                format!("{why}; the current members follow, to replace those held")
             } else {
-                format!("{}; reconnect without Last-Event-ID, with ?from=snapshot, for the current members", self.why)
+                format!("{why}; reconnect without Last-Event-ID, with ?from=snapshot, for the current members")
             };
             let id = (snapshot && members.is_empty()).then_some(cursor);
-            events.push(event(id, "error", &json!({"code": self.code, "message": message})));
+            events.push(event(id, "error", &json!({"code": code, "message": message})));
         }
         // The members as `enter` events marked `"snapshot": true`.
         let n = members.len();
@@ -198,7 +196,7 @@ async fn stream(
                 );
                 cursor = if snapshot { state.changes.end() } else { start };
                 let members = snapshot.then(|| state.members_in_order(output, None, None));
-                resync = Some((Resync { code: "changes_forgotten", why, members }, cursor));
+                resync = Some((Resync { error: Some(("changes_forgotten", why)), members }, cursor));
             }
             let changes: Vec<(usize, Value, bool, i64)> = state
                 .changes
