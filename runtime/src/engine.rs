@@ -211,8 +211,8 @@ const PRUNE_AWAITING: usize = if cfg!(debug_assertions) { 4 } else { 1 << 16 };
 
 struct Ack {
     upto: Time,
-    /// In `render::output_order`.
-    outputs: Vec<OutputUpdate>,
+    /// Runs each in `render::output_order`, and so is their concatenation.
+    outputs: Vec<Vec<OutputUpdate>>,
 }
 
 /// A batch being fed in pieces (see `Engine::begin`).
@@ -1225,7 +1225,7 @@ impl Engine {
         let mut i = 0;
         while i < self.early.len() {
             if self.early[i].upto == upto {
-                runs.push(self.early.swap_remove(i).outputs);
+                runs.extend(self.early.swap_remove(i).outputs);
                 got += 1;
             } else {
                 i += 1;
@@ -1234,7 +1234,7 @@ impl Engine {
         while got < n {
             match self.acks.recv() {
                 Ok(ack) if ack.upto == upto => {
-                    runs.push(ack.outputs);
+                    runs.extend(ack.outputs);
                     got += 1;
                 }
                 Ok(ack) => self.early.push(ack),

@@ -84,27 +84,27 @@ impl OutputChunks {
         }
     }
 
-    /// All the changes, in one vector of the size they need, in
-    /// `output_order`: each worker sorts its own, in parallel, so that the
-    /// engine thread, which publishes, only walks them in their merged order
-    /// (`state::MergedRuns`). Equal
-    /// changes are summed; and of an output that `overwrites` marks (a tag
-    /// column: one value per instance, which a new value replaces), an
-    /// instance's retractions are dropped where a time inserts a value: a
-    /// refresh changes a few tags of each instance it touches, each a
-    /// retraction and an insertion, and publishing the insertion alone
-    /// leaves the column as both would, for half the engine thread's work.
-    /// (Each instance's changes of an output come from one worker, the one
-    /// its operator keeps it on, so its retraction and insertion meet here.)
-    pub fn sorted(mut self, overwrites: &[bool]) -> Vec<OutputUpdate> {
-        let mut all = match self.by_output() {
-            Some((mut all, ends)) => {
-                let mut start = 0;
-                for end in ends {
-                    sort_in_output_order(&mut all[start..end]);
-                    start = end;
+    /// All the changes, in runs each in `output_order` whose concatenation
+    /// is too: each worker sorts its own, in parallel, so that the engine
+    /// thread, which publishes, only walks them in their merged order
+    /// (`state::MergedRuns`). Equal changes are summed; and of an output
+    /// that `overwrites` marks (a tag column: one value per instance, which a
+    /// new value replaces), an instance's retractions are dropped where a
+    /// time inserts a value: a refresh changes a few tags of each instance
+    /// it touches, each a retraction and an insertion, and publishing the
+    /// insertion alone leaves the column as both would, for half the engine
+    /// thread's work. (Each instance's changes of an output come from one
+    /// worker, the one its operator keeps it on, so its retraction and
+    /// insertion meet here.)
+    pub fn sorted(mut self, overwrites: &[bool]) -> Vec<Vec<OutputUpdate>> {
+        match self.by_output() {
+            Some(mut runs) => {
+                for run in &mut runs {
+                    sort_in_output_order(run);
+                    net_output_changes(run, overwrites);
                 }
-                all
+                runs.retain(|run| !run.is_empty());
+                runs
             }
             None => {
                 // A refresh's changes fit the first chunk: taken, not copied.
@@ -119,23 +119,25 @@ impl OutputChunks {
                     }
                 };
                 sort_in_output_order(&mut all);
-                all
+                net_output_changes(&mut all, overwrites);
+                vec![all]
             }
-        };
-        net_output_changes(&mut all, overwrites);
-        all
+        }
     }
 
     /// If there are many changes and all are at one time (a backfill's),
-    /// takes them all: each output's together and in output order, and
-    /// where each output's changes end. Sorting each output's changes apart
-    /// is sorting all of them by output first, for a count per output, a
-    /// fill of the vector and the copy out of the chunks that is made
-    /// anyway: a backfill's ~450k changes a worker come as a few dozen runs,
-    /// one an output, of instances in no order, and a comparison sort of all
-    /// of them took 45–75 ms of each worker at the end of the run, when
-    /// nothing else is left to run.
-    fn by_output(&mut self) -> Option<(Vec<OutputUpdate>, Vec<usize>)> {
+    /// takes them all, a run per output in output order. Sorting each
+    /// output's changes apart is sorting all of them by output first, for a
+    /// count per output and the copy out of the chunks that is made anyway:
+    /// a backfill's ~450k changes a worker come as a few dozen runs, one an
+    /// output, of instances in no order, and a comparison sort of all of
+    /// them took 45–75 ms of each worker at the end of the run, when nothing
+    /// else is left to run. Each chunk is freed once copied, and an
+    /// output's run is made (with the room it needs) at its first change,
+    /// so the chunks freed before can serve the runs made after: one vector
+    /// of all the changes, made first, was a second copy of them at the
+    /// backfill's peak (~56 MB a million changes; BENCHMARKS.md).
+    fn by_output(&mut self) -> Option<Vec<Vec<OutputUpdate>>> {
         let time = self.0.iter().flatten().next()?.3;
         let mut counts: Vec<usize> = Vec::new();
         for u in self.0.iter().flatten() {
@@ -147,27 +149,20 @@ impl OutputChunks {
             }
             counts[u.0] += 1;
         }
-        let total: usize = counts.iter().sum();
-        if total <= RADIX_MOST {
+        if counts.iter().sum::<usize>() <= RADIX_MOST {
             return None;
         }
-        // Each output's next place, and where its changes end.
-        let (mut next, mut ends) = (Vec::with_capacity(counts.len()), Vec::with_capacity(counts.len()));
-        let mut end = 0;
-        for count in counts {
-            next.push(end);
-            end += count;
-            ends.push(end);
-        }
-        let mut all: Vec<OutputUpdate> = std::iter::repeat_with(|| (0, 0, Value::Null, 0, 0)).take(total).collect();
-        for chunk in std::mem::take(&mut self.0) {
+        let mut runs: Vec<Vec<OutputUpdate>> = counts.iter().map(|_| Vec::new()).collect();
+        while let Some(chunk) = self.0.pop() {
             for u in chunk {
-                let at = &mut next[u.0];
-                all[*at] = u;
-                *at += 1;
+                let run = &mut runs[u.0];
+                if run.capacity() == 0 {
+                    run.reserve_exact(counts[u.0]);
+                }
+                run.push(u);
             }
         }
-        Some((all, ends))
+        Some(runs)
     }
 }
 
@@ -1234,7 +1229,7 @@ mod tests {
             (0, 9, v(4), 5, -1),
         ];
         assert_eq!(
-            OutputChunks(vec![run]).sorted(&[true, false]),
+            OutputChunks(vec![run]).sorted(&[true, false]).concat(),
             [
                 // 7's old value goes with its new one; 8's, alone, stays; 9's cancel.
                 (0, 7, v(2), 5, 1),
@@ -1278,7 +1273,7 @@ mod tests {
             expected.sort_unstable_by(output_order);
             net_output_changes(&mut expected, &overwrites);
             assert!(expected.len() > 1_000);
-            assert_eq!(OutputChunks(chunks).sorted(&overwrites), expected, "{count} changes at {times} times");
+            assert_eq!(OutputChunks(chunks).sorted(&overwrites).concat(), expected, "{count} changes at {times} times");
         }
     }
 
@@ -1299,7 +1294,7 @@ mod tests {
             let mut expected: Vec<OutputUpdate> = plain.0.concat();
             expected.sort_unstable_by(output_order);
             net_output_changes(&mut expected, &overwrites);
-            assert_eq!(roomy.sorted(&overwrites), expected, "room {room}");
+            assert_eq!(roomy.sorted(&overwrites).concat(), expected, "room {room}");
         }
     }
 
@@ -1404,7 +1399,7 @@ mod tests {
                     current = next;
                     t += 1;
                 }
-                let netted = OutputChunks(vec![changes.clone()]).sorted(&[true, false]);
+                let netted = OutputChunks(vec![changes.clone()]).sorted(&[true, false]).concat();
                 for group in netted.chunk_by(|a, b| (a.3, a.0, a.1) == (b.3, b.0, b.1)) {
                     let inserts = group.iter().any(|u| u.4 > 0);
                     prop_assert!(group[0].0 != 0 || !inserts || group.iter().all(|u| u.4 > 0), "{:?}", group);

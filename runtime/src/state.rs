@@ -1140,7 +1140,7 @@ mod tests {
                 }
                 let overwrites: Vec<bool> = (0..by_runs.plan.outputs.len()).map(|o| tags.contains(&o)).collect();
                 let runs: Vec<Vec<OutputUpdate>> =
-                    runs.into_iter().map(|run| crate::render::OutputChunks(vec![run]).sorted(&overwrites)).collect();
+                    runs.into_iter().flat_map(|run| crate::render::OutputChunks(vec![run]).sorted(&overwrites)).collect();
                 // A stamp gives every change the batch's one time.
                 let stamp = stamped.then_some(((b as u64) << 20) | (7 << 16));
                 let plain = runs.iter().flatten().map(|u| (u.0, u.1, u.2.clone(), stamp.unwrap_or(u.3), u.4));
@@ -1149,6 +1149,51 @@ mod tests {
                 proptest::prop_assert_eq!(published(&by_runs), published(&plainly));
             }
         }
+    }
+
+    /// A backfill's outputs, too many at one time for one sort (each
+    /// worker's sorted into a run per output, `OutputChunks::by_output`),
+    /// publish what publishing them plainly does, change log included.
+    #[test]
+    fn a_backfills_runs_of_one_output_each_publish_what_publishing_plainly_does() {
+        let (mut by_runs, mut plainly) = (state(), state());
+        let users = 40_000u64;
+        for s in [&mut by_runs, &mut plainly] {
+            for id in 2..users {
+                s.entities[0].keys.intern(&Value::str(&format!("u{id}")));
+            }
+        }
+        let (visits, again, regular) =
+            (output(&by_runs, "visits"), output(&by_runs, "visits_again"), output(&by_runs, "regular"));
+        let time = 3 << 16;
+        let overwrites: Vec<bool> = (0..by_runs.plan.outputs.len()).map(|o| o != regular).collect();
+        let mut chunks = vec![crate::render::OutputChunks::default(), crate::render::OutputChunks::default()];
+        let mut plain = Vec::new();
+        // Instances in no order, outputs interleaved, chunks of uneven sizes.
+        for k in 0..users {
+            let id = k * 7_919 % users;
+            let mut changes = vec![(visits, id, Value::Int((id % 5) as i64), time, 1)];
+            if !id.is_multiple_of(3) {
+                changes.push((again, id, Value::Int((id % 7) as i64), time, 1));
+            }
+            if id.is_multiple_of(4) {
+                changes.push((regular, id, Value::Bool(true), time, 1));
+            }
+            for change in changes {
+                plain.push(change.clone());
+                let chunks = &mut chunks[usize::from(id % 10 < 5)].0;
+                if chunks.last().is_none_or(|c| c.len() >= 1_000 + (id as usize % 9_000)) {
+                    chunks.push(Vec::new());
+                }
+                chunks.last_mut().unwrap().push(change);
+            }
+        }
+        let runs: Vec<Vec<OutputUpdate>> = chunks.into_iter().flat_map(|c| c.sorted(&overwrites)).collect();
+        assert_eq!(runs.len(), 6, "each worker's changes as a run per output");
+        publish_plainly(&mut plainly, plain);
+        by_runs.apply_merged_on(&mut MergedRuns::new(&by_runs.plan.clone(), runs, None), 2);
+        assert_eq!(published(&by_runs), published(&plainly));
+        assert_eq!(by_runs.changes.iter().count(), users.div_ceil(4) as usize);
     }
 
     /// A tag's column takes each run's changes in turn, which keeps an
