@@ -1216,7 +1216,7 @@ impl Engine {
     }
 
     /// Waits for every worker's answer to the batch complete at `upto` and
-    /// returns their changes, a sorted run from each; answers for later
+    /// returns their changes, each worker's sorted runs; answers for later
     /// batches (a worker can run ahead) are kept for their turn.
     fn receive(&mut self, upto: Time) -> Vec<Vec<OutputUpdate>> {
         let n = self.commands.len();

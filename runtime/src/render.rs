@@ -132,11 +132,13 @@ impl OutputChunks {
     /// a backfill's ~450k changes a worker come as a few dozen runs, one an
     /// output, of instances in no order, and a comparison sort of all of
     /// them took 45–75 ms of each worker at the end of the run, when nothing
-    /// else is left to run. Each chunk is freed once copied, and an
-    /// output's run is made (with the room it needs) at its first change,
-    /// so the chunks freed before can serve the runs made after: one vector
-    /// of all the changes, made first, was a second copy of them at the
-    /// backfill's peak (~56 MB a million changes; BENCHMARKS.md).
+    /// else is left to run. One vector of all the changes, filled with
+    /// placeholders before the copy, was a second copy of them, all of it
+    /// resident at once, at the backfill's peak (~56 MB a million changes;
+    /// BENCHMARKS.md). Now a run takes memory only as it fills, from its
+    /// first change on (with the room it will need), and each chunk is
+    /// freed once copied, so the chunks freed early can serve runs begun
+    /// later.
     fn by_output(&mut self) -> Option<Vec<Vec<OutputUpdate>>> {
         let time = self.0.iter().flatten().next()?.3;
         let mut counts: Vec<usize> = Vec::new();

@@ -92,8 +92,9 @@ struct Layout {
     segments: Vec<(usize, Vec<u8>)>,
 }
 
-/// A batch's output changes as the workers sent them, a run from each
-/// (sorted in `output_order`: by time, output and instance), cut into
+/// A batch's output changes as the workers sent them, one or more runs from
+/// each (a backfill's, one an output; each sorted in `output_order`: by
+/// time, output and instance, and a worker's concatenated too), cut into
 /// stretches of one time and output. Tags' changes are published stretch by
 /// stretch, each column on its own (see `apply_merged`); the segments' are
 /// copied out in the order of their merge, by time, output and instance,
@@ -1153,7 +1154,8 @@ mod tests {
 
     /// A backfill's outputs, too many at one time for one sort (each
     /// worker's sorted into a run per output, `OutputChunks::by_output`),
-    /// publish what publishing them plainly does, change log included.
+    /// retractions of overwritten values among them, publish what
+    /// publishing them plainly does, change log included.
     #[test]
     fn a_backfills_runs_of_one_output_each_publish_what_publishing_plainly_does() {
         let (mut by_runs, mut plainly) = (state(), state());
@@ -1173,6 +1175,10 @@ mod tests {
         for k in 0..users {
             let id = k * 7_919 % users;
             let mut changes = vec![(visits, id, Value::Int((id % 5) as i64), time, 1)];
+            if id.is_multiple_of(5) {
+                // A retraction beside the insertion, which the run drops.
+                changes.push((visits, id, Value::Int(9), time, -1));
+            }
             if !id.is_multiple_of(3) {
                 changes.push((again, id, Value::Int((id % 7) as i64), time, 1));
             }
