@@ -180,7 +180,13 @@ impl InstanceState<Side, SharedRow> for Referenced {
     fn absorb(&mut self, changes: &mut Vec<(Side, isize)>) {
         for (side, diff) in changes.drain(..) {
             match side {
-                Side::Row(row) => self.rows.push((row, diff)),
+                Side::Row(row) => {
+                    if self.rows.capacity() == 0 {
+                        // One row to start with, not four (see `values::merge`).
+                        self.rows.reserve_exact(1);
+                    }
+                    self.rows.push((row, diff))
+                }
                 Side::Lookup(lookup) => self.lookup_changes.push((lookup, diff)),
             }
         }
