@@ -190,6 +190,9 @@ where
                         for (data, diff) in emitted.drain(..) {
                             session.give((data, time, diff));
                         }
+                        // A backfill's time emits a change an instance: its
+                        // room is not kept for the refreshes after it.
+                        release_if_large(&mut emitted);
                     }
                 }
             },
