@@ -178,15 +178,15 @@ impl InstanceState<Side, SharedRow> for Referenced {
     type Logic = Logic;
 
     fn absorb(&mut self, changes: &mut Vec<(Side, isize)>) {
+        if self.rows.capacity() == 0 {
+            // The first rows take the room they need, not a thin vector's
+            // four, nor up to twice as much by doubling (a store's
+            // thousands of users in a backfill); see `values::merge`.
+            self.rows.reserve_exact(changes.iter().filter(|(side, _)| matches!(side, Side::Row(_))).count());
+        }
         for (side, diff) in changes.drain(..) {
             match side {
-                Side::Row(row) => {
-                    if self.rows.capacity() == 0 {
-                        // One row to start with, not four (see `values::merge`).
-                        self.rows.reserve_exact(1);
-                    }
-                    self.rows.push((row, diff))
-                }
+                Side::Row(row) => self.rows.push((row, diff)),
                 Side::Lookup(lookup) => self.lookup_changes.push((lookup, diff)),
             }
         }

@@ -496,9 +496,10 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&Values<D>, &mut Vec<V>)> InstanceState<D, V>
             // Moved into the instance's own buffer, which grows only as far as
             // it needs: the scratch buffer is as large as the largest instance's.
             self.produced.clear();
-            if self.produced.capacity() < scratch.len() {
-                // Exactly (see `values::merge`).
-                self.produced = ThinVec::with_capacity(scratch.len());
+            if self.produced.capacity() == 0 {
+                // The first room exactly (see `values::merge`); growth after
+                // it doubles.
+                self.produced.reserve_exact(scratch.len());
             }
             self.produced.extend(scratch.drain(..));
         }
@@ -841,17 +842,18 @@ fn differences<V: Ord + Clone>(old: &[V], new: &[V], out: &mut Vec<(V, isize)>) 
 mod tests {
     use super::*;
 
-    /// What a multiset instance last produced takes the room it needs (one
-    /// row of a dense gather: 32 bytes, not a thin vector's first four, 80).
+    /// What a multiset instance first produces takes the room it needs (one
+    /// row of a dense gather: 32 bytes, not a thin vector's first four, 80);
+    /// more grows it by doubling.
     #[test]
     fn a_multisets_produced_values_take_the_room_they_need() {
         let logic = |values: &Values<i64>, out: &mut Vec<i64>| out.extend(values.iter().map(|(v, _)| *v));
         let mut state: Multiset<i64, i64, _> = Multiset::default();
         let (mut scratch, mut out) = (Vec::new(), Vec::new());
-        for n in 1..=3 {
+        for (n, room) in [(1, 1), (2, 2), (3, 4)] {
             state.absorb(&mut vec![(n, 1)]);
             state.produce(&logic, &mut scratch, &mut out);
-            assert_eq!((state.produced.len(), state.produced.capacity()), (n as usize, n as usize));
+            assert_eq!((state.produced.len(), state.produced.capacity()), (n as usize, room));
         }
         assert_eq!(out, [(1, 1), (2, 1), (3, 1)]);
     }

@@ -267,9 +267,11 @@ mod tests {
             assert_eq!((v.len(), v.capacity()), (n as usize, n as usize));
         }
         let mut values = Values::default();
-        values.absorb(&mut vec![(1, 1)]);
-        values.absorb(&mut vec![(2, 1)]);
-        values.absorb(&mut vec![(3, 1)]);
+        for (v, room) in [(1, 1), (2, 2), (3, 4)] {
+            values.absorb(&mut vec![(v, 1)]);
+            let Values::Few(few) = &values else { panic!("few values in a tree") };
+            assert_eq!(few.capacity(), room, "grown by doubling");
+        }
         assert_eq!(values.iter().map(|(d, n)| (*d, n)).collect::<Vec<_>>(), [(1, 1), (2, 1), (3, 1)]);
     }
 
