@@ -178,12 +178,12 @@ impl InstanceState<Side, SharedRow> for Referenced {
     type Logic = Logic;
 
     fn absorb(&mut self, changes: &mut Vec<(Side, isize)>) {
-        if self.rows.capacity() == 0 {
-            // The first rows take the room they need, not a thin vector's
-            // four, nor up to twice as much by doubling (a store's
-            // thousands of users in a backfill); see `values::merge`.
-            self.rows.reserve_exact(changes.iter().filter(|(side, _)| matches!(side, Side::Row(_))).count());
-        }
+        // The first batch's rows exactly: a store's thousands of users in a
+        // backfill, which doubling would give up to twice the room.
+        crate::values::first_room(
+            &mut self.rows,
+            changes.iter().filter(|(side, _)| matches!(side, Side::Row(_))).count(),
+        );
         for (side, diff) in changes.drain(..) {
             match side {
                 Side::Row(row) => self.rows.push((row, diff)),

@@ -345,8 +345,7 @@ impl InstanceState<(u32, Value), (u32, Value)> for Gathered {
                         if now.is_none() {
                             continue;
                         }
-                        // Exactly (see `values::merge`).
-                        self.produced.reserve_exact(projections.held_values);
+                        crate::values::first_room(&mut self.produced, projections.held_values);
                         self.produced.resize(projections.held_values, None);
                     }
                     let before = &mut self.produced[i];

@@ -496,11 +496,7 @@ impl<D: Ord, V: Ord + Clone, L: Fn(&Values<D>, &mut Vec<V>)> InstanceState<D, V>
             // Moved into the instance's own buffer, which grows only as far as
             // it needs: the scratch buffer is as large as the largest instance's.
             self.produced.clear();
-            if self.produced.capacity() == 0 {
-                // The first room exactly (see `values::merge`); growth after
-                // it doubles.
-                self.produced.reserve_exact(scratch.len());
-            }
+            crate::values::first_room(&mut self.produced, scratch.len());
             self.produced.extend(scratch.drain(..));
         }
     }

@@ -97,32 +97,23 @@ impl OutputChunks {
     /// worker, the one its operator keeps it on, so its retraction and
     /// insertion meet here.)
     pub fn sorted(mut self, overwrites: &[bool]) -> Vec<Vec<OutputUpdate>> {
-        match self.by_output() {
-            Some(mut runs) => {
-                for run in &mut runs {
-                    sort_in_output_order(run);
-                    net_output_changes(run, overwrites);
+        let mut runs = self.by_output().unwrap_or_else(|| {
+            // A refresh's changes fit the first chunk: taken, not copied.
+            vec![match self.0.len() {
+                1 => self.0.pop().unwrap_or_default(),
+                n => {
+                    let mut all = Vec::with_capacity(self.0.iter().map(Vec::len).sum());
+                    all.extend(self.0.drain(..n).flatten());
+                    all
                 }
-                runs.retain(|run| !run.is_empty());
-                runs
-            }
-            None => {
-                // A refresh's changes fit the first chunk: taken, not copied.
-                let mut all = match self.0.len() {
-                    1 => self.0.pop().unwrap_or_default(),
-                    _ => {
-                        let mut all = Vec::with_capacity(self.0.iter().map(Vec::len).sum());
-                        for chunk in self.0 {
-                            all.extend(chunk);
-                        }
-                        all
-                    }
-                };
-                sort_in_output_order(&mut all);
-                net_output_changes(&mut all, overwrites);
-                vec![all]
-            }
+            }]
+        });
+        for run in &mut runs {
+            sort_in_output_order(run);
+            net_output_changes(run, overwrites);
         }
+        runs.retain(|run| !run.is_empty());
+        runs
     }
 
     /// If there are many changes and all are at one time (a backfill's),
@@ -154,7 +145,7 @@ impl OutputChunks {
         if counts.iter().sum::<usize>() <= RADIX_MOST {
             return None;
         }
-        let mut runs: Vec<Vec<OutputUpdate>> = counts.iter().map(|_| Vec::new()).collect();
+        let mut runs: Vec<Vec<OutputUpdate>> = std::iter::repeat_with(Vec::new).take(counts.len()).collect();
         while let Some(chunk) = self.0.pop() {
             for u in chunk {
                 let run = &mut runs[u.0];

@@ -14,6 +14,17 @@
 use std::collections::BTreeMap;
 use thin_vec::ThinVec;
 
+/// Makes room for exactly `n` elements in `v` if it has none yet; growth
+/// after that doubles. A thin vector's first push or reserve makes room for
+/// four, and most per-instance vectors hold one to three (a dense gather's
+/// slots, a join's lookup row, a multiset's one answer): at a million users
+/// that spare room was ~50 MB of a backfill's peak (BENCHMARKS.md).
+pub(crate) fn first_room<T>(v: &mut ThinVec<T>, n: usize) {
+    if v.capacity() == 0 {
+        v.reserve_exact(n);
+    }
+}
+
 /// Values held in a vector below this many; from it on, a tree takes small
 /// batches of changes. Debug builds (the tests) switch at a handful, so that
 /// the reference tests cover both forms and the switches both ways.
@@ -194,13 +205,7 @@ fn place<D: Ord>(tree: &mut BTreeMap<D, isize>, changes: &mut Vec<(D, isize)>) {
 /// merged in one pass over both.
 fn merge<D: Ord>(values: &mut ThinVec<(D, isize)>, changes: &mut Vec<(D, isize)>) {
     if changes.len() <= 8 {
-        if values.capacity() == 0 {
-            // A new instance's values take the room they need: a thin
-            // vector's first push makes room for four, and most instances
-            // hold one or two (a dense gather's slots, a join's lookup row),
-            // which at a million users was ~50 MB of a backfill's peak.
-            values.reserve_exact(changes.len());
-        }
+        first_room(values, changes.len());
         for (d, n) in changes.drain(..) {
             match values.binary_search_by(|v| v.0.cmp(&d)) {
                 Ok(i) => {
